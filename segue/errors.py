@@ -1,0 +1,45 @@
+"""Errors raised by Segue.
+
+Every error a user can cause derives from :class:`SegueError`. The CLI turns them into one
+line on stderr with exit code 2; the HTTP edges turn them into 4xx JSON bodies. Messages name
+the thing that is wrong and, where there is one, the fix.
+"""
+
+from __future__ import annotations
+
+
+class SegueError(Exception):
+    """Base class for every error Segue raises on purpose."""
+
+    #: HTTP status an edge should answer with.
+    http_status = 400
+
+
+class InvalidArgument(SegueError):
+    """A value given by the user is malformed or out of range."""
+
+    http_status = 422
+
+
+class NotFound(SegueError):
+    """The named experiment, run, artifact, model or version does not exist."""
+
+    http_status = 404
+
+
+class AlreadyExists(SegueError):
+    """Something with that name already exists."""
+
+    http_status = 409
+
+
+class Conflict(SegueError):
+    """The request contradicts what is already stored (e.g. changing a logged param)."""
+
+    http_status = 409
+
+
+class IntegrityError(SegueError):
+    """Stored bytes do not match the hash recorded for them (tampered or truncated)."""
+
+    http_status = 500
