@@ -1,0 +1,92 @@
+"""Segue: one system for the whole life of a model.
+
+Example:
+    >>> import segue
+    >>> with segue.start_run(experiment="churn", params={"C": 1.0}) as run:
+    ...     run.log_metric("acc", 0.93)
+
+Names are imported on first use, so ``import segue`` (and the ``segue`` CLI) start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "segue.errors": [
+        "AlreadyExists",
+        "Conflict",
+        "IntegrityError",
+        "InvalidArgument",
+        "NotFound",
+        "SegueError",
+    ],
+    "segue.tracking.fluent": [
+        "active_run",
+        "end_run",
+        "get_run",
+        "log_artifact",
+        "log_artifacts",
+        "log_dataset",
+        "log_dict",
+        "log_figure",
+        "log_metric",
+        "log_metrics",
+        "log_param",
+        "log_params",
+        "log_text",
+        "search_runs",
+        "set_tag",
+        "set_tags",
+        "start_run",
+    ],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(["__version__", *_WHERE])
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'segue' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from segue.errors import (
+        AlreadyExists,
+        Conflict,
+        IntegrityError,
+        InvalidArgument,
+        NotFound,
+        SegueError,
+    )
+    from segue.tracking.fluent import (
+        active_run,
+        end_run,
+        get_run,
+        log_artifact,
+        log_artifacts,
+        log_dataset,
+        log_dict,
+        log_figure,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        log_text,
+        search_runs,
+        set_tag,
+        set_tags,
+        start_run,
+    )

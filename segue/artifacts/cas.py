@@ -1,0 +1,113 @@
+"""Content-addressed blobs: stored once by sha256, verified on every read."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from segue.artifacts.backend import FsspecBackend
+from segue.errors import IntegrityError, NotFound
+
+_CHUNK = 1 << 20
+
+
+def blob_key(digest: str) -> str:
+    return f"blobs/sha256/{digest[:2]}/{digest[2:4]}/{digest}"
+
+
+class ContentStore:
+    """Blobs keyed by the sha256 of their bytes; the same content is stored once."""
+
+    def __init__(self, backend: FsspecBackend) -> None:
+        self.backend = backend
+
+    def put_file(self, path: str | os.PathLike) -> tuple[str, int]:
+        """Store the file at ``path``; return its (sha256, size).
+
+        The file is hashed while it is copied to a staging file, so what is stored is exactly
+        what was hashed even if the source changes meanwhile.
+        """
+        staging = self.backend.staging_dir()
+        fd, tmp = tempfile.mkstemp(dir=staging, prefix="put-")
+        try:
+            digest, size = _copy_hashing(Path(path), fd)
+            if not self.backend.exists(blob_key(digest)):
+                self.backend.put_file(blob_key(digest), Path(tmp), move=True)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return digest, size
+
+    def put_bytes(self, data: bytes) -> tuple[str, int]:
+        digest = hashlib.sha256(data).hexdigest()
+        if not self.backend.exists(blob_key(digest)):
+            self.backend.put_bytes(blob_key(digest), data)
+        return digest, len(data)
+
+    def exists(self, digest: str) -> bool:
+        return self.backend.exists(blob_key(digest))
+
+    def read_bytes(self, digest: str, size: int, *, name: str) -> bytes:
+        """The blob's bytes, after checking them against ``digest`` and ``size``.
+
+        ``name`` is the logical path shown in errors.
+        """
+        with self._open(digest, name) as f:
+            data = f.read()
+        _check(name, digest, size, hashlib.sha256(data).hexdigest(), len(data))
+        return data
+
+    def copy_to(self, digest: str, size: int, dest: str | os.PathLike, *, name: str) -> Path:
+        """Write the blob to ``dest``; ``dest`` appears only once its bytes are verified."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+        try:
+            hasher, written = hashlib.sha256(), 0
+            with os.fdopen(fd, "wb") as out, self._open(digest, name) as f:
+                for chunk in iter(lambda: f.read(_CHUNK), b""):
+                    hasher.update(chunk)
+                    written += len(chunk)
+                    out.write(chunk)
+            _check(name, digest, size, hasher.hexdigest(), written)
+            os.replace(tmp, dest)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return dest
+
+    def _open(self, digest: str, name: str):
+        try:
+            return self.backend.open(blob_key(digest))
+        except NotFound as exc:
+            raise IntegrityError(
+                f"artifact {name!r}: its blob sha256:{digest[:12]} is missing from the "
+                f"artifact store {self.backend.url}"
+            ) from exc
+
+    def iter_digests(self) -> Iterator[str]:
+        for key in self.backend.list("blobs/sha256"):
+            yield key.rsplit("/", 1)[-1]
+
+
+def _copy_hashing(src: Path, fd: int) -> tuple[str, int]:
+    hasher, size = hashlib.sha256(), 0
+    with open(src, "rb") as f, os.fdopen(fd, "wb") as out:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            hasher.update(chunk)
+            size += len(chunk)
+            out.write(chunk)
+    return hasher.hexdigest(), size
+
+
+def _check(name: str, digest: str, size: int, actual: str, actual_size: int) -> None:
+    if actual == digest and actual_size == size:
+        return
+    what = "truncated" if actual_size < size else "tampered with"
+    raise IntegrityError(
+        f"artifact {name!r} is corrupted: expected sha256:{digest[:12]} ({size} bytes), "
+        f"found sha256:{actual[:12]} ({actual_size} bytes); the stored blob was {what}"
+    )

@@ -1,0 +1,41 @@
+"""The Typer application: one sub-command group per noun."""
+
+from __future__ import annotations
+
+import typer
+
+from segue import __version__
+from segue.cli import artifacts, db, experiments, quickstart, runs
+
+app = typer.Typer(
+    name="segue",
+    help="Segue: track experiments, register models, serve and monitor them.",
+    epilog="Example: segue quickstart",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(experiments.app, name="experiments")
+app.add_typer(runs.app, name="runs")
+app.add_typer(artifacts.app, name="artifacts")
+app.add_typer(db.app, name="db")
+app.command(
+    "quickstart",
+    epilog="Example: SEGUE_HOME=/tmp/demo segue quickstart",
+)(quickstart.quickstart)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"segue {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Segue: track experiments, register models, serve and monitor them."""

@@ -1,0 +1,57 @@
+"""``segue quickstart``: the main job, on the embedded default."""
+
+from __future__ import annotations
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from segue.cli.output import console, number, print_json
+
+
+def quickstart(
+    json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Train a handful of scikit-learn models on a bundled data set, tracking everything."""
+    from segue.config import settings
+    from segue.quickstart import CANDIDATES, EXPERIMENT, train_candidates
+
+    with Progress(
+        TextColumn("[bold]training[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=json,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(CANDIDATES[0].name, total=len(CANDIDATES))
+
+        def advance(candidate) -> None:
+            names = [c.name for c in CANDIDATES]
+            following = names.index(candidate.name) + 1
+            description = names[following] if following < len(names) else "done"
+            progress.update(task, advance=1, description=description)
+
+        parent_id, results = train_candidates(on_done=advance)
+    config = settings()
+    if json:
+        print_json({"experiment": EXPERIMENT, "parent_run_id": parent_id, "runs": results,
+                    "store_uri": config.store_uri, "artifact_uri": config.artifact_uri})
+        return
+    table = Table(title=f"Experiment '{EXPERIMENT}': runs ranked by test ROC AUC")
+    for column in ("rank", "run", "name", "model", "roc_auc", "accuracy", "f1"):
+        table.add_column(column, justify="right" if column in ("rank", "roc_auc", "accuracy", "f1") else "left")
+    for rank, r in enumerate(results, 1):
+        table.add_row(str(rank), r.run_id[:8], r.name, r.family, number(r.metrics["roc_auc"]),
+                      number(r.metrics["accuracy"]), number(r.metrics["f1"]),
+                      style="bold green" if rank == 1 else None)
+    console.print(table)
+    console.print(f"metadata:  {config.store_uri}")
+    console.print(f"artifacts: {config.artifact_uri}")
+    best = results[0].run_id[:8]
+    console.print(
+        "next: [bold]segue runs list -e quickstart -o 'metrics.roc_auc DESC'[/] · "
+        f"[bold]segue runs show {best}[/] · "
+        f"[bold]segue runs compare {results[0].run_id[:8]} {results[1].run_id[:8]}[/]"
+    )

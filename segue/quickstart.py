@@ -1,0 +1,144 @@
+"""The quickstart job: train a handful of scikit-learn models and track everything.
+
+Runs on the embedded default (SQLite and a local artifact folder under ``$SEGUE_HOME``) and
+uses scikit-learn's bundled breast-cancer data, so it needs no set-up and no network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+EXPERIMENT = "quickstart"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    family: str
+    params: dict[str, Any]
+
+
+CANDIDATES = [
+    Candidate("logreg-C0.1", "logistic_regression", {"C": 0.1}),
+    Candidate("logreg-C1", "logistic_regression", {"C": 1.0}),
+    Candidate("logreg-C10", "logistic_regression", {"C": 10.0}),
+    Candidate("forest-d4", "random_forest", {"n_estimators": 100, "max_depth": 4}),
+    Candidate("forest-full", "random_forest", {"n_estimators": 100, "max_depth": None}),
+    Candidate("boosting", "gradient_boosting", {"n_estimators": 100, "learning_rate": 0.1}),
+]
+
+
+@dataclass(frozen=True)
+class Result:
+    run_id: str
+    name: str
+    family: str
+    metrics: dict[str, float]
+
+
+def _estimator(candidate: Candidate):
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    p = candidate.params
+    if candidate.family == "logistic_regression":
+        return make_pipeline(StandardScaler(), LogisticRegression(C=p["C"], max_iter=2000))
+    if candidate.family == "random_forest":
+        return RandomForestClassifier(
+            n_estimators=p["n_estimators"], max_depth=p["max_depth"], random_state=0, n_jobs=1
+        )
+    return GradientBoostingClassifier(
+        n_estimators=p["n_estimators"], learning_rate=p["learning_rate"], random_state=0
+    )
+
+
+def _confusion_figure(matrix, labels: list[str], title: str):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4, 3.5))
+    ax = fig.add_subplot()
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title(title)
+    for (i, j), value in _cells(matrix):
+        ax.text(j, i, str(value), ha="center", va="center")
+    return fig
+
+
+def _cells(matrix):
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            yield (i, j), int(value)
+
+
+def train_candidates(
+    candidates: list[Candidate] = CANDIDATES,
+    on_done: Callable[[Candidate], None] = lambda c: None,
+) -> tuple[str, list[Result]]:
+    """Train every candidate as a nested run of one parent run; return (parent id, results)."""
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    import segue
+
+    data = load_breast_cancer(as_frame=True)
+    X, y = data.data, data.target
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.25, stratify=y, random_state=0
+    )
+    labels = [str(n) for n in data.target_names]
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    results = []
+    with segue.start_run(experiment=EXPERIMENT, name="model-selection") as parent:
+        parent.log_dataset(X_train.assign(target=y_train), name="breast_cancer", context="train")
+        parent.log_dataset(X_test.assign(target=y_test), name="breast_cancer", context="test")
+        for candidate in candidates:
+            with segue.start_run(
+                experiment=EXPERIMENT,
+                name=candidate.name,
+                params={"model": candidate.family, **candidate.params},
+                tags={"family": candidate.family, "data": "sklearn.breast_cancer"},
+                nested=True,
+            ) as run:
+                run.log_dataset(X_train.assign(target=y_train), name="breast_cancer")
+                run.log_dataset(X_test.assign(target=y_test), name="breast_cancer", context="test")
+                for fold, (tr, va) in enumerate(folds.split(X_train, y_train)):
+                    model = _estimator(candidate).fit(X_train.iloc[tr], y_train.iloc[tr])
+                    proba = model.predict_proba(X_train.iloc[va])[:, 1]
+                    run.log_metrics(
+                        {
+                            "cv_accuracy": accuracy_score(y_train.iloc[va], proba >= 0.5),
+                            "cv_roc_auc": roc_auc_score(y_train.iloc[va], proba),
+                        },
+                        step=fold,
+                    )
+                model = _estimator(candidate).fit(X_train, y_train)
+                proba = model.predict_proba(X_test)[:, 1]
+                predicted = (proba >= 0.5).astype(int)
+                metrics = {
+                    "accuracy": float(accuracy_score(y_test, predicted)),
+                    "roc_auc": float(roc_auc_score(y_test, proba)),
+                    "f1": float(f1_score(y_test, predicted)),
+                }
+                run.log_metrics(metrics)
+                matrix = confusion_matrix(y_test, predicted)
+                run.log_figure(
+                    _confusion_figure(matrix, labels, candidate.name), "confusion_matrix.png"
+                )
+                run.log_dict(
+                    {"classes": labels, "matrix": np.asarray(matrix).tolist()},
+                    "confusion_matrix.json",
+                )
+                results.append(Result(run.id, candidate.name, candidate.family, metrics))
+            on_done(candidate)
+    results.sort(key=lambda r: (-r.metrics["roc_auc"], -r.metrics["accuracy"]))
+    return parent.id, results

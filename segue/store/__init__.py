@@ -1,0 +1,1 @@
+"""Metadata store: the only package that speaks SQL."""

@@ -1,0 +1,98 @@
+"""Small frozen records the store hands out; ORM rows never leave ``segue.store``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+RUN_STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
+TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    id: int
+    name: str
+    description: str | None
+    lifecycle_stage: str
+    created_at: int
+    run_count: int = 0
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    value: float
+    step: int
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    experiment_id: int
+    experiment_name: str
+    name: str
+    status: str
+    start_time: int
+    end_time: int | None
+    heartbeat_at: int
+    user: str
+    host: str
+    python_version: str
+    lifecycle_stage: str = "active"
+    parent_run_id: str | None = None
+    source_commit: str | None = None
+    source_dirty: bool | None = None
+    entry_point: str | None = None
+    environment_digest: str | None = None
+    status_reason: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RunData:
+    params: dict[str, str] = field(default_factory=dict)
+    #: Latest point per metric key.
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run as stored: its info and its params, latest metrics and tags."""
+
+    info: RunInfo
+    data: RunData
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+
+@dataclass(frozen=True)
+class ArtifactEntry:
+    """One line of a run's manifest: a logical path and the blob holding its bytes."""
+
+    path: str
+    digest: str
+    size: int
+    created_at: int = 0
+
+
+@dataclass(frozen=True)
+class Dataset:
+    digest: str
+    n_rows: int
+    n_columns: int
+    schema: list[dict[str, Any]]
+    profile: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    """A data set as a run used it."""
+
+    name: str
+    context: str
+    dataset: Dataset

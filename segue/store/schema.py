@@ -1,0 +1,167 @@
+"""The metadata schema: SQLAlchemy table models shared by SQLite and PostgreSQL.
+
+Rows never leave ``segue.store``: the store converts them to the frozen dataclasses of
+``segue.store.entities``. Every change to this file comes with an Alembic migration in
+``segue/store/migrations/versions``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
+_BigId = BigInteger().with_variant(Integer, "sqlite")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class ExperimentRow(Base):
+    __tablename__ = "experiments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    lifecycle_stage: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class EnvironmentRow(Base):
+    """A snapshot of installed packages, stored once however many runs share it."""
+
+    __tablename__ = "environments"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    packages: Mapped[dict] = mapped_column(JSON)
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"))
+    name: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16))
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    start_time: Mapped[int] = mapped_column(BigInteger)
+    end_time: Mapped[int | None] = mapped_column(BigInteger)
+    heartbeat_at: Mapped[int] = mapped_column(BigInteger)
+    parent_run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"))
+    user: Mapped[str] = mapped_column(String(256))
+    host: Mapped[str] = mapped_column(String(256))
+    python_version: Mapped[str] = mapped_column(String(32))
+    source_commit: Mapped[str | None] = mapped_column(String(64))
+    source_dirty: Mapped[bool | None] = mapped_column(Boolean)
+    entry_point: Mapped[str | None] = mapped_column(Text)
+    environment_digest: Mapped[str | None] = mapped_column(ForeignKey("environments.digest"))
+    lifecycle_stage: Mapped[str] = mapped_column(String(16), default="active")
+
+    __table_args__ = (
+        Index(None, "experiment_id", "start_time"),
+        Index(None, "status"),
+        Index(None, "parent_run_id"),
+    )
+
+
+class ParamRow(Base):
+    __tablename__ = "params"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    #: The value as a number when it reads as one, so filters can compare numerically.
+    value_num: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (Index(None, "key", "value_num"),)
+
+
+class MetricRow(Base):
+    """Every logged point: the full history."""
+
+    __tablename__ = "metrics"
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
+    key: Mapped[str] = mapped_column(String(250))
+    #: NULL stands for NaN (SQLite cannot store NaN).
+    value: Mapped[float | None] = mapped_column(Float)
+    step: Mapped[int] = mapped_column(BigInteger)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index(None, "run_id", "key", "step"),)
+
+
+class LatestMetricRow(Base):
+    """The point with the highest (step, timestamp) per run and key, for search and sort."""
+
+    __tablename__ = "latest_metrics"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[float | None] = mapped_column(Float)
+    step: Mapped[int] = mapped_column(BigInteger)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index(None, "key", "value"),)
+
+
+class TagRow(Base):
+    __tablename__ = "tags"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index(None, "key", "value"),)
+
+
+class ArtifactRow(Base):
+    """One entry of a run's manifest: logical path -> content hash and size."""
+
+    __tablename__ = "artifacts"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index(None, "digest"),)
+
+
+class DatasetRow(Base):
+    """A data set, identified by the hash of its content."""
+
+    __tablename__ = "datasets"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    n_rows: Mapped[int] = mapped_column(BigInteger)
+    n_columns: Mapped[int] = mapped_column(Integer)
+    schema: Mapped[list] = mapped_column(JSON)
+    profile: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class RunDatasetRow(Base):
+    """A data set used by a run, under a name and a context (train, test, ...)."""
+
+    __tablename__ = "run_datasets"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    context: Mapped[str] = mapped_column(String(64), primary_key=True)
+    digest: Mapped[str] = mapped_column(ForeignKey("datasets.digest"))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index(None, "digest"),)

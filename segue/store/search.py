@@ -1,0 +1,116 @@
+"""Compile a parsed run filter and sort order into one SQL query over runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+
+from segue.store.schema import ExperimentRow, LatestMetricRow, ParamRow, RunRow, TagRow
+from segue.tracking.filters import BoolOp, Comparison, Expr, OrderKey
+
+_ATTRIBUTES = {
+    "status": RunRow.status,
+    "name": RunRow.name,
+    "run_id": RunRow.id,
+    "user": RunRow.user,
+    "start_time": RunRow.start_time,
+    "end_time": RunRow.end_time,
+}
+
+
+def build_query(
+    experiment_ids: Sequence[int] | None,
+    where: Expr | None,
+    order_by: Sequence[OrderKey],
+    max_results: int,
+    include_deleted: bool = False,
+) -> sa.Select:
+    """SELECT the ids of the matching runs, sorted, limited to ``max_results``."""
+    stmt = sa.select(RunRow.id)
+    if experiment_ids is not None:
+        stmt = stmt.where(RunRow.experiment_id.in_(list(experiment_ids)))
+    if not include_deleted:
+        stmt = stmt.where(RunRow.lifecycle_stage == "active")
+    if where is not None:
+        stmt = stmt.where(_compile(where))
+    for key in order_by:
+        columns, stmt = _sort_columns(stmt, key)
+        for column in columns:
+            ordered = column.desc() if key.descending else column.asc()
+            stmt = stmt.order_by(ordered.nulls_last())
+    return stmt.order_by(RunRow.start_time.desc(), RunRow.id).limit(max_results)
+
+
+def _compile(expr: Expr) -> sa.ColumnElement[bool]:
+    if isinstance(expr, BoolOp):
+        parts = [_compile(e) for e in expr.operands]
+        return sa.and_(*parts) if expr.op == "and" else sa.or_(*parts)
+    return _comparison(expr)
+
+
+def _comparison(c: Comparison) -> sa.ColumnElement[bool]:
+    if c.kind == "attribute":
+        if c.key == "experiment":
+            names = sa.select(ExperimentRow.id).where(_apply(ExperimentRow.name, c))
+            return RunRow.experiment_id.in_(names)
+        return _apply(_ATTRIBUTES[c.key], c)
+    table, value_column = {
+        "metric": (LatestMetricRow, LatestMetricRow.value),
+        "param": (ParamRow, ParamRow.value),
+        "tag": (TagRow, TagRow.value),
+    }[c.kind]
+    has_key = sa.and_(table.run_id == RunRow.id, table.key == c.key)
+    if c.op == "IS NULL":
+        return ~sa.exists().where(has_key)
+    if c.op == "IS NOT NULL":
+        return sa.exists().where(has_key)
+    if c.kind == "param" and _is_numeric(c.value):
+        value_column = ParamRow.value_num
+    return sa.exists().where(has_key, _apply(value_column, c))
+
+
+def _is_numeric(value: object) -> bool:
+    if isinstance(value, tuple):
+        return bool(value) and all(_is_numeric(v) for v in value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _apply(column, c: Comparison) -> sa.ColumnElement[bool]:
+    op, value = c.op, c.value
+    if op == "IS NULL":
+        return column.is_(None)
+    if op == "IS NOT NULL":
+        return column.is_not(None)
+    operations = {
+        "=": lambda: column == value,
+        "!=": lambda: column != value,
+        "<": lambda: column < value,
+        "<=": lambda: column <= value,
+        ">": lambda: column > value,
+        ">=": lambda: column >= value,
+        "LIKE": lambda: column.like(value),
+        "NOT LIKE": lambda: column.not_like(value),
+        "ILIKE": lambda: column.ilike(value),
+        "NOT ILIKE": lambda: column.not_ilike(value),
+        "IN": lambda: column.in_(list(value)),
+        "NOT IN": lambda: column.not_in(list(value)),
+    }
+    return operations[op]()
+
+
+def _sort_columns(stmt: sa.Select, key: OrderKey) -> tuple[list[sa.ColumnElement], sa.Select]:
+    if key.kind == "attribute":
+        if key.key == "experiment":
+            exp = aliased(ExperimentRow)
+            stmt = stmt.join(exp, exp.id == RunRow.experiment_id)
+            return [exp.name], stmt
+        return [_ATTRIBUTES[key.key]], stmt
+    table = {"metric": LatestMetricRow, "param": ParamRow, "tag": TagRow}[key.kind]
+    joined = aliased(table)
+    stmt = stmt.outerjoin(joined, sa.and_(joined.run_id == RunRow.id, joined.key == key.key))
+    if key.kind == "param":
+        # Numbers sort as numbers; text params fall back to text order.
+        return [joined.value_num, joined.value], stmt
+    return [joined.value], stmt

@@ -1,0 +1,504 @@
+"""The tracking store: experiments, runs, params, metrics, tags, artifacts and data sets."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from segue.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from segue.store import search
+from segue.store.entities import (
+    ArtifactEntry,
+    Dataset,
+    DatasetInput,
+    Experiment,
+    Metric,
+    Run,
+    RunData,
+    RunInfo,
+)
+from segue.store.schema import (
+    ArtifactRow,
+    DatasetRow,
+    EnvironmentRow,
+    ExperimentRow,
+    LatestMetricRow,
+    MetricRow,
+    ParamRow,
+    RunDatasetRow,
+    RunRow,
+    TagRow,
+)
+from segue.tracking.filters import Expr, OrderKey
+
+_CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
+
+
+class TrackingStore(Protocol):
+    """What experiment tracking needs from a metadata store."""
+
+    def create_experiment(self, name: str, description: str | None = None) -> Experiment: ...
+    def get_experiment(self, name: str) -> Experiment: ...
+    def get_or_create_experiment(self, name: str) -> Experiment: ...
+    def list_experiments(self) -> list[Experiment]: ...
+    def create_run(self, info: RunInfo, tags: Mapping[str, str] = ...) -> RunInfo: ...
+    def get_run(self, run_id: str) -> Run: ...
+    def resolve_run_id(self, prefix: str) -> str: ...
+    def set_run_status(
+        self, run_id: str, status: str, end_time: int | None, *, error: str | None = None,
+        reason: str | None = None,
+    ) -> None: ...
+    def set_run_lifecycle(self, run_id: str, stage: str) -> None: ...
+    def heartbeat(self, run_ids: Sequence[str], now: int) -> None: ...
+    def reap_stale_runs(self, now: int, timeout_ms: int) -> list[str]: ...
+    def log_batch(
+        self, run_id: str, *, metrics: Sequence[Metric] = (),
+        params: Mapping[str, str] = ..., tags: Mapping[str, str] = ...,
+    ) -> None: ...
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
+    def record_environment(self, digest: str, packages: Mapping[str, str]) -> None: ...
+    def get_environment(self, digest: str) -> dict[str, str]: ...
+    def record_artifacts(self, run_id: str, entries: Sequence[ArtifactEntry]) -> None: ...
+    def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactEntry]: ...
+    def log_dataset(self, run_id: str, name: str, context: str, dataset: Dataset) -> None: ...
+    def list_datasets(self, run_id: str) -> list[DatasetInput]: ...
+    def search_runs(
+        self, experiment_ids: Sequence[int] | None, where: Expr | None,
+        order_by: Sequence[OrderKey], max_results: int, include_deleted: bool = False,
+    ) -> list[Run]: ...
+
+
+class SqlTrackingStore:
+    """:class:`TrackingStore` over SQLAlchemy, for SQLite and PostgreSQL.
+
+    The constructor only keeps the engine; the schema must already be current
+    (see :func:`segue.store.engine.ensure_schema`).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def _session(self) -> Session:
+        return Session(self._engine, expire_on_commit=False)
+
+    def _insert(self, model):
+        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(model)
+
+    # -- experiments ---------------------------------------------------------------------
+
+    def create_experiment(self, name: str, description: str | None = None) -> Experiment:
+        _check_name("experiment", name)
+        with self._session() as s, s.begin():
+            if s.scalar(sa.select(ExperimentRow.id).where(ExperimentRow.name == name)):
+                raise AlreadyExists(f"experiment {name!r} already exists")
+            row = ExperimentRow(name=name, description=description, created_at=_now())
+            s.add(row)
+            s.flush()
+            return _experiment(row)
+
+    def get_experiment(self, name: str) -> Experiment:
+        with self._session() as s:
+            row = s.scalar(sa.select(ExperimentRow).where(ExperimentRow.name == name))
+            if row is None:
+                raise NotFound(f"experiment {name!r} does not exist; see `segue experiments list`")
+            return _experiment(row)
+
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        _check_name("experiment", name)
+        with self._session() as s, s.begin():
+            stmt = self._insert(ExperimentRow).values(name=name, created_at=_now())
+            s.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+            row = s.scalar(sa.select(ExperimentRow).where(ExperimentRow.name == name))
+            return _experiment(row)
+
+    def list_experiments(self) -> list[Experiment]:
+        counts = (
+            sa.select(RunRow.experiment_id, sa.func.count().label("n"))
+            .where(RunRow.lifecycle_stage == "active")
+            .group_by(RunRow.experiment_id)
+            .subquery()
+        )
+        stmt = (
+            sa.select(ExperimentRow, sa.func.coalesce(counts.c.n, 0))
+            .outerjoin(counts, counts.c.experiment_id == ExperimentRow.id)
+            .order_by(ExperimentRow.id)
+        )
+        with self._session() as s:
+            return [_experiment(row, n) for row, n in s.execute(stmt)]
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def create_run(self, info: RunInfo, tags: Mapping[str, str] | None = None) -> RunInfo:
+        with self._session() as s, s.begin():
+            if info.parent_run_id and s.get(RunRow, info.parent_run_id) is None:
+                raise NotFound(f"parent run {info.parent_run_id!r} does not exist")
+            s.add(RunRow(**{k: v for k, v in vars(info).items() if k != "experiment_name"}))
+            s.flush()
+            for key, value in (tags or {}).items():
+                s.add(TagRow(run_id=info.id, key=key, value=value))
+        return info
+
+    def get_run(self, run_id: str) -> Run:
+        runs = self._load_runs([run_id])
+        if not runs:
+            raise NotFound(f"run {run_id!r} does not exist; see `segue runs list`")
+        return runs[0]
+
+    def resolve_run_id(self, prefix: str) -> str:
+        """The full id of the run whose id starts with ``prefix`` (at least 4 characters)."""
+        if not isinstance(prefix, str) or len(prefix) < 4 or not prefix.isalnum():
+            raise InvalidArgument(f"run id {prefix!r}: give the id or at least its first 4 characters")
+        stmt = sa.select(RunRow.id).where(RunRow.id.startswith(prefix.lower())).limit(2)
+        with self._session() as s:
+            found = list(s.scalars(stmt))
+        if not found:
+            raise NotFound(f"run {prefix!r} does not exist; see `segue runs list`")
+        if len(found) > 1:
+            raise InvalidArgument(f"run id prefix {prefix!r} is ambiguous; give more characters")
+        return found[0]
+
+    def set_run_status(
+        self,
+        run_id: str,
+        status: str,
+        end_time: int | None,
+        *,
+        error: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        values = {"status": status, "end_time": end_time, "status_reason": reason}
+        if error is not None:
+            values["error"] = error
+        with self._session() as s, s.begin():
+            result = s.execute(sa.update(RunRow).where(RunRow.id == run_id).values(**values))
+            if result.rowcount == 0:
+                raise NotFound(f"run {run_id!r} does not exist")
+
+    def set_run_lifecycle(self, run_id: str, stage: str) -> None:
+        with self._session() as s, s.begin():
+            stmt = sa.update(RunRow).where(RunRow.id == run_id).values(lifecycle_stage=stage)
+            if s.execute(stmt).rowcount == 0:
+                raise NotFound(f"run {run_id!r} does not exist; see `segue runs list`")
+
+    def heartbeat(self, run_ids: Sequence[str], now: int) -> None:
+        if not run_ids:
+            return
+        with self._session() as s, s.begin():
+            s.execute(
+                sa.update(RunRow)
+                .where(RunRow.id.in_(list(run_ids)), RunRow.status == "RUNNING")
+                .values(heartbeat_at=now)
+            )
+
+    def reap_stale_runs(self, now: int, timeout_ms: int) -> list[str]:
+        """Mark RUNNING runs whose heartbeat stopped ``timeout_ms`` ago as KILLED."""
+        stale = sa.and_(RunRow.status == "RUNNING", RunRow.heartbeat_at < now - timeout_ms)
+        with self._session() as s:
+            # A cheap read first: most calls find nothing and need no write lock.
+            if not s.scalar(sa.select(sa.exists().where(stale))):
+                return []
+        with self._session() as s, s.begin():
+            ids = list(s.scalars(sa.select(RunRow.id).where(stale)))
+            if ids:
+                s.execute(
+                    sa.update(RunRow)
+                    .where(RunRow.id.in_(ids), RunRow.status == "RUNNING")
+                    .values(
+                        status="KILLED",
+                        end_time=RunRow.heartbeat_at,
+                        status_reason="process died: no heartbeat since end_time",
+                    )
+                )
+            return ids
+
+    # -- params, metrics, tags -----------------------------------------------------------
+
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        metrics: Sequence[Metric] = (),
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        params = params or {}
+        tags = tags or {}
+        with self._session() as s, s.begin():
+            if s.get(RunRow, run_id) is None:
+                raise NotFound(f"run {run_id!r} does not exist")
+            if params:
+                self._insert_params(s, run_id, params)
+            if tags:
+                stmt = self._insert(TagRow).values(
+                    [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
+                )
+                s.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
+                    )
+                )
+            if metrics:
+                self._insert_metrics(s, run_id, metrics)
+
+    def _insert_params(self, s: Session, run_id: str, params: Mapping[str, str]) -> None:
+        rows = [
+            {"run_id": run_id, "key": k, "value": v, "value_num": _as_number(v)}
+            for k, v in params.items()
+        ]
+        s.execute(self._insert(ParamRow).values(rows).on_conflict_do_nothing())
+        stored = dict(
+            s.execute(
+                sa.select(ParamRow.key, ParamRow.value).where(
+                    ParamRow.run_id == run_id, ParamRow.key.in_(list(params))
+                )
+            ).all()
+        )
+        for key, value in params.items():
+            if stored.get(key) != value:
+                raise Conflict(
+                    f"param {key!r} of run {run_id} is already {stored.get(key)!r}; "
+                    f"params are immutable, cannot change it to {value!r} (log a new run instead)"
+                )
+
+    def _insert_metrics(self, s: Session, run_id: str, metrics: Sequence[Metric]) -> None:
+        s.execute(
+            sa.insert(MetricRow),
+            [
+                {
+                    "run_id": run_id,
+                    "key": m.key,
+                    "value": None if math.isnan(m.value) else m.value,
+                    "step": m.step,
+                    "timestamp": m.timestamp,
+                }
+                for m in metrics
+            ],
+        )
+        latest: dict[str, Metric] = {}
+        for m in metrics:
+            best = latest.get(m.key)
+            if best is None or (m.step, m.timestamp) >= (best.step, best.timestamp):
+                latest[m.key] = m
+        stmt = self._insert(LatestMetricRow).values(
+            [
+                {
+                    "run_id": run_id,
+                    "key": m.key,
+                    "value": None if math.isnan(m.value) else m.value,
+                    "step": m.step,
+                    "timestamp": m.timestamp,
+                }
+                for m in latest.values()
+            ]
+        )
+        table = LatestMetricRow.__table__
+        newer = sa.or_(
+            stmt.excluded.step > table.c.step,
+            sa.and_(stmt.excluded.step == table.c.step, stmt.excluded.timestamp >= table.c.timestamp),
+        )
+        s.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["run_id", "key"],
+                set_={c: stmt.excluded[c] for c in ("value", "step", "timestamp")},
+                where=newer,
+            )
+        )
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        stmt = (
+            sa.select(MetricRow)
+            .where(MetricRow.run_id == run_id, MetricRow.key == key)
+            .order_by(MetricRow.step, MetricRow.timestamp, MetricRow.id)
+        )
+        with self._session() as s:
+            return [_metric(r) for r in s.scalars(stmt)]
+
+    # -- environments, artifacts, data sets ----------------------------------------------
+
+    def record_environment(self, digest: str, packages: Mapping[str, str]) -> None:
+        with self._session() as s, s.begin():
+            stmt = self._insert(EnvironmentRow).values(digest=digest, packages=dict(packages))
+            s.execute(stmt.on_conflict_do_nothing())
+
+    def get_environment(self, digest: str) -> dict[str, str]:
+        with self._session() as s:
+            row = s.get(EnvironmentRow, digest)
+            if row is None:
+                raise NotFound(f"environment {digest} does not exist")
+            return dict(row.packages)
+
+    def record_artifacts(self, run_id: str, entries: Sequence[ArtifactEntry]) -> None:
+        if not entries:
+            return
+        now = _now()
+        rows = [
+            {"run_id": run_id, "path": e.path, "digest": e.digest, "size": e.size, "created_at": now}
+            for e in entries
+        ]
+        with self._session() as s, s.begin():
+            if s.get(RunRow, run_id) is None:
+                raise NotFound(f"run {run_id!r} does not exist")
+            stmt = self._insert(ArtifactRow).values(rows)
+            s.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["run_id", "path"],
+                    set_={c: stmt.excluded[c] for c in ("digest", "size", "created_at")},
+                )
+            )
+
+    def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactEntry]:
+        stmt = sa.select(ArtifactRow).where(ArtifactRow.run_id == run_id).order_by(ArtifactRow.path)
+        if prefix:
+            stmt = stmt.where(ArtifactRow.path.startswith(prefix, autoescape=True))
+        with self._session() as s:
+            return [ArtifactEntry(r.path, r.digest, r.size, r.created_at) for r in s.scalars(stmt)]
+
+    def log_dataset(self, run_id: str, name: str, context: str, dataset: Dataset) -> None:
+        with self._session() as s, s.begin():
+            if s.get(RunRow, run_id) is None:
+                raise NotFound(f"run {run_id!r} does not exist")
+            s.execute(
+                self._insert(DatasetRow)
+                .values(
+                    digest=dataset.digest,
+                    n_rows=dataset.n_rows,
+                    n_columns=dataset.n_columns,
+                    schema=dataset.schema,
+                    profile=dataset.profile,
+                    created_at=_now(),
+                )
+                .on_conflict_do_nothing()
+            )
+            stmt = self._insert(RunDatasetRow).values(
+                run_id=run_id, name=name, context=context, digest=dataset.digest, created_at=_now()
+            )
+            s.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["run_id", "name", "context"],
+                    set_={"digest": stmt.excluded.digest},
+                )
+            )
+
+    def list_datasets(self, run_id: str) -> list[DatasetInput]:
+        stmt = (
+            sa.select(RunDatasetRow, DatasetRow)
+            .join(DatasetRow, DatasetRow.digest == RunDatasetRow.digest)
+            .where(RunDatasetRow.run_id == run_id)
+            .order_by(RunDatasetRow.created_at, RunDatasetRow.name)
+        )
+        with self._session() as s:
+            return [
+                DatasetInput(
+                    link.name,
+                    link.context,
+                    Dataset(d.digest, d.n_rows, d.n_columns, list(d.schema), dict(d.profile)),
+                )
+                for link, d in s.execute(stmt)
+            ]
+
+    # -- search --------------------------------------------------------------------------
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[int] | None,
+        where: Expr | None,
+        order_by: Sequence[OrderKey],
+        max_results: int,
+        include_deleted: bool = False,
+    ) -> list[Run]:
+        stmt = search.build_query(experiment_ids, where, order_by, max_results, include_deleted)
+        with self._session() as s:
+            ids = list(s.scalars(stmt))
+        return self._load_runs(ids)
+
+    def _load_runs(self, ids: Sequence[str]) -> list[Run]:
+        """Runs with their data, in the order of ``ids``: four queries per chunk."""
+        infos: dict[str, RunInfo] = {}
+        params: dict[str, dict[str, str]] = {i: {} for i in ids}
+        metrics: dict[str, dict[str, Metric]] = {i: {} for i in ids}
+        tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+        with self._session() as s:
+            for chunk in _chunks(ids):
+                stmt = (
+                    sa.select(RunRow, ExperimentRow.name)
+                    .join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id)
+                    .where(RunRow.id.in_(chunk))
+                )
+                for row, exp_name in s.execute(stmt):
+                    infos[row.id] = _run_info(row, exp_name)
+                for r in s.scalars(sa.select(ParamRow).where(ParamRow.run_id.in_(chunk))):
+                    params[r.run_id][r.key] = r.value
+                stmt = sa.select(LatestMetricRow).where(LatestMetricRow.run_id.in_(chunk))
+                for r in s.scalars(stmt):
+                    metrics[r.run_id][r.key] = _metric(r)
+                for r in s.scalars(sa.select(TagRow).where(TagRow.run_id.in_(chunk))):
+                    tags[r.run_id][r.key] = r.value
+        return [
+            Run(infos[i], RunData(params[i], metrics[i], tags[i])) for i in ids if i in infos
+        ]
+
+
+def _chunks(ids: Sequence[str]) -> Iterable[list[str]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield list(ids[start : start + _CHUNK])
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def _check_name(what: str, name: str) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidArgument(f"{what} name must be a non-empty string, got {name!r}")
+    if len(name) > 256:
+        raise InvalidArgument(f"{what} name is {len(name)} characters long; the limit is 256")
+
+
+def _as_number(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _experiment(row: ExperimentRow, run_count: int = 0) -> Experiment:
+    return Experiment(
+        row.id, row.name, row.description, row.lifecycle_stage, row.created_at, run_count
+    )
+
+
+def _metric(row: MetricRow | LatestMetricRow) -> Metric:
+    return Metric(row.key, math.nan if row.value is None else row.value, row.step, row.timestamp)
+
+
+def _run_info(row: RunRow, experiment_name: str) -> RunInfo:
+    return RunInfo(
+        id=row.id,
+        experiment_id=row.experiment_id,
+        experiment_name=experiment_name,
+        name=row.name,
+        status=row.status,
+        start_time=row.start_time,
+        end_time=row.end_time,
+        heartbeat_at=row.heartbeat_at,
+        user=row.user,
+        host=row.host,
+        python_version=row.python_version,
+        lifecycle_stage=row.lifecycle_stage,
+        parent_run_id=row.parent_run_id,
+        source_commit=row.source_commit,
+        source_dirty=row.source_dirty,
+        entry_point=row.entry_point,
+        environment_digest=row.environment_digest,
+        status_reason=row.status_reason,
+        error=row.error,
+    )

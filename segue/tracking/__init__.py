@@ -1,0 +1,1 @@
+"""Experiment tracking: runs and their params, metrics and tags, and searching them."""

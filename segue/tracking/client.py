@@ -1,0 +1,375 @@
+"""The tracking service: what the fluent API and the CLI call; no SQL, no HTTP here."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from segue.artifacts import ContentStore, FsspecBackend
+from segue.config import Settings, settings
+from segue.data.frames import dataset_digest, dataset_schema, to_frame
+from segue.data.profile import profile_frame
+from segue.errors import InvalidArgument, NotFound
+from segue.store.engine import open_engine
+from segue.store.entities import (
+    RUN_STATUSES,
+    ArtifactEntry,
+    Dataset,
+    DatasetInput,
+    Experiment,
+    Metric,
+    Run,
+    RunInfo,
+)
+from segue.store.tracking import SqlTrackingStore, TrackingStore
+from segue.tracking import environment, validation
+from segue.tracking.filters import parse_filter, parse_order_by
+from segue.tracking.writer import MetricWriter
+
+DEFAULT_EXPERIMENT = "Default"
+MAX_RESULTS = 50_000
+
+
+class TrackingClient:
+    """Create runs and log to them; read and search what was logged.
+
+    Args:
+        store: the metadata store.
+        artifacts: the content-addressed artifact store.
+        config: heartbeat and flush settings.
+        clock: wall-clock seconds, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        store: TrackingStore,
+        artifacts: ContentStore,
+        config: Settings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.artifacts = artifacts
+        self.config = config
+        self._clock = clock
+        self.writer = MetricWriter(
+            store,
+            flush_interval=config.flush_interval,
+            heartbeat_interval=config.heartbeat_interval,
+            clock=clock,
+        )
+
+    def _now(self) -> int:
+        return int(self._clock() * 1000)
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment: str | None = None,
+        name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        parent_run_id: str | None = None,
+    ) -> RunInfo:
+        exp = self.store.get_or_create_experiment(experiment or DEFAULT_EXPERIMENT)
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise InvalidArgument(f"run name must be a non-empty string, got {name!r}")
+        clean_tags = {
+            validation.check_key("tag", k): validation.tag_value(k, v)
+            for k, v in (tags or {}).items()
+        }
+        clean_params = self._clean_params(params or {})
+        digest, packages = environment.packages()
+        self.store.record_environment(digest, packages)
+        source = environment.source()
+        now = self._now()
+        info = RunInfo(
+            id=uuid.uuid4().hex,
+            experiment_id=exp.id,
+            experiment_name=exp.name,
+            name=name or _run_name(),
+            status="RUNNING",
+            start_time=now,
+            end_time=None,
+            heartbeat_at=now,
+            user=environment.user(),
+            host=environment.host(),
+            python_version=environment.python_version(),
+            parent_run_id=parent_run_id,
+            source_commit=source.commit,
+            source_dirty=source.dirty,
+            entry_point=source.entry_point,
+            environment_digest=digest,
+        )
+        self.store.create_run(info, clean_tags)
+        if clean_params:
+            self.store.log_batch(info.id, params=clean_params)
+        self.writer.watch(info.id)
+        return info
+
+    def end_run(self, run_id: str, status: str = "FINISHED", error: str | None = None) -> None:
+        """Flush the run's metrics and record its final status."""
+        if status not in RUN_STATUSES or status == "RUNNING":
+            raise InvalidArgument(f"status must be FINISHED, FAILED or KILLED, got {status!r}")
+        self.writer.unwatch(run_id)
+        self.writer.flush(run_id)
+        self.store.set_run_status(run_id, status, self._now(), error=error)
+
+    def get_run(self, run_id: str) -> Run:
+        self.reap_dead_runs()
+        return self.store.get_run(run_id)
+
+    def reap_dead_runs(self) -> list[str]:
+        """Mark runs whose process stopped sending heartbeats as KILLED."""
+        timeout_ms = int(self.config.heartbeat_timeout * 1000)
+        return self.store.reap_stale_runs(self._now(), timeout_ms)
+
+    def delete_run(self, run_id: str) -> None:
+        self.store.set_run_lifecycle(run_id, "deleted")
+
+    def restore_run(self, run_id: str) -> None:
+        self.store.set_run_lifecycle(run_id, "active")
+
+    # -- params, metrics, tags -----------------------------------------------------------
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        if params:
+            self.store.log_batch(run_id, params=self._clean_params(params))
+
+    @staticmethod
+    def _clean_params(params: Mapping[str, Any]) -> dict[str, str]:
+        if not isinstance(params, Mapping):
+            raise InvalidArgument(f"params must be a dict, got {type(params).__name__}")
+        return {
+            validation.check_key("param", k): validation.param_value(k, v)
+            for k, v in params.items()
+        }
+
+    def log_metrics(self, run_id: str, points: Sequence[Metric]) -> None:
+        """Queue metric points; they reach the store within ``flush_interval`` seconds."""
+        self.writer.add(run_id, points)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        clean = {
+            validation.check_key("tag", k): validation.tag_value(k, v) for k, v in tags.items()
+        }
+        if clean:
+            self.store.log_batch(run_id, tags=clean)
+
+    def metric_history(self, run_id: str, key: str) -> list[Metric]:
+        self.writer.flush(run_id)
+        return self.store.get_metric_history(run_id, key)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    # -- artifacts -----------------------------------------------------------------------
+
+    def log_artifact(self, run_id: str, path: str | os.PathLike, name: str | None = None) -> str:
+        source = Path(path)
+        if not source.is_file():
+            raise InvalidArgument(f"artifact: {str(path)!r} is not a file")
+        logical = validation.artifact_path(name or source.name)
+        digest, size = self.artifacts.put_file(source)
+        self.store.record_artifacts(run_id, [ArtifactEntry(logical, digest, size)])
+        return logical
+
+    def log_artifacts(
+        self, run_id: str, directory: str | os.PathLike, prefix: str | None = None
+    ) -> list[str]:
+        root = Path(directory)
+        if not root.is_dir():
+            raise InvalidArgument(f"artifacts: {str(directory)!r} is not a directory")
+        base = validation.artifact_path(prefix) + "/" if prefix else ""
+        entries = []
+        for file in sorted(p for p in root.rglob("*") if p.is_file()):
+            logical = validation.artifact_path(base + file.relative_to(root).as_posix())
+            digest, size = self.artifacts.put_file(file)
+            entries.append(ArtifactEntry(logical, digest, size))
+        self.store.record_artifacts(run_id, entries)
+        return [e.path for e in entries]
+
+    def log_bytes(self, run_id: str, data: bytes, name: str) -> str:
+        logical = validation.artifact_path(name)
+        digest, size = self.artifacts.put_bytes(data)
+        self.store.record_artifacts(run_id, [ArtifactEntry(logical, digest, size)])
+        return logical
+
+    def log_dict(self, run_id: str, data: Any, name: str) -> str:
+        if name.endswith((".yaml", ".yml")):
+            import yaml
+
+            text = yaml.safe_dump(data, sort_keys=False)
+        else:
+            text = json.dumps(data, indent=2, default=str)
+        return self.log_bytes(run_id, text.encode(), name)
+
+    def log_figure(self, run_id: str, figure: Any, name: str) -> str:
+        if not hasattr(figure, "savefig"):
+            raise InvalidArgument(
+                f"figure: expected a matplotlib Figure, got {type(figure).__name__}"
+            )
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", bbox_inches="tight")
+        return self.log_bytes(run_id, buffer.getvalue(), name)
+
+    def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactEntry]:
+        self.store.get_run(run_id)
+        return self.store.list_artifacts(run_id, prefix)
+
+    def _entry(self, run_id: str, path: str) -> ArtifactEntry:
+        logical = validation.artifact_path(path)
+        for entry in self.store.list_artifacts(run_id, logical):
+            if entry.path == logical:
+                return entry
+        self.store.get_run(run_id)
+        raise NotFound(
+            f"run {run_id} has no artifact {logical!r}; see `segue artifacts list {run_id}`"
+        )
+
+    def read_artifact(self, run_id: str, path: str) -> bytes:
+        """The artifact's bytes, verified against the hash recorded when it was logged."""
+        entry = self._entry(run_id, path)
+        return self.artifacts.read_bytes(entry.digest, entry.size, name=entry.path)
+
+    def download_artifact(self, run_id: str, path: str, dest: str | os.PathLike) -> Path:
+        """Copy one artifact to ``dest``, or every artifact under the folder ``path`` into it."""
+        logical = validation.artifact_path(path)
+        entries = [
+            e
+            for e in self.store.list_artifacts(run_id, logical)
+            if e.path == logical or e.path.startswith(logical + "/")
+        ]
+        if not entries:
+            self._entry(run_id, logical)  # raises the NotFound with the right message
+        if len(entries) == 1 and entries[0].path == logical:
+            return self.artifacts.copy_to(entries[0].digest, entries[0].size, dest, name=logical)
+        for e in entries:
+            target = Path(dest) / e.path[len(logical) + 1 :]
+            self.artifacts.copy_to(e.digest, e.size, target, name=e.path)
+        return Path(dest)
+
+    # -- data sets -----------------------------------------------------------------------
+
+    def log_dataset(self, run_id: str, data: Any, name: str, context: str = "train") -> Dataset:
+        validation.check_key("dataset", name)
+        validation.check_key("dataset context", context)
+        frame = to_frame(data)
+        dataset = Dataset(
+            digest=dataset_digest(frame),
+            n_rows=len(frame),
+            n_columns=frame.shape[1],
+            schema=dataset_schema(frame),
+            profile=profile_frame(frame),
+        )
+        self.store.log_dataset(run_id, name, context, dataset)
+        return dataset
+
+    def list_datasets(self, run_id: str) -> list[DatasetInput]:
+        return self.store.list_datasets(run_id)
+
+    # -- search --------------------------------------------------------------------------
+
+    def list_experiments(self) -> list[Experiment]:
+        return self.store.list_experiments()
+
+    def find_runs(
+        self,
+        experiment: str | Sequence[str] | None = None,
+        filter: str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        max_results: int = 1000,
+        include_deleted: bool = False,
+    ) -> list[Run]:
+        """Runs matching ``filter`` (see :func:`segue.search_runs`), as stored records."""
+        if isinstance(max_results, bool) or not isinstance(max_results, int):
+            raise InvalidArgument(f"max_results must be an integer, got {max_results!r}")
+        if not 1 <= max_results <= MAX_RESULTS:
+            raise InvalidArgument(f"max_results must be between 1 and {MAX_RESULTS}")
+        where = parse_filter(filter)
+        order = parse_order_by([order_by] if isinstance(order_by, str) else order_by)
+        ids = None
+        if experiment is not None:
+            names = [experiment] if isinstance(experiment, str) else list(experiment)
+            ids = [self.store.get_experiment(n).id for n in names]
+        self.reap_dead_runs()
+        return self.store.search_runs(ids, where, order, max_results, include_deleted)
+
+    def search_runs(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        return runs_frame(self.find_runs(*args, **kwargs))
+
+
+_BASE_COLUMNS = [
+    "run_id",
+    "experiment",
+    "name",
+    "status",
+    "start_time",
+    "end_time",
+    "user",
+    "parent_run_id",
+]
+
+
+def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
+    """One row per run: attributes, then params.*, metrics.* (latest value) and tags.*."""
+    rows = []
+    for run in runs:
+        i = run.info
+        row: dict[str, Any] = {
+            "run_id": i.id,
+            "experiment": i.experiment_name,
+            "name": i.name,
+            "status": i.status,
+            "start_time": i.start_time,
+            "end_time": i.end_time,
+            "user": i.user,
+            "parent_run_id": i.parent_run_id,
+        }
+        row.update({f"params.{k}": v for k, v in run.data.params.items()})
+        row.update({f"metrics.{k}": m.value for k, m in run.data.metrics.items()})
+        row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=None if rows else _BASE_COLUMNS)
+    extra = sorted(c for c in frame.columns if c not in _BASE_COLUMNS)
+    order = sorted(extra, key=lambda c: ("params.", "metrics.", "tags.").index(c.split(".")[0] + "."))
+    frame = frame[_BASE_COLUMNS + order]
+    for column in ("start_time", "end_time"):
+        frame[column] = pd.to_datetime(frame[column], unit="ms", utc=True)
+    return frame
+
+
+_ADJECTIVES = "brisk calm bold keen warm swift quiet bright steady lucid eager noble".split()
+_NOUNS = "heron otter lynx finch maple cedar falcon badger comet delta harbor willow".split()
+
+
+def _run_name() -> str:
+    return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{random.randint(1, 999)}"
+
+
+_client: TrackingClient | None = None
+_client_lock = threading.Lock()
+
+
+def get_client() -> TrackingClient:
+    """The client for the current settings (``SEGUE_*`` variables), created on first use."""
+    global _client
+    current = settings()
+    with _client_lock:
+        if _client is None or _client.config != current:
+            if _client is not None:
+                _client.writer.close()
+            engine = open_engine(current.store_uri)
+            artifacts = ContentStore(FsspecBackend(current.artifact_uri))
+            _client = TrackingClient(SqlTrackingStore(engine), artifacts, current)
+        return _client

@@ -1,0 +1,78 @@
+"""Checks on names and values users log, with messages that name the field."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+from typing import Any
+
+from segue.errors import InvalidArgument
+
+_KEY = re.compile(r"^[\w\-. /:]+$")
+MAX_KEY = 250
+MAX_PARAM_VALUE = 6000
+
+
+def check_key(kind: str, key: Any) -> str:
+    """A param, metric or tag name: 1-250 characters of letters, digits, _ - . / : or space."""
+    if not isinstance(key, str) or not key:
+        raise InvalidArgument(f"{kind} name must be a non-empty string, got {key!r}")
+    if len(key) > MAX_KEY:
+        raise InvalidArgument(f"{kind} name {key[:40]!r}… is {len(key)} characters; limit {MAX_KEY}")
+    if not _KEY.match(key) or ".." in key.split("/") or key.startswith("/"):
+        raise InvalidArgument(
+            f"{kind} name {key!r} may only contain letters, digits, spaces and _ - . / :"
+        )
+    return key
+
+
+def param_value(key: str, value: Any) -> str:
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_PARAM_VALUE:
+        raise InvalidArgument(
+            f"param {key!r}: value is {len(text)} characters; limit {MAX_PARAM_VALUE} "
+            "(log long values as an artifact with log_text or log_dict)"
+        )
+    return text
+
+
+def tag_value(key: str, value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def metric_value(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        # NumPy 0-d arrays and scalars are numbers.Real or convert cleanly.
+        try:
+            if isinstance(value, (str, bytes, bool)):
+                raise TypeError
+            number = float(value)
+        except (TypeError, ValueError):
+            raise InvalidArgument(
+                f"metric {key!r}: value must be a number, got {type(value).__name__} {value!r}"
+            ) from None
+        return number
+    return float(value)
+
+
+def metric_step(key: str, step: Any) -> int:
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise InvalidArgument(f"metric {key!r}: step must be an integer, got {step!r}")
+    return int(step)
+
+
+def artifact_path(path: Any) -> str:
+    """A logical artifact path: relative, '/'-separated, no '..' parts."""
+    if not isinstance(path, str) or not path.strip():
+        raise InvalidArgument(f"artifact path must be a non-empty string, got {path!r}")
+    parts = path.replace("\\", "/").split("/")
+    if path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise InvalidArgument(
+            f"artifact path {path!r} must be relative, without empty, '.' or '..' parts"
+        )
+    return "/".join(parts)
+
+
+def is_finite(value: float) -> bool:
+    return math.isfinite(value)
