@@ -51,12 +51,12 @@ def duration(start: int, end: int | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
 
 
-def number(value: float | None) -> str:
+def number(value: float | None, digits: int = 6) -> str:
     if value is None:
         return "-"
     if isinstance(value, float) and math.isnan(value):
         return "nan"
-    return f"{value:.6g}"
+    return f"{value:.{digits}g}"
 
 
 def size(n: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich import box
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
@@ -38,19 +39,21 @@ def list_runs(
     wanted = [o.split()[0].removeprefix("metrics.") for o in order_by or []
               if o.startswith("metrics.")]
     present = sorted({k for r in runs for k in r.data.metrics})
-    metric_keys = ([k for k in wanted if k in present] + [k for k in present if k not in wanted])[:3]
+    fits = max(1, (console.width - 62) // 11)  # metric columns that fit beside the others
+    metric_keys = ([k for k in wanted if k in present] + [k for k in present if k not in wanted])
+    metric_keys = metric_keys[:fits]
     several = len({r.info.experiment_id for r in runs}) > 1
-    table = Table(title=f"Runs ({len(runs)})")
+    table = Table(title=f"Runs ({len(runs)})", box=box.SIMPLE_HEAD)
     columns = ["run", "name", *(["experiment"] if several else []), "status", "started", "took"]
     for column in columns:
-        table.add_column(column, no_wrap=True)
+        table.add_column(column, no_wrap=True, min_width=12 if column == "name" else None)
     for key in metric_keys:
         table.add_column(key, justify="right", no_wrap=True)
     for r in runs:
         i = r.info
         cells = [i.id[:8], i.name, *([i.experiment_name] if several else []), status(i.status),
                  when(i.start_time)[5:16], duration(i.start_time, i.end_time)]
-        cells += [number(r.data.metrics[k].value) if k in r.data.metrics else "-"
+        cells += [number(r.data.metrics[k].value, 4) if k in r.data.metrics else "-"
                   for k in metric_keys]
         table.add_row(*cells)
     console.print(table)

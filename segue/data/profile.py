@@ -103,6 +103,8 @@ def column_kind(dtype: Any) -> Kind:
 def numeric_values(series: pd.Series) -> np.ndarray:
     """Return a numeric column as float64, NaN where missing; timedeltas become seconds.
 
+    A float64 column comes back without a copy: treat the array as read-only.
+
     Example::
 
         >>> numeric_values(pd.Series([1, None], dtype="Int64")).tolist()

@@ -1,0 +1,104 @@
+"""Shared fixtures: every store-touching test runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from segue.artifacts import ContentStore, FsspecBackend
+from segue.config import Settings
+from segue.store.engine import create_engine, upgrade
+from segue.store.schema import Base
+from segue.store.tracking import SqlTrackingStore
+from segue.tracking.client import TrackingClient
+
+PG_SERVER = os.environ.get("SEGUE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+
+
+@pytest.fixture(scope="session")
+def pg_uri() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    admin = sa.create_engine(f"{PG_SERVER}/test", isolation_level="AUTOCOMMIT")
+    name = f"segue_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sa.exc.OperationalError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL is not reachable at {PG_SERVER}: {exc.orig}")
+    uri = f"{PG_SERVER}/{name}"
+    upgrade(create_engine(uri))
+    yield uri
+    from segue.store import engine as engine_module
+
+    cached = engine_module._engines.pop(uri, None)
+    if cached is not None:
+        cached.dispose()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+def _truncate(uri: str) -> None:
+    engine = create_engine(uri)
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_uri(request, tmp_path: Path) -> str:
+    """The URI of an empty, migrated metadata database of each kind."""
+    if request.param == "sqlite":
+        uri = f"sqlite:///{tmp_path / 'segue.db'}"
+        upgrade(create_engine(uri))
+        return uri
+    uri = request.getfixturevalue("pg_uri")
+    _truncate(uri)
+    return uri
+
+
+@pytest.fixture
+def segue_env(store_uri: str, tmp_path: Path, monkeypatch) -> Settings:
+    """Point the ``SEGUE_*`` variables at a fresh store, for the fluent API and the CLI."""
+    monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SEGUE_STORE_URI", store_uri)
+    monkeypatch.setenv("SEGUE_ARTIFACT_URI", str(tmp_path / "artifacts"))
+    monkeypatch.chdir(tmp_path)
+    from segue.config import settings
+
+    return settings()
+
+
+@pytest.fixture
+def store(store_uri: str) -> SqlTrackingStore:
+    from segue.store.engine import open_engine
+
+    return SqlTrackingStore(open_engine(store_uri))
+
+
+@pytest.fixture
+def content_store(tmp_path: Path) -> ContentStore:
+    return ContentStore(FsspecBackend(str(tmp_path / "artifacts")))
+
+
+@pytest.fixture
+def client(store: SqlTrackingStore, content_store: ContentStore, tmp_path: Path) -> Iterator[
+    TrackingClient
+]:
+    config = Settings(
+        home=tmp_path,
+        store_uri="unused",
+        artifact_uri=str(tmp_path / "artifacts"),
+        flush_interval=0.05,
+    )
+    client = TrackingClient(store, content_store, config)
+    yield client
+    client.writer.close()
