@@ -46,7 +46,32 @@ _EXPORTS = {
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = sorted(["__version__", *_WHERE])
+__all__ = [
+    "AlreadyExists",
+    "Conflict",
+    "IntegrityError",
+    "InvalidArgument",
+    "NotFound",
+    "SegueError",
+    "__version__",
+    "active_run",
+    "end_run",
+    "get_run",
+    "log_artifact",
+    "log_artifacts",
+    "log_dataset",
+    "log_dict",
+    "log_figure",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "search_runs",
+    "set_tag",
+    "set_tags",
+    "start_run",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,17 +1,24 @@
 """Where Segue keeps its data, read from the environment.
 
-| variable              | default                          |
-|-----------------------|----------------------------------|
-| ``SEGUE_HOME``        | ``./.segue``                     |
-| ``SEGUE_STORE_URI``   | ``sqlite:///$SEGUE_HOME/segue.db`` |
-| ``SEGUE_ARTIFACT_URI``| ``$SEGUE_HOME/artifacts``        |
+| variable                     | default                            |
+|------------------------------|------------------------------------|
+| ``SEGUE_HOME``               | ``./.segue``                       |
+| ``SEGUE_STORE_URI``          | ``sqlite:///$SEGUE_HOME/segue.db`` |
+| ``SEGUE_ARTIFACT_URI``       | ``$SEGUE_HOME/artifacts``          |
+| ``SEGUE_HEARTBEAT_INTERVAL`` | ``5`` seconds                      |
+| ``SEGUE_HEARTBEAT_TIMEOUT``  | 6 x the heartbeat interval         |
+| ``SEGUE_FLUSH_INTERVAL``     | ``0.5`` seconds                    |
 """
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from segue.errors import InvalidArgument
 
 
 @dataclass(frozen=True)
@@ -29,19 +36,37 @@ class Settings:
     flush_interval: float = 0.5
 
 
-def settings(env: dict[str, str] | None = None) -> Settings:
-    """Read the settings from ``env`` (default: ``os.environ``)."""
+def settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from ``env`` (default: ``os.environ``).
+
+    Raises:
+        InvalidArgument: an interval or timeout that is not a positive number of seconds.
+    """
     env = os.environ if env is None else env
     home = Path(env.get("SEGUE_HOME") or ".segue").expanduser().absolute()
     store_uri = env.get("SEGUE_STORE_URI") or f"sqlite:///{home / 'segue.db'}"
     artifact_uri = env.get("SEGUE_ARTIFACT_URI") or str(home / "artifacts")
-    interval = float(env.get("SEGUE_HEARTBEAT_INTERVAL") or 5.0)
-    timeout = float(env.get("SEGUE_HEARTBEAT_TIMEOUT") or 6 * interval)
+    interval = _seconds(env, "SEGUE_HEARTBEAT_INTERVAL", 5.0)
+    timeout = _seconds(env, "SEGUE_HEARTBEAT_TIMEOUT", 6 * interval)
     return Settings(
         home=home,
         store_uri=store_uri,
         artifact_uri=artifact_uri,
         heartbeat_interval=interval,
         heartbeat_timeout=timeout,
-        flush_interval=float(env.get("SEGUE_FLUSH_INTERVAL") or 0.5),
+        flush_interval=_seconds(env, "SEGUE_FLUSH_INTERVAL", 0.5),
     )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    # Zero would make the writer spin and the reaper kill every live run; refuse it up front.
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise InvalidArgument(f"{name} must be a positive number of seconds, got {text!r}")
+    return value

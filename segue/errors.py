@@ -43,3 +43,11 @@ class IntegrityError(SegueError):
     """Stored bytes do not match the hash recorded for them (tampered or truncated)."""
 
     http_status = 500
+
+
+class GateFailed(Conflict):
+    """A promotion gate refused an alias move; ``report`` holds every gate's result."""
+
+    def __init__(self, message: str, report: list | None = None) -> None:
+        super().__init__(message)
+        self.report = report or []

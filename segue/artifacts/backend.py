@@ -55,8 +55,11 @@ class FsspecBackend:
                 os.replace(local_file, target)
                 return
             tmp = f"{target}.tmp-{uuid.uuid4().hex}"
-            fs.put_file(str(local_file), tmp)
-            os.replace(tmp, target)
+            try:
+                fs.put_file(str(local_file), tmp)
+                os.replace(tmp, target)
+            finally:
+                _discard(tmp)
         else:
             # Object stores publish a PUT atomically.
             fs.put_file(str(local_file), target)
@@ -67,9 +70,12 @@ class FsspecBackend:
         if self.is_local:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
             tmp = f"{target}.tmp-{uuid.uuid4().hex}"
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, target)
+            finally:
+                _discard(tmp)
         else:
             fs.pipe_file(target, data)
 
@@ -93,3 +99,9 @@ class FsspecBackend:
             return
         for path in fs.find(base):
             yield path[len(root) + 1 :] if path.startswith(root) else path
+
+
+def _discard(tmp: str) -> None:
+    # A half-written temp file would sit among the blobs and be listed as one.
+    if os.path.exists(tmp):
+        os.unlink(tmp)

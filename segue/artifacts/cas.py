@@ -95,7 +95,8 @@ class ContentStore:
 
 def _copy_hashing(src: Path, fd: int) -> tuple[str, int]:
     hasher, size = hashlib.sha256(), 0
-    with open(src, "rb") as f, os.fdopen(fd, "wb") as out:
+    # Wrap ``fd`` first, so it is closed even when ``src`` cannot be opened.
+    with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
         for chunk in iter(lambda: f.read(_CHUNK), b""):
             hasher.update(chunk)
             size += len(chunk)

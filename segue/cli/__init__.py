@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         _fail("aborted", 130)
     except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            # `segue` or `segue runs` alone: the help is the message, and Rich printed it
+            # already (Typer matches by name too: the class lives in its vendored click).
+            print(exc.format_message(), end="")
+            sys.exit(2)
         # Usage errors: a missing argument, an unknown option, a value of the wrong type.
         ctx = getattr(exc, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
@@ -34,6 +39,10 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc), 2)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except OSError as exc:
+        # A path the user named cannot be read or written.
+        where = f": {exc.filename}" if exc.filename else ""
+        _fail(f"{exc.strerror or exc}{where}", 2)
     except Exception as exc:
         from sqlalchemy.exc import OperationalError
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import typer
 from rich.table import Table
 
 from segue.cli.output import console, print_json, size
 
-app = typer.Typer(help="Files logged by runs, stored once by content hash.", no_args_is_help=True)
+app = typer.Typer(
+    help="Files logged by runs, stored once by content hash.",
+    epilog="Example: segue artifacts list 3f2a9c1e",
+    no_args_is_help=True,
+)
 
 
 def _client():
@@ -48,5 +52,8 @@ def get(
     """Download an artifact, verifying its bytes against the recorded sha256."""
     client = _client()
     full = client.store.resolve_run_id(run_id)
+    if output.is_dir() and any(e.path == path for e in client.list_artifacts(full, path)):
+        # Like cp: one file given an existing folder (`-o .`) lands inside it.
+        output = output / PurePosixPath(path).name
     written = client.download_artifact(full, path, output)
     console.print(f"wrote {written}")

@@ -6,7 +6,9 @@ import typer
 
 from segue.cli.output import console, print_json
 
-app = typer.Typer(help="The metadata database.", no_args_is_help=True)
+app = typer.Typer(
+    help="The metadata database.", epilog="Example: segue db upgrade", no_args_is_help=True
+)
 
 
 @app.command(

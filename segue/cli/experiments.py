@@ -7,7 +7,11 @@ from rich.table import Table
 
 from segue.cli.output import console, print_json, when
 
-app = typer.Typer(help="Experiments: named groups of runs.", no_args_is_help=True)
+app = typer.Typer(
+    help="Experiments: named groups of runs.",
+    epilog="Example: segue experiments list",
+    no_args_is_help=True,
+)
 
 
 @app.command("list", epilog="Example: segue experiments list --json")

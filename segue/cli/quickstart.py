@@ -36,16 +36,32 @@ def quickstart(
         parent_id, results = train_candidates(on_done=advance)
     config = settings()
     if json:
-        print_json({"experiment": EXPERIMENT, "parent_run_id": parent_id, "runs": results,
-                    "store_uri": config.store_uri, "artifact_uri": config.artifact_uri})
+        print_json(
+            {
+                "experiment": EXPERIMENT,
+                "parent_run_id": parent_id,
+                "runs": results,
+                "store_uri": config.store_uri,
+                "artifact_uri": config.artifact_uri,
+            }
+        )
         return
     table = Table(title=f"Experiment '{EXPERIMENT}': runs ranked by test ROC AUC")
     for column in ("rank", "run", "name", "model", "roc_auc", "accuracy", "f1"):
-        table.add_column(column, justify="right" if column in ("rank", "roc_auc", "accuracy", "f1") else "left")
+        table.add_column(
+            column, justify="right" if column in ("rank", "roc_auc", "accuracy", "f1") else "left"
+        )
     for rank, r in enumerate(results, 1):
-        table.add_row(str(rank), r.run_id[:8], r.name, r.family, number(r.metrics["roc_auc"]),
-                      number(r.metrics["accuracy"]), number(r.metrics["f1"]),
-                      style="bold green" if rank == 1 else None)
+        table.add_row(
+            str(rank),
+            r.run_id[:8],
+            r.name,
+            r.family,
+            number(r.metrics["roc_auc"]),
+            number(r.metrics["accuracy"]),
+            number(r.metrics["f1"]),
+            style="bold green" if rank == 1 else None,
+        )
     console.print(table)
     console.print(f"metadata:  {config.store_uri}")
     console.print(f"artifacts: {config.artifact_uri}")

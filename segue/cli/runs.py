@@ -10,8 +10,11 @@ from rich.table import Table
 
 from segue.cli.output import console, duration, number, print_json, status, when
 
-app = typer.Typer(help="Runs: one execution of training code and everything it logged.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Runs: one execution of training code and everything it logged.",
+    epilog="Example: segue runs list -e quickstart",
+    no_args_is_help=True,
+)
 
 
 def _client():
@@ -20,11 +23,18 @@ def _client():
     return get_client()
 
 
-@app.command("list", epilog="""Example: segue runs list -e churn -f "metrics.acc > 0.9" -o "metrics.acc DESC" """)
+@app.command(
+    "list",
+    epilog="""Example: segue runs list -e churn -f "metrics.acc > 0.9" -o "metrics.acc DESC" """,
+)
 def list_runs(
     experiment: list[str] = typer.Option(None, "--experiment", "-e", help="Experiment name(s)."),
-    filter: str = typer.Option(None, "--filter", "-f", help="e.g. \"metrics.acc > 0.9 and params.model = 'rf'\""),
-    order_by: list[str] = typer.Option(None, "--order-by", "-o", help="e.g. \"metrics.acc DESC\"; repeatable."),
+    filter: str = typer.Option(
+        None, "--filter", "-f", help="e.g. \"metrics.acc > 0.9 and params.model = 'rf'\""
+    ),
+    order_by: list[str] = typer.Option(
+        None, "--order-by", "-o", help='e.g. "metrics.acc DESC"; repeatable.'
+    ),
     limit: int = typer.Option(50, "--limit", "-n", min=1, help="At most this many runs."),
     deleted: bool = typer.Option(False, "--deleted", help="Include deleted runs."),
     json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
@@ -32,15 +42,24 @@ def list_runs(
     """List runs, newest first, filtered and sorted in the database."""
     runs = _client().find_runs(experiment or None, filter, order_by or None, limit, deleted)
     if json:
-        print_json([{"info": r.info, "params": r.data.params,
-                     "metrics": {k: m.value for k, m in r.data.metrics.items()},
-                     "tags": r.data.tags} for r in runs])
+        print_json(
+            [
+                {
+                    "info": r.info,
+                    "params": r.data.params,
+                    "metrics": {k: m.value for k, m in r.data.metrics.items()},
+                    "tags": r.data.tags,
+                }
+                for r in runs
+            ]
+        )
         return
-    wanted = [o.split()[0].removeprefix("metrics.") for o in order_by or []
-              if o.startswith("metrics.")]
+    wanted = [
+        o.split()[0].removeprefix("metrics.") for o in order_by or [] if o.startswith("metrics.")
+    ]
     present = sorted({k for r in runs for k in r.data.metrics})
     fits = max(1, (console.width - 62) // 11)  # metric columns that fit beside the others
-    metric_keys = ([k for k in wanted if k in present] + [k for k in present if k not in wanted])
+    metric_keys = [k for k in wanted if k in present] + [k for k in present if k not in wanted]
     metric_keys = metric_keys[:fits]
     several = len({r.info.experiment_id for r in runs}) > 1
     table = Table(title=f"Runs ({len(runs)})", box=box.SIMPLE_HEAD)
@@ -51,10 +70,17 @@ def list_runs(
         table.add_column(key, justify="right", no_wrap=True)
     for r in runs:
         i = r.info
-        cells = [i.id[:8], i.name, *([i.experiment_name] if several else []), status(i.status),
-                 when(i.start_time)[5:16], duration(i.start_time, i.end_time)]
-        cells += [number(r.data.metrics[k].value, 4) if k in r.data.metrics else "-"
-                  for k in metric_keys]
+        cells = [
+            i.id[:8],
+            i.name,
+            *([i.experiment_name] if several else []),
+            status(i.status),
+            when(i.start_time)[5:16],
+            duration(i.start_time, i.end_time),
+        ]
+        cells += [
+            number(r.data.metrics[k].value, 4) if k in r.data.metrics else "-" for k in metric_keys
+        ]
         table.add_row(*cells)
     console.print(table)
 
@@ -70,18 +96,35 @@ def show(
     datasets = client.list_datasets(run.id)
     artifacts = client.list_artifacts(run.id)
     if json:
-        print_json({"info": run.info, "params": run.data.params, "metrics": run.data.metrics,
-                    "tags": run.data.tags, "datasets": datasets, "artifacts": artifacts})
+        print_json(
+            {
+                "info": run.info,
+                "params": run.data.params,
+                "metrics": run.data.metrics,
+                "tags": run.data.tags,
+                "datasets": datasets,
+                "artifacts": artifacts,
+            }
+        )
         return
     i = run.info
     about = Table.grid(padding=(0, 2))
-    rows = [("run", i.id), ("name", i.name), ("experiment", i.experiment_name),
-            ("status", status(i.status) + (f" ({i.status_reason})" if i.status_reason else "")),
-            ("started", when(i.start_time)), ("duration", duration(i.start_time, i.end_time)),
-            ("parent", i.parent_run_id or "-"), ("user", f"{i.user}@{i.host}"),
-            ("python", i.python_version),
-            ("source", f"{i.entry_point or '-'} @ {(i.source_commit or '-')[:12]}"
-                       + (" (dirty)" if i.source_dirty else ""))]
+    rows = [
+        ("run", i.id),
+        ("name", i.name),
+        ("experiment", i.experiment_name),
+        ("status", status(i.status) + (f" ({i.status_reason})" if i.status_reason else "")),
+        ("started", when(i.start_time)),
+        ("duration", duration(i.start_time, i.end_time)),
+        ("parent", i.parent_run_id or "-"),
+        ("user", f"{i.user}@{i.host}"),
+        ("python", i.python_version),
+        (
+            "source",
+            f"{i.entry_point or '-'} @ {(i.source_commit or '-')[:12]}"
+            + (" (dirty)" if i.source_dirty else ""),
+        ),
+    ]
     for key, value in rows:
         about.add_row(f"[bold]{key}[/]", value)
     parts = [about]
@@ -99,8 +142,13 @@ def show(
         for column in ("name", "context", "digest", "rows", "columns"):
             table.add_column(column)
         for d in datasets:
-            table.add_row(d.name, d.context, d.dataset.digest[:12], str(d.dataset.n_rows),
-                          str(d.dataset.n_columns))
+            table.add_row(
+                d.name,
+                d.context,
+                d.dataset.digest[:12],
+                str(d.dataset.n_rows),
+                str(d.dataset.n_columns),
+            )
         parts.append(table)
     parts.append(f"{len(artifacts)} artifact(s): segue artifacts list {i.id[:8]}")
     console.print(Group(*parts))
@@ -130,9 +178,15 @@ def compare(
     runs = [client.get_run(client.store.resolve_run_id(r)) for r in run_ids]
     c = compare_runs(runs)
     if json:
-        print_json({"runs": c.run_ids, "params": c.params, "differing_params": sorted(c.differing),
-                    "metrics": c.metrics,
-                    "best": {k: c.run_ids[i] for k, i in c.best.items()}})
+        print_json(
+            {
+                "runs": c.run_ids,
+                "params": c.params,
+                "differing_params": sorted(c.differing),
+                "metrics": c.metrics,
+                "best": {k: c.run_ids[i] for k, i in c.best.items()},
+            }
+        )
         return
     table = Table(title="Run comparison", caption="yellow: params that differ; ★ best per metric")
     table.add_column("")

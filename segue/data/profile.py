@@ -149,7 +149,8 @@ def bin_counts(values: Any, edges: list[float]) -> list[int]:
     Bin ``i`` is ``[edges[i], edges[i + 1])`` and the last bin also holds ``edges[-1]`` (NumPy's
     ``histogram`` rule). NaN is skipped; values below the first edge count in the first bin and
     values above the last edge in the last, so production data outside the reference range
-    still shows up (and drifts). Edges ``[v, v]`` make one bin that holds everything.
+    still shows up (and drifts). Edges ``[v, v]`` make one bin that holds everything. Pass a
+    column through :func:`numeric_values` first, as the profile does.
 
     Example::
 

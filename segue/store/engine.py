@@ -16,7 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-from segue.errors import InvalidArgument
+from segue.errors import InvalidArgument, SegueError
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _ADVISORY_LOCK_KEY = 0x5E6E  # serialises concurrent migrations on PostgreSQL
@@ -27,9 +27,10 @@ _lock = threading.Lock()
 def create_engine(uri: str) -> Engine:
     """Create an engine for ``uri`` with the settings Segue relies on.
 
-    SQLite runs in WAL mode with foreign keys on, and every transaction starts with
-    ``BEGIN IMMEDIATE`` so that concurrent writers queue on ``busy_timeout`` instead of
-    failing when a read transaction tries to become a write.
+    SQLite runs in WAL mode with foreign keys on and a case-sensitive LIKE (as on
+    PostgreSQL), and every transaction starts with ``BEGIN IMMEDIATE`` so that concurrent
+    writers queue on ``busy_timeout`` instead of failing when a read transaction tries to
+    become a write.
     """
     try:
         url = sa.engine.make_url(uri)
@@ -58,6 +59,8 @@ def _sqlite_on_connect(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=60000")
+    # LIKE in run filters must match case as it does on PostgreSQL (ILIKE is the other one).
+    cursor.execute("PRAGMA case_sensitive_like=ON")
     cursor.close()
 
 
@@ -100,9 +103,24 @@ def ensure_schema(engine: Engine) -> None:
     with _lock:
         if key in _checked:
             return
-        if current_revision(engine) != head_revision():
+        current = current_revision(engine)
+        if current != head_revision():
+            _check_known(engine, current)
             upgrade(engine)
         _checked.add(key)
+
+
+def _check_known(engine: Engine, revision: str | None) -> None:
+    """Refuse a database migrated by a newer Segue instead of failing inside Alembic."""
+    if revision is None:
+        return
+    scripts = ScriptDirectory.from_config(_alembic_config())
+    if revision not in {s.revision for s in scripts.walk_revisions()}:
+        url = engine.url.render_as_string(hide_password=True)
+        raise SegueError(
+            f"the database {url} is at schema revision {revision!r}, newer than this Segue "
+            "knows; upgrade Segue (pip install -U segue)"
+        )
 
 
 _engines: dict[str, Engine] = {}

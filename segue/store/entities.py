@@ -96,3 +96,59 @@ class DatasetInput:
     name: str
     context: str
     dataset: Dataset
+
+
+# -- model registry ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    description: str | None
+    created_at: int
+    updated_at: int
+    tags: dict[str, str] = field(default_factory=dict)
+    #: alias -> version number
+    aliases: dict[str, int] = field(default_factory=dict)
+    latest_version: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    model_name: str
+    version: int
+    run_id: str
+    artifact_path: str
+    manifest_digest: str
+    flavor: str
+    created_by: str
+    created_at: int
+    description: str | None = None
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.model_name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class Gate:
+    id: int
+    model_name: str
+    alias: str
+    requirement: str
+    created_by: str
+    created_at: int
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: int
+    actor: str
+    model_name: str
+    action: str
+    target: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    reason: str | None

@@ -90,10 +90,11 @@ def _apply(column, c: Comparison) -> sa.ColumnElement[bool]:
         "<=": lambda: column <= value,
         ">": lambda: column > value,
         ">=": lambda: column >= value,
-        "LIKE": lambda: column.like(value),
-        "NOT LIKE": lambda: column.not_like(value),
-        "ILIKE": lambda: column.ilike(value),
-        "NOT ILIKE": lambda: column.not_ilike(value),
+        # PostgreSQL escapes LIKE wildcards with a backslash by default; say so for SQLite too.
+        "LIKE": lambda: column.like(value, escape="\\"),
+        "NOT LIKE": lambda: column.not_like(value, escape="\\"),
+        "ILIKE": lambda: column.ilike(value, escape="\\"),
+        "NOT ILIKE": lambda: column.not_ilike(value, escape="\\"),
         "IN": lambda: column.in_(list(value)),
         "NOT IN": lambda: column.not_in(list(value)),
     }

@@ -52,15 +52,24 @@ class TrackingStore(Protocol):
     def get_run(self, run_id: str) -> Run: ...
     def resolve_run_id(self, prefix: str) -> str: ...
     def set_run_status(
-        self, run_id: str, status: str, end_time: int | None, *, error: str | None = None,
+        self,
+        run_id: str,
+        status: str,
+        end_time: int | None,
+        *,
+        error: str | None = None,
         reason: str | None = None,
     ) -> None: ...
     def set_run_lifecycle(self, run_id: str, stage: str) -> None: ...
     def heartbeat(self, run_ids: Sequence[str], now: int) -> None: ...
     def reap_stale_runs(self, now: int, timeout_ms: int) -> list[str]: ...
     def log_batch(
-        self, run_id: str, *, metrics: Sequence[Metric] = (),
-        params: Mapping[str, str] = ..., tags: Mapping[str, str] = ...,
+        self,
+        run_id: str,
+        *,
+        metrics: Sequence[Metric] = (),
+        params: Mapping[str, str] = ...,
+        tags: Mapping[str, str] = ...,
     ) -> None: ...
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
     def record_environment(self, digest: str, packages: Mapping[str, str]) -> None: ...
@@ -70,8 +79,12 @@ class TrackingStore(Protocol):
     def log_dataset(self, run_id: str, name: str, context: str, dataset: Dataset) -> None: ...
     def list_datasets(self, run_id: str) -> list[DatasetInput]: ...
     def search_runs(
-        self, experiment_ids: Sequence[int] | None, where: Expr | None,
-        order_by: Sequence[OrderKey], max_results: int, include_deleted: bool = False,
+        self,
+        experiment_ids: Sequence[int] | None,
+        where: Expr | None,
+        order_by: Sequence[OrderKey],
+        max_results: int,
+        include_deleted: bool = False,
     ) -> list[Run]: ...
 
 
@@ -101,7 +114,11 @@ class SqlTrackingStore:
                 raise AlreadyExists(f"experiment {name!r} already exists")
             row = ExperimentRow(name=name, description=description, created_at=_now())
             s.add(row)
-            s.flush()
+            try:
+                s.flush()
+            except sa.exc.IntegrityError as exc:
+                # A concurrent writer inserted the name after our check (PostgreSQL).
+                raise AlreadyExists(f"experiment {name!r} already exists") from exc
             return _experiment(row)
 
     def get_experiment(self, name: str) -> Experiment:
@@ -138,8 +155,15 @@ class SqlTrackingStore:
 
     def create_run(self, info: RunInfo, tags: Mapping[str, str] | None = None) -> RunInfo:
         with self._session() as s, s.begin():
+            if s.get(ExperimentRow, info.experiment_id) is None:
+                raise NotFound(f"experiment {info.experiment_id} does not exist")
+            if s.get(RunRow, info.id) is not None:
+                raise AlreadyExists(f"run {info.id!r} already exists")
             if info.parent_run_id and s.get(RunRow, info.parent_run_id) is None:
                 raise NotFound(f"parent run {info.parent_run_id!r} does not exist")
+            digest = info.environment_digest
+            if digest and s.get(EnvironmentRow, digest) is None:
+                raise NotFound(f"environment {digest} does not exist; record it before the run")
             s.add(RunRow(**{k: v for k, v in vars(info).items() if k != "experiment_name"}))
             s.flush()
             for key, value in (tags or {}).items():
@@ -155,7 +179,9 @@ class SqlTrackingStore:
     def resolve_run_id(self, prefix: str) -> str:
         """The full id of the run whose id starts with ``prefix`` (at least 4 characters)."""
         if not isinstance(prefix, str) or len(prefix) < 4 or not prefix.isalnum():
-            raise InvalidArgument(f"run id {prefix!r}: give the id or at least its first 4 characters")
+            raise InvalidArgument(
+                f"run id {prefix!r}: give the id or at least its first 4 characters"
+            )
         stmt = sa.select(RunRow.id).where(RunRow.id.startswith(prefix.lower())).limit(2)
         with self._session() as s:
             found = list(s.scalars(stmt))
@@ -210,7 +236,7 @@ class SqlTrackingStore:
             if ids:
                 s.execute(
                     sa.update(RunRow)
-                    .where(RunRow.id.in_(ids), RunRow.status == "RUNNING")
+                    .where(RunRow.id.in_(ids), stale)
                     .values(
                         status="KILLED",
                         end_time=RunRow.heartbeat_at,
@@ -302,7 +328,9 @@ class SqlTrackingStore:
         table = LatestMetricRow.__table__
         newer = sa.or_(
             stmt.excluded.step > table.c.step,
-            sa.and_(stmt.excluded.step == table.c.step, stmt.excluded.timestamp >= table.c.timestamp),
+            sa.and_(
+                stmt.excluded.step == table.c.step, stmt.excluded.timestamp >= table.c.timestamp
+            ),
         )
         s.execute(
             stmt.on_conflict_do_update(
@@ -340,7 +368,13 @@ class SqlTrackingStore:
             return
         now = _now()
         rows = [
-            {"run_id": run_id, "path": e.path, "digest": e.digest, "size": e.size, "created_at": now}
+            {
+                "run_id": run_id,
+                "path": e.path,
+                "digest": e.digest,
+                "size": e.size,
+                "created_at": now,
+            }
             for e in entries
         ]
         with self._session() as s, s.begin():
@@ -441,9 +475,7 @@ class SqlTrackingStore:
                     metrics[r.run_id][r.key] = _metric(r)
                 for r in s.scalars(sa.select(TagRow).where(TagRow.run_id.in_(chunk))):
                     tags[r.run_id][r.key] = r.value
-        return [
-            Run(infos[i], RunData(params[i], metrics[i], tags[i])) for i in ids if i in infos
-        ]
+        return [Run(infos[i], RunData(params[i], metrics[i], tags[i])) for i in ids if i in infos]
 
 
 def _chunks(ids: Sequence[str]) -> Iterable[list[str]]:

@@ -81,7 +81,6 @@ class TrackingClient:
         tags: Mapping[str, Any] | None = None,
         parent_run_id: str | None = None,
     ) -> RunInfo:
-        exp = self.store.get_or_create_experiment(experiment or DEFAULT_EXPERIMENT)
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise InvalidArgument(f"run name must be a non-empty string, got {name!r}")
         clean_tags = {
@@ -89,6 +88,8 @@ class TrackingClient:
             for k, v in (tags or {}).items()
         }
         clean_params = self._clean_params(params or {})
+        # Validate before creating the experiment, so a refused run leaves nothing behind.
+        exp = self.store.get_or_create_experiment(experiment or DEFAULT_EXPERIMENT)
         digest, packages = environment.packages()
         self.store.record_environment(digest, packages)
         source = environment.source()
@@ -206,6 +207,7 @@ class TrackingClient:
         return logical
 
     def log_dict(self, run_id: str, data: Any, name: str) -> str:
+        name = validation.artifact_path(name)
         if name.endswith((".yaml", ".yml")):
             import yaml
 
@@ -342,15 +344,18 @@ def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
         rows.append(row)
     frame = pd.DataFrame(rows, columns=None if rows else _BASE_COLUMNS)
     extra = sorted(c for c in frame.columns if c not in _BASE_COLUMNS)
-    order = sorted(extra, key=lambda c: ("params.", "metrics.", "tags.").index(c.split(".")[0] + "."))
+    order = sorted(
+        extra, key=lambda c: ("params.", "metrics.", "tags.").index(c.split(".")[0] + ".")
+    )
     frame = frame[_BASE_COLUMNS + order]
     for column in ("start_time", "end_time"):
         frame[column] = pd.to_datetime(frame[column], unit="ms", utc=True)
     return frame
 
 
-_ADJECTIVES = "brisk calm bold keen warm swift quiet bright steady lucid eager noble".split()
-_NOUNS = "heron otter lynx finch maple cedar falcon badger comet delta harbor willow".split()
+# Word lists read best as one line each.
+_ADJECTIVES = "brisk calm bold keen warm swift quiet bright steady lucid eager noble".split()  # noqa: SIM905
+_NOUNS = "heron otter lynx finch maple cedar falcon badger comet delta harbor willow".split()  # noqa: SIM905
 
 
 def _run_name() -> str:
@@ -373,3 +378,10 @@ def get_client() -> TrackingClient:
             artifacts = ContentStore(FsspecBackend(current.artifact_uri))
             _client = TrackingClient(SqlTrackingStore(engine), artifacts, current)
         return _client
+
+
+def close_client() -> None:
+    """Flush and stop the writer of the shared client, if one was created; never create one."""
+    with _client_lock:
+        if _client is not None:
+            _client.writer.close()

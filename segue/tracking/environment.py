@@ -46,8 +46,12 @@ def entry_point() -> str | None:
     return sys.argv[0] or None
 
 
+@cache
 def source(cwd: str | os.PathLike | None = None) -> Source:
-    """The git commit and dirty flag of the working tree at ``cwd``, if it is a repository."""
+    """The git commit and dirty flag of the working tree at ``cwd``, if it is a repository.
+
+    Cached per process: the code a process runs is the code it started with.
+    """
     entry = entry_point()
     where = Path(cwd) if cwd else Path(entry).parent if entry and Path(entry).exists() else None
     commit = _git(["rev-parse", "HEAD"], where)

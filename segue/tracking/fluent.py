@@ -12,7 +12,7 @@ import pandas as pd
 
 from segue.errors import InvalidArgument
 from segue.store.entities import Dataset, Run
-from segue.tracking.client import get_client
+from segue.tracking.client import close_client, get_client
 from segue.tracking.runs import ActiveRun
 
 #: The stack of active runs, innermost last.
@@ -31,7 +31,8 @@ def start_run(
     """Start a run and make it the active one.
 
     Args:
-        experiment: experiment name, created if new (default ``"Default"``).
+        experiment: experiment name, created if new (default: the parent's experiment for a
+            nested run, else ``"Default"``).
         name: run name (default: a generated one).
         params: params to log at once; tags: tags to set at once.
         nested: start a child of the active run instead of refusing while one is active.
@@ -50,8 +51,12 @@ def start_run(
             f"run {stack[-1].id} is already active; end it first or pass nested=True"
         )
     client = get_client()
-    parent = stack[-1].id if stack else None
-    info = client.create_run(experiment, name, params, tags, parent_run_id=parent)
+    parent = stack[-1] if stack else None
+    if parent is not None and experiment is None:
+        experiment = parent.experiment
+    info = client.create_run(
+        experiment, name, params, tags, parent_run_id=parent.id if parent else None
+    )
     run = ActiveRun(client, info, on_end=_forget)
     _active.set((*stack, run))
     _open.append(run)
@@ -71,7 +76,8 @@ def _end_open_runs() -> None:
     """At interpreter exit: runs left open finish cleanly, with every metric written."""
     for run in reversed(list(_open)):
         run.end("FINISHED")
-    get_client().writer.close()
+    # Not get_client(): the settings may have changed since, and exiting must not open a store.
+    close_client()
 
 
 def active_run() -> ActiveRun | None:

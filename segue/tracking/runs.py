@@ -90,8 +90,10 @@ class ActiveRun:
                 point_step = self._steps.get(key, -1) + 1
             else:
                 point_step = validation.metric_step(key, step)
-            self._steps[key] = max(point_step, self._steps.get(key, -1))
             points.append(Metric(key, number, point_step, now))
+        # Advance the auto steps only once the whole batch is valid: a refused batch logs nothing.
+        for point in points:
+            self._steps[point.key] = max(point.step, self._steps.get(point.key, -1))
         self._client.log_metrics(self.id, points)
 
     def set_tag(self, key: str, value: Any) -> None:

@@ -19,7 +19,9 @@ def check_key(kind: str, key: Any) -> str:
     if not isinstance(key, str) or not key:
         raise InvalidArgument(f"{kind} name must be a non-empty string, got {key!r}")
     if len(key) > MAX_KEY:
-        raise InvalidArgument(f"{kind} name {key[:40]!r}… is {len(key)} characters; limit {MAX_KEY}")
+        raise InvalidArgument(
+            f"{kind} name {key[:40]!r}… is {len(key)} characters; limit {MAX_KEY}"
+        )
     if not _KEY.match(key) or ".." in key.split("/") or key.startswith("/"):
         raise InvalidArgument(
             f"{kind} name {key!r} may only contain letters, digits, spaces and _ - . / :"
@@ -42,10 +44,12 @@ def tag_value(key: str, value: Any) -> str:
 
 
 def metric_value(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    # NumPy booleans are no numbers.Real but convert to float: refuse them like Python's.
+    is_bool = isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", "") == "b"
+    if is_bool or not isinstance(value, numbers.Real):
         # NumPy 0-d arrays and scalars are numbers.Real or convert cleanly.
         try:
-            if isinstance(value, (str, bytes, bool)):
+            if is_bool or isinstance(value, (str, bytes)):
                 raise TypeError
             number = float(value)
         except (TypeError, ValueError):

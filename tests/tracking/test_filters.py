@@ -307,6 +307,20 @@ def test_token_soup_parses_or_raises_invalid_argument(tokens: list[str], sep: st
     _check_parses_or_raises_invalid_argument(sep.join(tokens))
 
 
+@given(
+    st.sampled_from([text for text, _ in VALID]),
+    st.integers(min_value=0),
+    st.integers(min_value=0, max_value=3),
+    st.sampled_from(TOKENS),
+)
+def test_mutated_valid_filters_parse_or_raise_invalid_argument(
+    text: str, where: int, cut: int, token: str
+) -> None:
+    # Near-valid input reaches the deep error paths that random soup rarely gets to.
+    where %= len(text) + 1
+    _check_parses_or_raises_invalid_argument(text[:where] + token + text[where + cut :])
+
+
 @pytest.mark.parametrize("text", ["(" * 5000, ")" * 5000, "metrics.a = 1 and " * 2000 + "x"])
 def test_pathological_input_raises_invalid_argument(text: str) -> None:
     with pytest.raises(InvalidArgument):

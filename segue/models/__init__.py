@@ -1,0 +1,1 @@
+"""Models: the package format, flavors, signatures and loading."""

@@ -1,0 +1,505 @@
+"""The registry store: registered models, versions, aliases, gates and the audit log.
+
+Every change writes its audit entry in the same transaction as the change itself. Alias moves
+are compare-and-set on the alias row, so two clients racing to move one alias cannot both win
+on a stale view: the loser gets :class:`~segue.errors.Conflict` and may re-evaluate.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from segue.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from segue.store.entities import AuditEntry, Gate, ModelVersion, RegisteredModel
+from segue.store.schema import (
+    AliasRow,
+    AuditRow,
+    GateRow,
+    ModelTagRow,
+    ModelVersionRow,
+    RegisteredModelRow,
+    RunDatasetRow,
+    RunRow,
+)
+
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]{0,255}$")
+_ALIAS = re.compile(r"^[A-Za-z][\w\-]{0,127}$")
+RESERVED_ALIASES = frozenset({"latest"})
+
+
+def check_model_name(name: Any) -> str:
+    if not isinstance(name, str) or not _MODEL_NAME.match(name):
+        raise InvalidArgument(
+            f"model name {name!r} must start with a letter or digit and contain only letters, "
+            "digits, '_', '-' and '.' (at most 256 characters)"
+        )
+    return name
+
+
+def check_alias(alias: Any) -> str:
+    if not isinstance(alias, str) or not _ALIAS.match(alias):
+        raise InvalidArgument(
+            f"alias {alias!r} must start with a letter and contain only letters, digits, "
+            "'_' and '-' (at most 128 characters)"
+        )
+    if alias in RESERVED_ALIASES:
+        raise InvalidArgument(f"alias {alias!r} is reserved")
+    return alias
+
+
+class RegistryStore(Protocol):
+    """What the model registry needs from a metadata store."""
+
+    def create_model(
+        self,
+        name: str,
+        actor: str,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> RegisteredModel: ...
+    def get_model(self, name: str) -> RegisteredModel: ...
+    def list_models(self) -> list[RegisteredModel]: ...
+    def create_version(
+        self,
+        name: str,
+        run_id: str,
+        artifact_path: str,
+        manifest_digest: str,
+        flavor: str,
+        actor: str,
+        description: str | None = None,
+    ) -> ModelVersion: ...
+    def get_version(self, name: str, version: int) -> ModelVersion: ...
+    def list_versions(self, name: str) -> list[ModelVersion]: ...
+    def delete_version(self, name: str, version: int, actor: str) -> None: ...
+    def get_alias(self, name: str, alias: str) -> int | None: ...
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        expected: int | None,
+        actor: str,
+        reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None: ...
+    def delete_alias(self, name: str, alias: str, actor: str) -> None: ...
+    def add_gate(self, name: str, alias: str, requirement: str, actor: str) -> Gate: ...
+    def list_gates(self, name: str, alias: str | None = None) -> list[Gate]: ...
+    def remove_gate(self, name: str, gate_id: int, actor: str) -> Gate: ...
+    def history(self, name: str, limit: int = 1000) -> list[AuditEntry]: ...
+    def versions_for_dataset(self, digest: str) -> list[ModelVersion]: ...
+    def versions_for_run(self, run_id: str) -> list[ModelVersion]: ...
+
+
+class SqlRegistryStore:
+    """:class:`RegistryStore` over SQLAlchemy, for SQLite and PostgreSQL."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def _session(self) -> Session:
+        return Session(self._engine, expire_on_commit=False)
+
+    def _insert(self, model):
+        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(model)
+
+    # -- models --------------------------------------------------------------------------
+
+    def create_model(
+        self,
+        name: str,
+        actor: str,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> RegisteredModel:
+        check_model_name(name)
+        now = _now()
+        with self._session() as s, s.begin():
+            stmt = (
+                self._insert(RegisteredModelRow)
+                .values(
+                    name=name,
+                    description=description,
+                    last_version=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+            if s.execute(stmt).rowcount == 0:
+                raise AlreadyExists(f"model {name!r} already exists")
+            row = self._model_row(s, name)
+            for key, value in (tags or {}).items():
+                s.add(ModelTagRow(model_id=row.id, key=key, value=value))
+            _audit(
+                s,
+                actor,
+                name,
+                "create_model",
+                None,
+                None,
+                {"description": description, "tags": dict(tags or {})},
+            )
+        return self.get_model(name)
+
+    def _model_row(self, s: Session, name: str, *, lock: bool = False) -> RegisteredModelRow:
+        stmt = sa.select(RegisteredModelRow).where(RegisteredModelRow.name == name)
+        if lock and self._engine.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        row = s.scalar(stmt)
+        if row is None:
+            raise NotFound(f"model {name!r} is not registered; see `segue models list`")
+        return row
+
+    def get_model(self, name: str) -> RegisteredModel:
+        with self._session() as s:
+            return self._model(s, self._model_row(s, name))
+
+    def _model(self, s: Session, row: RegisteredModelRow) -> RegisteredModel:
+        tags = dict(
+            s.execute(
+                sa.select(ModelTagRow.key, ModelTagRow.value).where(ModelTagRow.model_id == row.id)
+            ).all()
+        )
+        aliases = dict(
+            s.execute(
+                sa.select(AliasRow.alias, AliasRow.version).where(AliasRow.model_id == row.id)
+            ).all()
+        )
+        latest = s.scalar(
+            sa.select(sa.func.max(ModelVersionRow.version)).where(
+                ModelVersionRow.model_id == row.id
+            )
+        )
+        return RegisteredModel(
+            row.name, row.description, row.created_at, row.updated_at, tags, aliases, latest
+        )
+
+    def list_models(self) -> list[RegisteredModel]:
+        with self._session() as s:
+            rows = s.scalars(sa.select(RegisteredModelRow).order_by(RegisteredModelRow.name))
+            return [self._model(s, row) for row in rows]
+
+    # -- versions ------------------------------------------------------------------------
+
+    def create_version(
+        self,
+        name: str,
+        run_id: str,
+        artifact_path: str,
+        manifest_digest: str,
+        flavor: str,
+        actor: str,
+        description: str | None = None,
+    ) -> ModelVersion:
+        now = _now()
+        with self._session() as s, s.begin():
+            if s.get(RunRow, run_id) is None:
+                raise NotFound(f"run {run_id!r} does not exist")
+            model = self._model_row(s, name)
+            number = s.scalar(
+                sa.update(RegisteredModelRow)
+                .where(RegisteredModelRow.id == model.id)
+                .values(last_version=RegisteredModelRow.last_version + 1, updated_at=now)
+                .returning(RegisteredModelRow.last_version)
+            )
+            s.add(
+                ModelVersionRow(
+                    model_id=model.id,
+                    version=number,
+                    run_id=run_id,
+                    artifact_path=artifact_path,
+                    manifest_digest=manifest_digest,
+                    flavor=flavor,
+                    description=description,
+                    created_by=actor,
+                    created_at=now,
+                )
+            )
+            _audit(
+                s,
+                actor,
+                name,
+                "register",
+                f"version {number}",
+                None,
+                {
+                    "version": number,
+                    "run_id": run_id,
+                    "artifact_path": artifact_path,
+                    "manifest_digest": manifest_digest,
+                    "flavor": flavor,
+                },
+            )
+        return self.get_version(name, number)
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        with self._session() as s:
+            model = self._model_row(s, name)
+            row = s.get(ModelVersionRow, (model.id, version))
+            if row is None:
+                raise NotFound(
+                    f"model {name!r} has no version {version}; see `segue models show {name}`"
+                )
+            return self._version(s, name, row)
+
+    def _version(self, s: Session, name: str, row: ModelVersionRow) -> ModelVersion:
+        aliases = tuple(
+            sorted(
+                s.scalars(
+                    sa.select(AliasRow.alias).where(
+                        AliasRow.model_id == row.model_id, AliasRow.version == row.version
+                    )
+                )
+            )
+        )
+        return ModelVersion(
+            name,
+            row.version,
+            row.run_id,
+            row.artifact_path,
+            row.manifest_digest,
+            row.flavor,
+            row.created_by,
+            row.created_at,
+            row.description,
+            aliases,
+        )
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        with self._session() as s:
+            model = self._model_row(s, name)
+            rows = s.scalars(
+                sa.select(ModelVersionRow)
+                .where(ModelVersionRow.model_id == model.id)
+                .order_by(ModelVersionRow.version)
+            )
+            return [self._version(s, name, row) for row in rows]
+
+    def delete_version(self, name: str, version: int, actor: str) -> None:
+        with self._session() as s, s.begin():
+            model = self._model_row(s, name, lock=True)
+            row = s.get(ModelVersionRow, (model.id, version))
+            if row is None:
+                raise NotFound(f"model {name!r} has no version {version}")
+            held = list(
+                s.scalars(
+                    sa.select(AliasRow.alias).where(
+                        AliasRow.model_id == model.id, AliasRow.version == version
+                    )
+                )
+            )
+            if held:
+                raise Conflict(
+                    f"{name} version {version} is still aliased as {', '.join(sorted(held))}; "
+                    "move or delete the alias first"
+                )
+            before = {
+                "version": version,
+                "run_id": row.run_id,
+                "manifest_digest": row.manifest_digest,
+            }
+            s.delete(row)
+            _audit(s, actor, name, "delete_version", f"version {version}", before, None)
+
+    # -- aliases -------------------------------------------------------------------------
+
+    def get_alias(self, name: str, alias: str) -> int | None:
+        with self._session() as s:
+            model = self._model_row(s, name)
+            row = s.get(AliasRow, (model.id, alias))
+            return None if row is None else row.version
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        expected: int | None,
+        actor: str,
+        reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Point ``alias`` at ``version`` if it still points at ``expected`` (None: unset)."""
+        check_alias(alias)
+        now = _now()
+        with self._session() as s, s.begin():
+            model = self._model_row(s, name)
+            if s.get(ModelVersionRow, (model.id, version)) is None:
+                raise NotFound(f"model {name!r} has no version {version}")
+            if expected is None:
+                stmt = (
+                    self._insert(AliasRow)
+                    .values(model_id=model.id, alias=alias, version=version, updated_at=now)
+                    .on_conflict_do_nothing()
+                )
+            else:
+                stmt = (
+                    sa.update(AliasRow)
+                    .where(
+                        AliasRow.model_id == model.id,
+                        AliasRow.alias == alias,
+                        AliasRow.version == expected,
+                    )
+                    .values(version=version, updated_at=now)
+                )
+            if s.execute(stmt).rowcount == 0:
+                raise Conflict(
+                    f"alias {name}@{alias} moved while this change was being decided; try again"
+                )
+            before = None if expected is None else {"version": expected}
+            _audit(
+                s,
+                actor,
+                name,
+                "set_alias",
+                f"alias {alias}",
+                before,
+                {"version": version, **dict(details or {})},
+                reason,
+            )
+
+    def delete_alias(self, name: str, alias: str, actor: str) -> None:
+        with self._session() as s, s.begin():
+            model = self._model_row(s, name)
+            row = s.get(AliasRow, (model.id, alias))
+            if row is None:
+                raise NotFound(f"model {name!r} has no alias {alias!r}")
+            before = {"version": row.version}
+            s.delete(row)
+            _audit(s, actor, name, "delete_alias", f"alias {alias}", before, None)
+
+    # -- gates ---------------------------------------------------------------------------
+
+    def add_gate(self, name: str, alias: str, requirement: str, actor: str) -> Gate:
+        check_alias(alias)
+        with self._session() as s, s.begin():
+            model = self._model_row(s, name)
+            row = GateRow(
+                model_id=model.id,
+                alias=alias,
+                requirement=requirement,
+                created_by=actor,
+                created_at=_now(),
+            )
+            s.add(row)
+            s.flush()
+            _audit(
+                s,
+                actor,
+                name,
+                "add_gate",
+                f"alias {alias}",
+                None,
+                {"gate": row.id, "requirement": requirement},
+            )
+            return _gate(name, row)
+
+    def list_gates(self, name: str, alias: str | None = None) -> list[Gate]:
+        with self._session() as s:
+            model = self._model_row(s, name)
+            stmt = sa.select(GateRow).where(GateRow.model_id == model.id).order_by(GateRow.id)
+            if alias is not None:
+                stmt = stmt.where(GateRow.alias == alias)
+            return [_gate(name, row) for row in s.scalars(stmt)]
+
+    def remove_gate(self, name: str, gate_id: int, actor: str) -> Gate:
+        with self._session() as s, s.begin():
+            model = self._model_row(s, name)
+            row = s.get(GateRow, gate_id)
+            if row is None or row.model_id != model.id:
+                raise NotFound(
+                    f"model {name!r} has no gate {gate_id}; see `segue models gate list`"
+                )
+            gate = _gate(name, row)
+            s.delete(row)
+            _audit(
+                s,
+                actor,
+                name,
+                "remove_gate",
+                f"alias {gate.alias}",
+                {"gate": gate_id, "requirement": gate.requirement},
+                None,
+            )
+            return gate
+
+    # -- audit and lineage ---------------------------------------------------------------
+
+    def history(self, name: str, limit: int = 1000) -> list[AuditEntry]:
+        stmt = (
+            sa.select(AuditRow)
+            .where(AuditRow.model_name == name)
+            .order_by(AuditRow.id.desc())
+            .limit(limit)
+        )
+        with self._session() as s:
+            self._model_row(s, name)
+            rows = list(s.scalars(stmt))
+        return [
+            AuditEntry(
+                r.id, r.at, r.actor, r.model_name, r.action, r.target, r.before, r.after, r.reason
+            )
+            for r in reversed(rows)
+        ]
+
+    def versions_for_dataset(self, digest: str) -> list[ModelVersion]:
+        runs = sa.select(RunDatasetRow.run_id).where(RunDatasetRow.digest == digest)
+        return self._versions_where(ModelVersionRow.run_id.in_(runs))
+
+    def versions_for_run(self, run_id: str) -> list[ModelVersion]:
+        return self._versions_where(ModelVersionRow.run_id == run_id)
+
+    def _versions_where(self, condition) -> list[ModelVersion]:
+        stmt = (
+            sa.select(ModelVersionRow, RegisteredModelRow.name)
+            .join(RegisteredModelRow, RegisteredModelRow.id == ModelVersionRow.model_id)
+            .where(condition)
+            .order_by(RegisteredModelRow.name, ModelVersionRow.version)
+        )
+        with self._session() as s:
+            return [self._version(s, name, row) for row, name in s.execute(stmt)]
+
+
+def _audit(
+    s: Session,
+    actor: str,
+    model_name: str,
+    action: str,
+    target: str | None,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+    reason: str | None = None,
+) -> None:
+    s.add(
+        AuditRow(
+            at=_now(),
+            actor=actor,
+            model_name=model_name,
+            action=action,
+            target=target,
+            before=dict(before) if before else None,
+            after=dict(after) if after else None,
+            reason=reason,
+        )
+    )
+
+
+def _gate(name: str, row: GateRow) -> Gate:
+    return Gate(row.id, name, row.alias, row.requirement, row.created_by, row.created_at)
+
+
+def _now() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,101 @@
+"""Help, version and usage errors: the parts of the CLI that need no data."""
+
+from __future__ import annotations
+
+import pytest
+from typer.main import get_command
+
+import segue
+from segue.cli.app import app
+
+
+def _command_paths(command, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and group below ``command``, as the words that invoke it."""
+    found = [path]
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        found += _command_paths(sub, (*path, name))
+    return found
+
+
+COMMANDS = _command_paths(get_command(app))
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch) -> None:
+    # Nothing here should touch a store; if something does, it must not be ./.segue.
+    monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SEGUE_STORE_URI", raising=False)
+    monkeypatch.delenv("SEGUE_ARTIFACT_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_the_walk_finds_every_level():
+    assert {(), ("runs",), ("runs", "compare"), ("db", "upgrade"), ("quickstart",)} <= set(COMMANDS)
+    assert len(COMMANDS) >= 14
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(("segue", *p)))
+def test_every_command_has_help_with_an_example(cli, path):
+    result = cli(*path, "--help")
+
+    assert result.code == 0, result.err
+    assert result.err == ""
+    assert f"Usage: {' '.join(('segue', *path))}" in result.out
+    assert "Example: segue" in result.out or "Example: SEGUE_" in result.out
+
+
+def test_short_help_option(cli):
+    result = cli("runs", "list", "-h")
+
+    assert result.code == 0
+    assert "--order-by" in result.out
+
+
+def test_version(cli):
+    result = cli("--version")
+
+    assert result.code == 0
+    assert result.out.strip() == f"segue {segue.__version__}"
+    assert result.err == ""
+
+
+def test_no_arguments_shows_the_help(cli):
+    result = cli()
+
+    # Like Typer on its own: the help on stdout, exit code 2, and no empty "error:" line.
+    assert result.code == 2
+    assert "Usage: segue" in result.out
+    for group in ("experiments", "runs", "artifacts", "db", "quickstart"):
+        assert group in result.out
+    assert result.err == ""
+
+
+def test_a_group_without_a_verb_shows_its_help(cli):
+    result = cli("runs")
+
+    assert result.code == 2
+    assert "Usage: segue runs" in result.out
+    for verb in ("list", "show", "compare", "delete", "restore"):
+        assert verb in result.out
+    assert result.err == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["runs", "list", "--bogus"], "No such option: --bogus"),
+        (["runs", "list", "--limit", "many"], "--limit"),
+        (["runs", "list", "--limit", "0"], "--limit"),
+        (["runs", "list", "--limit"], "Option '--limit' requires an argument"),
+        (["runs", "show"], "Missing argument"),
+        (["artifacts", "get", "3f2a9c1e", "model.pkl"], "--output"),
+        (["runs", "frobnicate"], "No such command 'frobnicate'"),
+        (["nope"], "No such command 'nope'"),
+    ],
+)
+def test_usage_errors_are_one_line(cli, args, expected):
+    line = cli(*args).error_line()
+
+    assert expected in line
+    if "requires an argument" not in line:  # click's parser raises that one without a context
+        assert "--help`" in line  # the hint where to look

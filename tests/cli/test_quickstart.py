@@ -1,0 +1,93 @@
+"""``segue quickstart``: six models trained and tracked as nested runs of one parent."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+import segue.quickstart
+from segue.quickstart import CANDIDATES, EXPERIMENT
+from segue.tracking.client import get_client
+
+#: Training is the slow part and does not depend on the database: once, on SQLite.
+sqlite_only = pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
+
+
+@sqlite_only
+def test_quickstart_json(cli, segue_env, tmp_path):
+    result = cli("quickstart", "--json")
+    report = result.json()
+
+    assert result.err == ""
+    assert report["experiment"] == EXPERIMENT
+    assert report["store_uri"] == segue_env.store_uri
+    assert report["artifact_uri"] == segue_env.artifact_uri
+    ranking = report["runs"]
+    assert sorted(r["name"] for r in ranking) == sorted(c.name for c in CANDIDATES)
+    aucs = [r["metrics"]["roc_auc"] for r in ranking]
+    assert aucs == sorted(aucs, reverse=True)
+    assert all(0.9 < auc <= 1.0 for auc in aucs)
+
+    parent_id = report["parent_run_id"]
+    runs = cli("runs", "list", "-e", EXPERIMENT, "--json").json()
+    children = [r for r in runs if r["info"]["id"] != parent_id]
+    assert len(runs) == 7
+    assert len(children) == 6
+    assert {r["info"]["parent_run_id"] for r in children} == {parent_id}
+    assert {r["info"]["status"] for r in runs} == {"FINISHED"}
+    families = {c.name: c.family for c in CANDIDATES}
+    reported = {r["run_id"]: r for r in ranking}
+    assert set(reported) == {r["info"]["id"] for r in children}
+
+    client = get_client()
+    for run in children:
+        run_id, name = run["info"]["id"], run["info"]["name"]
+        assert run["params"]["model"] == families[name]
+        assert len(run["params"]) > 1  # the model's own hyper-parameters too
+        assert run["tags"]["family"] == families[name]
+        assert run["metrics"]["roc_auc"] == pytest.approx(reported[run_id]["metrics"]["roc_auc"])
+        assert {"accuracy", "roc_auc", "f1"} <= set(run["metrics"])
+        for key in ("cv_accuracy", "cv_roc_auc"):
+            history = client.metric_history(run_id, key)
+            assert [m.step for m in history] == [0, 1, 2, 3, 4], (name, key)
+            assert all(0.0 <= m.value <= 1.0 for m in history)
+        artifacts = {a["path"] for a in cli("artifacts", "list", run_id, "--json").json()}
+        assert artifacts == {"confusion_matrix.png", "confusion_matrix.json"}
+        shown = cli("runs", "show", run_id, "--json").json()
+        contexts = sorted((d["name"], d["context"]) for d in shown["datasets"])
+        assert contexts == [("breast_cancer", "test"), ("breast_cancer", "train")]
+
+    parent = cli("runs", "show", parent_id, "--json").json()
+    assert parent["info"]["name"] == "model-selection"
+    assert sorted(d["context"] for d in parent["datasets"]) == ["test", "train"]
+
+    best = ranking[0]["run_id"]
+    png = tmp_path / "cm.png"
+    assert cli("artifacts", "get", best[:8], "confusion_matrix.png", "-o", str(png)).code == 0
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+@sqlite_only
+def test_quickstart_table(cli, segue_env, monkeypatch):
+    # The table needs only a ranking: train the two quickest candidates instead of six.
+    two = [c for c in CANDIDATES if c.family == "logistic_regression"][:2]
+    quick = functools.partial(segue.quickstart.train_candidates, two)
+    monkeypatch.setattr(segue.quickstart, "train_candidates", quick)
+
+    result = cli("quickstart")
+
+    assert result.code == 0, result.err
+    assert f"Experiment '{EXPERIMENT}': runs ranked by test ROC AUC" in result.out
+    runs = cli("runs", "list", "-e", EXPERIMENT, "-o", "metrics.roc_auc DESC", "--json").json()
+    first, second = (r["info"]["id"][:8] for r in runs if r["info"]["parent_run_id"])
+    rows = {
+        line.split("│")[2].strip(): line.split("│")
+        for line in result.out.splitlines()
+        if line.startswith("│")
+    }
+    assert rows[first][1].strip() == "1"  # the best ROC AUC ranks first
+    assert rows[second][1].strip() == "2"
+    assert f"metadata:  {segue_env.store_uri}" in result.out
+    assert f"segue runs show {first}" in result.out
+    assert f"segue runs compare {first} {second}" in result.out

@@ -1,0 +1,51 @@
+"""Tests for reading the settings from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from segue.config import settings
+from segue.errors import InvalidArgument
+
+
+def test_defaults_live_under_segue_home(tmp_path):
+    config = settings({"SEGUE_HOME": str(tmp_path)})
+    assert config.home == tmp_path
+    assert config.store_uri == f"sqlite:///{tmp_path / 'segue.db'}"
+    assert config.artifact_uri == str(tmp_path / "artifacts")
+    assert (config.heartbeat_interval, config.heartbeat_timeout) == (5.0, 30.0)
+    assert config.flush_interval == 0.5
+
+
+def test_the_default_home_is_relative_to_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert settings({}).home == Path(tmp_path) / ".segue"
+
+
+def test_variables_override_the_defaults():
+    config = settings(
+        {
+            "SEGUE_STORE_URI": "postgresql://db/segue",
+            "SEGUE_ARTIFACT_URI": "s3://bucket/artifacts",
+            "SEGUE_HEARTBEAT_INTERVAL": "0.2",
+            "SEGUE_FLUSH_INTERVAL": "0.1",
+        }
+    )
+    assert config.store_uri == "postgresql://db/segue"
+    assert config.artifact_uri == "s3://bucket/artifacts"
+    assert config.heartbeat_interval == 0.2
+    assert config.heartbeat_timeout == pytest.approx(1.2)  # follows the interval
+    assert config.flush_interval == 0.1
+    assert settings({"SEGUE_HEARTBEAT_TIMEOUT": "7"}).heartbeat_timeout == 7.0
+
+
+@pytest.mark.parametrize(
+    "name", ["SEGUE_HEARTBEAT_INTERVAL", "SEGUE_HEARTBEAT_TIMEOUT", "SEGUE_FLUSH_INTERVAL"]
+)
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan", "inf"])
+def test_intervals_must_be_positive_seconds(name, value):
+    # Zero used to be accepted: the writer then spun, and the reaper killed every live run.
+    with pytest.raises(InvalidArgument, match=f"{name} must be a positive number.*{value!r}"):
+        settings({name: value})

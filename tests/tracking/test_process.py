@@ -1,0 +1,107 @@
+"""What happens to a run when its process exits without ending it, or is killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import segue
+from segue.tracking.client import get_client
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(segue.__file__).resolve().parents[1]
+
+
+def run_script(tmp_path: Path, code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(code))
+    environ = {**os.environ, **env}  # the SEGUE_* variables set by the segue_env fixture
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environ.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, str(script)],
+        env=environ,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_run_left_open_is_finished_and_flushed_at_exit(segue_env, tmp_path):
+    # A long flush interval: only the exit handler can write the points. The settings change
+    # before exit, and the exit handler must not open a store for the new ones (it used to
+    # create ./elsewhere/segue.db, or ./.segue/segue.db, wherever the process happened to be).
+    done = run_script(
+        tmp_path,
+        """
+        import os
+        import segue
+        run = segue.start_run(experiment="proc")
+        print(run.id)
+        for i in range(200):
+            segue.log_metric("x", float(i))
+        os.environ["SEGUE_HOME"] = os.path.abspath("elsewhere")
+        del os.environ["SEGUE_STORE_URI"]
+        """,
+        SEGUE_FLUSH_INTERVAL="60",
+    )
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.strip()
+    info = segue.get_run(run_id).info
+    assert info.status == "FINISHED"
+    assert info.end_time is not None
+    points = get_client().metric_history(run_id, "x")
+    assert [(m.step, m.value) for m in points] == [(i, float(i)) for i in range(200)]
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_killed_process_loses_at_most_the_last_second(segue_env, tmp_path, monkeypatch):
+    # This process judges liveness on the same schedule: a 1.2 s heartbeat timeout.
+    monkeypatch.setenv("SEGUE_HEARTBEAT_INTERVAL", "0.2")
+    done = run_script(
+        tmp_path,
+        """
+        import os, signal, time
+        import segue
+        run = segue.start_run(experiment="proc")
+        print("run", run.id, flush=True)
+        start, i = time.time(), 0
+        while time.time() - start < 2.0:
+            segue.log_metric("x", float(i), step=i)
+            print(i, repr(time.time()), flush=True)
+            i += 1
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """,
+        SEGUE_FLUSH_INTERVAL="0.2",
+    )
+    killed_at = time.time()
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    first, *lines = done.stdout.splitlines()
+    run_id = first.split()[1]
+    logged_at = {int(step): float(at) for step, at in (line.split() for line in lines)}
+    assert len(logged_at) > 20
+
+    stored = [m.step for m in get_client().store.get_metric_history(run_id, "x")]
+    assert stored == list(range(len(stored)))  # a prefix: nothing skipped or doubled
+    assert stored, "nothing was flushed in 2 s"
+    last_logged = max(logged_at)
+    assert logged_at[last_logged] - logged_at[stored[-1]] <= 1.0
+
+    deadline = time.monotonic() + 15
+    while (info := segue.get_run(run_id).info).status == "RUNNING":
+        assert time.monotonic() < deadline, "the dead run is still shown RUNNING"
+        time.sleep(0.1)
+    assert info.status == "KILLED"
+    assert info.status_reason
+    assert logged_at[last_logged] - 1.0 <= info.end_time / 1000 <= killed_at
+    frame = segue.search_runs("proc")
+    assert list(frame["status"]) == ["KILLED"]

@@ -1,0 +1,316 @@
+"""Tests for the background metric writer: batching, flushing, retries and heartbeats."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segue.config import Settings
+from segue.errors import NotFound
+from segue.store.entities import Metric
+from segue.tracking.client import TrackingClient
+from segue.tracking.runs import ActiveRun
+from segue.tracking.writer import MetricWriter
+
+
+class FakeStore:
+    """The two store calls the writer makes, recorded; ``failures`` are raised first, in order."""
+
+    def __init__(self, failures: Sequence[Exception] = ()) -> None:
+        self.batches: list[tuple[str, list[Metric]]] = []
+        self.heartbeats: list[tuple[list[str], int]] = []
+        self.failures = list(failures)
+        self.heartbeat_failures: list[Exception] = []
+        self._lock = threading.Lock()
+
+    def log_batch(self, run_id: str, *, metrics: Sequence[Metric] = (), **_: Any) -> None:
+        with self._lock:
+            if self.failures:
+                raise self.failures.pop(0)
+            self.batches.append((run_id, list(metrics)))
+
+    def heartbeat(self, run_ids: Sequence[str], now: int) -> None:
+        with self._lock:
+            if self.heartbeat_failures:
+                raise self.heartbeat_failures.pop(0)
+            self.heartbeats.append((sorted(run_ids), now))
+
+    def points(self, run_id: str) -> list[Metric]:
+        with self._lock:
+            return [p for rid, batch in self.batches if rid == run_id for p in batch]
+
+
+class CountingStore:
+    """A real store whose ``log_batch`` calls with metrics are counted."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.metric_batches = 0
+
+    def log_batch(self, run_id: str, **kwargs: Any) -> None:
+        if kwargs.get("metrics"):
+            self.metric_batches += 1
+        self._inner.log_batch(run_id, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class FakeClock:
+    """Wall-clock seconds that only move when told; counts how often it was read."""
+
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+        self.reads = 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return self.now
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(0.005)
+
+
+def points(n: int, key: str = "x", start: int = 0) -> list[Metric]:
+    return [Metric(key, float(i), i, 0) for i in range(start, start + n)]
+
+
+@pytest.fixture
+def writers() -> Iterator[Callable[..., MetricWriter]]:
+    """Make writers that are closed after the test, so no thread outlives it."""
+    made: list[MetricWriter] = []
+
+    def make(store: Any, **kwargs: Any) -> MetricWriter:
+        kwargs.setdefault("heartbeat_interval", 3600)
+        made.append(MetricWriter(store, **kwargs))
+        return made[-1]
+
+    yield make
+    for writer in made:
+        with contextlib.suppress(Exception):  # a test may leave a failure queued on purpose
+            writer.close()
+
+
+def make_client(store: Any, content_store: Any, tmp_path: Path, **config: Any) -> TrackingClient:
+    settings = Settings(
+        home=tmp_path, store_uri="unused", artifact_uri=str(tmp_path / "artifacts"), **config
+    )
+    return TrackingClient(store, content_store, settings)
+
+
+# -- batching -------------------------------------------------------------------------------
+
+
+def test_points_are_batched(writers):
+    fake = FakeStore()
+    writer = writers(fake, flush_interval=0.05)
+    for p in points(1000):
+        writer.add("r1", [p])
+    wait_for(lambda: len(fake.points("r1")) == 1000)
+    assert fake.points("r1") == points(1000)  # in order, each once
+    assert 1 <= len(fake.batches) <= 5
+
+
+def test_log_metric_reaches_a_real_store_in_a_handful_of_batches(store, content_store, tmp_path):
+    counting = CountingStore(store)
+    client = make_client(counting, content_store, tmp_path, flush_interval=0.05)
+    try:
+        run = ActiveRun(client, client.create_run("batching"))
+        for i in range(1000):
+            run.log_metric("loss", 1.0 / (i + 1))
+        run.end()
+    finally:
+        client.writer.close()
+    history = store.get_metric_history(run.id, "loss")
+    assert [m.step for m in history] == list(range(1000))
+    assert 1 <= counting.metric_batches <= 10
+
+
+def test_a_full_buffer_wakes_the_writer_early(writers):
+    fake = FakeStore()
+    writer = writers(fake, flush_interval=3600)
+    writer.add("r1", points(5_000))
+    wait_for(lambda: len(fake.points("r1")) == 5_000)
+
+
+# -- when points are written ----------------------------------------------------------------
+
+
+def test_ending_a_run_flushes_its_points(store, content_store, tmp_path):
+    client = make_client(store, content_store, tmp_path, flush_interval=3600)
+    try:
+        run = ActiveRun(client, client.create_run("flush"))
+        for i in range(10):
+            run.log_metric("acc", i / 10)
+        assert store.get_metric_history(run.id, "acc") == []  # still buffered
+        run.end()
+        assert [m.step for m in store.get_metric_history(run.id, "acc")] == list(range(10))
+    finally:
+        client.writer.close()
+
+
+def test_the_background_thread_flushes_within_the_interval(writers):
+    fake = FakeStore()
+    writer = writers(fake, flush_interval=0.1)
+    writer.add("r1", points(3))
+    started = time.monotonic()
+    wait_for(lambda: fake.points("r1"))
+    assert time.monotonic() - started < 1.0
+    assert fake.points("r1") == points(3)
+
+
+def test_the_background_thread_flushes_to_a_real_store(client, store):
+    # The ``client`` fixture flushes every 0.05 s; read the store directly, not through the
+    # client, which would flush first.
+    run = ActiveRun(client, client.create_run("background"))
+    run.log_metric("acc", 0.5)
+    run.log_metric("acc", 0.75)
+    wait_for(lambda: len(store.get_metric_history(run.id, "acc")) == 2)
+    assert store.get_run(run.id).data.metrics["acc"].value == 0.75
+
+
+def test_flush_of_one_run_leaves_the_others_buffered(writers):
+    fake = FakeStore()
+    writer = writers(fake, flush_interval=3600)
+    writer.add("r1", points(2))
+    writer.add("r2", points(3))
+    writer.flush("r1")
+    assert fake.batches == [("r1", points(2))]
+    writer.flush()
+    assert fake.batches == [("r1", points(2)), ("r2", points(3))]
+
+
+def test_close_flushes_and_stops_the_thread(writers):
+    fake = FakeStore()
+    before = set(threading.enumerate())
+    writer = writers(fake, flush_interval=3600)
+    writer.add("r1", points(4))
+    started = [t for t in threading.enumerate() if t not in before]
+    assert [t.name for t in started] == ["segue-metric-writer"]
+    writer.close()
+    assert fake.points("r1") == points(4)
+    assert not started[0].is_alive()
+    writer.add("r1", points(1, start=4))  # a closed writer still accepts points
+    writer.close()
+    assert fake.points("r1") == points(5)
+
+
+# -- failures -------------------------------------------------------------------------------
+
+
+def test_a_failed_write_requeues_the_points(writers):
+    fake = FakeStore(failures=[RuntimeError("database is down")])
+    writer = writers(fake, flush_interval=3600)
+    writer.add("r1", points(3))
+    with pytest.raises(RuntimeError, match="database is down"):
+        writer.flush()
+    assert fake.batches == []
+    writer.add("r1", points(2, start=3))
+    writer.flush()
+    assert fake.batches == [("r1", points(5))]  # the old points first, none lost or doubled
+
+
+def test_the_background_thread_retries_failed_writes(writers):
+    fake = FakeStore(failures=[RuntimeError("down"), RuntimeError("still down")])
+    writer = writers(fake, flush_interval=0.02)
+    writer.add("r1", points(50))
+    wait_for(lambda: fake.points("r1"))
+    assert fake.points("r1") == points(50)
+    assert fake.failures == []
+
+
+def test_points_of_a_missing_run_are_dropped(writers):
+    fake = FakeStore(failures=[NotFound("run 'gone' does not exist")])
+    writer = writers(fake, flush_interval=3600)
+    writer.add("gone", points(3))
+    writer.add("live", points(2))
+    with pytest.raises(NotFound, match="gone"):
+        writer.flush()
+    assert fake.batches == [("live", points(2))]  # the other run was still written
+    writer.flush()
+    assert fake.batches == [("live", points(2))]  # and 'gone' is not retried
+
+
+def test_a_background_flush_does_not_raise(writers):
+    fake = FakeStore(failures=[RuntimeError("down")])
+    writer = writers(fake, flush_interval=3600)
+    writer.add("r1", points(1))
+    writer.flush(background=True)
+    writer.flush()
+    assert fake.points("r1") == points(1)
+
+
+# -- heartbeats -----------------------------------------------------------------------------
+
+
+def test_heartbeats_are_sent_for_watched_runs_on_the_injected_clock(writers):
+    fake, clock = FakeStore(), FakeClock(1_000.0)
+    writer = writers(fake, flush_interval=0.005, heartbeat_interval=10, clock=clock)
+    writer.watch("r1")
+    writer.watch("r2")
+    wait_for(lambda: fake.heartbeats)
+    assert fake.heartbeats == [(["r1", "r2"], 1_000_000)]
+
+    clock.now += 5  # less than the interval: the loop keeps running but sends nothing
+    reads = clock.reads
+    wait_for(lambda: clock.reads >= reads + 3)
+    assert len(fake.heartbeats) == 1
+
+    writer.unwatch("r2")
+    clock.now += 6
+    wait_for(lambda: len(fake.heartbeats) == 2)
+    assert fake.heartbeats[1] == (["r1"], 1_011_000)
+
+    writer.unwatch("r1")
+    clock.now += 60
+    reads = clock.reads
+    wait_for(lambda: clock.reads >= reads + 3)
+    assert len(fake.heartbeats) == 2  # nothing to watch, nothing sent
+
+
+def test_a_failed_heartbeat_is_retried_on_the_next_tick(writers):
+    fake, clock = FakeStore(), FakeClock()
+    fake.heartbeat_failures = [RuntimeError("down")]
+    writer = writers(fake, flush_interval=0.005, heartbeat_interval=10, clock=clock)
+    writer.watch("r1")
+    wait_for(lambda: fake.heartbeats)
+    assert fake.heartbeats == [(["r1"], 1_000_000)]  # without waiting another interval
+
+
+def test_a_live_run_keeps_its_heartbeat_fresh(store, content_store, tmp_path):
+    clock = FakeClock(1_000.0)
+    client = TrackingClient(
+        store,
+        content_store,
+        Settings(
+            home=tmp_path,
+            store_uri="unused",
+            artifact_uri=str(tmp_path / "artifacts"),
+            heartbeat_interval=1.0,
+            flush_interval=0.005,
+        ),
+        clock=clock,
+    )
+    try:
+        info = client.create_run("alive")
+        assert store.get_run(info.id).info.heartbeat_at == 1_000_000
+        clock.now = 1_100.0
+        wait_for(lambda: store.get_run(info.id).info.heartbeat_at == 1_100_000)
+        client.end_run(info.id)
+        clock.now = 1_200.0
+        reads = clock.reads
+        wait_for(lambda: clock.reads >= reads + 3)
+        assert store.get_run(info.id).info.heartbeat_at == 1_100_000  # ended: not watched
+    finally:
+        client.writer.close()
