@@ -19,11 +19,13 @@ _EXPORTS = {
     "segue.errors": [
         "AlreadyExists",
         "Conflict",
+        "GateFailed",
         "IntegrityError",
         "InvalidArgument",
         "NotFound",
         "SegueError",
     ],
+    "segue.registry.service": ["get_registry", "load_model", "register_model"],
     "segue.tracking.fluent": [
         "active_run",
         "end_run",
@@ -49,6 +51,7 @@ _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = [
     "AlreadyExists",
     "Conflict",
+    "GateFailed",
     "IntegrityError",
     "InvalidArgument",
     "NotFound",
@@ -56,7 +59,9 @@ __all__ = [
     "__version__",
     "active_run",
     "end_run",
+    "get_registry",
     "get_run",
+    "load_model",
     "log_artifact",
     "log_artifacts",
     "log_dataset",
@@ -67,6 +72,7 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "register_model",
     "search_runs",
     "set_tag",
     "set_tags",
@@ -91,11 +97,13 @@ if TYPE_CHECKING:
     from segue.errors import (
         AlreadyExists,
         Conflict,
+        GateFailed,
         IntegrityError,
         InvalidArgument,
         NotFound,
         SegueError,
     )
+    from segue.registry.service import get_registry, load_model, register_model
     from segue.tracking.fluent import (
         active_run,
         end_run,

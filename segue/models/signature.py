@@ -60,6 +60,7 @@ _MISSING_ROWS_SHOWN = 10
 #: Marks a column whose dtype is a pandas one. Not None: ``np.dtype("float64") == None`` is True.
 _PANDAS_DTYPE = object()
 _OBJECT = np.dtype(object)
+_NO_NA = ("int", "bool")
 
 
 class SchemaWarning(UserWarning):
@@ -467,7 +468,14 @@ class _ColumnPlan:
         # Built-in NumPy dtypes are singletons, so comparing a matching frame's list is quick.
         self.dtypes = [_numpy_dtype(spec.dtype) for spec in specs]
         self.no_missing = np.array([not spec.nullable for spec in specs])
-        self.strings = np.array([spec.dtype == "string" for spec in specs])
+        # None when every column forbids missing values: no per-block mask to compute then.
+        self.forbid = self.no_missing if not self.no_missing.all() else None
+        # Ints and bools can hold no missing value in a frame that passed the dtype check, and
+        # nullable columns may hold them; strings are checked for object columns of non-str.
+        self.check_values = any(
+            spec.dtype == "string" or (not spec.nullable and _family(spec.dtype) not in _NO_NA)
+            for spec in specs
+        )
 
 
 def _numpy_dtype(dtype: str) -> Any:
@@ -481,7 +489,7 @@ def _matches(df: pd.DataFrame, plan: _ColumnPlan) -> bool:
     columns = df.columns
     if len(columns) != len(plan.names) or len(df.index) == 0:
         return False
-    if not columns.equals(plan.object_index if columns.dtype == object else plan.index):
+    if not columns.equals(plan.object_index if columns.dtype is _OBJECT else plan.index):
         return False
     dtypes = _frame_dtypes(df)
     if dtypes != plan.dtypes:
@@ -494,28 +502,38 @@ def _matches(df: pd.DataFrame, plan: _ColumnPlan) -> bool:
                     return False  # the values are checked block by block below
             elif _canonical(dtype) != spec.dtype:
                 return False
-    return not _has_forbidden_values(df, plan)
+    return not plan.check_values or not _has_forbidden_values(df, plan)
 
 
 def _has_forbidden_values(df: pd.DataFrame, plan: _ColumnPlan) -> bool:
-    """Missing values where the signature forbids them, or non-strings in an object column."""
+    """Missing values where the signature forbids them, or non-strings in an object column.
+
+    One vectorised check per block of same-typed columns, not one per column.
+    """
     for positions, values in _frame_blocks(df):
-        no_missing = plan.no_missing[positions]
-        if isinstance(values, np.ndarray) and values.dtype == _OBJECT:
+        numpy = isinstance(values, np.ndarray)
+        kind = values.dtype.kind
+        if numpy and kind in "biu":
+            continue
+        forbid = None if plan.forbid is None else plan.forbid[positions]
+        if numpy and kind == "O":  # only "string" columns get here
             rows = values if values.ndim == 2 else values[np.newaxis]
-            for row, forbid in zip(rows, no_missing, strict=True):
-                if infer_dtype(row, skipna=True) != "string" or (forbid and pd.isna(row).any()):
+            for k, row in enumerate(rows):
+                # skipna=False sees a missing value as a non-string: one pass checks both.
+                if infer_dtype(row, skipna=forbid is not None and not forbid[k]) != "string":
                     return True
-        elif no_missing.any():
-            if isinstance(values, np.ndarray):
-                if values.dtype.kind == "f":
-                    check = values if values.ndim == 1 or no_missing.all() else values[no_missing]
-                    if np.isnan(check).any():
-                        return True
-                elif values.dtype.kind in "mM" and np.isnat(values).any():
-                    return True
-            elif np.asarray(values.isna())[no_missing if values.ndim == 2 else ...].any():
-                return True
+            continue
+        if forbid is not None:
+            if not forbid.any():
+                continue
+            if values.ndim == 2 and not forbid.all():
+                values = values[forbid]
+        if numpy:
+            missing = np.isnan(values) if kind == "f" else np.isnat(values)
+        else:
+            missing = np.asarray(values.isna())
+        if missing.any():
+            return True
     return False
 
 
@@ -549,8 +567,12 @@ def _conform_columns(data: Any, plan: _ColumnPlan) -> tuple[pd.DataFrame, list[s
     if missing:
         listed = ", ".join(f"{spec.name!r} (expected {spec.dtype})" for spec in missing)
         raise InvalidArgument(f"input: missing column{'s' if len(missing) > 1 else ''} {listed}")
-    conformed = {spec.name: _conform_column(spec, columns[spec.name]) for spec in plan.specs}
-    return pd.DataFrame(conformed, index=index, copy=False), extras
+    arrays = [_conform_column(spec, columns[spec.name]) for spec in plan.specs]
+    dtype = arrays[0].dtype
+    if dtype != _OBJECT and all(type(a) is np.ndarray and a.dtype == dtype for a in arrays):
+        # One 2-D block: cheaper to build than one block per column, and to_numpy() is a view.
+        return pd.DataFrame(np.column_stack(arrays), columns=plan.index, index=index), extras
+    return pd.DataFrame(dict(zip(plan.names, arrays, strict=True)), index=index), extras
 
 
 def _read_columns(data: Any, names: list[str]) -> tuple[dict, list[str], int, pd.Index | None]:
@@ -701,7 +723,7 @@ def _conform_objects(spec: ColumnSpec, values: np.ndarray) -> Any:
     want, family = spec.dtype, _family(spec.dtype)
     if family == "float":
         try:
-            return np.where(mask, np.nan, values).astype(want)
+            return (np.where(mask, np.nan, values) if mask.any() else values).astype(want)
         except OverflowError as exc:
             raise InvalidArgument(f"input: column {spec.name!r}: a value is too large") from exc
     if family == "int":

@@ -98,6 +98,11 @@ class SqlTrackingStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
+    @property
+    def engine(self) -> Engine:
+        """The database engine, shared with the other stores of the same database."""
+        return self._engine
+
     def _session(self) -> Session:
         return Session(self._engine, expire_on_commit=False)
 

@@ -125,6 +125,42 @@ class ActiveRun:
         """Record a data set's content hash, shape, schema and profile (not its rows)."""
         return self._client.log_dataset(self.id, data, name, context)
 
+    def log_model(
+        self,
+        model: Any,
+        name: str = "model",
+        *,
+        input_example: Any = None,
+        reference_data: Any = None,
+        register_as: str | None = None,
+    ) -> Any:
+        """Save ``model`` as a verified package in this run's artifacts.
+
+        Args:
+            model: a scikit-learn estimator or Pipeline, a torch module, an ONNX model, or any
+                object with ``predict`` (or a plain function).
+            name: artifact folder, so the URI is ``runs:/<run_id>/<name>``.
+            input_example: a few rows; the signature (columns, dtypes, classes) is inferred
+                from them and the model's output on them.
+            reference_data: training data whose profile is stored for drift monitoring.
+            register_as: also register the package as the next version of this model.
+
+        Returns a ``ModelInfo`` with ``uri``, ``flavor``, ``signature`` and ``version``.
+
+        Example:
+            >>> info = run.log_model(clf, input_example=X[:5], register_as="churn")
+        """
+        from segue.registry.service import get_registry
+
+        return get_registry().log_model(
+            self.id,
+            model,
+            name,
+            input_example=input_example,
+            reference_data=reference_data,
+            register_as=register_as,
+        )
+
     def get(self) -> Run:
         """The run as stored now (metrics flushed first)."""
         self._client.writer.flush(self.id)

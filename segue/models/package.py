@@ -1,0 +1,256 @@
+"""The model package: a folder with a manifest, the flavor's files and monitoring reference.
+
+Layout::
+
+    segue-model.json        manifest: flavor, framework, signature, files with sha256, lineage
+    model/…                 the files the flavor wrote
+    input_example.json      the example the signature was inferred from (optional)
+    reference_profile.json  profile of the training data, for drift monitoring (optional)
+
+Loading re-hashes every file listed in the manifest before anything is deserialized.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from segue.errors import IntegrityError, InvalidArgument
+from segue.models.flavors import detect_flavor, get_flavor
+from segue.models.signature import Signature, infer_signature, validate_input
+
+MANIFEST = "segue-model.json"
+FORMAT = "segue-model/1"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Manifest:
+    flavor: str
+    framework: str
+    framework_version: str
+    pickle_based: bool
+    details: dict[str, Any]
+    #: relative path -> {"sha256": …, "size": …}, for every file but the manifest itself.
+    files: dict[str, dict[str, Any]]
+    requirements: list[str]
+    signature: dict[str, Any] | None = None
+    run_id: str | None = None
+    #: The data sets logged in the run: [{"name", "context", "digest"}].
+    datasets: list[dict[str, Any]] = field(default_factory=list)
+    #: Digest and shape of the reference data whose profile is in reference_profile.json.
+    reference: dict[str, Any] | None = None
+    python_version: str = ""
+    created_at: int = 0
+    format: str = FORMAT
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=2, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes, where: str) -> Manifest:
+        try:
+            data = json.loads(raw)
+            if data.get("format") != FORMAT:
+                raise ValueError(f"unknown format {data.get('format')!r}")
+            return cls(**data)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise InvalidArgument(f"{where}: not a Segue model manifest ({exc})") from None
+
+    def get_signature(self) -> Signature | None:
+        return None if self.signature is None else Signature.from_dict(self.signature)
+
+
+def sha256_file(path: Path) -> str:
+    hasher = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def build_package(
+    model: Any,
+    directory: Path,
+    *,
+    input_example: Any = None,
+    reference_data: Any = None,
+    run_id: str | None = None,
+    datasets: Sequence[dict[str, Any]] = (),
+) -> Manifest:
+    """Save ``model`` into the empty folder ``directory`` as a package; return its manifest.
+
+    The saved files are loaded back and, when there is an input example, asked to predict on
+    it: a package that cannot be loaded is never written.
+    """
+    from segue import __version__
+
+    flavor = detect_flavor(model)
+    (directory / "model").mkdir(parents=True)
+    saved = flavor.save(model, directory / "model")
+    signature = None
+    if input_example is not None:
+        reloaded = flavor.load(directory / "model", saved.details)
+        try:
+            predictions = reloaded.predict(input_example)
+        except Exception as exc:
+            raise InvalidArgument(
+                f"input_example: the model could not predict on it: {type(exc).__name__}: {exc}"
+            ) from exc
+        classes = getattr(model, "classes_", None)
+        signature = infer_signature(input_example, predictions, classes).to_dict()
+        _write_json(directory / "input_example.json", _example_json(input_example))
+    reference = None
+    if reference_data is not None:
+        from segue.data.frames import dataset_digest, to_frame
+        from segue.data.profile import profile_frame
+
+        frame = to_frame(reference_data)
+        _write_json(directory / "reference_profile.json", profile_frame(frame))
+        reference = {
+            "digest": dataset_digest(frame),
+            "n_rows": len(frame),
+            "n_columns": frame.shape[1],
+        }
+    files = {}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        rel = path.relative_to(directory).as_posix()
+        files[rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}
+    manifest = Manifest(
+        flavor=flavor.name,
+        framework=saved.framework,
+        framework_version=saved.framework_version,
+        pickle_based=saved.pickle_based,
+        details=saved.details,
+        files=files,
+        requirements=[*saved.requirements, f"segue=={__version__}"],
+        signature=signature,
+        run_id=run_id,
+        datasets=list(datasets),
+        reference=reference,
+        python_version=platform.python_version(),
+        created_at=int(time.time() * 1000),
+    )
+    (directory / MANIFEST).write_bytes(manifest.to_json())
+    return manifest
+
+
+def _example_json(example: Any) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(example, pd.DataFrame):
+        return json.loads(example.to_json(orient="split", index=False))
+    if isinstance(example, np.ndarray):
+        return example.tolist()
+    return json.loads(json.dumps(example, default=str))
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False))
+
+
+def read_manifest(directory: Path, expected_digest: str | None = None) -> Manifest:
+    """Read the manifest; with ``expected_digest`` its bytes must hash to exactly that."""
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise InvalidArgument(f"{directory}: no {MANIFEST}; not a Segue model package")
+    raw = path.read_bytes()
+    if expected_digest is not None:
+        actual = hashlib.sha256(raw).hexdigest()
+        if actual != expected_digest:
+            raise IntegrityError(
+                f"model package {directory}: manifest sha256:{actual[:12]} differs from the "
+                f"sha256:{expected_digest[:12]} recorded at registration; refusing to load"
+            )
+    return Manifest.from_json(raw, str(path))
+
+
+def verify_files(directory: Path, manifest: Manifest) -> None:
+    """Re-hash every file the manifest lists; raise IntegrityError naming the first mismatch."""
+    for rel, meta in manifest.files.items():
+        path = directory / rel
+        if not path.is_file():
+            raise IntegrityError(f"model file {rel!r} is missing from the package {directory}")
+        if path.stat().st_size != meta["size"] or sha256_file(path) != meta["sha256"]:
+            raise IntegrityError(
+                f"model file {rel!r} does not match the sha256 recorded in the manifest: "
+                "it was tampered with or truncated; refusing to load"
+            )
+
+
+class LoadedModel:
+    """A model ready to predict; inputs are validated against its signature.
+
+    ``predict`` (and ``predict_proba`` where the flavor has it) take a pandas DataFrame, a
+    NumPy array or a list of dicts.
+    """
+
+    def __init__(self, predictor: Any, manifest: Manifest, source: str, version: Any = None):
+        self.manifest = manifest
+        self.source = source
+        #: The registry's ModelVersion when loaded through a models:/ URI.
+        self.version = version
+        self.signature = manifest.get_signature()
+        self.flavor = manifest.flavor
+        self.raw = predictor
+        self._predict = predictor.predict
+        self._proba = getattr(predictor, "predict_proba", None)
+
+    @property
+    def classes(self) -> list | None:
+        return (
+            None
+            if self.signature is None or self.signature.classes is None
+            else list(self.signature.classes)
+        )
+
+    def _input(self, data: Any) -> Any:
+        return data if self.signature is None else validate_input(data, self.signature)
+
+    def predict(self, data: Any) -> Any:
+        return self._predict(self._input(data))
+
+    def predict_proba(self, data: Any) -> Any:
+        if self._proba is None:
+            raise InvalidArgument(
+                f"model {self.source}: its {self.flavor} flavor has no predict_proba"
+            )
+        return self._proba(self._input(data))
+
+    def __repr__(self) -> str:
+        return f"<LoadedModel {self.source} flavor={self.flavor}>"
+
+
+def load_package(
+    directory: Path,
+    *,
+    source: str,
+    manifest_digest: str | None = None,
+    verified: bool = False,
+    trust: bool = False,
+    version: Any = None,
+) -> LoadedModel:
+    """Verify and load the package in ``directory``.
+
+    Args:
+        manifest_digest: sha256 the manifest must have (recorded at registration).
+        verified: the files come from Segue's artifact store, checked against its records.
+        trust: allow a pickle-based package from an unverified place.
+    """
+    manifest = read_manifest(directory, manifest_digest)
+    verify_files(directory, manifest)
+    if manifest.pickle_based and not (verified or trust):
+        raise InvalidArgument(
+            f"model {source}: its {manifest.flavor} files are pickle-based and the package is "
+            "neither registered nor logged to Segue, so loading it could run arbitrary code; "
+            "pass trust=True only if you trust where it came from"
+        )
+    predictor = get_flavor(manifest.flavor).load(directory / "model", manifest.details)
+    return LoadedModel(predictor, manifest, source, version)

@@ -1,0 +1,404 @@
+"""The registry service: registering versions, moving aliases through gates, lineage, loading.
+
+No SQL here (that is ``segue.store.registry``) and no HTTP or CLI formatting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from segue.errors import (
+    AlreadyExists,
+    Conflict,
+    GateFailed,
+    IntegrityError,
+    InvalidArgument,
+    NotFound,
+)
+from segue.models.package import MANIFEST, LoadedModel, Manifest, build_package, load_package
+from segue.models.uri import ModelUri, parse_model_uri
+from segue.registry import gates as gate_rules
+from segue.store.entities import AuditEntry, Gate, ModelVersion, RegisteredModel
+from segue.store.registry import RegistryStore, SqlRegistryStore, check_alias, check_model_name
+from segue.tracking import environment
+from segue.tracking.client import TrackingClient, get_client
+
+_ALIAS_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What ``run.log_model`` returns."""
+
+    uri: str
+    run_id: str
+    artifact_path: str
+    manifest_digest: str
+    flavor: str
+    signature: dict[str, Any] | None
+    version: ModelVersion | None = None
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """The outcome of moving an alias: the gate report and whether it was forced."""
+
+    model: str
+    alias: str
+    version: int
+    previous: int | None
+    report: list[gate_rules.GateResult]
+    forced: bool
+
+
+class Registry:
+    """Register model versions and move aliases, recording every change in the audit log.
+
+    Args:
+        store: the registry store.
+        tracking: the tracking client (runs, metrics, artifacts).
+        actor: who is making changes (default: the OS user).
+    """
+
+    def __init__(
+        self, store: RegistryStore, tracking: TrackingClient, actor: str | None = None
+    ) -> None:
+        self.store = store
+        self.tracking = tracking
+        self.actor = actor or environment.user()
+
+    # -- logging and registering ---------------------------------------------------------
+
+    def log_model(
+        self,
+        run_id: str,
+        model: Any,
+        name: str = "model",
+        *,
+        input_example: Any = None,
+        reference_data: Any = None,
+        register_as: str | None = None,
+    ) -> ModelInfo:
+        """Write ``model`` as a package into the run's artifacts (and register it)."""
+        from segue.tracking import validation
+
+        path = validation.artifact_path(name)
+        if register_as is not None:
+            check_model_name(register_as)
+        if self.tracking.store.list_artifacts(run_id, f"{path}/{MANIFEST}"):
+            raise AlreadyExists(f"run {run_id} already has a model at {path!r}; pick another name")
+        datasets = [
+            {"name": d.name, "context": d.context, "digest": d.dataset.digest}
+            for d in self.tracking.list_datasets(run_id)
+        ]
+        with tempfile.TemporaryDirectory(prefix="segue-model-") as tmp:
+            manifest = build_package(
+                model,
+                Path(tmp),
+                input_example=input_example,
+                reference_data=reference_data,
+                run_id=run_id,
+                datasets=datasets,
+            )
+            self.tracking.log_artifacts(run_id, tmp, path)
+            digest = hashlib.sha256((Path(tmp) / MANIFEST).read_bytes()).hexdigest()
+        uri = f"runs:/{run_id}/{path}"
+        version = self.register(uri, register_as) if register_as else None
+        return ModelInfo(uri, run_id, path, digest, manifest.flavor, manifest.signature, version)
+
+    def register(self, model_uri: str, name: str, description: str | None = None) -> ModelVersion:
+        """Create the next version of ``name`` (created if new) from a ``runs:/`` URI."""
+        check_model_name(name)
+        parsed = parse_model_uri(model_uri)
+        if parsed.kind != "runs":
+            raise InvalidArgument(f"model URI {model_uri!r}: register takes runs:/<run_id>/<path>")
+        run_id = self.tracking.store.resolve_run_id(parsed.run_id)
+        entry = self._manifest_entry(run_id, parsed.path)
+        manifest = Manifest.from_json(
+            self.tracking.artifacts.read_bytes(entry.digest, entry.size, name=entry.path),
+            model_uri,
+        )
+        self._ensure_model(name)
+        return self.store.create_version(
+            name, run_id, parsed.path, entry.digest, manifest.flavor, self.actor, description
+        )
+
+    def _manifest_entry(self, run_id: str, path: str):
+        wanted = f"{path}/{MANIFEST}"
+        for entry in self.tracking.store.list_artifacts(run_id, wanted):
+            if entry.path == wanted:
+                return entry
+        raise InvalidArgument(
+            f"runs:/{run_id}/{path} is not a Segue model package (no {MANIFEST}); "
+            "log one with run.log_model(...)"
+        )
+
+    def _ensure_model(self, name: str) -> None:
+        with contextlib.suppress(AlreadyExists):
+            self.store.create_model(name, self.actor)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get_model(self, name: str) -> RegisteredModel:
+        return self.store.get_model(name)
+
+    def list_models(self) -> list[RegisteredModel]:
+        return self.store.list_models()
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        return self.store.list_versions(name)
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        return self.store.get_version(name, version)
+
+    def resolve(self, uri: str | ModelUri) -> ModelVersion:
+        """The version a ``models:/`` URI points at now."""
+        parsed = parse_model_uri(uri) if isinstance(uri, str) else uri
+        if parsed.kind != "models":
+            raise InvalidArgument(f"model URI {parsed.text!r}: expected models:/…")
+        if parsed.alias is not None:
+            number = self.store.get_alias(parsed.name, parsed.alias)
+            if number is None:
+                raise NotFound(
+                    f"model {parsed.name!r} has no alias {parsed.alias!r}; "
+                    f"see `segue models show {parsed.name}`"
+                )
+            return self.store.get_version(parsed.name, number)
+        if parsed.version is None:
+            latest = self.store.get_model(parsed.name).latest_version
+            if latest is None:
+                raise NotFound(f"model {parsed.name!r} has no versions")
+            return self.store.get_version(parsed.name, latest)
+        return self.store.get_version(parsed.name, parsed.version)
+
+    def history(self, name: str) -> list[AuditEntry]:
+        return self.store.history(name)
+
+    # -- aliases and gates ---------------------------------------------------------------
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        force: bool = False,
+        reason: str | None = None,
+    ) -> AliasMove:
+        """Point ``alias`` at ``version`` if every gate declared for the alias passes.
+
+        Raises:
+            GateFailed: a gate failed (its report names each gate's value and threshold).
+            InvalidArgument: ``force`` without a ``reason``.
+        """
+        check_alias(alias)
+        if force and not (reason and reason.strip()):
+            raise InvalidArgument("--force needs --reason: say why the gates are overridden")
+        candidate = self.store.get_version(name, version)
+        requirements = [
+            gate_rules.parse_requirement(g.requirement) for g in self.store.list_gates(name, alias)
+        ]
+        for _ in range(_ALIAS_RETRIES):
+            previous = self.store.get_alias(name, alias)
+            holders = {
+                ref: self._metrics_of_alias(name, ref)
+                for ref in gate_rules.referenced_aliases(requirements)
+            }
+            report = gate_rules.evaluate(requirements, self._metrics(candidate), holders)
+            failed = [r for r in report if not r.passed]
+            if failed and not force:
+                raise GateFailed(
+                    f"{name}@{alias} not moved to version {version}: "
+                    + "; ".join(r.describe() for r in report),
+                    report,
+                )
+            details = {"gates": [vars(r) for r in report], "forced": bool(force and failed)}
+            try:
+                self.store.set_alias(
+                    name,
+                    alias,
+                    version,
+                    expected=previous,
+                    actor=self.actor,
+                    reason=reason,
+                    details=details,
+                )
+            except Conflict:
+                continue  # another client moved it first: decide again against the new holder
+            return AliasMove(name, alias, version, previous, report, bool(force and failed))
+        raise Conflict(f"{name}@{alias} kept moving under concurrent changes; try again")
+
+    def _metrics(self, version: ModelVersion) -> dict[str, float]:
+        run = self.tracking.store.get_run(version.run_id)
+        return {k: m.value for k, m in run.data.metrics.items()}
+
+    def _metrics_of_alias(self, name: str, alias: str) -> dict[str, float] | None:
+        number = self.store.get_alias(name, alias)
+        if number is None:
+            return None
+        return self._metrics(self.store.get_version(name, number))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self.store.delete_alias(name, alias, self.actor)
+
+    def delete_version(self, name: str, version: int) -> None:
+        self.store.delete_version(name, version, self.actor)
+
+    def add_gate(self, name: str, alias: str, requirement: str) -> Gate:
+        parsed = gate_rules.parse_requirement(requirement)
+        return self.store.add_gate(name, check_alias(alias), str(parsed), self.actor)
+
+    def list_gates(self, name: str, alias: str | None = None) -> list[Gate]:
+        return self.store.list_gates(name, alias)
+
+    def remove_gate(self, name: str, gate_id: int) -> Gate:
+        return self.store.remove_gate(name, gate_id, self.actor)
+
+    # -- lineage -------------------------------------------------------------------------
+
+    def lineage(self, name: str, version: int) -> dict[str, Any]:
+        """Everything a version came from: run, params, metrics, data sets, code, gates."""
+        v = self.store.get_version(name, version)
+        run = self.tracking.store.get_run(v.run_id)
+        manifest = self.read_manifest(v)
+        passed = [
+            e
+            for e in self.store.history(name)
+            if e.action == "set_alias" and e.after and e.after.get("version") == version
+        ]
+        return {
+            "version": v,
+            "manifest": manifest,
+            "run": run.info,
+            "params": run.data.params,
+            "metrics": {k: m.value for k, m in run.data.metrics.items()},
+            "tags": run.data.tags,
+            "datasets": self.tracking.list_datasets(v.run_id),
+            "code": {
+                "commit": run.info.source_commit,
+                "dirty": run.info.source_dirty,
+                "entry_point": run.info.entry_point,
+            },
+            "promotions": passed,
+        }
+
+    def versions_for_dataset(self, digest: str) -> list[ModelVersion]:
+        return self.store.versions_for_dataset(digest)
+
+    def read_manifest(self, version: ModelVersion) -> Manifest:
+        entry = self._manifest_entry(version.run_id, version.artifact_path)
+        self._check_registered(version, entry.digest)
+        raw = self.tracking.artifacts.read_bytes(entry.digest, entry.size, name=entry.path)
+        return Manifest.from_json(raw, version.uri)
+
+    @staticmethod
+    def _check_registered(version: ModelVersion, digest: str) -> None:
+        if digest != version.manifest_digest:
+            raise IntegrityError(
+                f"{version.uri}: the run's package manifest (sha256:{digest[:12]}) is not the "
+                f"one registered (sha256:{version.manifest_digest[:12]}); refusing to load"
+            )
+
+    # -- loading -------------------------------------------------------------------------
+
+    def load_model(self, uri: str, *, trust: bool = False) -> LoadedModel:
+        """Fetch, verify and load a model from a runs:/ or models:/ URI or a local folder."""
+        parsed = parse_model_uri(uri)
+        if parsed.kind == "path":
+            folder = Path(parsed.path)
+            if not folder.is_dir():
+                raise InvalidArgument(f"model URI {uri!r}: no such folder")
+            return load_package(folder, source=uri, trust=trust)
+        version = None
+        if parsed.kind == "models":
+            version = self.resolve(parsed)
+            run_id, path = version.run_id, version.artifact_path
+        else:
+            run_id = self.tracking.store.resolve_run_id(parsed.run_id)
+            path = parsed.path
+        manifest_entry = self._manifest_entry(run_id, path)
+        if version is not None:
+            self._check_registered(version, manifest_entry.digest)
+        folder = self._materialize(run_id, path, manifest_entry.digest)
+        return load_package(
+            folder,
+            source=uri,
+            manifest_digest=manifest_entry.digest,
+            verified=True,
+            version=version,
+        )
+
+    def _materialize(self, run_id: str, path: str, manifest_digest: str) -> Path:
+        """A local copy of the package, cached by manifest digest; every blob hash-checked."""
+        root = self.tracking.config.home / "cache" / "models"
+        target = root / manifest_digest
+        if (target / ".complete").is_file():
+            return target
+        root.mkdir(parents=True, exist_ok=True)
+        staging = root / f".tmp-{uuid.uuid4().hex}"
+        try:
+            prefix = f"{path}/"
+            for entry in self.tracking.store.list_artifacts(run_id, prefix):
+                if entry.path.startswith(prefix):
+                    self.tracking.artifacts.copy_to(
+                        entry.digest,
+                        entry.size,
+                        staging / entry.path[len(prefix) :],
+                        name=entry.path,
+                    )
+            (staging / ".complete").touch()
+            try:
+                os.replace(staging, target)
+            except OSError:
+                if not (target / ".complete").is_file():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+
+_registry: Registry | None = None
+_lock = threading.Lock()
+
+
+def get_registry() -> Registry:
+    """The registry for the current settings (``SEGUE_*`` variables)."""
+    global _registry
+    tracking = get_client()
+    with _lock:
+        if _registry is None or _registry.tracking is not tracking:
+            _registry = Registry(SqlRegistryStore(tracking.store.engine), tracking)
+        return _registry
+
+
+def load_model(uri: str, *, trust: bool = False) -> LoadedModel:
+    """Load a model for prediction from ``runs:/…``, ``models:/name/3``, ``models:/name@alias``.
+
+    Every file is checked against the hashes recorded when the model was logged and registered
+    before anything is deserialized. Pickle-based packages from a plain folder need
+    ``trust=True``.
+
+    Example:
+        >>> model = segue.load_model("models:/churn@champion")
+        >>> model.predict(df)
+    """
+    return get_registry().load_model(uri, trust=trust)
+
+
+def register_model(model_uri: str, name: str, description: str | None = None) -> ModelVersion:
+    """Register the package at ``runs:/<run_id>/<path>`` as the next version of ``name``.
+
+    Example:
+        >>> v = segue.register_model(f"runs:/{run.id}/model", "churn"); v.version
+        1
+    """
+    return get_registry().register(model_uri, name, description)
