@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 EXPERIMENT = "quickstart"
+MODEL = "breast-cancer"
+GATES = ("metrics.roc_auc >= 0.95", "metrics.roc_auc >= champion")
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,32 @@ def train_candidates(
                     {"classes": labels, "matrix": np.asarray(matrix).tolist()},
                     "confusion_matrix.json",
                 )
+                run.log_model(model, input_example=X_test.iloc[:5], reference_data=X_train)
                 results.append(Result(run.id, candidate.name, candidate.family, metrics))
             on_done(candidate)
     results.sort(key=lambda r: (-r.metrics["roc_auc"], -r.metrics["accuracy"]))
     return parent.id, results
+
+
+@dataclass(frozen=True)
+class Promotion:
+    version: Any  # segue.store.entities.ModelVersion
+    move: Any  # segue.registry.service.AliasMove
+
+
+def promote_best(best: Result) -> Promotion:
+    """Register the best run's model and move ``champion`` to it through the model's gates.
+
+    The gates are declared on first use: ROC AUC of at least 0.95, and not worse than the
+    current champion.
+    """
+    import segue
+
+    registry = segue.get_registry()
+    version = registry.register(f"runs:/{best.run_id}/model", MODEL)
+    declared = {g.requirement for g in registry.list_gates(MODEL, "champion")}
+    for requirement in GATES:
+        if requirement not in declared:
+            registry.add_gate(MODEL, "champion", requirement)
+    move = registry.set_alias(MODEL, "champion", version.version)
+    return Promotion(registry.get_version(MODEL, version.version), move)

@@ -17,6 +17,7 @@ import segue
 ERRORS = {
     "AlreadyExists",
     "Conflict",
+    "GateFailed",
     "IntegrityError",
     "InvalidArgument",
     "NotFound",
@@ -25,7 +26,9 @@ ERRORS = {
 FUNCTIONS = {
     "active_run",
     "end_run",
+    "get_registry",
     "get_run",
+    "load_model",
     "log_artifact",
     "log_artifacts",
     "log_dataset",
@@ -36,6 +39,7 @@ FUNCTIONS = {
     "log_param",
     "log_params",
     "log_text",
+    "register_model",
     "search_runs",
     "set_tag",
     "set_tags",

@@ -14,7 +14,7 @@ def quickstart(
 ) -> None:
     """Train a handful of scikit-learn models on a bundled data set, tracking everything."""
     from segue.config import settings
-    from segue.quickstart import CANDIDATES, EXPERIMENT, train_candidates
+    from segue.quickstart import CANDIDATES, EXPERIMENT, MODEL, promote_best, train_candidates
 
     with Progress(
         TextColumn("[bold]training[/] {task.description}"),
@@ -34,6 +34,7 @@ def quickstart(
             progress.update(task, advance=1, description=description)
 
         parent_id, results = train_candidates(on_done=advance)
+    promotion = promote_best(results[0])
     config = settings()
     if json:
         print_json(
@@ -41,6 +42,12 @@ def quickstart(
                 "experiment": EXPERIMENT,
                 "parent_run_id": parent_id,
                 "runs": results,
+                "registered": {
+                    "model": MODEL,
+                    "version": promotion.version.version,
+                    "uri": f"models:/{MODEL}@champion",
+                    "gates": promotion.move.report,
+                },
                 "store_uri": config.store_uri,
                 "artifact_uri": config.artifact_uri,
             }
@@ -63,11 +70,27 @@ def quickstart(
             style="bold green" if rank == 1 else None,
         )
     console.print(table)
+    gates = Table(title=f"Promotion of {MODEL} v{promotion.version.version} to champion")
+    for column in ("gate", "value", "threshold", "result"):
+        gates.add_column(column)
+    for gate in promotion.move.report:
+        gates.add_row(
+            gate.requirement,
+            number(gate.value),
+            number(gate.threshold),
+            "[green]pass[/]" if gate.passed else "[red]fail[/]",
+        )
+    console.print(gates)
+    console.print(
+        f"registered [bold]models:/{MODEL}/{promotion.version.version}[/] "
+        f"(run {promotion.version.run_id[:8]}), now [bold]models:/{MODEL}@champion[/]"
+    )
     console.print(f"metadata:  {config.store_uri}")
     console.print(f"artifacts: {config.artifact_uri}")
     best = results[0].run_id[:8]
     console.print(
         "next: [bold]segue runs list -e quickstart -o 'metrics.roc_auc DESC'[/] · "
         f"[bold]segue runs show {best}[/] · "
-        f"[bold]segue runs compare {results[0].run_id[:8]} {results[1].run_id[:8]}[/]"
+        f"[bold]segue runs compare {results[0].run_id[:8]} {results[1].run_id[:8]}[/] · "
+        f"[bold]segue models card {MODEL}/{promotion.version.version}[/]"
     )

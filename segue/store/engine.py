@@ -55,10 +55,10 @@ def _sqlite_on_connect(dbapi_connection, _record) -> None:
     # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's implicit BEGIN is deferred).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=60000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=60000")
     # LIKE in run filters must match case as it does on PostgreSQL (ILIKE is the other one).
     cursor.execute("PRAGMA case_sensitive_like=ON")
     cursor.close()
