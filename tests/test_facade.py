@@ -45,6 +45,7 @@ FUNCTIONS = {
     "set_tags",
     "start_run",
 }
+REGISTRY = {"get_registry", "load_model", "register_model"}
 #: Heavy dependencies ``import segue`` must not pull in.
 HEAVY = ("pandas", "sqlalchemy", "alembic", "numpy", "sklearn", "matplotlib", "fsspec", "pyarrow")
 
@@ -67,7 +68,8 @@ def test_each_error_resolves(name):
 def test_each_function_resolves(name):
     function = getattr(segue, name)
     assert inspect.isfunction(function)
-    assert function is getattr(importlib.import_module("segue.tracking.fluent"), name)
+    home = "segue.registry.service" if name in REGISTRY else "segue.tracking.fluent"
+    assert function is getattr(importlib.import_module(home), name)
 
 
 def test_version():
