@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from segue import __version__
-from segue.cli import artifacts, db, experiments, quickstart, runs
+from segue.cli import artifacts, db, experiments, models, quickstart, runs
 
 app = typer.Typer(
     name="segue",
@@ -20,6 +20,7 @@ app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(artifacts.app, name="artifacts")
 app.add_typer(db.app, name="db")
+app.add_typer(models.app, name="models")
 app.command(
     "quickstart",
     epilog="Example: SEGUE_HOME=/tmp/demo segue quickstart",

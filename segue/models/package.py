@@ -146,10 +146,13 @@ def _example_json(example: Any) -> Any:
     import pandas as pd
 
     if isinstance(example, pd.DataFrame):
-        return json.loads(example.to_json(orient="split", index=False))
-    if isinstance(example, np.ndarray):
-        return example.tolist()
-    return json.loads(json.dumps(example, default=str))
+        text = example.to_json(orient="split", index=False)
+    else:
+        if isinstance(example, np.ndarray):
+            example = example.tolist()
+        text = json.dumps(example, default=str)
+    # Missing values (NaN, and infinities) become null: the file is strict JSON.
+    return json.loads(text, parse_constant=lambda _: None)
 
 
 def _write_json(path: Path, data: Any) -> None:

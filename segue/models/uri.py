@@ -34,13 +34,15 @@ def parse_model_uri(uri: str) -> ModelUri:
     """
     if not isinstance(uri, str) or not uri.strip():
         raise InvalidArgument(f"model URI must be a non-empty string, got {uri!r}")
+    # fullmatch: with match, '$' also accepts a trailing newline ("models:/churn/1\n").
     if uri.startswith("runs:"):
-        match = _RUNS.match(uri)
-        if match is None:
+        match = _RUNS.fullmatch(uri)
+        path = match["path"].strip("/") if match else ""
+        if match is None or not path:
             raise InvalidArgument(f"model URI {uri!r}: expected runs:/<run_id>/<path>")
-        return ModelUri("runs", uri, run_id=match["run_id"].lower(), path=match["path"].strip("/"))
+        return ModelUri("runs", uri, run_id=match["run_id"].lower(), path=path)
     if uri.startswith("models:"):
-        match = _MODELS.match(uri)
+        match = _MODELS.fullmatch(uri)
         if match is None:
             raise InvalidArgument(
                 f"model URI {uri!r}: expected models:/<name>/<version>, models:/<name>@<alias> "

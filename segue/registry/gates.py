@@ -42,8 +42,15 @@ class Requirement:
     threshold: float | str
 
     def __str__(self) -> str:
-        rhs = self.threshold if isinstance(self.threshold, str) else f"{self.threshold:g}"
+        rhs = self.threshold if isinstance(self.threshold, str) else _number(self.threshold)
         return f"metrics.{self.metric} {self.op} {rhs}"
+
+
+def _number(value: float) -> str:
+    # The registry stores str(requirement): it must parse back to exactly this threshold, which
+    # ':g' alone does not do (0.9512345 would become 0.951234, a weaker gate).
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
 
 
 @dataclass(frozen=True)
@@ -75,14 +82,18 @@ def parse_requirement(text: str) -> Requirement:
     rhs = match["rhs"]
     try:
         threshold: float | str = float(rhs)
-        if not math.isfinite(threshold):
-            raise ValueError
     except ValueError:
         if not _ALIAS.match(rhs):
             raise InvalidArgument(
                 f"gate requirement {text!r}: {rhs!r} is neither a finite number nor an alias"
             ) from None
         threshold = rhs
+    else:
+        # Not read as aliases named 'inf' or 'nan': those, never assigned, would always pass.
+        if not math.isfinite(threshold):
+            raise InvalidArgument(
+                f"gate requirement {text!r}: the threshold {rhs!r} is not a finite number"
+            )
     return Requirement(match["metric"], match["op"], threshold)
 
 

@@ -27,7 +27,7 @@ from segue.errors import (
 from segue.models.package import MANIFEST, LoadedModel, Manifest, build_package, load_package
 from segue.models.uri import ModelUri, parse_model_uri
 from segue.registry import gates as gate_rules
-from segue.store.entities import AuditEntry, Gate, ModelVersion, RegisteredModel
+from segue.store.entities import AuditEntry, Gate, ModelVersion, RegisteredModel, Run
 from segue.store.registry import RegistryStore, SqlRegistryStore, check_alias, check_model_name
 from segue.tracking import environment
 from segue.tracking.client import TrackingClient, get_client
@@ -238,8 +238,14 @@ class Registry:
         raise Conflict(f"{name}@{alias} kept moving under concurrent changes; try again")
 
     def _metrics(self, version: ModelVersion) -> dict[str, float]:
-        run = self.tracking.store.get_run(version.run_id)
+        run = self._run(version.run_id)
         return {k: m.value for k, m in run.data.metrics.items()}
+
+    def _run(self, run_id: str) -> Run:
+        # Metrics logged in this process may still sit in the writer's buffer; a gate must not
+        # judge a candidate without them.
+        self.tracking.writer.flush(run_id)
+        return self.tracking.store.get_run(run_id)
 
     def _metrics_of_alias(self, name: str, alias: str) -> dict[str, float] | None:
         number = self.store.get_alias(name, alias)
@@ -268,7 +274,7 @@ class Registry:
     def lineage(self, name: str, version: int) -> dict[str, Any]:
         """Everything a version came from: run, params, metrics, data sets, code, gates."""
         v = self.store.get_version(name, version)
-        run = self.tracking.store.get_run(v.run_id)
+        run = self._run(v.run_id)
         manifest = self.read_manifest(v)
         passed = [
             e

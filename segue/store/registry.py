@@ -7,6 +7,7 @@ on a stale view: the loser gets :class:`~segue.errors.Conflict` and may re-evalu
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -36,7 +37,8 @@ RESERVED_ALIASES = frozenset({"latest"})
 
 
 def check_model_name(name: Any) -> str:
-    if not isinstance(name, str) or not _MODEL_NAME.match(name):
+    # fullmatch: with match, '$' also accepts a trailing newline ("churn\n").
+    if not isinstance(name, str) or not _MODEL_NAME.fullmatch(name):
         raise InvalidArgument(
             f"model name {name!r} must start with a letter or digit and contain only letters, "
             "digits, '_', '-' and '.' (at most 256 characters)"
@@ -45,7 +47,7 @@ def check_model_name(name: Any) -> str:
 
 
 def check_alias(alias: Any) -> str:
-    if not isinstance(alias, str) or not _ALIAS.match(alias):
+    if not isinstance(alias, str) or not _ALIAS.fullmatch(alias):
         raise InvalidArgument(
             f"alias {alias!r} must start with a letter and contain only letters, digits, "
             "'_' and '-' (at most 128 characters)"
@@ -136,12 +138,15 @@ class SqlRegistryStore:
                     updated_at=now,
                 )
                 .on_conflict_do_nothing(index_elements=["name"])
+                .returning(RegisteredModelRow.id)
             )
-            if s.execute(stmt).rowcount == 0:
+            # RETURNING, not rowcount: SQLAlchemy reports no rowcount for an INSERT on
+            # PostgreSQL (-1), so a rowcount check never sees the conflict there.
+            model_id = s.scalar(stmt)
+            if model_id is None:
                 raise AlreadyExists(f"model {name!r} already exists")
-            row = self._model_row(s, name)
             for key, value in (tags or {}).items():
-                s.add(ModelTagRow(model_id=row.id, key=key, value=value))
+                s.add(ModelTagRow(model_id=model_id, key=key, value=value))
             _audit(
                 s,
                 actor,
@@ -336,7 +341,8 @@ class SqlRegistryStore:
         check_alias(alias)
         now = _now()
         with self._session() as s, s.begin():
-            model = self._model_row(s, name)
+            # Locked like delete_version, so a version being deleted cannot gain an alias.
+            model = self._model_row(s, name, lock=True)
             if s.get(ModelVersionRow, (model.id, version)) is None:
                 raise NotFound(f"model {name!r} has no version {version}")
             if expected is None:
@@ -344,6 +350,7 @@ class SqlRegistryStore:
                     self._insert(AliasRow)
                     .values(model_id=model.id, alias=alias, version=version, updated_at=now)
                     .on_conflict_do_nothing()
+                    .returning(AliasRow.version)
                 )
             else:
                 stmt = (
@@ -354,8 +361,9 @@ class SqlRegistryStore:
                         AliasRow.version == expected,
                     )
                     .values(version=version, updated_at=now)
+                    .returning(AliasRow.version)
                 )
-            if s.execute(stmt).rowcount == 0:
+            if s.execute(stmt).first() is None:  # as in create_model: no rowcount for INSERT
                 raise Conflict(
                     f"alias {name}@{alias} moved while this change was being decided; try again"
                 )
@@ -490,11 +498,22 @@ def _audit(
             model_name=model_name,
             action=action,
             target=target,
-            before=dict(before) if before else None,
-            after=dict(after) if after else None,
+            before=_json_safe(dict(before)) if before else None,
+            after=_json_safe(dict(after)) if after else None,
             reason=reason,
         )
     )
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with infinite and NaN floats as None: PostgreSQL's JSON type refuses them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _gate(name: str, row: GateRow) -> Gate:

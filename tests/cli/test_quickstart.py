@@ -53,7 +53,14 @@ def test_quickstart_json(cli, segue_env, tmp_path):
             assert [m.step for m in history] == [0, 1, 2, 3, 4], (name, key)
             assert all(0.0 <= m.value <= 1.0 for m in history)
         artifacts = {a["path"] for a in cli("artifacts", "list", run_id, "--json").json()}
-        assert artifacts == {"confusion_matrix.png", "confusion_matrix.json"}
+        assert artifacts == {
+            "confusion_matrix.png",
+            "confusion_matrix.json",
+            "model/segue-model.json",
+            "model/model/model.skops",
+            "model/input_example.json",
+            "model/reference_profile.json",
+        }
         shown = cli("runs", "show", run_id, "--json").json()
         contexts = sorted((d["name"], d["context"]) for d in shown["datasets"])
         assert contexts == [("breast_cancer", "test"), ("breast_cancer", "train")]
@@ -63,6 +70,16 @@ def test_quickstart_json(cli, segue_env, tmp_path):
     assert sorted(d["context"] for d in parent["datasets"]) == ["test", "train"]
 
     best = ranking[0]["run_id"]
+    registered = report["registered"]
+    assert registered["version"] == 1
+    assert registered["uri"] == "models:/breast-cancer@champion"
+    assert [g["passed"] for g in registered["gates"]] == [True, True]
+    champion = segue.get_registry().resolve("models:/breast-cancer@champion")
+    assert champion.run_id == best
+    assert champion.version == 1
+    model = segue.load_model("models:/breast-cancer@champion")
+    assert model.classes == [0, 1]
+
     png = tmp_path / "cm.png"
     assert cli("artifacts", "get", best[:8], "confusion_matrix.png", "-o", str(png)).code == 0
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
@@ -91,3 +108,5 @@ def test_quickstart_table(cli, segue_env, monkeypatch):
     assert f"metadata:  {segue_env.store_uri}" in result.out
     assert f"segue runs show {first}" in result.out
     assert f"segue runs compare {first} {second}" in result.out
+    assert "Promotion of breast-cancer v1 to champion" in result.out
+    assert "models:/breast-cancer@champion" in result.out

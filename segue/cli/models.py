@@ -1,0 +1,442 @@
+"""``segue models``: the model registry from the command line."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+import uuid
+from pathlib import Path
+from typing import Literal
+
+import typer
+from rich import box
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from segue.cli.output import console, number, print_json, when
+from segue.errors import GateFailed, InvalidArgument
+
+app = typer.Typer(
+    help="Registered models: versions, aliases, promotion gates, lineage and model cards.",
+    epilog="Example: segue models show churn/3",
+    no_args_is_help=True,
+)
+alias_app = typer.Typer(
+    help="Aliases (champion, challenger, …): names that point at one version.",
+    epilog="Example: segue models alias set churn champion 3",
+    no_args_is_help=True,
+)
+gate_app = typer.Typer(
+    help="Promotion gates: metric requirements a version must meet to receive an alias.",
+    epilog='Example: segue models gate add churn --alias champion --require "metrics.auc >= 0.9"',
+    no_args_is_help=True,
+)
+app.add_typer(alias_app, name="alias")
+app.add_typer(gate_app, name="gate")
+
+#: ``NAME``, ``NAME/VERSION``, ``NAME/latest`` or ``NAME@ALIAS`` (names hold no '/' or '@').
+_REF = re.compile(r"^(?P<name>[^/@\s]+)(?:/(?P<version>[^/@]*)|@(?P<alias>[^/@]*))?$")
+
+
+def _registry():
+    from segue.registry.service import get_registry
+
+    return get_registry()
+
+
+def _version_uri(ref: str) -> str:
+    """``NAME/VERSION``, ``NAME/latest`` or ``NAME@ALIAS`` as a ``models:/`` URI."""
+    match = _REF.match(ref)
+    version = match and match["version"]
+    if match is None or (match["version"] is None and match["alias"] is None):
+        raise InvalidArgument(f"{ref!r}: expected NAME/VERSION or NAME@ALIAS, e.g. churn/3")
+    if version is not None and not (version.isdigit() or version == "latest"):
+        raise InvalidArgument(f"{ref!r}: version {version!r} is not a number; e.g. churn/3")
+    return f"models:/{ref}"
+
+
+# -- models ----------------------------------------------------------------------------------
+
+
+@app.command("register", epilog="Example: segue models register runs:/3f2a9c1e/model -n churn")
+def register(
+    run_uri: str = typer.Argument(..., help="runs:/<run id or prefix>/<model path>"),
+    name: str = typer.Option(..., "--name", "-n", help="Model name (created if new)."),
+    description: str = typer.Option(None, "--description", "-d", help="What this version is."),
+    json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """Register a model package logged by a run as the next version of a model."""
+    version = _registry().register(run_uri, name, description)
+    if json:
+        print_json(version)
+        return
+    console.print(f"registered {version.model_name} version {version.version} ({version.uri})")
+
+
+@app.command("list", epilog="Example: segue models list --json")
+def list_models(
+    json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List registered models: latest version, aliases and when each last changed."""
+    models = _registry().list_models()
+    if json:
+        print_json(models)
+        return
+    table = Table(title=f"Models ({len(models)})", box=box.SIMPLE_HEAD)
+    for column in ("name", "latest", "aliases", "updated"):
+        table.add_column(column, no_wrap=column != "aliases")
+    for m in models:
+        latest = "-" if m.latest_version is None else str(m.latest_version)
+        table.add_row(Text(m.name), latest, _aliases(m.aliases), when(m.updated_at))
+    console.print(table)
+
+
+@app.command(
+    "show",
+    epilog="Example: segue models show churn@champion",
+)
+def show(
+    ref: str = typer.Argument(..., help="NAME for the model, NAME/VERSION or NAME@ALIAS."),
+    json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Show a model and its versions, or one version's lineage."""
+    if "/" in ref or "@" in ref:
+        _show_version(ref, json)
+        return
+    registry = _registry()
+    model = registry.get_model(ref)
+    versions = registry.list_versions(ref)
+    if json:
+        print_json({"model": model, "versions": versions})
+        return
+    about = Table.grid(padding=(0, 2))
+    about.add_row("[bold]model[/]", Text(model.name))
+    about.add_row("[bold]description[/]", Text(model.description or "-"))
+    about.add_row("[bold]aliases[/]", _aliases(model.aliases))
+    about.add_row("[bold]updated[/]", when(model.updated_at))
+    table = Table(title=f"Versions ({len(versions)})", box=box.SIMPLE_HEAD)
+    for column in ("version", "run", "flavor", "aliases", "created", "by"):
+        table.add_column(column, no_wrap=True)
+    for v in versions:
+        aliases = ", ".join(v.aliases) or "-"
+        row = (str(v.version), v.run_id[:8], v.flavor, aliases, when(v.created_at), v.created_by)
+        table.add_row(*map(Text, row))
+    console.print(Group(about, table))
+
+
+def _show_version(ref: str, json: bool) -> None:
+    registry = _registry()
+    version = registry.resolve(_version_uri(ref))
+    lineage = registry.lineage(version.model_name, version.version)
+    if json:
+        print_json(lineage)
+        return
+    manifest, run = lineage["manifest"], lineage["run"]
+    about = Table.grid(padding=(0, 2))
+    rows = [
+        ("version", f"{version.uri}  {', '.join(version.aliases)}".strip()),
+        ("flavor", f"{manifest.flavor} ({manifest.framework} {manifest.framework_version})"),
+        ("run", f"{run.id} ({run.name}, experiment {run.experiment_name})"),
+        ("registered", f"{when(version.created_at)} by {version.created_by}"),
+        ("code", f"{lineage['code']['commit'] or '-'} {lineage['code']['entry_point'] or ''}"),
+        ("requirements", " ".join(manifest.requirements) or "-"),
+    ]
+    for key, value in rows:
+        about.add_row(f"[bold]{key}[/]", Text(value))
+    parts = [
+        about,
+        _kv_table("Params", lineage["params"]),
+        _kv_table("Metrics", {k: number(v) for k, v in lineage["metrics"].items()}),
+    ]
+    datasets = Table(title="Data sets")
+    for column in ("name", "context", "digest", "rows", "columns"):
+        datasets.add_column(column)
+    for d in lineage["datasets"]:
+        cells = (d.name, d.context, d.dataset.digest[:12], d.dataset.n_rows, d.dataset.n_columns)
+        datasets.add_row(*(Text(str(c)) for c in cells))
+    parts += [datasets, _signature_table(manifest.signature)]
+    console.print(Group(*parts))
+
+
+def _signature_table(signature: dict | None) -> Table | str:
+    if not signature:
+        return "no signature (logged without an input example)"
+    inputs = signature["inputs"]
+    table = Table(title="Signature inputs")
+    if inputs.get("type") == "tensor":
+        table.add_column("dtype")
+        table.add_column("shape")
+        table.add_row(inputs["dtype"], str(tuple(inputs["shape"])))
+        return table
+    for column in ("column", "dtype", "nullable"):
+        table.add_column(column)
+    for c in inputs["columns"]:
+        table.add_row(Text(c["name"]), c["dtype"], "yes" if c.get("nullable") else "no")
+    if signature.get("classes") is not None:
+        table.caption = "classes: " + ", ".join(str(c) for c in signature["classes"])
+    return table
+
+
+@app.command("history", epilog="Example: segue models history churn")
+def history(
+    name: str = typer.Argument(..., help="Model name."),
+    json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Show the audit log of a model: who changed what, when, and why."""
+    entries = _registry().history(name)
+    if json:
+        print_json(entries)
+        return
+    table = Table(title=f"History of {name}", box=box.SIMPLE_HEAD)
+    for column in ("when", "who", "action", "target", "change", "reason"):
+        table.add_column(column, no_wrap=column in ("when", "action"))
+    for e in entries:
+        before, after = _state(e.before), _state(e.after)
+        change = "" if before == after == "-" else f"{before} -> {after}"
+        cells = (when(e.at), e.actor, e.action, e.target or "-", change, e.reason or "-")
+        table.add_row(*map(Text, cells))
+    console.print(table)
+
+
+def _state(state: dict | None) -> str:
+    """One side of an audit entry's change, in a few words."""
+    if not state:
+        return "-"
+    if "requirement" in state:
+        return f"gate {state.get('gate')}: {state['requirement']}"
+    if "version" not in state:
+        return ", ".join(f"{k}={v}" for k, v in state.items() if v not in (None, "", {}, [])) or "-"
+    text = f"version {state['version']}"
+    gates = state.get("gates")
+    if gates:
+        passed = sum(1 for g in gates if g.get("passed"))
+        text += f" ({passed}/{len(gates)} gates passed{', forced' if state.get('forced') else ''})"
+    return text
+
+
+@app.command("card", epilog="Example: segue models card churn/3 --format html -o card.html")
+def card(
+    ref: str = typer.Argument(..., help="NAME/VERSION or NAME@ALIAS."),
+    fmt: Literal["md", "html"] = typer.Option("md", "--format", "-f", help="Markdown or HTML."),
+    output: Path = typer.Option(None, "--output", "-o", help="File to write (default: stdout)."),
+) -> None:
+    """Write a model card: lineage, metrics, data sets, signature and promotions."""
+    from segue.registry.card import render_card
+
+    registry = _registry()
+    version = registry.resolve(_version_uri(ref))
+    text = render_card(registry.lineage(version.model_name, version.version), fmt)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    output.write_text(text, encoding="utf-8")
+    console.print(f"wrote {output}")
+
+
+@app.command("delete", epilog="Example: segue models delete churn 2")
+def delete(
+    name: str = typer.Argument(..., help="Model name."),
+    version: int = typer.Argument(..., help="Version number."),
+) -> None:
+    """Delete a version (refused while an alias points at it)."""
+    _registry().delete_version(name, version)
+    console.print(f"deleted {name} version {version}")
+
+
+@app.command("download", epilog="Example: segue models download models:/churn@champion -o ./churn")
+def download(
+    uri: str = typer.Argument(..., help="models:/NAME/VERSION, models:/NAME@ALIAS or runs:/…"),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder to create (or empty)."),
+) -> None:
+    """Download a model package, every file checked against its recorded sha256."""
+    _download_package(uri, output)
+    console.print(f"wrote {output}")
+
+
+def _download_package(uri: str, dest: Path) -> None:
+    from segue.models.package import MANIFEST, read_manifest, verify_files
+    from segue.models.uri import parse_model_uri
+
+    registry = _registry()
+    parsed = parse_model_uri(uri)
+    expected = None
+    if parsed.kind == "models":
+        version = registry.resolve(parsed)
+        registry.read_manifest(version)  # refuses a package that is not the one registered
+        run_id, path, expected = version.run_id, version.artifact_path, version.manifest_digest
+    elif parsed.kind == "runs":
+        run_id, path = registry.tracking.store.resolve_run_id(parsed.run_id), parsed.path
+        wanted = f"{path}/{MANIFEST}"
+        if not any(e.path == wanted for e in registry.tracking.list_artifacts(run_id, wanted)):
+            raise InvalidArgument(f"{uri} is not a Segue model package (no {MANIFEST})")
+    else:
+        raise InvalidArgument(f"model URI {uri!r}: download takes models:/… or runs:/…")
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise InvalidArgument(f"{dest} exists and is not an empty folder; pick a new one")
+    # Into a hidden sibling first, so a failed check leaves nothing that looks like a package.
+    staging = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.partial"
+    try:
+        registry.tracking.download_artifact(run_id, path, staging)
+        verify_files(staging, read_manifest(staging, expected))
+        staging.replace(dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@app.command(
+    "import-mlflow",
+    epilog="Example: segue models import-mlflow ./mlruns/0/abc/artifacts/model -n churn",
+)
+def import_mlflow(
+    path: str = typer.Argument(..., help="Folder holding an MLflow MLmodel file."),
+    name: str = typer.Option(..., "--name", "-n", help="Model name to register under."),
+    json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """Import a model saved by MLflow as the next version of a Segue model."""
+    from segue.models.mlflow_import import import_mlflow_model
+
+    version = import_mlflow_model(path, name, _registry())
+    if json:
+        print_json(version)
+        return
+    console.print(
+        f"imported {path} as {version.model_name} version {version.version} ({version.uri})"
+    )
+
+
+# -- aliases ---------------------------------------------------------------------------------
+
+
+@alias_app.command("set", epilog="Example: segue models alias set churn champion 3")
+def alias_set(
+    name: str = typer.Argument(..., help="Model name."),
+    alias: str = typer.Argument(..., help="Alias, e.g. champion."),
+    version: int = typer.Argument(..., help="Version the alias should point at."),
+    force: bool = typer.Option(False, "--force", help="Move it even if gates fail."),
+    reason: str = typer.Option(None, "--reason", help="Why (required with --force)."),
+    json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+) -> None:
+    """Point an alias at a version if every gate declared for the alias passes."""
+    try:
+        move = _registry().set_alias(name, alias, version, force=force, reason=reason)
+    except GateFailed as exc:
+        # The report goes to stdout; the one-line error to stderr, from segue.cli.main.
+        failed = {"model": name, "alias": alias, "version": version, "moved": False}
+        _print_report(exc.report, json, failed)
+        raise
+    _print_report(move.report, json, {**_fields(move), "moved": True})
+    if not json:
+        was = "unset" if move.previous is None else f"version {move.previous}"
+        forced = f" (forced: {reason})" if move.forced else ""
+        console.print(Text(f"{name}@{alias}: {was} -> version {version}{forced}"))
+
+
+def _print_report(report: list, json: bool, outcome: dict) -> None:
+    if json:
+        print_json({**outcome, "report": report})
+        return
+    if not report:
+        console.print(f"no gates for {outcome['model']}@{outcome['alias']}")
+        return
+    table = Table(title="Gates", box=box.SIMPLE_HEAD)
+    for column in ("requirement", "value", "threshold", "result", "note"):
+        table.add_column(column, justify="right" if column in ("value", "threshold") else None)
+    for r in report:
+        verdict = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
+        table.add_row(r.requirement, number(r.value), number(r.threshold), verdict, Text(r.note))
+    console.print(table)
+
+
+def _fields(move) -> dict:
+    return {k: v for k, v in vars(move).items() if k != "report"}
+
+
+@alias_app.command("delete", epilog="Example: segue models alias delete churn challenger")
+def alias_delete(
+    name: str = typer.Argument(..., help="Model name."),
+    alias: str = typer.Argument(..., help="Alias to remove."),
+) -> None:
+    """Remove an alias (the version it pointed at stays)."""
+    _registry().delete_alias(name, alias)
+    console.print(f"deleted alias {name}@{alias}")
+
+
+# -- gates -----------------------------------------------------------------------------------
+
+
+@gate_app.command(
+    "add",
+    epilog='Example: segue models gate add churn --alias champion --require "metrics.auc >= 0.9"'
+    ' --require "metrics.auc >= champion"',
+)
+def gate_add(
+    name: str = typer.Argument(..., help="Model name."),
+    alias: str = typer.Option(..., "--alias", "-a", help="Alias the gates guard."),
+    require: list[str] = typer.Option(
+        ...,
+        "--require",
+        "-r",
+        help='e.g. "metrics.roc_auc >= 0.95" or "metrics.roc_auc >= champion"; repeatable.',
+    ),
+    json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Add promotion gates: requirements a version must meet before the alias may move to it."""
+    from segue.registry.gates import parse_requirement
+
+    for text in require:
+        parse_requirement(text)  # all or none: reject a typo before adding the others
+    registry = _registry()
+    gates = [registry.add_gate(name, alias, text) for text in require]
+    if json:
+        print_json(gates)
+        return
+    _print_gates(f"Added to {name}@{alias}", gates)
+
+
+@gate_app.command("list", epilog="Example: segue models gate list churn --alias champion")
+def gate_list(
+    name: str = typer.Argument(..., help="Model name."),
+    alias: str = typer.Option(None, "--alias", "-a", help="Only the gates of this alias."),
+    json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List a model's promotion gates."""
+    gates = _registry().list_gates(name, alias)
+    if json:
+        print_json(gates)
+        return
+    _print_gates(f"Gates of {name}" + (f"@{alias}" if alias else ""), gates)
+
+
+def _print_gates(title: str, gates: list) -> None:
+    table = Table(title=f"{title} ({len(gates)})", box=box.SIMPLE_HEAD)
+    for column in ("id", "alias", "requirement", "added", "by"):
+        table.add_column(column, no_wrap=True)
+    for g in gates:
+        cells = (str(g.id), g.alias, g.requirement, when(g.created_at), g.created_by)
+        table.add_row(*map(Text, cells))
+    console.print(table)
+
+
+@gate_app.command("remove", epilog="Example: segue models gate remove churn 4")
+def gate_remove(
+    name: str = typer.Argument(..., help="Model name."),
+    gate_id: int = typer.Argument(..., help="Gate id (see `segue models gate list`)."),
+) -> None:
+    """Remove a promotion gate."""
+    gate = _registry().remove_gate(name, gate_id)
+    console.print(Text(f"removed gate {gate.id} of {name}@{gate.alias}: {gate.requirement}"))
+
+
+def _aliases(aliases: dict[str, int]) -> Text:
+    return Text(", ".join(f"{a}={v}" for a, v in sorted(aliases.items())) or "-")
+
+
+def _kv_table(title: str, values: dict) -> Table:
+    table = Table(title=title)
+    table.add_column("key")
+    table.add_column("value")
+    for key, value in sorted(values.items()):
+        table.add_row(Text(key), Text(str(value)))
+    return table
