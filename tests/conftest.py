@@ -105,9 +105,9 @@ def content_store(tmp_path: Path) -> ContentStore:
 
 
 @pytest.fixture
-def client(store: SqlTrackingStore, content_store: ContentStore, tmp_path: Path) -> Iterator[
-    TrackingClient
-]:
+def client(
+    store: SqlTrackingStore, content_store: ContentStore, tmp_path: Path
+) -> Iterator[TrackingClient]:
     config = Settings(
         home=tmp_path,
         store_uri="unused",
