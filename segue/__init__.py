@@ -26,6 +26,7 @@ _EXPORTS = {
         "SegueError",
     ],
     "segue.registry.service": ["get_registry", "load_model", "register_model"],
+    "segue.serving.client": ["Client"],
     "segue.tracking.fluent": [
         "active_run",
         "end_run",
@@ -50,6 +51,7 @@ _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
     "AlreadyExists",
+    "Client",
     "Conflict",
     "GateFailed",
     "IntegrityError",
@@ -104,6 +106,7 @@ if TYPE_CHECKING:
         SegueError,
     )
     from segue.registry.service import get_registry, load_model, register_model
+    from segue.serving.client import Client
     from segue.tracking.fluent import (
         active_run,
         end_run,

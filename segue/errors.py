@@ -51,3 +51,19 @@ class GateFailed(Conflict):
     def __init__(self, message: str, report: list | None = None) -> None:
         super().__init__(message)
         self.report = report or []
+
+
+class ServerError(SegueError):
+    """A Segue server failed to answer (HTTP 5xx) or could not be reached.
+
+    ``request_id`` is the id the server gave the failed request, for finding it in its logs.
+    """
+
+    http_status = 502
+
+    def __init__(
+        self, message: str, *, request_id: str | None = None, status_code: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+        self.status_code = status_code

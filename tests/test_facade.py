@@ -46,12 +46,13 @@ FUNCTIONS = {
     "start_run",
 }
 REGISTRY = {"get_registry", "load_model", "register_model"}
+CLASSES = {"Client": "segue.serving.client"}
 #: Heavy dependencies ``import segue`` must not pull in.
 HEAVY = ("pandas", "sqlalchemy", "alembic", "numpy", "sklearn", "matplotlib", "fsspec", "pyarrow")
 
 
 def test_the_public_names_are_exactly_these():
-    assert set(segue.__all__) == ERRORS | FUNCTIONS | {"__version__"}
+    assert set(segue.__all__) == ERRORS | FUNCTIONS | set(CLASSES) | {"__version__"}
     assert segue.__all__ == sorted(segue.__all__)
     assert dir(segue) == segue.__all__
 
@@ -70,6 +71,13 @@ def test_each_function_resolves(name):
     assert inspect.isfunction(function)
     home = "segue.registry.service" if name in REGISTRY else "segue.tracking.fluent"
     assert function is getattr(importlib.import_module(home), name)
+
+
+@pytest.mark.parametrize("name", sorted(CLASSES))
+def test_each_class_resolves(name):
+    cls = getattr(segue, name)
+    assert inspect.isclass(cls)
+    assert cls is getattr(importlib.import_module(CLASSES[name]), name)
 
 
 def test_version():

@@ -5,7 +5,17 @@ from __future__ import annotations
 import typer
 
 from segue import __version__
-from segue.cli import artifacts, db, experiments, models, quickstart, runs
+from segue.cli import (
+    artifacts,
+    db,
+    experiments,
+    models,
+    predict,
+    predictions,
+    quickstart,
+    runs,
+    serve,
+)
 
 app = typer.Typer(
     name="segue",
@@ -21,10 +31,18 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(artifacts.app, name="artifacts")
 app.add_typer(db.app, name="db")
 app.add_typer(models.app, name="models")
+app.add_typer(predictions.app, name="predictions")
+app.command(
+    "predict",
+    epilog="Example: segue predict models:/churn@champion -i customers.parquet -o scored.parquet",
+)(predict.predict)
 app.command(
     "quickstart",
     epilog="Example: SEGUE_HOME=/tmp/demo segue quickstart",
 )(quickstart.quickstart)
+app.command("serve", epilog="Example: segue serve models:/churn@champion --port 8000 --workers 2")(
+    serve.serve
+)
 
 
 def _version(value: bool) -> None:

@@ -15,29 +15,20 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from segue.cli import aliases, gates
 from segue.cli.output import console, number, print_json, when
-from segue.errors import GateFailed, InvalidArgument
+from segue.errors import InvalidArgument
 
 app = typer.Typer(
     help="Registered models: versions, aliases, promotion gates, lineage and model cards.",
     epilog="Example: segue models show churn/3",
     no_args_is_help=True,
 )
-alias_app = typer.Typer(
-    help="Aliases (champion, challenger, …): names that point at one version.",
-    epilog="Example: segue models alias set churn champion 3",
-    no_args_is_help=True,
-)
-gate_app = typer.Typer(
-    help="Promotion gates: metric requirements a version must meet to receive an alias.",
-    epilog='Example: segue models gate add churn --alias champion --require "metrics.auc >= 0.9"',
-    no_args_is_help=True,
-)
-app.add_typer(alias_app, name="alias")
-app.add_typer(gate_app, name="gate")
+app.add_typer(aliases.app, name="alias")
+app.add_typer(gates.app, name="gate")
 
 #: ``NAME``, ``NAME/VERSION``, ``NAME/latest`` or ``NAME@ALIAS`` (names hold no '/' or '@').
-_REF = re.compile(r"^(?P<name>[^/@\s]+)(?:/(?P<version>[^/@]*)|@(?P<alias>[^/@]*))?$")
+_REF = re.compile(r"(?P<name>[^/@\s]+)(?:/(?P<version>[^/@]*)|@(?P<alias>[^/@]*))?")
 
 
 def _registry():
@@ -48,10 +39,10 @@ def _registry():
 
 def _version_uri(ref: str) -> str:
     """``NAME/VERSION``, ``NAME/latest`` or ``NAME@ALIAS`` as a ``models:/`` URI."""
-    match = _REF.match(ref)
-    version = match and match["version"]
+    match = _REF.fullmatch(ref)
     if match is None or (match["version"] is None and match["alias"] is None):
         raise InvalidArgument(f"{ref!r}: expected NAME/VERSION or NAME@ALIAS, e.g. churn/3")
+    version = match["version"]
     if version is not None and not (version.isdigit() or version == "latest"):
         raise InvalidArgument(f"{ref!r}: version {version!r} is not a number; e.g. churn/3")
     return f"models:/{ref}"
@@ -232,7 +223,7 @@ def card(
         sys.stdout.write(text)
         return
     output.write_text(text, encoding="utf-8")
-    console.print(f"wrote {output}")
+    console.print(Text(f"wrote {output}"))
 
 
 @app.command("delete", epilog="Example: segue models delete churn 2")
@@ -252,7 +243,7 @@ def download(
 ) -> None:
     """Download a model package, every file checked against its recorded sha256."""
     _download_package(uri, output)
-    console.print(f"wrote {output}")
+    console.print(Text(f"wrote {output}"))
 
 
 def _download_package(uri: str, dest: Path) -> None:
@@ -306,131 +297,8 @@ def import_mlflow(
     )
 
 
-# -- aliases ---------------------------------------------------------------------------------
-
-
-@alias_app.command("set", epilog="Example: segue models alias set churn champion 3")
-def alias_set(
-    name: str = typer.Argument(..., help="Model name."),
-    alias: str = typer.Argument(..., help="Alias, e.g. champion."),
-    version: int = typer.Argument(..., help="Version the alias should point at."),
-    force: bool = typer.Option(False, "--force", help="Move it even if gates fail."),
-    reason: str = typer.Option(None, "--reason", help="Why (required with --force)."),
-    json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
-) -> None:
-    """Point an alias at a version if every gate declared for the alias passes."""
-    try:
-        move = _registry().set_alias(name, alias, version, force=force, reason=reason)
-    except GateFailed as exc:
-        # The report goes to stdout; the one-line error to stderr, from segue.cli.main.
-        failed = {"model": name, "alias": alias, "version": version, "moved": False}
-        _print_report(exc.report, json, failed)
-        raise
-    _print_report(move.report, json, {**_fields(move), "moved": True})
-    if not json:
-        was = "unset" if move.previous is None else f"version {move.previous}"
-        forced = f" (forced: {reason})" if move.forced else ""
-        console.print(Text(f"{name}@{alias}: {was} -> version {version}{forced}"))
-
-
-def _print_report(report: list, json: bool, outcome: dict) -> None:
-    if json:
-        print_json({**outcome, "report": report})
-        return
-    if not report:
-        console.print(f"no gates for {outcome['model']}@{outcome['alias']}")
-        return
-    table = Table(title="Gates", box=box.SIMPLE_HEAD)
-    for column in ("requirement", "value", "threshold", "result", "note"):
-        table.add_column(column, justify="right" if column in ("value", "threshold") else None)
-    for r in report:
-        verdict = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
-        table.add_row(r.requirement, number(r.value), number(r.threshold), verdict, Text(r.note))
-    console.print(table)
-
-
-def _fields(move) -> dict:
-    return {k: v for k, v in vars(move).items() if k != "report"}
-
-
-@alias_app.command("delete", epilog="Example: segue models alias delete churn challenger")
-def alias_delete(
-    name: str = typer.Argument(..., help="Model name."),
-    alias: str = typer.Argument(..., help="Alias to remove."),
-) -> None:
-    """Remove an alias (the version it pointed at stays)."""
-    _registry().delete_alias(name, alias)
-    console.print(f"deleted alias {name}@{alias}")
-
-
-# -- gates -----------------------------------------------------------------------------------
-
-
-@gate_app.command(
-    "add",
-    epilog='Example: segue models gate add churn --alias champion --require "metrics.auc >= 0.9"'
-    ' --require "metrics.auc >= champion"',
-)
-def gate_add(
-    name: str = typer.Argument(..., help="Model name."),
-    alias: str = typer.Option(..., "--alias", "-a", help="Alias the gates guard."),
-    require: list[str] = typer.Option(
-        ...,
-        "--require",
-        "-r",
-        help='e.g. "metrics.roc_auc >= 0.95" or "metrics.roc_auc >= champion"; repeatable.',
-    ),
-    json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-) -> None:
-    """Add promotion gates: requirements a version must meet before the alias may move to it."""
-    from segue.registry.gates import parse_requirement
-
-    for text in require:
-        parse_requirement(text)  # all or none: reject a typo before adding the others
-    registry = _registry()
-    gates = [registry.add_gate(name, alias, text) for text in require]
-    if json:
-        print_json(gates)
-        return
-    _print_gates(f"Added to {name}@{alias}", gates)
-
-
-@gate_app.command("list", epilog="Example: segue models gate list churn --alias champion")
-def gate_list(
-    name: str = typer.Argument(..., help="Model name."),
-    alias: str = typer.Option(None, "--alias", "-a", help="Only the gates of this alias."),
-    json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-) -> None:
-    """List a model's promotion gates."""
-    gates = _registry().list_gates(name, alias)
-    if json:
-        print_json(gates)
-        return
-    _print_gates(f"Gates of {name}" + (f"@{alias}" if alias else ""), gates)
-
-
-def _print_gates(title: str, gates: list) -> None:
-    table = Table(title=f"{title} ({len(gates)})", box=box.SIMPLE_HEAD)
-    for column in ("id", "alias", "requirement", "added", "by"):
-        table.add_column(column, no_wrap=True)
-    for g in gates:
-        cells = (str(g.id), g.alias, g.requirement, when(g.created_at), g.created_by)
-        table.add_row(*map(Text, cells))
-    console.print(table)
-
-
-@gate_app.command("remove", epilog="Example: segue models gate remove churn 4")
-def gate_remove(
-    name: str = typer.Argument(..., help="Model name."),
-    gate_id: int = typer.Argument(..., help="Gate id (see `segue models gate list`)."),
-) -> None:
-    """Remove a promotion gate."""
-    gate = _registry().remove_gate(name, gate_id)
-    console.print(Text(f"removed gate {gate.id} of {name}@{gate.alias}: {gate.requirement}"))
-
-
-def _aliases(aliases: dict[str, int]) -> Text:
-    return Text(", ".join(f"{a}={v}" for a, v in sorted(aliases.items())) or "-")
+def _aliases(held: dict[str, int]) -> Text:
+    return Text(", ".join(f"{a}={v}" for a, v in sorted(held.items())) or "-")
 
 
 def _kv_table(title: str, values: dict) -> Table:

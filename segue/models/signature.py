@@ -61,6 +61,8 @@ _MISSING_ROWS_SHOWN = 10
 _PANDAS_DTYPE = object()
 _OBJECT = np.dtype(object)
 _NO_NA = ("int", "bool")
+#: What infer_dtype may say about an object column of strings, by whether it is nullable.
+_STRING_KINDS = {False: ("string",), True: ("string", "empty")}
 
 
 class SchemaWarning(UserWarning):
@@ -217,6 +219,9 @@ def validate_input(data: Any, signature: Signature) -> Any:
     is performed (int to float, small int to larger int, float32 to float64, and float64 to
     float32); ints in records or dicts may also narrow when every value fits. A DataFrame that
     already matches exactly is returned unchanged (the same object).
+
+    Columns of Python objects (records, JSON) are typed by their values: ISO 8601 strings
+    become datetimes and strings become categories where the signature says so.
 
     For tensor inputs: an array, nested list or DataFrame with the signature's shape (a 1-D
     input of length n for a ``(-1, n)`` signature is one row), cast as above.
@@ -447,9 +452,11 @@ def _describe(column: pd.Series) -> str:
 
 
 def _describe_objects(values: np.ndarray) -> str:
-    kind = _OBJECT_KINDS.get(infer_dtype(values, skipna=True))
-    if kind is not None:
-        return kind
+    kind = infer_dtype(values, skipna=True)
+    if kind == "empty":
+        return "missing values"
+    if kind in _OBJECT_KINDS:
+        return _OBJECT_KINDS[kind]
     types = sorted({type(v).__name__ for v in values})
     return "mixed values (" + ", ".join(types) + ")" if len(types) > 1 else f"{types[0]} values"
 
@@ -489,6 +496,8 @@ def _matches(df: pd.DataFrame, plan: _ColumnPlan) -> bool:
     columns = df.columns
     if len(columns) != len(plan.names) or len(df.index) == 0:
         return False
+    if isinstance(columns, pd.MultiIndex):
+        return False
     expected = plan.object_index if columns.dtype is _OBJECT else plan.index
     # The arrays' equals is ~1 µs for pyarrow strings, Index.equals 4-13 µs; the latter is
     # only asked when the former says no (e.g. another string storage), before the slow path.
@@ -523,7 +532,8 @@ def _has_forbidden_values(blocks: list, plan: _ColumnPlan) -> bool:
             rows = values if values.ndim == 2 else values[np.newaxis]
             for k, row in enumerate(rows):
                 # skipna=False sees a missing value as a non-string: one pass checks both.
-                if infer_dtype(row, skipna=forbid is not None and not forbid[k]) != "string":
+                nullable = forbid is not None and not forbid[k]
+                if infer_dtype(row, skipna=nullable) not in _STRING_KINDS[nullable]:
                     return True
             continue
         if forbid is not None:
@@ -591,12 +601,13 @@ def _read_columns(data: Any, names: list[str]) -> tuple[dict, list[str], int, pd
     if isinstance(data, pd.DataFrame):
         return _frame_columns(data, names)
     if isinstance(data, np.ndarray):
-        if data.dtype.names is not None:
+        if data.dtype.names is not None and data.ndim == 1:
             return _frame_columns(pd.DataFrame(data), names)
-        if data.ndim != 2:
+        if data.ndim != 2 or data.dtype.names is not None:
             raise InvalidArgument(
                 f"input: expected a 2-D array with {len(names)} columns, got a {data.ndim}-D "
-                f"array of shape {data.shape}; for one row use x.reshape(1, -1)"
+                f"{'structured ' if data.dtype.names else ''}array of shape {data.shape}; "
+                "for one row use x.reshape(1, -1)"
             )
         if data.shape[1] != len(names):
             raise InvalidArgument(
@@ -701,17 +712,19 @@ def _conform_column(spec: ColumnSpec, values: Any) -> Any:
     mask = _missing_mask(values)
     if mask is not None:
         _check_missing(spec, mask)
-    if got == spec.dtype:
-        return values
     want, family = spec.dtype, _family(spec.dtype)
-    if family in ("int", "float"):
+    what = f"column {spec.name!r}"
+    if family in ("int", "float", "bool"):
         if isinstance(values, np.ndarray):
-            return values.astype(want)
+            return values if got == want else _cast_numbers(values.astype, want, what)
+        # Nullable (Int64, boolean, ...) or pyarrow arrays: plain NumPy unless values are missing.
         if mask is None or not mask.any():
-            return values.to_numpy(dtype=want)
+            return _cast_numbers(values.to_numpy, want, what)
         if family == "float":
-            return values.to_numpy(dtype=want, na_value=np.nan)
+            return _cast_numbers(values.to_numpy, want, what, na_value=np.nan)
         return values.astype(_masked(want))
+    if got == want:
+        return values
     if family == "category":
         return pd.Categorical(values)
     return _to_time(spec, values, parse=got == "string")
@@ -733,10 +746,8 @@ def _conform_objects(spec: ColumnSpec, values: np.ndarray) -> Any:
     _check_missing(spec, mask)
     want, family = spec.dtype, _family(spec.dtype)
     if family == "float":
-        try:
-            return (np.where(mask, np.nan, values) if mask.any() else values).astype(want)
-        except OverflowError as exc:
-            raise InvalidArgument(f"input: column {spec.name!r}: a value is too large") from exc
+        numbers = np.where(mask, np.nan, values) if mask.any() else values
+        return _cast_numbers(numbers.astype, want, f"column {spec.name!r}")
     if family == "int":
         present = values[~mask]
         low, high, limits = min(present), max(present), np.iinfo(want)
@@ -754,6 +765,15 @@ def _conform_objects(spec: ColumnSpec, values: np.ndarray) -> Any:
     if family == "category":
         return pd.Categorical(values)
     return _to_time(spec, values, parse=got == "string")
+
+
+def _cast_numbers(cast: Any, want: str, what: str, **kwargs: Any) -> np.ndarray:
+    """``cast(want)``, failing rather than turning a number too large for ``want`` into inf."""
+    try:
+        with np.errstate(over="raise"):
+            return cast(want, **kwargs)
+    except (FloatingPointError, OverflowError) as exc:
+        raise InvalidArgument(f"input: {what} has values out of range for {want}") from exc
 
 
 def _masked_or_same(dtype: str) -> str:
@@ -777,8 +797,12 @@ def _to_time(spec: ColumnSpec, values: Any, *, parse: bool) -> Any:
             raise _wrong_dtype(spec, str(dtype))
         return series.astype(want).array
     except (ValueError, TypeError, OverflowError) as exc:
+        # pandas appends advice about its own arguments; the first line names the bad value.
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        hint = "" if family == "timedelta" else "; give ISO 8601 strings like '2024-01-31T12:00'"
         raise InvalidArgument(
-            f"input: column {spec.name!r} expected {want}, got values that do not convert ({exc})"
+            f"input: column {spec.name!r} expected {want}, got values that do not convert "
+            f"({reason}){hint}"
         ) from exc
 
 
@@ -876,8 +900,8 @@ def _cast_tensor(array: np.ndarray, plan: _TensorPlan, from_lists: bool) -> np.n
             if from_lists and _family(want) == "int" and not np.can_cast(got, want, "safe"):
                 limits = np.iinfo(want)
                 if array.min() < limits.min or array.max() > limits.max:
-                    raise InvalidArgument(f"input: values out of range for {want}")
-            return array.astype(want)
+                    raise InvalidArgument(f"input: the array has values out of range for {want}")
+            return _cast_numbers(array.astype, want, "the array")
         if kind == "c" and np.can_cast(array.dtype, plan.dtype, "same_kind"):
             return array.astype(want)
     raise InvalidArgument(f"input: expected {want} values, got {got}")

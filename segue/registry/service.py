@@ -261,6 +261,9 @@ class Registry:
 
     def add_gate(self, name: str, alias: str, requirement: str) -> Gate:
         parsed = gate_rules.parse_requirement(requirement)
+        if isinstance(parsed.threshold, str):
+            # 'metrics.acc >= latest' names an alias that can never be set: it would always pass.
+            check_alias(parsed.threshold)
         return self.store.add_gate(name, check_alias(alias), str(parsed), self.actor)
 
     def list_gates(self, name: str, alias: str | None = None) -> list[Gate]:

@@ -1,0 +1,146 @@
+"""``segue predictions``: what the inference server answered, read from its prediction log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from typing import Any
+
+import orjson
+import typer
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from segue.cli.output import console, print_json
+from segue.errors import InvalidArgument
+
+app = typer.Typer(
+    help="Predictions the inference server logged: inputs, outputs, version, latency, status.",
+    epilog="Example: segue predictions tail churn -n 50",
+    no_args_is_help=True,
+)
+
+#: ``NAME``, ``NAME/VERSION`` or ``NAME@ALIAS``: the short forms ``segue models`` takes too.
+_SHORT = re.compile(r"(?P<name>[^/@\s]+)(?:/[^/@\s]+|@[^/@\s]+)?")
+_WIDTHS = {"time": 18, "version": 7, "role": 7, "status": 6, "latency": 9}
+_STATUS_STYLE = {2: "green", 4: "yellow", 5: "red"}
+
+
+@app.command("tail", epilog="Example: segue predictions tail models:/churn@champion --follow")
+def tail(
+    model_uri: str = typer.Argument(
+        ..., help="The model: NAME or models:/NAME@ALIAS (its name selects the log)."
+    ),
+    lines: int = typer.Option(20, "--lines", "-n", min=1, help="Show this many records."),
+    json: bool = typer.Option(False, "--json", help="Print JSON (one object a line with -f)."),
+    follow: bool = typer.Option(
+        False, "--follow", "-f", help="Keep printing new records, polling every second."
+    ),
+) -> None:
+    """Show the most recent predictions of a model, oldest first (like `tail`)."""
+    from segue.config import settings
+    from segue.serving import predlog
+
+    name = model_name(model_uri)
+    uri = settings().artifact_uri
+    if not follow:
+        frame = predlog.tail_predictions(uri, name, lines)
+        if json:
+            print_json(_records(frame))
+        else:
+            title = f"Predictions of {name} (last {len(frame)})"
+            console.print(_table(frame, title, _id_width(frame)))
+        return
+    width = 0  # of the request ids, fixed by the first table so the later ones line up
+    try:
+        for frame in predlog.follow_predictions(uri, name, n=lines):
+            if json:
+                for record in _records(frame):
+                    print(orjson.dumps(record, default=str).decode(), flush=True)
+                continue
+            title = None if width else f"Predictions of {name} (following; Ctrl-C stops)"
+            width = width or _id_width(frame)
+            console.print(_table(frame, title, width))
+    except KeyboardInterrupt:
+        return  # how a follower ends
+
+
+def model_name(model_uri: str) -> str:
+    """The registered model name in ``models:/NAME@ALIAS``, ``models:/NAME/3`` or ``NAME``."""
+    from segue.models.uri import parse_model_uri
+
+    parsed = parse_model_uri(model_uri)
+    if parsed.kind == "models":
+        return parsed.name
+    match = _SHORT.fullmatch(model_uri)
+    if parsed.kind == "runs" or match is None:
+        raise InvalidArgument(
+            f"model URI {model_uri!r}: predictions are logged per registered model; "
+            "give NAME or models:/NAME@ALIAS"
+        )
+    return match["name"]
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    columns = list(frame.columns)
+    rows = zip(*(frame[column].tolist() for column in columns), strict=True)
+    return [{k: _none_if_nan(v) for k, v in zip(columns, row, strict=True)} for row in rows]
+
+
+def _none_if_nan(value: Any) -> Any:
+    # pandas shows a missing error message as NaN; JSON and the table want None.
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _id_width(frame: Any) -> int:
+    return min(36, max([7, *(len(str(i)) for i in frame["request_id"])]))
+
+
+def _table(frame: Any, title: str | None, id_width: int) -> Table:
+    # Fixed widths, so the tables printed one after another by --follow line up.
+    widths = {"time": _WIDTHS["time"], "request": id_width, **_WIDTHS}
+    free = max(24, console.width - sum(widths.values()) - 3 * (len(widths) + 2))
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_header=title is not None)
+    for column, width in widths.items():
+        justify = "right" if column in ("status", "latency") else "left"
+        table.add_column(column, width=width, no_wrap=True, justify=justify)
+    table.add_column("inputs", width=free // 2, no_wrap=True, overflow="ellipsis")
+    table.add_column("outputs", width=free - free // 2, no_wrap=True, overflow="ellipsis")
+    for record in _records(frame):
+        status = record["status"]
+        table.add_row(
+            dt.datetime.fromtimestamp(record["time"]).strftime("%m-%d %H:%M:%S.%f")[:-3],
+            Text(record["request_id"]),
+            Text(str(record["version"])),
+            record["role"],
+            Text(str(status), style=_STATUS_STYLE.get(status // 100, "white")),
+            f"{record['latency_ms']:.1f} ms",
+            Text(_inputs(record["inputs"])),
+            _outputs(record["outputs"], record["error"]),
+        )
+    return table
+
+
+def _inputs(rows: list[Any]) -> str:
+    if not rows:
+        return "-"
+    first = rows[0]
+    if isinstance(first, dict):
+        text = " ".join(f"{key}={_compact(value)}" for key, value in first.items())
+    else:
+        text = _compact(first)
+    return text if len(rows) == 1 else f"({len(rows)} rows) {text}"
+
+
+def _outputs(outputs: list[Any], error: str | None) -> Text:
+    if error:
+        return Text(error, style="red")
+    return Text(_compact(outputs[0] if len(outputs) == 1 else outputs))
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, default=str).decode()

@@ -1,0 +1,256 @@
+"""Batch scoring: predict over a Parquet or CSV file of any size, one chunk at a time.
+
+Memory stays bounded by the chunk size: the input is streamed (``ParquetFile.iter_batches``,
+``pandas.read_csv(chunksize=…)``) and each scored chunk is appended to the output at once. The
+output is written under a temporary name beside the target and renamed into place at the end,
+so a failed run leaves nothing half-written at the output path (and any old file untouched).
+
+Example:
+    >>> model = segue.load_model("models:/churn@champion")
+    >>> score_file(model, "customers.parquet", "scored.parquet", proba=True).rows
+    120000
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from segue.errors import InvalidArgument
+
+#: File name endings read and written, by format.
+_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+_COUNT_BLOCK = 1 << 20
+#: Row numbers in a validation message count from the chunk's start; the user wants the file's.
+_ROWS = re.compile(r"(?P<head>at row\(s\) )(?P<rows>\d+(?:, \d+)*)")
+
+Progress = Callable[[int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """What :func:`score_file` wrote: rows, where, and how long it took."""
+
+    rows: int
+    output_path: Path
+    seconds: float
+
+
+def score_file(
+    model: Any,
+    input_path: str | os.PathLike[str],
+    output_path: str | os.PathLike[str],
+    chunk_size: int = 10_000,
+    proba: bool = False,
+    on_progress: Progress | None = None,
+) -> ScoreResult:
+    """Write the rows of ``input_path`` with the model's ``prediction`` to ``output_path``.
+
+    Args:
+        model: a loaded model (``segue.load_model(...)``): ``predict``, optionally
+            ``predict_proba``, and a ``signature`` whose columns are taken from each chunk.
+        input_path, output_path: ``.parquet`` (or ``.pq``) or ``.csv`` files, in any
+            combination; the format follows the name.
+        chunk_size: rows read, scored and written at a time.
+        proba: also write one ``proba_<class>`` column per class.
+        on_progress: called after each chunk with (rows done, total rows or None).
+
+    Returns:
+        A :class:`ScoreResult`.
+
+    Raises:
+        InvalidArgument: an unsupported file type, a column the model needs that is missing or
+            has the wrong type (naming the column and the row where its chunk starts), or
+            output columns that would clash with input columns.
+        OSError: the input cannot be read or the output written.
+    """
+    if not (isinstance(chunk_size, int) and chunk_size >= 1):
+        raise InvalidArgument(f"chunk size must be a positive number of rows, got {chunk_size!r}")
+    source, target = Path(input_path), Path(output_path)
+    reader_format, writer_format = _format(source, "input"), _format(target, "output")
+    started = time.perf_counter()
+    names = _column_names(model)
+    total = _count_rows(source, reader_format)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:12]}")
+    done = 0
+    try:
+        with _writer(temp, writer_format) as write:
+            for offset, chunk in _chunks(source, reader_format, chunk_size, names):
+                where = f"{source}, chunk starting at row {offset}"
+                write(_score(model, chunk, names, proba, offset, where), offset)
+                done += len(chunk)
+                if on_progress is not None:
+                    on_progress(done, total)
+        os.replace(temp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+    return ScoreResult(done, target, time.perf_counter() - started)
+
+
+def _format(path: Path, what: str) -> str:
+    found = _FORMATS.get(path.suffix.lower())
+    if found is None:
+        raise InvalidArgument(
+            f"{what} {str(path)!r}: unsupported file type {path.suffix or '(none)'!r}; "
+            "use .parquet or .csv"
+        )
+    return found
+
+
+def _column_names(model: Any) -> list[str] | None:
+    signature = getattr(model, "signature", None)
+    return None if signature is None else signature.column_names
+
+
+def _count_rows(path: Path, fmt: str) -> int | None:
+    if fmt == "parquet":
+        return pq.ParquetFile(path).metadata.num_rows
+    # A newline count: exact unless quoted values hold newlines; only the progress bar uses it.
+    lines, last = 0, b"\n"
+    with open(path, "rb") as f:
+        while block := f.read(_COUNT_BLOCK):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return max(0, lines + (last != b"\n") - 1)
+
+
+def _chunks(
+    path: Path, fmt: str, chunk_size: int, names: list[str] | None
+) -> Iterator[tuple[int, pd.DataFrame]]:
+    """``(row offset, chunk)`` pairs, after checking the model's columns are all there."""
+    offset = 0
+    if fmt == "parquet":
+        reader = pq.ParquetFile(path)
+        _check_columns(path, reader.schema_arrow.names, names)
+        for batch in reader.iter_batches(batch_size=chunk_size):
+            yield offset, batch.to_pandas()
+            offset += batch.num_rows
+        return
+    with pd.read_csv(path, chunksize=chunk_size) as chunks:
+        for chunk in chunks:
+            if offset == 0:
+                _check_columns(path, [str(c) for c in chunk.columns], names)
+            yield offset, chunk
+            offset += len(chunk)
+
+
+def _check_columns(path: Path, present: list[str], names: list[str] | None) -> None:
+    missing = [name for name in names or [] if name not in set(present)]
+    if missing:
+        listed = ", ".join(repr(name) for name in missing)
+        raise InvalidArgument(
+            f"{path}: no column {listed}, which the model needs "
+            f"(it takes {len(names or [])} columns; the file has {len(present)})"
+        )
+
+
+def _score(
+    model: Any, chunk: pd.DataFrame, names: list[str] | None, proba: bool, offset: int, where: str
+) -> pd.DataFrame:
+    # Only the signature's columns go to the model: the others (ids, …) are passed through.
+    features = chunk if names is None else chunk[names]
+    try:
+        predictions = _columns("prediction", model.predict(features), len(chunk), where)
+        if proba:
+            predictions.update(_probabilities(model, features))
+    except InvalidArgument as exc:
+        message = _ROWS.sub(lambda m: _shift_rows(m, offset), str(exc).removeprefix("input: "))
+        raise InvalidArgument(f"{where}: {message}") from None
+    except (ValueError, TypeError) as exc:
+        # The model itself choked on these rows (sklearn raises ValueError on bad values).
+        raise InvalidArgument(f"{where}: the model failed: {type(exc).__name__}: {exc}") from None
+    clashes = [name for name in predictions if name in chunk.columns]
+    if clashes:
+        raise InvalidArgument(
+            f"{where}: the input already has a column {clashes[0]!r}; rename it, the output "
+            "adds one of that name"
+        )
+    return chunk.assign(**predictions)
+
+
+def _shift_rows(match: re.Match[str], offset: int) -> str:
+    rows = ", ".join(str(int(row) + offset) for row in match["rows"].split(", "))
+    return f"{match['head']}{rows}"
+
+
+def _probabilities(model: Any, features: pd.DataFrame) -> dict[str, Any]:
+    probabilities = np.asarray(model.predict_proba(features))
+    width = probabilities.shape[1] if probabilities.ndim == 2 else 0
+    classes = getattr(model, "classes", None)
+    if not classes or len(classes) != width:
+        classes = range(width)
+    return {f"proba_{c}": probabilities[:, i] for i, c in enumerate(classes)}
+
+
+def _columns(name: str, values: Any, rows: int, where: str) -> dict[str, Any]:
+    if isinstance(values, (pd.DataFrame, pd.Series)):
+        values = values.to_numpy()
+    array = np.asarray(values)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim == 0 or len(array) != rows:
+        raise InvalidArgument(f"{where}: the model returned {array.shape} for {rows} rows")
+    if array.ndim == 1:
+        return {name: array}
+    return {f"{name}_{i}": array[:, i] for i in range(array.shape[1])}
+
+
+@contextlib.contextmanager
+def _writer(path: Path, fmt: str) -> Iterator[Callable[[pd.DataFrame, int], None]]:
+    if fmt == "csv":
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            first = [True]
+
+            def write_csv(frame: pd.DataFrame, offset: int) -> None:
+                frame.to_csv(f, header=first[0], index=False)
+                first[0] = False
+
+            yield write_csv
+        return
+    writer: pq.ParquetWriter | None = None
+
+    def write_parquet(frame: pd.DataFrame, offset: int) -> None:
+        nonlocal writer
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if writer is None:
+            writer = pq.ParquetWriter(path, table.schema, compression="zstd")
+        elif not table.schema.equals(writer.schema, check_metadata=False):
+            table = _conform(table, writer.schema, offset)
+        writer.write_table(table)
+
+    try:
+        yield write_parquet
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _conform(table: pa.Table, schema: pa.Schema, offset: int) -> pa.Table:
+    """Cast a later chunk to the file's schema (CSV chunks infer their types one by one)."""
+    for field in schema:
+        column = table.column(field.name)
+        if column.type == field.type:
+            continue
+        try:
+            column.cast(field.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise InvalidArgument(
+                f"column {field.name!r} holds {column.type} values from row {offset} but "
+                f"{field.type} before; a Parquet file needs one type per column (write .csv, "
+                "or make the column's values uniform)"
+            ) from None
+    return table.cast(schema)

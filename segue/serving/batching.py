@@ -1,0 +1,230 @@
+"""Micro-batching: concurrent requests' rows go to the model together, in one call off the loop.
+
+:func:`should_flush` is the whole policy, a pure function. :class:`Batcher` applies it on an
+asyncio event loop: requests wait in a queue; a collector task takes up to ``max_batch_size``
+rows of them and hands the batch to ONE call of the batch function on a single worker thread,
+so the event loop keeps parsing requests while the model runs, and rows that arrive meanwhile
+form the next batch. At low load a request goes alone and waits for nothing; under load the
+batches grow by themselves. Each request's future gets its own result back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Generic, TypeVar
+
+__all__ = ["Batcher", "BatcherClosed", "PredictionFailed", "should_flush"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+log = logging.getLogger("segue.serving")
+
+
+def should_flush(
+    n_rows: int,
+    oldest_age: float,
+    *,
+    max_batch_size: int,
+    max_latency: float,
+    still_arriving: bool,
+) -> bool:
+    """Whether the waiting rows should go to the model now.
+
+    Args:
+        n_rows: rows waiting.
+        oldest_age: seconds the oldest waiting request has waited.
+        max_batch_size: a batch of this many rows goes at once.
+        max_latency: the longest a request waits for others to join its batch, in seconds.
+        still_arriving: whether requests joined since the last look. While they do, a
+            slightly later but fuller batch costs less than several small ones; as soon as
+            they stop there is nothing to wait for (so a lone request never waits).
+
+    Example::
+
+        >>> should_flush(1, 0.0, max_batch_size=64, max_latency=0.005, still_arriving=False)
+        True
+    """
+    if n_rows <= 0:
+        return False
+    if n_rows >= max_batch_size or oldest_age >= max_latency:
+        return True
+    return not still_arriving
+
+
+class PredictionFailed(Exception):
+    """The batch function raised; every request of the batch gets this (an HTTP 500)."""
+
+
+class BatcherClosed(Exception):
+    """The batcher was drained (the server is stopping or the model was replaced)."""
+
+
+class _Waiting:
+    __slots__ = ("future", "item", "rows", "since")
+
+    def __init__(self, item: Any, rows: int, future: asyncio.Future, since: float) -> None:
+        self.item = item
+        self.rows = rows
+        self.future = future
+        self.since = since
+
+
+class Batcher(Generic[T, R]):
+    """Gathers concurrent :meth:`submit` calls into batches for ``run``.
+
+    Args:
+        run: called on the worker thread with a list of items; returns one result per item,
+            in order. If it raises, every item of the batch fails with
+            :class:`PredictionFailed` (logged once, with the traceback).
+        max_batch_size: most rows per batch; a single larger request goes alone.
+        max_latency_ms: most time a request waits for others to join its batch.
+        clock: monotonic seconds (injectable for tests).
+        on_batch: called on the event loop with each batch's row count (metrics).
+
+    The collector starts on the first :meth:`submit`, on the running loop.
+
+    Example::
+
+        >>> batcher = Batcher(lambda items: [x * 2 for x in items], max_batch_size=64)
+        >>> await batcher.submit(21, rows=1)
+        42
+    """
+
+    def __init__(
+        self,
+        run: Callable[[list[T]], Sequence[R]],
+        *,
+        max_batch_size: int = 64,
+        max_latency_ms: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self.run = run
+        self.max_batch_size = max_batch_size
+        self.max_latency = max_latency_ms / 1000
+        self.clock = clock
+        self.on_batch = on_batch
+        self._queue: deque[_Waiting] = deque()
+        self._rows = 0
+        self._arrived = 0
+        self._wake: asyncio.Event | None = None
+        self._idle: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._closed = False
+
+    @property
+    def waiting_rows(self) -> int:
+        return self._rows
+
+    async def submit(self, item: T, rows: int = 1) -> R:
+        """Queue ``item`` (``rows`` rows) and wait for its result.
+
+        Raises:
+            PredictionFailed: the batch it ran in failed.
+            BatcherClosed: the batcher has been drained.
+        """
+        if self._closed:
+            raise BatcherClosed("the model is no longer served here; retry")
+        if self._task is None:
+            self._start()
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append(_Waiting(item, rows, future, self.clock()))
+        self._rows += rows
+        self._arrived += 1
+        self._idle.clear()
+        self._wake.set()
+        return await future
+
+    def _start(self) -> None:
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segue-predict")
+        self._task = asyncio.get_running_loop().create_task(self._collect())
+
+    async def _collect(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await self._gather()
+            batch = self._take()
+            try:
+                await self._run(loop, batch)
+            except asyncio.CancelledError:
+                for waiting in batch:
+                    if not waiting.future.done():
+                        waiting.future.set_exception(BatcherClosed("the server is stopping"))
+                raise
+
+    async def _gather(self) -> None:
+        """Give requests already on their way one loop pass at a time to join the batch."""
+        while True:
+            seen = self._arrived
+            await asyncio.sleep(0)
+            age = self.clock() - self._queue[0].since
+            if should_flush(
+                self._rows,
+                age,
+                max_batch_size=self.max_batch_size,
+                max_latency=self.max_latency,
+                still_arriving=self._arrived != seen,
+            ):
+                return
+
+    def _take(self) -> list[_Waiting]:
+        batch = [self._queue.popleft()]
+        rows = batch[0].rows
+        while self._queue and rows + self._queue[0].rows <= self.max_batch_size:
+            waiting = self._queue.popleft()
+            batch.append(waiting)
+            rows += waiting.rows
+        self._rows -= rows
+        return batch
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Waiting]) -> None:
+        items = [waiting.item for waiting in batch]
+        if self.on_batch is not None:
+            self.on_batch(sum(waiting.rows for waiting in batch))
+        try:
+            results = await loop.run_in_executor(self._executor, self.run, items)
+            if len(results) != len(items):
+                raise RuntimeError(f"batch function gave {len(results)} results for {len(items)}")
+        except Exception as exc:  # the model's own code: anything can come out of it
+            log.exception("prediction failed for a batch of %d request(s)", len(items))
+            failure = PredictionFailed(f"{type(exc).__name__}: {_first_line(exc)}")
+            for waiting in batch:
+                if not waiting.future.done():
+                    waiting.future.set_exception(failure)
+            return
+        for waiting, result in zip(batch, results, strict=True):
+            if not waiting.future.done():  # the client may have gone away
+                waiting.future.set_result(result)
+
+    async def drain(self) -> None:
+        """Finish every queued request, then stop taking new ones and release the thread."""
+        self._closed = True
+        if self._task is None:
+            return
+        await self._idle.wait()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._executor.shutdown(wait=False)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else "(no message)"
+    return line if len(line) <= 300 else line[:297] + "..."

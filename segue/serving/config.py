@@ -1,0 +1,153 @@
+"""Settings of an inference server app and the record its prediction hook receives."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from segue.errors import InvalidArgument
+from segue.serving.inputs import ModelInput
+from segue.serving.metrics import ServingMetrics
+
+__all__ = ["InferenceRecord", "ServeConfig"]
+
+MIB = 1024 * 1024
+
+
+class InferenceRecord:
+    """One inference request the server answered (or refused), for ``on_prediction``.
+
+    Attributes:
+        request_id: the id in the response's ``x-request-id`` header.
+        time: when the request arrived, epoch seconds.
+        model, version: the served name and the version that answered ("" if none did).
+        role: ``"primary"`` (traffic routing may add others).
+        latency_ms: time from arrival to a response ready to send.
+        status: the HTTP status sent.
+        error: the error message sent, if any.
+        n_rows: rows in the request (0 when it could not be parsed).
+        inputs: the rows, each a dict of column -> value (or nested lists for a tensor).
+        outputs: one prediction per row (empty when the request failed).
+
+    ``inputs`` and ``outputs`` are built from the request's arrays on first access: read them
+    off the event loop (e.g. in the prediction log's writer thread), not in the hook itself.
+    """
+
+    __slots__ = (
+        "_input",
+        "_inputs",
+        "_output",
+        "_outputs",
+        "error",
+        "latency_ms",
+        "model",
+        "n_rows",
+        "request_id",
+        "role",
+        "status",
+        "time",
+        "version",
+    )
+
+    def __init__(
+        self,
+        request_id: str,
+        time: float,
+        model: str,
+        version: str,
+        latency_ms: float,
+        status: int,
+        *,
+        input: ModelInput | None = None,
+        output: Any = None,
+        error: str | None = None,
+        role: str = "primary",
+    ) -> None:
+        self.request_id = request_id
+        self.time = time
+        self.model = model
+        self.version = version
+        self.role = role
+        self.latency_ms = latency_ms
+        self.status = status
+        self.error = error
+        self.n_rows = 0 if input is None else input.n_rows
+        self._input = input
+        self._output = output
+        self._inputs: list | None = None
+        self._outputs: list | None = None
+
+    @property
+    def inputs(self) -> list[Any]:
+        if self._inputs is None:
+            self._inputs = [] if self._input is None else self._input.records()
+        return self._inputs
+
+    @property
+    def outputs(self) -> list[Any]:
+        if self._outputs is None:
+            self._outputs = _plain_rows(self._output)
+        return self._outputs
+
+    def __repr__(self) -> str:
+        return (
+            f"<InferenceRecord {self.request_id} {self.model}/{self.version} "
+            f"status={self.status} rows={self.n_rows} {self.latency_ms:.2f} ms>"
+        )
+
+
+def _plain_rows(output: Any) -> list[Any]:
+    if output is None:
+        return []
+    if isinstance(output, pd.DataFrame):
+        return output.to_dict(orient="records")
+    if isinstance(output, (np.ndarray, pd.Series)):
+        return output.tolist()
+    return list(output)
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How an inference server app batches, limits and reports.
+
+    Args:
+        max_batch_size: most rows per call of the model's predict.
+        max_latency_ms: most time a request waits for others to join its batch.
+        max_body_bytes: larger request bodies get 413.
+        on_prediction: called on the event loop after each inference request with an
+            :class:`InferenceRecord`; it must return at once (append to a buffer). Errors it
+            raises are logged and ignored. None: no hook.
+        on_shutdown: callables (plain or async) run once at shutdown, after in-flight
+            requests are answered and the batchers drained (e.g. flush the prediction log).
+        metrics: the app's Prometheus metrics (a fresh registry per config by default).
+
+    Raises:
+        InvalidArgument: for a non-positive size or limit, or a negative latency.
+
+    Example::
+
+        >>> config = ServeConfig(max_batch_size=32, on_prediction=records.append)
+    """
+
+    max_batch_size: int = 64
+    max_latency_ms: float = 5.0
+    max_body_bytes: int = 8 * MIB
+    on_prediction: Callable[[InferenceRecord], None] | None = None
+    on_shutdown: tuple[Callable[[], Any], ...] = ()
+    metrics: ServingMetrics = field(default_factory=ServingMetrics, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if type(self.max_batch_size) is not int or self.max_batch_size < 1:
+            raise InvalidArgument(
+                f"max batch size must be an integer >= 1, got {self.max_batch_size!r}"
+            )
+        if not (math.isfinite(self.max_latency_ms) and self.max_latency_ms >= 0):
+            raise InvalidArgument(f"max latency must be >= 0 ms, got {self.max_latency_ms!r}")
+        if type(self.max_body_bytes) is not int or self.max_body_bytes < 1:
+            raise InvalidArgument(f"max body size must be >= 1 byte, got {self.max_body_bytes!r}")
+        object.__setattr__(self, "on_shutdown", tuple(self.on_shutdown))

@@ -1,0 +1,763 @@
+"""The prediction log: every answer the inference server gives, kept as Parquet segments.
+
+Appending a record only puts it in an in-memory buffer. A background thread writes the buffer
+as one Parquet segment per model and day every ``flush_interval`` seconds (sooner when
+``max_rows`` records are waiting), so a crash loses at most what arrived since the last flush.
+Labels that arrive later (``POST /feedback``) go to a :class:`FeedbackLog` of the same design.
+
+Layout under the artifact store (``SEGUE_ARTIFACT_URI``, a folder or any fsspec URL)::
+
+    predictions/<model>/date=YYYY-MM-DD/<time_ms>-<writer_id>-<seq>.parquet
+    feedback/<model>/date=YYYY-MM-DD/<time_ms>-<writer_id>-<seq>.parquet
+
+``date`` is the UTC day of the records' ``time``; ``time_ms`` is the newest record's time in
+the segment (epoch milliseconds, rounded up, zero-padded so names sort by it), which lets a
+reader skip segments that end before its window. Each segment is published atomically (a temp
+file renamed into place locally, one PUT on object stores): readers never see a partial file.
+Writer ids differ across processes, so uvicorn workers never overwrite each other's segments.
+
+Example:
+    >>> log = PredictionLog(settings().artifact_uri)
+    >>> log.start()
+    >>> log.append(PredictionRecord("r1", time.time(), "churn", "3", "primary",
+    ...                             [{"age": 31}], [0], 0.4, 200))
+    >>> log.close()
+    >>> read_predictions(settings().artifact_uri, "churn").outputs.tolist()
+    [[0]]
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import functools
+import itertools
+import json
+import logging
+import math
+import os
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import fsspec
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from segue.artifacts.backend import FsspecBackend
+from segue.errors import InvalidArgument
+
+log = logging.getLogger(__name__)
+
+ROLES = ("primary", "canary", "shadow")
+PREDICTION_COLUMNS = (
+    "request_id",
+    "time",
+    "model",
+    "version",
+    "role",
+    "inputs",
+    "outputs",
+    "latency_ms",
+    "status",
+    "error",
+)
+FEEDBACK_COLUMNS = ("request_id", "label", "time")
+
+_PREDICTIONS_SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("time", pa.float64()),
+        ("model", pa.string()),
+        ("version", pa.string()),
+        ("role", pa.string()),
+        ("inputs", pa.string()),
+        ("outputs", pa.string()),
+        ("latency_ms", pa.float64()),
+        ("status", pa.int32()),
+        ("error", pa.string()),
+    ]
+)
+_FEEDBACK_SCHEMA = pa.schema(
+    [("request_id", pa.string()), ("label", pa.string()), ("time", pa.float64())]
+)
+#: The registry's rule for model names; names become folder names, so it matters here too.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][\w.\-]{0,255}")
+_WRITER_ID = re.compile(r"[^A-Za-z0-9.]+")
+_SUFFIX = ".parquet"
+_DAY_SECONDS = 86_400
+#: Default most records held (while storage is slow or failing); beyond it the oldest are
+#: dropped and counted rather than exhausting the server's memory.
+_BACKLOG = 100_000
+#: Longest the flusher sleeps between looks at the (injectable) clock.
+_TICK = 0.25
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRecord:
+    """One request the server answered (or failed to).
+
+    Args:
+        request_id: the id the server returned to the caller (and feedback refers to).
+        time: when the request arrived, epoch seconds.
+        model, version: the registered model and version that answered.
+        role: ``"primary"``, ``"canary"`` or ``"shadow"``.
+        inputs: the request's rows, each a dict of column -> value.
+        outputs: one prediction per row (empty when the request failed).
+        latency_ms: time spent answering.
+        status: the HTTP status sent.
+        error: the error message sent, if any.
+
+    The lists are serialized when the log is flushed, so do not change them after appending.
+
+    Raises:
+        InvalidArgument: an unknown role, a malformed model name or a non-finite time.
+    """
+
+    request_id: str
+    time: float
+    model: str
+    version: str
+    role: str
+    inputs: list[dict[str, Any]]
+    outputs: list[Any]
+    latency_ms: float
+    status: int
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise InvalidArgument(f"prediction record: role {self.role!r} is not one of {ROLES}")
+        _check_model(self.model)
+        _check_time(self.time)
+
+
+class _SegmentLog(Generic[T]):
+    """Buffer items in memory; write them as Parquet segments from one background thread."""
+
+    _kind = ""
+    _schema: pa.Schema
+    _thread_name = "segue-segment-log"
+
+    def __init__(
+        self,
+        artifact_uri: str,
+        *,
+        flush_interval: float = 1.0,
+        max_rows: int = 10_000,
+        clock: Callable[[], float] = time.time,
+        writer_id: str | None = None,
+        max_backlog: int | None = None,
+    ) -> None:
+        if not (isinstance(flush_interval, (int, float)) and flush_interval > 0):
+            raise InvalidArgument(f"flush_interval must be positive seconds, got {flush_interval}")
+        if not (isinstance(max_rows, int) and max_rows >= 1):
+            raise InvalidArgument(f"max_rows must be a positive integer, got {max_rows!r}")
+        backlog = max(_BACKLOG, 10 * max_rows) if max_backlog is None else max_backlog
+        if not (isinstance(backlog, int) and backlog >= max_rows):
+            raise InvalidArgument(f"max_backlog must be an integer >= max_rows, got {backlog!r}")
+        self.artifact_uri = artifact_uri
+        self._backend = FsspecBackend(artifact_uri)
+        self._flush_interval = float(flush_interval)
+        self._max_rows = max_rows
+        self._clock = clock
+        self._given_writer_id = None if writer_id is None else _clean_writer_id(writer_id)
+        self._default_writer: tuple[int, str] | None = None
+        self._buffer: deque[T] = deque(maxlen=backlog)
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_flush = clock()
+        self._seq = itertools.count()
+        #: Records dropped: beyond ``max_backlog`` while storage was slow or failing, or
+        #: impossible to encode.
+        self.dropped = 0
+        self._reported = 0
+
+    @property
+    def writer_id(self) -> str:
+        """This process's writer id: ``hostname-pid-random`` unless one was given."""
+        if self._given_writer_id is not None:
+            return self._given_writer_id
+        pid = os.getpid()
+        # Re-derived after a fork, so a log created before uvicorn forks its workers still
+        # gets one id per process.
+        if self._default_writer is None or self._default_writer[0] != pid:
+            host = _clean_writer_id(socket.gethostname())
+            self._default_writer = (pid, f"{host}-{pid}-{uuid.uuid4().hex[:8]}")
+        return self._default_writer[1]
+
+    def _put(self, item: T) -> None:
+        with self._lock:
+            if len(self._buffer) == self._buffer.maxlen:
+                self.dropped += 1
+            self._buffer.append(item)
+            full = len(self._buffer) >= self._max_rows
+        if full:
+            self._wake.set()
+
+    def start(self) -> None:
+        """Start the background thread that flushes every ``flush_interval`` seconds."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name=self._thread_name, daemon=True)
+            self._thread.start()
+        atexit.register(self._at_exit)
+
+    def flush(self) -> None:
+        """Write the buffered records now, one segment per model and day.
+
+        Raises:
+            OSError: storage failed; the unwritten records stay buffered for the next flush.
+        """
+        with self._flush_lock:
+            with self._lock:
+                items = list(self._buffer)
+                self._buffer.clear()
+                self._last_flush = self._clock()
+            if self.dropped > self._reported:
+                log.warning(
+                    "the %s log dropped %d records (%d in all): storage is failing or slower "
+                    "than the requests",
+                    self._kind,
+                    self.dropped - self._reported,
+                    self.dropped,
+                )
+                self._reported = self.dropped
+            if items:
+                self._write(items)
+
+    def flush_if_due(self) -> bool:
+        """Flush if ``flush_interval`` has passed on the clock or ``max_rows`` are waiting.
+
+        Returns whether anything was written. The background thread calls this; tests with an
+        injected clock may call it directly.
+        """
+        with self._lock:
+            waiting = len(self._buffer)
+            due = self._clock() - self._last_flush >= self._flush_interval
+        if waiting and (due or waiting >= self._max_rows):
+            self.flush()
+            return True
+        return False
+
+    def close(self) -> None:
+        """Stop the background thread, then write everything still buffered."""
+        self._stop.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=30)
+        atexit.unregister(self._at_exit)
+        self.flush()
+
+    def __enter__(self) -> _SegmentLog[T]:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _at_exit(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            log.exception("could not write the last %s at exit", self._kind)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            remaining = self._flush_interval - (self._clock() - self._last_flush)
+            self._wake.wait(min(max(remaining, 0.001), _TICK, self._flush_interval))
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.flush_if_due()
+            except Exception:
+                log.warning("could not write the %s log; will retry", self._kind, exc_info=True)
+
+    def _write(self, items: list[T]) -> None:
+        groups: dict[tuple[str, int], list[T]] = {}
+        for item in items:
+            key = (self._model_of(item), math.floor(self._time_of(item) / _DAY_SECONDS))
+            groups.setdefault(key, []).append(item)
+        pending = list(groups.items())
+        while pending:
+            (model, day), group = pending[0]
+            try:
+                data = _parquet_bytes(self._table(group))
+            except Exception:
+                # Not a storage problem: retrying would fail forever and block the log.
+                log.exception("dropping %d %s records that cannot be encoded", len(group), model)
+                self.dropped += len(group)
+                pending.pop(0)
+                continue
+            newest = math.ceil(max(self._time_of(item) for item in group) * 1000)
+            name = f"{newest:013d}-{self.writer_id}-{next(self._seq):06d}{_SUFFIX}"
+            try:
+                self._backend.put_bytes(f"{self._kind}/{model}/date={_day(day)}/{name}", data)
+            except Exception:
+                self._requeue([item for _, rest in pending for item in rest])
+                raise
+            pending.pop(0)
+
+    def _requeue(self, items: list[T]) -> None:
+        with self._lock:
+            merged = [*items, *self._buffer]
+            self.dropped += max(0, len(merged) - self._buffer.maxlen)
+            self._buffer = deque(merged, maxlen=self._buffer.maxlen)  # keeps the newest
+
+    def _model_of(self, item: T) -> str:
+        raise NotImplementedError
+
+    def _time_of(self, item: T) -> float:
+        raise NotImplementedError
+
+    def _table(self, items: list[T]) -> pa.Table:
+        raise NotImplementedError
+
+
+class PredictionLog(_SegmentLog[PredictionRecord]):
+    """The server's durable prediction log; see the module docs for the layout.
+
+    Args:
+        artifact_uri: the artifact store (``settings().artifact_uri``), a folder or fsspec URL.
+        flush_interval: seconds between writes; a crash loses at most this much.
+        max_rows: write early once this many records are waiting.
+        clock: returns epoch seconds; decides when a flush is due.
+        writer_id: unique per process; the default is ``hostname-pid-random``.
+        max_backlog: most records held while storage is slow or failing (default
+            ``max(100_000, 10 * max_rows)``); beyond it the oldest are dropped and counted in
+            :attr:`dropped`.
+
+    Example:
+        >>> with PredictionLog("s3://bucket/segue") as log:   # start() ... close()
+        ...     log.append(record)
+    """
+
+    _kind = "predictions"
+    _thread_name = "segue-prediction-log"
+
+    def append(self, record: PredictionRecord) -> None:
+        """Buffer ``record`` (O(1), thread-safe, no I/O)."""
+        self._put(record)
+
+    def _model_of(self, item: PredictionRecord) -> str:
+        return item.model
+
+    def _time_of(self, item: PredictionRecord) -> float:
+        return item.time
+
+    def _table(self, items: list[PredictionRecord]) -> pa.Table:
+        columns = {
+            "request_id": [str(r.request_id) for r in items],
+            "time": [float(r.time) for r in items],
+            "model": [r.model for r in items],
+            "version": [str(r.version) for r in items],
+            "role": [r.role for r in items],
+            "inputs": [_dumps(r.inputs) for r in items],
+            "outputs": [_dumps(r.outputs) for r in items],
+            "latency_ms": [float(r.latency_ms) for r in items],
+            "status": [int(r.status) for r in items],
+            "error": [None if r.error is None else str(r.error) for r in items],
+        }
+        return pa.table(columns, schema=_PREDICTIONS_SCHEMA)
+
+
+class FeedbackLog(_SegmentLog[tuple[str, Any, float]]):
+    """Labels for earlier predictions of ``model``, buffered and written like the predictions.
+
+    Example:
+        >>> feedback = FeedbackLog(settings().artifact_uri, "churn")
+        >>> feedback.start()
+        >>> feedback.append("9f2c…", label=1)
+    """
+
+    _kind = "feedback"
+    _thread_name = "segue-feedback-log"
+
+    def __init__(
+        self,
+        artifact_uri: str,
+        model: str,
+        *,
+        flush_interval: float = 1.0,
+        max_rows: int = 10_000,
+        clock: Callable[[], float] = time.time,
+        writer_id: str | None = None,
+        max_backlog: int | None = None,
+    ) -> None:
+        super().__init__(
+            artifact_uri,
+            flush_interval=flush_interval,
+            max_rows=max_rows,
+            clock=clock,
+            writer_id=writer_id,
+            max_backlog=max_backlog,
+        )
+        self.model = _check_model(model)
+
+    def append(self, request_id: str, label: Any, time: float | None = None) -> None:
+        """Buffer the true ``label`` of request ``request_id`` (``time`` defaults to now)."""
+        when = self._clock() if time is None else _check_time(time)
+        self._put((request_id, label, when))
+
+    def _model_of(self, item: tuple[str, Any, float]) -> str:
+        return self.model
+
+    def _time_of(self, item: tuple[str, Any, float]) -> float:
+        return item[2]
+
+    def _table(self, items: list[tuple[str, Any, float]]) -> pa.Table:
+        columns = {
+            "request_id": [str(request_id) for request_id, _, _ in items],
+            "label": [_dumps(label) for _, label, _ in items],
+            "time": [float(when) for _, _, when in items],
+        }
+        return pa.table(columns, schema=_FEEDBACK_SCHEMA)
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def read_predictions(
+    artifact_uri: str,
+    model: str,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    version: str | int | None = None,
+    role: str | None = None,
+    decode: bool = True,
+) -> pd.DataFrame:
+    """The logged predictions of ``model`` with ``start <= time < end``, oldest first.
+
+    Only the day partitions of the window are listed, segments that end before ``start`` are
+    skipped, and the rest are read and filtered by pyarrow.
+
+    Args:
+        start, end: epoch seconds; None for no bound.
+        version, role: keep only these.
+        decode: turn the ``inputs`` and ``outputs`` JSON back into lists (the costly part of
+            reading millions of rows); False leaves the JSON strings.
+
+    Returns:
+        A DataFrame with the columns of :data:`PREDICTION_COLUMNS` (empty if nothing matched).
+
+    Example:
+        >>> read_predictions(uri, "churn", start=time.time() - 3600, role="canary")
+    """
+    _check_model(model)
+    where = _window(start, end)
+    if version is not None:
+        where = _and(where, ds.field("version") == str(version))
+    if role is not None:
+        if role not in ROLES:
+            raise InvalidArgument(f"role {role!r} is not one of {ROLES}")
+        where = _and(where, ds.field("role") == role)
+    fs, root = _filesystem(artifact_uri)
+    files = [path for path, _ in _segments(fs, f"{root}/predictions/{model}", start, end)]
+    table = _read(fs, files, _PREDICTIONS_SCHEMA, where)
+    return _predictions_frame(table, decode)
+
+
+def read_feedback(
+    artifact_uri: str,
+    model: str,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    decode: bool = True,
+) -> pd.DataFrame:
+    """The labels fed back for ``model`` with ``start <= time < end``, oldest first.
+
+    Returns:
+        A DataFrame with columns ``request_id``, ``label`` (decoded unless ``decode=False``)
+        and ``time``.
+    """
+    _check_model(model)
+    fs, root = _filesystem(artifact_uri)
+    files = [path for path, _ in _segments(fs, f"{root}/feedback/{model}", start, end)]
+    table = _by_time(_read(fs, files, _FEEDBACK_SCHEMA, _window(start, end)))
+    frame = table.drop_columns(["label"]).to_pandas()
+    labels = table.column("label").to_pylist()
+    frame.insert(1, "label", _decoded(labels) if decode else pd.Series(labels, dtype=object))
+    return frame
+
+
+def tail_predictions(artifact_uri: str, model: str, n: int = 20) -> pd.DataFrame:
+    """The ``n`` most recent predictions of ``model``, oldest first.
+
+    Reads segments newest first and stops as soon as no unread segment can hold a newer record.
+    """
+    _check_model(model)
+    fs, root = _filesystem(artifact_uri)
+    return _tail(fs, _newest_first(fs, f"{root}/predictions/{model}"), n)
+
+
+def follow_predictions(
+    artifact_uri: str,
+    model: str,
+    *,
+    n: int = 20,
+    interval: float = 1.0,
+    sleep: Callable[[float], None] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Yield the ``n`` most recent predictions, then, every ``interval`` seconds, the
+    records of segments published since (each batch oldest first; empty batches skipped).
+
+    Example:
+        >>> for batch in follow_predictions(uri, "churn"):
+        ...     print(batch[["request_id", "outputs"]])
+    """
+    _check_model(model)
+    fs, root = _filesystem(artifact_uri)
+    base = f"{root}/predictions/{model}"
+    recent = _recent_segments(fs, base)
+    seen = {path for path, _ in recent}
+    older = (s for s in _newest_first(fs, base) if s[0] not in seen)
+    yield _tail(fs, itertools.chain(sorted(recent, key=_newest_key, reverse=True), older), n)
+    sleep = sleep or time.sleep
+    while True:
+        sleep(interval)
+        recent = _recent_segments(fs, base)
+        new = [path for path, _ in recent if path not in seen]
+        seen = {path for path, _ in recent}
+        if new:
+            table = _read(fs, sorted(new), _PREDICTIONS_SCHEMA, None)
+            yield _predictions_frame(table, True)
+
+
+def _predictions_frame(table: pa.Table, decode: bool) -> pd.DataFrame:
+    table = _by_time(table)
+    frame = table.drop_columns(["inputs", "outputs"]).to_pandas()
+    for position, name in ((5, "inputs"), (6, "outputs")):
+        values = table.column(name).to_pylist()
+        frame.insert(
+            position, name, _decoded(values) if decode else pd.Series(values, dtype=object)
+        )
+    return frame
+
+
+def _tail(
+    fs: fsspec.AbstractFileSystem, newest_first: Iterable[tuple[str, int]], n: int
+) -> pd.DataFrame:
+    if n < 1:
+        raise InvalidArgument(f"the number of records must be at least 1, got {n}")
+    tables: list[pa.Table] = []
+    rows = 0
+    threshold = -math.inf
+    for path, newest_ms in newest_first:
+        # Every record of this segment and of the older ones is at most newest_ms.
+        if rows >= n and (newest_ms + 1) / 1000 < threshold:
+            break
+        table = _read(fs, [path], _PREDICTIONS_SCHEMA, None)
+        tables.append(table)
+        rows += table.num_rows
+        if rows >= n:
+            times = pa.concat_tables(tables).column("time").to_numpy()
+            threshold = _nth_largest(times, n)
+    table = pa.concat_tables(tables) if tables else _PREDICTIONS_SCHEMA.empty_table()
+    table = _by_time(table)
+    return _predictions_frame(table.slice(max(0, table.num_rows - n)), True)
+
+
+def _by_time(table: pa.Table) -> pa.Table:
+    """``table`` sorted by time (stable); segments are usually in order already, and
+    checking is far cheaper than moving every string."""
+    order = pc.sort_indices(table.column("time")).to_numpy()
+    if np.array_equal(order, np.arange(len(order))):
+        return table
+    return table.take(order)
+
+
+def _nth_largest(values: Any, n: int) -> float:
+    return float(np.partition(values, len(values) - n)[len(values) - n])
+
+
+# --- storage helpers ------------------------------------------------------------------------
+
+
+def _filesystem(artifact_uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, root = fsspec.core.url_to_fs(artifact_uri)
+    return fs, root.rstrip("/")
+
+
+def _list(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
+    # Object-store filesystems cache listings; a follower must see new segments.
+    fs.invalidate_cache(path)
+    try:
+        return sorted(fs.ls(path, detail=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _days(fs: fsspec.AbstractFileSystem, base: str) -> list[tuple[str, str]]:
+    """``(YYYY-MM-DD, path)`` of each day partition under ``base``, oldest first."""
+    days = []
+    for path in _list(fs, base):
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        if name.startswith("date="):
+            days.append((name[5:], path))
+    return sorted(days)
+
+
+def _files(fs: fsspec.AbstractFileSystem, day_path: str) -> list[tuple[str, int]]:
+    """The published segments of one day as ``(path, newest record's epoch ms)``."""
+    found = []
+    for path in _list(fs, day_path):
+        name = path.rsplit("/", 1)[-1]
+        # Temp files of a write in progress (or of a writer that crashed) end otherwise.
+        if not name.endswith(_SUFFIX) or name.startswith("."):
+            continue
+        head = name.split("-", 1)[0]
+        found.append((path, int(head) if head.isdigit() else 2**62))
+    return found
+
+
+def _segments(
+    fs: fsspec.AbstractFileSystem, base: str, start: float | None, end: float | None
+) -> list[tuple[str, int]]:
+    first = _day_of(start) if start is not None else ""
+    last = _day_of(end) if end is not None else "~"
+    found = []
+    for day, path in _days(fs, base):
+        if first <= day <= last:
+            found += [s for s in _files(fs, path) if start is None or (s[1] + 1) / 1000 >= start]
+    return sorted(found, key=_newest_key)
+
+
+def _newest_first(fs: fsspec.AbstractFileSystem, base: str) -> Iterator[tuple[str, int]]:
+    for _, path in reversed(_days(fs, base)):
+        yield from sorted(_files(fs, path), key=_newest_key, reverse=True)
+
+
+def _recent_segments(fs: fsspec.AbstractFileSystem, base: str) -> list[tuple[str, int]]:
+    """Segments of the two newest days: where new segments appear, even around midnight."""
+    return [s for _, path in _days(fs, base)[-2:] for s in _files(fs, path)]
+
+
+def _newest_key(segment: tuple[str, int]) -> tuple[int, str]:
+    return segment[1], segment[0]
+
+
+def _read(
+    fs: fsspec.AbstractFileSystem, files: list[str], schema: pa.Schema, where: Any
+) -> pa.Table:
+    if not files:
+        return schema.empty_table()
+    if isinstance(fs, LocalFileSystem):
+        filesystem: Any = pafs.LocalFileSystem()
+    else:
+        filesystem = pafs.PyFileSystem(pafs.FSSpecHandler(fs))
+    dataset = ds.dataset(files, schema=schema, format="parquet", filesystem=filesystem)
+    return dataset.to_table(filter=where)
+
+
+def _window(start: float | None, end: float | None) -> Any:
+    where = None
+    if start is not None:
+        where = ds.field("time") >= float(start)
+    if end is not None:
+        where = _and(where, ds.field("time") < float(end))
+    return where
+
+
+def _and(left: Any, right: Any) -> Any:
+    return right if left is None else left & right
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+# --- values ---------------------------------------------------------------------------------
+
+
+def _check_model(name: Any) -> str:
+    if not (isinstance(name, str) and _is_model_name(name)):
+        raise InvalidArgument(
+            f"model name {name!r} must start with a letter or digit and contain only letters, "
+            "digits, '_', '-' and '.'"
+        )
+    return name
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_model_name(name: str) -> bool:
+    # Checked on every record the server logs; the server answers for a handful of names.
+    return _MODEL_NAME.fullmatch(name) is not None
+
+
+def _check_time(value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if isinstance(value, (bool, str)) or not math.isfinite(seconds):
+        raise InvalidArgument(f"time must be finite epoch seconds, got {value!r}")
+    return seconds
+
+
+def _clean_writer_id(text: str) -> str:
+    # '-' separates the parts of a segment name; keep the id to characters safe in any store.
+    return _WRITER_ID.sub("_", text).strip("_") or "writer"
+
+
+@functools.lru_cache(maxsize=64)
+def _day(day_number: int) -> str:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=day_number)).isoformat()
+
+
+def _day_of(seconds: float) -> str:
+    return _day(math.floor(seconds / _DAY_SECONDS))
+
+
+def _dumps(value: Any) -> str:
+    try:
+        return orjson.dumps(value, default=_json_default, option=_JSON_OPTIONS).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        # What orjson refuses (ints beyond 64 bits, nesting too deep) the stdlib still writes.
+        try:
+            return json.dumps(value, default=str, allow_nan=False)
+        except ValueError:
+            return orjson.dumps(str(value)).decode()
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # NumPy arrays and scalars that orjson does not take
+        return value.tolist()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if type(value).__name__ == "NAType":  # pandas.NA
+        return None
+    return str(value)
+
+
+def _decoded(texts: list[str | None]) -> pd.Series:
+    loads = orjson.loads
+    return pd.Series([None if text is None else loads(text) for text in texts], dtype=object)

@@ -1,0 +1,322 @@
+"""The inference server's wire formats: request bodies in, response bodies out (pure, no I/O).
+
+Two request formats, both parsed with orjson and checked against the model's signature
+(:mod:`segue.serving.inputs`) into a :class:`InferRequest`:
+
+- Open Inference Protocol v2 (KServe, Triton): ``{"id"?, "inputs": [{"name", "shape",
+  "datatype", "data"}], "parameters"?, "outputs"?}``. For a model taking columns, each input
+  tensor is one column (shape ``[n]`` or ``[n, 1]``); for a model taking a tensor, one input
+  with the full shape. ``"predict_proba"`` is returned when asked for in ``outputs`` or in
+  ``parameters.outputs``.
+- ``/predict``: ``{"instances": [{column: value}, ...]}``, MLflow's ``{"dataframe_split":
+  {"columns", "data"}}``, ``{"dataframe_records": [...]}`` or ``{"inputs": ...}`` (a dict of
+  columns, or a nested array for a tensor model).
+
+Anything else raises :class:`RequestError` (400 malformed, 413 too large, 422 against the
+signature) and nothing else, whatever the bytes.
+
+Example::
+
+    >>> request = parse_predict(b'{"instances": [{"age": 31}]}', schema)
+    >>> request.input.n_rows
+    1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from segue.serving.inputs import InputSchema, ModelInput, RequestError
+
+__all__ = [
+    "DATATYPES",
+    "InferRequest",
+    "RequestError",
+    "datatype_of",
+    "error_body",
+    "infer_response",
+    "parse_infer",
+    "parse_predict",
+    "predict_response",
+]
+
+DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+PREDICT_FORMATS = ("instances", "dataframe_split", "dataframe_records", "inputs")
+OUTPUTS = ("predict", "predict_proba")
+#: OIP datatype -> the signature dtype it carries.
+DATATYPES = {
+    "BOOL": "bool",
+    **{f"INT{b}": f"int{b}" for b in (8, 16, 32, 64)},
+    **{f"UINT{b}": f"uint{b}" for b in (8, 16, 32, 64)},
+    "FP16": "float16",
+    "FP32": "float32",
+    "FP64": "float64",
+    "BYTES": "string",
+}
+#: Which OIP datatypes may carry a column or tensor of each dtype family.
+_FITS = {
+    "float": frozenset(d for d in DATATYPES if d.startswith(("FP", "INT", "UINT"))),
+    "int": frozenset(d for d in DATATYPES if d.startswith(("INT", "UINT"))),
+    "bool": frozenset(("BOOL",)),
+}
+_INFER_KEYS = frozenset(("id", "inputs", "outputs", "parameters"))
+_TENSOR_KEYS = frozenset(("name", "shape", "datatype", "data", "parameters"))
+_DUMPS = orjson.OPT_SERIALIZE_NUMPY
+
+
+@dataclass(frozen=True, slots=True)
+class InferRequest:
+    """A parsed, validated request: the rows, which outputs to return, the client's id."""
+
+    input: ModelInput
+    outputs: tuple[str, ...] = ("predict",)
+    id: str | None = None
+
+
+# --- requests ------------------------------------------------------------------------------
+
+
+def load_body(body: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
+    """Parse a request body into a JSON object, or raise :class:`RequestError`."""
+    if len(body) > max_bytes:
+        raise RequestError(
+            413, f"request body of {len(body)} bytes is over the limit of {max_bytes}", None
+        )
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        problem = "the request body is empty" if not body.strip() else f"not valid JSON ({exc})"
+        raise RequestError(400, problem, None) from None
+    if type(data) is not dict:
+        raise RequestError(400, "the request body must be a JSON object", None)
+    return data
+
+
+def parse_predict(
+    body: bytes, schema: InputSchema, *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> InferRequest:
+    """Parse a ``/predict`` body (instances, dataframe_split, dataframe_records or inputs)."""
+    data = load_body(body, max_bytes)
+    given = [key for key in PREDICT_FORMATS if key in data]
+    if len(given) != 1 or len(data) != 1:
+        extra = [key for key in data if key not in PREDICT_FORMATS]
+        problem = f"unknown key {extra[0]!r}; " if extra else ""
+        raise RequestError(
+            400,
+            f"{problem}send exactly one of {', '.join(PREDICT_FORMATS)}",
+            extra[0] if extra else None,
+        )
+    key = given[0]
+    value = data[key]
+    if schema.tensor is not None:
+        if key not in ("inputs", "instances"):
+            raise RequestError(
+                400,
+                f"{key}: this model takes a tensor of shape {list(schema.tensor.shape)}; "
+                'send {"inputs": [[...], ...]}',
+                key,
+            )
+        return InferRequest(schema.from_tensor(value, key, one_row=True))
+    if key == "dataframe_split":
+        return InferRequest(schema.from_split(value, key))
+    if key == "inputs" and type(value) is dict:
+        return InferRequest(schema.from_columns(value, key))
+    return InferRequest(schema.from_records(value, key))
+
+
+def parse_infer(
+    body: bytes,
+    schema: InputSchema,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    outputs: tuple[str, ...] = OUTPUTS,
+) -> InferRequest:
+    """Parse an Open Inference Protocol v2 infer request.
+
+    Args:
+        outputs: the output names this model can give (``predict_proba`` only if it has one).
+    """
+    data = load_body(body, max_bytes)
+    extra = data.keys() - _INFER_KEYS
+    if extra:
+        key = sorted(extra)[0]
+        raise RequestError(400, f"unknown key {key!r}; an infer request has {_keys()}", key)
+    request_id = data.get("id")
+    if request_id is not None and type(request_id) is not str:
+        raise RequestError(400, "id: must be a string", "id")
+    inputs = data.get("inputs")
+    if type(inputs) is not list or not inputs:
+        raise RequestError(400, "inputs: expected a non-empty array of input tensors", "inputs")
+    tensors = [_tensor(t, f"inputs[{i}]") for i, t in enumerate(inputs)]
+    wanted = _requested_outputs(data, outputs)
+    if schema.tensor is not None:
+        if len(tensors) != 1:
+            raise RequestError(
+                422, f"inputs: this model takes one input tensor, got {len(tensors)}", "inputs"
+            )
+        name, shape, datatype, values = tensors[0]
+        _check_datatype(datatype, schema.tensor.dtype, name)
+        return InferRequest(schema.from_tensor(values, name, shape=shape), wanted, request_id)
+    columns: dict[str, list] = {}
+    for name, shape, datatype, values in tensors:
+        if name not in schema.name_set:
+            raise RequestError(422, f"inputs: unknown column {name!r}", name)
+        if name in columns:
+            raise RequestError(400, f"inputs: column {name!r} is given twice", name)
+        _check_datatype(datatype, schema.specs[schema.positions[name]].dtype, name)
+        columns[name] = _column_values(name, shape, values)
+    return InferRequest(schema.from_columns(columns, "inputs"), wanted, request_id)
+
+
+def _keys() -> str:
+    return ", ".join(sorted(_INFER_KEYS))
+
+
+def _tensor(tensor: Any, where: str) -> tuple[str, list[int], str, list]:
+    if type(tensor) is not dict:
+        raise RequestError(400, f"{where}: expected an object (name, shape, datatype, data)", where)
+    extra = tensor.keys() - _TENSOR_KEYS
+    if extra:
+        raise RequestError(400, f"{where}: unknown key {sorted(extra)[0]!r}", where)
+    name, shape = tensor.get("name"), tensor.get("shape")
+    datatype, data = tensor.get("datatype"), tensor.get("data")
+    if type(name) is not str:
+        raise RequestError(400, f"{where}.name: expected a string", f"{where}.name")
+    if type(shape) is not list or not all(type(d) is int and d >= 0 for d in shape):
+        raise RequestError(400, f"{where}.shape: expected an array of non-negative integers", name)
+    if datatype not in DATATYPES:
+        raise RequestError(
+            400, f"{where}.datatype: expected one of {', '.join(DATATYPES)}, got {datatype!r}", name
+        )
+    if type(data) is not list:
+        raise RequestError(400, f"{where}.data: expected an array", name)
+    return name, shape, datatype, data
+
+
+def _check_datatype(datatype: str, dtype: str, name: str) -> None:
+    family = "float" if dtype.startswith("float") else dtype.rstrip("0123456789")
+    family = "int" if family in ("int", "uint") else family
+    fits = _FITS.get(family, frozenset(("BYTES",)))
+    if datatype not in fits:
+        raise RequestError(
+            422, f"input {name!r}: datatype {datatype} cannot carry the model's {dtype}", name
+        )
+
+
+def _column_values(name: str, shape: list[int], values: list) -> list:
+    if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+        raise RequestError(
+            422, f"input {name!r}: a column has shape [n] or [n, 1], got {shape}", name
+        )
+    if len(shape) == 2 and values and type(values[0]) is list:
+        if not all(type(v) is list and len(v) == 1 for v in values):
+            raise RequestError(400, f"input {name!r}: data rows must hold one value each", name)
+        values = [v[0] for v in values]
+    if len(values) != shape[0]:
+        raise RequestError(
+            400, f"input {name!r}: shape says {shape[0]} values, data has {len(values)}", name
+        )
+    return values
+
+
+def _requested_outputs(data: dict, available: tuple[str, ...]) -> tuple[str, ...]:
+    names: list[Any] = []
+    parameters = data.get("parameters")
+    if parameters is not None:
+        if type(parameters) is not dict:
+            raise RequestError(400, "parameters: expected an object", "parameters")
+        listed = parameters.get("outputs")
+        if listed is not None:
+            if type(listed) is not list:
+                raise RequestError(400, "parameters.outputs: expected an array", "outputs")
+            names += listed
+    outputs = data.get("outputs")
+    if outputs is not None:
+        if type(outputs) is not list or not all(type(o) is dict for o in outputs):
+            raise RequestError(400, 'outputs: expected an array of {"name": ...}', "outputs")
+        names += [o.get("name") for o in outputs]
+    if not names:
+        return ("predict",)
+    for name in names:
+        if name not in available:
+            raise RequestError(
+                422,
+                f"outputs: unknown output {name!r}; this model gives {list(available)}",
+                "outputs",
+            )
+    return tuple(dict.fromkeys(names))
+
+
+# --- responses -----------------------------------------------------------------------------
+
+
+def datatype_of(array: np.ndarray) -> str:
+    """The OIP datatype naming a NumPy array's dtype (BYTES for text and objects)."""
+    kind = array.dtype.kind
+    if kind == "b":
+        return "BOOL"
+    if kind in "iu":
+        return f"{'U' if kind == 'u' else ''}INT{array.dtype.itemsize * 8}"
+    if kind == "f":
+        return f"FP{array.dtype.itemsize * 8}"
+    return "BYTES"
+
+
+def predict_response(predictions: Any, *, model: str, version: str, request_id: str) -> bytes:
+    """``{"predictions": [...], "model", "version", "request_id"}``."""
+    if isinstance(predictions, pd.DataFrame):
+        predictions = predictions.to_dict(orient="records")
+    body = {"predictions": predictions, "model": model, "version": version}
+    body["request_id"] = request_id
+    return orjson.dumps(body, option=_DUMPS, default=_plain)
+
+
+def infer_response(
+    outputs: Mapping[str, Any], *, model: str, version: str, request_id: str
+) -> bytes:
+    """An OIP infer response: one output tensor per entry (a DataFrame gives one per column)."""
+    tensors = []
+    for name, value in outputs.items():
+        if isinstance(value, pd.DataFrame):
+            tensors += [_output(str(c), value[c].to_numpy()) for c in value.columns]
+        else:
+            tensors.append(_output(name, value))
+    body = {"model_name": model, "model_version": version, "id": request_id, "outputs": tensors}
+    return orjson.dumps(body, option=_DUMPS, default=_plain)
+
+
+def _output(name: str, value: Any) -> dict[str, Any]:
+    array = value if isinstance(value, np.ndarray) else np.asarray(value)
+    flat = array.reshape(-1)
+    return {
+        "name": name,
+        "datatype": datatype_of(array),
+        "shape": list(array.shape),
+        "data": flat if array.dtype.kind in "biuf" else [_scalar(v) for v in flat.tolist()],
+    }
+
+
+def _scalar(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+
+
+def error_body(message: str, field: str | None, request_id: str | None) -> bytes:
+    """``{"error": message, "field": ..., "request_id": ...}``."""
+    return orjson.dumps({"error": message, "field": field, "request_id": request_id})
+
+
+def _plain(value: Any) -> Any:
+    """orjson's fallback for what it cannot write natively."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (pd.Series, pd.Index)):
+        return value.tolist()
+    return str(value)

@@ -1,0 +1,192 @@
+"""Batch scoring: chunked reads and writes of Parquet and CSV, errors that leave nothing behind."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import segue
+from segue.errors import InvalidArgument
+from segue.serving.batch import score_file
+
+#: For what does not depend on the database.
+sqlite_only = pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
+
+
+@pytest.fixture
+def files(tmp_path) -> Path:
+    """A folder of its own: ``segue_env`` keeps the store and artifacts in ``tmp_path``."""
+    folder = tmp_path / "files"
+    folder.mkdir()
+    return folder
+
+
+def write(frame: pd.DataFrame, path: Path) -> Path:
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+    return path
+
+
+def read(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+
+
+def with_ids(X: pd.DataFrame) -> pd.DataFrame:
+    return X.assign(customer=[f"c{i}" for i in range(len(X))])
+
+
+def test_scores_a_parquet_file(cancer, files):
+    model = segue.load_model(cancer.uri)
+    source = write(with_ids(cancer.X), files / "in.parquet")
+
+    result = score_file(model, source, files / "out.parquet", chunk_size=100)
+
+    scored = pd.read_parquet(files / "out.parquet")
+    assert result.rows == len(cancer.X)
+    assert result.output_path == files / "out.parquet"
+    assert list(scored.columns) == [*cancer.X.columns, "customer", "prediction"]
+    pd.testing.assert_frame_equal(scored.drop(columns="prediction"), with_ids(cancer.X))
+    np.testing.assert_array_equal(scored["prediction"], model.predict(cancer.X))
+    assert sorted(p.name for p in files.iterdir()) == ["in.parquet", "out.parquet"]
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("source", "target"), [("csv", "csv"), ("csv", "parquet"), ("parquet", "csv")]
+)
+def test_chunk_boundaries_do_not_matter(cancer, files, source, target):
+    model = segue.load_model(cancer.uri)
+    path = write(with_ids(cancer.X), files / f"in.{source}")
+    expected = with_ids(cancer.X).assign(prediction=model.predict(cancer.X))
+    probabilities = model.predict_proba(cancer.X)
+    expected["proba_0"], expected["proba_1"] = probabilities[:, 0], probabilities[:, 1]
+    expected = read(write(expected, files / f"expected.{target}"))
+
+    for chunk_size in (7, 100, 569, 10_000):
+        out = files / f"out-{chunk_size}.{target}"
+        score_file(model, path, out, chunk_size=chunk_size, proba=True)
+        pd.testing.assert_frame_equal(read(out), expected)
+
+
+@sqlite_only
+def test_progress_counts_rows(cancer, files):
+    model = segue.load_model(cancer.uri)
+    calls = []
+    for suffix in ("csv", "parquet"):
+        path = write(cancer.X, files / f"in.{suffix}")
+        calls.append([])
+        score_file(model, path, files / "out.csv", 200, False, lambda *a: calls[-1].append(a))
+
+    assert calls == [[(200, 569), (400, 569), (569, 569)]] * 2
+
+
+@sqlite_only
+def test_a_bad_value_names_the_column_and_the_chunk(cancer, files):
+    model = segue.load_model(cancer.uri)
+    frame = cancer.X.astype({"mean radius": object})
+    frame.loc[300, "mean radius"] = "twelve"
+    source = write(frame, files / "in.csv")
+    target = files / "out.parquet"
+
+    with pytest.raises(InvalidArgument) as caught:
+        score_file(model, source, target, chunk_size=100)
+
+    message = str(caught.value)
+    assert "'mean radius'" in message
+    assert "chunk starting at row 300" in message
+    assert "in.csv" in message
+    assert sorted(p.name for p in files.iterdir()) == ["in.csv"]  # nothing half-written
+
+
+@sqlite_only
+def test_missing_values_are_reported_by_row_of_the_file(cancer, files):
+    model = segue.load_model(cancer.uri)
+    frame = cancer.X.copy()
+    frame.loc[[123, 456, 460], "worst area"] = np.nan
+    source = write(frame, files / "in.parquet")
+
+    with pytest.raises(InvalidArgument) as caught:
+        score_file(model, source, files / "out.parquet", chunk_size=200)
+
+    assert str(caught.value) == (
+        f"{source}, chunk starting at row 0: column 'worst area' has missing values at row(s) "
+        "123; the model was trained without missing values"
+    )
+    frame.loc[123, "worst area"] = 1000.0
+    write(frame, source)
+    with pytest.raises(InvalidArgument, match=r"row 400: .* at row\(s\) 456, 460; "):
+        score_file(model, source, files / "out.parquet", chunk_size=200)
+
+
+@sqlite_only
+def test_a_failure_leaves_an_existing_output_alone(cancer, files):
+    model = segue.load_model(cancer.uri)
+    source = write(cancer.X.drop(columns=["worst area", "mean texture"]), files / "in.parquet")
+    target = files / "out.csv"
+    target.write_text("yesterday's scores\n")
+
+    with pytest.raises(InvalidArgument, match=r"no column 'mean texture', 'worst area'"):
+        score_file(model, source, target)
+
+    assert target.read_text() == "yesterday's scores\n"
+    assert sorted(p.name for p in files.iterdir()) == ["in.parquet", "out.csv"]
+
+
+@sqlite_only
+def test_a_clashing_column_is_refused(cancer, files):
+    model = segue.load_model(cancer.uri)
+    source = write(cancer.X.assign(prediction=0), files / "in.csv")
+
+    with pytest.raises(InvalidArgument, match="already has a column 'prediction'"):
+        score_file(model, source, files / "out.csv")
+    assert not (files / "out.csv").exists()
+
+
+@sqlite_only
+def test_a_column_whose_type_changes_between_csv_chunks(cancer, files):
+    model = segue.load_model(cancer.uri)
+    frame = cancer.X.assign(batch=1)
+    frame.loc[450:, "batch"] = None  # ints, then missing values: a float column in that chunk
+    source = write(frame, files / "in.csv")
+
+    score_file(model, source, files / "ok.parquet", chunk_size=200)
+    batch = pd.read_parquet(files / "ok.parquet")["batch"]
+    assert batch.iloc[:450].tolist() == [1] * 450
+    assert batch.iloc[450:].isna().all()
+
+    frame = frame.astype({"batch": object})
+    frame.loc[450:, "batch"] = "late"
+    write(frame, source)
+    with pytest.raises(InvalidArgument, match=re.escape("column 'batch' holds")) as caught:
+        score_file(model, source, files / "bad.parquet", chunk_size=200)
+    assert "from row 400" in str(caught.value)
+    assert not (files / "bad.parquet").exists()
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("source", "target", "message"),
+    [
+        ("in.json", "out.csv", "input 'in.json': unsupported file type '.json'"),
+        ("in.csv", "out.xlsx", "output 'out.xlsx': unsupported file type '.xlsx'"),
+        ("in.csv", "out", "unsupported file type '(none)'"),
+    ],
+)
+def test_unsupported_files(cancer, files, monkeypatch, source, target, message):
+    monkeypatch.chdir(files)
+    Path(source).write_text("a,b\n1,2\n")
+
+    with pytest.raises(InvalidArgument, match=re.escape(message)):
+        score_file(segue.load_model(cancer.uri), source, target)
+
+
+@sqlite_only
+def test_bad_chunk_size(cancer, files):
+    with pytest.raises(InvalidArgument, match="chunk size"):
+        score_file(segue.load_model(cancer.uri), files / "a.csv", files / "b.csv", 0)

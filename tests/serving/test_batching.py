@@ -1,0 +1,168 @@
+"""The batching policy, the Batcher, and batched predictions equal to unbatched ones."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import orjson
+import pytest
+
+from segue.serving.batching import Batcher, BatcherClosed, PredictionFailed, should_flush
+from segue.serving.config import ServeConfig
+from segue.serving.deployment import deploy
+from segue.serving.protocol import parse_predict
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+FLUSH = [
+    # (rows, oldest age s, still arriving, flush?)
+    (0, 0.0, False, False),  # nothing waiting
+    (0, 1.0, True, False),
+    (1, 0.0, False, True),  # a lone request goes at once
+    (1, 0.0, True, False),  # others are on their way: wait for them
+    (10, 0.004, True, False),
+    (10, 0.005, True, True),  # waited max_latency
+    (64, 0.0, True, True),  # full batch
+    (100, 0.0, True, True),
+]
+
+
+@pytest.mark.parametrize(("rows", "age", "arriving", "flush"), FLUSH)
+def test_should_flush(rows, age, arriving, flush):
+    decided = should_flush(rows, age, max_batch_size=64, max_latency=0.005, still_arriving=arriving)
+
+    assert decided is flush
+
+
+async def test_concurrent_requests_share_batches_and_get_their_own_results():
+    sizes: list[int] = []
+    threads: set[str] = set()
+
+    def double(items: list[int]) -> list[int]:
+        threads.add(threading.current_thread().name)
+        return [x * 2 for x in items]
+
+    batcher = Batcher(double, max_batch_size=8, max_latency_ms=50, on_batch=sizes.append)
+    results = await asyncio.gather(*(batcher.submit(i) for i in range(20)))
+    await batcher.drain()
+
+    assert results == [i * 2 for i in range(20)]
+    assert sum(sizes) == 20 and max(sizes) == 8 and len(sizes) < 20
+    assert threads and all(name.startswith("segue-predict") for name in threads)
+
+
+async def test_a_request_larger_than_the_batch_goes_alone():
+    sizes: list[int] = []
+    batcher = Batcher(lambda items: items, max_batch_size=4, on_batch=sizes.append)
+
+    results = await asyncio.gather(batcher.submit("big", rows=10), batcher.submit("small", rows=1))
+    await batcher.drain()
+
+    assert results == ["big", "small"]
+    assert sizes == [10, 1]
+
+
+async def test_a_failing_batch_fails_every_request_in_it(caplog):
+    def boom(items: list[int]) -> list[int]:
+        raise ValueError("bad weights")
+
+    batcher = Batcher(boom, max_batch_size=64, max_latency_ms=50)
+
+    results = await asyncio.gather(*(batcher.submit(i) for i in range(5)), return_exceptions=True)
+    await batcher.drain()
+
+    assert all(isinstance(r, PredictionFailed) for r in results)
+    assert "ValueError: bad weights" in str(results[0])
+    failures = [r for r in caplog.records if r.name == "segue.serving"]
+    assert failures and failures[0].exc_info is not None  # logged once per batch, with traceback
+
+
+async def test_a_wrong_number_of_results_is_a_failure():
+    batcher = Batcher(lambda items: items[:-1], max_batch_size=64, max_latency_ms=50)
+
+    results = await asyncio.gather(batcher.submit(1), batcher.submit(2), return_exceptions=True)
+    await batcher.drain()
+
+    assert all(isinstance(r, PredictionFailed) for r in results)
+
+
+async def test_max_latency_bounds_the_wait_for_a_fuller_batch():
+    now = [0.0]
+    batcher = Batcher(
+        lambda items: items, max_batch_size=64, max_latency_ms=5, clock=lambda: now[0]
+    )
+
+    async def trickle() -> None:
+        # Requests keep arriving every loop pass; the clock moves 1 ms per arrival.
+        for i in range(20):
+            now[0] += 0.001
+            submitted.append(asyncio.ensure_future(batcher.submit(i)))
+            await asyncio.sleep(0)
+
+    sizes: list[int] = []
+    submitted: list[asyncio.Future] = []
+    batcher.on_batch = sizes.append
+    await trickle()
+    await asyncio.gather(*submitted)
+    await batcher.drain()
+
+    assert sum(sizes) == 20
+    assert len(sizes) > 1  # the first batch did not wait for all twenty
+    assert sizes[0] <= 6
+
+
+async def test_drain_answers_what_is_queued_then_refuses():
+    release = threading.Event()
+
+    def slow(items: list[int]) -> list[int]:
+        release.wait(5)
+        return items
+
+    batcher = Batcher(slow, max_batch_size=1)
+    pending = [asyncio.ensure_future(batcher.submit(i)) for i in range(3)]
+    await asyncio.sleep(0.01)
+    draining = asyncio.ensure_future(batcher.drain())
+    await asyncio.sleep(0.01)
+    assert not draining.done()
+    release.set()
+
+    await draining
+    assert [p.result() for p in pending] == [0, 1, 2]
+    with pytest.raises(BatcherClosed):
+        await batcher.submit(3)
+
+
+async def test_64_concurrent_requests_give_exactly_the_unbatched_predictions(served_cancer):
+    X = served_cancer.X.iloc[:64]
+    sizes: list[int] = []
+    deployment = deploy("cancer", served_cancer.model, ServeConfig(max_batch_size=64))
+    deployment.batcher.on_batch = sizes.append
+    requests = [
+        parse_predict(orjson.dumps({"instances": [row]}), deployment.schema)
+        for row in X.to_dict(orient="records")
+    ]
+    for request in requests[::2]:
+        object.__setattr__(request, "outputs", ("predict", "predict_proba"))
+
+    answers = await asyncio.gather(*(deployment.batcher.submit(request, 1) for request in requests))
+    await deployment.batcher.drain()
+
+    assert max(sizes) > 1  # they really were batched
+    for i, answer in enumerate(answers):
+        alone = X.iloc[[i]]
+        assert answer["predict"].tolist() == served_cancer.model.predict(alone).tolist()
+        if i % 2 == 0:
+            # Matrix products over 64 rows may round differently from one row in the last bit.
+            np.testing.assert_allclose(
+                answer["predict_proba"], served_cancer.model.predict_proba(alone), rtol=1e-12
+            )
+        else:
+            assert "predict_proba" not in answer

@@ -1,0 +1,477 @@
+"""Request parsing and validation at the edge, and response formatting (pure functions)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from segue.models.signature import ColumnSpec, Signature, TensorSpec, validate_input
+from segue.serving.inputs import InputSchema, combine
+from segue.serving.protocol import (
+    RequestError,
+    datatype_of,
+    infer_response,
+    parse_infer,
+    parse_predict,
+    predict_response,
+)
+
+MIXED = Signature(
+    (
+        ColumnSpec("age", "int64"),
+        ColumnSpec("income", "float64", nullable=True),
+        ColumnSpec("score", "float32"),
+        ColumnSpec("city", "string"),
+        ColumnSpec("member", "bool"),
+        ColumnSpec("visits", "int32", nullable=True),
+        ColumnSpec("tier", "int8"),
+        ColumnSpec("seen", "datetime64[ns]"),
+    )
+)
+SCHEMA = InputSchema(MIXED)
+ROWS = [
+    {
+        "age": 31,
+        "income": 52000.5,
+        "score": 0.5,
+        "city": "Oslo",
+        "member": True,
+        "visits": 3,
+        "tier": 2,
+        "seen": "2024-01-02T03:04:05",
+    },
+    {
+        "age": 45,
+        "income": None,
+        "score": 1,
+        "city": "Lima",
+        "member": False,
+        "visits": None,
+        "tier": -1,
+        "seen": "2024-02-03",
+    },
+]
+TENSOR = InputSchema(Signature(TensorSpec("float32", (-1, 3))))
+NAMES = [spec.name for spec in MIXED.inputs]
+
+
+def body(data: Any) -> bytes:
+    return orjson.dumps(data)
+
+
+def oip(columns: dict[str, list], datatypes: dict[str, str] | None = None, **extra: Any) -> bytes:
+    default = {"age": "INT64", "income": "FP64", "score": "FP32", "city": "BYTES"}
+    default |= {"member": "BOOL", "visits": "INT32", "tier": "INT8", "seen": "BYTES"}
+    default |= datatypes or {}
+    inputs = [
+        {"name": name, "shape": [len(values)], "datatype": default[name], "data": values}
+        for name, values in columns.items()
+    ]
+    return body({"inputs": inputs, **extra})
+
+
+def columns_of(rows: list[dict]) -> dict[str, list]:
+    return {name: [row[name] for row in rows] for name in NAMES}
+
+
+# --- the four /predict formats and OIP give the model the same frame -----------------------
+
+
+def _split(rows: list[dict], order: list[str]) -> dict:
+    return {"dataframe_split": {"columns": order, "data": [[r[c] for c in order] for r in rows]}}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        body({"instances": ROWS}),
+        body({"dataframe_records": ROWS}),
+        body(_split(ROWS, NAMES)),
+        body(_split(ROWS, NAMES[::-1])),
+        body({"inputs": columns_of(ROWS)}),
+        oip(columns_of(ROWS)),
+    ],
+    ids=["instances", "records", "split", "split-reordered", "inputs", "oip"],
+)
+def test_every_format_gives_what_validate_input_gives(payload):
+    parse = parse_infer if b'"datatype"' in payload else parse_predict
+
+    request = parse(payload, SCHEMA)
+    frame = combine([request.input])
+
+    assert request.input.n_rows == 2
+    expected = validate_input(ROWS, MIXED)
+    pd.testing.assert_frame_equal(validate_input(frame, MIXED), expected)
+
+
+def test_numeric_columns_of_one_dtype_become_one_block_and_a_matching_frame():
+    schema = InputSchema(Signature(tuple(ColumnSpec(c, "float64") for c in "abc")))
+
+    request = parse_predict(body({"instances": [{"a": 1, "b": 2.5, "c": -3}]}), schema)
+    frame = combine([request.input, request.input])
+
+    assert schema.single_block
+    assert request.input.blocks[0].dtype == np.float64
+    assert frame.to_numpy().tolist() == [[1.0, 2.5, -3.0]] * 2
+    assert validate_input(frame, schema.signature) is frame  # the model's fast path
+
+
+def test_oip_columns_of_shape_n_by_1_and_requested_outputs():
+    payload = orjson.loads(
+        oip(columns_of(ROWS[:1]), id="req-7", outputs=[{"name": "predict_proba"}])
+    )
+    for tensor in payload["inputs"]:
+        tensor["shape"] = [1, 1]
+        tensor["data"] = [[value] for value in tensor["data"]]
+
+    request = parse_infer(body(payload), SCHEMA)
+
+    assert request.id == "req-7"
+    assert request.outputs == ("predict_proba",)
+    assert request.input.records()[0]["city"] == "Oslo"
+
+
+def test_outputs_asked_in_parameters_and_defaults():
+    both = parse_infer(
+        oip(columns_of(ROWS), parameters={"outputs": ["predict", "predict_proba"]}), SCHEMA
+    )
+    default = parse_infer(oip(columns_of(ROWS)), SCHEMA)
+
+    assert both.outputs == ("predict", "predict_proba")
+    assert default.outputs == ("predict",)
+
+
+def test_a_missing_nullable_column_is_all_missing():
+    rows = [{k: v for k, v in ROWS[0].items() if k != "income"}]
+
+    frame = combine([parse_predict(body({"instances": rows}), SCHEMA).input])
+
+    assert math.isnan(frame["income"].iloc[0])
+
+
+def test_records_give_back_the_rows_for_the_prediction_log():
+    request = parse_predict(body({"instances": ROWS}), SCHEMA)
+
+    back = request.input.records()
+
+    assert back[0]["age"] == 31 and back[1]["city"] == "Lima"
+    assert math.isnan(back[1]["income"]) and back[1]["visits"] is None
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def _with(**changes: Any) -> bytes:
+    return body({"instances": [{**ROWS[0], **changes}]})
+
+
+def _without(name: str) -> bytes:
+    return body({"instances": [{k: v for k, v in ROWS[0].items() if k != name}]})
+
+
+ERRORS = [
+    # (case, body, status, field, words in the message)
+    ("empty", b"", 400, None, "empty"),
+    ("blank", b"  \n", 400, None, "empty"),
+    ("not json", b"{'a': 1}", 400, None, "not valid JSON"),
+    ("nan literal", b'{"instances": [{"age": NaN}]}', 400, None, "not valid JSON"),
+    ("huge float", b'{"instances": [{"score": 1e999}]}', 400, None, "not valid JSON"),
+    ("array", b"[1, 2]", 400, None, "JSON object"),
+    ("no format", body({}), 400, None, "exactly one of"),
+    ("two formats", body({"instances": ROWS, "inputs": {}}), 400, None, "exactly one of"),
+    ("unknown key", body({"instances": ROWS, "foo": 1}), 400, "foo", "unknown key"),
+    ("instances not list", body({"instances": {"age": 1}}), 400, "instances", "array"),
+    ("record not object", body({"instances": [[1, 2]]}), 400, "instances", "object"),
+    ("no rows", body({"instances": []}), 422, None, "no rows"),
+    ("unknown column", _with(color="red"), 422, "color", "unknown column 'color'"),
+    ("missing column", _without("age"), 422, "age", "missing column 'age'"),
+    ("null not nullable", _with(age=None), 422, "age", "null"),
+    ("null float", _with(score=None), 422, "score", "null"),
+    ("string for int", _with(age="31"), 422, "age", "expected int64, got a string"),
+    ("float for int", _with(age=31.5), 422, "age", "expected int64, got a number"),
+    ("bool for float", _with(score=True), 422, "score", "got a boolean"),
+    ("int for bool", _with(member=1), 422, "member", "expected bool"),
+    ("list value", _with(score=[1.0]), 422, "score", "got an array"),
+    ("object value", _with(city={"a": 1}), 422, "city", "got an object"),
+    ("number for string", _with(city=5), 422, "city", "expected string"),
+    ("int8 range", _with(tier=300), 422, "tier", "out of range for int8"),
+    ("int32 range", _with(visits=2**40), 422, "visits", "out of range for int32"),
+    ("int64 range", _with(age=2**63), 422, "age", "out of range for int64"),
+    ("int64 huge", _with(age=0).replace(b'"age":0', b'"age":18446744073709551616'), 422, "age",
+     "got a number"),
+    ("float32 overflow", _with(score=1e300), 422, "score", "out of range for float32"),
+    ("bad date", _with(seen="yesterday"), 422, "seen", "seen"),
+    ("split not object", body({"dataframe_split": [1]}), 400, "dataframe_split", "object"),
+    ("split columns", body({"dataframe_split": {"columns": [1], "data": []}}), 400,
+     "dataframe_split.columns", "column names"),
+    ("split ragged", body({"dataframe_split": {"columns": NAMES, "data": [[1]]}}), 400,
+     "dataframe_split.data", "8 values"),
+    ("split unknown", body({"dataframe_split": {"columns": [*NAMES, "x"], "data": [[0] * 9]}}),
+     422, "x", "unknown column 'x'"),
+    ("split missing", body({"dataframe_split": {"columns": NAMES[1:], "data": [[0] * 7]}}),
+     422, "age", "missing column 'age'"),
+    ("split repeated", body({"dataframe_split": {"columns": ["age", "age"], "data": []}}), 400,
+     "dataframe_split.columns", "repeats"),
+    ("inputs lengths", body({"inputs": columns_of(ROWS) | {"age": [1]}}), 400, "inputs",
+     "different lengths"),
+    ("inputs not list", body({"inputs": columns_of(ROWS) | {"age": 1}}), 400, "age", "array"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "payload", "status", "field", "words"), ERRORS)
+def test_predict_errors_name_the_field(case, payload, status, field, words):
+    with pytest.raises(RequestError) as caught:
+        parse_predict(payload, SCHEMA)
+
+    error = caught.value
+    assert (error.status, error.field) == (status, field), error.message
+    assert words in error.message
+
+
+def _tensor(**changes: Any) -> dict:
+    base = {"name": "age", "shape": [1], "datatype": "INT64", "data": [31]}
+    return {**base, **changes}
+
+
+def _infer_with(**changes: Any) -> bytes:
+    columns = columns_of(ROWS[:1])
+    inputs = orjson.loads(oip(columns))["inputs"]
+    inputs[0] = _tensor(**changes)
+    return body({"inputs": inputs})
+
+
+OIP_ERRORS = [
+    ("no inputs", body({"id": "x"}), 400, "inputs", "non-empty array"),
+    ("inputs empty", body({"inputs": []}), 400, "inputs", "non-empty array"),
+    ("unknown key", body({"inputs": [], "model": 1}), 400, "model", "unknown key"),
+    ("id not string", body({"id": 5, "inputs": []}), 400, "id", "string"),
+    ("tensor not object", body({"inputs": [1]}), 400, "inputs[0]", "object"),
+    ("tensor unknown key", _infer_with(foo=1), 400, "inputs[0]", "unknown key 'foo'"),
+    ("no name", _infer_with(name=None), 400, "inputs[0].name", "string"),
+    ("bad shape", _infer_with(shape=[-1]), 400, "age", "non-negative"),
+    ("bad datatype", _infer_with(datatype="FLOAT"), 400, "age", "datatype"),
+    ("no data", _infer_with(data=None), 400, "age", "data"),
+    ("shape vs data", _infer_with(shape=[2]), 400, "age", "shape says 2"),
+    ("2-D column", _infer_with(shape=[1, 2], data=[[1, 2]]), 422, "age", "[n] or [n, 1]"),
+    ("datatype mismatch", _infer_with(datatype="FP64"), 422, "age", "cannot carry"),
+    ("unknown column", _infer_with(name="color"), 422, "color", "unknown column"),
+    ("twice", body({"inputs": [_tensor(), _tensor()]}), 400, "age", "twice"),
+    ("missing column", body({"inputs": [_tensor()]}), 422, "score", "missing column 'score'"),
+    ("wrong value", _infer_with(data=["x"]), 422, "age", "got a string"),
+    ("unknown output", oip(columns_of(ROWS), outputs=[{"name": "explain"}]), 422, "outputs",
+     "unknown output"),
+    ("outputs shape", oip(columns_of(ROWS), outputs={"name": "predict"}), 400, "outputs", "array"),
+    ("parameters", oip(columns_of(ROWS), parameters=[1]), 400, "parameters", "object"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "payload", "status", "field", "words"), OIP_ERRORS)
+def test_infer_errors_name_the_field(case, payload, status, field, words):
+    with pytest.raises(RequestError) as caught:
+        parse_infer(payload, SCHEMA)
+
+    error = caught.value
+    assert (error.status, error.field) == (status, field), error.message
+    assert words in error.message
+
+
+def test_predict_proba_is_refused_for_a_model_without_it():
+    with pytest.raises(RequestError, match="unknown output 'predict_proba'") as caught:
+        parse_infer(
+            oip(columns_of(ROWS), outputs=[{"name": "predict_proba"}]), SCHEMA, outputs=("predict",)
+        )
+
+    assert caught.value.status == 422
+
+
+def test_body_over_the_limit_is_413():
+    with pytest.raises(RequestError) as caught:
+        parse_predict(body({"instances": ROWS}), SCHEMA, max_bytes=10)
+
+    assert caught.value.status == 413
+
+
+# --- tensors --------------------------------------------------------------------------------
+
+
+def test_tensor_inputs_nested_one_row_and_oip_flat():
+    nested = parse_predict(body({"inputs": [[1, 2, 3], [4, 5, 6]]}), TENSOR).input
+    one = parse_predict(body({"inputs": [1, 2, 3]}), TENSOR).input
+    flat = parse_infer(
+        body(
+            {
+                "inputs": [
+                    {"name": "x", "shape": [2, 3], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6]}
+                ]
+            }
+        ),
+        TENSOR,
+    ).input
+
+    assert nested.tensor.dtype == np.float32 and nested.tensor.shape == (2, 3)
+    assert one.tensor.shape == (1, 3)
+    np.testing.assert_array_equal(flat.tensor, nested.tensor)
+    assert combine([nested, one]).shape == (3, 3)
+
+
+TENSOR_ERRORS = [
+    ("ragged", body({"inputs": [[1, 2, 3], [4]]}), 400, "rectangular"),
+    ("wrong width", body({"inputs": [[1, 2]]}), 422, "expected shape [-1, 3]"),
+    ("strings", body({"inputs": [["a", "b", "c"]]}), 422, "got a string"),
+    ("nulls", body({"inputs": [[1, None, 3]]}), 422, "null"),
+    ("bools", body({"inputs": [[True, False, True]]}), 422, "got a boolean"),
+    ("overflow", body({"inputs": [[1e300, 0, 0]]}), 422, "out of range for float32"),
+    ("no rows", body({"inputs": []}), 422, "expected shape"),
+    ("scalar", body({"inputs": 5}), 400, "expected an array"),
+    ("frame for tensor", body(_split(ROWS, NAMES)), 400, "takes a tensor"),
+    ("oip size", body({"inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32",
+                                   "data": [1, 2]}]}), 400, "do not fill shape"),
+    ("oip datatype", body({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "BYTES",
+                                       "data": ["a", "b", "c"]}]}), 422, "cannot carry"),
+    ("two inputs", body({"inputs": [{"name": "x", "shape": [1], "datatype": "FP32",
+                                     "data": [1]}] * 2}), 422, "one input tensor"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "payload", "status", "words"), TENSOR_ERRORS)
+def test_tensor_errors(case, payload, status, words):
+    parse = parse_infer if b'"datatype"' in payload else parse_predict
+
+    with pytest.raises(RequestError) as caught:
+        parse(payload, TENSOR)
+
+    assert caught.value.status == status, caught.value.message
+    assert words in caught.value.message
+
+
+def test_a_model_without_signature_cannot_be_served():
+    with pytest.raises(Exception, match="no signature"):
+        InputSchema(None)
+
+
+# --- responses ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("array", "datatype"),
+    [
+        (np.array([True]), "BOOL"),
+        (np.array([1], dtype=np.int8), "INT8"),
+        (np.array([1], dtype=np.uint64), "UINT64"),
+        (np.array([1.0], dtype=np.float16), "FP16"),
+        (np.array([1.0]), "FP64"),
+        (np.array(["a"]), "BYTES"),
+        (np.array(["a", None], dtype=object), "BYTES"),
+    ],
+)
+def test_datatypes(array, datatype):
+    assert datatype_of(array) == datatype
+
+
+def test_infer_response_is_flat_row_major_with_the_shape():
+    proba = np.array([[0.25, 0.75], [1.0, 0.0]])
+    raw = infer_response(
+        {"predict": np.array(["no", "yes"], dtype=object), "predict_proba": proba},
+        model="m",
+        version="2",
+        request_id="r",
+    )
+
+    answer = orjson.loads(raw)
+    assert answer["model_name"] == "m" and answer["model_version"] == "2" and answer["id"] == "r"
+    assert answer["outputs"] == [
+        {"name": "predict", "datatype": "BYTES", "shape": [2], "data": ["no", "yes"]},
+        {
+            "name": "predict_proba",
+            "datatype": "FP64",
+            "shape": [2, 2],
+            "data": [0.25, 0.75, 1.0, 0.0],
+        },
+    ]
+
+
+def test_predict_response_writes_arrays_and_frames():
+    arrays = orjson.loads(
+        predict_response(np.array([1, 0]), model="m", version="3", request_id="r")
+    )
+    frame = pd.DataFrame({"label": ["a"], "score": [0.5]})
+    frames = orjson.loads(predict_response(frame, model="m", version="3", request_id="r"))
+
+    assert arrays == {"predictions": [1, 0], "model": "m", "version": "3", "request_id": "r"}
+    assert frames["predictions"] == [{"label": "a", "score": 0.5}]
+
+
+# --- nothing but RequestError, whatever comes in --------------------------------------------
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=8,
+)
+#: JSON shaped like a request, with any values in it, so parsing gets past the first checks.
+_COLUMN = st.sampled_from([*NAMES, "x"])
+_TENSOR = st.fixed_dictionaries(
+    {
+        "name": _COLUMN,
+        "shape": st.lists(st.integers(-1, 3), max_size=3),
+        "datatype": st.sampled_from(["FP64", "INT64", "BOOL", "BYTES", "INT8", "X"]),
+        "data": st.lists(JSON, max_size=4),
+    }
+)
+_SPLIT = st.fixed_dictionaries(
+    {
+        "columns": st.lists(_COLUMN, max_size=9),
+        "data": st.lists(st.lists(JSON, max_size=9), max_size=3),
+    }
+)
+NEAR = st.one_of(
+    st.fixed_dictionaries({"instances": st.lists(st.dictionaries(_COLUMN, JSON), max_size=3)}),
+    st.fixed_dictionaries({"dataframe_split": _SPLIT}),
+    st.fixed_dictionaries({"inputs": st.dictionaries(_COLUMN, st.lists(JSON, max_size=3))}),
+    st.fixed_dictionaries(
+        {
+            "inputs": st.lists(_TENSOR, max_size=9),
+            "outputs": st.lists(st.fixed_dictionaries({"name": JSON}), max_size=2),
+        }
+    ),
+)
+
+
+def _only_request_errors(payload: bytes) -> None:
+    for schema in (SCHEMA, TENSOR):
+        for parse in (parse_predict, parse_infer):
+            try:
+                request = parse(payload, schema)
+            except RequestError as exc:
+                assert 400 <= exc.status < 500
+                assert isinstance(exc.message, str) and exc.message
+            else:
+                assert request.input.n_rows > 0
+                combine([request.input])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=200))
+def test_any_bytes_give_a_request_error_or_an_input(payload):
+    _only_request_errors(payload)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(JSON, NEAR))
+def test_any_json_gives_a_request_error_or_an_input(data):
+    # The standard library writes integers beyond 64 bits, which orjson refuses to.
+    _only_request_errors(json.dumps(data).encode())
