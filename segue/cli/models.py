@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-import shutil
 import sys
-import uuid
 from pathlib import Path
 from typing import Literal
 
@@ -242,38 +240,8 @@ def download(
     output: Path = typer.Option(..., "--output", "-o", help="Folder to create (or empty)."),
 ) -> None:
     """Download a model package, every file checked against its recorded sha256."""
-    _download_package(uri, output)
+    _registry().download_model(uri, output)
     console.print(Text(f"wrote {output}"))
-
-
-def _download_package(uri: str, dest: Path) -> None:
-    from segue.models.package import MANIFEST, read_manifest, verify_files
-    from segue.models.uri import parse_model_uri
-
-    registry = _registry()
-    parsed = parse_model_uri(uri)
-    expected = None
-    if parsed.kind == "models":
-        version = registry.resolve(parsed)
-        registry.read_manifest(version)  # refuses a package that is not the one registered
-        run_id, path, expected = version.run_id, version.artifact_path, version.manifest_digest
-    elif parsed.kind == "runs":
-        run_id, path = registry.tracking.store.resolve_run_id(parsed.run_id), parsed.path
-        wanted = f"{path}/{MANIFEST}"
-        if not any(e.path == wanted for e in registry.tracking.list_artifacts(run_id, wanted)):
-            raise InvalidArgument(f"{uri} is not a Segue model package (no {MANIFEST})")
-    else:
-        raise InvalidArgument(f"model URI {uri!r}: download takes models:/… or runs:/…")
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise InvalidArgument(f"{dest} exists and is not an empty folder; pick a new one")
-    # Into a hidden sibling first, so a failed check leaves nothing that looks like a package.
-    staging = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.partial"
-    try:
-        registry.tracking.download_artifact(run_id, path, staging)
-        verify_files(staging, read_manifest(staging, expected))
-        staging.replace(dest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 @app.command(

@@ -24,7 +24,15 @@ from segue.errors import (
     InvalidArgument,
     NotFound,
 )
-from segue.models.package import MANIFEST, LoadedModel, Manifest, build_package, load_package
+from segue.models.package import (
+    MANIFEST,
+    LoadedModel,
+    Manifest,
+    build_package,
+    load_package,
+    read_manifest,
+    verify_files,
+)
 from segue.models.uri import ModelUri, parse_model_uri
 from segue.registry import gates as gate_rules
 from segue.store.entities import AuditEntry, Gate, ModelVersion, RegisteredModel, Run
@@ -254,7 +262,7 @@ class Registry:
         return self._metrics(self.store.get_version(name, number))
 
     def delete_alias(self, name: str, alias: str) -> None:
-        self.store.delete_alias(name, alias, self.actor)
+        self.store.delete_alias(name, check_alias(alias), self.actor)
 
     def delete_version(self, name: str, version: int) -> None:
         self.store.delete_version(name, version, self.actor)
@@ -319,6 +327,27 @@ class Registry:
 
     # -- loading -------------------------------------------------------------------------
 
+    def _locate(self, parsed: ModelUri) -> tuple[str, str, str, ModelVersion | None]:
+        """(run id, artifact path, manifest digest, version) of a runs:/ or models:/ URI.
+
+        For a registered version the run's manifest must still be the registered one.
+        """
+        version = None
+        if parsed.kind == "models":
+            version = self.resolve(parsed)
+            run_id, path = version.run_id, version.artifact_path
+        elif parsed.kind == "runs":
+            run_id = self.tracking.store.resolve_run_id(parsed.run_id)
+            path = parsed.path
+        else:
+            raise InvalidArgument(
+                f"model URI {parsed.text!r}: download takes models:/… or runs:/…"
+            )
+        manifest_entry = self._manifest_entry(run_id, path)
+        if version is not None:
+            self._check_registered(version, manifest_entry.digest)
+        return run_id, path, manifest_entry.digest, version
+
     def load_model(self, uri: str, *, trust: bool = False) -> LoadedModel:
         """Fetch, verify and load a model from a runs:/ or models:/ URI or a local folder."""
         parsed = parse_model_uri(uri)
@@ -327,24 +356,33 @@ class Registry:
             if not folder.is_dir():
                 raise InvalidArgument(f"model URI {uri!r}: no such folder")
             return load_package(folder, source=uri, trust=trust)
-        version = None
-        if parsed.kind == "models":
-            version = self.resolve(parsed)
-            run_id, path = version.run_id, version.artifact_path
-        else:
-            run_id = self.tracking.store.resolve_run_id(parsed.run_id)
-            path = parsed.path
-        manifest_entry = self._manifest_entry(run_id, path)
-        if version is not None:
-            self._check_registered(version, manifest_entry.digest)
-        folder = self._materialize(run_id, path, manifest_entry.digest)
-        return load_package(
-            folder,
-            source=uri,
-            manifest_digest=manifest_entry.digest,
-            verified=True,
-            version=version,
-        )
+        run_id, path, digest, version = self._locate(parsed)
+        folder = self._materialize(run_id, path, digest)
+        try:
+            return load_package(
+                folder, source=uri, manifest_digest=digest, verified=True, version=version
+            )
+        except IntegrityError as exc:
+            raise IntegrityError(
+                f"{exc} (the local copy in {folder} no longer matches; delete that folder to "
+                "fetch a verified copy again)"
+            ) from exc
+
+    def download_model(self, uri: str, dest: str | os.PathLike) -> Path:
+        """Write the verified package of a runs:/ or models:/ URI into the new folder ``dest``."""
+        run_id, path, digest, _ = self._locate(parse_model_uri(uri))
+        dest = Path(dest)
+        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+            raise InvalidArgument(f"{dest} exists and is not an empty folder; pick a new one")
+        # Into a hidden sibling first, so a failed check leaves nothing that looks like a package.
+        staging = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.partial"
+        try:
+            self.tracking.download_artifact(run_id, path, staging)
+            verify_files(staging, read_manifest(staging, digest))
+            staging.replace(dest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return dest
 
     def _materialize(self, run_id: str, path: str, manifest_digest: str) -> Path:
         """A local copy of the package, cached by manifest digest; every blob hash-checked."""

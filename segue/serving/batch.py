@@ -33,6 +33,8 @@ from segue.errors import InvalidArgument
 #: File name endings read and written, by format.
 _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 _COUNT_BLOCK = 1 << 20
+#: What a file that is not the CSV or Parquet it claims to be raises.
+_UNREADABLE = (pa.ArrowInvalid, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError)
 #: Row numbers in a validation message count from the chunk's start; the user wants the file's.
 _ROWS = re.compile(r"(?P<head>at row\(s\) )(?P<rows>\d+(?:, \d+)*)")
 
@@ -94,6 +96,8 @@ def score_file(
                 done += len(chunk)
                 if on_progress is not None:
                     on_progress(done, total)
+        if done == 0:
+            raise InvalidArgument(f"{source}: no rows to score")
         os.replace(temp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -116,9 +120,12 @@ def _column_names(model: Any) -> list[str] | None:
     return None if signature is None else signature.column_names
 
 
-def _count_rows(path: Path, fmt: str) -> int | None:
+def _count_rows(path: Path, fmt: str) -> int:
     if fmt == "parquet":
-        return pq.ParquetFile(path).metadata.num_rows
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except pa.ArrowInvalid as exc:
+            raise InvalidArgument(f"{path}: not a Parquet file ({exc})") from None
     # A newline count: exact unless quoted values hold newlines; only the progress bar uses it.
     lines, last = 0, b"\n"
     with open(path, "rb") as f:
@@ -133,19 +140,24 @@ def _chunks(
 ) -> Iterator[tuple[int, pd.DataFrame]]:
     """``(row offset, chunk)`` pairs, after checking the model's columns are all there."""
     offset = 0
-    if fmt == "parquet":
-        reader = pq.ParquetFile(path)
-        _check_columns(path, reader.schema_arrow.names, names)
-        for batch in reader.iter_batches(batch_size=chunk_size):
-            yield offset, batch.to_pandas()
-            offset += batch.num_rows
-        return
-    with pd.read_csv(path, chunksize=chunk_size) as chunks:
-        for chunk in chunks:
-            if offset == 0:
-                _check_columns(path, [str(c) for c in chunk.columns], names)
-            yield offset, chunk
-            offset += len(chunk)
+    try:
+        if fmt == "parquet":
+            reader = pq.ParquetFile(path)
+            _check_columns(path, reader.schema_arrow.names, names)
+            for batch in reader.iter_batches(batch_size=chunk_size):
+                yield offset, batch.to_pandas()
+                offset += batch.num_rows
+            return
+        with pd.read_csv(path, chunksize=chunk_size) as chunks:
+            for chunk in chunks:
+                if offset == 0:
+                    _check_columns(path, [str(c) for c in chunk.columns], names)
+                yield offset, chunk
+                offset += len(chunk)
+    except _UNREADABLE as exc:
+        raise InvalidArgument(
+            f"{path}: cannot be read as {fmt.upper()} after row {offset}: {exc}"
+        ) from None
 
 
 def _check_columns(path: Path, present: list[str], names: list[str] | None) -> None:

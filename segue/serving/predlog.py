@@ -10,11 +10,10 @@ Layout under the artifact store (``SEGUE_ARTIFACT_URI``, a folder or any fsspec 
     predictions/<model>/date=YYYY-MM-DD/<time_ms>-<writer_id>-<seq>.parquet
     feedback/<model>/date=YYYY-MM-DD/<time_ms>-<writer_id>-<seq>.parquet
 
-``date`` is the UTC day of the records' ``time``; ``time_ms`` is the newest record's time in
-the segment (epoch milliseconds, rounded up, zero-padded so names sort by it), which lets a
-reader skip segments that end before its window. Each segment is published atomically (a temp
-file renamed into place locally, one PUT on object stores): readers never see a partial file.
-Writer ids differ across processes, so uvicorn workers never overwrite each other's segments.
+(``date``: the UTC day of the records; ``time_ms``: the newest record's time; see
+:mod:`segue.serving.segments`.) Each segment is published atomically (a temp file renamed into
+place locally, one PUT on object stores): readers never see a partial file. Writer ids differ
+across processes, so uvicorn workers never overwrite each other's segments.
 
 Example:
     >>> log = PredictionLog(settings().artifact_uri)
@@ -29,14 +28,10 @@ Example:
 from __future__ import annotations
 
 import atexit
-import datetime as dt
-import functools
 import itertools
-import json
 import logging
 import math
 import os
-import re
 import socket
 import threading
 import time
@@ -48,17 +43,13 @@ from typing import Any, Generic, TypeVar
 
 import fsspec
 import numpy as np
-import orjson
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
-from fsspec.implementations.local import LocalFileSystem
 
 from segue.artifacts.backend import FsspecBackend
 from segue.errors import InvalidArgument
+from segue.serving import segments
 
 log = logging.getLogger(__name__)
 
@@ -77,34 +68,11 @@ PREDICTION_COLUMNS = (
 )
 FEEDBACK_COLUMNS = ("request_id", "label", "time")
 
-_PREDICTIONS_SCHEMA = pa.schema(
-    [
-        ("request_id", pa.string()),
-        ("time", pa.float64()),
-        ("model", pa.string()),
-        ("version", pa.string()),
-        ("role", pa.string()),
-        ("inputs", pa.string()),
-        ("outputs", pa.string()),
-        ("latency_ms", pa.float64()),
-        ("status", pa.int32()),
-        ("error", pa.string()),
-    ]
-)
-_FEEDBACK_SCHEMA = pa.schema(
-    [("request_id", pa.string()), ("label", pa.string()), ("time", pa.float64())]
-)
-#: The registry's rule for model names; names become folder names, so it matters here too.
-_MODEL_NAME = re.compile(r"[A-Za-z0-9][\w.\-]{0,255}")
-_WRITER_ID = re.compile(r"[^A-Za-z0-9.]+")
-_SUFFIX = ".parquet"
-_DAY_SECONDS = 86_400
 #: Default most records held (while storage is slow or failing); beyond it the oldest are
 #: dropped and counted rather than exhausting the server's memory.
 _BACKLOG = 100_000
 #: Longest the flusher sleeps between looks at the (injectable) clock.
 _TICK = 0.25
-_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 T = TypeVar("T")
 
@@ -144,8 +112,8 @@ class PredictionRecord:
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise InvalidArgument(f"prediction record: role {self.role!r} is not one of {ROLES}")
-        _check_model(self.model)
-        _check_time(self.time)
+        segments.check_model(self.model)
+        segments.check_time(self.time)
 
 
 class _SegmentLog(Generic[T]):
@@ -177,7 +145,7 @@ class _SegmentLog(Generic[T]):
         self._flush_interval = float(flush_interval)
         self._max_rows = max_rows
         self._clock = clock
-        self._given_writer_id = None if writer_id is None else _clean_writer_id(writer_id)
+        self._given_writer_id = None if writer_id is None else segments.clean_writer_id(writer_id)
         self._default_writer: tuple[int, str] | None = None
         self._buffer: deque[T] = deque(maxlen=backlog)
         self._lock = threading.Lock()
@@ -201,7 +169,7 @@ class _SegmentLog(Generic[T]):
         # Re-derived after a fork, so a log created before uvicorn forks its workers still
         # gets one id per process.
         if self._default_writer is None or self._default_writer[0] != pid:
-            host = _clean_writer_id(socket.gethostname())
+            host = segments.clean_writer_id(socket.gethostname())
             self._default_writer = (pid, f"{host}-{pid}-{uuid.uuid4().hex[:8]}")
         return self._default_writer[1]
 
@@ -235,15 +203,14 @@ class _SegmentLog(Generic[T]):
                 items = list(self._buffer)
                 self._buffer.clear()
                 self._last_flush = self._clock()
-            if self.dropped > self._reported:
+                unreported, self._reported = self.dropped - self._reported, self.dropped
+            if unreported:
                 log.warning(
-                    "the %s log dropped %d records (%d in all): storage is failing or slower "
-                    "than the requests",
+                    "the %s log dropped %d records (over max_backlog): storage is failing or "
+                    "slower than the requests",
                     self._kind,
-                    self.dropped - self._reported,
-                    self.dropped,
+                    unreported,
                 )
-                self._reported = self.dropped
             if items:
                 self._write(items)
 
@@ -298,28 +265,47 @@ class _SegmentLog(Generic[T]):
 
     def _write(self, items: list[T]) -> None:
         groups: dict[tuple[str, int], list[T]] = {}
+        refused = 0
         for item in items:
-            key = (self._model_of(item), math.floor(self._time_of(item) / _DAY_SECONDS))
-            groups.setdefault(key, []).append(item)
+            try:
+                model = segments.check_model(self._model_of(item))
+                day = math.floor(segments.check_time(self._time_of(item)) / segments.DAY_SECONDS)
+            except InvalidArgument as exc:
+                # Records that skipped PredictionRecord's checks (any object with its
+                # attributes is accepted) cannot be filed; dropping them keeps the rest flowing.
+                refused += 1
+                reason = str(exc)
+                continue
+            groups.setdefault((model, day), []).append(item)
+        if refused:
+            log.error("dropping %d %s records: %s", refused, self._kind, reason)
+            self._count_dropped(refused)
         pending = list(groups.items())
         while pending:
             (model, day), group = pending[0]
             try:
-                data = _parquet_bytes(self._table(group))
+                data = segments.parquet_bytes(self._table(group))
             except Exception:
                 # Not a storage problem: retrying would fail forever and block the log.
                 log.exception("dropping %d %s records that cannot be encoded", len(group), model)
-                self.dropped += len(group)
+                self._count_dropped(len(group))
                 pending.pop(0)
                 continue
-            newest = math.ceil(max(self._time_of(item) for item in group) * 1000)
-            name = f"{newest:013d}-{self.writer_id}-{next(self._seq):06d}{_SUFFIX}"
+            newest = max(self._time_of(item) for item in group)
+            key = segments.segment_key(
+                self._kind, model, day, newest, self.writer_id, next(self._seq)
+            )
             try:
-                self._backend.put_bytes(f"{self._kind}/{model}/date={_day(day)}/{name}", data)
+                self._backend.put_bytes(key, data)
             except Exception:
                 self._requeue([item for _, rest in pending for item in rest])
                 raise
             pending.pop(0)
+
+    def _count_dropped(self, count: int) -> None:
+        with self._lock:
+            self.dropped += count
+            self._reported += count  # logged already, with the reason
 
     def _requeue(self, items: list[T]) -> None:
         with self._lock:
@@ -359,7 +345,12 @@ class PredictionLog(_SegmentLog[PredictionRecord]):
     _thread_name = "segue-prediction-log"
 
     def append(self, record: PredictionRecord) -> None:
-        """Buffer ``record`` (O(1), thread-safe, no I/O)."""
+        """Buffer ``record`` (O(1), thread-safe, no I/O).
+
+        Any object with the attributes of :class:`PredictionRecord` is accepted, such as the
+        server's ``InferenceRecord`` (``on_prediction=log.append``): its ``inputs`` and
+        ``outputs`` are then read in the writer thread, off the request path.
+        """
         self._put(record)
 
     def _model_of(self, item: PredictionRecord) -> str:
@@ -375,13 +366,13 @@ class PredictionLog(_SegmentLog[PredictionRecord]):
             "model": [r.model for r in items],
             "version": [str(r.version) for r in items],
             "role": [r.role for r in items],
-            "inputs": [_dumps(r.inputs) for r in items],
-            "outputs": [_dumps(r.outputs) for r in items],
+            "inputs": [segments.to_json(r.inputs) for r in items],
+            "outputs": [segments.to_json(r.outputs) for r in items],
             "latency_ms": [float(r.latency_ms) for r in items],
             "status": [int(r.status) for r in items],
             "error": [None if r.error is None else str(r.error) for r in items],
         }
-        return pa.table(columns, schema=_PREDICTIONS_SCHEMA)
+        return pa.table(columns, schema=segments.PREDICTIONS_SCHEMA)
 
 
 class FeedbackLog(_SegmentLog[tuple[str, Any, float]]):
@@ -415,11 +406,11 @@ class FeedbackLog(_SegmentLog[tuple[str, Any, float]]):
             writer_id=writer_id,
             max_backlog=max_backlog,
         )
-        self.model = _check_model(model)
+        self.model = segments.check_model(model)
 
     def append(self, request_id: str, label: Any, time: float | None = None) -> None:
         """Buffer the true ``label`` of request ``request_id`` (``time`` defaults to now)."""
-        when = self._clock() if time is None else _check_time(time)
+        when = self._clock() if time is None else segments.check_time(time)
         self._put((request_id, label, when))
 
     def _model_of(self, item: tuple[str, Any, float]) -> str:
@@ -431,10 +422,10 @@ class FeedbackLog(_SegmentLog[tuple[str, Any, float]]):
     def _table(self, items: list[tuple[str, Any, float]]) -> pa.Table:
         columns = {
             "request_id": [str(request_id) for request_id, _, _ in items],
-            "label": [_dumps(label) for _, label, _ in items],
+            "label": [segments.to_json(label) for _, label, _ in items],
             "time": [float(when) for _, _, when in items],
         }
-        return pa.table(columns, schema=_FEEDBACK_SCHEMA)
+        return pa.table(columns, schema=segments.FEEDBACK_SCHEMA)
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -467,17 +458,20 @@ def read_predictions(
     Example:
         >>> read_predictions(uri, "churn", start=time.time() - 3600, role="canary")
     """
-    _check_model(model)
-    where = _window(start, end)
+    segments.check_model(model)
+    where = segments.time_window(start, end)
     if version is not None:
-        where = _and(where, ds.field("version") == str(version))
+        where = segments.both(where, ds.field("version") == str(version))
     if role is not None:
         if role not in ROLES:
             raise InvalidArgument(f"role {role!r} is not one of {ROLES}")
-        where = _and(where, ds.field("role") == role)
-    fs, root = _filesystem(artifact_uri)
-    files = [path for path, _ in _segments(fs, f"{root}/predictions/{model}", start, end)]
-    table = _read(fs, files, _PREDICTIONS_SCHEMA, where)
+        where = segments.both(where, ds.field("role") == role)
+    fs, root = segments.filesystem(artifact_uri)
+    files = [
+        path
+        for path, _ in segments.segments_in_window(fs, f"{root}/predictions/{model}", start, end)
+    ]
+    table = segments.read_segments(fs, files, segments.PREDICTIONS_SCHEMA, where)
     return _predictions_frame(table, decode)
 
 
@@ -495,13 +489,21 @@ def read_feedback(
         A DataFrame with columns ``request_id``, ``label`` (decoded unless ``decode=False``)
         and ``time``.
     """
-    _check_model(model)
-    fs, root = _filesystem(artifact_uri)
-    files = [path for path, _ in _segments(fs, f"{root}/feedback/{model}", start, end)]
-    table = _by_time(_read(fs, files, _FEEDBACK_SCHEMA, _window(start, end)))
+    segments.check_model(model)
+    fs, root = segments.filesystem(artifact_uri)
+    files = [
+        path for path, _ in segments.segments_in_window(fs, f"{root}/feedback/{model}", start, end)
+    ]
+    table = segments.by_time(
+        segments.read_segments(
+            fs, files, segments.FEEDBACK_SCHEMA, segments.time_window(start, end)
+        )
+    )
     frame = table.drop_columns(["label"]).to_pandas()
     labels = table.column("label").to_pylist()
-    frame.insert(1, "label", _decoded(labels) if decode else pd.Series(labels, dtype=object))
+    frame.insert(
+        1, "label", segments.decode_json(labels) if decode else pd.Series(labels, dtype=object)
+    )
     return frame
 
 
@@ -510,9 +512,9 @@ def tail_predictions(artifact_uri: str, model: str, n: int = 20) -> pd.DataFrame
 
     Reads segments newest first and stops as soon as no unread segment can hold a newer record.
     """
-    _check_model(model)
-    fs, root = _filesystem(artifact_uri)
-    return _tail(fs, _newest_first(fs, f"{root}/predictions/{model}"), n)
+    segments.check_model(model)
+    fs, root = segments.filesystem(artifact_uri)
+    return _tail(fs, segments.newest_first(fs, f"{root}/predictions/{model}"), n)
 
 
 def follow_predictions(
@@ -530,31 +532,35 @@ def follow_predictions(
         >>> for batch in follow_predictions(uri, "churn"):
         ...     print(batch[["request_id", "outputs"]])
     """
-    _check_model(model)
-    fs, root = _filesystem(artifact_uri)
+    segments.check_model(model)
+    fs, root = segments.filesystem(artifact_uri)
     base = f"{root}/predictions/{model}"
-    recent = _recent_segments(fs, base)
+    recent = segments.recent_segments(fs, base)
     seen = {path for path, _ in recent}
-    older = (s for s in _newest_first(fs, base) if s[0] not in seen)
-    yield _tail(fs, itertools.chain(sorted(recent, key=_newest_key, reverse=True), older), n)
+    older = (s for s in segments.newest_first(fs, base) if s[0] not in seen)
+    yield _tail(
+        fs, itertools.chain(sorted(recent, key=segments.newest_key, reverse=True), older), n
+    )
     sleep = sleep or time.sleep
     while True:
         sleep(interval)
-        recent = _recent_segments(fs, base)
+        recent = segments.recent_segments(fs, base)
         new = [path for path, _ in recent if path not in seen]
         seen = {path for path, _ in recent}
         if new:
-            table = _read(fs, sorted(new), _PREDICTIONS_SCHEMA, None)
+            table = segments.read_segments(fs, sorted(new), segments.PREDICTIONS_SCHEMA, None)
             yield _predictions_frame(table, True)
 
 
 def _predictions_frame(table: pa.Table, decode: bool) -> pd.DataFrame:
-    table = _by_time(table)
+    table = segments.by_time(table)
     frame = table.drop_columns(["inputs", "outputs"]).to_pandas()
     for position, name in ((5, "inputs"), (6, "outputs")):
         values = table.column(name).to_pylist()
         frame.insert(
-            position, name, _decoded(values) if decode else pd.Series(values, dtype=object)
+            position,
+            name,
+            segments.decode_json(values) if decode else pd.Series(values, dtype=object),
         )
     return frame
 
@@ -571,24 +577,15 @@ def _tail(
         # Every record of this segment and of the older ones is at most newest_ms.
         if rows >= n and (newest_ms + 1) / 1000 < threshold:
             break
-        table = _read(fs, [path], _PREDICTIONS_SCHEMA, None)
+        table = segments.read_segments(fs, [path], segments.PREDICTIONS_SCHEMA, None)
         tables.append(table)
         rows += table.num_rows
         if rows >= n:
             times = pa.concat_tables(tables).column("time").to_numpy()
             threshold = _nth_largest(times, n)
-    table = pa.concat_tables(tables) if tables else _PREDICTIONS_SCHEMA.empty_table()
-    table = _by_time(table)
+    table = pa.concat_tables(tables) if tables else segments.PREDICTIONS_SCHEMA.empty_table()
+    table = segments.by_time(table)
     return _predictions_frame(table.slice(max(0, table.num_rows - n)), True)
-
-
-def _by_time(table: pa.Table) -> pa.Table:
-    """``table`` sorted by time (stable); segments are usually in order already, and
-    checking is far cheaper than moving every string."""
-    order = pc.sort_indices(table.column("time")).to_numpy()
-    if np.array_equal(order, np.arange(len(order))):
-        return table
-    return table.take(order)
 
 
 def _nth_largest(values: Any, n: int) -> float:
@@ -598,166 +595,4 @@ def _nth_largest(values: Any, n: int) -> float:
 # --- storage helpers ------------------------------------------------------------------------
 
 
-def _filesystem(artifact_uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, root = fsspec.core.url_to_fs(artifact_uri)
-    return fs, root.rstrip("/")
-
-
-def _list(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
-    # Object-store filesystems cache listings; a follower must see new segments.
-    fs.invalidate_cache(path)
-    try:
-        return sorted(fs.ls(path, detail=False))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
-def _days(fs: fsspec.AbstractFileSystem, base: str) -> list[tuple[str, str]]:
-    """``(YYYY-MM-DD, path)`` of each day partition under ``base``, oldest first."""
-    days = []
-    for path in _list(fs, base):
-        name = path.rstrip("/").rsplit("/", 1)[-1]
-        if name.startswith("date="):
-            days.append((name[5:], path))
-    return sorted(days)
-
-
-def _files(fs: fsspec.AbstractFileSystem, day_path: str) -> list[tuple[str, int]]:
-    """The published segments of one day as ``(path, newest record's epoch ms)``."""
-    found = []
-    for path in _list(fs, day_path):
-        name = path.rsplit("/", 1)[-1]
-        # Temp files of a write in progress (or of a writer that crashed) end otherwise.
-        if not name.endswith(_SUFFIX) or name.startswith("."):
-            continue
-        head = name.split("-", 1)[0]
-        found.append((path, int(head) if head.isdigit() else 2**62))
-    return found
-
-
-def _segments(
-    fs: fsspec.AbstractFileSystem, base: str, start: float | None, end: float | None
-) -> list[tuple[str, int]]:
-    first = _day_of(start) if start is not None else ""
-    last = _day_of(end) if end is not None else "~"
-    found = []
-    for day, path in _days(fs, base):
-        if first <= day <= last:
-            found += [s for s in _files(fs, path) if start is None or (s[1] + 1) / 1000 >= start]
-    return sorted(found, key=_newest_key)
-
-
-def _newest_first(fs: fsspec.AbstractFileSystem, base: str) -> Iterator[tuple[str, int]]:
-    for _, path in reversed(_days(fs, base)):
-        yield from sorted(_files(fs, path), key=_newest_key, reverse=True)
-
-
-def _recent_segments(fs: fsspec.AbstractFileSystem, base: str) -> list[tuple[str, int]]:
-    """Segments of the two newest days: where new segments appear, even around midnight."""
-    return [s for _, path in _days(fs, base)[-2:] for s in _files(fs, path)]
-
-
-def _newest_key(segment: tuple[str, int]) -> tuple[int, str]:
-    return segment[1], segment[0]
-
-
-def _read(
-    fs: fsspec.AbstractFileSystem, files: list[str], schema: pa.Schema, where: Any
-) -> pa.Table:
-    if not files:
-        return schema.empty_table()
-    if isinstance(fs, LocalFileSystem):
-        filesystem: Any = pafs.LocalFileSystem()
-    else:
-        filesystem = pafs.PyFileSystem(pafs.FSSpecHandler(fs))
-    dataset = ds.dataset(files, schema=schema, format="parquet", filesystem=filesystem)
-    return dataset.to_table(filter=where)
-
-
-def _window(start: float | None, end: float | None) -> Any:
-    where = None
-    if start is not None:
-        where = ds.field("time") >= float(start)
-    if end is not None:
-        where = _and(where, ds.field("time") < float(end))
-    return where
-
-
-def _and(left: Any, right: Any) -> Any:
-    return right if left is None else left & right
-
-
-def _parquet_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
-    return sink.getvalue().to_pybytes()
-
-
 # --- values ---------------------------------------------------------------------------------
-
-
-def _check_model(name: Any) -> str:
-    if not (isinstance(name, str) and _is_model_name(name)):
-        raise InvalidArgument(
-            f"model name {name!r} must start with a letter or digit and contain only letters, "
-            "digits, '_', '-' and '.'"
-        )
-    return name
-
-
-@functools.lru_cache(maxsize=1024)
-def _is_model_name(name: str) -> bool:
-    # Checked on every record the server logs; the server answers for a handful of names.
-    return _MODEL_NAME.fullmatch(name) is not None
-
-
-def _check_time(value: Any) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = math.nan
-    if isinstance(value, (bool, str)) or not math.isfinite(seconds):
-        raise InvalidArgument(f"time must be finite epoch seconds, got {value!r}")
-    return seconds
-
-
-def _clean_writer_id(text: str) -> str:
-    # '-' separates the parts of a segment name; keep the id to characters safe in any store.
-    return _WRITER_ID.sub("_", text).strip("_") or "writer"
-
-
-@functools.lru_cache(maxsize=64)
-def _day(day_number: int) -> str:
-    return (dt.date(1970, 1, 1) + dt.timedelta(days=day_number)).isoformat()
-
-
-def _day_of(seconds: float) -> str:
-    return _day(math.floor(seconds / _DAY_SECONDS))
-
-
-def _dumps(value: Any) -> str:
-    try:
-        return orjson.dumps(value, default=_json_default, option=_JSON_OPTIONS).decode()
-    except (orjson.JSONEncodeError, TypeError):
-        # What orjson refuses (ints beyond 64 bits, nesting too deep) the stdlib still writes.
-        try:
-            return json.dumps(value, default=str, allow_nan=False)
-        except ValueError:
-            return orjson.dumps(str(value)).decode()
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):  # NumPy arrays and scalars that orjson does not take
-        return value.tolist()
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    if type(value).__name__ == "NAType":  # pandas.NA
-        return None
-    return str(value)
-
-
-def _decoded(texts: list[str | None]) -> pd.Series:
-    loads = orjson.loads
-    return pd.Series([None if text is None else loads(text) for text in texts], dtype=object)

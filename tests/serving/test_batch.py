@@ -187,6 +187,33 @@ def test_unsupported_files(cancer, files, monkeypatch, source, target, message):
 
 
 @sqlite_only
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("in.csv", "", "in.csv: cannot be read as CSV after row 0: No columns to parse"),
+        ("in.csv", "mean radius,mean texture\n", "in.csv: no column 'mean perimeter'"),
+        ("in.parquet", "a,b\n1,2\n", "in.parquet: not a Parquet file"),
+        ("in.csv", 'a,b\n1,"2\n', "in.csv: cannot be read as CSV after row 0: Error tokenizing"),
+    ],
+)
+def test_unreadable_or_empty_inputs(cancer, files, name, content, message):
+    (files / name).write_text(content)
+
+    with pytest.raises(InvalidArgument, match=re.escape(message)):
+        score_file(segue.load_model(cancer.uri), files / name, files / "out.parquet")
+    assert sorted(p.name for p in files.iterdir()) == [name]
+
+
+@sqlite_only
+def test_a_header_only_file_has_no_rows(cancer, files):
+    write(cancer.X.iloc[:0], files / "in.csv")
+
+    with pytest.raises(InvalidArgument, match="in.csv: no rows to score"):
+        score_file(segue.load_model(cancer.uri), files / "in.csv", files / "out.parquet")
+    assert sorted(p.name for p in files.iterdir()) == ["in.csv"]
+
+
+@sqlite_only
 def test_bad_chunk_size(cancer, files):
     with pytest.raises(InvalidArgument, match="chunk size"):
         score_file(segue.load_model(cancer.uri), files / "a.csv", files / "b.csv", 0)

@@ -388,6 +388,41 @@ def test_a_record_that_cannot_be_encoded_does_not_block_the_log(tmp_path, caplog
     assert "cannot be encoded" in caplog.text
 
 
+class LazyRecord:
+    """A record shaped like the server's InferenceRecord: rows built on first access."""
+
+    def __init__(self, i: int, t: float, model: str = "churn") -> None:
+        self.request_id, self.time, self.model, self.version = f"lazy{i}", t, model, "2"
+        self.role, self.latency_ms, self.status, self.error = "primary", 0.1, 200, None
+        self.built_in: list[str] = []
+
+    @property
+    def inputs(self) -> list[dict]:
+        self.built_in.append(threading.current_thread().name)
+        return [{"x": 1.5}]
+
+    @property
+    def outputs(self) -> list:
+        return [np.float32(0.25)]
+
+
+def test_records_shaped_like_the_servers_are_built_in_the_writer_thread(tmp_path, caplog):
+    log = PredictionLog(str(tmp_path), flush_interval=0.01)
+    lazy = [LazyRecord(0, T0), LazyRecord(1, math.inf), LazyRecord(2, T0, model="")]
+    log.start()
+    for item in lazy:
+        log.append(item)
+    wait_for(lambda: len(segments(tmp_path)) == 1)
+    log.close()
+
+    frame = read_predictions(str(tmp_path), "churn")
+    assert frame["request_id"].tolist() == ["lazy0"]
+    assert (frame["inputs"][0], frame["outputs"][0]) == ([{"x": 1.5}], [0.25])
+    assert lazy[0].built_in == ["segue-prediction-log"]
+    assert log.dropped == 2
+    assert "dropping 2 predictions records" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
