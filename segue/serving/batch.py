@@ -1,7 +1,9 @@
 """Batch scoring: predict over a Parquet or CSV file of any size, one chunk at a time.
 
 Memory stays bounded by the chunk size: the input is streamed (``ParquetFile.iter_batches``,
-``pandas.read_csv(chunksize=…)``) and each scored chunk is appended to the output at once. The
+``pandas.read_csv(chunksize=…)``) and each scored chunk is appended to the output at once.
+(Parquet is decoded a row group at a time, so a file written as one huge row group costs that
+row group's memory.) The
 output is written under a temporary name beside the target and renamed into place at the end,
 so a failed run leaves nothing half-written at the output path (and any old file untouched).
 
@@ -145,6 +147,8 @@ def _chunks(
             reader = pq.ParquetFile(path)
             _check_columns(path, reader.schema_arrow.names, names)
             for batch in reader.iter_batches(batch_size=chunk_size):
+                if batch.num_rows == 0:
+                    continue
                 yield offset, batch.to_pandas()
                 offset += batch.num_rows
             return
@@ -152,6 +156,8 @@ def _chunks(
             for chunk in chunks:
                 if offset == 0:
                     _check_columns(path, [str(c) for c in chunk.columns], names)
+                if chunk.empty:
+                    continue  # a header and no rows
                 yield offset, chunk
                 offset += len(chunk)
     except _UNREADABLE as exc:

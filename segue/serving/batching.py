@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
@@ -33,7 +33,7 @@ def should_flush(
     *,
     max_batch_size: int,
     max_latency: float,
-    still_arriving: bool,
+    incoming: int = 0,
 ) -> bool:
     """Whether the waiting rows should go to the model now.
 
@@ -42,20 +42,20 @@ def should_flush(
         oldest_age: seconds the oldest waiting request has waited.
         max_batch_size: a batch of this many rows goes at once.
         max_latency: the longest a request waits for others to join its batch, in seconds.
-        still_arriving: whether requests joined since the last look. While they do, a
-            slightly later but fuller batch costs less than several small ones; as soon as
-            they stop there is nothing to wait for (so a lone request never waits).
+        incoming: requests already being received (their bodies still arriving). Only for
+            those is waiting worth it; with none, the batch goes now, so a lone request never
+            waits, and under load the next batch grows by itself while the model runs.
 
     Example::
 
-        >>> should_flush(1, 0.0, max_batch_size=64, max_latency=0.005, still_arriving=False)
+        >>> should_flush(1, 0.0, max_batch_size=64, max_latency=0.005, incoming=0)
         True
     """
     if n_rows <= 0:
         return False
     if n_rows >= max_batch_size or oldest_age >= max_latency:
         return True
-    return not still_arriving
+    return incoming <= 0
 
 
 class PredictionFailed(Exception):
@@ -113,7 +113,7 @@ class Batcher(Generic[T, R]):
         self.on_batch = on_batch
         self._queue: deque[_Waiting] = deque()
         self._rows = 0
-        self._arrived = 0
+        self._incoming = 0
         self._wake: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
@@ -123,6 +123,19 @@ class Batcher(Generic[T, R]):
     @property
     def waiting_rows(self) -> int:
         return self._rows
+
+    @contextlib.contextmanager
+    def incoming(self) -> Iterator[None]:
+        """Mark a request as on its way while its body is read and checked.
+
+        A batch about to go waits for such requests (up to ``max_latency``). Leave the block
+        before calling :meth:`submit`.
+        """
+        self._incoming += 1
+        try:
+            yield
+        finally:
+            self._incoming -= 1
 
     async def submit(self, item: T, rows: int = 1) -> R:
         """Queue ``item`` (``rows`` rows) and wait for its result.
@@ -138,7 +151,6 @@ class Batcher(Generic[T, R]):
         future = asyncio.get_running_loop().create_future()
         self._queue.append(_Waiting(item, rows, future, self.clock()))
         self._rows += rows
-        self._arrived += 1
         self._idle.clear()
         self._wake.set()
         return await future
@@ -169,19 +181,17 @@ class Batcher(Generic[T, R]):
                 raise
 
     async def _gather(self) -> None:
-        """Give requests already on their way one loop pass at a time to join the batch."""
-        while True:
-            seen = self._arrived
+        """Let requests already on their way join the batch (at most ``max_latency``)."""
+        # One loop pass: requests read in the same pass as the first one join at no cost.
+        await asyncio.sleep(0)
+        while not should_flush(
+            self._rows,
+            self.clock() - self._queue[0].since,
+            max_batch_size=self.max_batch_size,
+            max_latency=self.max_latency,
+            incoming=self._incoming,
+        ):
             await asyncio.sleep(0)
-            age = self.clock() - self._queue[0].since
-            if should_flush(
-                self._rows,
-                age,
-                max_batch_size=self.max_batch_size,
-                max_latency=self.max_latency,
-                still_arriving=self._arrived != seen,
-            ):
-                return
 
     def _take(self) -> list[_Waiting]:
         batch = [self._queue.popleft()]

@@ -208,7 +208,7 @@ def test_unreadable_or_empty_inputs(cancer, files, name, content, message):
 def test_a_header_only_file_has_no_rows(cancer, files):
     write(cancer.X.iloc[:0], files / "in.csv")
 
-    with pytest.raises(InvalidArgument, match="in.csv: no rows to score"):
+    with pytest.raises(InvalidArgument, match=r"in\.csv: no rows to score"):
         score_file(segue.load_model(cancer.uri), files / "in.csv", files / "out.parquet")
     assert sorted(p.name for p in files.iterdir()) == ["in.csv"]
 

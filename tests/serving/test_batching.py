@@ -23,21 +23,22 @@ def anyio_backend() -> str:
 
 
 FLUSH = [
-    # (rows, oldest age s, still arriving, flush?)
-    (0, 0.0, False, False),  # nothing waiting
-    (0, 1.0, True, False),
-    (1, 0.0, False, True),  # a lone request goes at once
-    (1, 0.0, True, False),  # others are on their way: wait for them
-    (10, 0.004, True, False),
-    (10, 0.005, True, True),  # waited max_latency
-    (64, 0.0, True, True),  # full batch
-    (100, 0.0, True, True),
+    # (rows, oldest age s, requests being received, flush?)
+    (0, 0.0, 0, False),  # nothing waiting
+    (0, 1.0, 3, False),
+    (1, 0.0, 0, True),  # a lone request goes at once
+    (30, 0.0, 0, True),  # nothing more on its way
+    (1, 0.0, 2, False),  # others are on their way: wait for them
+    (10, 0.004, 1, False),
+    (10, 0.005, 1, True),  # waited max_latency
+    (64, 0.0, 5, True),  # full batch
+    (100, 0.0, 5, True),
 ]
 
 
-@pytest.mark.parametrize(("rows", "age", "arriving", "flush"), FLUSH)
-def test_should_flush(rows, age, arriving, flush):
-    decided = should_flush(rows, age, max_batch_size=64, max_latency=0.005, still_arriving=arriving)
+@pytest.mark.parametrize(("rows", "age", "incoming", "flush"), FLUSH)
+def test_should_flush(rows, age, incoming, flush):
+    decided = should_flush(rows, age, max_batch_size=64, max_latency=0.005, incoming=incoming)
 
     assert decided is flush
 
@@ -94,29 +95,39 @@ async def test_a_wrong_number_of_results_is_a_failure():
     assert all(isinstance(r, PredictionFailed) for r in results)
 
 
-async def test_max_latency_bounds_the_wait_for_a_fuller_batch():
-    now = [0.0]
-    batcher = Batcher(
-        lambda items: items, max_batch_size=64, max_latency_ms=5, clock=lambda: now[0]
-    )
-
-    async def trickle() -> None:
-        # Requests keep arriving every loop pass; the clock moves 1 ms per arrival.
-        for i in range(20):
-            now[0] += 0.001
-            submitted.append(asyncio.ensure_future(batcher.submit(i)))
-            await asyncio.sleep(0)
-
+async def test_a_batch_waits_for_requests_being_received():
     sizes: list[int] = []
-    submitted: list[asyncio.Future] = []
+    batcher = Batcher(lambda items: items, max_batch_size=64, max_latency_ms=1000)
     batcher.on_batch = sizes.append
-    await trickle()
-    await asyncio.gather(*submitted)
+
+    with batcher.incoming():  # a second request's body is still arriving
+        first = asyncio.ensure_future(batcher.submit("first"))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert sizes == []
+    second = await batcher.submit("second")
     await batcher.drain()
 
-    assert sum(sizes) == 20
-    assert len(sizes) > 1  # the first batch did not wait for all twenty
-    assert sizes[0] <= 6
+    assert (await first, second) == ("first", "second")
+    assert sizes == [2]
+
+
+async def test_max_latency_bounds_the_wait():
+    now = [0.0]
+    sizes: list[int] = []
+    batcher = Batcher(lambda items: items, max_latency_ms=5, clock=lambda: now[0])
+    batcher.on_batch = sizes.append
+
+    with batcher.incoming():  # a request that never finishes arriving
+        waiting = asyncio.ensure_future(batcher.submit("a"))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert sizes == []
+        now[0] = 0.005
+        assert await waiting == "a"
+    await batcher.drain()
+
+    assert sizes == [1]
 
 
 async def test_drain_answers_what_is_queued_then_refuses():
