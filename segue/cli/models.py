@@ -168,6 +168,30 @@ def _signature_table(signature: dict | None) -> Table | str:
     return table
 
 
+@app.command("trained-on", epilog="Example: segue models trained-on 5f55a730b742")
+def trained_on(
+    digest: str = typer.Argument(..., help="Data set sha256, or its first 8+ characters."),
+    json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List every model version trained on a data set (lineage from data to models)."""
+    versions = _registry().versions_for_dataset(digest)
+    if json:
+        print_json(versions)
+        return
+    table = Table(title=f"Versions trained on data set {digest[:12]}")
+    for column in ("model", "version", "aliases", "run", "registered"):
+        table.add_column(column)
+    for v in versions:
+        table.add_row(
+            Text(v.model_name),
+            str(v.version),
+            Text(", ".join(v.aliases)),
+            v.run_id[:8],
+            when(v.created_at),
+        )
+    console.print(table)
+
+
 @app.command("history", epilog="Example: segue models history churn")
 def history(
     name: str = typer.Argument(..., help="Model name."),

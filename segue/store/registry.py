@@ -464,7 +464,17 @@ class SqlRegistryStore:
         ]
 
     def versions_for_dataset(self, digest: str) -> list[ModelVersion]:
-        runs = sa.select(RunDatasetRow.run_id).where(RunDatasetRow.digest == digest)
+        """Every version whose run logged the data set ``digest`` (or a prefix of 8+ chars)."""
+        if not isinstance(digest, str) or len(digest) < 8 or not digest.isalnum():
+            raise InvalidArgument(
+                f"data set digest {digest!r}: give the sha256 or at least its first 8 characters"
+            )
+        match = (
+            RunDatasetRow.digest == digest
+            if len(digest) == 64
+            else RunDatasetRow.digest.startswith(digest.lower(), autoescape=True)
+        )
+        runs = sa.select(RunDatasetRow.run_id).where(match)
         return self._versions_where(ModelVersionRow.run_id.in_(runs))
 
     def versions_for_run(self, run_id: str) -> list[ModelVersion]:

@@ -698,3 +698,26 @@ def test_a_group_without_a_verb_shows_its_help(cli):
     for verb in ("register", "list", "show", "alias", "gate", "history", "card", "download"):
         assert verb in result.out
     assert result.err == ""
+
+
+def test_trained_on_lists_versions_of_a_dataset(cli, segue_env):
+    import segue
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    X = X.iloc[:, :4]
+    with segue.start_run() as run:
+        dataset = run.log_dataset(X.assign(target=y), name="cancer")
+        run.log_model(
+            LogisticRegression(max_iter=500).fit(X, y), input_example=X[:3], register_as="dsmodel"
+        )
+    with segue.start_run() as other:
+        other.log_model(
+            LogisticRegression(max_iter=500).fit(X, y), input_example=X[:3], register_as="other"
+        )
+
+    found = cli("models", "trained-on", dataset.digest[:10], "--json").json()
+    assert [(v["model_name"], v["version"]) for v in found] == [("dsmodel", 1)]
+    assert "dsmodel" in cli("models", "trained-on", dataset.digest).out
+    assert cli("models", "trained-on", "abc").error_line()
