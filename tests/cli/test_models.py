@@ -701,9 +701,10 @@ def test_a_group_without_a_verb_shows_its_help(cli):
 
 
 def test_trained_on_lists_versions_of_a_dataset(cli, segue_env):
-    import segue
     from sklearn.datasets import load_breast_cancer
     from sklearn.linear_model import LogisticRegression
+
+    import segue
 
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
     X = X.iloc[:, :4]
