@@ -93,7 +93,11 @@ class InferenceHandler:
             log.exception("request %s failed inside the server", request_id)
             status, version_header = 500, ""
             content = protocol.error_body("internal error; see the server log", None, request_id)
-        headers = [_JSON_HEADER, (b"x-request-id", request_id.encode("latin-1"))]
+        headers = [
+            _JSON_HEADER,
+            (b"content-length", str(len(content)).encode()),
+            (b"x-request-id", request_id.encode("latin-1")),
+        ]
         if version_header:
             headers.append((b"x-model-version", version_header.encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})

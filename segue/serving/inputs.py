@@ -20,10 +20,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from segue.errors import InvalidArgument, SegueError
+from segue.errors import InvalidArgument
 from segue.models.signature import ColumnSpec, Signature, TensorSpec, validate_input
+from segue.serving.errors import RequestError, json_type
+from segue.serving.tensors import cast_tensor, tensor_array
 
-__all__ = ["InputSchema", "ModelInput", "RequestError", "combine"]
+__all__ = ["InputSchema", "ModelInput", "combine"]
 
 _NONE = type(None)
 _INTS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
@@ -39,23 +41,6 @@ _ALLOWED = {
     "datetime_tz": frozenset((str,)),
     "timedelta": frozenset((str,)),
 }
-_JSON_NAMES = {float: "a number", int: "an integer", bool: "a boolean", str: "a string"}
-_JSON_NAMES.update({_NONE: "null", list: "an array", dict: "an object"})
-
-
-class RequestError(SegueError):
-    """A request the server cannot answer as sent: ``status`` is the HTTP status to reply with.
-
-    400 for a body that is not the JSON structure expected, 413 for one that is too large, 422
-    for data that breaks the model's signature; ``field`` names the part at fault.
-    """
-
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.http_status = status
-        self.message = message
-        self.field = field
 
 
 def _family(dtype: str) -> str:
@@ -239,7 +224,7 @@ class InputSchema:
         """
         spec = self.tensor
         assert spec is not None
-        array = _tensor_array(data, self.tensor_dtype, field)
+        array = tensor_array(data, self.tensor_dtype, field)
         if shape is not None:
             if array.ndim == 1 and len(shape) != 1:
                 if array.size != math.prod(shape):
@@ -264,7 +249,7 @@ class InputSchema:
             )
         if array.shape[0] == 0:
             raise RequestError(422, "input: no rows; send at least one", field)
-        return ModelInput(self, array.shape[0], tensor=_cast_tensor(array, spec, field))
+        return ModelInput(self, array.shape[0], tensor=cast_tensor(array, spec, field))
 
     def _spec(self, name: str) -> str:
         spec = self.specs[self.positions[name]]
@@ -344,17 +329,10 @@ def _block_array(block: _Block, rows: list) -> np.ndarray:
             bad &= ~(np.isnan(array) & block.nullable)
         if bad.any():
             row, col = np.argwhere(bad)[0]
-            spec = block.specs[col]
-            value = rows[row][col]
-            what = "null" if value is None else f"{value!r}, which is out of range for {spec.dtype}"
+            spec, value = block.specs[col], rows[row][col]
             if value is None:
-                raise RequestError(
-                    422,
-                    f"column {spec.name!r}, row {row}: null, but the model was trained "
-                    "without missing values",
-                    spec.name,
-                )
-            raise RequestError(422, f"column {spec.name!r}, row {row}: {what}", spec.name)
+                raise _null(spec, row)
+            raise _out_of_range(spec, row, value)
     return array
 
 
@@ -365,28 +343,35 @@ def _find_bad_value(block: _Block, rows: list) -> RequestError:
             spec = block.specs[j]
             if value is None:
                 if not spec.nullable:
-                    return RequestError(
-                        422,
-                        f"column {spec.name!r}, row {i}: null, but the model was trained "
-                        "without missing values",
-                        spec.name,
-                    )
+                    return _null(spec, i)
                 continue
             if type(value) not in _ALLOWED[block.family]:
                 return _wrong_type(spec, i, value)
             try:
                 np.array([value], dtype=block.dtype)
             except (OverflowError, ValueError, TypeError):
-                return RequestError(
-                    422,
-                    f"column {spec.name!r}, row {i}: {value!r} is out of range for {spec.dtype}",
-                    spec.name,
-                )
+                return _out_of_range(spec, i, value)
     return RequestError(422, f"columns {block.names}: values do not fit {block.dtype}", None)
 
 
+def _null(spec: ColumnSpec, row: int) -> RequestError:
+    return RequestError(
+        422,
+        f"column {spec.name!r}, row {row}: null, but the model was trained without missing values",
+        spec.name,
+    )
+
+
+def _out_of_range(spec: ColumnSpec, row: int, value: Any) -> RequestError:
+    return RequestError(
+        422,
+        f"column {spec.name!r}, row {row}: {value!r} is out of range for {spec.dtype}",
+        spec.name,
+    )
+
+
 def _wrong_type(spec: ColumnSpec, row: int, value: Any) -> RequestError:
-    got = _JSON_NAMES.get(type(value), type(value).__name__)
+    got = json_type(value)
     return RequestError(
         422, f"column {spec.name!r}, row {row}: expected {spec.dtype}, got {got}", spec.name
     )
@@ -398,12 +383,7 @@ def _other_column(spec: ColumnSpec, values: list) -> np.ndarray:
     if not set(map(type, values)) <= allowed:
         for i, value in enumerate(values):
             if value is None and not spec.nullable:
-                raise RequestError(
-                    422,
-                    f"column {spec.name!r}, row {i}: null, but the model was trained without "
-                    "missing values",
-                    spec.name,
-                )
+                raise _null(spec, i)
             if type(value) not in allowed:
                 raise _wrong_type(spec, i, value)
     array = np.fromiter(values, dtype=object, count=len(values))
@@ -425,65 +405,3 @@ def _other_column(spec: ColumnSpec, values: list) -> np.ndarray:
         except InvalidArgument as exc:
             raise RequestError(422, str(exc).removeprefix("input: "), spec.name) from None
     return array
-
-
-# --- tensors -------------------------------------------------------------------------------
-
-
-def _tensor_array(data: Any, dtype: np.dtype | None, field: str) -> np.ndarray:
-    if type(data) is not list:
-        raise RequestError(400, f"{field}: expected an array", field)
-    try:
-        if dtype is None:  # strings: keep objects so numbers are not silently made text
-            array = np.array(data, dtype=object)
-        elif dtype.kind in "mM":
-            array = np.array(data, dtype=dtype)
-        else:
-            array = np.array(data)
-    except (ValueError, TypeError, OverflowError):
-        raise RequestError(
-            400,
-            f"{field}: nested arrays must be rectangular (every row the same length) and "
-            "hold numbers, booleans or strings",
-            field,
-        ) from None
-    if array.ndim == 0:
-        raise RequestError(400, f"{field}: expected an array", field)
-    return array
-
-
-def _cast_tensor(array: np.ndarray, spec: TensorSpec, field: str) -> np.ndarray:
-    want = spec.dtype
-    kind = array.dtype.kind
-    if want == "string":
-        values = array.ravel()
-        if all(type(v) is str for v in values):
-            return array
-        return _tensor_type_error(spec, values, field)
-    dtype = np.dtype(want)
-    if dtype.kind in "mM":
-        return array
-    if dtype.kind == "f" or dtype.kind == "c":
-        if kind not in "iuf":
-            return _tensor_type_error(spec, array.ravel(), field)
-        with np.errstate(over="ignore", invalid="ignore"):
-            cast = array.astype(dtype, copy=False)
-        if dtype.kind == "f" and not np.isfinite(cast).all():
-            raise RequestError(422, f"{field}: values out of range for {want}", field)
-        return cast
-    if dtype.kind in "iu":
-        if kind not in "iu":
-            return _tensor_type_error(spec, array.ravel(), field)
-        if array.dtype != dtype and not np.can_cast(array.dtype, dtype, "safe"):
-            limits = np.iinfo(dtype)
-            if array.min() < limits.min or array.max() > limits.max:
-                raise RequestError(422, f"{field}: values out of range for {want}", field)
-        return array.astype(dtype, copy=False)
-    if dtype.kind == "b" and kind == "b":
-        return array
-    return _tensor_type_error(spec, array.ravel(), field)
-
-
-def _tensor_type_error(spec: TensorSpec, values: np.ndarray, field: str) -> Any:
-    kinds = sorted({_JSON_NAMES.get(type(v), type(v).__name__) for v in values.tolist()})
-    raise RequestError(422, f"{field}: expected {spec.dtype} values, got {', '.join(kinds)}", field)

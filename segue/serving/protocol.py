@@ -32,7 +32,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from segue.serving.inputs import InputSchema, ModelInput, RequestError
+from segue.serving.errors import RequestError
+from segue.serving.inputs import InputSchema, ModelInput
 
 __all__ = [
     "DATATYPES",
