@@ -340,9 +340,7 @@ class Registry:
             run_id = self.tracking.store.resolve_run_id(parsed.run_id)
             path = parsed.path
         else:
-            raise InvalidArgument(
-                f"model URI {parsed.text!r}: download takes models:/… or runs:/…"
-            )
+            raise InvalidArgument(f"model URI {parsed.text!r}: download takes models:/… or runs:/…")
         manifest_entry = self._manifest_entry(run_id, path)
         if version is not None:
             self._check_registered(version, manifest_entry.digest)
