@@ -169,3 +169,72 @@ def promote_best(best: Result) -> Promotion:
             registry.add_gate(MODEL, "champion", requirement)
     move = registry.set_alias(MODEL, "champion", version.version)
     return Promotion(registry.get_version(MODEL, version.version), move)
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    version: str
+    rows: list[dict[str, Any]]
+    predictions: list[Any]
+    labels: list[int]
+    request_id: str
+
+
+def serve_and_query(n_rows: int = 5) -> Served:
+    """Serve ``models:/<MODEL>@champion`` in-process and ask it about a few test rows.
+
+    The server runs on a free local port in a background thread, answers through the
+    ``segue.Client``, and is shut down gracefully (its prediction log flushed) afterwards.
+    """
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from sklearn.datasets import load_breast_cancer
+
+    from segue.serving.client import Client
+    from segue.serving.server import ServeOptions, build_app
+
+    data = load_breast_cancer(as_frame=True)
+    rows = data.data.sample(n_rows, random_state=1)
+    labels = [int(v) for v in data.target.loc[rows.index]]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = build_app(ServeOptions(model_uri=f"models:/{MODEL}@champion", port=port))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, name="segue-quickstart-server", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with Client(url) as client:
+            deadline = time.monotonic() + 30
+            while not _ready(client):
+                if time.monotonic() > deadline or not thread.is_alive():
+                    raise RuntimeError(f"the quickstart server at {url} did not become ready")
+                time.sleep(0.05)
+            answer = client.predict(rows)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    return Served(
+        url,
+        answer.version,
+        rows.to_dict(orient="records"),
+        list(answer.predictions),
+        labels,
+        answer.request_id,
+    )
+
+
+def _ready(client) -> bool:
+    from segue.errors import ServerError
+
+    try:
+        return client.health()
+    except ServerError:  # not listening yet
+        return False

@@ -14,7 +14,14 @@ def quickstart(
 ) -> None:
     """Train a handful of scikit-learn models on a bundled data set, tracking everything."""
     from segue.config import settings
-    from segue.quickstart import CANDIDATES, EXPERIMENT, MODEL, promote_best, train_candidates
+    from segue.quickstart import (
+        CANDIDATES,
+        EXPERIMENT,
+        MODEL,
+        promote_best,
+        serve_and_query,
+        train_candidates,
+    )
 
     with Progress(
         TextColumn("[bold]training[/] {task.description}"),
@@ -35,6 +42,7 @@ def quickstart(
 
         parent_id, results = train_candidates(on_done=advance)
     promotion = promote_best(results[0])
+    served = serve_and_query()
     config = settings()
     if json:
         print_json(
@@ -48,6 +56,7 @@ def quickstart(
                     "uri": f"models:/{MODEL}@champion",
                     "gates": promotion.move.report,
                 },
+                "served": served,
                 "store_uri": config.store_uri,
                 "artifact_uri": config.artifact_uri,
             }
@@ -85,6 +94,23 @@ def quickstart(
         f"registered [bold]models:/{MODEL}/{promotion.version.version}[/] "
         f"(run {promotion.version.run_id[:8]}), now [bold]models:/{MODEL}@champion[/]"
     )
+    answers = Table(
+        title=f"Served models:/{MODEL}@champion at {served.url}: answers from the client"
+    )
+    for column in ("row", "mean radius", "mean texture", "prediction", "actual", "version"):
+        answers.add_column(column, justify="right")
+    for i, (row, predicted, actual) in enumerate(
+        zip(served.rows, served.predictions, served.labels, strict=True)
+    ):
+        answers.add_row(
+            str(i),
+            f"{row['mean radius']:.2f}",
+            f"{row['mean texture']:.2f}",
+            str(predicted),
+            str(actual),
+            served.version,
+        )
+    console.print(answers)
     console.print(f"metadata:  {config.store_uri}")
     console.print(f"artifacts: {config.artifact_uri}")
     best = results[0].run_id[:8]

@@ -80,6 +80,13 @@ def test_quickstart_json(cli, segue_env, tmp_path):
     model = segue.load_model("models:/breast-cancer@champion")
     assert model.classes == [0, 1]
 
+    served = report["served"]
+    assert served["version"] == "1"
+    assert len(served["predictions"]) == len(served["rows"]) == 5
+    import pandas as pd
+
+    assert served["predictions"] == model.predict(pd.DataFrame(served["rows"])).tolist()
+
     png = tmp_path / "cm.png"
     assert cli("artifacts", "get", best[:8], "confusion_matrix.png", "-o", str(png)).code == 0
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
@@ -110,3 +117,4 @@ def test_quickstart_table(cli, segue_env, monkeypatch):
     assert f"segue runs compare {first} {second}" in result.out
     assert "Promotion of breast-cancer v1 to champion" in result.out
     assert "models:/breast-cancer@champion" in result.out
+    assert "answers from the client" in result.out
