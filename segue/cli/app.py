@@ -10,6 +10,7 @@ from segue.cli import (
     db,
     experiments,
     models,
+    monitor,
     predict,
     predictions,
     quickstart,
@@ -32,6 +33,7 @@ app.add_typer(artifacts.app, name="artifacts")
 app.add_typer(db.app, name="db")
 app.add_typer(models.app, name="models")
 app.add_typer(predictions.app, name="predictions")
+app.add_typer(monitor.app, name="monitor")
 app.command(
     "predict",
     epilog="Example: segue predict models:/churn@champion -i customers.parquet -o scored.parquet",

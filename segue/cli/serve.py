@@ -7,7 +7,24 @@ import typer
 
 def serve(
     model_uri: str = typer.Argument(
-        ..., help="models:/name/3, models:/name@alias, runs:/<run_id>/<path> or a folder."
+        None,
+        help="models:/name/3, models:/name@alias, runs:/<run_id>/<path> or a folder "
+        "(or use --route).",
+        show_default=False,
+    ),
+    route: list[str] = typer.Option(
+        None,
+        "--route",
+        help="URI=WEIGHT, repeatable: spread requests over routes by weight "
+        "(churn@champion=90 --route churn@challenger=10). Instead of MODEL_URI.",
+        show_default=False,
+    ),
+    shadow: list[str] = typer.Option(
+        None,
+        "--shadow",
+        help="URI, repeatable: also send each answered request here, for the prediction log "
+        "only (never changes or delays the response).",
+        show_default=False,
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8000, "--port", "-p", min=0, max=65535, help="Port to listen on."),
@@ -26,11 +43,26 @@ def serve(
     name: str = typer.Option(
         None, "--name", help="Name to serve under (default: the registered model's name)."
     ),
+    poll_s: float = typer.Option(
+        5.0,
+        "--poll-s",
+        min=0.01,
+        help="Seconds between looks at the registry for moved aliases (on PostgreSQL a move "
+        "is also heard at once).",
+    ),
+    log: bool = typer.Option(
+        True, "--log/--no-log", help="Keep the prediction log and accept POST /feedback."
+    ),
+    log_flush_s: float = typer.Option(
+        1.0, "--log-flush-s", min=0.01, help="Seconds between prediction log writes."
+    ),
 ) -> None:
     """Serve a model over HTTP: Open Inference Protocol v2, POST /predict, /metrics, /docs.
 
-    The model is loaded (every hash verified) and warmed up before the server reports ready.
-    SIGTERM stops accepting connections and finishes in-flight requests first.
+    Every model is loaded (every hash verified) and warmed up before the server reports ready.
+    Alias routes follow the registry: when the alias moves, the new version is loaded in the
+    background and swapped in without failing a request. SIGTERM stops accepting connections,
+    finishes in-flight requests, then writes the rest of the prediction log.
     """
     from segue.serving.server import ServeOptions, run
 
@@ -44,5 +76,10 @@ def serve(
             max_latency_ms=max_latency_ms,
             max_body_mb=max_body_mb,
             name=name,
+            routes=tuple(route or ()),
+            shadows=tuple(shadow or ()),
+            poll_s=poll_s,
+            log=log,
+            log_flush_s=log_flush_s,
         )
     )

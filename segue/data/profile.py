@@ -291,3 +291,69 @@ def _float(value: Any) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+#: Predictions with at most this many distinct whole values (or any non-numbers) are labels.
+_MAX_LABELS = 20
+
+
+def prediction_profile(predictions: Any, *, sample: int | None = None) -> dict[str, Any] | None:
+    """Profile a model's 1-D predictions like a column, plus ``"sample"``: the values.
+
+    Class labels (strings, bools, or at most 20 distinct whole numbers) are profiled as a
+    categorical column; other numbers as a numeric one. ``sample`` keeps at most that many
+    values (the first ones); missing values are stored as None. Returns None for
+    predictions that are not one value per row (probabilities, several outputs).
+
+    Example::
+
+        >>> prediction_profile([0, 1, 1])["kind"], prediction_profile([0.5, 1.2])["kind"]
+        ('categorical', 'numeric')
+    """
+    values = np.asarray(predictions)
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1:
+        return None
+    series = prediction_series(values, is_label(values))
+    profile = profile_frame(pd.DataFrame({"prediction": series}))["columns"]["prediction"]
+    kept = series if sample is None else series.iloc[:sample]
+    plain = kept.astype(object).where(kept.notna(), None).tolist()
+    profile["sample"] = [_float(v) if isinstance(v, float) else _plain(v) for v in plain]
+    return profile
+
+
+def is_label(values: Any) -> bool:
+    """Whether predictions look like class labels rather than numbers (see
+    :func:`prediction_profile`)."""
+    values = np.asarray(values)
+    if values.dtype.kind in "biu":
+        return len(np.unique(values)) <= _MAX_LABELS
+    if values.dtype.kind == "f":
+        finite = values[np.isfinite(values)]
+        return bool(np.all(finite == np.round(finite))) and len(np.unique(finite)) <= _MAX_LABELS
+    if values.dtype.kind == "O":
+        return not all(
+            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+            for v in values
+            if v is not None
+        ) or is_label(pd.to_numeric(pd.Series(values), errors="coerce").to_numpy())
+    return True
+
+
+def prediction_series(values: Any, label: bool) -> pd.Series:
+    """Predictions as profiled: labels as objects (counted by ``str``), numbers as float64."""
+    if label:
+        return pd.Series(np.asarray(values, dtype=object), dtype=object)
+    return pd.Series(
+        pd.to_numeric(pd.Series(np.asarray(values, dtype=object)), errors="coerce"),
+        dtype=np.float64,
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return _float(value)
+    return value if isinstance(value, (int, str, bool)) or value is None else str(value)

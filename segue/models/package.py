@@ -5,7 +5,10 @@ Layout::
     segue-model.json        manifest: flavor, framework, signature, files with sha256, lineage
     model/…                 the files the flavor wrote
     input_example.json      the example the signature was inferred from (optional)
-    reference_profile.json  profile of the training data, for drift monitoring (optional)
+    reference_profile.json  profile of the training data, for drift monitoring (optional);
+                            under "predictions" the profile of the model's predictions on
+                            the reference sample
+    reference_sample.parquet  a seeded random sample of up to 5,000 reference rows (optional)
 
 Loading re-hashes every file listed in the manifest before anything is deserialized.
 """
@@ -28,6 +31,9 @@ from segue.models.signature import Signature, infer_signature, validate_input
 MANIFEST = "segue-model.json"
 FORMAT = "segue-model/1"
 _CHUNK = 1 << 20
+#: Rows of the reference data kept as-is, for the exact drift tests (KS, chi-square).
+REFERENCE_SAMPLE_ROWS = 5_000
+_SAMPLE_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,19 @@ def build_package(
         from segue.data.profile import profile_frame
 
         frame = to_frame(reference_data)
-        _write_json(directory / "reference_profile.json", profile_frame(frame))
+        profile = profile_frame(frame)
+        rows = reference_sample_rows(len(frame), REFERENCE_SAMPLE_ROWS)
+        sample = frame.iloc[rows].reset_index(drop=True)
+        sample.to_parquet(directory / "reference_sample.parquet", index=False)
+        predictor = (
+            reloaded
+            if input_example is not None
+            else flavor.load(directory / "model", saved.details)
+        )
+        predictions = _reference_predictions(predictor, reference_data, frame, rows)
+        if predictions is not None:
+            profile["predictions"] = predictions
+        _write_json(directory / "reference_profile.json", profile)
         reference = {
             "digest": dataset_digest(frame),
             "n_rows": len(frame),
@@ -139,6 +157,38 @@ def build_package(
     )
     (directory / MANIFEST).write_bytes(manifest.to_json())
     return manifest
+
+
+def reference_sample_rows(n_rows: int, size: int) -> Any:
+    """Positions of a seeded random sample of at most ``size`` rows, in their original order."""
+    import numpy as np
+
+    if n_rows <= size:
+        return np.arange(n_rows)
+    return np.sort(np.random.default_rng(_SAMPLE_SEED).choice(n_rows, size, replace=False))
+
+
+def _reference_predictions(predictor: Any, data: Any, frame: Any, rows: Any) -> Any:
+    """The profile of the model's predictions on the reference sample, or None when the model
+    cannot predict on it or does not give one value per row (prediction drift is then off)."""
+    import numpy as np
+    import pandas as pd
+
+    from segue.data.profile import prediction_profile
+
+    if isinstance(data, (pd.DataFrame, pd.Series)):
+        subset = data.iloc[rows]
+    elif isinstance(data, np.ndarray) and data.dtype.names is None:
+        subset = data[rows]
+    else:
+        subset = frame.iloc[rows].reset_index(drop=True)
+    try:
+        predictions = np.asarray(predictor.predict(subset))
+    except Exception:
+        # The reference may hold extra columns (the label) the model does not take; drift of
+        # the inputs is still monitored.
+        return None
+    return prediction_profile(predictions)
 
 
 def _example_json(example: Any) -> Any:

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,13 @@ class Registry:
 
     def history(self, name: str) -> list[AuditEntry]:
         return self.store.history(name)
+
+    def alias_listener(self) -> Callable[..., None] | None:
+        """A blocking ``listen(on_change, stop, on_connect=None)`` that calls
+        ``on_change(model, alias)`` as soon as an alias moves, where the store can announce
+        it (PostgreSQL); None where it cannot (then poll :meth:`resolve`)."""
+        announcer = getattr(self.store, "alias_listener", None)
+        return None if announcer is None else announcer()
 
     # -- aliases and gates ---------------------------------------------------------------
 

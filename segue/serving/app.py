@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import Any
 
@@ -32,7 +33,7 @@ from starlette.responses import Response
 from segue import __version__
 from segue.errors import SegueError
 from segue.serving import protocol, schemas
-from segue.serving.config import ServeConfig
+from segue.serving.config import Feedback, ServeConfig
 from segue.serving.deployment import ServedModels
 from segue.serving.inference import (
     InferenceHandler,
@@ -77,6 +78,8 @@ def create_app(models: ServedModels, config: ServeConfig) -> FastAPI:
     ):
         app.add_route(path, route, methods=["POST"], include_in_schema=False)
     _add_metadata_routes(app, models, config)
+    if config.on_feedback is not None:
+        _add_feedback_route(app, models, config)
     app.add_exception_handler(SegueError, _segue_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
@@ -86,8 +89,13 @@ def create_app(models: ServedModels, config: ServeConfig) -> FastAPI:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI, *, models: ServedModels, config: ServeConfig) -> AsyncIterator:
-    yield
-    # uvicorn has stopped accepting and answered the in-flight requests by now.
+    async with AsyncExitStack() as background:
+        for start in config.background:
+            await background.enter_async_context(start())
+        yield
+        # uvicorn has stopped accepting and answered the in-flight requests by now; leaving
+        # the stack stops what runs beside the server (no swap can start after this).
+    await app.inference.settle()  # shadow requests still under way
     await models.drain()
     for callback in config.on_shutdown:
         try:
@@ -150,7 +158,9 @@ def _add_metadata_routes(app: FastAPI, models: ServedModels, config: ServeConfig
 
     @app.get("/v2/models/{name}", summary="Model metadata", responses=responses["model"])
     async def model_metadata(name: str) -> Response:
-        return _json(schemas.model_metadata(name, current_deployment(models, name, None)))
+        deployment = current_deployment(models, name, None)
+        versions = served_model(models, name).versions
+        return _json(schemas.model_metadata(name, deployment, versions))
 
     @app.get(
         "/v2/models/{name}/versions/{version}",
@@ -178,10 +188,36 @@ def _add_metadata_routes(app: FastAPI, models: ServedModels, config: ServeConfig
 
 
 def _model_ready(models: ServedModels, name: str, version: str | None) -> Response:
-    if served_model(models, name).current is None:
+    if not served_model(models, name).ready:
         return _json({"name": name, "ready": False}, 503)
     current_deployment(models, name, version)  # 404 for a version not served
     return _json({"name": name, "ready": True})
+
+
+# --- feedback ------------------------------------------------------------------------------
+
+
+def _add_feedback_route(app: FastAPI, models: ServedModels, config: ServeConfig) -> None:
+    record = config.on_feedback
+    assert record is not None
+
+    @app.post(
+        "/feedback",
+        summary="Feedback: the true label of earlier predictions",
+        status_code=202,
+        responses=schemas.feedback_responses(),
+        openapi_extra=schemas.feedback_request(),
+    )
+    async def feedback(request: Request) -> Response:
+        items = protocol.parse_feedback(await request.body(), max_bytes=config.max_body_bytes)
+        now = time.time()
+        accepted = []
+        for name, request_id, label in items:
+            served = served_model(models, name or models.default.name)
+            accepted.append(Feedback(served.name, request_id, label, now))
+        for item in accepted:  # all checked first: a bad item refuses the whole request
+            record(item)
+        return _json({"accepted": len(accepted)}, 202)
 
 
 # --- errors --------------------------------------------------------------------------------

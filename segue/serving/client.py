@@ -10,7 +10,7 @@ What it expects of the server:
 - ``POST /predict`` takes ``{"dataframe_split": {"columns": [...], "data": [[...], ...]}}``
   or ``{"instances": [{column: value, ...}, ...]}`` and answers ``{"predictions": [...],
   "model": ..., "version": ..., "request_id": ...}`` (the request id may instead come in an
-  ``x-request-id`` header).
+  ``x-request-id`` header), and ``"route"`` when the server routes traffic.
 - ``POST /feedback`` takes ``{"request_id": ..., "label": ...}``.
 - Open Inference Protocol v2: ``/v2/health/ready``, ``/v2/models/{name}``,
   ``POST /v2/models/{name}/infer``.
@@ -55,12 +55,14 @@ _OIP_TYPES = {
 
 @dataclass(frozen=True)
 class Prediction:
-    """The server's answer: one prediction per row, and who made them."""
+    """The server's answer: one prediction per row, and who made them (``route``: the
+    server's route that answered, e.g. ``churn@champion``; "" if the server does not say)."""
 
     predictions: list
     version: str
     model: str
     request_id: str
+    route: str = ""
 
 
 class Client:
@@ -118,6 +120,7 @@ class Client:
             version=str(body.get("version") or response.headers.get("x-model-version") or ""),
             model=str(body.get("model") or response.headers.get("x-model-name") or ""),
             request_id=str(body.get("request_id") or response.headers.get("x-request-id") or ""),
+            route=str(body.get("route") or response.headers.get("x-segue-route") or ""),
         )
 
     def infer(self, inputs: Any, model: str | None = None) -> dict[str, Any]:

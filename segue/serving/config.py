@@ -1,9 +1,10 @@
-"""Settings of an inference server app and the record its prediction hook receives."""
+"""Settings of an inference server app and the records its hooks receive."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,7 @@ from segue.errors import InvalidArgument
 from segue.serving.inputs import ModelInput
 from segue.serving.metrics import ServingMetrics
 
-__all__ = ["InferenceRecord", "ServeConfig"]
+__all__ = ["Feedback", "InferenceRecord", "ServeConfig"]
 
 MIB = 1024 * 1024
 
@@ -26,7 +27,9 @@ class InferenceRecord:
         request_id: the id in the response's ``x-request-id`` header.
         time: when the request arrived, epoch seconds.
         model, version: the served name and the version that answered ("" if none did).
-        role: ``"primary"`` (traffic routing may add others).
+        role: ``"primary"`` for the heaviest route, ``"canary"`` for the others, ``"shadow"``
+            for a shadow's answer (never sent to the caller).
+        route: the label of the route that answered (``x-segue-route``), "" if none.
         latency_ms: time from arrival to a response ready to send.
         status: the HTTP status sent.
         error: the error message sent, if any.
@@ -49,6 +52,7 @@ class InferenceRecord:
         "n_rows",
         "request_id",
         "role",
+        "route",
         "status",
         "time",
         "version",
@@ -67,12 +71,14 @@ class InferenceRecord:
         output: Any = None,
         error: str | None = None,
         role: str = "primary",
+        route: str = "",
     ) -> None:
         self.request_id = request_id
         self.time = time
         self.model = model
         self.version = version
         self.role = role
+        self.route = route
         self.latency_ms = latency_ms
         self.status = status
         self.error = error
@@ -96,9 +102,26 @@ class InferenceRecord:
 
     def __repr__(self) -> str:
         return (
-            f"<InferenceRecord {self.request_id} {self.model}/{self.version} "
+            f"<InferenceRecord {self.request_id} {self.model}/{self.version} {self.role} "
             f"status={self.status} rows={self.n_rows} {self.latency_ms:.2f} ms>"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """The true label of an earlier prediction, as ``POST /feedback`` received it.
+
+    Attributes:
+        model: the served name the prediction came from.
+        request_id: the prediction's request id (``x-request-id``).
+        label: any JSON value.
+        time: when the feedback arrived, epoch seconds.
+    """
+
+    model: str
+    request_id: str
+    label: Any
+    time: float
 
 
 def _plain_rows(output: Any) -> list[Any]:
@@ -122,6 +145,12 @@ class ServeConfig:
         on_prediction: called on the event loop after each inference request with an
             :class:`InferenceRecord`; it must return at once (append to a buffer). Errors it
             raises are logged and ignored. None: no hook.
+        on_feedback: called on the event loop with each :class:`Feedback` that ``POST
+            /feedback`` accepts; it must return at once. None: the server has no
+            ``/feedback`` route.
+        background: factories of async context managers entered at startup and exited at
+            shutdown, after in-flight requests are answered and before the batchers are drained
+            (e.g. the registry watchers that swap versions).
         on_shutdown: callables (plain or async) run once at shutdown, after in-flight
             requests are answered and the batchers drained (e.g. flush the prediction log).
         metrics: the app's Prometheus metrics (a fresh registry per config by default).
@@ -138,6 +167,8 @@ class ServeConfig:
     max_latency_ms: float = 5.0
     max_body_bytes: int = 8 * MIB
     on_prediction: Callable[[InferenceRecord], None] | None = None
+    on_feedback: Callable[[Feedback], None] | None = None
+    background: tuple[Callable[[], AbstractAsyncContextManager[Any]], ...] = ()
     on_shutdown: tuple[Callable[[], Any], ...] = ()
     metrics: ServingMetrics = field(default_factory=ServingMetrics, compare=False, repr=False)
 
@@ -151,3 +182,4 @@ class ServeConfig:
         if type(self.max_body_bytes) is not int or self.max_body_bytes < 1:
             raise InvalidArgument(f"max body size must be >= 1 byte, got {self.max_body_bytes!r}")
         object.__setattr__(self, "on_shutdown", tuple(self.on_shutdown))
+        object.__setattr__(self, "background", tuple(self.background))

@@ -1,10 +1,13 @@
-"""What the server is serving: names, the deployment answering for each, and batched predict.
+"""What the server is serving: names, their routes, the deployment answering for each route.
 
 A :class:`Deployment` is immutable: one model version with its batcher and compiled input
-schema. A :class:`ServedModel` is a served name whose ``current`` deployment is replaced whole
-(one attribute assignment, atomic on the event loop) to move to another version. A request
-reads ``current`` once and keeps that deployment until it is answered, so every request is
-answered by exactly one version even while versions are swapped.
+schema. A :class:`ServedModel` is a served name with one or more weighted :class:`Route`
+objects (and optional shadow routes); each route's ``current`` deployment is replaced whole (one
+attribute assignment, atomic on the event loop) to move to another version. A request reads
+``current`` once, counts itself in that deployment's :class:`InFlight` in the same step, and
+keeps the deployment until it is answered, so every request is answered by exactly one version
+even while versions are swapped; the old deployment's batcher is drained only once the
+requests it took are answered (:meth:`Route.swap`).
 
 Example::
 
@@ -16,8 +19,10 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+import asyncio
+import random
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -30,8 +35,41 @@ from segue.serving.batching import Batcher
 from segue.serving.config import ServeConfig
 from segue.serving.inputs import InputSchema, combine
 from segue.serving.protocol import OUTPUTS, InferRequest
+from segue.serving.routing import Router
 
-__all__ = ["Deployment", "ServedModel", "ServedModels", "deploy", "predict_batch"]
+__all__ = [
+    "Deployment",
+    "InFlight",
+    "Route",
+    "ServedModel",
+    "ServedModels",
+    "deploy",
+    "predict_batch",
+]
+
+
+class InFlight:
+    """How many requests a deployment has taken and not yet answered (event-loop only)."""
+
+    __slots__ = ("_idle", "count")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle: asyncio.Event | None = None
+
+    def enter(self) -> None:
+        self.count += 1
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def idle(self) -> None:
+        """Return once no request is in flight."""
+        while self.count:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,6 +83,7 @@ class Deployment:
         input_example: a ``/predict`` body built from the package's input example (docs and
             warm-up), or None.
         load_seconds: time taken to fetch, verify, load and warm up the model.
+        in_flight: the requests it has taken and not answered yet.
     """
 
     version: str
@@ -54,6 +93,16 @@ class Deployment:
     outputs: tuple[str, ...] = ("predict",)
     input_example: dict[str, Any] | None = None
     load_seconds: float = 0.0
+    in_flight: InFlight = field(default_factory=InFlight, compare=False, repr=False)
+
+    async def retire(self) -> None:
+        """Answer every request this deployment has taken, then stop its batcher.
+
+        Call it once no route hands the deployment out any more; requests that already have
+        it are answered by it, never refused.
+        """
+        await self.in_flight.idle()
+        await self.batcher.drain()
 
 
 def deploy(
@@ -138,25 +187,132 @@ def _rows(result: np.ndarray | pd.DataFrame, start: int, stop: int) -> Any:
     return result[start:stop]
 
 
-class ServedModel:
-    """A name the server answers to, and the :class:`Deployment` answering for it now.
+class Route:
+    """One way a served name answers: a model URI, its share of the traffic, and the
+    :class:`Deployment` answering for it now (None while loading).
 
-    ``current`` is None until a deployment is ready; replace it by assigning a new one.
+    Args:
+        label: how responses name the route (``x-segue-route``), e.g. ``churn@champion``.
+        current: the deployment answering now.
+        uri: the model URI it serves (watched for alias moves), if any.
+        weight: its share is ``weight / sum of the served name's weights``.
+        role: ``"primary"``, ``"canary"`` or ``"shadow"``; what the prediction log records.
     """
 
-    __slots__ = ("current", "name")
+    __slots__ = ("current", "label", "role", "uri", "weight")
 
-    def __init__(self, name: str, current: Deployment | None = None) -> None:
-        self.name = name
+    def __init__(
+        self,
+        label: str,
+        current: Deployment | None = None,
+        *,
+        uri: str | None = None,
+        weight: float = 1.0,
+        role: str = "primary",
+    ) -> None:
+        self.label = label
         self.current = current
+        self.uri = uri
+        self.weight = weight
+        self.role = role
 
-    @property
-    def ready(self) -> bool:
-        return self.current is not None
+    def replace(self, deployment: Deployment) -> Deployment | None:
+        """Answer with ``deployment`` from now on; return the one it replaces (to retire).
+
+        One assignment, atomic on the event loop: a request gets the old deployment or the new
+        one, never none. Call it on the loop.
+        """
+        old, self.current = self.current, deployment
+        return old
+
+    async def swap(self, deployment: Deployment) -> Deployment | None:
+        """:meth:`replace`, then retire the replaced deployment once its in-flight requests
+        are answered (so no request fails because of the swap). Returns the replaced one."""
+        old = self.replace(deployment)
+        if old is not None and old is not deployment:
+            await old.retire()
+        return old
 
     def __repr__(self) -> str:
         version = None if self.current is None else self.current.version
-        return f"<ServedModel {self.name} version={version}>"
+        return f"<Route {self.label} weight={self.weight:g} {self.role} version={version}>"
+
+
+class ServedModel:
+    """A name the server answers to: its weighted routes, and routes that only shadow them.
+
+    Args:
+        name: the served name.
+        current: with no ``routes``, the deployment of its one route (labelled ``name``).
+        routes: the routes requests are spread over, by weight.
+        shadows: routes that also get every request once it is answered, for the log only.
+        rng: the random source for routing (seed it in tests).
+
+    ``current`` is the first route's deployment; replace it by assigning a new one.
+
+    Raises:
+        InvalidArgument: both ``current`` and ``routes``, no routes, or a label given twice.
+    """
+
+    __slots__ = ("_router", "name", "routes", "shadows")
+
+    def __init__(
+        self,
+        name: str,
+        current: Deployment | None = None,
+        *,
+        routes: Sequence[Route] | None = None,
+        shadows: Sequence[Route] = (),
+        rng: random.Random | None = None,
+    ) -> None:
+        if routes is None:
+            routes = [Route(name, current)]
+        elif current is not None:
+            raise InvalidArgument("give a served model either a deployment or routes, not both")
+        labels = [route.label for route in routes]
+        if len(set(labels)) != len(labels):
+            raise InvalidArgument(f"model {name!r}: route labels must differ, got {labels}")
+        self.name = name
+        self.routes = tuple(routes)
+        self.shadows = tuple(shadows)
+        self._router = Router([route.weight for route in self.routes], rng=rng)
+
+    @property
+    def current(self) -> Deployment | None:
+        return self.routes[0].current
+
+    @current.setter
+    def current(self, deployment: Deployment | None) -> None:
+        self.routes[0].current = deployment
+
+    def route(self, key: str | None = None) -> Route:
+        """The route for one request: sticky for a routing ``key``, else random by weight."""
+        return self.routes[self._router.pick(key)]
+
+    def route_of_version(self, version: str) -> Route | None:
+        """The route whose deployment is ``version`` now, if any."""
+        for route in self.routes:
+            if route.current is not None and route.current.version == version:
+                return route
+        return None
+
+    @property
+    def versions(self) -> list[str]:
+        """The versions answering now, in route order, each once."""
+        found = [route.current.version for route in self.routes if route.current is not None]
+        return list(dict.fromkeys(found))
+
+    @property
+    def ready(self) -> bool:
+        return all(route.current is not None for route in (*self.routes, *self.shadows))
+
+    def all_routes(self) -> Iterator[Route]:
+        """The routes, then the shadows."""
+        yield from self.routes
+        yield from self.shadows
+
+    def __repr__(self) -> str:
+        return f"<ServedModel {self.name} routes={list(self.routes)}>"
 
 
 class ServedModels:
@@ -204,5 +360,6 @@ class ServedModels:
     async def drain(self) -> None:
         """Answer everything queued, then stop every deployment's batcher."""
         for served in self:
-            if served.current is not None:
-                await served.current.batcher.drain()
+            for route in served.all_routes():
+                if route.current is not None:
+                    await route.current.batcher.drain()

@@ -2,14 +2,18 @@
 
 ``POST /predict`` and ``POST /v2/models/{name}[/versions/{version}]/infer`` skip FastAPI's
 middleware and routing (about half the request ceiling): the app hands them straight here.
-Each request reads ``ServedModel.current`` once and keeps that deployment to the end, parses
-and checks the body with :mod:`segue.serving.protocol`, waits for its batch, and answers with
-its request id and version. Every outcome is counted in the metrics and offered to the
-``on_prediction`` hook.
+Each request picks one of the served name's routes (by weight, sticky on an ``x-routing-key``
+header, or the route serving the version the URL names), reads that route's ``current``
+deployment once and counts itself in it, parses and checks the body with
+:mod:`segue.serving.protocol`, waits for its batch, and answers with its request id, version
+(``x-model-version``) and route (``x-segue-route``). Every outcome is counted in the metrics
+and offered to the ``on_prediction`` hook. Shadow routes then get the same body in the
+background; their answers go only to the hook, with role ``"shadow"``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -21,7 +25,7 @@ from segue.errors import NotFound, SegueError
 from segue.serving import protocol
 from segue.serving.batching import BatcherClosed, PredictionFailed
 from segue.serving.config import InferenceRecord, ServeConfig
-from segue.serving.deployment import Deployment, ServedModel, ServedModels
+from segue.serving.deployment import Deployment, Route, ServedModel, ServedModels
 
 __all__ = ["InferenceHandler", "new_request_id"]
 
@@ -31,6 +35,9 @@ _MAX_REQUEST_ID = 128
 _MODELS = "/v2/models/"
 _INFER = "/infer"
 _JSON_HEADER = (b"content-type", b"application/json")
+#: Most shadow requests waiting at once; beyond it shadowing is skipped (and counted) rather
+#: than letting a slow shadow model pile up work and memory.
+MAX_SHADOW_IN_FLIGHT = 1024
 # A random per-process prefix and a counter: unique across workers and restarts, and much
 # cheaper than uuid4 on the hot path.
 _PREFIX = os.urandom(8).hex()
@@ -51,6 +58,18 @@ def client_request_id(value: str | None) -> str:
     return new_request_id()
 
 
+class Answer:
+    """What one request is answered with: status, body, and who answered."""
+
+    __slots__ = ("content", "route", "status", "version")
+
+    def __init__(self, status: int, content: bytes, version: str = "", route: str = "") -> None:
+        self.status = status
+        self.content = content
+        self.version = version
+        self.route = route
+
+
 class InferenceHandler:
     """Answers inference requests for ``models``."""
 
@@ -59,6 +78,7 @@ class InferenceHandler:
         self.config = config
         self.metrics = config.metrics
         self._in_flight: dict[str, Any] = {}
+        self._shadows: set[asyncio.Task] = set()
 
     @staticmethod
     def match(path: str) -> Target | None:
@@ -77,31 +97,40 @@ class InferenceHandler:
         self, scope: dict, receive: Callable, send: Callable, target: Target
     ) -> None:
         """Serve one ASGI HTTP request for ``target``."""
-        given = declared = None
-        for key, value in scope["headers"]:
-            if key == b"x-request-id":
+        given = declared = key = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
                 given = value.decode("latin-1")
-            elif key == b"content-length":
+            elif name == b"content-length":
                 declared = value
+            elif name == b"x-routing-key":
+                key = value.decode("latin-1")
         request_id = client_request_id(given)
-        name, version, oip = target
+        model, version, oip = target
         try:
-            status, version_header, content = await self.answer(
-                name, version, oip, request_id, lambda: _read(receive, declared, self.config)
+            answer = await self.answer(
+                model,
+                version,
+                oip,
+                request_id,
+                lambda: _read(receive, declared, self.config),
+                routing_key=key,
             )
         except Exception:  # our own bug: answer like ServerErrorMiddleware would, logged
             log.exception("request %s failed inside the server", request_id)
-            status, version_header = 500, ""
             content = protocol.error_body("internal error; see the server log", None, request_id)
+            answer = Answer(500, content)
         headers = [
             _JSON_HEADER,
-            (b"content-length", str(len(content)).encode()),
+            (b"content-length", str(len(answer.content)).encode()),
             (b"x-request-id", request_id.encode("latin-1")),
         ]
-        if version_header:
-            headers.append((b"x-model-version", version_header.encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": content})
+        if answer.version:
+            headers.append((b"x-model-version", answer.version.encode()))
+        if answer.route:
+            headers.append((b"x-segue-route", answer.route.encode()))
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.content})
 
     async def answer(
         self,
@@ -110,28 +139,40 @@ class InferenceHandler:
         oip: bool,
         request_id: str,
         read_body: Callable[[], Awaitable[bytes]],
-    ) -> tuple[int, str, bytes]:
-        """``(status, answering version or "", body)`` for one request; never raises for a
-        request's content."""
+        *,
+        routing_key: str | None = None,
+    ) -> Answer:
+        """The :class:`Answer` to one request; never raises for a request's content."""
         arrived = time.time()
         started = time.perf_counter()
         name = name if name is not None else self.models.default.name
-        model = served_version = ""
+        model = served_version = label = ""
+        role = "primary"
+        served: ServedModel | None = None
+        deployment: Deployment | None = None
+        body = b""
         parsed: protocol.InferRequest | None = None
         answer: dict[str, Any] | None = None
         error = None
         try:
-            deployment = current_deployment(self.models, name, version)
-            model, served_version = name, deployment.version
+            served = served_model(self.models, name)
+            route = pick_route(served, version, routing_key)
             in_flight = self._gauge(name)
+            # No await between reading `current` and counting in it: a swap cannot retire
+            # this deployment before the request is answered.
+            deployment = route.current
+            deployment.in_flight.enter()
             in_flight.inc()
+            model, served_version, label, role = name, deployment.version, route.label, route.role
             try:
                 with deployment.batcher.incoming():
-                    parsed = self._parse(await read_body(), deployment, oip)
+                    body = await read_body()
+                    parsed = self._parse(body, deployment, oip)
                 answer = await deployment.batcher.submit(parsed, parsed.input.n_rows)
-                content = self._format(answer, parsed, name, deployment.version, oip, request_id)
+                content = _format(answer, parsed, name, deployment.version, label, oip, request_id)
             finally:
                 in_flight.dec()
+                deployment.in_flight.leave()
             status = 200
         except SegueError as exc:  # RequestError included: the caller's mistake, 4xx
             status, error = exc.http_status, str(exc)
@@ -158,12 +199,86 @@ class InferenceHandler:
                 input=None if parsed is None else parsed.input,
                 output=None if answer is None else answer.get("predict"),
                 error=error,
+                role=role,
+                route=label,
             )
-            try:
-                hook(record)
-            except Exception:  # a broken log must not turn an answered request into an error
-                log.exception("on_prediction hook failed for request %s", request_id)
-        return status, served_version, content
+            _offer(hook, record)
+            if parsed is not None and served is not None and served.shadows:
+                self._shadow(served, deployment, body, oip, request_id, arrived)
+        return Answer(status, content, served_version, label)
+
+    def _shadow(
+        self,
+        served: ServedModel,
+        answered: Deployment | None,
+        body: bytes,
+        oip: bool,
+        request_id: str,
+        arrived: float,
+    ) -> None:
+        """Send the request to each shadow in the background (after the caller's answer)."""
+        for route in served.shadows:
+            deployment = route.current
+            if deployment is None or _same_version(deployment, answered):
+                continue  # a shadow of the version that answered would only repeat its answer
+            if len(self._shadows) >= MAX_SHADOW_IN_FLIGHT:
+                self.metrics.shadow_skipped.labels(served.name).inc()
+                continue
+            deployment.in_flight.enter()
+            task = asyncio.get_running_loop().create_task(
+                self._answer_shadow(served.name, route, deployment, body, oip, request_id, arrived)
+            )
+            self._shadows.add(task)
+            task.add_done_callback(self._shadows.discard)
+
+    async def _answer_shadow(
+        self,
+        name: str,
+        route: Route,
+        deployment: Deployment,
+        body: bytes,
+        oip: bool,
+        request_id: str,
+        arrived: float,
+    ) -> None:
+        started = time.perf_counter()
+        parsed: protocol.InferRequest | None = None
+        answer: dict[str, Any] | None = None
+        error = None
+        try:
+            parsed = self._parse(body, deployment, oip)
+            answer = await deployment.batcher.submit(parsed, parsed.input.n_rows)
+            status = 200
+        except SegueError as exc:  # the shadow's signature refuses what the route accepted
+            status, error = exc.http_status, str(exc)
+        except PredictionFailed as exc:
+            status, error = 500, f"the model failed to predict: {exc}"
+            self.metrics.model_errors.labels(name, deployment.version).inc()
+        except BatcherClosed as exc:
+            status, error = 503, str(exc)
+        finally:
+            deployment.in_flight.leave()
+        hook = self.config.on_prediction
+        if hook is not None:
+            record = InferenceRecord(
+                request_id,
+                arrived,
+                name,
+                deployment.version,
+                (time.perf_counter() - started) * 1000,
+                status,
+                input=None if parsed is None else parsed.input,
+                output=None if answer is None else answer.get("predict"),
+                error=error,
+                role="shadow",
+                route=route.label,
+            )
+            _offer(hook, record)
+
+    async def settle(self) -> None:
+        """Wait for the shadow requests under way (at shutdown, before the batchers drain)."""
+        while self._shadows:
+            await asyncio.gather(*self._shadows, return_exceptions=True)
 
     def _parse(self, body: bytes, deployment: Deployment, oip: bool) -> protocol.InferRequest:
         limit = self.config.max_body_bytes
@@ -173,23 +288,6 @@ class InferenceHandler:
             )
         return protocol.parse_predict(body, deployment.schema, max_bytes=limit)
 
-    @staticmethod
-    def _format(
-        answer: dict[str, Any],
-        parsed: protocol.InferRequest,
-        name: str,
-        version: str,
-        oip: bool,
-        request_id: str,
-    ) -> bytes:
-        if oip:
-            return protocol.infer_response(
-                answer, model=name, version=version, request_id=parsed.id or request_id
-            )
-        return protocol.predict_response(
-            answer["predict"], model=name, version=version, request_id=request_id
-        )
-
     def _gauge(self, name: str) -> Any:
         gauge = self._in_flight.get(name)
         if gauge is None:
@@ -197,19 +295,48 @@ class InferenceHandler:
         return gauge
 
 
-def current_deployment(models: ServedModels, name: str, version: str | None) -> Deployment:
-    """The deployment answering for ``name`` now (404 for another ``version``, 503 if none)."""
-    deployment = served_model(models, name).current
-    if deployment is None:
-        raise protocol.RequestError(503, f"model {name!r} is still loading; retry shortly", None)
-    if version is not None and version != deployment.version:
+def pick_route(served: ServedModel, version: str | None, key: str | None) -> Route:
+    """The route to answer one request: the one serving ``version`` when the URL names one,
+    else by weight (sticky for a routing ``key``). 404 for a version not served, 503 while
+    the route has no deployment."""
+    if version is None:
+        route = served.route(key)
+        if route.current is None:
+            raise protocol.RequestError(
+                503, f"model {served.name!r} is still loading; retry shortly", None
+            )
+        return route
+    route = served.route_of_version(version)
+    if route is None:
+        versions = served.versions
+        if not versions:
+            raise protocol.RequestError(
+                503, f"model {served.name!r} is still loading; retry shortly", None
+            )
         raise protocol.RequestError(
             404,
-            f"model {name!r} version {version!r} is not served here; "
-            f"version {deployment.version} is",
+            f"model {served.name!r} version {version!r} is not served here; "
+            f"{'version' if len(versions) == 1 else 'versions'} {', '.join(versions)} "
+            f"{'is' if len(versions) == 1 else 'are'}",
             "version",
         )
-    return deployment
+    return route
+
+
+def current_deployment(models: ServedModels, name: str, version: str | None) -> Deployment:
+    """The deployment answering for ``name`` now: its first route's, or the one serving
+    ``version`` (404 for another ``version``, 503 if none)."""
+    served = served_model(models, name)
+    if version is None:
+        deployment = served.current
+        if deployment is None:
+            raise protocol.RequestError(
+                503, f"model {name!r} is still loading; retry shortly", None
+            )
+        return deployment
+    route = pick_route(served, version, None)
+    assert route.current is not None
+    return route.current
 
 
 def served_model(models: ServedModels, name: str) -> ServedModel:
@@ -217,6 +344,41 @@ def served_model(models: ServedModels, name: str) -> ServedModel:
         return models.get(name)
     except NotFound as exc:
         raise protocol.RequestError(404, str(exc), "model") from None
+
+
+def _format(
+    answer: dict[str, Any],
+    parsed: protocol.InferRequest,
+    name: str,
+    version: str,
+    route: str,
+    oip: bool,
+    request_id: str,
+) -> bytes:
+    if oip:
+        return protocol.infer_response(
+            answer, model=name, version=version, request_id=parsed.id or request_id
+        )
+    return protocol.predict_response(
+        answer["predict"], model=name, version=version, request_id=request_id, route=route
+    )
+
+
+def _same_version(a: Deployment, b: Deployment | None) -> bool:
+    """Whether two deployments serve the same version of the same model."""
+    return b is not None and a.version == b.version and _model_name(a) == _model_name(b)
+
+
+def _model_name(deployment: Deployment) -> str:
+    registered = deployment.model.version
+    return deployment.model.source if registered is None else registered.model_name
+
+
+def _offer(hook: Callable[[InferenceRecord], None], record: InferenceRecord) -> None:
+    try:
+        hook(record)
+    except Exception:  # a broken log must not turn an answered request into an error
+        log.exception("on_prediction hook failed for request %s", record.request_id)
 
 
 async def _read(receive: Callable, declared: bytes | None, config: ServeConfig) -> bytes:

@@ -8,6 +8,8 @@
 | ``segue_batch_rows``                    | model, version                  |
 | ``segue_requests_in_flight``            | model                           |
 | ``segue_model_load_seconds``            | model, version                  |
+| ``segue_model_swaps_total``             | model, route                    |
+| ``segue_shadow_skipped_total``          | model                           |
 
 Requests for a name that is not served are counted under ``model=""`` so that arbitrary URLs
 cannot grow the label space. With several uvicorn workers each process has its own registry:
@@ -78,6 +80,18 @@ class ServingMetrics:
             "segue_model_load_seconds",
             "Seconds it took to fetch, verify, load and warm up the model version.",
             ["model", "version"],
+            registry=r,
+        )
+        self.swaps = Counter(
+            "segue_model_swaps",
+            "Times a route moved to another version while serving (its alias moved).",
+            ["model", "route"],
+            registry=r,
+        )
+        self.shadow_skipped = Counter(
+            "segue_shadow_skipped",
+            "Requests not sent to a shadow because too many shadow requests were waiting.",
+            ["model"],
             registry=r,
         )
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}

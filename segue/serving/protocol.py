@@ -12,6 +12,9 @@ Two request formats, both parsed with orjson and checked against the model's sig
   {"columns", "data"}}``, ``{"dataframe_records": [...]}`` or ``{"inputs": ...}`` (a dict of
   columns, or a nested array for a tensor model).
 
+``POST /feedback`` takes ``{"request_id", "label", "model"?}`` or a list of them
+(:func:`parse_feedback`).
+
 Anything else raises :class:`RequestError` (400 malformed, 413 too large, 422 against the
 signature) and nothing else, whatever the bytes.
 
@@ -32,7 +35,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from segue.serving.errors import RequestError
+from segue.serving.errors import RequestError, json_type
 from segue.serving.inputs import InputSchema, ModelInput
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "datatype_of",
     "error_body",
     "infer_response",
+    "parse_feedback",
     "parse_infer",
     "parse_predict",
     "predict_response",
@@ -68,6 +72,10 @@ _FITS = {
 }
 _INFER_KEYS = frozenset(("id", "inputs", "outputs", "parameters"))
 _TENSOR_KEYS = frozenset(("name", "shape", "datatype", "data", "parameters"))
+_FEEDBACK_KEYS = frozenset(("request_id", "label", "model"))
+_MAX_REQUEST_ID = 128
+#: Most labels one ``POST /feedback`` may carry.
+MAX_FEEDBACK_ITEMS = 10_000
 _DUMPS = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -129,6 +137,72 @@ def parse_predict(
     if key == "inputs" and type(value) is dict:
         return InferRequest(schema.from_columns(value, key))
     return InferRequest(schema.from_records(value, key))
+
+
+def parse_feedback(
+    body: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> list[tuple[str | None, str, Any]]:
+    """Parse a ``POST /feedback`` body into ``(model or None, request_id, label)`` items.
+
+    The body is one object ``{"request_id": str, "label": any JSON, "model"?: str}`` or a
+    non-empty array of them. ``label`` may be any JSON value, null included, but must be given.
+
+    Example::
+
+        >>> parse_feedback(b'{"request_id": "9f2c", "label": 1}')
+        [(None, '9f2c', 1)]
+    """
+    if len(body) > max_bytes:
+        raise RequestError(
+            413, f"request body of {len(body)} bytes is over the limit of {max_bytes}", None
+        )
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        problem = "the request body is empty" if not body.strip() else f"not valid JSON ({exc})"
+        raise RequestError(400, problem, None) from None
+    if type(data) is dict:
+        return [_feedback_item(data, "")]
+    if type(data) is not list or not data:
+        raise RequestError(
+            400, 'send {"request_id": ..., "label": ...} or a non-empty array of them', None
+        )
+    if len(data) > MAX_FEEDBACK_ITEMS:
+        raise RequestError(
+            413, f"{len(data)} labels in one request; send at most {MAX_FEEDBACK_ITEMS}", None
+        )
+    return [_feedback_item(item, f"[{i}].") for i, item in enumerate(data)]
+
+
+def _feedback_item(item: Any, where: str) -> tuple[str | None, str, Any]:
+    if type(item) is not dict:
+        raise RequestError(400, f"{where or 'body'}: expected an object, got {json_type(item)}")
+    extra = sorted(key for key in item if key not in _FEEDBACK_KEYS)
+    if extra:
+        raise RequestError(
+            400, f"{where}{extra[0]}: unknown key; send request_id, label and model", extra[0]
+        )
+    request_id = item.get("request_id")
+    if not (
+        type(request_id) is str
+        and 0 < len(request_id) <= _MAX_REQUEST_ID
+        and request_id.isprintable()
+    ):
+        got = "missing" if "request_id" not in item else f"got {json_type(request_id)}"
+        raise RequestError(
+            400,
+            f"{where}request_id: expected the x-request-id of a prediction (a string of 1 to "
+            f"{_MAX_REQUEST_ID} printable characters); {got}",
+            "request_id",
+        )
+    if "label" not in item:
+        raise RequestError(400, f"{where}label: missing; send the true label", "label")
+    model = item.get("model")
+    if model is not None and type(model) is not str:
+        raise RequestError(
+            400, f"{where}model: expected a served model name, got {json_type(model)}", "model"
+        )
+    return model, request_id, item["label"]
 
 
 def parse_infer(
@@ -269,12 +343,17 @@ def datatype_of(array: np.ndarray) -> str:
     return "BYTES"
 
 
-def predict_response(predictions: Any, *, model: str, version: str, request_id: str) -> bytes:
-    """``{"predictions": [...], "model", "version", "request_id"}``."""
+def predict_response(
+    predictions: Any, *, model: str, version: str, request_id: str, route: str | None = None
+) -> bytes:
+    """``{"predictions": [...], "model", "version", "request_id"}`` (and ``"route"``: the
+    label of the route that answered, when given)."""
     if isinstance(predictions, pd.DataFrame):
         predictions = predictions.to_dict(orient="records")
     body = {"predictions": predictions, "model": model, "version": version}
     body["request_id"] = request_id
+    if route is not None:
+        body["route"] = route
     return orjson.dumps(body, option=_DUMPS, default=_plain)
 
 

@@ -22,7 +22,14 @@ from segue.models.signature import ColumnSpec, TensorSpec
 from segue.serving.deployment import Deployment, ServedModels
 from segue.serving.protocol import DATATYPES, PREDICT_FORMATS
 
-__all__ = ["description", "metadata_responses", "model_metadata", "openapi"]
+__all__ = [
+    "description",
+    "feedback_request",
+    "feedback_responses",
+    "metadata_responses",
+    "model_metadata",
+    "openapi",
+]
 
 _REF = "#/components/schemas/{model}"
 _TO_DATATYPE = {dtype: datatype for datatype, dtype in DATATYPES.items()}
@@ -36,8 +43,14 @@ def oip_datatype(dtype: str) -> str:
     return _TO_DATATYPE.get(dtype, "BYTES")
 
 
-def model_metadata(name: str, deployment: Deployment) -> dict[str, Any]:
-    """The OIP model metadata response: name, versions, platform, inputs and outputs."""
+def model_metadata(
+    name: str, deployment: Deployment, versions: list[str] | None = None
+) -> dict[str, Any]:
+    """The OIP model metadata response: name, versions, platform, inputs and outputs.
+
+    ``versions``: every version answering for ``name`` (one per route); default the
+    deployment's. Inputs and outputs are ``deployment``'s.
+    """
     model = deployment.model
     signature = model.signature
     inputs = signature.inputs
@@ -61,7 +74,7 @@ def model_metadata(name: str, deployment: Deployment) -> dict[str, Any]:
         results.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, classes]})
     return {
         "name": name,
-        "versions": [deployment.version],
+        "versions": versions or [deployment.version],
         "platform": f"segue-{model.flavor}",
         "inputs": tensors,
         "outputs": results,
@@ -131,6 +144,11 @@ class PredictResponse(BaseModel):
     model: str
     version: str
     request_id: str
+    route: str = Field(description="the route that answered (also the x-segue-route header)")
+
+
+class FeedbackAccepted(BaseModel):
+    accepted: int = Field(description="labels accepted; written to the feedback log")
 
 
 def metadata_responses() -> dict[str, dict[int | str, Any]]:
@@ -141,6 +159,38 @@ def metadata_responses() -> dict[str, dict[int | str, Any]]:
         "live": {200: {"model": Live}},
         "ready": {200: {"model": Ready}, 503: {"model": Ready, "description": "not ready"}},
         "model": {200: {"model": ModelMetadata}, 404: error},
+    }
+
+
+def feedback_responses() -> dict[int | str, Any]:
+    """``responses=`` documenting ``POST /feedback`` (docs only)."""
+    error = {"model": ErrorBody, "description": "error"}
+    return {202: {"model": FeedbackAccepted}, 400: error, 404: error, 413: error}
+
+
+def feedback_request() -> dict[str, Any]:
+    """The request body of ``POST /feedback``, for ``openapi_extra`` (docs only)."""
+    item = {
+        "type": "object",
+        "required": ["request_id", "label"],
+        "additionalProperties": False,
+        "properties": {
+            "request_id": {
+                "type": "string",
+                "maxLength": 128,
+                "description": "the x-request-id of the prediction",
+            },
+            "label": {"description": "the true label: any JSON value"},
+            "model": {"type": "string", "description": "the served name (default: the first)"},
+        },
+    }
+    schema = {"oneOf": [item, {"type": "array", "items": item, "minItems": 1}]}
+    example = {"request_id": "3f1c9a0e5b7d4e21a8c6f0b2d4e6a8c0", "label": 1}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema, "example": example}},
+        }
     }
 
 

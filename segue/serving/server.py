@@ -1,10 +1,15 @@
-"""Running the inference server: load and warm up the model, then uvicorn.
+"""Running the inference server: load and warm up the models, wire the logs, then uvicorn.
 
-``segue serve`` calls :func:`run`. With one worker the model is loaded in this process and
+``segue serve`` calls :func:`run`. With one worker the models are loaded in this process and
 the app handed to uvicorn; with several, uvicorn starts ``app_from_env`` in each worker (the
-options travel in ``SEGUE_SERVE_*`` variables) and each worker loads the model itself. Either
-way the port opens, and ``/v2/health/ready`` says yes, only once the model is loaded (hashes
-verified) and has answered one warm-up prediction.
+options travel in ``SEGUE_SERVE_*`` variables) and each worker loads the models itself. Either
+way the port opens, and ``/v2/health/ready`` says yes, only once every route's model is loaded
+(hashes verified) and has answered one warm-up prediction.
+
+:func:`build_app` wires the rest: one route per ``--route`` (or the one ``MODEL_URI``) and per
+``--shadow``, a registry watcher for each alias route (:mod:`segue.serving.watcher`), and the
+prediction and feedback logs (:mod:`segue.serving.recorder`), flushed every ``--log-flush-s``
+and closed after the last request on shutdown.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import dataclasses
 import importlib.util
 import logging
 import os
+import random
 import sys
 import time
 from collections.abc import Mapping
@@ -28,8 +34,18 @@ from segue.models.package import LoadedModel
 from segue.models.uri import parse_model_uri
 from segue.serving.app import create_app
 from segue.serving.config import MIB, ServeConfig
-from segue.serving.deployment import Deployment, ServedModel, ServedModels, deploy, predict_batch
+from segue.serving.deployment import (
+    Deployment,
+    Route,
+    ServedModel,
+    ServedModels,
+    deploy,
+    predict_batch,
+)
 from segue.serving.protocol import parse_predict
+from segue.serving.recorder import Recorder
+from segue.serving.routing import RouteSpec, model_uri, parse_routes, role_of, route_label
+from segue.serving.watcher import POLL_SECONDS, AliasWatcher, Watchers, watched
 
 __all__ = [
     "ServeOptions",
@@ -50,9 +66,13 @@ _ENV = "SEGUE_SERVE_"
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """What ``segue serve`` was asked to do."""
+    """What ``segue serve`` was asked to do.
 
-    model_uri: str
+    ``model_uri`` (one route of weight 100) and ``routes`` (``URI=WEIGHT`` each) are
+    alternatives: give exactly one of them.
+    """
+
+    model_uri: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -60,14 +80,53 @@ class ServeOptions:
     max_latency_ms: float = 5.0
     max_body_mb: float = 8.0
     name: str | None = None
+    routes: tuple[str, ...] = ()
+    shadows: tuple[str, ...] = ()
+    poll_s: float = POLL_SECONDS
+    log: bool = True
+    log_flush_s: float = 1.0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "routes", tuple(self.routes))
+        object.__setattr__(self, "shadows", tuple(self.shadows))
         if not 0 <= self.port <= 65535:
             raise InvalidArgument(f"--port must be 0..65535, got {self.port}")
         if self.workers < 1:
             raise InvalidArgument(f"--workers must be >= 1, got {self.workers}")
         if not self.max_body_mb > 0:
             raise InvalidArgument(f"--max-body-mb must be > 0, got {self.max_body_mb}")
+        if self.model_uri is not None and self.routes:
+            raise InvalidArgument("give MODEL_URI or --route, not both (MODEL_URI is one route)")
+        if self.model_uri is None and not self.routes:
+            raise InvalidArgument("give a MODEL_URI to serve, or --route URI=WEIGHT")
+        if not self.poll_s > 0:
+            raise InvalidArgument(f"--poll-s must be > 0 seconds, got {self.poll_s}")
+        if not self.log_flush_s > 0:
+            raise InvalidArgument(f"--log-flush-s must be > 0 seconds, got {self.log_flush_s}")
+        self.route_specs()  # refuse malformed routes and shadows here, before loading anything
+        self.shadow_specs()
+
+    def route_specs(self) -> list[RouteSpec]:
+        """The routes requests are spread over (``MODEL_URI`` alone: one of weight 100)."""
+        if self.model_uri is not None:
+            return [RouteSpec(self.model_uri, 100.0, route_label(self.model_uri))]
+        return parse_routes(self.routes)
+
+    def shadow_specs(self) -> list[RouteSpec]:
+        specs = []
+        for text in self.shadows:
+            try:
+                uri = model_uri(text)
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"--shadow {text!r}: {exc}") from None
+            specs.append(RouteSpec(uri, 0.0, route_label(uri)))
+        if len({spec.uri for spec in specs}) != len(specs):
+            raise InvalidArgument("--shadow: a URI is given twice")
+        return specs
+
+    def served_name(self) -> str:
+        """``--name``, else the first route's registered model name (or folder name)."""
+        return self.name or served_name(self.route_specs()[0].uri)
 
     def config(self) -> ServeConfig:
         return ServeConfig(
@@ -78,25 +137,38 @@ class ServeOptions:
 
     def to_env(self) -> dict[str, str]:
         values = {
-            "MODEL_URI": self.model_uri,
+            "MODEL_URI": self.model_uri or "",
+            "ROUTES": orjson.dumps(self.routes).decode(),
+            "SHADOWS": orjson.dumps(self.shadows).decode(),
             "MAX_BATCH_SIZE": str(self.max_batch_size),
             "MAX_LATENCY_MS": repr(self.max_latency_ms),
             "MAX_BODY_MB": repr(self.max_body_mb),
             "NAME": self.name or "",
+            "POLL_S": repr(self.poll_s),
+            "LOG": "1" if self.log else "0",
+            "LOG_FLUSH_S": repr(self.log_flush_s),
         }
         return {_ENV + key: value for key, value in values.items()}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ServeOptions:
+        def get(key: str, default: str) -> str:
+            return env.get(_ENV + key) or default
+
         try:
             return cls(
-                model_uri=env[_ENV + "MODEL_URI"],
-                max_batch_size=int(env.get(_ENV + "MAX_BATCH_SIZE", "64")),
-                max_latency_ms=float(env.get(_ENV + "MAX_LATENCY_MS", "5")),
-                max_body_mb=float(env.get(_ENV + "MAX_BODY_MB", "8")),
-                name=env.get(_ENV + "NAME") or None,
+                model_uri=get("MODEL_URI", "") or None,
+                routes=tuple(orjson.loads(get("ROUTES", "[]"))),
+                shadows=tuple(orjson.loads(get("SHADOWS", "[]"))),
+                max_batch_size=int(get("MAX_BATCH_SIZE", "64")),
+                max_latency_ms=float(get("MAX_LATENCY_MS", "5")),
+                max_body_mb=float(get("MAX_BODY_MB", "8")),
+                name=get("NAME", "") or None,
+                poll_s=float(get("POLL_S", str(POLL_SECONDS))),
+                log=get("LOG", "1") != "0",
+                log_flush_s=float(get("LOG_FLUSH_S", "1")),
             )
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, TypeError) as exc:
             raise InvalidArgument(f"{_ENV}* variables are incomplete or malformed: {exc}") from None
 
 
@@ -167,17 +239,88 @@ def _warm_up(deployment: Deployment, example: dict[str, Any]) -> None:
         ) from exc
 
 
-def build_app(options: ServeOptions) -> FastAPI:
-    """Load the model and create the app (this is what each worker does)."""
+def build_app(options: ServeOptions, *, rng: random.Random | None = None) -> FastAPI:
+    """Load every route's model and create the app (this is what each worker does).
+
+    Wires the prediction and feedback logs (unless ``options.log`` is off) and a registry
+    watcher for each route or shadow serving an alias. ``rng``: the routing's random source.
+    """
+    from segue.config import settings
+    from segue.registry.service import get_registry
+
+    name = options.served_name()
     config = options.config()
-    name = options.name or served_name(options.model_uri)
-    deployment = load_deployment(options.model_uri, name, config)
-    return create_app(ServedModels([ServedModel(name, deployment)]), config)
+    if options.log:
+        recorder = Recorder(settings().artifact_uri, [name], flush_interval=options.log_flush_s)
+        recorder.start()
+        config = dataclasses.replace(
+            config,
+            on_prediction=recorder.record_prediction,
+            on_feedback=recorder.record_feedback,
+            on_shutdown=(recorder.close,),
+        )
+    specs = options.route_specs()
+    weights = [spec.weight for spec in specs]
+    routes = [
+        Route(
+            spec.label,
+            load_deployment(spec.uri, name, config),
+            uri=spec.uri,
+            weight=spec.weight,
+            role=role_of(k, weights),
+        )
+        for k, spec in enumerate(specs)
+    ]
+    shadows = [
+        Route(spec.label, load_deployment(spec.uri, name, config), uri=spec.uri, role="shadow")
+        for spec in options.shadow_specs()
+    ]
+    watching = [route for route in (*routes, *shadows) if watched(route.uri)]
+    if watching:
+        registry = get_registry()
+        watchers = Watchers(
+            [
+                AliasWatcher(
+                    route,
+                    name,
+                    resolve=lambda uri: registry.resolve(uri).version,
+                    load=lambda uri: load_deployment(uri, name, config),
+                    poll_s=options.poll_s,
+                )
+                for route in watching
+            ],
+            listen=registry.alias_listener(),
+            metrics=config.metrics,
+        )
+        config = dataclasses.replace(config, background=(watchers,))
+    served = ServedModel(name, routes=routes, shadows=shadows, rng=rng)
+    return create_app(ServedModels([served]), config)
 
 
 def app_from_env() -> FastAPI:
     """uvicorn's app factory for ``--workers > 1``: options from ``SEGUE_SERVE_*``."""
+    _log_to_stderr()
     return build_app(ServeOptions.from_env(os.environ))
+
+
+def describe(served: ServedModel) -> str:
+    """What is served, for the start-up line: ``models:/churn/3 as 'churn' version 3``."""
+    routes = served.routes
+    if len(routes) == 1 and not served.shadows:
+        return f"{routes[0].uri} as {served.name!r} version {routes[0].current.version}"
+    parts = [f"{r.label}={r.weight:g} (version {r.current.version})" for r in routes]
+    parts += [f"shadow {r.label} (version {r.current.version})" for r in served.shadows]
+    return f"{', '.join(parts)} as {served.name!r}"
+
+
+def _log_to_stderr() -> None:
+    """Show the server's own INFO lines (version swaps) and warnings on stderr, once."""
+    logger = logging.getLogger("segue")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("segue: %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def _uvicorn_options(options: ServeOptions) -> dict[str, Any]:
@@ -201,19 +344,30 @@ def run(options: ServeOptions) -> None:
     """Serve until SIGINT/SIGTERM; then finish in-flight requests and run shutdown hooks."""
     import uvicorn
 
-    name = options.name or served_name(options.model_uri)
+    _log_to_stderr()
     if options.workers == 1:
         app: Any = build_app(options)
-        version = app.state.models.get(name).current.version
+        what = describe(app.state.models.default)
     else:
         # Fail here, with one clear line, rather than in N workers that uvicorn would restart;
         # this also fills the local package cache the workers load from.
-        version = load_deployment(options.model_uri, name, options.config()).version
+        name = options.served_name()
+        config = options.config()
+        specs = options.route_specs()
+        routes = [
+            Route(s.label, load_deployment(s.uri, name, config), uri=s.uri, weight=s.weight)
+            for s in specs
+        ]
+        shadows = [
+            Route(s.label, load_deployment(s.uri, name, config), uri=s.uri, role="shadow")
+            for s in options.shadow_specs()
+        ]
+        what = describe(ServedModel(name, routes=routes, shadows=shadows))
         os.environ.update(options.to_env())
         app = "segue.serving.server:app_from_env"
     print(
-        f"segue: serving {options.model_uri} as {name!r} version {version} on "
-        f"http://{options.host}:{options.port} ({options.workers} worker(s)); docs at /docs",
+        f"segue: serving {what} on http://{options.host}:{options.port} "
+        f"({options.workers} worker(s)); docs at /docs",
         file=sys.stderr,
         flush=True,
     )

@@ -152,3 +152,21 @@ class AuditEntry:
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     reason: str | None
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One firing of a monitoring rule (``at`` in epoch milliseconds; ``value`` None for NaN).
+
+    ``delivered`` holds one ``{"sink", "ok", "attempts", "error"}`` object per sink.
+    """
+
+    id: int
+    at: int
+    model: str
+    rule: str
+    signal: str
+    value: float | None
+    threshold: float
+    message: str
+    delivered: list[dict[str, Any]]

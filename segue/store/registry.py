@@ -2,7 +2,9 @@
 
 Every change writes its audit entry in the same transaction as the change itself. Alias moves
 are compare-and-set on the alias row, so two clients racing to move one alias cannot both win
-on a stale view: the loser gets :class:`~segue.errors.Conflict` and may re-evaluate.
+on a stale view: the loser gets :class:`~segue.errors.Conflict` and may re-evaluate. On
+PostgreSQL an alias move or deletion also NOTIFYs ``segue_registry`` in that transaction
+(:mod:`segue.store.notify`), so inference servers hear of it when it commits.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -20,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from segue.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from segue.store.entities import AuditEntry, Gate, ModelVersion, RegisteredModel
+from segue.store.notify import listen_aliases, notify_alias, supports_notify
 from segue.store.schema import (
     AliasRow,
     AuditRow,
@@ -34,6 +38,9 @@ from segue.store.schema import (
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]{0,255}$")
 _ALIAS = re.compile(r"^[A-Za-z][\w\-]{0,127}$")
 RESERVED_ALIASES = frozenset({"latest"})
+
+#: ``listen(on_change, stop, on_connect=None)``: see :meth:`SqlRegistryStore.alias_listener`.
+AliasListener = Callable[..., None]
 
 
 def check_model_name(name: Any) -> str:
@@ -378,6 +385,15 @@ class SqlRegistryStore:
                 {"version": version, **dict(details or {})},
                 reason,
             )
+            notify_alias(s, name, alias)  # sent on commit (PostgreSQL): servers swap at once
+
+    def alias_listener(self) -> AliasListener | None:
+        """``listen(on_change, stop, on_connect=None)``, which blocks and calls
+        ``on_change(model, alias)`` each time an alias moves or is deleted, until ``stop`` is
+        set; None when the database cannot announce changes (SQLite: poll instead)."""
+        if not supports_notify(self._engine):
+            return None
+        return partial(listen_aliases, self._engine)
 
     def delete_alias(self, name: str, alias: str, actor: str) -> None:
         with self._session() as s, s.begin():
@@ -388,6 +404,7 @@ class SqlRegistryStore:
             before = {"version": row.version}
             s.delete(row)
             _audit(s, actor, name, "delete_alias", f"alias {alias}", before, None)
+            notify_alias(s, name, alias)
 
     # -- gates ---------------------------------------------------------------------------
 

@@ -239,3 +239,26 @@ class AuditRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index(None, "model_name", "id"),)
+
+
+# -- monitoring --------------------------------------------------------------------------
+
+
+class AlertRow(Base):
+    """One firing of a monitoring alert rule, with where it was delivered."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    #: Epoch milliseconds.
+    at: Mapped[int] = mapped_column(BigInteger)
+    model: Mapped[str] = mapped_column(String(256))
+    rule: Mapped[str] = mapped_column(String(256))
+    signal: Mapped[str] = mapped_column(String(256))
+    #: NULL stands for NaN.
+    value: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text)
+    #: One ``{"sink", "ok", "attempts", "error"}`` object per sink.
+    delivered: Mapped[list] = mapped_column(JSON)
+
+    __table_args__ = (Index(None, "model", "id"),)

@@ -143,6 +143,7 @@ def test_the_manifest_lists_every_file_with_its_hash(classifier, data, tmp_path)
         "model/model.skops",
         "input_example.json",
         "reference_profile.json",
+        "reference_sample.parquet",
     }
     for rel, meta in manifest.files.items():
         assert meta == {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -40,6 +41,70 @@ def cancer(segue_env) -> Cancer:
     with segue.start_run(experiment="cancer") as run:
         run.log_model(pipeline, input_example=X[:5], register_as="cancer")
     return Cancer(X, y, "models:/cancer/1")
+
+
+# --- tiny registered models (fast to log and load: no scikit-learn) ------------------------
+
+
+def _scaled(factor: float) -> Callable[[pd.DataFrame], Any]:
+    # Nested, so cloudpickle stores it by value: a server process loads it without this module.
+    def model(frame: pd.DataFrame) -> Any:
+        return frame["x"].to_numpy() * factor
+
+    return model
+
+
+def _broken() -> Callable[[pd.DataFrame], Any]:
+    def model(frame: pd.DataFrame) -> Any:
+        if os.environ.get("SEGUE_TEST_BROKEN_MODEL"):
+            raise RuntimeError("this version is broken")
+        return frame["x"].to_numpy() * 0
+
+    return model
+
+
+@dataclass(frozen=True)
+class TinyModels:
+    """Tiny python-function models over one column ``x``.
+
+    ``scaled(f)`` predicts ``x * f``; ``broken()`` predicts zeros, or raises once the variable
+    ``broken_env`` is set (so its warm-up fails when a server loads it); ``register(name,
+    *models)`` registers them as versions 1, 2, … of ``name``.
+    """
+
+    example: pd.DataFrame
+    broken_env: str = "SEGUE_TEST_BROKEN_MODEL"
+
+    scaled = staticmethod(_scaled)
+    broken = staticmethod(_broken)
+
+    def register(self, name: str, *models: Callable[[pd.DataFrame], Any]) -> None:
+        with segue.start_run(experiment=name) as run:
+            for k, model in enumerate(models, start=1):
+                run.log_model(model, name=f"v{k}", input_example=self.example, register_as=name)
+
+
+@pytest.fixture
+def tiny() -> TinyModels:
+    return TinyModels(pd.DataFrame({"x": [1.0, 2.0, 3.0]}))
+
+
+@pytest.fixture(scope="session")
+def echo_store(tmp_path_factory, sqlite_template: Path) -> dict[str, str]:
+    """The ``SEGUE_*`` variables of a SQLite store where ``models:/echo/1`` predicts ``x``
+    (quick for a server process to load), once per session."""
+    root = tmp_path_factory.mktemp("echo")
+    shutil.copyfile(sqlite_template, root / "segue.db")
+    env = {
+        "SEGUE_HOME": str(root / "home"),
+        "SEGUE_STORE_URI": f"sqlite:///{root / 'segue.db'}",
+        "SEGUE_ARTIFACT_URI": str(root / "artifacts"),
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        TinyModels(pd.DataFrame({"x": [1.0, 2.0, 3.0]})).register("echo", _scaled(1))
+    return env
 
 
 # --- the inference server (segue.serving.app, batching, protocol) ---------------------------

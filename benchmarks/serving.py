@@ -1,0 +1,636 @@
+"""Online inference over HTTP: Segue vs MLflow vs BentoML, and the bare floor, in one run.
+
+Trains a Pipeline(StandardScaler, LogisticRegression) on the breast-cancer data (30 float64
+columns) and packages the same fitted estimator three ways: a registered Segue model
+(``models:/bench/1``, with an input example, so a signature), an MLflow model folder
+(``mlflow.sklearn.save_model``, also with an input example) and a BentoML model in a
+temporary model store, served by ``benchmarks/bento_service.py`` (a ``@bentoml.service``
+whose ``@bentoml.api`` is ``batchable``: BentoML's adaptive batching). Then, one server at a
+time, each with the same number of worker processes:
+
+  segue serve models:/bench/1 --workers N --max-batch-size 64 --max-latency-ms 5
+  mlflow models serve -m DIR --env-manager local --workers N
+  bentoml serve bento_service:BenchClassifier           (workers=N, max_batch_size=64,
+                                                         max_latency_ms at its default)
+
+it starts the server as a subprocess on a free port, waits for its readiness endpoint,
+checks that one request of each body size returns the same predictions as the estimator
+in this process, warms it up, and drives it with ``hey`` (a closed loop of C keep-alive
+clients, each sending its next request when the last is answered) at C = 1, 8 and 64, with
+bodies of 1 row and of 100 rows. Segue gets MLflow's own ``{"dataframe_split": ...}`` body
+(byte for byte the same file), to show it is a drop-in replacement; BentoML gets its API's
+``{"input": [[...], ...]}``. Each server runs with its defaults otherwise (MLflow's and
+BentoML's request logs stay on, as their users get them). The server is stopped with SIGTERM
+(SIGKILL if it lingers) before the next one starts.
+
+The floor is the estimator's own ``predict`` on a DataFrame of the same 1 and 100 rows, in
+this process, without HTTP.
+
+req/s counts only 2xx responses (hey's own figure counts every answer); "errors" is every
+request that did not get a 2xx: other status codes, timeouts, refused connections. The
+load generator shares the machine's cores with the server, as a client on the same host
+would; the load average is printed before and after each server, since other work on the
+machine shows up in every number. MLflow answers tens of requests per second, so its runs are
+shorter (``--mlflow-seconds``) to keep the whole benchmark within a few minutes.
+
+Run in an environment with the bench extra, BentoML and hey (https://github.com/rakyll/hey):
+    pip install -e '.[bench]' bentoml && python benchmarks/serving.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+#: Segue's targets (1-row bodies).
+MIN_X_MLFLOW_C64 = 30.0
+MIN_X_BENTOML_C64 = 5.0
+MAX_P99_MS_C64 = 50.0
+MAX_P50_OVER_BARE_MS_C1 = 1.0
+
+HERE = Path(__file__).resolve().parent
+ROWS = (1, 100)
+CONCURRENCY = (1, 8, 64)
+SERVERS = ("segue", "mlflow", "bentoml")
+READY_TIMEOUT_S = 180.0
+STOP_TIMEOUT_S = 20.0
+
+
+@dataclass
+class Server:
+    """How to start one server, ask whether it is ready, and send it a prediction."""
+
+    name: str
+    argv: list[str]
+    ready_path: str
+    predict_path: str
+    bodies: dict[int, Path]
+    seconds: float
+    port: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Load:
+    """One ``hey`` run, parsed."""
+
+    server: str
+    rows: int
+    concurrency: int
+    seconds: float
+    ok: int
+    errors: int
+    p50_ms: float | None
+    p99_ms: float | None
+    statuses: dict[str, int]
+    problems: list[str]
+
+    @property
+    def rps(self) -> float:
+        return self.ok / self.seconds if self.seconds else 0.0
+
+
+# --- the model, its three packages, the request bodies ------------------------------------
+
+
+def _train():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    model = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=1000))])
+    return model.fit(X, y), X
+
+
+def _package(root: Path, model, X) -> tuple[str, Path, str]:
+    """Save the model for each server: a Segue model URI, an MLflow folder, a BentoML tag."""
+    import bentoml
+    import mlflow.sklearn
+
+    import segue
+
+    with segue.start_run(experiment="bench") as run:
+        info = run.log_model(model, input_example=X[:5], register_as="bench")
+    mlflow_dir = root / "mlflow-model"
+    mlflow.sklearn.save_model(model, str(mlflow_dir), input_example=X[:5])
+    bento = bentoml.sklearn.save_model("bench", model)
+    return info.version.uri, mlflow_dir, str(bento.tag)
+
+
+def _frames(X) -> dict[int, object]:
+    """The rows each body carries: 1 and 100 rows drawn from the data (fixed seed)."""
+    rng = np.random.default_rng(0)
+    return {n: X.iloc[rng.choice(len(X), n, replace=False)].reset_index(drop=True) for n in ROWS}
+
+
+def _write_bodies(root: Path, frames: dict[int, object]) -> dict[str, dict[int, Path]]:
+    """``dataframe_split`` files (MLflow's format, sent to Segue too) and BentoML's."""
+    split: dict[int, Path] = {}
+    bento: dict[int, Path] = {}
+    for n, frame in frames.items():
+        data = frame.to_numpy().tolist()
+        split[n] = root / f"dataframe_split_{n}.json"
+        split[n].write_text(
+            json.dumps({"dataframe_split": {"columns": list(frame.columns), "data": data}})
+        )
+        bento[n] = root / f"bentoml_{n}.json"
+        bento[n].write_text(json.dumps({"input": data}))
+    return {"split": split, "bento": bento}
+
+
+# --- the bare floor ------------------------------------------------------------------------
+
+
+def _bare_predict_ms(model, frames: dict[int, object], reps: int) -> dict[int, float]:
+    """Median milliseconds of ``model.predict`` on each frame, in this process."""
+    medians = {}
+    for n, frame in frames.items():
+        count = reps if n == 1 else max(100, reps // 5)
+        for _ in range(max(20, count // 10)):
+            model.predict(frame)
+        times = []
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(count):
+                start = time.perf_counter()
+                model.predict(frame)
+                times.append(time.perf_counter() - start)
+        finally:
+            gc.enable()
+        medians[n] = statistics.median(times) * 1e3
+    return medians
+
+
+# --- running a server ----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join("      | " + line for line in text[-lines:])
+
+
+def _start(server: Server, log: Path) -> subprocess.Popen:
+    """Start the server in its own process group (so stopping it reaches its workers)."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            server.argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=server.env,
+            cwd=HERE,
+            start_new_session=True,
+        )
+
+
+def _wait_ready(server: Server, proc: subprocess.Popen) -> float:
+    """Poll the readiness endpoint until it answers 200; return the seconds it took."""
+    url = f"http://127.0.0.1:{server.port}{server.ready_path}"
+    started = time.perf_counter()
+    while time.perf_counter() - started < READY_TIMEOUT_S:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with code {proc.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return time.perf_counter() - started
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"not ready after {READY_TIMEOUT_S:.0f} s")
+
+
+def _check(server: Server, expected: dict[int, np.ndarray]) -> None:
+    """One request per body size; the predictions must equal the estimator's."""
+    url = f"http://127.0.0.1:{server.port}{server.predict_path}"
+    for n, body in server.bodies.items():
+        request = urllib.request.Request(
+            url, data=body.read_bytes(), headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                answer = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            detail = exc.read()[:300].decode(errors="replace")
+            raise RuntimeError(f"{n}-row check request: HTTP {exc.code}: {detail}") from None
+        got = answer["predictions"] if isinstance(answer, dict) else answer
+        if not np.array_equal(np.asarray(got).reshape(-1), expected[n]):
+            raise RuntimeError(f"{n}-row check request: wrong predictions {str(got)[:200]}")
+
+
+def _stop(proc: subprocess.Popen) -> str:
+    """SIGTERM the server's process group; SIGKILL it if it lingers. Return what happened."""
+    if proc.poll() is not None:
+        return f"had already exited (code {proc.returncode})"
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return "had already exited"
+    try:
+        proc.wait(STOP_TIMEOUT_S)
+        outcome = "stopped by SIGTERM"
+    except subprocess.TimeoutExpired:
+        outcome = f"still running {STOP_TIMEOUT_S:.0f} s after SIGTERM, killed"
+    # Workers of the group that outlived the parent, if any.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return outcome
+
+
+# --- load ----------------------------------------------------------------------------------
+
+_SECONDS = re.compile(r"^\s*Total:\s+([\d.]+) secs", re.M)
+_SLOWEST = re.compile(r"^\s*Slowest:\s+([\d.]+) secs", re.M)
+_STATUS = re.compile(r"^\s*\[(\d+)\]\s+(\d+) responses", re.M)
+_ERROR = re.compile(r"^\s*\[(\d+)\]\s+(.*)$", re.M)
+
+
+def _percentile(text: str, pct: int) -> float | None:
+    for found, secs in re.findall(r"^\s*(\d+)% in ([\d.]+) secs", text, re.M):
+        if int(found) == pct:
+            return float(secs) * 1e3
+    return None
+
+
+def parse_hey(text: str, server: str, rows: int, concurrency: int) -> Load:
+    """Parse ``hey``'s summary: total time, p50/p99, status codes and client-side errors."""
+    seconds = float(m.group(1)) if (m := _SECONDS.search(text)) else 0.0
+    statuses = {code: int(count) for code, count in _STATUS.findall(text)}
+    ok = sum(count for code, count in statuses.items() if code.startswith("2"))
+    problems = []
+    failed = sum(count for code, count in statuses.items() if not code.startswith("2"))
+    if failed:
+        problems += [f"HTTP {code} x{count}" for code, count in statuses.items() if code[0] != "2"]
+    _, _, errors_part = text.partition("Error distribution:")
+    for count, message in _ERROR.findall(errors_part):
+        failed += int(count)
+        problems.append(f"{message.strip()[:120]} x{count}")
+    p99 = _percentile(text, 99)
+    if p99 is None and ok and (m := _SLOWEST.search(text)):
+        # hey leaves out a percentile it has fewer than ~100 samples for; with so few, the
+        # nearest-rank p99 is the slowest answer.
+        p99 = float(m.group(1)) * 1e3
+    return Load(
+        server=server,
+        rows=rows,
+        concurrency=concurrency,
+        seconds=seconds,
+        ok=ok,
+        errors=failed,
+        p50_ms=_percentile(text, 50),
+        p99_ms=p99,
+        statuses=statuses,
+        problems=problems,
+    )
+
+
+def _hey(url: str, body: Path, concurrency: int, seconds: float, timeout_s: int) -> str:
+    argv = [
+        "hey",
+        "-z",
+        f"{seconds:g}s",
+        "-c",
+        str(concurrency),
+        "-m",
+        "POST",
+        "-T",
+        "application/json",
+        "-D",
+        str(body),
+        "-t",
+        str(timeout_s),
+        url,
+    ]
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=seconds + timeout_s + 60, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"hey exited with {done.returncode}: {done.stderr.strip()[:300]}")
+    return done.stdout
+
+
+def _bench_server(
+    server: Server, root: Path, expected: dict[int, np.ndarray], args: argparse.Namespace
+) -> tuple[list[Load], str]:
+    """Start, check, warm up, load and stop one server. Return the runs and a status note."""
+    server.port = _free_port()
+    port_at = server.argv.index("{port}")
+    server.argv[port_at] = str(server.port)
+    log = root / f"{server.name}.log"
+    print(f"[{server.name}] starting: {' '.join(server.argv)}", file=sys.stderr, flush=True)
+    proc = _start(server, log)
+    loads: list[Load] = []
+    try:
+        ready = _wait_ready(server, proc)
+        _check(server, expected)
+        note = f"ready in {ready:.1f} s"
+        print(f"[{server.name}] {note}, predictions checked", file=sys.stderr, flush=True)
+        url = f"http://127.0.0.1:{server.port}{server.predict_path}"
+        for body in server.bodies.values():
+            _hey(url, body, 8, args.warmup_seconds, args.request_timeout)
+        for n, body in server.bodies.items():
+            for c in CONCURRENCY:
+                text = _hey(url, body, c, server.seconds, args.request_timeout)
+                load = parse_hey(text, server.name, n, c)
+                loads.append(load)
+                p50 = "-" if load.p50_ms is None else f"{load.p50_ms:.1f} ms"
+                p99 = "-" if load.p99_ms is None else f"{load.p99_ms:.1f} ms"
+                print(
+                    f"[{server.name}] {n:>3} row(s) c={c:<2}: {load.rps:9.1f} req/s  "
+                    f"p50 {p50}  p99 {p99}  errors {load.errors}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                time.sleep(0.5)
+    except Exception as exc:
+        note = f"FAILED: {exc}"
+        print(f"[{server.name}] {note}\n{_log_tail(log)}", file=sys.stderr, flush=True)
+    finally:
+        stopped = _stop(proc)
+        print(f"[{server.name}] {stopped}", file=sys.stderr, flush=True)
+    if any(load.errors for load in loads):
+        print(f"[{server.name}] log tail:\n{_log_tail(log, 6)}", file=sys.stderr, flush=True)
+    return loads, f"{note}; {stopped}; then {_load_average()}"
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def _load_average() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPU(s)"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _print_tables(loads: list[Load], notes: dict[str, str], bare: dict[int, float]) -> None:
+    for n in ROWS:
+        print(f"\n{n}-row bodies (bare predict on {n} row(s): {bare[n]:.3f} ms median)")
+        print(
+            f"  {'server':10s} {'clients':>7s} {'req/s':>10s} {'p50 ms':>9s} {'p99 ms':>9s}"
+            f" {'errors':>7s}"
+        )
+        for name in SERVERS:
+            runs = [load for load in loads if load.server == name and load.rows == n]
+            if not runs:
+                print(f"  {name:10s} {notes.get(name, 'not run').split(';')[0]}")
+                continue
+            for load in runs:
+                print(
+                    f"  {name:10s} {load.concurrency:7d} {load.rps:10.1f} {_ms(load.p50_ms):>9s}"
+                    f" {_ms(load.p99_ms):>9s} {load.errors:7d}"
+                )
+                for problem in load.problems[:3]:
+                    print(f"  {'':10s}   ! {problem}")
+
+
+def _find(loads: list[Load], server: str, rows: int, concurrency: int) -> Load | None:
+    for load in loads:
+        if (load.server, load.rows, load.concurrency) == (server, rows, concurrency):
+            return load
+    return None
+
+
+def _verdict(value: float | None, ok: bool) -> str:
+    return "n/a (not measured)" if value is None else ("MET" if ok else "MISSED")
+
+
+def _print_targets(loads: list[Load], bare: dict[int, float]) -> None:
+    print("\nsegue targets (1-row bodies):")
+    seg64 = _find(loads, "segue", 1, 64)
+    for anchor, target in (("mlflow", MIN_X_MLFLOW_C64), ("bentoml", MIN_X_BENTOML_C64)):
+        other = _find(loads, anchor, 1, 64)
+        ratio = None
+        if seg64 and other and other.rps > 0:
+            ratio = seg64.rps / other.rps
+        shown = "-" if ratio is None else f"{ratio:.1f}x"
+        detail = (
+            f"({seg64.rps:.0f} vs {other.rps:.0f} req/s)" if seg64 and other else "(missing run)"
+        )
+        print(
+            f"  throughput vs {anchor:8s} at c=64: {shown:>8s} {detail:26s} target >= "
+            f"{target:.0f}x  {_verdict(ratio, ratio is not None and ratio >= target)}"
+        )
+    p99 = seg64.p99_ms if seg64 else None
+    print(
+        f"  p99 at c=64:                  {_ms(p99):>5s} ms {'':26s} target < "
+        f"{MAX_P99_MS_C64:.0f} ms  {_verdict(p99, p99 is not None and p99 < MAX_P99_MS_C64)}"
+    )
+    seg1 = _find(loads, "segue", 1, 1)
+    over = None if seg1 is None or seg1.p50_ms is None else seg1.p50_ms - bare[1]
+    detail = "" if over is None else f"({seg1.p50_ms:.1f} - {bare[1]:.2f} ms bare)"
+    shown = "-" if over is None else f"{over:+.2f}"
+    print(
+        f"  p50 at c=1 over bare predict: {shown:>5s} ms {detail:26s} target <= "
+        f"{MAX_P50_OVER_BARE_MS_C1:.0f} ms  "
+        f"{_verdict(over, over is not None and over <= MAX_P50_OVER_BARE_MS_C1)}"
+    )
+    seg1_100 = _find(loads, "segue", 100, 1)
+    if seg1_100 and seg1_100.p50_ms is not None:
+        print(
+            f"  (100-row bodies, for reference: p50 at c=1 over bare "
+            f"{seg1_100.p50_ms - bare[100]:+.2f} ms; hey reports latency in steps of 0.1 ms)"
+        )
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def _servers(
+    args: argparse.Namespace,
+    uri: str,
+    mlflow_dir: Path,
+    bento_tag: str,
+    bodies: dict[str, dict[int, Path]],
+    env: dict[str, str],
+) -> dict[str, Server]:
+    py = sys.executable
+    workers = str(args.workers)
+    return {
+        "segue": Server(
+            name="segue",
+            argv=[
+                *(py, "-c", "from segue.cli import main; main()", "serve", uri),
+                *("--port", "{port}", "--workers", workers),
+                *("--max-batch-size", str(args.max_batch_size)),
+                *("--max-latency-ms", f"{args.max_latency_ms:g}"),
+            ],
+            ready_path="/v2/health/ready",
+            predict_path="/predict",
+            bodies=bodies["split"],
+            seconds=args.seconds,
+            env=env,
+        ),
+        "mlflow": Server(
+            name="mlflow",
+            argv=[
+                *(py, "-m", "mlflow", "models", "serve", "-m", str(mlflow_dir)),
+                *("--env-manager", "local", "--host", "127.0.0.1", "--port", "{port}"),
+                *("--workers", workers),
+            ],
+            ready_path="/ping",
+            predict_path="/invocations",
+            bodies=bodies["split"],
+            seconds=min(args.seconds, args.mlflow_seconds),
+            env=env,
+        ),
+        "bentoml": Server(
+            name="bentoml",
+            argv=[
+                *(py, "-m", "bentoml", "serve", "bento_service:BenchClassifier"),
+                *("--working-dir", str(HERE), "--host", "127.0.0.1", "--port", "{port}"),
+            ],
+            ready_path="/readyz",
+            predict_path="/predict",
+            bodies=bodies["bento"],
+            seconds=args.seconds,
+            env={
+                **env,
+                "BENCH_BENTO_MODEL": bento_tag,
+                "BENCH_BENTO_WORKERS": workers,
+                "BENCH_BENTO_MAX_BATCH_SIZE": str(args.max_batch_size),
+                "BENCH_BENTO_MAX_LATENCY_MS": str(args.bento_max_latency_ms),
+            },
+        ),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=1, help="worker processes per server")
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each hey run")
+    parser.add_argument(
+        "--mlflow-seconds", type=float, default=5.0, help="length of each MLflow run (capped)"
+    )
+    parser.add_argument("--warmup-seconds", type=float, default=1.0, help="per body size")
+    parser.add_argument("--request-timeout", type=int, default=10, help="hey's -t, seconds")
+    parser.add_argument("--max-batch-size", type=int, default=64, help="Segue and BentoML")
+    parser.add_argument("--max-latency-ms", type=float, default=5.0, help="Segue's batch wait")
+    parser.add_argument(
+        "--bento-max-latency-ms",
+        type=int,
+        default=60000,
+        help="BentoML's batching deadline (its default)",
+    )
+    parser.add_argument("--bare-reps", type=int, default=2000, help="bare predict calls, 1 row")
+    parser.add_argument(
+        "--servers", default=",".join(SERVERS), help="comma-separated subset of " + str(SERVERS)
+    )
+    args = parser.parse_args()
+    chosen = [name.strip() for name in args.servers.split(",") if name.strip()]
+    if unknown := sorted(set(chosen) - set(SERVERS)):
+        parser.error(f"unknown server(s): {', '.join(unknown)}")
+    if shutil.which("hey") is None:
+        sys.exit("hey is not installed: https://github.com/rakyll/hey")
+    try:
+        import bentoml
+        import mlflow
+    except ImportError as exc:
+        sys.exit(f"{exc.name} is not installed: pip install -e '.[bench]' bentoml")
+    warnings.filterwarnings("ignore")  # MLflow's pickle and integer-column hints
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        env_updates = {
+            "SEGUE_HOME": str(root / "segue"),
+            "BENTOML_HOME": str(root / "bentoml"),
+            "BENTOML_DO_NOT_TRACK": "true",
+            # MLflow 3.17 refuses to deserialize any sklearn model (skops included) without this.
+            "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+            # `mlflow models serve` runs `uvicorn` from PATH: make it this environment's.
+            "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ["PATH"])),
+        }
+        os.environ.update(env_updates)
+        for name in ("SEGUE_STORE_URI", "SEGUE_ARTIFACT_URI", "SEGUE_TRACKING_URI"):
+            os.environ.pop(name, None)
+        env = dict(os.environ)
+
+        model, X = _train()
+        uri, mlflow_dir, bento_tag = _package(root, model, X)
+        frames = _frames(X)
+        expected = {n: model.predict(frame) for n, frame in frames.items()}
+        bodies = _write_bodies(root, frames)
+        bare = _bare_predict_ms(model, frames, args.bare_reps)
+
+        import sklearn
+        import uvicorn
+
+        try:
+            import uvloop
+
+            loop = f"uvloop {uvloop.__version__}"
+        except ImportError:
+            loop = "no uvloop"
+        print(
+            f"scikit-learn {sklearn.__version__} Pipeline(StandardScaler, LogisticRegression), "
+            f"{X.shape[1]} float64 columns; {os.cpu_count()} CPU(s), hey on the same cores"
+        )
+        print(
+            f"mlflow {mlflow.__version__}, bentoml {bentoml.__version__}, "
+            f"uvicorn {uvicorn.__version__} ({loop}); {args.workers} worker(s) per server"
+        )
+        print(
+            f"segue: --max-batch-size {args.max_batch_size} --max-latency-ms "
+            f"{args.max_latency_ms:g}; bentoml: batchable, max_batch_size {args.max_batch_size},"
+            f" max_latency_ms {args.bento_max_latency_ms}"
+        )
+        print(
+            f"runs of {args.seconds:g} s (mlflow {min(args.seconds, args.mlflow_seconds):g} s); "
+            f"req/s = 2xx responses per second; errors = non-2xx or no answer"
+        )
+        print(
+            f"bare predict (median, in-process): 1 row {bare[1]:.3f} ms, "
+            f"100 rows {bare[100]:.3f} ms"
+        )
+
+        print(f"before the servers: {_load_average()}")
+        servers = _servers(args, uri, mlflow_dir, bento_tag, bodies, env)
+        loads: list[Load] = []
+        notes: dict[str, str] = {}
+        for name in chosen:
+            runs, notes[name] = _bench_server(servers[name], root, expected, args)
+            loads += runs
+        print(f"after the servers:  {_load_average()}")
+        _print_tables(loads, notes, bare)
+        _print_targets(loads, bare)
+        print("\nservers:")
+        for name, note in notes.items():
+            print(f"  {name:8s} {note}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""``segue monitor skew|performance|report|watch|alerts``: the operations side of monitoring.
+
+Plain functions; :mod:`segue.cli.monitor` registers them as commands of its ``monitor`` group.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from segue.cli.output import console, number, print_json
+
+_MODEL_HELP = "The model: models:/NAME@ALIAS, models:/NAME/3 or NAME."
+_SINCE_HELP = "Window back from now (30m, 1h, 2d) or an ISO start time."
+
+
+def skew(
+    model_uri: str = typer.Argument(..., help=_MODEL_HELP),
+    sample: int = typer.Option(1000, "--sample", "-n", min=1, help="Requests to replay."),
+    since: str | None = typer.Option(None, "--since", help=_SINCE_HELP),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sample."),
+    json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Replay logged requests through the registered model offline and compare the answers."""
+    from segue.monitoring.skew import skew_report
+    from segue.monitoring.window import parse_since
+
+    report = skew_report(
+        model_uri, sample=sample, start=parse_since(since, now=time.time()), seed=seed
+    )
+    if json:
+        print_json(report)
+        return
+    style = "green" if report.n_mismatched == 0 else "bold red"
+    console.print(
+        f"[{style}]{report.n_mismatched} of {report.n_rows} rows differ "
+        f"({report.mismatch_rate:.2%})[/] replaying {report.n_requests} of {report.n_logged} "
+        f"logged requests of {report.model} (versions {', '.join(report.versions) or '-'})",
+        highlight=False,
+    )
+    if report.examples:
+        table = Table(title="Mismatches (first 5)", box=box.SIMPLE_HEAD)
+        for column in ("request", "version", "input", "online", "offline"):
+            table.add_column(column, overflow="fold")
+        for e in report.examples:
+            table.add_row(
+                Text(f"{e.request_id}[{e.row}]"),
+                e.version,
+                Text(_short(e.input)),
+                Text(_short(e.online)),
+                Text(_short(e.offline)),
+            )
+        console.print(table)
+    _notes(report.notes)
+
+
+def performance(
+    model_uri: str = typer.Argument(..., help=_MODEL_HELP),
+    window: str = typer.Option("1h", "--window", "-w", help="Width of each window: 15m, 1h, 1d."),
+    since: str | None = typer.Option(None, "--since", help=_SINCE_HELP),
+    json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Production accuracy/F1/AUC (or RMSE/MAE) per window, from feedback labels."""
+    from segue.monitoring.performance import performance_report
+    from segue.monitoring.window import parse_duration, parse_since
+
+    width = parse_duration(window, field="--window")
+    report = performance_report(model_uri, window=width, start=parse_since(since, now=time.time()))
+    if json:
+        print_json(report)
+        return
+    if not report.n_labelled:
+        _notes(report.notes, style="yellow")
+        return
+    names = sorted({k for w in report.windows for k in w.metrics})
+    table = Table(
+        title=f"Performance of {report.model} ({report.task}; "
+        f"{report.n_labelled} of {report.n_predictions} rows labelled)",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("window")
+    table.add_column("rows", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    for w in report.windows:
+        cells = [number(w.metrics.get(k), 4) for k in names]
+        table.add_row(_when(w.start), str(w.n), *cells)
+    table.add_row("all", str(report.n_labelled), *(number(report.overall.get(k), 4) for k in names))
+    for version, metrics in report.training.items():
+        cells = [number(metrics.get(k), 4) for k in names]
+        table.add_row(Text(f"training v{version}", style="dim"), "", *cells)
+    console.print(table)
+    _notes(report.notes)
+
+
+def report(
+    model_uri: str = typer.Argument(..., help=_MODEL_HELP),
+    output: Path = typer.Option(..., "--output", "-o", help="The HTML file to write."),
+    since: str | None = typer.Option(None, "--since", help=_SINCE_HELP),
+    bucket: str | None = typer.Option(
+        None, "--bucket", help="Time per point of the plots (default: about 12 points)."
+    ),
+) -> None:
+    """Write one self-contained HTML report: drift, predictions, performance, latency."""
+    from segue.monitoring.report import build_report
+    from segue.monitoring.window import parse_duration, parse_since
+
+    width = None if bucket is None else parse_duration(bucket, field="--bucket")
+    page = build_report(model_uri, start=parse_since(since, now=time.time()), bucket=width)
+    output.write_text(page, encoding="utf-8")
+    console.print(f"wrote {output} ({len(page) / 1024:.0f} KiB)", highlight=False)
+
+
+def watch(
+    model_uri: str = typer.Argument(..., help=_MODEL_HELP),
+    rules: Path = typer.Option(..., "--rules", "-r", help="The rules YAML file."),
+    every: str = typer.Option("5m", "--every", help="Time between checks: 30s, 5m, 1h."),
+    window: str = typer.Option("1h", "--window", "-w", help="Data each check looks at."),
+    once: bool = typer.Option(False, "--once", help="Run one check and exit (for cron)."),
+) -> None:
+    """Check alert rules against the latest window every interval; deliver what fires."""
+    from segue.monitoring.alerts import load_rules
+    from segue.monitoring.sinks import build_sinks
+    from segue.monitoring.watch import watch as run_watch
+    from segue.monitoring.window import parse_duration
+
+    ruleset = load_rules(rules)  # a malformed file stops here: 'rules.yaml:LINE: reason'
+    interval = parse_duration(every, field="--every")
+    width = parse_duration(window, field="--window")
+    _log_to_stderr()
+    try:
+        run_watch(
+            model_uri,
+            ruleset,
+            every=interval,
+            window=width,
+            sinks=build_sinks(ruleset.sinks),
+            store=alert_store(),
+            once=once,
+            on_check=_print_check,
+        )
+    except KeyboardInterrupt:
+        return
+
+
+def alerts(
+    model_uri: str = typer.Argument(..., help=_MODEL_HELP),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, help="Show this many, newest first."),
+    json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List the alerts recorded for a model, newest first."""
+    from segue.monitoring.logs import target
+
+    name = target(model_uri).name
+    found = alert_store().list(name, limit)
+    if json:
+        print_json(found)
+        return
+    table = Table(title=f"Alerts of {name} ({len(found)})", box=box.SIMPLE_HEAD)
+    for column in ("id", "at", "rule", "message", "delivered"):
+        table.add_column(column, overflow="fold")
+    for a in found:
+        delivered = ", ".join(f"{d['sink']}:{'ok' if d['ok'] else 'FAILED'}" for d in a.delivered)
+        table.add_row(str(a.id), _when(a.at / 1000), a.rule, Text(a.message), delivered or "-")
+    console.print(table)
+
+
+def alert_store() -> Any:
+    """The alert store of the current settings (``SEGUE_STORE_URI``)."""
+    from segue.store.alerts import SqlAlertStore
+    from segue.tracking.client import get_client
+
+    return SqlAlertStore(get_client().store.engine)
+
+
+def _print_check(check: Any) -> None:
+    shown = ", ".join(f"{k}={number(v, 4)}" for k, v in sorted(check.signals.items()))
+    console.print(
+        f"[dim]{_when(check.end)}[/] {check.model}: {shown or 'no data'}", highlight=False
+    )
+    for firing in check.firings:
+        console.print(f"  [bold red]ALERT[/] {firing.message}", highlight=False)
+    for alert in check.alerts:
+        for d in alert.delivered:
+            if not d["ok"]:
+                console.print(f"  [yellow]{d['sink']} failed: {d['error']}[/]", highlight=False)
+    _notes(check.notes)
+
+
+def _log_to_stderr() -> None:
+    # The log sink writes through logging; without a handler a watch would print nothing.
+    logger = logging.getLogger("segue.alerts")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def _notes(notes: list[str], style: str = "dim") -> None:
+    for note in notes:
+        console.print(f"[{style}]note: {note}[/]", highlight=False)
+
+
+def _short(value: Any, width: int = 120) -> str:
+    import orjson
+
+    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))

@@ -1,0 +1,246 @@
+"""Model performance in production: logged predictions joined to the labels fed back later.
+
+Labels arrive through ``POST /feedback`` (a :class:`~segue.serving.predlog.FeedbackLog`) and are
+joined to the prediction log by request id. Per time window this computes, for a classifier
+(a model whose signature lists classes), accuracy, F1 (binary for two classes, macro otherwise)
+and ROC AUC when the log holds probabilities; for a regressor RMSE and MAE. The metrics the
+version's training run recorded are shown next to them.
+
+Example:
+    >>> report = performance_report("models:/churn@champion", window=3600)
+    >>> [(w.start, w.n, w.metrics["accuracy"]) for w in report.windows]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from segue.errors import InvalidArgument, NotFound
+from segue.monitoring import logs
+from segue.monitoring.window import buckets
+
+
+@dataclass(frozen=True)
+class PerformanceWindow:
+    """Metrics over the ``n`` labelled rows predicted in ``[start, end)`` (epoch seconds)."""
+
+    start: float
+    end: float
+    n: int
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class PerformanceReport:
+    """Production metrics of a model, per window and overall, beside its training metrics.
+
+    ``task`` is ``"classification"`` or ``"regression"``; ``training`` maps each version seen
+    in the joined log to its run's metrics.
+    """
+
+    model: str
+    task: str
+    classes: list[Any] | None
+    window: float
+    start: float | None
+    end: float | None
+    n_predictions: int
+    n_labelled: int
+    overall: dict[str, float]
+    windows: list[PerformanceWindow] = field(default_factory=list)
+    training: dict[str, dict[str, float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+# --- pure parts -----------------------------------------------------------------------------
+
+
+def join_feedback(rows: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` (from :func:`segue.monitoring.logs.flatten`) with a ``label`` column, keeping
+    only rows that have one.
+
+    A request's label is a single value for a one-row request or a list with one label per row.
+    When a request got several labels, the latest one counts.
+    """
+    if not len(rows) or not len(feedback):
+        return rows.assign(label=pd.Series([], dtype=object)).iloc[0:0]
+    latest = feedback.sort_values("time", kind="stable").drop_duplicates("request_id", keep="last")
+    labels = dict(zip(latest["request_id"], latest["label"], strict=True))
+    n_rows = rows.groupby("request_id")["row"].transform("size").to_numpy()
+    values: list[Any] = []
+    for request_id, row, size in zip(rows["request_id"], rows["row"], n_rows, strict=True):
+        label = labels.get(request_id)
+        if isinstance(label, list) and len(label) == size:
+            values.append(label[row])
+        elif size == 1 and not isinstance(label, list):
+            values.append(label)
+        else:
+            values.append(None)
+    joined = rows.assign(label=pd.Series(values, index=rows.index, dtype=object))
+    return joined[joined["label"].notna()]
+
+
+def classification_metrics(
+    y_true: Sequence[Any],
+    y_pred: Sequence[Any],
+    classes: Sequence[Any],
+    proba: Sequence[Sequence[float]] | None = None,
+) -> dict[str, float]:
+    """``accuracy``, ``f1`` (binary, positive class ``classes[-1]``, for two classes; macro
+    otherwise) and, given probabilities for every row and more than one true class, ``roc_auc``.
+    """
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+    truth, predicted = np.asarray(list(y_true)), np.asarray(list(y_pred))
+    labels = list(classes)
+    metrics = {"accuracy": float(accuracy_score(truth, predicted))}
+    if len(labels) == 2:
+        f1 = f1_score(truth, predicted, labels=labels, pos_label=labels[-1], zero_division=0)
+    else:
+        f1 = f1_score(truth, predicted, labels=labels, average="macro", zero_division=0)
+    metrics["f1"] = float(f1)
+    if proba is not None and len(set(truth.tolist())) > 1:
+        scores = np.asarray([list(p) for p in proba], dtype=float)
+        try:
+            if len(labels) == 2:
+                auc = roc_auc_score(truth == labels[-1], scores[:, -1])
+            else:
+                auc = roc_auc_score(truth, scores, multi_class="ovr", labels=labels)
+        except (ValueError, IndexError):
+            auc = None  # a window without every class: AUC is undefined, so it is left out
+        if auc is not None and math.isfinite(auc):
+            metrics["roc_auc"] = float(auc)
+    return metrics
+
+
+def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
+    """``rmse`` and ``mae``."""
+    truth = np.asarray(list(y_true), dtype=float)
+    error = np.asarray(list(y_pred), dtype=float) - truth
+    return {"rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error)))}
+
+
+def score(joined: pd.DataFrame, classes: Sequence[Any] | None) -> dict[str, float]:
+    """The metrics of ``joined`` rows (``output`` and ``label`` columns): classification when
+    ``classes`` is given, regression otherwise."""
+    if not len(joined):
+        return {}
+    if classes is None:
+        predicted = [logs.split_output(o)[0] for o in joined["output"]]
+        return regression_metrics(joined["label"].tolist(), predicted)
+    split = [logs.split_output(o, classes) for o in joined["output"]]
+    probas = [p for _, p in split]
+    proba = probas if all(p is not None and len(p) == len(classes) for p in probas) else None
+    return classification_metrics(joined["label"].tolist(), [p for p, _ in split], classes, proba)
+
+
+def window_metrics(
+    joined: pd.DataFrame,
+    classes: Sequence[Any] | None,
+    width: float,
+    start: float | None = None,
+    end: float | None = None,
+) -> list[PerformanceWindow]:
+    """:func:`score` per ``width``-second window of prediction time (empty windows skipped)."""
+    if not len(joined):
+        return []
+    times = joined["time"].to_numpy()
+    lo = float(times.min()) if start is None else start
+    hi = float(times.max()) + 1e-6 if end is None else end
+    windows = []
+    for a, b in buckets(lo, hi, width):
+        part = joined[(times >= a) & (times < b)]
+        if len(part):
+            windows.append(PerformanceWindow(a, b, len(part), score(part, classes)))
+    return windows
+
+
+# --- reading the logs -----------------------------------------------------------------------
+
+
+def performance_report(
+    model_uri: str,
+    *,
+    window: float = 3600.0,
+    start: float | None = None,
+    end: float | None = None,
+    artifact_uri: str | None = None,
+    registry: Any = None,
+) -> PerformanceReport:
+    """Join the logged primary predictions of ``model_uri`` in ``[start, end)`` to their
+    feedback labels and score them per ``window`` seconds.
+
+    Args:
+        model_uri: ``models:/NAME[@ALIAS]`` or ``NAME`` (all versions in the log) or
+            ``models:/NAME/3`` (that version only). Its signature decides classifier or
+            regressor.
+        artifact_uri: where the logs are (default ``settings().artifact_uri``).
+        registry: the model registry (default :func:`segue.registry.service.get_registry`).
+
+    Returns:
+        A report; with no labels joined, its windows are empty and ``notes`` says why.
+
+    Raises:
+        InvalidArgument: a non-positive window or a malformed URI.
+        NotFound: the model is not registered.
+    """
+    from segue.serving.predlog import read_feedback, read_predictions
+
+    if not (isinstance(window, (int, float)) and window > 0):
+        raise InvalidArgument(f"--window must be a positive duration, got {window!r}")
+    which = logs.target(model_uri)
+    if registry is None:
+        from segue.registry.service import get_registry
+
+        registry = get_registry()
+    uri = artifact_uri if artifact_uri is not None else _artifact_uri()
+    signature = registry.read_manifest(registry.resolve(which.uri)).get_signature()
+    classes = None if signature is None or signature.classes is None else list(signature.classes)
+    predictions = read_predictions(
+        uri, which.name, start=start, end=end, version=which.version, role="primary"
+    )
+    rows = logs.flatten(predictions)
+    joined = join_feedback(rows, read_feedback(uri, which.name, start=start))
+    notes = []
+    if not len(rows):
+        notes.append(f"no successful primary predictions of {which.name} logged in the window")
+    elif not len(joined):
+        notes.append(
+            f"none of the {len(rows)} predictions of {which.name} in the window has a feedback "
+            "label yet; send labels with POST /feedback (request_id, label)"
+        )
+    versions = sorted(set(joined["version"]), key=lambda v: (len(v), v))
+    return PerformanceReport(
+        model=which.name,
+        task="regression" if classes is None else "classification",
+        classes=classes,
+        window=float(window),
+        start=start,
+        end=end,
+        n_predictions=len(rows),
+        n_labelled=len(joined),
+        overall=score(joined, classes),
+        windows=window_metrics(joined, classes, float(window), start, end),
+        training={v: _training_metrics(registry, which.name, v, notes) for v in versions},
+        notes=notes,
+    )
+
+
+def _training_metrics(registry: Any, name: str, version: str, notes: list[str]) -> dict[str, float]:
+    try:
+        return dict(registry.lineage(name, int(version))["metrics"])
+    except (NotFound, ValueError):
+        notes.append(f"version {version} of {name} is no longer registered: no training metrics")
+        return {}
+
+
+def _artifact_uri() -> str:
+    from segue.config import settings
+
+    return settings().artifact_uri

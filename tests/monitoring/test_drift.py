@@ -1,0 +1,270 @@
+"""Drift of logged windows against a model's reference: unseen values, configs, end to end."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+import segue
+from segue.errors import InvalidArgument
+from segue.monitoring.drift import (
+    DriftConfig,
+    ReferenceData,
+    compare,
+    config_from_options,
+    current_window,
+    drift_report,
+    load_reference,
+)
+from segue.serving.predlog import PredictionLog, PredictionRecord
+
+
+def training(n: int = 4000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "age": rng.normal(40, 10, n),
+            "income": rng.normal(50_000, 8_000, n),
+            "plan": rng.choice(["basic", "pro", "team"], n, p=[0.5, 0.3, 0.2]),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def reference() -> ReferenceData:
+    return ReferenceData.from_frame(training())
+
+
+def by_name(features):
+    return {f.feature: f for f in features}
+
+
+# -- compare (pure) ----------------------------------------------------------------------------
+
+
+def test_same_distribution_does_not_drift(reference):
+    features, prediction = compare(reference, training(800, seed=1), None)
+    assert not any(f.drifted for f in features)
+    assert prediction is None
+    assert [f.test for f in features] == ["ks", "ks", "chi2"]
+
+
+def test_large_windows_use_wasserstein_and_jensen_shannon(reference):
+    features, _ = compare(reference, training(3000, seed=2), None)
+    assert [f.test for f in features] == ["wasserstein", "wasserstein", "jensenshannon"]
+    assert not any(f.drifted for f in features)
+
+
+def test_a_shifted_feature_drifts_alone(reference):
+    current = training(800, seed=3)
+    current["age"] += 8
+    features = by_name(compare(reference, current, None)[0])
+    assert features["age"].drifted and features["age"].p_value < 1e-6
+    assert not features["income"].drifted and not features["plan"].drifted
+
+
+def test_unseen_values_are_reported(reference):
+    current = training(500, seed=4)
+    current.loc[:9, "plan"] = "enterprise"
+    current.loc[:2, "age"] = -50.0
+    current.loc[3:6, "age"] = 500.0
+    current.loc[7:8, "income"] = np.nan
+    features = by_name(compare(reference, current, None)[0])
+    assert features["plan"].unseen["new_categories"] == ["enterprise"]
+    assert features["age"].unseen == {
+        "new_categories": [],
+        "below_min": 3,
+        "above_max": 4,
+        "new_missing": 0,
+    }
+    assert features["income"].unseen["new_missing"] == 2
+    assert features["income"].n_current == 498
+
+
+def test_missing_values_are_not_new_when_the_reference_had_some():
+    frame = training(1000)
+    frame.loc[:5, "age"] = np.nan
+    frame.loc[:5, "plan"] = None
+    reference = ReferenceData.from_frame(frame)
+    current = training(300, seed=5)
+    current.loc[:3, ["age", "plan"]] = None
+    features = by_name(compare(reference, current, None)[0])
+    assert features["age"].unseen["new_missing"] == 0
+    assert features["plan"].unseen["new_missing"] == 0
+
+
+def test_a_column_missing_from_the_window_drifts_as_all_missing(reference):
+    current = training(300, seed=6).drop(columns=["income"])
+    income = by_name(compare(reference, current, None)[0])["income"]
+    assert income.drifted and income.n_current == 0 and income.unseen["new_missing"] == 300
+
+
+def test_categories_beyond_the_profiles_top_are_not_new_if_the_sample_saw_them():
+    rng = np.random.default_rng(7)
+    values = [f"c{i}" for i in range(30)]
+    reference = ReferenceData.from_frame(pd.DataFrame({"city": rng.choice(values, 3000)}))
+    assert reference.columns["city"]["other_count"] > 0  # only the top 20 are profiled
+    current = pd.DataFrame({"city": [*values, "brand-new"]})
+    (city,), _ = compare(reference, current, None)
+    assert city.unseen["new_categories"] == ["brand-new"]
+
+
+def test_methods_and_thresholds_are_configurable(reference):
+    current = training(800, seed=8)
+    config = DriftConfig(methods={"age": "psi", "plan": "jensenshannon"}, psi=0.0001)
+    features = by_name(compare(reference, current, None, config)[0])
+    assert features["age"].test == "psi" and features["age"].threshold == 0.0001
+    assert features["age"].drifted  # any sampling noise exceeds so low a threshold
+    assert features["plan"].test == "jensenshannon" and features["plan"].p_value is None
+
+
+def test_a_numeric_only_test_on_a_category_is_refused(reference):
+    with pytest.raises(InvalidArgument, match=r"'plan'.*unknown test 'ks'"):
+        compare(reference, training(100), None, DriftConfig(methods={"plan": "ks"}))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"numeric_large": "magic"}, "numeric_large: unknown test 'magic'"),
+        ({"p_value": 1.5}, "p_value"),
+        ({"psi": -1.0}, "psi"),
+        ({"share": 0.0}, "share"),
+        ({"large_threshold_rows": 0}, "large_threshold_rows"),
+    ],
+)
+def test_bad_configs_are_refused(changes, message):
+    with pytest.raises(InvalidArgument, match=message):
+        DriftConfig(**changes)
+
+
+def test_config_from_cli_options():
+    config = config_from_options(["age=psi"], ["psi=0.1", "share=0.3", "large_threshold_rows=50"])
+    assert config.methods == {"age": "psi"}
+    assert (config.psi, config.share, config.large_threshold_rows) == (0.1, 0.3, 50)
+    with pytest.raises(InvalidArgument, match="COLUMN=TEST"):
+        config_from_options(["age"], [])
+    with pytest.raises(InvalidArgument, match="unknown name"):
+        config_from_options([], ["speed=1"])
+    with pytest.raises(InvalidArgument, match="not a number"):
+        config_from_options([], ["psi=high"])
+
+
+def test_prediction_drift_of_labels_and_numbers():
+    frame = training(2000)
+    labels = (frame["age"] > 40).astype(int).to_numpy()
+    reference = ReferenceData.from_frame(frame, predictions=labels)
+    _, same = compare(reference, frame.head(500), labels[:500].astype(object), DriftConfig())
+    assert same.kind == "categorical" and not same.drifted
+    _, flipped = compare(reference, frame.head(500), np.ones(500, dtype=object), DriftConfig())
+    assert flipped.drifted
+    scores = ReferenceData.from_frame(frame, predictions=frame["age"].to_numpy() / 100)
+    _, shifted = compare(scores, frame.head(500), frame["age"].to_numpy()[:500] / 50, DriftConfig())
+    assert shifted.kind == "numeric" and shifted.test == "ks" and shifted.drifted
+
+
+def test_old_packages_fall_back_to_the_histogram(reference):
+    old = ReferenceData(columns=reference.columns)
+    current = training(800, seed=9)
+    current["income"] *= 1.2
+    features = by_name(compare(old, current, None)[0])
+    assert features["income"].drifted and not features["age"].drifted
+
+
+# -- end to end --------------------------------------------------------------------------------
+
+T0 = 1_750_000_000.0
+
+
+def _records(frame: pd.DataFrame, model, t0: float, version: str = "1"):
+    rows = frame.to_dict(orient="records")
+    outputs = model.predict(frame[["age", "income"]]).tolist()
+    for i in range(0, len(rows), 10):  # 10 rows a request
+        yield PredictionRecord(
+            f"r{t0}-{i}",
+            t0 + i / 100,
+            "churn",
+            version,
+            "primary",
+            rows[i : i + 10],
+            outputs[i : i + 10],
+            1.0,
+            200,
+        )
+
+
+@pytest.fixture
+def served(segue_env):
+    """churn v1 logged with reference data; a normal hour at T0, a shifted one at T0 + 3600."""
+    data = training(4000)
+    labels = (data["age"] + np.random.default_rng(1).normal(0, 5, len(data)) > 40).astype(int)
+    model = LogisticRegression(max_iter=1000).fit(data[["age", "income"]], labels)
+
+    class Wrapped:
+        """The model takes the plan column too (and ignores it)."""
+
+        def predict(self, X):
+            return model.predict(pd.DataFrame(X)[["age", "income"]])
+
+    with segue.start_run(experiment="churn") as run:
+        run.log_model(
+            Wrapped(), input_example=data.head(5), reference_data=data, register_as="churn"
+        )
+    log = PredictionLog(segue_env.artifact_uri)
+    for record in _records(training(1500, seed=11), model, T0):
+        log.append(record)
+    shifted = training(1500, seed=12)
+    shifted["income"] += 6_000
+    for record in _records(shifted, model, T0 + 3600):
+        log.append(record)
+    canary = training(50, seed=13)
+    canary["age"] += 100
+    for record in _records(canary, model, T0 + 10):
+        log.append(dataclasses.replace(record, role="canary"))
+    log.flush()
+    return segue_env
+
+
+def test_the_package_holds_a_sample_and_reference_predictions(served):
+    reference = load_reference("models:/churn/1")
+    assert reference.sample is not None and len(reference.sample) == 4000
+    assert list(reference.sample.columns) == ["age", "income", "plan"]
+    assert reference.predictions["kind"] == "categorical"
+    assert len(reference.predictions["sample"]) == 4000
+    assert reference.notes == ()
+    assert json.dumps(reference.predictions)
+
+
+def test_the_window_explodes_logged_rows(served):
+    frame, predictions, version = current_window("churn", start=T0, end=T0 + 3600)
+    assert version == "1" and len(frame) == 1500 == len(predictions)  # the canary is left out
+    assert list(frame.columns) == ["age", "income", "plan"]
+
+
+def test_drift_report_flags_the_shifted_feature_only(served):
+    normal = drift_report("models:/churn/1", start=T0, end=T0 + 3600)
+    assert normal.n_rows == 1500 and normal.version == "1" and normal.model == "churn"
+    assert not any(f.drifted for f in normal.features) and not normal.drifted
+    assert normal.prediction is not None and not normal.prediction.drifted
+    shifted = drift_report("churn", start=T0 + 3600)
+    assert [f.feature for f in shifted.features if f.drifted] == ["income"]
+    assert shifted.drift_share == pytest.approx(1 / 3) and not shifted.drifted
+    assert shifted.features[1].test == "wasserstein"  # 1,500 rows: a large window
+
+
+def test_an_empty_window_is_a_clear_error(served):
+    with pytest.raises(InvalidArgument, match=r"no predictions logged for churn .* between"):
+        drift_report("churn", start=time.time(), end=None)
+
+
+def test_a_package_without_reference_data_is_a_clear_error(segue_env):
+    with segue.start_run(experiment="bare") as run:
+        run.log_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), register_as="bare")
+    with pytest.raises(InvalidArgument, match="reference_data"):
+        drift_report("bare")

@@ -1,0 +1,147 @@
+"""Production performance: predictions joined to feedback labels, per window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from segue.errors import InvalidArgument
+from segue.monitoring.performance import (
+    classification_metrics,
+    join_feedback,
+    performance_report,
+    regression_metrics,
+    score,
+)
+
+
+@pytest.fixture
+def ops(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    import opsdata
+
+    return opsdata
+
+
+@pytest.fixture
+def trained(segue_env, ops):
+    return ops.train_cancer()
+
+
+def test_labels_join_by_request_id_per_window_next_to_training_metrics(
+    segue_env, ops, trained
+) -> None:
+    X, y = trained.X.iloc[:240], trained.y.iloc[:240].to_numpy()
+    proba = trained.pipeline.predict_proba(X)
+    outputs = [
+        {"predict": int(p), "predict_proba": q.tolist()}
+        for p, q in zip(trained.pipeline.predict(X), proba, strict=True)
+    ]
+    # 240 requests 30 s apart: two hours, two windows of 120.
+    ids = ops.log_predictions(segue_env.artifact_uri, "cancer", "1", X, outputs, step=30)
+    labelled = 200  # the last 40 requests have no label yet
+    wrong = y.copy()
+    wrong[:10] = 1 - wrong[:10]  # ten labels disagree with the model in the first hour
+    ops.log_feedback(
+        segue_env.artifact_uri, "cancer", ids[:labelled], wrong[:labelled], [ops.T0 + 9000] * 200
+    )
+
+    report = performance_report("models:/cancer/1", window=3600)
+
+    assert report.task == "classification" and report.classes == [0, 1]
+    assert (report.n_predictions, report.n_labelled) == (240, 200)
+    assert [w.n for w in report.windows] == [120, 80]
+    predicted = trained.pipeline.predict(X)
+    first = report.windows[0].metrics
+    assert first["accuracy"] == pytest.approx(np.mean(predicted[:120] == wrong[:120]))
+    assert set(first) == {"accuracy", "f1", "roc_auc"}
+    assert report.training == {"1": {"accuracy": trained.accuracy, "f1": 0.98}}
+    assert report.overall["accuracy"] == pytest.approx(np.mean(predicted[:200] == wrong[:200]))
+
+
+def test_labels_only_no_probabilities_omit_auc(segue_env, ops, trained) -> None:
+    X, y = trained.X.iloc[:30], trained.y.iloc[:30].tolist()
+    ids = ops.log_predictions(segue_env.artifact_uri, "cancer", "1", X, trained.pipeline.predict(X))
+    ops.log_feedback(segue_env.artifact_uri, "cancer", ids, y, [ops.T0 + 100] * 30)
+
+    report = performance_report("cancer", window=86400)
+
+    assert set(report.overall) == {"accuracy", "f1"}
+
+
+def test_no_labels_is_a_clear_message(segue_env, ops, trained) -> None:
+    X = trained.X.iloc[:5]
+    ops.log_predictions(segue_env.artifact_uri, "cancer", "1", X, trained.pipeline.predict(X))
+
+    report = performance_report("cancer")
+
+    assert report.n_labelled == 0 and report.windows == [] and report.overall == {}
+    assert "none of the 5 predictions" in report.notes[0]
+    assert "POST /feedback" in report.notes[0]
+
+
+def test_window_must_be_positive(segue_env) -> None:
+    with pytest.raises(InvalidArgument, match="--window"):
+        performance_report("cancer", window=0)
+
+
+def _rows(ids, rows, outputs, times):
+    return pd.DataFrame(
+        {
+            "request_id": ids,
+            "row": rows,
+            "time": times,
+            "version": ["1"] * len(ids),
+            "role": ["primary"] * len(ids),
+            "input": [{}] * len(ids),
+            "output": outputs,
+        }
+    )
+
+
+def test_join_takes_the_latest_label_and_per_row_lists() -> None:
+    rows = _rows(["a", "b", "b", "c"], [0, 0, 1, 0], [1, 0, 1, 1], [1.0, 2.0, 2.0, 3.0])
+    feedback = pd.DataFrame(
+        {
+            "request_id": ["a", "a", "b", "zzz"],
+            "label": [0, 1, [0, 0], 1],
+            "time": [5.0, 6.0, 5.0, 5.0],
+        }
+    )
+    joined = join_feedback(rows, feedback)
+    assert list(zip(joined["request_id"], joined["row"], joined["label"], strict=True)) == [
+        ("a", 0, 1),
+        ("b", 0, 0),
+        ("b", 1, 0),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("truth", "predicted", "classes", "proba", "expected"),
+    [
+        ([0, 1, 1, 0], [0, 1, 0, 0], [0, 1], None, {"accuracy": 0.75, "f1": 2 / 3}),
+        (
+            [0, 1, 1, 0],
+            [0, 1, 1, 1],
+            [0, 1],
+            [[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.4, 0.6]],
+            {"accuracy": 0.75, "f1": 0.8, "roc_auc": 1.0},
+        ),
+        # One class only: AUC is undefined and left out.
+        ([1, 1], [1, 0], [0, 1], [[0.1, 0.9], [0.6, 0.4]], {"accuracy": 0.5, "f1": 2 / 3}),
+        (["a", "b", "c"], ["a", "b", "b"], ["a", "b", "c"], None, {"accuracy": 2 / 3, "f1": 5 / 9}),
+    ],
+)
+def test_classification_metrics(truth, predicted, classes, proba, expected) -> None:
+    assert classification_metrics(truth, predicted, classes, proba) == pytest.approx(expected)
+
+
+def test_regression_metrics_and_score_without_classes() -> None:
+    assert regression_metrics([1.0, 2.0, 4.0], [1.0, 3.0, 2.0]) == pytest.approx(
+        {"rmse": np.sqrt(5 / 3), "mae": 1.0}
+    )
+    joined = _rows(["a", "b"], [0, 0], [1.5, 2.5], [0.0, 1.0]).assign(label=[1.0, 2.0])
+    assert score(joined, None) == pytest.approx({"rmse": 0.5, "mae": 0.5})
