@@ -52,6 +52,7 @@ __all__ = [
     "app_from_env",
     "build_app",
     "load_deployment",
+    "load_routes",
     "read_input_example",
     "run",
 ]
@@ -103,6 +104,10 @@ class ServeOptions:
             raise InvalidArgument(f"--poll-s must be > 0 seconds, got {self.poll_s}")
         if not self.log_flush_s > 0:
             raise InvalidArgument(f"--log-flush-s must be > 0 seconds, got {self.log_flush_s}")
+        if self.shadows and not self.log:
+            raise InvalidArgument(
+                "--shadow answers go only to the prediction log: drop --no-log or --shadow"
+            )
         self.route_specs()  # refuse malformed routes and shadows here, before loading anything
         self.shadow_specs()
 
@@ -242,15 +247,19 @@ def _warm_up(deployment: Deployment, example: dict[str, Any]) -> None:
 def build_app(options: ServeOptions, *, rng: random.Random | None = None) -> FastAPI:
     """Load every route's model and create the app (this is what each worker does).
 
-    Wires the prediction and feedback logs (unless ``options.log`` is off) and a registry
-    watcher for each route or shadow serving an alias. ``rng``: the routing's random source.
+    Wires a registry watcher for each route or shadow serving an alias, and the prediction
+    and feedback logs (unless ``options.log`` is off). ``rng``: the routing's random source.
     """
-    from segue.config import settings
-    from segue.registry.service import get_registry
-
     name = options.served_name()
     config = options.config()
+    routes, shadows = load_routes(options, name, config)
+    watching = [route for route in (*routes, *shadows) if watched(route.uri)]
+    if watching:
+        watchers = _watchers(watching, name, config, options.poll_s)
+        config = dataclasses.replace(config, background=(watchers,))
     if options.log:
+        from segue.config import settings
+
         recorder = Recorder(settings().artifact_uri, [name], flush_interval=options.log_flush_s)
         recorder.start()
         config = dataclasses.replace(
@@ -259,6 +268,14 @@ def build_app(options: ServeOptions, *, rng: random.Random | None = None) -> Fas
             on_feedback=recorder.record_feedback,
             on_shutdown=(recorder.close,),
         )
+    served = ServedModel(name, routes=routes, shadows=shadows, rng=rng)
+    return create_app(ServedModels([served]), config)
+
+
+def load_routes(
+    options: ServeOptions, name: str, config: ServeConfig
+) -> tuple[list[Route], list[Route]]:
+    """The routes and shadow routes of ``options``, each with its model loaded and warmed up."""
     specs = options.route_specs()
     weights = [spec.weight for spec in specs]
     routes = [
@@ -275,26 +292,25 @@ def build_app(options: ServeOptions, *, rng: random.Random | None = None) -> Fas
         Route(spec.label, load_deployment(spec.uri, name, config), uri=spec.uri, role="shadow")
         for spec in options.shadow_specs()
     ]
-    watching = [route for route in (*routes, *shadows) if watched(route.uri)]
-    if watching:
-        registry = get_registry()
-        watchers = Watchers(
-            [
-                AliasWatcher(
-                    route,
-                    name,
-                    resolve=lambda uri: registry.resolve(uri).version,
-                    load=lambda uri: load_deployment(uri, name, config),
-                    poll_s=options.poll_s,
-                )
-                for route in watching
-            ],
-            listen=registry.alias_listener(),
-            metrics=config.metrics,
-        )
-        config = dataclasses.replace(config, background=(watchers,))
-    served = ServedModel(name, routes=routes, shadows=shadows, rng=rng)
-    return create_app(ServedModels([served]), config)
+    return routes, shadows
+
+
+def _watchers(routes: list[Route], name: str, config: ServeConfig, poll_s: float) -> Watchers:
+    from segue.registry.service import get_registry
+
+    registry = get_registry()
+
+    def resolve(uri: str) -> int:
+        return registry.resolve(uri).version
+
+    def load(uri: str) -> Deployment:
+        return load_deployment(uri, name, config)
+
+    return Watchers(
+        [AliasWatcher(r, name, resolve=resolve, load=load, poll_s=poll_s) for r in routes],
+        listen=registry.alias_listener(),
+        metrics=config.metrics,
+    )
 
 
 def app_from_env() -> FastAPI:
@@ -352,16 +368,7 @@ def run(options: ServeOptions) -> None:
         # Fail here, with one clear line, rather than in N workers that uvicorn would restart;
         # this also fills the local package cache the workers load from.
         name = options.served_name()
-        config = options.config()
-        specs = options.route_specs()
-        routes = [
-            Route(s.label, load_deployment(s.uri, name, config), uri=s.uri, weight=s.weight)
-            for s in specs
-        ]
-        shadows = [
-            Route(s.label, load_deployment(s.uri, name, config), uri=s.uri, role="shadow")
-            for s in options.shadow_specs()
-        ]
+        routes, shadows = load_routes(options, name, options.config())
         what = describe(ServedModel(name, routes=routes, shadows=shadows))
         os.environ.update(options.to_env())
         app = "segue.serving.server:app_from_env"

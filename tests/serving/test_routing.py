@@ -92,6 +92,8 @@ def test_options_take_a_model_uri_or_routes_not_both():
         ServeOptions("models:/churn/1", routes=("churn@a=1",))
     with pytest.raises(InvalidArgument, match="MODEL_URI"):
         ServeOptions()
+    with pytest.raises(InvalidArgument, match="--no-log"):
+        ServeOptions("models:/churn/1", shadows=("churn@shadow",), log=False)
 
 
 @pytest.mark.parametrize(
