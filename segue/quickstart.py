@@ -171,6 +171,10 @@ def promote_best(best: Result) -> Promotion:
     return Promotion(registry.get_version(MODEL, version.version), move)
 
 
+#: Features the quickstart inflates by half in its deliberately shifted batch.
+SHIFTED = ("mean radius", "mean perimeter", "mean area", "worst radius", "worst area")
+
+
 @dataclass(frozen=True)
 class Served:
     url: str
@@ -179,13 +183,18 @@ class Served:
     predictions: list[Any]
     labels: list[int]
     request_id: str
+    #: When the server started answering: the prediction log's window for drift.
+    started: float
+    shifted_rows: int
 
 
-def serve_and_query(n_rows: int = 5) -> Served:
+def serve_and_query(n_rows: int = 5, shifted_rows: int = 200) -> Served:
     """Serve ``models:/<MODEL>@champion`` in-process and ask it about a few test rows.
 
-    The server runs on a free local port in a background thread, answers through the
-    ``segue.Client``, and is shut down gracefully (its prediction log flushed) afterwards.
+    The server runs on a free local port in a background thread and answers through the
+    ``segue.Client``; then a batch of ``shifted_rows`` rows with :data:`SHIFTED` features
+    inflated by 50% is sent, the kind of change monitoring must catch. The server is shut down
+    gracefully, which flushes its prediction log.
     """
     import socket
     import threading
@@ -199,6 +208,8 @@ def serve_and_query(n_rows: int = 5) -> Served:
 
     data = load_breast_cancer(as_frame=True)
     rows = data.data.sample(n_rows, random_state=1)
+    shifted = data.data.sample(shifted_rows, replace=True, random_state=2)
+    shifted[list(SHIFTED)] *= 1.5
     labels = [int(v) for v in data.target.loc[rows.index]]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -210,6 +221,7 @@ def serve_and_query(n_rows: int = 5) -> Served:
     thread = threading.Thread(target=server.run, name="segue-quickstart-server", daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
+    started = time.time()
     try:
         with Client(url) as client:
             deadline = time.monotonic() + 30
@@ -218,6 +230,8 @@ def serve_and_query(n_rows: int = 5) -> Served:
                     raise RuntimeError(f"the quickstart server at {url} did not become ready")
                 time.sleep(0.05)
             answer = client.predict(rows)
+            for start in range(0, shifted_rows, 50):
+                client.predict(shifted.iloc[start : start + 50])
     finally:
         server.should_exit = True
         thread.join(timeout=30)
@@ -228,7 +242,16 @@ def serve_and_query(n_rows: int = 5) -> Served:
         list(answer.predictions),
         labels,
         answer.request_id,
+        started,
+        shifted_rows,
     )
+
+
+def drift_of_served(served: Served) -> Any:
+    """The drift report of the champion over what the quickstart server was sent."""
+    from segue.monitoring.drift import drift_report
+
+    return drift_report(f"models:/{MODEL}@champion", start=served.started)
 
 
 def _ready(client) -> bool:

@@ -95,10 +95,12 @@ def drift_table(report: Any) -> Table:
     for column in ("feature", "kind", "test", "statistic", "p-value", "threshold", "verdict"):
         justify = "right" if column in ("statistic", "p-value", "threshold") else "left"
         table.add_column(column, justify=justify, no_wrap=True)
-    table.add_column("unseen")
     rows = [*report.features]
     if report.prediction is not None:
         rows.append(report.prediction)
+    show_unseen = any(_unseen(f.unseen) != "-" for f in rows)
+    if show_unseen:
+        table.add_column("unseen")
     for i, feature in enumerate(rows):
         is_prediction = report.prediction is not None and i == len(rows) - 1
         table.add_row(
@@ -106,10 +108,10 @@ def drift_table(report: Any) -> Table:
             feature.kind,
             feature.test,
             number(feature.statistic, 4),
-            number(feature.p_value, 4),
+            number(feature.p_value, 3),
             number(feature.threshold, 4),
             Text("DRIFT", style="bold red") if feature.drifted else Text("ok", style="green"),
-            Text(_unseen(feature.unseen)),
+            *([Text(_unseen(feature.unseen))] if show_unseen else []),
             end_section=is_prediction or i == len(report.features) - 1,
         )
     return table

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -18,6 +20,8 @@ def quickstart(
         CANDIDATES,
         EXPERIMENT,
         MODEL,
+        SHIFTED,
+        drift_of_served,
         promote_best,
         serve_and_query,
         train_candidates,
@@ -43,6 +47,7 @@ def quickstart(
         parent_id, results = train_candidates(on_done=advance)
     promotion = promote_best(results[0])
     served = serve_and_query()
+    drift = drift_of_served(served)
     config = settings()
     if json:
         print_json(
@@ -57,6 +62,7 @@ def quickstart(
                     "gates": promotion.move.report,
                 },
                 "served": served,
+                "drift": drift,
                 "store_uri": config.store_uri,
                 "artifact_uri": config.artifact_uri,
             }
@@ -111,6 +117,15 @@ def quickstart(
             served.version,
         )
     console.print(answers)
+    from segue.cli.monitor import drift_table, verdict_line
+
+    caught = dataclasses.replace(drift, features=[f for f in drift.features if f.drifted])
+    console.print(
+        f"sent {served.shifted_rows} more rows with {', '.join(SHIFTED)} inflated by 50%; "
+        "the drift check against the training profile (drifted features only):"
+    )
+    console.print(drift_table(caught))
+    console.print(verdict_line(drift))
     console.print(f"metadata:  {config.store_uri}")
     console.print(f"artifacts: {config.artifact_uri}")
     best = results[0].run_id[:8]

@@ -59,6 +59,7 @@ def test_quickstart_json(cli, segue_env, tmp_path):
             "model/segue-model.json",
             "model/model/model.skops",
             "model/input_example.json",
+            "model/reference_sample.parquet",
             "model/reference_profile.json",
         }
         shown = cli("runs", "show", run_id, "--json").json()
@@ -86,6 +87,14 @@ def test_quickstart_json(cli, segue_env, tmp_path):
     import pandas as pd
 
     assert served["predictions"] == model.predict(pd.DataFrame(served["rows"])).tolist()
+
+    from segue.quickstart import SHIFTED
+
+    drift = report["drift"]
+    assert drift["n_rows"] == 5 + served["shifted_rows"]
+    drifted = {f["feature"] for f in drift["features"] if f["drifted"]}
+    assert set(SHIFTED) <= drifted
+    assert len(drifted) <= len(SHIFTED) + 2  # the others match training
 
     png = tmp_path / "cm.png"
     assert cli("artifacts", "get", best[:8], "confusion_matrix.png", "-o", str(png)).code == 0
@@ -118,3 +127,4 @@ def test_quickstart_table(cli, segue_env, monkeypatch):
     assert "Promotion of breast-cancer v1 to champion" in result.out
     assert "models:/breast-cancer@champion" in result.out
     assert "answers from the client" in result.out
+    assert "DRIFT" in result.out
