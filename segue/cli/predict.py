@@ -71,10 +71,12 @@ def predict(
 
 
 def _as_uri(text: str) -> str:
+    from segue.models.uri import expand_shorthand
+
     if text.startswith(("runs:", "models:")) or Path(text).exists() or not _SHORT.fullmatch(text):
         return text
     if "/" in text or "@" in text:
-        return f"models:/{text}"
+        return expand_shorthand(text)
     raise InvalidArgument(
         f"model URI {text!r}: no such folder; for a registered model name the version or "
         f"alias, e.g. {text}@champion or models:/{text}/3"

@@ -69,9 +69,9 @@ def tail(
 
 def model_name(model_uri: str) -> str:
     """The registered model name in ``models:/NAME@ALIAS``, ``models:/NAME/3`` or ``NAME``."""
-    from segue.models.uri import parse_model_uri
+    from segue.models.uri import expand_shorthand, parse_model_uri
 
-    parsed = parse_model_uri(model_uri)
+    parsed = parse_model_uri(expand_shorthand(model_uri))
     if parsed.kind == "models":
         return parsed.name
     match = _SHORT.fullmatch(model_uri)

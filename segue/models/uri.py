@@ -14,6 +14,21 @@ _MODELS = re.compile(
 )
 
 
+_SHORTHAND = re.compile(r"[A-Za-z0-9][\w.\-]*(?:/(?:\d+|latest)|@[A-Za-z][\w\-]*)")
+
+
+def expand_shorthand(text: str) -> str:
+    """``churn@champion``, ``churn/3`` or ``churn/latest`` as a ``models:/`` URI; any other text
+    (a URI, a folder, a bare name) unchanged.
+
+    Example:
+        >>> expand_shorthand("churn@champion")
+        'models:/churn@champion'
+    """
+    text = text.strip()
+    return f"models:/{text}" if _SHORTHAND.fullmatch(text) else text
+
+
 @dataclass(frozen=True)
 class ModelUri:
     kind: str  # "runs", "models" or "path"

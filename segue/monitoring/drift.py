@@ -561,10 +561,8 @@ def _version(model_uri: str) -> tuple[Any, Any]:
     from segue.monitoring.logs import target
     from segue.registry.service import get_registry
 
-    parsed = target(model_uri)
     registry = get_registry()
-    uri = model_uri if model_uri.startswith("models:") else f"models:/{parsed.name}/latest"
-    return registry, registry.resolve(uri)
+    return registry, registry.resolve(target(model_uri).uri)
 
 
 def _when(epoch: float | None, default: str) -> str:

@@ -47,12 +47,13 @@ def target(model_uri: str) -> Target:
     Raises:
         InvalidArgument: a runs:/ URI or a folder (predictions are logged per registered model).
     """
-    from segue.models.uri import parse_model_uri
+    from segue.models.uri import expand_shorthand, parse_model_uri
 
+    model_uri = expand_shorthand(model_uri)
     parsed = parse_model_uri(model_uri)
     if parsed.kind == "models":
         pinned = parsed.version if parsed.alias is None else None
-        return Target(parsed.name, pinned, model_uri.strip())
+        return Target(parsed.name, pinned, model_uri)
     name = model_uri.strip()
     if parsed.kind == "runs" or not name or any(c in name for c in "/@:\\ "):
         raise InvalidArgument(

@@ -20,12 +20,11 @@ import bisect
 import hashlib
 import math
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from segue.errors import InvalidArgument
-from segue.models.uri import parse_model_uri
+from segue.models.uri import expand_shorthand, parse_model_uri
 
 __all__ = [
     "RouteSpec",
@@ -40,7 +39,6 @@ __all__ = [
 
 _MODELS = "models:/"
 _HASH_SPAN = float(1 << 64)
-_SHORT_ALIAS = re.compile(r"[A-Za-z0-9][\w.\-]*@[A-Za-z][\w\-]*")
 
 
 @dataclass(frozen=True)
@@ -63,9 +61,7 @@ def model_uri(text: str) -> str:
     Raises:
         InvalidArgument: a malformed URI.
     """
-    text = text.strip()
-    if _SHORT_ALIAS.fullmatch(text):
-        text = _MODELS + text
+    text = expand_shorthand(text)
     parse_model_uri(text)  # refuse a malformed URI here, with its own message
     return text
 
