@@ -22,6 +22,7 @@ import pandas as pd
 
 from segue.errors import InvalidArgument
 from segue.models.signature import ColumnSpec, Signature, TensorSpec, validate_input
+from segue.models.specs import _family  # the signature's own dtype families
 from segue.serving.errors import RequestError, json_type
 from segue.serving.tensors import cast_tensor, tensor_array
 
@@ -41,18 +42,6 @@ _ALLOWED = {
     "datetime_tz": frozenset((str,)),
     "timedelta": frozenset((str,)),
 }
-
-
-def _family(dtype: str) -> str:
-    if dtype.startswith(("int", "uint")):
-        return "int"
-    if dtype.startswith("float"):
-        return "float"
-    if dtype.startswith("datetime64"):
-        return "datetime_tz" if "," in dtype else "datetime"
-    if dtype.startswith("timedelta64"):
-        return "timedelta"
-    return dtype
 
 
 class _Block:

@@ -91,17 +91,22 @@ class InferRequest:
 # --- requests ------------------------------------------------------------------------------
 
 
-def load_body(body: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
-    """Parse a request body into a JSON object, or raise :class:`RequestError`."""
+def _decode(body: bytes, max_bytes: int) -> Any:
+    """The JSON value of a request body within the size limit, or raise :class:`RequestError`."""
     if len(body) > max_bytes:
         raise RequestError(
             413, f"request body of {len(body)} bytes is over the limit of {max_bytes}", None
         )
     try:
-        data = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         problem = "the request body is empty" if not body.strip() else f"not valid JSON ({exc})"
         raise RequestError(400, problem, None) from None
+
+
+def load_body(body: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
+    """Parse a request body into a JSON object, or raise :class:`RequestError`."""
+    data = _decode(body, max_bytes)
     if type(data) is not dict:
         raise RequestError(400, "the request body must be a JSON object", None)
     return data
@@ -152,15 +157,7 @@ def parse_feedback(
         >>> parse_feedback(b'{"request_id": "9f2c", "label": 1}')
         [(None, '9f2c', 1)]
     """
-    if len(body) > max_bytes:
-        raise RequestError(
-            413, f"request body of {len(body)} bytes is over the limit of {max_bytes}", None
-        )
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        problem = "the request body is empty" if not body.strip() else f"not valid JSON ({exc})"
-        raise RequestError(400, problem, None) from None
+    data = _decode(body, max_bytes)
     if type(data) is dict:
         return [_feedback_item(data, "")]
     if type(data) is not list or not data:
