@@ -36,6 +36,7 @@ import socket
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -116,7 +117,7 @@ class PredictionRecord:
         segments.check_time(self.time)
 
 
-class _SegmentLog(Generic[T]):
+class _SegmentLog(ABC, Generic[T]):
     """Buffer items in memory; write them as Parquet segments from one background thread."""
 
     _kind = ""
@@ -313,14 +314,14 @@ class _SegmentLog(Generic[T]):
             self.dropped += max(0, len(merged) - self._buffer.maxlen)
             self._buffer = deque(merged, maxlen=self._buffer.maxlen)  # keeps the newest
 
-    def _model_of(self, item: T) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def _model_of(self, item: T) -> str: ...
 
-    def _time_of(self, item: T) -> float:
-        raise NotImplementedError
+    @abstractmethod
+    def _time_of(self, item: T) -> float: ...
 
-    def _table(self, items: list[T]) -> pa.Table:
-        raise NotImplementedError
+    @abstractmethod
+    def _table(self, items: list[T]) -> pa.Table: ...
 
 
 class PredictionLog(_SegmentLog[PredictionRecord]):
