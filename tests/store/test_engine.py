@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,27 +56,6 @@ def _alembic_versions(uri: str) -> list[str]:
             return list(conn.scalars(sa.text("SELECT version_num FROM alembic_version")))
     finally:
         engine.dispose()
-
-
-def _in_threads(n: int, target: Callable[[], object]) -> list[object]:
-    """Run ``target`` in ``n`` threads released together; return results or raised errors."""
-    barrier = threading.Barrier(n)
-    results: list[object] = [None] * n
-
-    def work(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = target()
-        except Exception as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a thread is stuck"
-    return results
 
 
 # -- migrations ----------------------------------------------------------------------------
@@ -135,7 +114,7 @@ def test_open_engine_migrates_once_and_caches_the_engine(tmp_path: Path) -> None
     assert (tmp_path / "nested" / "dir" / "segue.db").is_file()
 
 
-def test_concurrent_first_upgrade(empty_uri: str) -> None:
+def test_concurrent_first_upgrade(empty_uri: str, in_threads) -> None:
     """Several processes opening a fresh database at once: one migrates, the others wait."""
     head = head_revision()
     engines = [create_engine(empty_uri) for _ in range(4)]
@@ -147,7 +126,7 @@ def test_concurrent_first_upgrade(empty_uri: str) -> None:
             engine = next(calls)  # an engine (and connection) of its own, like a process
         return upgrade(engine)
 
-    results = _in_threads(len(engines), first_use)
+    results = in_threads(len(engines), first_use)
 
     assert not [r for r in results if isinstance(r, Exception)], results
     assert results.count((None, head)) == 1  # exactly one of them migrated

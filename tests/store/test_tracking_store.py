@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 import uuid
 from collections.abc import Callable
 
@@ -58,27 +57,6 @@ def _count(store_uri: str, table: type) -> int:
         return conn.scalar(sa.select(sa.func.count()).select_from(table))
 
 
-def _in_threads(n: int, target: Callable[[], object]) -> list[object]:
-    """Run ``target`` in ``n`` threads released together; return results or raised errors."""
-    barrier = threading.Barrier(n)
-    results: list[object] = [None] * n
-
-    def work(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = target()
-        except Exception as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a thread is stuck"
-    return results
-
-
 # -- experiments ---------------------------------------------------------------------------
 
 
@@ -100,8 +78,10 @@ def test_create_experiment_twice_raises_already_exists(store: SqlTrackingStore) 
     assert [e.name for e in store.list_experiments()] == ["churn"]
 
 
-def test_concurrent_create_experiment_one_wins(store: SqlTrackingStore, store_uri: str) -> None:
-    results = _in_threads(8, lambda: store.create_experiment("race"))
+def test_concurrent_create_experiment_one_wins(
+    store: SqlTrackingStore, store_uri: str, in_threads
+) -> None:
+    results = in_threads(8, lambda: store.create_experiment("race"))
 
     assert sum(isinstance(r, Experiment) for r in results) == 1
     losers = [r for r in results if not isinstance(r, Experiment)]
@@ -119,8 +99,10 @@ def test_get_or_create_experiment_is_idempotent(store: SqlTrackingStore) -> None
     assert store.get_or_create_experiment("described") == created
 
 
-def test_concurrent_get_or_create_makes_one_row(store: SqlTrackingStore, store_uri: str) -> None:
-    results = _in_threads(8, lambda: store.get_or_create_experiment("shared"))
+def test_concurrent_get_or_create_makes_one_row(
+    store: SqlTrackingStore, store_uri: str, in_threads
+) -> None:
+    results = in_threads(8, lambda: store.get_or_create_experiment("shared"))
 
     assert all(isinstance(r, Experiment) for r in results), results
     assert len({r.id for r in results}) == 1  # type: ignore[union-attr]
