@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from segue import __version__
 from segue.cli import (
     artifacts,
     db,
@@ -17,6 +16,7 @@ from segue.cli import (
     runs,
     serve,
 )
+from segue.version import __version__
 
 app = typer.Typer(
     name="segue",

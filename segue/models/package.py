@@ -95,7 +95,7 @@ def build_package(
     The saved files are loaded back and, when there is an input example, asked to predict on
     it: a package that cannot be loaded is never written.
     """
-    from segue import __version__
+    from segue.version import __version__
 
     flavor = detect_flavor(model)
     (directory / "model").mkdir(parents=True)

@@ -30,7 +30,6 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from segue import __version__
 from segue.errors import SegueError
 from segue.serving import protocol, schemas
 from segue.serving.config import Feedback, ServeConfig
@@ -42,6 +41,7 @@ from segue.serving.inference import (
     served_model,
 )
 from segue.serving.metrics import CONTENT_TYPE
+from segue.version import __version__
 
 __all__ = ["create_app"]
 

@@ -17,10 +17,10 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.json_schema import models_json_schema
 
-from segue import __version__
 from segue.models.signature import ColumnSpec, TensorSpec
 from segue.serving.deployment import Deployment, ServedModels
 from segue.serving.protocol import DATATYPES, PREDICT_FORMATS
+from segue.version import __version__
 
 __all__ = [
     "description",
