@@ -41,12 +41,12 @@ def tail(
 ) -> None:
     """Show the most recent predictions of a model, oldest first (like `tail`)."""
     from segue.config import settings
-    from segue.serving import predlog
+    from segue.monitoring import readers
 
     name = model_name(model_uri)
     uri = settings().artifact_uri
     if not follow:
-        frame = predlog.tail_predictions(uri, name, lines)
+        frame = readers.tail_predictions(uri, name, lines)
         if json:
             print_json(_records(frame))
         else:
@@ -55,7 +55,7 @@ def tail(
         return
     width = 0  # of the request ids, fixed by the first table so the later ones line up
     try:
-        for frame in predlog.follow_predictions(uri, name, n=lines):
+        for frame in readers.follow_predictions(uri, name, n=lines):
             if json:
                 for record in _records(frame):
                     print(orjson.dumps(record, default=str).decode(), flush=True)

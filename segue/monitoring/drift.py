@@ -443,7 +443,7 @@ def current_window(
     import orjson
 
     from segue.config import settings
-    from segue.serving.predlog import read_predictions
+    from segue.monitoring.readers import read_predictions
 
     _, version = _version(model_uri)
     name, number = version.model_name, str(version.version)

@@ -65,7 +65,7 @@ def target(model_uri: str) -> Target:
 
 def flatten(predictions: pd.DataFrame) -> pd.DataFrame:
     """One row per predicted row of the successful requests in ``predictions`` (a decoded
-    :func:`~segue.serving.predlog.read_predictions` frame), with columns :data:`ROW_COLUMNS`.
+    :func:`~segue.monitoring.readers.read_predictions` frame), with columns :data:`ROW_COLUMNS`.
 
     Requests that failed, or whose outputs do not line up with their inputs, are left out.
     """

@@ -190,7 +190,7 @@ def performance_report(
         InvalidArgument: a non-positive window or a malformed URI.
         NotFound: the model is not registered.
     """
-    from segue.serving.predlog import read_feedback, read_predictions
+    from segue.monitoring.readers import read_feedback, read_predictions
 
     if not (isinstance(window, (int, float)) and window > 0):
         raise InvalidArgument(f"--window must be a positive duration, got {window!r}")

@@ -71,7 +71,7 @@ def build_report(
     import time
 
     from segue.monitoring import drift
-    from segue.serving.predlog import read_predictions
+    from segue.monitoring.readers import read_predictions
 
     reference = drift.load_reference(model_uri)
     report = drift.drift_report(model_uri, start=start, end=end)

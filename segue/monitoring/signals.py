@@ -70,7 +70,7 @@ def compute_signals(
     A signal that cannot be computed (no predictions, no labels, no reference) is left out and
     a note says why, so a rule on it fires nothing.
     """
-    from segue.serving.predlog import read_predictions
+    from segue.monitoring.readers import read_predictions
 
     wanted = set(needed) if needed is not None else None
     which = logs.target(model_uri)

@@ -91,7 +91,7 @@ def skew_report(
         InvalidArgument: ``sample`` below 1 or a malformed URI.
         NotFound: a logged version is no longer registered.
     """
-    from segue.serving.predlog import read_predictions
+    from segue.monitoring.readers import read_predictions
 
     if not isinstance(sample, int) or isinstance(sample, bool) or sample < 1:
         raise InvalidArgument(f"--sample must be a positive integer, got {sample!r}")

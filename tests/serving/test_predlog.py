@@ -18,16 +18,14 @@ import pytest
 
 import segue
 from segue.errors import InvalidArgument
-from segue.serving.predlog import (
+from segue.monitoring.readers import (
     PREDICTION_COLUMNS,
-    FeedbackLog,
-    PredictionLog,
-    PredictionRecord,
     follow_predictions,
     read_feedback,
     read_predictions,
     tail_predictions,
 )
+from segue.serving.predlog import FeedbackLog, PredictionLog, PredictionRecord
 
 DAY = 86_400.0
 T0 = 1_750_000_000.0  # 2025-06-15 15:06:40 UTC

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 import segue
+from segue.monitoring.readers import read_feedback, read_predictions
 from segue.serving.config import Feedback, ServeConfig
-from segue.serving.predlog import read_feedback, read_predictions
 
 ROOT = Path(segue.__file__).resolve().parents[1]
 

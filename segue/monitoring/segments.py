@@ -1,4 +1,8 @@
-"""Storage of the prediction and feedback logs: day-partitioned Parquet segments.
+"""The format of the prediction and feedback logs: day-partitioned Parquet segments.
+
+The inference server writes them (:mod:`segue.serving.predlog`); monitoring reads them
+(:mod:`segue.monitoring.readers`). Both sides share this module, which sits in monitoring so
+that monitoring never imports the serving edge.
 
 Layout under the artifact store (``SEGUE_ARTIFACT_URI``, a folder or any fsspec URL)::
 
@@ -38,6 +42,21 @@ from fsspec.implementations.local import LocalFileSystem
 
 from segue.errors import InvalidArgument
 
+#: Who a logged request was answered for.
+ROLES = ("primary", "canary", "shadow")
+PREDICTION_COLUMNS = (
+    "request_id",
+    "time",
+    "model",
+    "version",
+    "role",
+    "inputs",
+    "outputs",
+    "latency_ms",
+    "status",
+    "error",
+)
+FEEDBACK_COLUMNS = ("request_id", "label", "time")
 PREDICTIONS_SCHEMA = pa.schema(
     [
         ("request_id", pa.string()),

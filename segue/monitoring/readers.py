@@ -1,0 +1,197 @@
+"""Reading the prediction and feedback logs the inference server writes.
+
+The logs are day-partitioned Parquet segments (format: :mod:`segue.monitoring.segments`);
+the writers live in :mod:`segue.serving.predlog`. Readers list only the day partitions of their
+window, skip segments that end before it and let pyarrow filter the rest.
+
+Example:
+    >>> read_predictions(settings().artifact_uri, "churn", role="primary").outputs.tolist()
+    [[0]]
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import fsspec
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from segue.errors import InvalidArgument
+from segue.monitoring import segments
+from segue.monitoring.segments import PREDICTION_COLUMNS, ROLES
+
+__all__ = [
+    "PREDICTION_COLUMNS",
+    "follow_predictions",
+    "read_feedback",
+    "read_predictions",
+    "tail_predictions",
+]
+
+
+def read_predictions(
+    artifact_uri: str,
+    model: str,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    version: str | int | None = None,
+    role: str | None = None,
+    decode: bool = True,
+) -> pd.DataFrame:
+    """The logged predictions of ``model`` with ``start <= time < end``, oldest first.
+
+    Only the day partitions of the window are listed, segments that end before ``start`` are
+    skipped, and the rest are read and filtered by pyarrow.
+
+    Args:
+        start, end: epoch seconds; None for no bound.
+        version, role: keep only these.
+        decode: turn the ``inputs`` and ``outputs`` JSON back into lists (the costly part of
+            reading millions of rows); False leaves the JSON strings.
+
+    Returns:
+        A DataFrame with the columns of :data:`PREDICTION_COLUMNS` (empty if nothing matched).
+
+    Example:
+        >>> read_predictions(uri, "churn", start=time.time() - 3600, role="canary")
+    """
+    segments.check_model(model)
+    where = segments.time_window(start, end)
+    if version is not None:
+        where = segments.both(where, ds.field("version") == str(version))
+    if role is not None:
+        if role not in ROLES:
+            raise InvalidArgument(f"role {role!r} is not one of {ROLES}")
+        where = segments.both(where, ds.field("role") == role)
+    fs, root = segments.filesystem(artifact_uri)
+    files = [
+        path
+        for path, _ in segments.segments_in_window(fs, f"{root}/predictions/{model}", start, end)
+    ]
+    table = segments.read_segments(fs, files, segments.PREDICTIONS_SCHEMA, where)
+    return _predictions_frame(table, decode)
+
+
+def read_feedback(
+    artifact_uri: str,
+    model: str,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    decode: bool = True,
+) -> pd.DataFrame:
+    """The labels fed back for ``model`` with ``start <= time < end``, oldest first.
+
+    Returns:
+        A DataFrame with columns ``request_id``, ``label`` (decoded unless ``decode=False``)
+        and ``time``.
+    """
+    segments.check_model(model)
+    fs, root = segments.filesystem(artifact_uri)
+    files = [
+        path for path, _ in segments.segments_in_window(fs, f"{root}/feedback/{model}", start, end)
+    ]
+    table = segments.by_time(
+        segments.read_segments(
+            fs, files, segments.FEEDBACK_SCHEMA, segments.time_window(start, end)
+        )
+    )
+    frame = table.drop_columns(["label"]).to_pandas()
+    labels = table.column("label").to_pylist()
+    frame.insert(
+        1, "label", segments.decode_json(labels) if decode else pd.Series(labels, dtype=object)
+    )
+    return frame
+
+
+def tail_predictions(artifact_uri: str, model: str, n: int = 20) -> pd.DataFrame:
+    """The ``n`` most recent predictions of ``model``, oldest first.
+
+    Reads segments newest first and stops as soon as no unread segment can hold a newer record.
+    """
+    segments.check_model(model)
+    fs, root = segments.filesystem(artifact_uri)
+    return _tail(fs, segments.newest_first(fs, f"{root}/predictions/{model}"), n)
+
+
+def follow_predictions(
+    artifact_uri: str,
+    model: str,
+    *,
+    n: int = 20,
+    interval: float = 1.0,
+    sleep: Callable[[float], None] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Yield the ``n`` most recent predictions, then, every ``interval`` seconds, the
+    records of segments published since (each batch oldest first; empty batches skipped).
+
+    Example:
+        >>> for batch in follow_predictions(uri, "churn"):
+        ...     print(batch[["request_id", "outputs"]])
+    """
+    segments.check_model(model)
+    fs, root = segments.filesystem(artifact_uri)
+    base = f"{root}/predictions/{model}"
+    recent = segments.recent_segments(fs, base)
+    seen = {path for path, _ in recent}
+    older = (s for s in segments.newest_first(fs, base) if s[0] not in seen)
+    yield _tail(
+        fs, itertools.chain(sorted(recent, key=segments.newest_key, reverse=True), older), n
+    )
+    sleep = sleep or time.sleep
+    while True:
+        sleep(interval)
+        recent = segments.recent_segments(fs, base)
+        new = [path for path, _ in recent if path not in seen]
+        seen = {path for path, _ in recent}
+        if new:
+            table = segments.read_segments(fs, sorted(new), segments.PREDICTIONS_SCHEMA, None)
+            yield _predictions_frame(table, True)
+
+
+def _predictions_frame(table: pa.Table, decode: bool) -> pd.DataFrame:
+    table = segments.by_time(table)
+    frame = table.drop_columns(["inputs", "outputs"]).to_pandas()
+    for position, name in ((5, "inputs"), (6, "outputs")):
+        values = table.column(name).to_pylist()
+        frame.insert(
+            position,
+            name,
+            segments.decode_json(values) if decode else pd.Series(values, dtype=object),
+        )
+    return frame
+
+
+def _tail(
+    fs: fsspec.AbstractFileSystem, newest_first: Iterable[tuple[str, int]], n: int
+) -> pd.DataFrame:
+    if n < 1:
+        raise InvalidArgument(f"the number of records must be at least 1, got {n}")
+    tables: list[pa.Table] = []
+    rows = 0
+    threshold = -math.inf
+    for path, newest_ms in newest_first:
+        # Every record of this segment and of the older ones is at most newest_ms.
+        if rows >= n and (newest_ms + 1) / 1000 < threshold:
+            break
+        table = segments.read_segments(fs, [path], segments.PREDICTIONS_SCHEMA, None)
+        tables.append(table)
+        rows += table.num_rows
+        if rows >= n:
+            times = pa.concat_tables(tables).column("time").to_numpy()
+            threshold = _nth_largest(times, n)
+    table = pa.concat_tables(tables) if tables else segments.PREDICTIONS_SCHEMA.empty_table()
+    table = segments.by_time(table)
+    return _predictions_frame(table.slice(max(0, table.num_rows - n)), True)
+
+
+def _nth_largest(values: Any, n: int) -> float:
+    return float(np.partition(values, len(values) - n)[len(values) - n])
