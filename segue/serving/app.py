@@ -41,6 +41,7 @@ from segue.serving.inference import (
     served_model,
 )
 from segue.serving.metrics import CONTENT_TYPE
+from segue.static.docs import add_docs
 from segue.version import __version__
 
 __all__ = ["create_app"]
@@ -61,7 +62,7 @@ def create_app(models: ServedModels, config: ServeConfig) -> FastAPI:
         title="Segue inference server",
         version=__version__,
         description=schemas.description(models),
-        docs_url="/docs",
+        docs_url=None,  # add_docs below: Swagger UI from the package, not a CDN
         redoc_url=None,
         openapi_url="/openapi.json",
         lifespan=partial(_lifespan, models=models, config=config),
@@ -84,6 +85,7 @@ def create_app(models: ServedModels, config: ServeConfig) -> FastAPI:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
     app.openapi = partial(schemas.openapi, app, models)  # type: ignore[method-assign]
+    add_docs(app)
     return app
 
 
