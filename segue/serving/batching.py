@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Batcher", "BatcherClosed", "PredictionFailed", "should_flush"]
+__all__ = ["Batcher", "BatcherClosed", "BatcherFailed", "PredictionFailed", "should_flush"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -63,7 +63,12 @@ class PredictionFailed(Exception):
 
 
 class BatcherClosed(Exception):
-    """The batcher was drained (the server is stopping or the model was replaced)."""
+    """The batcher was drained (the server is stopping or the model was replaced): HTTP 503."""
+
+
+class BatcherFailed(BatcherClosed):
+    """The batcher's own collector failed (a bug in Segue, not the model's): every request it
+    held gets this (an HTTP 503, to retry), and the next request starts a new collector."""
 
 
 class _Waiting:
@@ -88,7 +93,12 @@ class Batcher(Generic[T, R]):
         clock: monotonic seconds (injectable for tests).
         on_batch: called on the event loop with each batch's row count (metrics).
 
-    The collector starts on the first :meth:`submit`, on the running loop.
+    The collector starts on the first :meth:`submit`, on the running loop. While a batch waits
+    for requests still arriving, the collector sleeps on an event (set by each
+    :meth:`submit` and each request leaving :meth:`incoming`) with the rest of
+    ``max_latency`` as its timeout; it never spins. If the collector itself fails, the
+    requests it holds get :class:`BatcherFailed` and the next :meth:`submit` starts a new
+    one: a bug on one path must not leave every later request waiting forever.
 
     Example::
 
@@ -112,8 +122,10 @@ class Batcher(Generic[T, R]):
         self.clock = clock
         self.on_batch = on_batch
         self._queue: deque[_Waiting] = deque()
+        self._batch: list[_Waiting] = []  # the batch being run (failed with the rest on a crash)
         self._rows = 0
         self._incoming = 0
+        # Set by submit() and by a request leaving incoming(): the collector sleeps on it.
         self._wake: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
@@ -136,18 +148,22 @@ class Batcher(Generic[T, R]):
             yield
         finally:
             self._incoming -= 1
+            if self._wake is not None:
+                self._wake.set()  # a batch waiting for this request need wait no more
 
     async def submit(self, item: T, rows: int = 1) -> R:
         """Queue ``item`` (``rows`` rows) and wait for its result.
 
         Raises:
             PredictionFailed: the batch it ran in failed.
-            BatcherClosed: the batcher has been drained.
+            BatcherClosed: the batcher has been drained (or, as :class:`BatcherFailed`, its
+                collector failed while holding the request).
         """
         if self._closed:
             raise BatcherClosed("the model is no longer served here; retry")
         if self._task is None:
             self._start()
+        assert self._wake is not None and self._idle is not None
         future = asyncio.get_running_loop().create_future()
         self._queue.append(_Waiting(item, rows, future, self.clock()))
         self._rows += rows
@@ -156,13 +172,46 @@ class Batcher(Generic[T, R]):
         return await future
 
     def _start(self) -> None:
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segue-predict")
-        self._task = asyncio.get_running_loop().create_task(self._collect())
+        # The events outlive a failed collector: drain() may be waiting on them.
+        if self._wake is None or self._idle is None:
+            self._wake = asyncio.Event()
+            self._idle = asyncio.Event()
+            self._idle.set()
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segue-predict")
+        self._task = asyncio.get_running_loop().create_task(self._guarded())
+
+    async def _guarded(self) -> None:
+        """The collector, and what happens when it fails: its requests get 503, not silence."""
+        try:
+            await self._collect()
+        except asyncio.CancelledError:
+            self._fail_pending(BatcherClosed("the server is stopping; retry"))
+            raise
+        except Exception as exc:  # a bug here must not strand every later request
+            log.exception(
+                "the batcher's collector failed; failing its %d waiting request(s) with 503 "
+                "and starting a new collector for the next request",
+                len(self._batch) + len(self._queue),
+            )
+            self._fail_pending(
+                BatcherFailed(f"the server's batcher failed ({type(exc).__name__}); retry")
+            )
+            self._task = None  # the next submit() starts a new collector
+
+    def _fail_pending(self, failure: BatcherClosed) -> None:
+        """Fail the batch being run and every queued request; mark the batcher idle."""
+        for waiting in (*self._batch, *self._queue):
+            if not waiting.future.done():
+                waiting.future.set_exception(failure)
+        self._batch = []
+        self._queue.clear()
+        self._rows = 0
+        if self._idle is not None:
+            self._idle.set()
 
     async def _collect(self) -> None:
+        assert self._wake is not None and self._idle is not None
         loop = asyncio.get_running_loop()
         while True:
             if not self._queue:
@@ -171,27 +220,30 @@ class Batcher(Generic[T, R]):
                 await self._wake.wait()
                 continue
             await self._gather()
-            batch = self._take()
-            try:
-                await self._run(loop, batch)
-            except asyncio.CancelledError:
-                for waiting in batch:
-                    if not waiting.future.done():
-                        waiting.future.set_exception(BatcherClosed("the server is stopping"))
-                raise
+            self._batch = self._take()
+            await self._run(loop, self._batch)
+            self._batch = []
 
     async def _gather(self) -> None:
         """Let requests already on their way join the batch (at most ``max_latency``)."""
+        assert self._wake is not None
         # One loop pass: requests read in the same pass as the first one join at no cost.
         await asyncio.sleep(0)
-        while not should_flush(
-            self._rows,
-            self.clock() - self._queue[0].since,
-            max_batch_size=self.max_batch_size,
-            max_latency=self.max_latency,
-            incoming=self._incoming,
-        ):
-            await asyncio.sleep(0)
+        while True:
+            age = self.clock() - self._queue[0].since
+            if should_flush(
+                self._rows,
+                age,
+                max_batch_size=self.max_batch_size,
+                max_latency=self.max_latency,
+                incoming=self._incoming,
+            ):
+                return
+            # Sleep until a request arrives or finishes arriving, or the oldest has waited
+            # max_latency: whichever comes first.
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.max_latency - age)
 
     def _take(self) -> list[_Waiting]:
         batch = [self._queue.popleft()]
@@ -222,16 +274,32 @@ class Batcher(Generic[T, R]):
             if not waiting.future.done():  # the client may have gone away
                 waiting.future.set_result(result)
 
-    async def drain(self) -> None:
-        """Finish every queued request, then stop taking new ones and release the thread."""
+    async def drain(self, timeout: float | None = None) -> None:
+        """Finish every queued request, then stop taking new ones and release the thread.
+
+        Args:
+            timeout: most seconds to wait for the queued requests (None: as long as they
+                take). Requests still waiting then get :class:`BatcherClosed`.
+
+        Returns at once when the collector has failed or never started; it never waits on a
+        collector that is gone.
+        """
         self._closed = True
-        if self._task is None:
-            return
-        await self._idle.wait()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._executor.shutdown(wait=False)
+        task = self._task
+        if task is not None and self._idle is not None:
+            idle = asyncio.ensure_future(self._idle.wait())
+            try:
+                await asyncio.wait(
+                    {idle, task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                idle.cancel()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._fail_pending(BatcherClosed("the model is no longer served here; retry"))
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
 
 
 def _first_line(exc: Exception) -> str:

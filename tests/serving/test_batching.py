@@ -9,7 +9,13 @@ import numpy as np
 import orjson
 import pytest
 
-from segue.serving.batching import Batcher, BatcherClosed, PredictionFailed, should_flush
+from segue.serving.batching import (
+    Batcher,
+    BatcherClosed,
+    BatcherFailed,
+    PredictionFailed,
+    should_flush,
+)
 from segue.serving.config import ServeConfig
 from segue.serving.deployment import deploy
 from segue.serving.protocol import parse_predict
@@ -149,6 +155,87 @@ async def test_drain_answers_what_is_queued_then_refuses():
     assert [p.result() for p in pending] == [0, 1, 2]
     with pytest.raises(BatcherClosed):
         await batcher.submit(3)
+
+
+class CountingClock:
+    """Monotonic seconds that move only when told; counts how often they are read."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.reads = 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return self.now
+
+
+async def test_a_batch_waiting_for_a_body_sleeps_instead_of_spinning():
+    clock = CountingClock()
+    sizes: list[int] = []
+    batcher = Batcher(lambda items: items, max_latency_ms=60_000, clock=clock)
+    batcher.on_batch = sizes.append
+
+    with batcher.incoming():  # a second request's body is still arriving
+        first = asyncio.ensure_future(batcher.submit("first"))
+        for _ in range(200):
+            await asyncio.sleep(0)
+        # A collector polling the clock on every loop pass would have read it ~200 times.
+        assert clock.reads <= 3 and sizes == []
+    # The body arrived (and turned out bad: never submitted): the waiting batch goes at once,
+    # although the clock has not moved.
+    assert await first == "first"
+    await batcher.drain()
+
+    assert sizes == [1]
+
+
+async def test_a_failing_collector_fails_its_requests_then_serves_again(caplog):
+    def count(rows: int) -> None:
+        if rows == 3:
+            raise RuntimeError("metrics backend broke")
+
+    batcher = Batcher(lambda items: items, max_batch_size=64, on_batch=count)
+
+    async with asyncio.timeout(30):  # guards against a hang only
+        failed = await asyncio.gather(
+            *(batcher.submit(i) for i in range(3)), return_exceptions=True
+        )
+        assert [type(r) for r in failed] == [BatcherFailed] * 3
+        assert "RuntimeError" in str(failed[0]) and "retry" in str(failed[0])
+        assert "the batcher's collector failed" in caplog.text
+        assert await batcher.submit("again") == "again"  # a new collector took over
+        await batcher.drain()
+
+
+async def test_drain_returns_when_the_collector_has_failed():
+    batcher = Batcher(lambda items: items, on_batch=lambda rows: 1 / 0)
+
+    async with asyncio.timeout(30):  # guards against a hang only
+        with pytest.raises(BatcherFailed):
+            await batcher.submit(1)
+        await batcher.drain()
+    with pytest.raises(BatcherClosed):
+        await batcher.submit(2)
+
+
+async def test_drain_with_a_deadline_fails_what_a_stuck_model_still_holds():
+    release = threading.Event()
+    started = threading.Event()
+
+    def stuck(items: list[int]) -> list[int]:
+        started.set()
+        release.wait(30)
+        return items
+
+    batcher = Batcher(stuck, max_batch_size=1)
+    pending = [asyncio.ensure_future(batcher.submit(i)) for i in range(2)]
+    await asyncio.to_thread(started.wait, 30)
+
+    await batcher.drain(timeout=0)
+    release.set()
+
+    results = await asyncio.gather(*pending, return_exceptions=True)
+    assert [type(r) for r in results] == [BatcherClosed, BatcherClosed]
 
 
 async def test_64_concurrent_requests_give_exactly_the_unbatched_predictions(served_cancer):
