@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import Any
@@ -48,7 +48,11 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("segue.serving")
 
-EXTENSIONS = ["segue-predict", "prometheus-metrics"]
+EXTENSIONS = ["segue-predict", "prometheus-metrics", "binary_tensor_data"]
+#: The status of a "not ready" answer: the OIP health API says 200 for true and 4xx for
+#: false, and Triton answers 400; 503 stays for inference sent before the model is loaded.
+NOT_READY = 400
+_Endpoint = Callable[..., Awaitable[Response]]
 _JSON = "application/json"
 
 
@@ -149,14 +153,14 @@ def _add_metadata_routes(app: FastAPI, models: ServedModels, config: ServeConfig
     async def server_metadata() -> Response:
         return _json({"name": "segue", "version": __version__, "extensions": EXTENSIONS})
 
-    @app.get("/v2/health/live", summary="Liveness", responses=responses["live"])
+    @_probe(app, "/v2/health/live", summary="Liveness", responses=responses["live"])
     async def live() -> Response:
         return _json({"live": True})
 
-    @app.get("/v2/health/ready", summary="Readiness", responses=responses["ready"])
+    @_probe(app, "/v2/health/ready", summary="Readiness", responses=responses["ready"])
     async def ready() -> Response:
         is_ready = models.ready
-        return _json({"ready": is_ready}, 200 if is_ready else 503)
+        return _json({"ready": is_ready}, 200 if is_ready else NOT_READY)
 
     @app.get("/v2/models/{name}", summary="Model metadata", responses=responses["model"])
     async def model_metadata(name: str) -> Response:
@@ -172,11 +176,12 @@ def _add_metadata_routes(app: FastAPI, models: ServedModels, config: ServeConfig
     async def version_metadata(name: str, version: str) -> Response:
         return _json(schemas.model_metadata(name, current_deployment(models, name, version)))
 
-    @app.get("/v2/models/{name}/ready", summary="Model readiness", responses=responses["ready"])
+    @_probe(app, "/v2/models/{name}/ready", summary="Model readiness", responses=responses["ready"])
     async def model_ready(name: str) -> Response:
         return _model_ready(models, name, None)
 
-    @app.get(
+    @_probe(
+        app,
         "/v2/models/{name}/versions/{version}/ready",
         summary="Model version readiness",
         responses=responses["ready"],
@@ -189,9 +194,21 @@ def _add_metadata_routes(app: FastAPI, models: ServedModels, config: ServeConfig
         return Response(config.metrics.exposition(), media_type=CONTENT_TYPE)
 
 
+def _probe(app: FastAPI, path: str, **options: Any) -> Callable[[_Endpoint], _Endpoint]:
+    """Register a health route for GET and HEAD (probes and load balancers send either);
+    only GET is documented."""
+
+    def register(endpoint: _Endpoint) -> _Endpoint:
+        app.add_api_route(path, endpoint, methods=["GET"], **options)
+        app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
+        return endpoint
+
+    return register
+
+
 def _model_ready(models: ServedModels, name: str, version: str | None) -> Response:
     if not served_model(models, name).ready:
-        return _json({"name": name, "ready": False}, 503)
+        return _json({"name": name, "ready": False}, NOT_READY)
     current_deployment(models, name, version)  # 404 for a version not served
     return _json({"name": name, "ready": True})
 

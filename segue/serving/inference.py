@@ -19,10 +19,10 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from segue.errors import NotFound, SegueError
-from segue.serving import protocol
+from segue.serving import binary, protocol
 from segue.serving.batching import BatcherClosed, PredictionFailed
 from segue.serving.config import InferenceRecord, ServeConfig
 from segue.serving.deployment import Deployment, Route, ServedModel, ServedModels
@@ -44,6 +44,20 @@ _PREFIX = os.urandom(8).hex()
 _COUNTER = itertools.count()
 
 Target = tuple[str | None, str | None, bool]  # (model name or None for default, version, oip)
+_BINARY_HEADER = binary.HEADER.encode()
+_BYTES_HEADER = (b"content-type", b"application/octet-stream")
+
+
+class _Call(NamedTuple):
+    """What a request's URL and headers say: the model, the version the URL names, whether
+    it is an OIP infer call, its ``Inference-Header-Content-Length``; ``shadow`` for the copy
+    a shadow route answers."""
+
+    name: str
+    version: str | None
+    oip: bool
+    header_length: str | None = None
+    shadow: bool = False
 
 
 def new_request_id() -> str:
@@ -59,15 +73,44 @@ def client_request_id(value: str | None) -> str:
 
 
 class Answer:
-    """What one request is answered with: status, body, and who answered."""
+    """What one request is answered with: status, body, and who answered.
 
-    __slots__ = ("content", "route", "status", "version")
+    ``json_length``: the size of the body's JSON part when binary tensor data follows it.
+    """
 
-    def __init__(self, status: int, content: bytes, version: str = "", route: str = "") -> None:
+    __slots__ = ("content", "json_length", "route", "status", "version")
+
+    def __init__(
+        self,
+        status: int,
+        content: bytes,
+        version: str = "",
+        route: str = "",
+        json_length: int | None = None,
+    ) -> None:
         self.status = status
         self.content = content
         self.version = version
         self.route = route
+        self.json_length = json_length
+
+
+class _Outcome:
+    """How one attempt at a prediction went: what was parsed and predicted, or why not."""
+
+    __slots__ = ("answer", "error", "field", "parsed", "status")
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.error: str | None = None
+        self.field: str | None = None
+        self.parsed: protocol.InferRequest | None = None
+        self.answer: dict[str, Any] | None = None
+
+
+#: What an attempt may fail with for the request's sake, not the server's: see
+#: :meth:`InferenceHandler._refuse`. Anything else is a bug in the server.
+_FAILURES = (SegueError, PredictionFailed, BatcherClosed)
 
 
 class InferenceHandler:
@@ -97,7 +140,7 @@ class InferenceHandler:
         self, scope: dict, receive: Callable, send: Callable, target: Target
     ) -> None:
         """Serve one ASGI HTTP request for ``target``."""
-        given = declared = key = None
+        given = declared = key = header_length = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 given = value.decode("latin-1")
@@ -105,6 +148,8 @@ class InferenceHandler:
                 declared = value
             elif name == b"x-routing-key":
                 key = value.decode("latin-1")
+            elif name == _BINARY_HEADER:
+                header_length = value.decode("latin-1")
         request_id = client_request_id(given)
         model, version, oip = target
         try:
@@ -115,16 +160,26 @@ class InferenceHandler:
                 request_id,
                 lambda: _read(receive, declared, self.config),
                 routing_key=key,
+                header_length=header_length,
             )
+        except asyncio.CancelledError:
+            # The server stopped and its grace period ran out with this request under way:
+            # answer in JSON and end quietly, not with uvicorn's traceback and text/plain 500.
+            content = protocol.error_body("the server is stopping; retry", None, request_id)
+            answer = Answer(503, content)
         except Exception:  # our own bug: answer like ServerErrorMiddleware would, logged
             log.exception("request %s failed inside the server", request_id)
             content = protocol.error_body("internal error; see the server log", None, request_id)
             answer = Answer(500, content)
         headers = [
-            _JSON_HEADER,
+            _JSON_HEADER if answer.json_length is None else _BYTES_HEADER,
             (b"content-length", str(len(answer.content)).encode()),
             (b"x-request-id", request_id.encode("latin-1")),
         ]
+        if answer.status == 408:  # the rest of the body may still come: drop the connection
+            headers.append((b"connection", b"close"))
+        if answer.json_length is not None:
+            headers.append((_BINARY_HEADER, str(answer.json_length).encode()))
         if answer.version:
             headers.append((b"x-model-version", answer.version.encode()))
         if answer.route:
@@ -141,78 +196,124 @@ class InferenceHandler:
         read_body: Callable[[], Awaitable[bytes]],
         *,
         routing_key: str | None = None,
+        header_length: str | None = None,
     ) -> Answer:
-        """The :class:`Answer` to one request; never raises for a request's content."""
+        """The :class:`Answer` to one request; never raises for a request's content.
+
+        ``header_length``: the request's ``Inference-Header-Content-Length`` (binary tensors).
+        """
         arrived = time.time()
         started = time.perf_counter()
         name = name if name is not None else self.models.default.name
+        call = _Call(name, version, oip, header_length)
         model = served_version = label = ""
         role = "primary"
         served: ServedModel | None = None
         deployment: Deployment | None = None
         body = b""
-        parsed: protocol.InferRequest | None = None
-        answer: dict[str, Any] | None = None
-        error = None
+        outcome = _Outcome()
+        json_length = None
         try:
             served = served_model(self.models, name)
             route = pick_route(served, version, routing_key)
+            assert route.current is not None  # pick_route answers 503 while it is loading
+            model, label, role = name, route.label, route.role
+            served_version = route.current.version
+            # The body is read before the request counts against a deployment: a client that
+            # stalls (408 after the body timeout) must never keep an old version from draining.
+            with route.current.batcher.incoming():  # only a hint to the batch about to go
+                body = await read_body()
             in_flight = self._gauge(name)
             # No await between reading `current` and counting in it: a swap cannot retire
             # this deployment before the request is answered.
             deployment = route.current
             deployment.in_flight.enter()
             in_flight.inc()
-            model, served_version, label, role = name, deployment.version, route.label, route.role
+            served_version = deployment.version
             try:
-                with deployment.batcher.incoming():
-                    body = await read_body()
-                    parsed = self._parse(body, deployment, oip)
-                answer = await deployment.batcher.submit(parsed, parsed.input.n_rows)
-                content = _format(answer, parsed, name, deployment.version, label, oip, request_id)
+                await self._predict(outcome, deployment, body, call)
+                assert outcome.parsed is not None and outcome.answer is not None
+                content, json_length = _format(
+                    outcome.answer, outcome.parsed, name, served_version, label, oip, request_id
+                )
             finally:
                 in_flight.dec()
                 deployment.in_flight.leave()
-            status = 200
-        except SegueError as exc:  # RequestError included: the caller's mistake, 4xx
-            status, error = exc.http_status, str(exc)
-            content = protocol.error_body(error, getattr(exc, "field", None), request_id)
-        except PredictionFailed as exc:
-            status, error = 500, f"the model failed to predict: {exc}"
-            content = protocol.error_body(error, None, request_id)
-            self.metrics.model_errors.labels(model, served_version).inc()
-            log.error("request %s to %s version %s: %s", request_id, model, served_version, error)
-        except BatcherClosed as exc:
-            status, error = 503, str(exc)
-            content = protocol.error_body(error, None, request_id)
+        except _FAILURES as exc:
+            self._refuse(outcome, exc, model, served_version)
+            content = protocol.error_body(outcome.error or "", outcome.field, request_id)
+            if outcome.status == 500:
+                log.error(
+                    "request %s to %s version %s: %s",
+                    request_id,
+                    model,
+                    served_version,
+                    outcome.error,
+                )
         latency = time.perf_counter() - started
-        self.metrics.observe_request(model, served_version, status, latency)
+        self.metrics.observe_request(model, served_version, outcome.status, latency)
+        self._record(
+            outcome, request_id, arrived, model or name, served_version, latency, role, label
+        )
+        if outcome.parsed is not None and served is not None and served.shadows:
+            self._shadow(served, deployment, body, call, request_id, arrived)
+        return Answer(outcome.status, content, served_version, label, json_length)
+
+    async def _predict(
+        self, outcome: _Outcome, deployment: Deployment, body: bytes, call: _Call
+    ) -> None:
+        """Parse ``body`` for ``deployment`` and wait for its batch, into ``outcome``."""
+        outcome.parsed = parsed = self._parse(body, deployment, call)
+        outcome.answer = await deployment.batcher.submit(parsed, parsed.input.n_rows)
+
+    def _refuse(self, outcome: _Outcome, exc: Exception, model: str, version: str) -> None:
+        """The one error ladder: why an attempt failed, as a status and message in
+        ``outcome`` (model failures counted in the metrics)."""
+        if isinstance(exc, SegueError):  # RequestError included: the caller's mistake, 4xx
+            outcome.status, outcome.error = exc.http_status, str(exc)
+            outcome.field = getattr(exc, "field", None)
+        elif isinstance(exc, PredictionFailed):
+            outcome.status, outcome.error = 500, f"the model failed to predict: {exc}"
+            self.metrics.model_errors.labels(model, version).inc()
+        else:  # BatcherClosed: drained under this request (a stop or a swap)
+            outcome.status, outcome.error = 503, str(exc)
+
+    def _record(
+        self,
+        outcome: _Outcome,
+        request_id: str,
+        arrived: float,
+        model: str,
+        version: str,
+        latency: float,
+        role: str,
+        route: str,
+    ) -> None:
+        """Offer the attempt to the ``on_prediction`` hook, if there is one."""
         hook = self.config.on_prediction
-        if hook is not None:
-            record = InferenceRecord(
-                request_id,
-                arrived,
-                model or name,
-                served_version,
-                latency * 1000,
-                status,
-                input=None if parsed is None else parsed.input,
-                output=None if answer is None else answer.get("predict"),
-                error=error,
-                role=role,
-                route=label,
-            )
-            _offer(hook, record)
-            if parsed is not None and served is not None and served.shadows:
-                self._shadow(served, deployment, body, oip, request_id, arrived)
-        return Answer(status, content, served_version, label)
+        if hook is None:
+            return
+        record = InferenceRecord(
+            request_id,
+            arrived,
+            model,
+            version,
+            latency * 1000,
+            outcome.status,
+            input=None if outcome.parsed is None else outcome.parsed.input,
+            output=None if outcome.answer is None else outcome.answer.get("predict"),
+            error=outcome.error,
+            role=role,
+            route=route,
+        )
+        _offer(hook, record)
 
     def _shadow(
         self,
         served: ServedModel,
         answered: Deployment | None,
         body: bytes,
-        oip: bool,
+        call: _Call,
         request_id: str,
         arrived: float,
     ) -> None:
@@ -226,65 +327,59 @@ class InferenceHandler:
                 continue
             deployment.in_flight.enter()
             task = asyncio.get_running_loop().create_task(
-                self._answer_shadow(served.name, route, deployment, body, oip, request_id, arrived)
+                self._answer_shadow(route, deployment, body, call, request_id, arrived)
             )
             self._shadows.add(task)
             task.add_done_callback(self._shadows.discard)
 
     async def _answer_shadow(
         self,
-        name: str,
         route: Route,
         deployment: Deployment,
         body: bytes,
-        oip: bool,
+        call: _Call,
         request_id: str,
         arrived: float,
     ) -> None:
         started = time.perf_counter()
-        parsed: protocol.InferRequest | None = None
-        answer: dict[str, Any] | None = None
-        error = None
+        outcome = _Outcome()
         try:
-            parsed = self._parse(body, deployment, oip)
-            answer = await deployment.batcher.submit(parsed, parsed.input.n_rows)
-            status = 200
-        except SegueError as exc:  # the shadow's signature refuses what the route accepted
-            status, error = exc.http_status, str(exc)
-        except PredictionFailed as exc:
-            status, error = 500, f"the model failed to predict: {exc}"
-            self.metrics.model_errors.labels(name, deployment.version).inc()
-        except BatcherClosed as exc:
-            status, error = 503, str(exc)
+            # The shadow's own version answers: a model_version the body names is the
+            # primary's, not the shadow's.
+            await self._predict(outcome, deployment, body, call._replace(shadow=True))
+        except _FAILURES as exc:  # e.g. the shadow's signature refuses what the route took
+            self._refuse(outcome, exc, call.name, deployment.version)
         finally:
             deployment.in_flight.leave()
-        hook = self.config.on_prediction
-        if hook is not None:
-            record = InferenceRecord(
-                request_id,
-                arrived,
-                name,
-                deployment.version,
-                (time.perf_counter() - started) * 1000,
-                status,
-                input=None if parsed is None else parsed.input,
-                output=None if answer is None else answer.get("predict"),
-                error=error,
-                role="shadow",
-                route=route.label,
-            )
-            _offer(hook, record)
+        latency = time.perf_counter() - started
+        self._record(
+            outcome,
+            request_id,
+            arrived,
+            call.name,
+            deployment.version,
+            latency,
+            "shadow",
+            route.label,
+        )
 
     async def settle(self) -> None:
         """Wait for the shadow requests under way (at shutdown, before the batchers drain)."""
         while self._shadows:
             await asyncio.gather(*self._shadows, return_exceptions=True)
 
-    def _parse(self, body: bytes, deployment: Deployment, oip: bool) -> protocol.InferRequest:
+    def _parse(self, body: bytes, deployment: Deployment, call: _Call) -> protocol.InferRequest:
         limit = self.config.max_body_bytes
-        if oip:
+        if call.oip:
             return protocol.parse_infer(
-                body, deployment.schema, max_bytes=limit, outputs=deployment.outputs
+                body,
+                deployment.schema,
+                max_bytes=limit,
+                outputs=deployment.outputs,
+                model=call.name,
+                version=None if call.shadow else deployment.version,
+                url_version=call.version,
+                header_length=call.header_length,
             )
         return protocol.parse_predict(body, deployment.schema, max_bytes=limit)
 
@@ -354,14 +449,20 @@ def _format(
     route: str,
     oip: bool,
     request_id: str,
-) -> bytes:
+) -> tuple[bytes, int | None]:
+    """The response body, and the size of its JSON part when binary outputs follow it."""
     if oip:
         return protocol.infer_response(
-            answer, model=name, version=version, request_id=parsed.id or request_id
+            answer,
+            model=name,
+            version=version,
+            request_id=parsed.id or request_id,
+            binary_outputs=parsed.binary,
         )
-    return protocol.predict_response(
+    content = protocol.predict_response(
         answer["predict"], model=name, version=version, request_id=request_id, route=route
     )
+    return content, None
 
 
 def _same_version(a: Deployment, b: Deployment | None) -> bool:
@@ -382,12 +483,26 @@ def _offer(hook: Callable[[InferenceRecord], None], record: InferenceRecord) -> 
 
 
 async def _read(receive: Callable, declared: bytes | None, config: ServeConfig) -> bytes:
-    """The request body, refused with 413 as soon as it is known to be over the limit."""
+    """The request body, refused with 413 as soon as it is known to be over the limit, and
+    with 408 when it has not arrived whole within ``config.body_timeout_s``."""
     limit = config.max_body_bytes
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise protocol.RequestError(
             413, f"request body of {int(declared)} bytes is over the limit of {limit}", None
         )
+    try:
+        async with asyncio.timeout(config.body_timeout_s):
+            return await _receive(receive, limit)
+    except TimeoutError:
+        raise protocol.RequestError(
+            408,
+            f"the request body did not arrive within {config.body_timeout_s:g} s "
+            "(the server's --body-timeout); send the whole body at once",
+            None,
+        ) from None
+
+
+async def _receive(receive: Callable, limit: int) -> bytes:
     chunks = []
     size = 0
     while True:

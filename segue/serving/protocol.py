@@ -3,11 +3,14 @@
 Two request formats, both parsed with orjson and checked against the model's signature
 (:mod:`segue.serving.inputs`) into a :class:`InferRequest`:
 
-- Open Inference Protocol v2 (KServe, Triton): ``{"id"?, "inputs": [{"name", "shape",
-  "datatype", "data"}], "parameters"?, "outputs"?}``. For a model taking columns, each input
-  tensor is one column (shape ``[n]`` or ``[n, 1]``); for a model taking a tensor, one input
-  with the full shape. ``"predict_proba"`` is returned when asked for in ``outputs`` or in
-  ``parameters.outputs``.
+- Open Inference Protocol v2 (KServe, Triton): ``{"id"?, "model_name"?, "model_version"?,
+  "inputs": [{"name", "shape", "datatype", "data"}], "parameters"?, "outputs"?}``. For a model
+  taking columns, each input tensor is one column (shape ``[n]`` or ``[n, 1]``); for a model
+  taking a tensor, one input named ``input`` with the full shape. ``"predict_proba"`` is
+  returned when asked for in ``outputs`` or in ``parameters.outputs``. ``model_name`` and
+  ``model_version`` (the KServe SDK sends them) must agree with the URL. Tensors may travel
+  as raw bytes after the JSON (the binary tensor data extension, :mod:`segue.serving.binary`),
+  and outputs go back that way when asked for.
 - ``/predict``: ``{"instances": [{column: value}, ...]}``, MLflow's ``{"dataframe_split":
   {"columns", "data"}}``, ``{"dataframe_records": [...]}`` or ``{"inputs": ...}`` (a dict of
   columns, or a nested array for a tensor model).
@@ -27,7 +30,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +38,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from segue.serving import binary
 from segue.serving.errors import RequestError, json_type
 from segue.serving.inputs import InputSchema, ModelInput
 
@@ -70,7 +74,9 @@ _FITS = {
     "int": frozenset(d for d in DATATYPES if d.startswith(("INT", "UINT"))),
     "bool": frozenset(("BOOL",)),
 }
-_INFER_KEYS = frozenset(("id", "inputs", "outputs", "parameters"))
+_INFER_KEYS = frozenset(("id", "model_name", "model_version", "inputs", "outputs", "parameters"))
+#: The name of a tensor model's one input (as its metadata says).
+TENSOR_INPUT = "input"
 _TENSOR_KEYS = frozenset(("name", "shape", "datatype", "data", "parameters"))
 _FEEDBACK_KEYS = frozenset(("request_id", "label", "model"))
 _MAX_REQUEST_ID = 128
@@ -81,11 +87,13 @@ _DUMPS = orjson.OPT_SERIALIZE_NUMPY
 
 @dataclass(frozen=True, slots=True)
 class InferRequest:
-    """A parsed, validated request: the rows, which outputs to return, the client's id."""
+    """A parsed, validated request: the rows, which outputs to return, the client's id, and
+    which outputs go back as binary tensor data."""
 
     input: ModelInput
     outputs: tuple[str, ...] = ("predict",)
     id: str | None = None
+    binary: frozenset[str] = frozenset()
 
 
 # --- requests ------------------------------------------------------------------------------
@@ -208,13 +216,27 @@ def parse_infer(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     outputs: tuple[str, ...] = OUTPUTS,
+    model: str | None = None,
+    version: str | None = None,
+    url_version: str | None = None,
+    header_length: str | None = None,
 ) -> InferRequest:
     """Parse an Open Inference Protocol v2 infer request.
 
     Args:
         outputs: the output names this model can give (``predict_proba`` only if it has one).
+        model: the model name in the URL; a ``model_name`` in the body must be the same.
+        version: the version answering; a ``model_version`` in the body must be the same.
+        url_version: the version the URL names, if any (for the error message).
+        header_length: the ``Inference-Header-Content-Length`` header: the body is that many
+            bytes of JSON followed by binary tensor data.
     """
-    data = load_body(body, max_bytes)
+    if len(body) > max_bytes:
+        raise RequestError(
+            413, f"request body of {len(body)} bytes is over the limit of {max_bytes}", None
+        )
+    header, raw = binary.split_body(body, header_length)
+    data = load_body(header, max_bytes)
     extra = data.keys() - _INFER_KEYS
     if extra:
         key = sorted(extra)[0]
@@ -222,35 +244,78 @@ def parse_infer(
     request_id = data.get("id")
     if request_id is not None and type(request_id) is not str:
         raise RequestError(400, "id: must be a string", "id")
+    _check_target(data, model, version, url_version)
     inputs = data.get("inputs")
     if type(inputs) is not list or not inputs:
         raise RequestError(400, "inputs: expected a non-empty array of input tensors", "inputs")
-    tensors = [_tensor(t, f"inputs[{i}]") for i, t in enumerate(inputs)]
-    wanted = _requested_outputs(data, outputs)
+    sections = binary.Sections(raw, header_length is not None)
+    tensors = [_tensor(t, f"inputs[{i}]", sections) for i, t in enumerate(inputs)]
+    sections.finish()
+    wanted, binary_outputs = _requested_outputs(data, outputs)
     if schema.tensor is not None:
         if len(tensors) != 1:
             raise RequestError(
                 422, f"inputs: this model takes one input tensor, got {len(tensors)}", "inputs"
             )
         name, shape, datatype, values = tensors[0]
+        if name != TENSOR_INPUT:
+            raise RequestError(
+                422,
+                f"inputs[0].name: this model's input tensor is named {TENSOR_INPUT!r}, "
+                f"got {name!r}",
+                name,
+            )
         _check_datatype(datatype, schema.tensor.dtype, name)
-        return InferRequest(schema.from_tensor(values, name, shape=shape), wanted, request_id)
+        parsed = schema.from_tensor(values, name, shape=shape)
+        return InferRequest(parsed, wanted, request_id, binary_outputs)
     columns: dict[str, list] = {}
     for name, shape, datatype, values in tensors:
         if name not in schema.name_set:
-            raise RequestError(422, f"inputs: unknown column {name!r}", name)
+            continue  # an extra column: ignored, as load_model(...).predict does (inputs.py)
         if name in columns:
             raise RequestError(400, f"inputs: column {name!r} is given twice", name)
         _check_datatype(datatype, schema.specs[schema.positions[name]].dtype, name)
         columns[name] = _column_values(name, shape, values)
-    return InferRequest(schema.from_columns(columns, "inputs"), wanted, request_id)
+    parsed = schema.from_columns(columns, "inputs")
+    return InferRequest(parsed, wanted, request_id, binary_outputs)
 
 
 def _keys() -> str:
     return ", ".join(sorted(_INFER_KEYS))
 
 
-def _tensor(tensor: Any, where: str) -> tuple[str, list[int], str, list]:
+def _check_target(
+    data: dict, model: str | None, version: str | None, url_version: str | None
+) -> None:
+    """Refuse a body whose ``model_name`` or ``model_version`` is not what answers."""
+    for key in ("model_name", "model_version"):
+        given = data.get(key)
+        if given is not None and type(given) is not str:
+            raise RequestError(400, f"{key}: expected a string, got {json_type(given)}", key)
+    named = data.get("model_name")
+    if named is not None and model is not None and named != model:
+        raise RequestError(
+            400,
+            f"model_name: the body names model {named!r} but the URL names {model!r}; "
+            "send the request to that model's URL or drop model_name",
+            "model_name",
+        )
+    asked = data.get("model_version")
+    if asked is None or version is None or asked == version:
+        return
+    if url_version is not None:
+        where = f"the URL names version {url_version!r}"
+    else:
+        where = (
+            f"version {version!r} answers this URL; ask that version at "
+            f"/v2/models/{model}/versions/{asked}/infer"
+        )
+    raise RequestError(
+        400, f"model_version: the body asks for version {asked!r} but {where}", "model_version"
+    )
+
+
+def _tensor(tensor: Any, where: str, sections: binary.Sections) -> tuple[str, list[int], str, list]:
     if type(tensor) is not dict:
         raise RequestError(400, f"{where}: expected an object (name, shape, datatype, data)", where)
     extra = tensor.keys() - _TENSOR_KEYS
@@ -262,10 +327,21 @@ def _tensor(tensor: Any, where: str) -> tuple[str, list[int], str, list]:
         raise RequestError(400, f"{where}.name: expected a string", f"{where}.name")
     if type(shape) is not list or not all(type(d) is int and d >= 0 for d in shape):
         raise RequestError(400, f"{where}.shape: expected an array of non-negative integers", name)
-    if datatype not in DATATYPES:
+    if type(datatype) is not str or datatype not in DATATYPES:
+        got = repr(datatype) if type(datatype) is str else json_type(datatype)
         raise RequestError(
-            400, f"{where}.datatype: expected one of {', '.join(DATATYPES)}, got {datatype!r}", name
+            400, f"{where}.datatype: expected one of {', '.join(DATATYPES)}, got {got}", name
         )
+    parameters = tensor.get("parameters")
+    if parameters is not None and type(parameters) is not dict:
+        raise RequestError(400, f"{where}.parameters: expected an object", name)
+    if parameters is not None and "binary_data_size" in parameters:
+        if "data" in tensor:
+            raise RequestError(
+                400, f"{where}: give data or parameters.binary_data_size, not both", name
+            )
+        chunk = sections.take(parameters["binary_data_size"], where)
+        return name, shape, datatype, binary.decode(chunk, datatype, shape, name)
     if type(data) is not list:
         raise RequestError(400, f"{where}.data: expected an array", name)
     return name, shape, datatype, data
@@ -297,8 +373,14 @@ def _column_values(name: str, shape: list[int], values: list) -> list:
     return values
 
 
-def _requested_outputs(data: dict, available: tuple[str, ...]) -> tuple[str, ...]:
+def _requested_outputs(
+    data: dict, available: tuple[str, ...]
+) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The outputs asked for, and those of them to send as binary tensor data: each output's
+    own ``parameters.binary_data``, else the request's ``parameters.binary_data_output``."""
     names: list[Any] = []
+    explicit: dict[Any, bool] = {}
+    all_binary = False
     parameters = data.get("parameters")
     if parameters is not None:
         if type(parameters) is not dict:
@@ -308,21 +390,37 @@ def _requested_outputs(data: dict, available: tuple[str, ...]) -> tuple[str, ...
             if type(listed) is not list:
                 raise RequestError(400, "parameters.outputs: expected an array", "outputs")
             names += listed
+        all_binary = _flag(parameters, "binary_data_output", "parameters")
     outputs = data.get("outputs")
     if outputs is not None:
         if type(outputs) is not list or not all(type(o) is dict for o in outputs):
             raise RequestError(400, 'outputs: expected an array of {"name": ...}', "outputs")
-        names += [o.get("name") for o in outputs]
-    if not names:
-        return ("predict",)
+        for i, output in enumerate(outputs):
+            name = output.get("name")
+            names.append(name)
+            options = output.get("parameters")
+            if options is None:
+                continue
+            if type(options) is not dict:
+                raise RequestError(400, f"outputs[{i}].parameters: expected an object", "outputs")
+            if "binary_data" in options and type(name) is str:
+                explicit[name] = _flag(options, "binary_data", f"outputs[{i}].parameters")
     for name in names:
-        if name not in available:
+        if type(name) is not str or name not in available:
             raise RequestError(
                 422,
                 f"outputs: unknown output {name!r}; this model gives {list(available)}",
                 "outputs",
             )
-    return tuple(dict.fromkeys(names))
+    wanted = tuple(dict.fromkeys(names)) or ("predict",)
+    return wanted, frozenset(name for name in wanted if explicit.get(name, all_binary))
+
+
+def _flag(options: dict, key: str, where: str) -> bool:
+    value = options.get(key, False)
+    if type(value) is not bool:
+        raise RequestError(400, f"{where}.{key}: expected true or false", key)
+    return value
 
 
 # --- responses -----------------------------------------------------------------------------
@@ -355,28 +453,46 @@ def predict_response(
 
 
 def infer_response(
-    outputs: Mapping[str, Any], *, model: str, version: str, request_id: str
-) -> bytes:
-    """An OIP infer response: one output tensor per entry (a DataFrame gives one per column)."""
+    outputs: Mapping[str, Any],
+    *,
+    model: str,
+    version: str,
+    request_id: str,
+    binary_outputs: Collection[str] = (),
+) -> tuple[bytes, int | None]:
+    """An OIP infer response: one output tensor per entry (a DataFrame gives one per column).
+
+    Outputs named in ``binary_outputs`` go as raw bytes after the JSON (the binary tensor data
+    extension). Returns the body and the size of its JSON part when some output is binary
+    (the ``Inference-Header-Content-Length`` to send), else None.
+    """
     tensors = []
+    raw: list[bytes] = []
     for name, value in outputs.items():
+        as_bytes = name in binary_outputs
         if isinstance(value, pd.DataFrame):
-            tensors += [_output(str(c), value[c].to_numpy()) for c in value.columns]
+            tensors += [_output(str(c), value[c].to_numpy(), raw, as_bytes) for c in value.columns]
         else:
-            tensors.append(_output(name, value))
+            tensors.append(_output(name, value, raw, as_bytes))
     body = {"model_name": model, "model_version": version, "id": request_id, "outputs": tensors}
-    return orjson.dumps(body, option=_DUMPS, default=_plain)
+    header = orjson.dumps(body, option=_DUMPS, default=_plain)
+    if not raw:
+        return header, None
+    return b"".join((header, *raw)), len(header)
 
 
-def _output(name: str, value: Any) -> dict[str, Any]:
+def _output(name: str, value: Any, raw: list[bytes], as_bytes: bool) -> dict[str, Any]:
     array = value if isinstance(value, np.ndarray) else np.asarray(value)
+    datatype = datatype_of(array)
+    tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
+    if as_bytes:
+        data = binary.encode(array, datatype)
+        tensor["parameters"] = {"binary_data_size": len(data)}
+        raw.append(data)
+        return tensor
     flat = array.reshape(-1)
-    return {
-        "name": name,
-        "datatype": datatype_of(array),
-        "shape": list(array.shape),
-        "data": flat if array.dtype.kind in "biuf" else [_scalar(v) for v in flat.tolist()],
-    }
+    tensor["data"] = flat if array.dtype.kind in "biuf" else [_scalar(v) for v in flat.tolist()]
+    return tensor
 
 
 def _scalar(value: Any) -> Any:

@@ -88,12 +88,42 @@ async def test_not_ready_until_a_deployment_is_set(app, client):
     served = app.state.models.get("cancer")
     deployment, served.current = served.current, None
     try:
-        assert (await client.get("/v2/health/ready")).status_code == 503
-        assert (await client.get("/v2/models/cancer/ready")).json()["ready"] is False
+        # The OIP health API: 200 means true and a 4xx false (Triton answers 400).
+        ready = await client.get("/v2/health/ready")
+        model_ready = await client.get("/v2/models/cancer/ready")
+        assert (ready.status_code, ready.json()) == (400, {"ready": False})
+        assert (model_ready.status_code, model_ready.json()["ready"]) == (400, False)
+        assert (await client.head("/v2/models/cancer/versions/1/ready")).status_code == 400
+        # Inference before the model is loaded is the server's state, not the caller's fault.
         expect_error(await client.post("/v2/models/cancer/infer", json={}), 503)
         assert (await client.get("/v2/health/live")).status_code == 200
     finally:
         served.current = deployment
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/v2/models/cancer/ready",
+        "/v2/models/cancer/versions/1/ready",
+    ],
+)
+async def test_health_routes_answer_head_as_get(client, path):
+    head = await client.head(path)
+    get = await client.get(path)
+
+    assert head.status_code == get.status_code == 200
+    assert head.headers["content-type"] == "application/json"
+
+
+async def test_head_is_undocumented_and_not_offered_elsewhere(client):
+    paths = (await client.get("/openapi.json")).json()["paths"]
+
+    assert set(paths["/v2/health/ready"]) == {"get"}
+    assert (await client.head("/v2/models/cancer/versions/7/ready")).status_code == 404
+    assert (await client.head("/v2/models/cancer/infer")).status_code == 405
 
 
 async def test_infer_round_trip(client, served_cancer):

@@ -309,7 +309,7 @@ def test_tensor_inputs_nested_one_row_and_oip_flat():
         body(
             {
                 "inputs": [
-                    {"name": "x", "shape": [2, 3], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6]}
+                    {"name": "input", "shape": [2, 3], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6]}
                 ]
             }
         ),
@@ -332,12 +332,14 @@ TENSOR_ERRORS = [
     ("no rows", body({"inputs": []}), 422, "expected shape"),
     ("scalar", body({"inputs": 5}), 400, "expected an array"),
     ("frame for tensor", body(_split(ROWS, NAMES)), 400, "takes a tensor"),
-    ("oip size", body({"inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32",
+    ("oip size", body({"inputs": [{"name": "input", "shape": [2, 3], "datatype": "FP32",
                                    "data": [1, 2]}]}), 400, "do not fill shape"),
-    ("oip datatype", body({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "BYTES",
+    ("oip datatype", body({"inputs": [{"name": "input", "shape": [1, 3], "datatype": "BYTES",
                                        "data": ["a", "b", "c"]}]}), 422, "cannot carry"),
-    ("two inputs", body({"inputs": [{"name": "x", "shape": [1], "datatype": "FP32",
+    ("two inputs", body({"inputs": [{"name": "input", "shape": [1], "datatype": "FP32",
                                      "data": [1]}] * 2}), 422, "one input tensor"),
+    ("input's name", body({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32",
+                                       "data": [1, 2, 3]}]}), 422, "named 'input', got 'x'"),
 ]  # fmt: skip
 
 
@@ -378,13 +380,14 @@ def test_datatypes(array, datatype):
 
 def test_infer_response_is_flat_row_major_with_the_shape():
     proba = np.array([[0.25, 0.75], [1.0, 0.0]])
-    raw = infer_response(
+    raw, json_length = infer_response(
         {"predict": np.array(["no", "yes"], dtype=object), "predict_proba": proba},
         model="m",
         version="2",
         request_id="r",
     )
 
+    assert json_length is None
     answer = orjson.loads(raw)
     assert answer["model_name"] == "m" and answer["model_version"] == "2" and answer["id"] == "r"
     assert answer["outputs"] == [
