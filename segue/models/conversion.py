@@ -172,15 +172,23 @@ def _conform_column(spec: ColumnSpec, values: Any) -> Any:
     """Return ``values`` as the column the model expects, or raise naming what is wrong."""
     if isinstance(values, pd.arrays.NumpyExtensionArray):
         values = values.to_numpy()
+    if isinstance(values, pd.Categorical) and _family(spec.dtype) != "category":
+        # Judged by its values, as the server sees the same frame sent as JSON.
+        values = np.asarray(values)
     if isinstance(values, np.ndarray) and values.dtype.kind in "OU":
         return _conform_objects(spec, values.astype(object, copy=False))
     got = _canonical(values.dtype)
-    if got is None or not _may_cast(got, spec.dtype):
+    # Ints narrow when every value fits, as they do in JSON and records: one rule for both.
+    if got is None or not _may_cast(got, spec.dtype, narrow_ints=True):
         raise _wrong_dtype(spec, got or str(values.dtype))
     mask = _missing_mask(values)
     if mask is not None:
         _check_missing(spec, mask)
     want, family = spec.dtype, _family(spec.dtype)
+    if family == "int" and not np.can_cast(got, want, "safe"):
+        present = values if mask is None or not mask.any() else values[~mask]
+        if len(present):
+            _check_range(spec, present.min(), present.max())
     what = f"column {spec.name!r}"
     if family in ("int", "float", "bool"):
         if isinstance(values, np.ndarray):
@@ -218,12 +226,7 @@ def _conform_objects(spec: ColumnSpec, values: np.ndarray) -> Any:
         return _cast_numbers(numbers.astype, want, f"column {spec.name!r}")
     if family == "int":
         present = values[~mask]
-        low, high, limits = min(present), max(present), np.iinfo(want)
-        if low < limits.min or high > limits.max:
-            raise InvalidArgument(
-                f"input: column {spec.name!r} has values from {low} to {high}, out of range "
-                f"for {want} ({limits.min} to {limits.max})"
-            )
+        _check_range(spec, min(present), max(present))
     if family in ("int", "bool"):
         if mask.any():
             return pd.array(np.where(mask, None, values), dtype=_masked(want))
@@ -233,6 +236,15 @@ def _conform_objects(spec: ColumnSpec, values: np.ndarray) -> Any:
     if family == "category":
         return pd.Categorical(values)
     return _to_time(spec, values, parse=got == "string")
+
+
+def _check_range(spec: ColumnSpec, low: Any, high: Any) -> None:
+    limits = np.iinfo(spec.dtype)
+    if low < limits.min or high > limits.max:
+        raise InvalidArgument(
+            f"input: column {spec.name!r} has values from {low} to {high}, out of range "
+            f"for {spec.dtype} ({limits.min} to {limits.max})"
+        )
 
 
 def _cast_numbers(cast: Any, want: str, what: str, **kwargs: Any) -> np.ndarray:

@@ -265,7 +265,10 @@ class LoadedModel:
         )
 
     def _input(self, data: Any) -> Any:
-        return data if self.signature is None else validate_input(data, self.signature)
+        if self.signature is None:
+            return data
+        # A SchemaWarning names the caller's line: this frame, predict's, then the caller's.
+        return validate_input(data, self.signature, stacklevel=4)
 
     def predict(self, data: Any) -> Any:
         return self._predict(self._input(data))

@@ -10,6 +10,7 @@ the public names from :mod:`segue.models.signature`.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from segue.models.specs import (
     _family,
 )
 
-__all__ = ["SchemaWarning", "validate_input"]
+__all__ = ["ColumnError", "SchemaWarning", "match_columns", "validate_input"]
 
 #: Marks a column whose dtype is a pandas one. Not None: ``np.dtype("float64") == None`` is True.
 _PANDAS_DTYPE = object()
@@ -41,13 +42,53 @@ class SchemaWarning(UserWarning):
     """The input differs from the signature in a way Segue could fix (e.g. extra columns)."""
 
 
-def validate_input(data: Any, signature: Signature) -> Any:
+class ColumnError(InvalidArgument):
+    """An input lacks a column the model needs; ``column`` names it (the field at fault)."""
+
+    def __init__(self, message: str, column: str) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+def match_columns(names: Iterable[str], specs: Sequence[ColumnSpec]) -> list[str]:
+    """Check the column names an input gives against a signature's columns.
+
+    The one policy for columns, shared by ``load_model(...).predict`` and the inference
+    server (as MLflow's pyfunc and its scoring server do): columns the signature does not
+    name are ignored (returned, so the caller can say so), a column the model was trained
+    with missing values in may be left out (it is then all missing), and any other column
+    must be there.
+
+    Returns the extra names, in the order given.
+
+    Raises:
+        ColumnError: naming the first signature column that is missing and not nullable.
+
+    Example::
+
+        >>> match_columns(["age", "id"], (ColumnSpec("age", "int64"),))
+        ['id']
+    """
+    given = names if isinstance(names, (set, frozenset, dict)) else list(names)
+    wanted = {spec.name for spec in specs}
+    extras = [name for name in given if name not in wanted]
+    for spec in specs:
+        if not spec.nullable and spec.name not in given:
+            raise ColumnError(f"missing column {spec.name!r} (expected {spec.dtype})", spec.name)
+    return extras
+
+
+def validate_input(data: Any, signature: Signature, *, stacklevel: int = 2) -> Any:
     """Check ``data`` against the signature's inputs and return what the model should receive.
 
     For column inputs: a DataFrame, records, a dict of columns, one record or a 2-D array
     (columns taken in the signature's order) becomes a DataFrame with exactly the signature's
-    columns, in order. Extra columns are dropped with a :class:`SchemaWarning`. Safe widening
-    is performed (int to float, small int to larger int, float32 to float64, and float64 to
+    columns, in order. Columns are matched by :func:`match_columns`, the policy the inference
+    server shares: extra columns are dropped with a :class:`SchemaWarning` (``stacklevel``
+    as for :func:`warnings.warn`; 2, the default, points at the caller of this function), and
+    a nullable column may be left out. A pandas ``category`` column is judged by its values,
+    as the server sees them in JSON (strings for a string column). Safe widening is
+    performed (int to float, small int to larger int, float32 to float64, and float64 to
     float32); ints in records or dicts may also narrow when every value fits. A DataFrame that
     already matches exactly is returned unchanged (the same object).
 
@@ -81,7 +122,9 @@ def validate_input(data: Any, signature: Signature) -> Any:
     frame, extras = _conform_columns(data, plan)
     if extras:
         names = ", ".join(repr(name) for name in extras)
-        warnings.warn(SchemaWarning(f"input: ignoring extra column(s) {names}"), stacklevel=2)
+        warnings.warn(
+            SchemaWarning(f"input: ignoring extra column(s) {names}"), stacklevel=stacklevel
+        )
     return frame
 
 
@@ -208,10 +251,13 @@ def _conform_columns(data: Any, plan: _ColumnPlan) -> tuple[pd.DataFrame, list[s
     columns, extras, rows, index = _read_columns(data, plan.names)
     if rows == 0:
         raise InvalidArgument("input: no rows")
-    missing = [spec for spec in plan.specs if spec.name not in columns]
-    if missing:
-        listed = ", ".join(f"{spec.name!r} (expected {spec.dtype})" for spec in missing)
-        raise InvalidArgument(f"input: missing column{'s' if len(missing) > 1 else ''} {listed}")
+    try:
+        match_columns(columns, plan.specs)
+    except ColumnError as exc:
+        raise ColumnError(f"input: {exc}", exc.column) from None
+    for spec in plan.specs:
+        if spec.name not in columns:  # nullable, so it may be left out: all missing
+            columns[spec.name] = np.full(rows, None, dtype=object)
     arrays = [_conform_column(spec, columns[spec.name]) for spec in plan.specs]
     dtype = arrays[0].dtype
     if dtype != _OBJECT and all(type(a) is np.ndarray and a.dtype == dtype for a in arrays):

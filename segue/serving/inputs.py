@@ -23,6 +23,7 @@ import pandas as pd
 from segue.errors import InvalidArgument
 from segue.models.signature import ColumnSpec, Signature, TensorSpec, validate_input
 from segue.models.specs import _family  # the signature's own dtype families
+from segue.models.validation import ColumnError, match_columns
 from segue.serving.errors import RequestError, json_type
 from segue.serving.tensors import cast_tensor, tensor_array
 
@@ -89,7 +90,6 @@ class InputSchema:
         self.positions = {name: i for i, name in enumerate(self.names)}
         # Object labels: scikit-learn checks feature names ~10% faster than on str ones.
         self.index = pd.Index(self.names, dtype=object)
-        self.optional = frozenset(spec.name for spec in inputs if spec.nullable)
         groups: dict[str, list[int]] = {}
         self.others: list[tuple[int, ColumnSpec]] = []
         for i, spec in enumerate(inputs):
@@ -174,17 +174,12 @@ class InputSchema:
         return self.from_rows(data)
 
     def _check_names(self, names: Any, where: str) -> None:
-        unknown = [name for name in names if name not in self.name_set]
-        if unknown:
-            raise RequestError(422, f"{where}: unknown column {unknown[0]!r}", unknown[0])
-        given = set(names)
-        required = [n for n in self.names if n not in given and n not in self.optional]
-        if required:
-            raise RequestError(
-                422,
-                f"{where}: missing column {required[0]!r} ({self._spec(required[0])})",
-                required[0],
-            )
+        # The column policy load_model(...).predict applies too: extra columns are ignored
+        # (the callers pick the signature's columns only), nullable ones may be left out.
+        try:
+            match_columns(names, self.specs)
+        except ColumnError as exc:
+            raise RequestError(422, f"{where}: {exc}", exc.column) from None
 
     def from_columns(self, columns: dict[str, Any], where: str) -> ModelInput:
         """Columns as JSON arrays keyed by column name, all of one length."""
@@ -239,10 +234,6 @@ class InputSchema:
         if array.shape[0] == 0:
             raise RequestError(422, "input: no rows; send at least one", field)
         return ModelInput(self, array.shape[0], tensor=cast_tensor(array, spec, field))
-
-    def _spec(self, name: str) -> str:
-        spec = self.specs[self.positions[name]]
-        return spec.dtype + (", nullable" if spec.nullable else "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,11 +78,30 @@ def test_a_missing_column_is_invalid_and_named(loaded, data):
         loaded.predict_proba(records)
 
 
-def test_an_extra_column_warns_and_is_dropped(loaded, classifier, data):
+def test_an_extra_column_warns_at_the_callers_line_and_is_dropped(loaded, classifier, data):
     X, _ = data
-    with pytest.warns(SchemaWarning, match="extra column\\(s\\) 'customer_id'"):
+    with pytest.warns(SchemaWarning, match="extra column\\(s\\) 'customer_id'") as caught:
         predicted = loaded.predict(X.assign(customer_id=np.arange(len(X))))
+    with pytest.warns(SchemaWarning) as caught_proba:
+        loaded.predict_proba(X.assign(customer_id=1).head(2))
     np.testing.assert_array_equal(predicted, classifier.predict(X))
+    # The warning points at this test's lines, not at Segue's own code.
+    assert [w.filename for w in [*caught, *caught_proba]] == [__file__, __file__]
+
+
+def test_a_category_column_is_read_by_its_values_as_the_server_reads_them(tmp_path):
+    frame = pd.DataFrame({"city": ["Oslo", "Lima", "Oslo"], "n": [1, 2, 3]})
+    build_package(_CityModel(), tmp_path / "pkg", input_example=frame)
+    model = load_package(tmp_path / "pkg", source="test", trust=True)
+
+    as_category = frame.assign(city=frame["city"].astype("category"))
+
+    assert model.predict(as_category).tolist() == model.predict(frame).tolist() == [4, 4, 4]
+
+
+class _CityModel:
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return X["city"].str.len().to_numpy() + X["n"].to_numpy() * 0
 
 
 def test_ints_are_widened_to_the_floats_the_model_takes(loaded, classifier, data):

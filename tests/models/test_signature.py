@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -315,10 +316,11 @@ def test_missing_column_is_named_with_its_dtype():
         validate_input(people(2).drop(columns="age"), people_signature())
 
 
-def test_all_missing_columns_are_listed():
-    message = r"^input: missing columns 'age' \(expected int64\), 'city' \(expected string\)$"
-    with raises(message):
-        validate_input(people(2).drop(columns=["age", "city"]), people_signature())
+def test_a_nullable_column_may_be_left_out_as_the_server_allows():
+    sig = Signature((ColumnSpec("age", "int64"), ColumnSpec("income", "float64", True)))
+    result = validate_input(pd.DataFrame({"age": [31, 45]}), sig)
+    assert result.columns.tolist() == ["age", "income"]
+    assert result["income"].isna().all()
 
 
 @pytest.mark.parametrize(
@@ -331,7 +333,6 @@ def test_all_missing_columns_are_listed():
         ("city", [1, 2], r"^input: column 'city' expected string, got int64$"),
         ("city", pd.Series([1, "a"], dtype=object), r"column 'city' expected string, got mixed"),
         ("member", [1, 0], r"^input: column 'member' expected bool, got int64$"),
-        ("age", np.array([1, 2], dtype="uint64"), r"column 'age' expected int64, got uint64"),
     ],
 )
 def test_wrong_dtype_names_column_expected_and_got(column, values, message):
@@ -364,12 +365,20 @@ def test_safe_widening_is_performed(spec, values, expected):
 
 
 @pytest.mark.parametrize(
-    ("spec", "dtype"), [("int32", "int64"), ("uint8", "int8"), ("int64", "uint64")]
+    ("spec", "dtype", "values", "words"),
+    [
+        ("int32", "int64", [1, 2**40], "from 1 to 1099511627776, out of range for int32"),
+        ("uint8", "int8", [-1, 2], "from -1 to 2, out of range for uint8"),
+        ("int64", "uint64", [1, 2**63], "from 1 to 9223372036854775808, out of range for int64"),
+    ],
 )
-def test_narrowing_a_typed_int_column_is_an_error(spec, dtype):
+def test_a_typed_int_column_narrows_only_when_every_value_fits(spec, dtype, values, words):
+    # The server reads the same frame sent as JSON by its values: one rule for both paths.
     sig = Signature((ColumnSpec("x", spec),))
-    with raises(rf"^input: column 'x' expected {spec}, got {dtype}$"):
-        validate_input(pd.DataFrame({"x": np.array([1, 2], dtype=dtype)}), sig)
+    fits = validate_input(pd.DataFrame({"x": np.array([1, 2], dtype=dtype)}), sig)
+    assert fits["x"].dtype == np.dtype(spec) and fits["x"].tolist() == [1, 2]
+    with raises(rf"^input: column 'x' has values {re.escape(words)}"):
+        validate_input(pd.DataFrame({"x": np.array(values, dtype=dtype)}), sig)
 
 
 def test_missing_values_in_a_non_nullable_column_name_the_rows():
@@ -515,8 +524,8 @@ def test_a_dict_of_columns_and_a_single_record():
 
 def test_a_dict_of_typed_arrays_keeps_their_dtype_rules():
     sig = Signature((ColumnSpec("x", "int32"),))
-    with raises(r"^input: column 'x' expected int32, got int64$"):
-        validate_input({"x": np.array([1, 2])}, sig)
+    with raises(r"^input: column 'x' expected int32, got float64$"):
+        validate_input({"x": np.array([1.0, 2.0])}, sig)
     assert validate_input({"x": pd.Series([1, 2], dtype="int16")}, sig)["x"].dtype == "int32"
 
 
