@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import Literal
@@ -15,7 +14,6 @@ from rich.text import Text
 
 from segue.cli import aliases, gates
 from segue.cli.output import console, number, print_json, when
-from segue.errors import InvalidArgument
 
 app = typer.Typer(
     help="Registered models: versions, aliases, promotion gates, lineage and model cards.",
@@ -25,9 +23,6 @@ app = typer.Typer(
 app.add_typer(aliases.app, name="alias")
 app.add_typer(gates.app, name="gate")
 
-#: ``NAME``, ``NAME/VERSION``, ``NAME/latest`` or ``NAME@ALIAS`` (names hold no '/' or '@').
-_REF = re.compile(r"(?P<name>[^/@\s]+)(?:/(?P<version>[^/@]*)|@(?P<alias>[^/@]*))?")
-
 
 def _registry():
     from segue.registry.service import get_registry
@@ -36,14 +31,10 @@ def _registry():
 
 
 def _version_uri(ref: str) -> str:
-    """``NAME/VERSION``, ``NAME/latest`` or ``NAME@ALIAS`` as a ``models:/`` URI."""
-    match = _REF.fullmatch(ref)
-    if match is None or (match["version"] is None and match["alias"] is None):
-        raise InvalidArgument(f"{ref!r}: expected NAME/VERSION or NAME@ALIAS, e.g. churn/3")
-    version = match["version"]
-    if version is not None and not (version.isdigit() or version == "latest"):
-        raise InvalidArgument(f"{ref!r}: version {version!r} is not a number; e.g. churn/3")
-    return f"models:/{ref}"
+    """``NAME/VERSION``, ``NAME/latest``, ``NAME@ALIAS`` or ``models:/…`` as a ``models:/`` URI."""
+    from segue.models.uri import resolve_model_uri
+
+    return resolve_model_uri(ref, accept=("models",))
 
 
 # -- models ----------------------------------------------------------------------------------
@@ -258,13 +249,15 @@ def delete(
     console.print(f"deleted {name} version {version}")
 
 
-@app.command("download", epilog="Example: segue models download models:/churn@champion -o ./churn")
+@app.command("download", epilog="Example: segue models download churn@champion -o ./churn")
 def download(
-    uri: str = typer.Argument(..., help="models:/NAME/VERSION, models:/NAME@ALIAS or runs:/…"),
+    uri: str = typer.Argument(..., help="NAME/VERSION, NAME@ALIAS, models:/… or runs:/…"),
     output: Path = typer.Option(..., "--output", "-o", help="Folder to create (or empty)."),
 ) -> None:
     """Download a model package, every file checked against its recorded sha256."""
-    _registry().download_model(uri, output)
+    from segue.models.uri import resolve_model_uri
+
+    _registry().download_model(resolve_model_uri(uri, accept=("models", "runs")), output)
     console.print(Text(f"wrote {output}"))
 
 

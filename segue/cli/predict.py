@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import typer
@@ -16,11 +15,6 @@ from rich.progress import (
 )
 
 from segue.cli.output import console
-from segue.errors import InvalidArgument
-
-#: ``NAME``, ``NAME/VERSION`` or ``NAME@ALIAS``: short for ``models:/…`` when no such folder
-#: exists.
-_SHORT = re.compile(r"[A-Za-z0-9][\w.\-]*(?:/(?:\d+|latest)|@[A-Za-z][\w\-]*)?")
 
 
 def predict(
@@ -39,10 +33,11 @@ def predict(
     proba: bool = typer.Option(False, "--proba", help="Add a proba_<class> column per class."),
 ) -> None:
     """Write the input's rows plus a `prediction` column, streaming in bounded memory."""
+    from segue.models.uri import resolve_model_uri
     from segue.registry.service import load_model
     from segue.serving.batch import score_file
 
-    model = load_model(_as_uri(model_uri))
+    model = load_model(resolve_model_uri(model_uri))
     columns = (
         TextColumn("[bold]scoring"),
         BarColumn(),
@@ -67,17 +62,4 @@ def predict(
         f"in {result.seconds:.1f}s ({rate:,.0f} rows/s)",
         highlight=False,
         soft_wrap=True,
-    )
-
-
-def _as_uri(text: str) -> str:
-    from segue.models.uri import expand_shorthand
-
-    if text.startswith(("runs:", "models:")) or Path(text).exists() or not _SHORT.fullmatch(text):
-        return text
-    if "/" in text or "@" in text:
-        return expand_shorthand(text)
-    raise InvalidArgument(
-        f"model URI {text!r}: no such folder; for a registered model name the version or "
-        f"alias, e.g. {text}@champion or models:/{text}/3"
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from typing import Any
 
 import orjson
@@ -14,7 +13,6 @@ from rich.table import Table
 from rich.text import Text
 
 from segue.cli.output import console, print_json
-from segue.errors import InvalidArgument
 
 app = typer.Typer(
     help="Predictions the inference server logged: inputs, outputs, version, latency, status.",
@@ -22,8 +20,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-#: ``NAME``, ``NAME/VERSION`` or ``NAME@ALIAS``: the short forms ``segue models`` takes too.
-_SHORT = re.compile(r"(?P<name>[^/@\s]+)(?:/[^/@\s]+|@[^/@\s]+)?")
 _WIDTHS = {"time": 18, "version": 7, "role": 7, "status": 6, "latency": 9}
 _STATUS_STYLE = {2: "green", 4: "yellow", 5: "red"}
 
@@ -68,19 +64,10 @@ def tail(
 
 
 def model_name(model_uri: str) -> str:
-    """The registered model name in ``models:/NAME@ALIAS``, ``models:/NAME/3`` or ``NAME``."""
-    from segue.models.uri import expand_shorthand, parse_model_uri
+    """The registered model name in ``models:/NAME@ALIAS``, ``NAME/3``, ``NAME@ALIAS``, ``NAME``."""
+    from segue.models.uri import parse_model_uri, registered_model_uri
 
-    parsed = parse_model_uri(expand_shorthand(model_uri))
-    if parsed.kind == "models":
-        return parsed.name
-    match = _SHORT.fullmatch(model_uri)
-    if parsed.kind == "runs" or match is None:
-        raise InvalidArgument(
-            f"model URI {model_uri!r}: predictions are logged per registered model; "
-            "give NAME or models:/NAME@ALIAS"
-        )
-    return match["name"]
+    return str(parse_model_uri(registered_model_uri(model_uri)).name)
 
 
 def _records(frame: Any) -> list[dict[str, Any]]:

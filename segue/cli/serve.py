@@ -68,8 +68,9 @@ def serve(
 
     run(
         ServeOptions(
-            model_uri=model_uri,
+            model_uri=None if model_uri is None else resolve_model_uri(model_uri),
             host=host,
+    from segue.models.uri import resolve_model_uri
             port=port,
             workers=workers,
             max_batch_size=max_batch_size,

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from segue.errors import InvalidArgument
@@ -15,6 +17,15 @@ _MODELS = re.compile(
 
 
 _SHORTHAND = re.compile(r"[A-Za-z0-9][\w.\-]*(?:/(?:\d+|latest)|@[A-Za-z][\w\-]*)")
+#: NAME/… or NAME@… that is not a valid shorthand (churn/abc, churn@): models:/ explains why.
+_NEAR_SHORTHAND = re.compile(r"[A-Za-z0-9][\w.\-]*(?:/[^/@]*|@[^/@]*)")
+_NAME = re.compile(r"[A-Za-z0-9][\w.\-]*")
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*:")
+_FORMS = {
+    "models": ("NAME@ALIAS", "NAME/VERSION", "models:/…"),
+    "runs": ("runs:/RUN_ID/PATH",),
+    "path": ("a folder holding a model package",),
+}
 
 
 def expand_shorthand(text: str) -> str:
@@ -76,3 +87,80 @@ def parse_model_uri(uri: str) -> ModelUri:
             f"model URI {uri!r}: unknown scheme; use runs:/…, models:/… or a local folder"
         )
     return ModelUri("path", uri, path=uri)
+
+
+def resolve_model_uri(
+    text: str,
+    *,
+    accept: Collection[str] = ("models", "runs", "path"),
+    bare_name: str | None = None,
+    refusal: str | None = None,
+    is_dir: Callable[[str], bool] = os.path.isdir,
+) -> str:
+    """The one reading of a model argument that every command shares (``segue serve``,
+    ``predict``, ``models download|show|card``, ``predictions``, ``monitor``, ``--route``).
+
+    ``churn@champion``, ``churn/3`` and ``churn/latest`` are short for ``models:/…``, unless
+    a folder of that name exists (a path you can see wins; write ``models:/churn/3`` to be
+    explicit). A bare ``NAME`` is a folder, or with ``bare_name="latest"`` the model's latest
+    version. Other text without a scheme is a folder path, left for the loader to open.
+
+    Args:
+        text: what the user typed.
+        accept: the kinds the command can use: ``"models"``, ``"runs"``, ``"path"``.
+        bare_name: ``"latest"`` to read a bare registered name as its latest version;
+            None to refuse it (with a hint) when no such folder exists.
+        refusal: what to say of a kind the command cannot use (default: the forms it takes).
+        is_dir: whether a folder exists (injected for tests).
+
+    Returns:
+        A ``models:/`` or ``runs:/`` URI, or a folder path.
+
+    Raises:
+        InvalidArgument: malformed text, or a kind the command cannot use.
+
+    Example:
+        >>> resolve_model_uri("churn@champion")
+        'models:/churn@champion'
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidArgument(f"model URI must be a non-empty string, got {text!r}")
+    text = text.strip()
+    folders = "path" in accept
+    if _SCHEME.match(text) and not re.match(r"^[A-Za-z]:[\\/]", text):
+        uri = text
+    elif folders and (_SHORTHAND.fullmatch(text) or _NAME.fullmatch(text)) and is_dir(text):
+        return text  # an existing folder named like a shorthand: what the user sees wins
+    elif _SHORTHAND.fullmatch(text) or (not folders and _NEAR_SHORTHAND.fullmatch(text)):
+        uri = f"models:/{text}"  # a malformed one (churn/abc) gets models:/'s own message
+    elif _NAME.fullmatch(text) and bare_name == "latest" and "models" in accept:
+        uri = f"models:/{text}/latest"
+    elif _NAME.fullmatch(text) and "models" in accept:
+        where = "no such folder; for a registered model give its" if folders else "give its"
+        raise InvalidArgument(
+            f"model URI {text!r}: {where} version or alias, e.g. {text}@champion or {text}/3"
+        )
+    else:
+        uri = text
+    kind = parse_model_uri(uri).kind
+    if kind not in accept:
+        forms = [form for k in ("models", "runs", "path") if k in accept for form in _FORMS[k]]
+        listed = ", ".join(forms[:-1]) + " or " + forms[-1] if len(forms) > 1 else forms[0]
+        raise InvalidArgument(f"model URI {text!r}: {refusal or 'this command takes ' + listed}")
+    return uri
+
+
+def registered_model_uri(text: str) -> str:
+    """:func:`resolve_model_uri` for commands about a registered model (its prediction log,
+    its monitoring): ``NAME`` is its latest version; ``runs:/`` and folders are refused.
+
+    Example:
+        >>> registered_model_uri("churn")
+        'models:/churn/latest'
+    """
+    return resolve_model_uri(
+        text,
+        accept=("models",),
+        bare_name="latest",
+        refusal="predictions are logged per registered model; give NAME or models:/NAME@ALIAS",
+    )

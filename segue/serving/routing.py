@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from segue.errors import InvalidArgument
-from segue.models.uri import expand_shorthand, parse_model_uri
+from segue.models.uri import resolve_model_uri
 
 __all__ = [
     "RouteSpec",
@@ -56,14 +56,13 @@ def route_label(uri: str) -> str:
 
 
 def model_uri(text: str) -> str:
-    """``text`` as a model URI: ``churn@champion`` is short for ``models:/churn@champion``.
+    """``text`` as a model URI: ``churn@champion`` is short for ``models:/churn@champion``
+    (read as every command reads a model: :func:`segue.models.uri.resolve_model_uri`).
 
     Raises:
         InvalidArgument: a malformed URI.
     """
-    text = expand_shorthand(text)
-    parse_model_uri(text)  # refuse a malformed URI here, with its own message
-    return text
+    return resolve_model_uri(text)
 
 
 def parse_route(text: str, default_weight: float | None = None) -> RouteSpec:

@@ -218,7 +218,7 @@ def test_show_version_by_alias_and_latest(cli, churn):
         ("nope", "model 'nope' is not registered"),
         ("nope/1", "model 'nope' is not registered"),
         ("churn/9", "no version 9"),
-        ("churn/abc", "version 'abc' is not a number"),
+        ("churn/abc", "model URI 'models:/churn/abc': expected models:/<name>/<version>"),
         ("churn@ghost", "has no alias 'ghost'"),
         ("churn@", "models:/churn@"),
     ],
@@ -496,7 +496,7 @@ def test_card_html_to_a_file(cli, churn, tmp_path):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["churn"], "expected NAME/VERSION or NAME@ALIAS"),
+        (["churn"], "give its version or alias, e.g. churn@champion"),
         (["churn/9"], "no version 9"),
         (["nope/1"], "is not registered"),
         (["churn/1", "--format", "pdf"], "'pdf' is not one of 'md', 'html'"),
@@ -577,7 +577,7 @@ def test_download_into_an_empty_folder(cli, churn, tmp_path):
         ("runs:/{v1}/plots", "is not a Segue model package"),
         ("runs:/abcdef12/model", "does not exist"),
         ("ftp://example.com/model", "unknown scheme"),
-        ("./some/folder", "download takes models:/… or runs:/…"),
+        ("./some/folder", "takes NAME@ALIAS, NAME/VERSION, models:/… or runs:/RUN_ID/PATH"),
     ],
 )
 def test_download_errors(cli, churn, tmp_path, uri, expected):

@@ -7,7 +7,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from segue.errors import InvalidArgument
-from segue.models.uri import ModelUri, parse_model_uri
+from segue.models.uri import (
+    ModelUri,
+    parse_model_uri,
+    registered_model_uri,
+    resolve_model_uri,
+)
 
 RUN = "0123456789abcdef0123456789abcdef"
 
@@ -87,3 +92,63 @@ def test_any_text_parses_or_is_invalid(text):
         assert parsed.run_id and parsed.path
     elif parsed.kind == "models":
         assert parsed.name and (parsed.version is None or parsed.alias is None)
+
+
+# -- one reading of a model argument for every command --------------------------------------
+
+LOADABLE = ("models", "runs", "path")
+STORED = ("models", "runs")
+
+
+@pytest.mark.parametrize(
+    ("text", "accept", "folders", "expected"),
+    [
+        ("wine@champion", LOADABLE, set(), "models:/wine@champion"),
+        ("wine/2", LOADABLE, set(), "models:/wine/2"),
+        (" wine/latest ", LOADABLE, set(), "models:/wine/latest"),
+        ("models:/wine/2", LOADABLE, {"models:/wine/2"}, "models:/wine/2"),
+        (f"runs:/{RUN}/model", STORED, set(), f"runs:/{RUN}/model"),
+        ("wine/2", LOADABLE, {"wine/2"}, "wine/2"),  # a folder you can see wins
+        ("wine", LOADABLE, {"wine"}, "wine"),
+        ("wine/2", STORED, {"wine/2"}, "models:/wine/2"),  # folders mean nothing here
+        ("./exported/wine", LOADABLE, set(), "./exported/wine"),  # the loader checks it
+        ("C:/models/wine", LOADABLE, set(), "C:/models/wine"),
+    ],
+)
+def test_resolve_model_uri(text, accept, folders, expected):
+    assert resolve_model_uri(text, accept=accept, is_dir=folders.__contains__) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "accept", "message"),
+    [
+        ("wine", LOADABLE, "'wine': no such folder; for a registered model give its version"),
+        ("wine", STORED, "'wine': give its version or alias, e.g. wine@champion or wine/3"),
+        ("./exported/wine", STORED, "takes NAME@ALIAS, NAME/VERSION, models:/… or runs:/"),
+        (f"runs:/{RUN}/model", ("models",), "takes NAME@ALIAS, NAME/VERSION or models:/…"),
+        ("wine/abc", STORED, "'models:/wine/abc': expected models:/<name>/<version>"),
+        ("wine@", STORED, "'models:/wine@': expected"),
+        ("ftp://host/wine", LOADABLE, "unknown scheme"),
+        ("  ", LOADABLE, "non-empty string"),
+    ],
+)
+def test_resolve_model_uri_refuses_naming_the_text(text, accept, message):
+    with pytest.raises(InvalidArgument, match="model URI") as refused:
+        resolve_model_uri(text, accept=accept, is_dir=lambda _: False)
+    assert message in str(refused.value)
+
+
+def test_registered_model_uri_reads_a_bare_name_as_the_latest_version():
+    assert registered_model_uri("wine") == "models:/wine/latest"
+    assert registered_model_uri("wine@champion") == "models:/wine@champion"
+    with pytest.raises(InvalidArgument, match="predictions are logged per registered model"):
+        registered_model_uri(f"runs:/{RUN}/model")
+
+
+@given(st.text())
+def test_any_text_resolves_to_a_parseable_uri_or_is_invalid(text):
+    try:
+        uri = resolve_model_uri(text, is_dir=lambda _: False)
+    except InvalidArgument:
+        return
+    assert parse_model_uri(uri).kind in ("runs", "models", "path")
