@@ -22,6 +22,8 @@ def tensor_array(data: Any, dtype: np.dtype | None, field: str) -> np.ndarray:
             array = np.array(data, dtype=dtype)
         else:
             array = np.array(data)
+            if dtype.kind in "iu" and array.dtype.kind == "f":
+                array = _integers(data, dtype, array, field)
     except (ValueError, TypeError, OverflowError):
         raise RequestError(
             400,
@@ -32,6 +34,18 @@ def tensor_array(data: Any, dtype: np.dtype | None, field: str) -> np.ndarray:
     if array.ndim == 0:
         raise RequestError(400, f"{field}: expected an array", field)
     return array
+
+
+def _integers(data: list, dtype: np.dtype, array: np.ndarray, field: str) -> np.ndarray:
+    """The array of an integer tensor that NumPy guessed as floats: it does so for integers
+    past int64 mixed with smaller ones (the top half of uint64), which must stay exact."""
+    leaves = np.array(data, dtype=object)
+    if leaves.shape != array.shape or not all(type(v) is int for v in leaves.ravel()):
+        return array  # numbers with fractions: cast_tensor names them
+    try:
+        return np.array(data, dtype=dtype)
+    except OverflowError:
+        raise RequestError(422, f"{field}: values out of range for {dtype}", field) from None
 
 
 def cast_tensor(array: np.ndarray, spec: TensorSpec, field: str) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -186,3 +186,103 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=transport, base_url="http://segue") as http:
         yield http
     await app.state.models.drain()
+
+
+# --- a model of every datatype and a real HTTP server, for third-party OIP clients ----------
+
+#: Every dtype a signature can hold that the Open Inference Protocol has a datatype for.
+OIP_DTYPES = (
+    "bool",
+    *(f"int{b}" for b in (8, 16, 32, 64)),
+    *(f"uint{b}" for b in (8, 16, 32, 64)),
+    "float16",
+    "float32",
+    "float64",
+    "string",
+)
+
+
+def _echo() -> Callable[[Any], Any]:
+    def echo(data: Any) -> Any:
+        return data
+
+    return echo
+
+
+def every_dtype_frame() -> pd.DataFrame:
+    """Three rows with a column of each of :data:`OIP_DTYPES`, the integers' extremes included."""
+    import numpy as np
+
+    columns: dict[str, Any] = {}
+    for dtype in OIP_DTYPES:
+        if dtype == "bool":
+            columns[dtype] = np.array([True, False, True])
+        elif dtype == "string":
+            columns[dtype] = np.array(["a", "", "naïve 🙂"], dtype=object)
+        elif dtype.startswith("float"):
+            columns[dtype] = np.array([0.5, -2.25, 1000.125], dtype=dtype)
+        else:
+            info = np.iinfo(dtype)
+            columns[dtype] = np.array([info.min, 1, info.max], dtype=dtype)
+    return pd.DataFrame(columns)
+
+
+@pytest.fixture(scope="session")
+def oip_store(tmp_path_factory, sqlite_template: Path) -> dict[str, str]:
+    """The ``SEGUE_*`` variables of a store holding echo models: ``models:/every/1`` takes a
+    column of each of :data:`OIP_DTYPES` (as in :func:`every_dtype_frame`) and
+    ``models:/tensor_<dtype>/1`` a ``(-1, 3)`` tensor of that dtype; each predicts its input."""
+
+    root = tmp_path_factory.mktemp("oip")
+    shutil.copyfile(sqlite_template, root / "segue.db")
+    env = {
+        "SEGUE_HOME": str(root / "home"),
+        "SEGUE_STORE_URI": f"sqlite:///{root / 'segue.db'}",
+        "SEGUE_ARTIFACT_URI": str(root / "artifacts"),
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        with segue.start_run(experiment="oip") as run:
+            run.log_model(
+                _echo(), name="every", input_example=every_dtype_frame(), register_as="every"
+            )
+            for dtype in OIP_DTYPES:
+                example = every_dtype_frame()[[dtype] * 3].to_numpy(dtype=object)
+                if dtype != "string":
+                    example = example.astype(dtype)
+                name = f"tensor_{dtype}"
+                run.log_model(_echo(), name=name, input_example=example, register_as=name)
+    return env
+
+
+@pytest.fixture(scope="session")
+def oip_server(oip_store: dict[str, str]) -> Iterator[str]:
+    """``host:port`` of a real HTTP server (uvicorn on a thread) serving every model of
+    :func:`oip_store` as ``segue serve`` would load it."""
+    import threading
+
+    import uvicorn
+
+    from segue.serving.server import load_deployment
+
+    config = ServeConfig()
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in oip_store.items():
+            patch.setenv(key, value)
+        names = ["every", *(f"tensor_{dtype}" for dtype in OIP_DTYPES)]
+        served = [ServedModel(n, load_deployment(f"models:/{n}/1", n, config)) for n in names]
+    app = create_app(ServedModels(served), config)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="oip-server", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            pytest.fail("the OIP test server did not start")
+        thread.join(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join()
