@@ -40,6 +40,12 @@ def serve(
     max_body_mb: float = typer.Option(
         8.0, "--max-body-mb", min=0.001, help="Larger request bodies get HTTP 413."
     ),
+    body_timeout: float = typer.Option(
+        30.0,
+        "--body-timeout",
+        min=0.001,
+        help="Seconds a request body may take to arrive; a stalled client gets HTTP 408.",
+    ),
     name: str = typer.Option(
         None, "--name", help="Name to serve under (default: the registered model's name)."
     ),
@@ -64,18 +70,19 @@ def serve(
     background and swapped in without failing a request. SIGTERM stops accepting connections,
     finishes in-flight requests, then writes the rest of the prediction log.
     """
+    from segue.models.uri import resolve_model_uri
     from segue.serving.server import ServeOptions, run
 
     run(
         ServeOptions(
             model_uri=None if model_uri is None else resolve_model_uri(model_uri),
             host=host,
-    from segue.models.uri import resolve_model_uri
             port=port,
             workers=workers,
             max_batch_size=max_batch_size,
             max_latency_ms=max_latency_ms,
             max_body_mb=max_body_mb,
+            body_timeout_s=body_timeout,
             name=name,
             routes=tuple(route or ()),
             shadows=tuple(shadow or ()),

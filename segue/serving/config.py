@@ -142,6 +142,8 @@ class ServeConfig:
         max_batch_size: most rows per call of the model's predict.
         max_latency_ms: most time a request waits for others to join its batch.
         max_body_bytes: larger request bodies get 413.
+        body_timeout_s: most seconds a request's body may take to arrive; a client that
+            declares a body and stalls gets 408 then, and frees what it held.
         on_prediction: called on the event loop after each inference request with an
             :class:`InferenceRecord`; it must return at once (append to a buffer). Errors it
             raises are logged and ignored. None: no hook.
@@ -166,6 +168,7 @@ class ServeConfig:
     max_batch_size: int = 64
     max_latency_ms: float = 5.0
     max_body_bytes: int = 8 * MIB
+    body_timeout_s: float = 30.0
     on_prediction: Callable[[InferenceRecord], None] | None = None
     on_feedback: Callable[[Feedback], None] | None = None
     background: tuple[Callable[[], AbstractAsyncContextManager[Any]], ...] = ()
@@ -181,5 +184,13 @@ class ServeConfig:
             raise InvalidArgument(f"max latency must be >= 0 ms, got {self.max_latency_ms!r}")
         if type(self.max_body_bytes) is not int or self.max_body_bytes < 1:
             raise InvalidArgument(f"max body size must be >= 1 byte, got {self.max_body_bytes!r}")
+        if not (
+            isinstance(self.body_timeout_s, (int, float))
+            and math.isfinite(self.body_timeout_s)
+            and self.body_timeout_s > 0
+        ):
+            raise InvalidArgument(
+                f"--body-timeout must be > 0 seconds, got {self.body_timeout_s!r}"
+            )
         object.__setattr__(self, "on_shutdown", tuple(self.on_shutdown))
         object.__setattr__(self, "background", tuple(self.background))

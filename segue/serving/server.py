@@ -19,6 +19,7 @@ import importlib.util
 import logging
 import os
 import random
+import socket
 import sys
 import time
 from collections.abc import Mapping
@@ -80,6 +81,7 @@ class ServeOptions:
     max_batch_size: int = 64
     max_latency_ms: float = 5.0
     max_body_mb: float = 8.0
+    body_timeout_s: float = 30.0
     name: str | None = None
     routes: tuple[str, ...] = ()
     shadows: tuple[str, ...] = ()
@@ -96,6 +98,8 @@ class ServeOptions:
             raise InvalidArgument(f"--workers must be >= 1, got {self.workers}")
         if not self.max_body_mb > 0:
             raise InvalidArgument(f"--max-body-mb must be > 0, got {self.max_body_mb}")
+        if not self.body_timeout_s > 0:
+            raise InvalidArgument(f"--body-timeout must be > 0 seconds, got {self.body_timeout_s}")
         if self.model_uri is not None and self.routes:
             raise InvalidArgument("give MODEL_URI or --route, not both (MODEL_URI is one route)")
         if self.model_uri is None and not self.routes:
@@ -138,6 +142,7 @@ class ServeOptions:
             max_batch_size=self.max_batch_size,
             max_latency_ms=self.max_latency_ms,
             max_body_bytes=int(self.max_body_mb * MIB),
+            body_timeout_s=self.body_timeout_s,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -148,6 +153,7 @@ class ServeOptions:
             "MAX_BATCH_SIZE": str(self.max_batch_size),
             "MAX_LATENCY_MS": repr(self.max_latency_ms),
             "MAX_BODY_MB": repr(self.max_body_mb),
+            "BODY_TIMEOUT_S": repr(self.body_timeout_s),
             "NAME": self.name or "",
             "POLL_S": repr(self.poll_s),
             "LOG": "1" if self.log else "0",
@@ -168,6 +174,7 @@ class ServeOptions:
                 max_batch_size=int(get("MAX_BATCH_SIZE", "64")),
                 max_latency_ms=float(get("MAX_LATENCY_MS", "5")),
                 max_body_mb=float(get("MAX_BODY_MB", "8")),
+                body_timeout_s=float(get("BODY_TIMEOUT_S", "30")),
                 name=get("NAME", "") or None,
                 poll_s=float(get("POLL_S", str(POLL_SECONDS))),
                 log=get("LOG", "1") != "0",
@@ -356,31 +363,72 @@ def _uvicorn_options(options: ServeOptions) -> dict[str, Any]:
     }
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (not listening yet; uvicorn listens on it).
+
+    Raises:
+        InvalidArgument: the address is in use or cannot be bound (one line, exit code 2).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        hint = "; pick another --port or stop what uses it" if port else ""
+        raise InvalidArgument(
+            f"--port {port}: cannot listen on {host}:{port}: {exc.strerror or exc}{hint}"
+        ) from None
+    sock.set_inheritable(True)  # the workers of --workers N share it
+    return sock
+
+
 def run(options: ServeOptions) -> None:
-    """Serve until SIGINT/SIGTERM; then finish in-flight requests and run shutdown hooks."""
+    """Serve until SIGINT/SIGTERM; then finish in-flight requests and run shutdown hooks.
+
+    The port is bound first, before any model is loaded, so a busy port fails at once with
+    one line; the "serving … on http://…" line comes only once the port is ours.
+    """
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     _log_to_stderr()
-    if options.workers == 1:
-        app: Any = build_app(options)
-        what = describe(app.state.models.default)
-    else:
-        # Fail here, with one clear line, rather than in N workers that uvicorn would restart;
-        # this also fills the local package cache the workers load from.
-        name = options.served_name()
-        routes, shadows = load_routes(options, name, options.config())
-        what = describe(ServedModel(name, routes=routes, shadows=shadows))
-        os.environ.update(options.to_env())
-        app = "segue.serving.server:app_from_env"
-    print(
-        f"segue: serving {what} on http://{options.host}:{options.port} "
-        f"({options.workers} worker(s)); docs at /docs",
-        file=sys.stderr,
-        flush=True,
-    )
-    uvicorn.run(
-        app,
-        factory=options.workers > 1,
-        workers=options.workers if options.workers > 1 else None,
-        **_uvicorn_options(options),
-    )
+    sock = bind(options.host, options.port)
+    server: Any = None
+    try:
+        if options.workers == 1:
+            app: Any = build_app(options)
+            what = describe(app.state.models.default)
+        else:
+            # Fail here, with one clear line, rather than in N workers that uvicorn would
+            # restart; this also fills the local package cache the workers load from.
+            name = options.served_name()
+            routes, shadows = load_routes(options, name, options.config())
+            what = describe(ServedModel(name, routes=routes, shadows=shadows))
+            os.environ.update(options.to_env())
+            app = "segue.serving.server:app_from_env"
+        config = uvicorn.Config(
+            app,
+            factory=options.workers > 1,
+            workers=options.workers,
+            **_uvicorn_options(options),
+        )
+        port = sock.getsockname()[1]
+        print(
+            f"segue: serving {what} on http://{options.host}:{port} "
+            f"({options.workers} worker(s)); docs at /docs",
+            file=sys.stderr,
+            flush=True,
+        )
+        server = uvicorn.Server(config)
+        if options.workers > 1:
+            Multiprocess(config, sockets=[sock]).run()
+        else:
+            server.run(sockets=[sock])
+    except KeyboardInterrupt:  # a second Ctrl+C: uvicorn has stopped already
+        pass
+    finally:
+        sock.close()
+    if options.workers == 1 and server is not None and not server.started:
+        sys.exit(3)  # the app's startup failed; uvicorn has logged why

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -11,11 +12,15 @@ import time
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 import segue
 from segue.cli import main
 from segue.errors import InvalidArgument
+from segue.serving.app import create_app
+from segue.serving.config import ServeConfig
+from segue.serving.deployment import ServedModel, ServedModels, deploy
 from segue.serving.server import ServeOptions, served_name
 
 ROOT = Path(segue.__file__).resolve().parents[1]
@@ -120,3 +125,173 @@ def test_segue_serve_answers_then_stops_cleanly_on_sigterm(served_cancer, tmp_pa
     assert process.returncode in (0, -signal.SIGTERM), err
     assert "Traceback" not in err and "ERROR" not in err
     assert f"serving models:/cancer/1 as 'cancer' version 1 on http://127.0.0.1:{port}" in err
+
+
+# --- a client that declares a body and stalls (in-process, driven by events) ---------------
+
+
+class Stalled:
+    """An ASGI ``receive`` whose body never arrives, until :meth:`release` sends ``body``."""
+
+    def __init__(self, body: bytes = b"") -> None:
+        self.body = body
+        self.waiting = asyncio.Event()
+        self._release = asyncio.Event()
+
+    async def __call__(self) -> dict:
+        self.waiting.set()
+        await self._release.wait()
+        return {"type": "http.request", "body": self.body, "more_body": False}
+
+    def release(self) -> None:
+        self._release.set()
+
+
+def _post(path: str, length: int) -> dict:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(length).encode())]
+    return {"type": "http", "method": "POST", "path": path, "headers": headers}
+
+
+class Sent(list):
+    async def __call__(self, message: dict) -> None:
+        self.append(message)
+
+    @property
+    def status(self) -> int:
+        return self[0]["status"]
+
+    @property
+    def headers(self) -> dict[bytes, bytes]:
+        return dict(self[0]["headers"])
+
+    def json(self) -> dict:
+        return orjson.loads(self[1]["body"])
+
+
+@pytest.mark.anyio
+async def test_a_stalled_body_is_answered_408_in_json(app_serving):
+    app = app_serving(ServeConfig(body_timeout_s=0.01))
+    sent = Sent()
+
+    await app(_post("/predict", 100), Stalled(), sent)
+    await app.state.models.drain()
+
+    assert sent.status == 408
+    assert sent.headers[b"content-type"] == b"application/json"
+    assert sent.headers[b"connection"] == b"close"
+    assert "--body-timeout" in sent.json()["error"]
+
+
+@pytest.mark.anyio
+async def test_a_stalled_body_does_not_hold_the_version_it_would_count_against(served_cancer):
+    config = ServeConfig()
+    old = deploy("cancer", served_cancer.model, config, version="1")
+    new = deploy("cancer", served_cancer.model, config, version="2")
+    served = ServedModel("cancer", old)
+    app = create_app(ServedModels([served]), config)
+    row = served_cancer.X.iloc[:1].to_dict(orient="records")
+    stalled = Stalled(orjson.dumps({"instances": row}))
+    sent = Sent()
+
+    request = asyncio.create_task(app(_post("/predict", len(stalled.body)), stalled, sent))
+    await stalled.waiting.wait()
+    assert old.in_flight.count == 0  # reading its body, it holds no version
+    async with asyncio.timeout(30):  # guards against a hang only
+        assert await served.routes[0].swap(new) is old  # so the old version drains at once
+    stalled.release()
+    await request
+    await new.batcher.drain()
+
+    assert sent.status == 200
+    assert sent.headers[b"x-model-version"] == b"2"
+
+
+@pytest.mark.anyio
+async def test_a_request_cancelled_at_shutdown_gets_a_503_in_json(app_serving, caplog):
+    app = app_serving(ServeConfig())
+    stalled = Stalled()
+    sent = Sent()
+
+    request = asyncio.create_task(app(_post("/predict", 100), stalled, sent))
+    await stalled.waiting.wait()
+    request.cancel()  # what uvicorn does once the graceful-shutdown period is over
+    await request  # ends quietly: no CancelledError for uvicorn to log as a traceback
+    await app.state.models.drain()
+
+    assert sent.status == 503
+    assert sent.json()["error"] == "the server is stopping; retry"
+    assert "Traceback" not in caplog.text
+
+
+def test_the_body_timeout_must_be_positive():
+    with pytest.raises(InvalidArgument, match="--body-timeout"):
+        ServeOptions("models:/cancer/1", body_timeout_s=0)
+    assert ServeOptions.from_env(
+        ServeOptions("models:/cancer/1", body_timeout_s=2.5).to_env()
+    ).config() == (ServeConfig(body_timeout_s=2.5))
+
+
+# --- the port ---------------------------------------------------------------------------
+
+
+def test_a_busy_port_is_one_error_line_and_nothing_is_announced(served_cancer, monkeypatch, capsys):
+    for key, value in served_cancer.env.items():
+        monkeypatch.setenv(key, value)
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exited:
+            main(["serve", "models:/cancer/1", "--port", str(port)])
+
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert err.startswith("error: ") and len(err.splitlines()) == 1, err
+    assert f"--port {port}" in err and "in use" in err
+    assert "serving" not in err
+
+
+def _serve(env: dict[str, str], tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = {**os.environ, **env}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    command = [sys.executable, "-c", "from segue.cli import main; main()", "serve"]
+    command += [*args, "--port", str(port)]
+    process = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    _wait_ready(base, process)
+    return process, base
+
+
+@pytest.mark.slow
+def test_sigterm_with_a_stalled_client_stops_cleanly_and_answers_it_408(echo_store, tmp_path):
+    process, base = _serve(echo_store, tmp_path, "models:/echo/1", "--body-timeout", "1")
+    port = int(base.rsplit(":", 1)[1])
+    try:
+        with socket.create_connection(("127.0.0.1", port)) as stalled:
+            stalled.sendall(
+                b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                b'content-length: 100\r\n\r\n{"instances"'
+            )
+            # A request on another connection answered: the stalled one was taken up first.
+            ok = httpx.post(f"{base}/predict", json={"instances": [{"x": 2.0}]}, timeout=30)
+            process.send_signal(signal.SIGTERM)
+            stalled.settimeout(60)
+            answer = b""
+            while chunk := stalled.recv(65536):
+                answer += chunk
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+
+    assert ok.status_code == 200
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), answer
+    assert b"application/json" in head
+    assert b"--body-timeout" in body
+    assert process.returncode in (0, -signal.SIGTERM), err
+    assert "Traceback" not in err and "ERROR" not in err and "CancelledError" not in err
