@@ -16,11 +16,11 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
 from segue.errors import InvalidArgument
 from segue.store.entities import Alert
 from segue.store.schema import AlertRow
+from segue.store.sessions import Database
 
 
 class AlertStore(Protocol):
@@ -50,7 +50,7 @@ class SqlAlertStore:
     """
 
     def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
-        self._engine = engine
+        self._db = Database(engine)
         self._clock = clock
 
     def record(
@@ -78,7 +78,7 @@ class SqlAlertStore:
             message=message,
             delivered=[dict(d) for d in delivered],
         )
-        with Session(self._engine, expire_on_commit=False) as s, s.begin():
+        with self._db.write() as s, s.begin():
             s.add(row)
         return _alert(row)
 
@@ -92,7 +92,7 @@ class SqlAlertStore:
             .order_by(AlertRow.id.desc())
             .limit(limit)
         )
-        with Session(self._engine) as s:
+        with self._db.read() as s:
             return [_alert(row) for row in s.scalars(stmt)]
 
 

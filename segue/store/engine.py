@@ -1,13 +1,17 @@
 """Database engines and schema migrations.
 
-Opening a store never migrates by itself; :func:`ensure_schema` (called by the factories in
-``segue.store``) and ``segue db upgrade`` (which calls :func:`upgrade`) do, explicitly.
+Opening a store never migrates by itself. :func:`ensure_schema` (called by :func:`open_engine`)
+migrates only the embedded SQLite database, which belongs to the processes of one machine; a
+shared database (PostgreSQL) with an older schema is refused, because migrating it under
+servers that still run an older Segue would break them: ``segue db upgrade`` (which calls
+:func:`upgrade`) migrates it, explicitly.
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -17,6 +21,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from segue.errors import InvalidArgument, SegueError
+from segue.store.sessions import READ_ONLY, begin_sqlite
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _ADVISORY_LOCK_KEY = 0x5E6E  # serialises concurrent migrations on PostgreSQL
@@ -24,13 +29,14 @@ _checked: set[str] = set()
 _lock = threading.Lock()
 
 
-def create_engine(uri: str) -> Engine:
+def create_engine(uri: str, *, busy_timeout: float = 60.0) -> Engine:
     """Create an engine for ``uri`` with the settings Segue relies on.
 
     SQLite runs in WAL mode with foreign keys on and a case-sensitive LIKE (as on
-    PostgreSQL), and every transaction starts with ``BEGIN IMMEDIATE`` so that concurrent
-    writers queue on ``busy_timeout`` instead of failing when a read transaction tries to
-    become a write.
+    PostgreSQL). A write transaction starts with ``BEGIN IMMEDIATE`` so that concurrent
+    writers queue on ``busy_timeout`` (seconds) instead of failing when a read transaction
+    tries to become a write; a read-only one (see :mod:`segue.store.sessions`) starts with a
+    deferred ``BEGIN`` and never waits for a writer.
     """
     try:
         url = sa.engine.make_url(uri)
@@ -39,9 +45,11 @@ def create_engine(uri: str) -> Engine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+        engine = sa.create_engine(
+            url, connect_args={"timeout": busy_timeout, "check_same_thread": False}
+        )
         sa.event.listen(engine, "connect", _sqlite_on_connect)
-        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        sa.event.listen(engine, "begin", begin_sqlite)
         return engine
     if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
@@ -51,11 +59,11 @@ def create_engine(uri: str) -> Engine:
         raise InvalidArgument(f"SEGUE_STORE_URI: unsupported database URL {uri!r}: {exc}") from exc
 
 
-def _sqlite_on_connect(dbapi_connection, _record) -> None:
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's implicit BEGIN is deferred).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=60000")
+    # busy_timeout is already set from connect_args' timeout; WAL lets readers skip the lock.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -72,12 +80,14 @@ def _alembic_config() -> Config:
 
 def head_revision() -> str:
     """The newest migration shipped with this version of Segue."""
-    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None, "segue/store/migrations has no revision"
+    return head
 
 
 def current_revision(engine: Engine) -> str | None:
     """The migration the database is at, or None for an empty database."""
-    with engine.connect() as conn:
+    with engine.execution_options(**{READ_ONLY: True}).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
@@ -91,12 +101,18 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
         after = MigrationContext.configure(conn).get_current_revision()
-    _checked.add(str(engine.url))
+    if after == head_revision():
+        _checked.add(str(engine.url))
     return before, after
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Migrate ``engine``'s database to the newest schema unless it is known to be there."""
+    """Make sure ``engine``'s database has the newest schema.
+
+    The embedded SQLite database is migrated here. Any other database at an older schema is
+    refused with a :class:`~segue.errors.SegueError` naming both revisions and the fix
+    (``segue db upgrade``); a newer one is refused with ``pip install -U segue``.
+    """
     key = str(engine.url)
     if key in _checked:
         return
@@ -104,8 +120,18 @@ def ensure_schema(engine: Engine) -> None:
         if key in _checked:
             return
         current = current_revision(engine)
-        if current != head_revision():
+        head = head_revision()
+        if current != head:
             _check_known(engine, current)
+            if engine.dialect.name != "sqlite":
+                url = engine.url.render_as_string(hide_password=True)
+                at = f"at schema revision {current}" if current else "empty (no schema yet)"
+                raise SegueError(
+                    f"the database {url} is {at}, and this Segue needs revision {head}: "
+                    "run `segue db upgrade` to migrate it (a shared database is never "
+                    "migrated implicitly, so servers running an older Segue keep working "
+                    "until you choose to)"
+                )
             upgrade(engine)
         _checked.add(key)
 

@@ -87,6 +87,7 @@ def _listen(
 ) -> None:
     raw = engine.raw_connection()
     conn = raw.driver_connection
+    assert conn is not None, "a pooled connection always has its driver connection"
     raw.detach()  # held for as long as we listen; the pool must not hand it out or recycle it
     try:
         conn.rollback()  # the pool's pre-ping may have opened a transaction

@@ -17,9 +17,9 @@ from functools import partial
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 
 from segue.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from segue.store.entities import AuditEntry, Gate, ModelVersion, RegisteredModel
@@ -34,6 +34,7 @@ from segue.store.schema import (
     RunDatasetRow,
     RunRow,
 )
+from segue.store.sessions import Database
 
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]{0,255}$")
 _ALIAS = re.compile(r"^[A-Za-z][\w\-]{0,127}$")
@@ -114,14 +115,12 @@ class SqlRegistryStore:
     """:class:`RegistryStore` over SQLAlchemy, for SQLite and PostgreSQL."""
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+        self._db = Database(engine)
 
-    def _session(self) -> Session:
-        return Session(self._engine, expire_on_commit=False)
-
-    def _insert(self, model):
-        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-        return dialect.insert(model)
+    @property
+    def engine(self) -> Engine:
+        """The database engine, shared with the other stores of the same database."""
+        return self._db.engine
 
     # -- models --------------------------------------------------------------------------
 
@@ -134,9 +133,9 @@ class SqlRegistryStore:
     ) -> RegisteredModel:
         check_model_name(name)
         now = _now()
-        with self._session() as s, s.begin():
+        with self._db.write() as s, s.begin():
             stmt = (
-                self._insert(RegisteredModelRow)
+                self._db.insert(RegisteredModelRow)
                 .values(
                     name=name,
                     description=description,
@@ -167,7 +166,7 @@ class SqlRegistryStore:
 
     def _model_row(self, s: Session, name: str, *, lock: bool = False) -> RegisteredModelRow:
         stmt = sa.select(RegisteredModelRow).where(RegisteredModelRow.name == name)
-        if lock and self._engine.dialect.name == "postgresql":
+        if lock and self._db.dialect == "postgresql":
             stmt = stmt.with_for_update()
         row = s.scalar(stmt)
         if row is None:
@@ -175,7 +174,7 @@ class SqlRegistryStore:
         return row
 
     def get_model(self, name: str) -> RegisteredModel:
-        with self._session() as s:
+        with self._db.read() as s:
             return self._model(s, self._model_row(s, name))
 
     def _model(self, s: Session, row: RegisteredModelRow) -> RegisteredModel:
@@ -199,7 +198,7 @@ class SqlRegistryStore:
         )
 
     def list_models(self) -> list[RegisteredModel]:
-        with self._session() as s:
+        with self._db.read() as s:
             rows = s.scalars(sa.select(RegisteredModelRow).order_by(RegisteredModelRow.name))
             return [self._model(s, row) for row in rows]
 
@@ -216,16 +215,16 @@ class SqlRegistryStore:
         description: str | None = None,
     ) -> ModelVersion:
         now = _now()
-        with self._session() as s, s.begin():
+        with self._db.write() as s, s.begin():
             if s.get(RunRow, run_id) is None:
                 raise NotFound(f"run {run_id!r} does not exist")
             model = self._model_row(s, name)
-            number = s.scalar(
+            number = s.scalars(
                 sa.update(RegisteredModelRow)
                 .where(RegisteredModelRow.id == model.id)
                 .values(last_version=RegisteredModelRow.last_version + 1, updated_at=now)
                 .returning(RegisteredModelRow.last_version)
-            )
+            ).one()
             s.add(
                 ModelVersionRow(
                     model_id=model.id,
@@ -257,7 +256,7 @@ class SqlRegistryStore:
         return self.get_version(name, number)
 
     def get_version(self, name: str, version: int) -> ModelVersion:
-        with self._session() as s:
+        with self._db.read() as s:
             model = self._model_row(s, name)
             row = s.get(ModelVersionRow, (model.id, version))
             if row is None:
@@ -290,7 +289,7 @@ class SqlRegistryStore:
         )
 
     def list_versions(self, name: str) -> list[ModelVersion]:
-        with self._session() as s:
+        with self._db.read() as s:
             model = self._model_row(s, name)
             rows = s.scalars(
                 sa.select(ModelVersionRow)
@@ -300,7 +299,7 @@ class SqlRegistryStore:
             return [self._version(s, name, row) for row in rows]
 
     def delete_version(self, name: str, version: int, actor: str) -> None:
-        with self._session() as s, s.begin():
+        with self._db.write() as s, s.begin():
             model = self._model_row(s, name, lock=True)
             row = s.get(ModelVersionRow, (model.id, version))
             if row is None:
@@ -323,12 +322,13 @@ class SqlRegistryStore:
                 "manifest_digest": row.manifest_digest,
             }
             s.delete(row)
+            _touch(s, model.id, _now())
             _audit(s, actor, name, "delete_version", f"version {version}", before, None)
 
     # -- aliases -------------------------------------------------------------------------
 
     def get_alias(self, name: str, alias: str) -> int | None:
-        with self._session() as s:
+        with self._db.read() as s:
             model = self._model_row(s, name)
             row = s.get(AliasRow, (model.id, alias))
             return None if row is None else row.version
@@ -347,14 +347,15 @@ class SqlRegistryStore:
         """Point ``alias`` at ``version`` if it still points at ``expected`` (None: unset)."""
         check_alias(alias)
         now = _now()
-        with self._session() as s, s.begin():
+        with self._db.write() as s, s.begin():
             # Locked like delete_version, so a version being deleted cannot gain an alias.
             model = self._model_row(s, name, lock=True)
             if s.get(ModelVersionRow, (model.id, version)) is None:
                 raise NotFound(f"model {name!r} has no version {version}")
+            stmt: ReturningInsert[int] | ReturningUpdate[int]
             if expected is None:
                 stmt = (
-                    self._insert(AliasRow)
+                    self._db.insert(AliasRow)
                     .values(model_id=model.id, alias=alias, version=version, updated_at=now)
                     .on_conflict_do_nothing()
                     .returning(AliasRow.version)
@@ -374,6 +375,7 @@ class SqlRegistryStore:
                 raise Conflict(
                     f"alias {name}@{alias} moved while this change was being decided; try again"
                 )
+            _touch(s, model.id, now)
             before = None if expected is None else {"version": expected}
             _audit(
                 s,
@@ -391,18 +393,20 @@ class SqlRegistryStore:
         """``listen(on_change, stop, on_connect=None)``, which blocks and calls
         ``on_change(model, alias)`` each time an alias moves or is deleted, until ``stop`` is
         set; None when the database cannot announce changes (SQLite: poll instead)."""
-        if not supports_notify(self._engine):
+        if not supports_notify(self._db.engine):
             return None
-        return partial(listen_aliases, self._engine)
+        return partial(listen_aliases, self._db.engine)
 
     def delete_alias(self, name: str, alias: str, actor: str) -> None:
-        with self._session() as s, s.begin():
-            model = self._model_row(s, name)
+        with self._db.write() as s, s.begin():
+            # Locked before the alias, as set_alias does, so the two cannot deadlock.
+            model = self._model_row(s, name, lock=True)
             row = s.get(AliasRow, (model.id, alias))
             if row is None:
                 raise NotFound(f"model {name!r} has no alias {alias!r}")
             before = {"version": row.version}
             s.delete(row)
+            _touch(s, model.id, _now())
             _audit(s, actor, name, "delete_alias", f"alias {alias}", before, None)
             notify_alias(s, name, alias)
 
@@ -410,7 +414,7 @@ class SqlRegistryStore:
 
     def add_gate(self, name: str, alias: str, requirement: str, actor: str) -> Gate:
         check_alias(alias)
-        with self._session() as s, s.begin():
+        with self._db.write() as s, s.begin():
             model = self._model_row(s, name)
             row = GateRow(
                 model_id=model.id,
@@ -433,7 +437,7 @@ class SqlRegistryStore:
             return _gate(name, row)
 
     def list_gates(self, name: str, alias: str | None = None) -> list[Gate]:
-        with self._session() as s:
+        with self._db.read() as s:
             model = self._model_row(s, name)
             stmt = sa.select(GateRow).where(GateRow.model_id == model.id).order_by(GateRow.id)
             if alias is not None:
@@ -441,7 +445,7 @@ class SqlRegistryStore:
             return [_gate(name, row) for row in s.scalars(stmt)]
 
     def remove_gate(self, name: str, gate_id: int, actor: str) -> Gate:
-        with self._session() as s, s.begin():
+        with self._db.write() as s, s.begin():
             model = self._model_row(s, name)
             row = s.get(GateRow, gate_id)
             if row is None or row.model_id != model.id:
@@ -470,7 +474,7 @@ class SqlRegistryStore:
             .order_by(AuditRow.id.desc())
             .limit(limit)
         )
-        with self._session() as s:
+        with self._db.read() as s:
             self._model_row(s, name)
             rows = list(s.scalars(stmt))
         return [
@@ -497,15 +501,24 @@ class SqlRegistryStore:
     def versions_for_run(self, run_id: str) -> list[ModelVersion]:
         return self._versions_where(ModelVersionRow.run_id == run_id)
 
-    def _versions_where(self, condition) -> list[ModelVersion]:
+    def _versions_where(self, condition: sa.ColumnElement[bool]) -> list[ModelVersion]:
         stmt = (
             sa.select(ModelVersionRow, RegisteredModelRow.name)
             .join(RegisteredModelRow, RegisteredModelRow.id == ModelVersionRow.model_id)
             .where(condition)
             .order_by(RegisteredModelRow.name, ModelVersionRow.version)
         )
-        with self._session() as s:
+        with self._db.read() as s:
             return [self._version(s, name, row) for row, name in s.execute(stmt)]
+
+
+def _touch(s: Session, model_id: int, now: int) -> None:
+    """Mark the model changed: "updated" covers versions and alias moves, not only creation."""
+    s.execute(
+        sa.update(RegisteredModelRow)
+        .where(RegisteredModelRow.id == model_id)
+        .values(updated_at=now)
+    )
 
 
 def _audit(

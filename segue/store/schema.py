@@ -7,6 +7,8 @@ Rows never leave ``segue.store``: the store converts them to the frozen dataclas
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -50,7 +52,7 @@ class EnvironmentRow(Base):
 
     __tablename__ = "environments"
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
-    packages: Mapped[dict] = mapped_column(JSON)
+    packages: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class RunRow(Base):
@@ -149,8 +151,8 @@ class DatasetRow(Base):
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     n_rows: Mapped[int] = mapped_column(BigInteger)
     n_columns: Mapped[int] = mapped_column(Integer)
-    schema: Mapped[list] = mapped_column(JSON)
-    profile: Mapped[dict] = mapped_column(JSON)
+    schema: Mapped[list[Any]] = mapped_column(JSON)
+    profile: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -234,8 +236,8 @@ class AuditRow(Base):
     model_name: Mapped[str] = mapped_column(String(256))
     action: Mapped[str] = mapped_column(String(32))
     target: Mapped[str | None] = mapped_column(String(256))
-    before: Mapped[dict | None] = mapped_column(JSON)
-    after: Mapped[dict | None] = mapped_column(JSON)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     reason: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index(None, "model_name", "id"),)
@@ -259,6 +261,6 @@ class AlertRow(Base):
     threshold: Mapped[float] = mapped_column(Float)
     message: Mapped[str] = mapped_column(Text)
     #: One ``{"sink", "ok", "attempts", "error"}`` object per sink.
-    delivered: Mapped[list] = mapped_column(JSON)
+    delivered: Mapped[list[Any]] = mapped_column(JSON)
 
     __table_args__ = (Index(None, "model", "id"),)

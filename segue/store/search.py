@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
+from segue.store.filters import BoolOp, Comparison, Expr, OrderKey
 from segue.store.schema import ExperimentRow, LatestMetricRow, ParamRow, RunRow, TagRow
-from segue.tracking.filters import BoolOp, Comparison, Expr, OrderKey
 
-_ATTRIBUTES = {
+_ATTRIBUTES: dict[str, Any] = {
     "status": RunRow.status,
     "name": RunRow.name,
     "run_id": RunRow.id,
@@ -26,7 +27,7 @@ def build_query(
     order_by: Sequence[OrderKey],
     max_results: int,
     include_deleted: bool = False,
-) -> sa.Select:
+) -> sa.Select[str]:
     """SELECT the ids of the matching runs, sorted, limited to ``max_results``."""
     stmt = sa.select(RunRow.id)
     if experiment_ids is not None:
@@ -56,16 +57,19 @@ def _comparison(c: Comparison) -> sa.ColumnElement[bool]:
             names = sa.select(ExperimentRow.id).where(_apply(ExperimentRow.name, c))
             return RunRow.experiment_id.in_(names)
         return _apply(_ATTRIBUTES[c.key], c)
-    table, value_column = {
+    tables: dict[str, tuple[Any, Any]] = {
         "metric": (LatestMetricRow, LatestMetricRow.value),
         "param": (ParamRow, ParamRow.value),
         "tag": (TagRow, TagRow.value),
-    }[c.kind]
+    }
+    table, value_column = tables[c.kind]
     has_key = sa.and_(table.run_id == RunRow.id, table.key == c.key)
     if c.op == "IS NULL":
-        return ~sa.exists().where(has_key)
+        missing: sa.ColumnElement[bool] = ~sa.exists().where(has_key)
+        return missing
     if c.op == "IS NOT NULL":
-        return sa.exists().where(has_key)
+        present: sa.ColumnElement[bool] = sa.exists().where(has_key)
+        return present
     if c.kind == "param" and _is_numeric(c.value):
         value_column = ParamRow.value_num
     return sa.exists().where(has_key, _apply(value_column, c))
@@ -77,13 +81,12 @@ def _is_numeric(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _apply(column, c: Comparison) -> sa.ColumnElement[bool]:
+def _apply(column: Any, c: Comparison) -> sa.ColumnElement[bool]:
     op, value = c.op, c.value
-    if op == "IS NULL":
-        return column.is_(None)
-    if op == "IS NOT NULL":
-        return column.is_not(None)
-    operations = {
+    listed = list(value) if isinstance(value, tuple) else [value]
+    operations: dict[str, Any] = {
+        "IS NULL": lambda: column.is_(None),
+        "IS NOT NULL": lambda: column.is_not(None),
         "=": lambda: column == value,
         "!=": lambda: column != value,
         "<": lambda: column < value,
@@ -95,20 +98,22 @@ def _apply(column, c: Comparison) -> sa.ColumnElement[bool]:
         "NOT LIKE": lambda: column.not_like(value, escape="\\"),
         "ILIKE": lambda: column.ilike(value, escape="\\"),
         "NOT ILIKE": lambda: column.not_ilike(value, escape="\\"),
-        "IN": lambda: column.in_(list(value)),
-        "NOT IN": lambda: column.not_in(list(value)),
+        "IN": lambda: column.in_(listed),
+        "NOT IN": lambda: column.not_in(listed),
     }
-    return operations[op]()
+    result: sa.ColumnElement[bool] = operations[op]()
+    return result
 
 
-def _sort_columns(stmt: sa.Select, key: OrderKey) -> tuple[list[sa.ColumnElement], sa.Select]:
+def _sort_columns(stmt: sa.Select[str], key: OrderKey) -> tuple[list[Any], sa.Select[str]]:
     if key.kind == "attribute":
         if key.key == "experiment":
             exp = aliased(ExperimentRow)
             stmt = stmt.join(exp, exp.id == RunRow.experiment_id)
             return [exp.name], stmt
         return [_ATTRIBUTES[key.key]], stmt
-    table = {"metric": LatestMetricRow, "param": ParamRow, "tag": TagRow}[key.kind]
+    tables: dict[str, Any] = {"metric": LatestMetricRow, "param": ParamRow, "tag": TagRow}
+    table = tables[key.kind]
     joined = aliased(table)
     stmt = stmt.outerjoin(joined, sa.and_(joined.run_id == RunRow.id, joined.key == key.key))
     if key.kind == "param":

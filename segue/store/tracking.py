@@ -8,7 +8,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -24,6 +23,7 @@ from segue.store.entities import (
     RunData,
     RunInfo,
 )
+from segue.store.filters import Expr, OrderKey
 from segue.store.schema import (
     ArtifactRow,
     DatasetRow,
@@ -36,7 +36,7 @@ from segue.store.schema import (
     RunRow,
     TagRow,
 )
-from segue.tracking.filters import Expr, OrderKey
+from segue.store.sessions import Database, rowcount
 
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
 
@@ -92,29 +92,24 @@ class SqlTrackingStore:
     """:class:`TrackingStore` over SQLAlchemy, for SQLite and PostgreSQL.
 
     The constructor only keeps the engine; the schema must already be current
-    (see :func:`segue.store.engine.ensure_schema`).
+    (see :func:`segue.store.engine.ensure_schema`). Batches of rows are sent as one
+    executemany (a parameter set per row) and long IN lists in chunks, so no statement
+    outgrows SQLite's variable limit or PostgreSQL's 65,535 parameters however big a batch is.
     """
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+        self._db = Database(engine)
 
     @property
     def engine(self) -> Engine:
         """The database engine, shared with the other stores of the same database."""
-        return self._engine
-
-    def _session(self) -> Session:
-        return Session(self._engine, expire_on_commit=False)
-
-    def _insert(self, model):
-        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-        return dialect.insert(model)
+        return self._db.engine
 
     # -- experiments ---------------------------------------------------------------------
 
     def create_experiment(self, name: str, description: str | None = None) -> Experiment:
         _check_name("experiment", name)
-        with self._session() as s, s.begin():
+        with self._db.write() as s, s.begin():
             if s.scalar(sa.select(ExperimentRow.id).where(ExperimentRow.name == name)):
                 raise AlreadyExists(f"experiment {name!r} already exists")
             row = ExperimentRow(name=name, description=description, created_at=_now())
@@ -127,7 +122,7 @@ class SqlTrackingStore:
             return _experiment(row)
 
     def get_experiment(self, name: str) -> Experiment:
-        with self._session() as s:
+        with self._db.read() as s:
             row = s.scalar(sa.select(ExperimentRow).where(ExperimentRow.name == name))
             if row is None:
                 raise NotFound(f"experiment {name!r} does not exist; see `segue experiments list`")
@@ -135,10 +130,10 @@ class SqlTrackingStore:
 
     def get_or_create_experiment(self, name: str) -> Experiment:
         _check_name("experiment", name)
-        with self._session() as s, s.begin():
-            stmt = self._insert(ExperimentRow).values(name=name, created_at=_now())
+        with self._db.write() as s, s.begin():
+            stmt = self._db.insert(ExperimentRow).values(name=name, created_at=_now())
             s.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
-            row = s.scalar(sa.select(ExperimentRow).where(ExperimentRow.name == name))
+            row = s.scalars(sa.select(ExperimentRow).where(ExperimentRow.name == name)).one()
             return _experiment(row)
 
     def list_experiments(self) -> list[Experiment]:
@@ -153,13 +148,13 @@ class SqlTrackingStore:
             .outerjoin(counts, counts.c.experiment_id == ExperimentRow.id)
             .order_by(ExperimentRow.id)
         )
-        with self._session() as s:
+        with self._db.read() as s:
             return [_experiment(row, n) for row, n in s.execute(stmt)]
 
     # -- runs ----------------------------------------------------------------------------
 
     def create_run(self, info: RunInfo, tags: Mapping[str, str] | None = None) -> RunInfo:
-        with self._session() as s, s.begin():
+        with self._db.write() as s, s.begin():
             if s.get(ExperimentRow, info.experiment_id) is None:
                 raise NotFound(f"experiment {info.experiment_id} does not exist")
             if s.get(RunRow, info.id) is not None:
@@ -188,7 +183,7 @@ class SqlTrackingStore:
                 f"run id {prefix!r}: give the id or at least its first 4 characters"
             )
         stmt = sa.select(RunRow.id).where(RunRow.id.startswith(prefix.lower())).limit(2)
-        with self._session() as s:
+        with self._db.read() as s:
             found = list(s.scalars(stmt))
         if not found:
             raise NotFound(f"run {prefix!r} does not exist; see `segue runs list`")
@@ -205,43 +200,48 @@ class SqlTrackingStore:
         error: str | None = None,
         reason: str | None = None,
     ) -> None:
-        values = {"status": status, "end_time": end_time, "status_reason": reason}
+        values: dict[str, object] = {
+            "status": status,
+            "end_time": end_time,
+            "status_reason": reason,
+        }
         if error is not None:
             values["error"] = error
-        with self._session() as s, s.begin():
+        with self._db.write() as s, s.begin():
             result = s.execute(sa.update(RunRow).where(RunRow.id == run_id).values(**values))
-            if result.rowcount == 0:
+            if rowcount(result) == 0:
                 raise NotFound(f"run {run_id!r} does not exist")
 
     def set_run_lifecycle(self, run_id: str, stage: str) -> None:
-        with self._session() as s, s.begin():
+        with self._db.write() as s, s.begin():
             stmt = sa.update(RunRow).where(RunRow.id == run_id).values(lifecycle_stage=stage)
-            if s.execute(stmt).rowcount == 0:
+            if rowcount(s.execute(stmt)) == 0:
                 raise NotFound(f"run {run_id!r} does not exist; see `segue runs list`")
 
     def heartbeat(self, run_ids: Sequence[str], now: int) -> None:
         if not run_ids:
             return
-        with self._session() as s, s.begin():
-            s.execute(
-                sa.update(RunRow)
-                .where(RunRow.id.in_(list(run_ids)), RunRow.status == "RUNNING")
-                .values(heartbeat_at=now)
-            )
+        with self._db.write() as s, s.begin():
+            for chunk in self._db.chunks(list(run_ids), 1):
+                s.execute(
+                    sa.update(RunRow)
+                    .where(RunRow.id.in_(chunk), RunRow.status == "RUNNING")
+                    .values(heartbeat_at=now)
+                )
 
     def reap_stale_runs(self, now: int, timeout_ms: int) -> list[str]:
         """Mark RUNNING runs whose heartbeat stopped ``timeout_ms`` ago as KILLED."""
         stale = sa.and_(RunRow.status == "RUNNING", RunRow.heartbeat_at < now - timeout_ms)
-        with self._session() as s:
+        with self._db.read() as s:
             # A cheap read first: most calls find nothing and need no write lock.
             if not s.scalar(sa.select(sa.exists().where(stale))):
                 return []
-        with self._session() as s, s.begin():
+        with self._db.write() as s, s.begin():
             ids = list(s.scalars(sa.select(RunRow.id).where(stale)))
-            if ids:
+            for chunk in self._db.chunks(ids, 1):
                 s.execute(
                     sa.update(RunRow)
-                    .where(RunRow.id.in_(ids), stale)
+                    .where(RunRow.id.in_(chunk), stale)
                     .values(
                         status="KILLED",
                         end_time=RunRow.heartbeat_at,
@@ -262,20 +262,18 @@ class SqlTrackingStore:
     ) -> None:
         params = params or {}
         tags = tags or {}
-        with self._session() as s, s.begin():
+        with self._db.write() as s, s.begin():
             if s.get(RunRow, run_id) is None:
                 raise NotFound(f"run {run_id!r} does not exist")
             if params:
                 self._insert_params(s, run_id, params)
             if tags:
-                stmt = self._insert(TagRow).values(
-                    [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
+                rows = [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
+                stmt = self._db.insert(TagRow)
+                upsert = stmt.on_conflict_do_update(
+                    index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
                 )
-                s.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
-                    )
-                )
+                s.execute(upsert, rows)
             if metrics:
                 self._insert_metrics(s, run_id, metrics)
 
@@ -284,14 +282,13 @@ class SqlTrackingStore:
             {"run_id": run_id, "key": k, "value": v, "value_num": _as_number(v)}
             for k, v in params.items()
         ]
-        s.execute(self._insert(ParamRow).values(rows).on_conflict_do_nothing())
-        stored = dict(
-            s.execute(
-                sa.select(ParamRow.key, ParamRow.value).where(
-                    ParamRow.run_id == run_id, ParamRow.key.in_(list(params))
-                )
-            ).all()
-        )
+        s.execute(self._db.insert(ParamRow).on_conflict_do_nothing(), rows)
+        stored: dict[str, str] = {}
+        for keys in self._db.chunks(list(params), 1):
+            stmt = sa.select(ParamRow.key, ParamRow.value).where(
+                ParamRow.run_id == run_id, ParamRow.key.in_(keys)
+            )
+            stored.update((k, v) for k, v in s.execute(stmt))
         for key, value in params.items():
             if stored.get(key) != value:
                 raise Conflict(
@@ -318,32 +315,30 @@ class SqlTrackingStore:
             best = latest.get(m.key)
             if best is None or (m.step, m.timestamp) >= (best.step, best.timestamp):
                 latest[m.key] = m
-        stmt = self._insert(LatestMetricRow).values(
-            [
-                {
-                    "run_id": run_id,
-                    "key": m.key,
-                    "value": None if math.isnan(m.value) else m.value,
-                    "step": m.step,
-                    "timestamp": m.timestamp,
-                }
-                for m in latest.values()
-            ]
-        )
+        rows = [
+            {
+                "run_id": run_id,
+                "key": m.key,
+                "value": None if math.isnan(m.value) else m.value,
+                "step": m.step,
+                "timestamp": m.timestamp,
+            }
+            for m in latest.values()
+        ]
         table = LatestMetricRow.__table__
+        stmt = self._db.insert(LatestMetricRow)
         newer = sa.or_(
             stmt.excluded.step > table.c.step,
             sa.and_(
                 stmt.excluded.step == table.c.step, stmt.excluded.timestamp >= table.c.timestamp
             ),
         )
-        s.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["run_id", "key"],
-                set_={c: stmt.excluded[c] for c in ("value", "step", "timestamp")},
-                where=newer,
-            )
+        upsert = stmt.on_conflict_do_update(
+            index_elements=["run_id", "key"],
+            set_={c: stmt.excluded[c] for c in ("value", "step", "timestamp")},
+            where=newer,
         )
+        s.execute(upsert, rows)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         stmt = (
@@ -351,18 +346,18 @@ class SqlTrackingStore:
             .where(MetricRow.run_id == run_id, MetricRow.key == key)
             .order_by(MetricRow.step, MetricRow.timestamp, MetricRow.id)
         )
-        with self._session() as s:
+        with self._db.read() as s:
             return [_metric(r) for r in s.scalars(stmt)]
 
     # -- environments, artifacts, data sets ----------------------------------------------
 
     def record_environment(self, digest: str, packages: Mapping[str, str]) -> None:
-        with self._session() as s, s.begin():
-            stmt = self._insert(EnvironmentRow).values(digest=digest, packages=dict(packages))
+        with self._db.write() as s, s.begin():
+            stmt = self._db.insert(EnvironmentRow).values(digest=digest, packages=dict(packages))
             s.execute(stmt.on_conflict_do_nothing())
 
     def get_environment(self, digest: str) -> dict[str, str]:
-        with self._session() as s:
+        with self._db.read() as s:
             row = s.get(EnvironmentRow, digest)
             if row is None:
                 raise NotFound(f"environment {digest} does not exist")
@@ -382,30 +377,29 @@ class SqlTrackingStore:
             }
             for e in entries
         ]
-        with self._session() as s, s.begin():
+        with self._db.write() as s, s.begin():
             if s.get(RunRow, run_id) is None:
                 raise NotFound(f"run {run_id!r} does not exist")
-            stmt = self._insert(ArtifactRow).values(rows)
-            s.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["run_id", "path"],
-                    set_={c: stmt.excluded[c] for c in ("digest", "size", "created_at")},
-                )
+            stmt = self._db.insert(ArtifactRow)
+            upsert = stmt.on_conflict_do_update(
+                index_elements=["run_id", "path"],
+                set_={c: stmt.excluded[c] for c in ("digest", "size", "created_at")},
             )
+            s.execute(upsert, rows)
 
     def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactEntry]:
         stmt = sa.select(ArtifactRow).where(ArtifactRow.run_id == run_id).order_by(ArtifactRow.path)
         if prefix:
             stmt = stmt.where(ArtifactRow.path.startswith(prefix, autoescape=True))
-        with self._session() as s:
+        with self._db.read() as s:
             return [ArtifactEntry(r.path, r.digest, r.size, r.created_at) for r in s.scalars(stmt)]
 
     def log_dataset(self, run_id: str, name: str, context: str, dataset: Dataset) -> None:
-        with self._session() as s, s.begin():
+        with self._db.write() as s, s.begin():
             if s.get(RunRow, run_id) is None:
                 raise NotFound(f"run {run_id!r} does not exist")
             s.execute(
-                self._insert(DatasetRow)
+                self._db.insert(DatasetRow)
                 .values(
                     digest=dataset.digest,
                     n_rows=dataset.n_rows,
@@ -416,7 +410,7 @@ class SqlTrackingStore:
                 )
                 .on_conflict_do_nothing()
             )
-            stmt = self._insert(RunDatasetRow).values(
+            stmt = self._db.insert(RunDatasetRow).values(
                 run_id=run_id, name=name, context=context, digest=dataset.digest, created_at=_now()
             )
             s.execute(
@@ -433,7 +427,7 @@ class SqlTrackingStore:
             .where(RunDatasetRow.run_id == run_id)
             .order_by(RunDatasetRow.created_at, RunDatasetRow.name)
         )
-        with self._session() as s:
+        with self._db.read() as s:
             return [
                 DatasetInput(
                     link.name,
@@ -454,7 +448,7 @@ class SqlTrackingStore:
         include_deleted: bool = False,
     ) -> list[Run]:
         stmt = search.build_query(experiment_ids, where, order_by, max_results, include_deleted)
-        with self._session() as s:
+        with self._db.read() as s:
             ids = list(s.scalars(stmt))
         return self._load_runs(ids)
 
@@ -464,22 +458,22 @@ class SqlTrackingStore:
         params: dict[str, dict[str, str]] = {i: {} for i in ids}
         metrics: dict[str, dict[str, Metric]] = {i: {} for i in ids}
         tags: dict[str, dict[str, str]] = {i: {} for i in ids}
-        with self._session() as s:
+        with self._db.read() as s:
             for chunk in _chunks(ids):
-                stmt = (
+                runs = (
                     sa.select(RunRow, ExperimentRow.name)
                     .join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id)
                     .where(RunRow.id.in_(chunk))
                 )
-                for row, exp_name in s.execute(stmt):
+                for row, exp_name in s.execute(runs):
                     infos[row.id] = _run_info(row, exp_name)
-                for r in s.scalars(sa.select(ParamRow).where(ParamRow.run_id.in_(chunk))):
-                    params[r.run_id][r.key] = r.value
-                stmt = sa.select(LatestMetricRow).where(LatestMetricRow.run_id.in_(chunk))
-                for r in s.scalars(stmt):
-                    metrics[r.run_id][r.key] = _metric(r)
-                for r in s.scalars(sa.select(TagRow).where(TagRow.run_id.in_(chunk))):
-                    tags[r.run_id][r.key] = r.value
+                for p in s.scalars(sa.select(ParamRow).where(ParamRow.run_id.in_(chunk))):
+                    params[p.run_id][p.key] = p.value
+                latest = sa.select(LatestMetricRow).where(LatestMetricRow.run_id.in_(chunk))
+                for m in s.scalars(latest):
+                    metrics[m.run_id][m.key] = _metric(m)
+                for t in s.scalars(sa.select(TagRow).where(TagRow.run_id.in_(chunk))):
+                    tags[t.run_id][t.key] = t.value
         return [Run(infos[i], RunData(params[i], metrics[i], tags[i])) for i in ids if i in infos]
 
 

@@ -31,9 +31,9 @@ from segue.store.entities import (
     Run,
     RunInfo,
 )
+from segue.store.filters import parse_filter, parse_order_by
 from segue.store.tracking import SqlTrackingStore, TrackingStore
 from segue.tracking import environment, validation
-from segue.tracking.filters import parse_filter, parse_order_by
 from segue.tracking.writer import MetricWriter
 
 DEFAULT_EXPERIMENT = "Default"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from segue.errors import InvalidArgument
+from segue.errors import InvalidArgument, SegueError
 from segue.store.engine import (
     create_engine,
     current_revision,
@@ -29,8 +29,12 @@ def empty_uri(request, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
-    # A database of its own: the shared session database is already migrated.
-    pg_uri = request.getfixturevalue("pg_uri")
+    yield request.getfixturevalue("empty_pg_uri")
+
+
+@pytest.fixture
+def empty_pg_uri(pg_uri: str) -> Iterator[str]:
+    """A PostgreSQL database of its own: the shared session database is already migrated."""
     admin = sa.create_engine(pg_uri, isolation_level="AUTOCOMMIT")
     name = f"segue_empty_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
@@ -80,17 +84,53 @@ def test_upgrade_empty_database_reports_before_and_after(empty_uri: str) -> None
     engine.dispose()
 
 
-def test_ensure_schema_migrates_an_empty_database(empty_uri: str) -> None:
-    engine = create_engine(empty_uri)
+def test_ensure_schema_migrates_an_empty_sqlite_database(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'empty.db'}"
+    engine = create_engine(uri)
 
     ensure_schema(engine)
 
     assert current_revision(engine) == head_revision()
-    assert set(Base.metadata.tables) <= _tables(empty_uri)
+    assert set(Base.metadata.tables) <= _tables(uri)
     store = SqlTrackingStore(engine)
     assert store.create_experiment("after-ensure").name == "after-ensure"
     ensure_schema(engine)  # already current: a no-op, data kept
     assert [e.name for e in store.list_experiments()] == ["after-ensure"]
+    engine.dispose()
+
+
+def test_ensure_schema_migrates_an_older_sqlite_database(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0002")
+
+    ensure_schema(engine)
+
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
+
+
+def test_ensure_schema_refuses_an_older_shared_database(empty_pg_uri: str) -> None:
+    """A newer client must not migrate a PostgreSQL schema under servers that are older."""
+    engine = create_engine(empty_pg_uri)
+    upgrade(engine, "0002")
+
+    with pytest.raises(SegueError) as caught:
+        ensure_schema(engine)
+
+    message = str(caught.value)
+    assert "run `segue db upgrade`" in message
+    assert "0002" in message and head_revision() in message  # both schema versions
+    assert current_revision(engine) == "0002"  # untouched
+    engine.dispose()
+
+
+def test_ensure_schema_refuses_an_empty_shared_database(empty_pg_uri: str) -> None:
+    engine = create_engine(empty_pg_uri)
+
+    with pytest.raises(SegueError, match=r"empty .* needs revision .*run `segue db upgrade`"):
+        ensure_schema(engine)
+
+    assert current_revision(engine) is None
     engine.dispose()
 
 

@@ -47,7 +47,7 @@ def versions(store: SqlTrackingStore, registry_store: SqlRegistryStore) -> str:
 
 def test_alias_moves_are_announced_on_commit(registry_store, versions):
     listen = registry_store.alias_listener()
-    if registry_store._engine.dialect.name == "sqlite":
+    if registry_store.engine.dialect.name == "sqlite":
         assert listen is None  # SQLite servers poll
         return
     heard: queue.Queue = queue.Queue()

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 
 from segue.store.engine import create_engine, open_engine, upgrade
 from segue.store.entities import Metric, RunInfo
+from segue.store.filters import parse_filter, parse_order_by
 from segue.store.tracking import SqlTrackingStore
-from segue.tracking.filters import parse_filter, parse_order_by
 
 T0 = 1_700_000_000_000
 STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")

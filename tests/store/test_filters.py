@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from segue.errors import InvalidArgument
-from segue.tracking.filters import (
+from segue.store.filters import (
     BoolOp,
     Comparison,
     Expr,

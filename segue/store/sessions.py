@@ -1,0 +1,108 @@
+"""What every SQL store shares: read and write sessions, upserts, chunked statements, errors.
+
+On SQLite a write transaction starts with ``BEGIN IMMEDIATE`` (it takes the write lock
+up front, so concurrent writers queue on ``busy_timeout`` instead of failing when a read turns
+into a write), while a read transaction starts with a plain deferred ``BEGIN``: in WAL mode it
+reads a snapshot and never waits for a writer. Stores open :meth:`Database.read` sessions for
+reads and :meth:`Database.write` sessions for everything that may write.
+
+Example:
+    >>> db = Database(engine)
+    >>> with db.write() as s, s.begin():
+    ...     s.execute(db.insert(TagRow).values(run_id=run_id, key="k", value="v"))
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult, Engine, Result
+from sqlalchemy.orm import Session
+
+#: Execution option marking a connection whose transactions only read.
+READ_ONLY = "segue_read_only"
+
+# Bound parameters one statement may carry: SQLite's SQLITE_MAX_VARIABLE_NUMBER (999 before
+# 3.32, 32766 since) and PostgreSQL's wire protocol limit (65535), with room to spare.
+_SQLITE_PARAMS = 32_000 if sqlite3.sqlite_version_info >= (3, 32) else 999
+_POSTGRES_PARAMS = 65_000
+
+_T = TypeVar("_T")
+
+
+class Database:
+    """Sessions and dialect-specific statements for one engine (SQLite or PostgreSQL).
+
+    The constructor only keeps the engine; nothing connects until a session runs a statement.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._reader = engine.execution_options(**{READ_ONLY: True})
+
+    def read(self) -> Session:
+        """A session for reads only: no write lock is taken on SQLite."""
+        return Session(self._reader, expire_on_commit=False)
+
+    def write(self) -> Session:
+        """A session that may write: on SQLite its transaction holds the write lock."""
+        return Session(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def insert(self, table: Any) -> sqlite.Insert | postgresql.Insert:
+        """An INSERT with ``on_conflict_do_*`` in the engine's dialect."""
+        if self.dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    def rows_per_statement(self, columns: int) -> int:
+        """How many rows of ``columns`` bound values one statement may carry.
+
+        Multi-row data goes as executemany (a parameter set per row), which has no such limit;
+        this bounds what one statement inlines, such as the values of an ``IN (...)`` list.
+        """
+        budget = _POSTGRES_PARAMS if self.dialect == "postgresql" else _SQLITE_PARAMS
+        return max(1, budget // max(1, columns))
+
+    def chunks(self, rows: Sequence[_T], columns: int) -> Iterator[Sequence[_T]]:
+        """``rows`` in slices small enough for one statement each."""
+        size = self.rows_per_statement(columns)
+        for start in range(0, len(rows), size):
+            yield rows[start : start + size]
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows matched by an UPDATE or DELETE (``Session.execute`` types them as a bare Result)."""
+    return cast(CursorResult[Any], result).rowcount
+
+
+def begin_sqlite(conn: sa.Connection) -> None:
+    """The ``begin`` hook of SQLite engines: deferred for read-only connections."""
+    read_only = conn.get_execution_options().get(READ_ONLY, False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying the same statement later may succeed.
+
+    Transient: the database is locked or busy, the connection dropped or timed out, the pool
+    is exhausted. Permanent: everything else (a constraint, a type, a missing row or table),
+    which fails the same way on every retry.
+    """
+    if isinstance(exc, (sa.exc.TimeoutError, ConnectionError, TimeoutError)):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        if isinstance(exc.orig, sqlite3.OperationalError):
+            text = str(exc.orig).lower()
+            return any(word in text for word in ("locked", "busy", "disk i/o", "unable to open"))
+        return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError))
+    return False
