@@ -249,9 +249,12 @@ def serve_and_query(n_rows: int = 5, shifted_rows: int = 200) -> Served:
 
 def drift_of_served(served: Served) -> Any:
     """The drift report of the champion over what the quickstart server was sent."""
-    from segue.monitoring.drift import drift_report
+    import segue
+    from segue.config import settings
+    from segue.monitoring.service import Monitor
 
-    return drift_report(f"models:/{MODEL}@champion", start=served.started)
+    monitor = Monitor(segue.get_registry(), settings().artifact_uri)
+    return monitor.drift(f"models:/{MODEL}@champion", start=served.started)
 
 
 def _ready(client) -> bool:

@@ -38,16 +38,18 @@ def drift(
     json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Compare the logged inputs and predictions with the model's reference data."""
-    from segue.monitoring import drift as drift_module
+    from segue.models.uri import registered_model_uri
+    from segue.monitoring.drift import config_from_options
 
+    model_uri = registered_model_uri(model_uri)
     lo, hi = window_bounds(since, start, end)
-    config = drift_module.config_from_options(method, threshold)
-    report = drift_module.drift_report(model_uri, start=lo, end=hi, config=config)
+    config = config_from_options(method, threshold)
+    report = monitor_service().drift(model_uri, start=lo, end=hi, config=config)
     if json:
         print_json(report)
         return
     console.print(drift_table(report))
-    console.print(verdict_line(report))
+    console.print(verdict_line(report), highlight=False)
     for note in report.notes:
         console.print(f"[dim]note: {note}[/]")
 
@@ -117,12 +119,25 @@ def drift_table(report: Any) -> Table:
     return table
 
 
+def monitor_service() -> Any:
+    """The monitoring service of the current settings: their registry and artifact store."""
+    from segue.config import settings
+    from segue.monitoring.service import Monitor
+    from segue.registry.service import get_registry
+
+    return Monitor(get_registry(), settings().artifact_uri)
+
+
 def verdict_line(report: Any) -> str:
-    drifted = sum(f.drifted for f in report.features)
-    share = f"{drifted}/{len(report.features)} features drifted ({report.drift_share:.0%})"
-    if report.drifted:
-        return f"[bold red]Data set drift[/]: {share} >= {report.share_threshold:.0%}"
-    return f"[green]No data set drift[/]: {share} < {report.share_threshold:.0%}"
+    """What drifted, then the data set rule (two lines, Rich markup)."""
+    from rich.markup import escape
+
+    from segue.monitoring.drift import verdict
+
+    drifted, rule = verdict(report)
+    features_style = "bold red" if any(f.drifted for f in report.features) else "green"
+    rule_style = "bold red" if report.drifted else "green"
+    return f"[{features_style}]{escape(drifted)}[/]\n[{rule_style}]{escape(rule)}[/]"
 
 
 def _unseen(unseen: dict[str, Any]) -> str:
@@ -151,9 +166,11 @@ app.command("performance", epilog="Example: segue monitor performance churn --wi
 app.command("report", epilog="Example: segue monitor report churn@champion -o report.html")(
     monitoring_commands.report
 )
-app.command("watch", epilog="Example: segue monitor watch churn --rules rules.yaml --every 5m")(
-    monitoring_commands.watch
-)
+app.command(
+    "watch",
+    help=monitoring_commands.WATCH_HELP,
+    epilog="Example: segue monitor watch churn --rules rules.yaml --every 5m",
+)(monitoring_commands.watch)
 app.command("alerts", epilog="Example: segue monitor alerts models:/churn@champion --json")(
     monitoring_commands.alerts
 )

@@ -18,6 +18,48 @@ from rich.text import Text
 from segue.cli.output import console, number, print_json
 
 _MODEL_HELP = "The model: models:/NAME@ALIAS, models:/NAME/3 or NAME."
+#: A complete rules file; the README shows the same one (a test keeps them equal).
+RULES_EXAMPLE = """\
+rules:
+  - name: drift
+    when: drift_share > 0.3
+  - name: outage
+    when: server_error_rate > 0.01
+  - name: bad-input
+    when: client_error_rate > 0.2
+  - name: slow
+    when: latency_p99_ms > 50
+  - name: accuracy
+    when: metrics.accuracy < 0.9
+sinks:
+  - type: log
+    level: warning
+  - type: webhook
+    url: https://hooks.example.com/segue
+    retries: 3
+    backoff: 1
+    timeout: 10
+    headers: {Authorization: "Bearer TOKEN"}
+  - type: command
+    run: ["python", "retrain.py"]
+    timeout: 600
+"""
+#: ``segue monitor watch --help``: the rules file's format, with the example.
+WATCH_HELP = f"""Check alert rules against the latest window every interval; deliver what fires.
+
+The --rules file is YAML with two keys. 'rules' (required) is a list of rules, each a 'name'
+and a 'when' condition SIGNAL OP NUMBER, with OP one of > >= < <= == != and SIGNAL one of
+drift_share, drifted_features, latency_p50_ms, latency_p99_ms, server_error_rate (share of 5xx
+answers), client_error_rate (share of 4xx answers), request_rate (per second), n_predictions
+or metrics.NAME (accuracy, f1, roc_auc, rmse, mae: needs /feedback labels). 'sinks' (optional,
+default: the log) says where firings go: log (level), webhook (url, retries, backoff, timeout,
+headers; a JSON POST) or command (run, timeout; the firing as JSON on its standard input).
+A signal without data in the window fires nothing.
+
+A complete rules file:
+
+{RULES_EXAMPLE}"""
+
 _SINCE_HELP = "Window back from now (30m, 1h, 2d) or an ISO start time."
 
 
@@ -29,10 +71,12 @@ def skew(
     json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Replay logged requests through the registered model offline and compare the answers."""
-    from segue.monitoring.skew import skew_report
+    from segue.cli.monitor import monitor_service
+    from segue.models.uri import registered_model_uri
     from segue.monitoring.window import parse_since
 
-    report = skew_report(
+    model_uri = registered_model_uri(model_uri)
+    report = monitor_service().skew(
         model_uri, sample=sample, start=parse_since(since, now=time.time()), seed=seed
     )
     if json:
@@ -68,11 +112,14 @@ def performance(
     json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Production accuracy/F1/AUC (or RMSE/MAE) per window, from feedback labels."""
-    from segue.monitoring.performance import performance_report
+    from segue.cli.monitor import monitor_service
+    from segue.models.uri import registered_model_uri
     from segue.monitoring.window import parse_duration, parse_since
 
+    model_uri = registered_model_uri(model_uri)
     width = parse_duration(window, field="--window")
-    report = performance_report(model_uri, window=width, start=parse_since(since, now=time.time()))
+    start = parse_since(since, now=time.time())
+    report = monitor_service().performance(model_uri, window=width, start=start)
     if json:
         print_json(report)
         return
@@ -109,28 +156,36 @@ def report(
     ),
 ) -> None:
     """Write one self-contained HTML report: drift, predictions, performance, latency."""
-    from segue.monitoring.report import build_report
+    from segue.cli.monitor import monitor_service
+    from segue.models.uri import registered_model_uri
     from segue.monitoring.window import parse_duration, parse_since
 
+    model_uri = registered_model_uri(model_uri)
     width = None if bucket is None else parse_duration(bucket, field="--bucket")
-    page = build_report(model_uri, start=parse_since(since, now=time.time()), bucket=width)
+    start = parse_since(since, now=time.time())
+    page = monitor_service().report(model_uri, start=start, bucket=width)
     output.write_text(page, encoding="utf-8")
     console.print(f"wrote {output} ({len(page) / 1024:.0f} KiB)", highlight=False)
 
 
 def watch(
     model_uri: str = typer.Argument(..., help=_MODEL_HELP),
-    rules: Path = typer.Option(..., "--rules", "-r", help="The rules YAML file."),
+    rules: Path = typer.Option(
+        ..., "--rules", "-r", help="The rules YAML file (format and example above)."
+    ),
     every: str = typer.Option("5m", "--every", help="Time between checks: 30s, 5m, 1h."),
     window: str = typer.Option("1h", "--window", "-w", help="Data each check looks at."),
     once: bool = typer.Option(False, "--once", help="Run one check and exit (for cron)."),
 ) -> None:
-    """Check alert rules against the latest window every interval; deliver what fires."""
+    # The help text is WATCH_HELP (set where the command is registered).
+    from segue.cli.monitor import monitor_service
+    from segue.models.uri import registered_model_uri
     from segue.monitoring.alerts import load_rules
     from segue.monitoring.sinks import build_sinks
     from segue.monitoring.watch import watch as run_watch
     from segue.monitoring.window import parse_duration
 
+    model_uri = registered_model_uri(model_uri)
     ruleset = load_rules(rules)  # a malformed file stops here: 'rules.yaml:LINE: reason'
     interval = parse_duration(every, field="--every")
     width = parse_duration(window, field="--window")
@@ -143,6 +198,7 @@ def watch(
             window=width,
             sinks=build_sinks(ruleset.sinks),
             store=alert_store(),
+            signals=monitor_service().signals,
             once=once,
             on_check=_print_check,
         )
@@ -156,9 +212,10 @@ def alerts(
     json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List the alerts recorded for a model, newest first."""
+    from segue.models.uri import registered_model_uri
     from segue.monitoring.logs import target
 
-    name = target(model_uri).name
+    name = target(registered_model_uri(model_uri)).name
     found = alert_store().list(name, limit)
     if json:
         print_json(found)

@@ -49,10 +49,18 @@ SIGNALS = (
     "drifted_features",
     "latency_p50_ms",
     "latency_p99_ms",
-    "error_rate",
+    "server_error_rate",
+    "client_error_rate",
     "request_rate",
     "n_predictions",
 )
+#: Signals that were renamed or split, and why; a rule naming one gets this as its error.
+RETIRED = {
+    "error_rate": (
+        "error_rate was split in two: server_error_rate (5xx: the server or the model failed; "
+        "page on this one) and client_error_rate (4xx: callers sent bad input)"
+    ),
+}
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     ">=": operator.ge,
@@ -70,6 +78,11 @@ _SINK_KEYS = {
     "command": {"type", "run", "timeout"},
 }
 _LEVELS = ("debug", "info", "warning", "error", "critical")
+#: The shape of a rules file in one line, appended to errors about the file's structure.
+SHAPE = (
+    "expected shape: rules: [{name: NAME, when: SIGNAL OP NUMBER}, ...] and optionally "
+    "sinks: [{type: log|webhook|command, ...}] (see segue monitor watch --help)"
+)
 
 
 class RulesError(InvalidArgument):
@@ -149,13 +162,13 @@ def parse_rules(text: str, *, source: str = "rules.yaml") -> RuleSet:
     except yaml.YAMLError as exc:
         raise RulesError(source, 1, f"not valid YAML: {exc}") from None
     if root is None:
-        raise RulesError(source, 1, "the file is empty; it needs a 'rules:' list")
+        raise RulesError(source, 1, f"the file is empty; {SHAPE}")
     top = _mapping(root, source, "the file", {"rules", "sinks"})
     if "rules" not in top:
-        raise RulesError(source, _line(root), "missing 'rules:' (a list of {name, when})")
+        raise RulesError(source, _line(root), f"missing 'rules:'; {SHAPE}")
     rule_nodes = _sequence(top["rules"][1], source, "'rules'")
     if not rule_nodes:
-        raise RulesError(source, _line(top["rules"][1]), "'rules' is empty; add at least one")
+        raise RulesError(source, _line(top["rules"][1]), f"'rules' is empty; {SHAPE}")
     rules: list[Rule] = []
     seen: dict[str, int] = {}
     for node in rule_nodes:
@@ -197,6 +210,8 @@ def parse_condition(text: str) -> tuple[str, str, float]:
             f"condition {text!r} must read 'SIGNAL OP NUMBER', e.g. 'drift_share > 0.3'"
         )
     signal, op, raw = match["signal"], match["op"], match["threshold"]
+    if signal in RETIRED:
+        raise InvalidArgument(f"unknown signal {signal!r}: {RETIRED[signal]}")
     if signal not in SIGNALS and not _METRIC.match(signal):
         raise InvalidArgument(
             f"unknown signal {signal!r}; use one of {', '.join(SIGNALS)} or metrics.<name> "
@@ -218,7 +233,9 @@ def _rule(node: yaml.Node, source: str) -> Rule:
     for key in ("name", "when"):
         if key not in fields:
             example = "name: drift" if key == "name" else "when: drift_share > 0.3"
-            raise RulesError(source, _line(node), f"rule without '{key}:' (e.g. {example})")
+            raise RulesError(
+                source, _line(node), f"rule without '{key}:' (e.g. {example}); {SHAPE}"
+            )
     name = _text(fields["name"][1], source, "'name'")
     when_node = fields["when"][1]
     try:
@@ -300,7 +317,7 @@ def _mapping(
     node: yaml.Node, source: str, what: str, allowed: set[str] | None
 ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
     if not isinstance(node, yaml.MappingNode):
-        raise RulesError(source, _line(node), f"{what} must be a mapping of key: value")
+        raise RulesError(source, _line(node), f"{what} must be a mapping of key: value; {SHAPE}")
     fields: dict[str, tuple[yaml.Node, yaml.Node]] = {}
     for key_node, value_node in node.value:
         key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
@@ -310,7 +327,7 @@ def _mapping(
             raise RulesError(
                 source,
                 _line(key_node),
-                f"unknown key {key!r} in {what}; expected {', '.join(sorted(allowed))}",
+                f"unknown key {key!r} in {what}; expected {', '.join(sorted(allowed))}; {SHAPE}",
             )
         if key in fields:
             raise RulesError(source, _line(key_node), f"{what}: key {key!r} appears twice")
@@ -320,7 +337,9 @@ def _mapping(
 
 def _sequence(node: yaml.Node, source: str, what: str) -> list[yaml.Node]:
     if not isinstance(node, yaml.SequenceNode):
-        raise RulesError(source, _line(node), f"{what} must be a list (items start with '- ')")
+        raise RulesError(
+            source, _line(node), f"{what} must be a list (items start with '- '); {SHAPE}"
+        )
     return list(node.value)
 
 

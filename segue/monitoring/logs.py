@@ -51,7 +51,7 @@ def target(model_uri: str) -> Target:
 
     model_uri = expand_shorthand(model_uri)
     parsed = parse_model_uri(model_uri)
-    if parsed.kind == "models":
+    if parsed.kind == "models" and parsed.name is not None:
         pinned = parsed.version if parsed.alias is None else None
         return Target(parsed.name, pinned, model_uri)
     name = model_uri.strip()

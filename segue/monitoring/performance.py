@@ -1,13 +1,13 @@
 """Model performance in production: logged predictions joined to the labels fed back later.
 
-Labels arrive through ``POST /feedback`` (a :class:`~segue.serving.predlog.FeedbackLog`) and are
+Labels arrive through ``POST /feedback`` (the server's feedback log) and are
 joined to the prediction log by request id. Per time window this computes, for a classifier
 (a model whose signature lists classes), accuracy, F1 (binary for two classes, macro otherwise)
 and ROC AUC when the log holds probabilities; for a regressor RMSE and MAE. The metrics the
 version's training run recorded are shown next to them.
 
 Example:
-    >>> report = performance_report("models:/churn@champion", window=3600)
+    >>> report = Monitor(registry, artifact_uri).performance("churn@champion", window=3600)
     >>> [(w.start, w.n, w.metrics["accuracy"]) for w in report.windows]
 """
 
@@ -16,14 +16,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from segue.errors import InvalidArgument, NotFound
 from segue.monitoring import logs
+from segue.monitoring.readers import read_feedback, read_predictions
 from segue.monitoring.window import buckets
+
+if TYPE_CHECKING:
+    from segue.registry.service import Registry
+    from segue.store.entities import ModelVersion
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,9 @@ def score(joined: pd.DataFrame, classes: Sequence[Any] | None) -> dict[str, floa
         return regression_metrics(joined["label"].tolist(), predicted)
     split = [logs.split_output(o, classes) for o in joined["output"]]
     probas = [p for _, p in split]
-    proba = probas if all(p is not None and len(p) == len(classes) for p in probas) else None
+    proba: list[list[float]] | None = None
+    if all(p is not None and len(p) == len(classes) for p in probas):
+        proba = [p for p in probas if p is not None]
     return classification_metrics(joined["label"].tolist(), [p for p, _ in split], classes, proba)
 
 
@@ -170,8 +177,9 @@ def performance_report(
     window: float = 3600.0,
     start: float | None = None,
     end: float | None = None,
-    artifact_uri: str | None = None,
-    registry: Any = None,
+    artifact_uri: str,
+    registry: Registry,
+    version: ModelVersion | None = None,
 ) -> PerformanceReport:
     """Join the logged primary predictions of ``model_uri`` in ``[start, end)`` to their
     feedback labels and score them per ``window`` seconds.
@@ -180,8 +188,10 @@ def performance_report(
         model_uri: ``models:/NAME[@ALIAS]`` or ``NAME`` (all versions in the log) or
             ``models:/NAME/3`` (that version only). Its signature decides classifier or
             regressor.
-        artifact_uri: where the logs are (default ``settings().artifact_uri``).
-        registry: the model registry (default :func:`segue.registry.service.get_registry`).
+        artifact_uri: where the logs are.
+        registry: the model registry (training metrics, signatures).
+        version: the version ``model_uri`` names, if resolved already (its signature decides
+            classifier or regressor); None resolves it.
 
     Returns:
         A report; with no labels joined, its windows are empty and ``notes`` says why.
@@ -190,17 +200,13 @@ def performance_report(
         InvalidArgument: a non-positive window or a malformed URI.
         NotFound: the model is not registered.
     """
-    from segue.monitoring.readers import read_feedback, read_predictions
-
     if not (isinstance(window, (int, float)) and window > 0):
         raise InvalidArgument(f"--window must be a positive duration, got {window!r}")
     which = logs.target(model_uri)
-    if registry is None:
-        from segue.registry.service import get_registry
-
-        registry = get_registry()
-    uri = artifact_uri if artifact_uri is not None else _artifact_uri()
-    signature = registry.read_manifest(registry.resolve(which.uri)).get_signature()
+    uri = artifact_uri
+    if version is None:
+        version = registry.resolve(which.uri)
+    signature = registry.read_manifest(version).get_signature()
     classes = None if signature is None or signature.classes is None else list(signature.classes)
     predictions = read_predictions(
         uri, which.name, start=start, end=end, version=which.version, role="primary"
@@ -232,15 +238,11 @@ def performance_report(
     )
 
 
-def _training_metrics(registry: Any, name: str, version: str, notes: list[str]) -> dict[str, float]:
+def _training_metrics(
+    registry: Registry, name: str, version: str, notes: list[str]
+) -> dict[str, float]:
     try:
         return dict(registry.lineage(name, int(version))["metrics"])
     except (NotFound, ValueError):
         notes.append(f"version {version} of {name} is no longer registered: no training metrics")
         return {}
-
-
-def _artifact_uri() -> str:
-    from segue.config import settings
-
-    return settings().artifact_uri

@@ -2,13 +2,14 @@
 
 For a model's logged window it shows the drift verdict and table, each feature's reference and
 current distributions with its drift score over time, the prediction distribution, the
-performance over time (when feedback labels exist) and the latency and error rate over time.
+performance over time (when feedback labels exist), the latency, and the server (5xx) and
+client (4xx) error rates over time.
 Plots are PNGs drawn with Matplotlib's object API (no pyplot, no global state, Agg canvas) and
 inlined as base64, so the file opens anywhere, offline: no scripts, no CDN, no links. Every
 value is HTML-escaped.
 
 Example:
-    >>> html = build_report("models:/churn@champion", start=time.time() - 86400)
+    >>> html = Monitor(registry, artifact_uri).report("churn@champion", start=time.time() - 86400)
     >>> Path("report.html").write_text(html)
 """
 
@@ -21,13 +22,20 @@ import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from segue.monitoring import logs
+from segue.monitoring.drift import DriftReport, compare, verdict
+from segue.monitoring.readers import read_predictions
+from segue.monitoring.signals import error_rates
 from segue.monitoring.window import buckets
+
+if TYPE_CHECKING:
+    from segue.monitoring.performance import PerformanceReport
+    from segue.monitoring.service import Monitor
 
 #: Time buckets a report aims for when none is given.
 TARGET_BUCKETS = 12
@@ -50,17 +58,21 @@ def bucket_width(start: float, end: float, target: int = TARGET_BUCKETS) -> floa
 
 
 def build_report(
+    monitor: Monitor,
     model_uri: str,
     *,
     start: float | None = None,
     end: float | None = None,
     bucket: float | None = None,
-    artifact_uri: str | None = None,
     now: Callable[[], float] | None = None,
 ) -> str:
     """The HTML report of ``model_uri``'s logged predictions in ``[start, end)``.
 
+    ``model_uri`` is resolved once: every section describes the same version, even if an
+    alias moves while the report is drawn.
+
     Args:
+        monitor: the monitoring service (registry and logs).
         bucket: seconds per point of the over-time plots (default: about 12 points).
         now: epoch seconds, stamped in the report (default ``time.time``).
 
@@ -70,13 +82,10 @@ def build_report(
     """
     import time
 
-    from segue.monitoring import drift
-    from segue.monitoring.readers import read_predictions
-
-    reference = drift.load_reference(model_uri)
-    report = drift.drift_report(model_uri, start=start, end=end)
-    uri = artifact_uri if artifact_uri is not None else _artifact_uri()
-    logged = read_predictions(uri, report.model, start=start, end=end)
+    version = monitor.resolve(model_uri)
+    reference = monitor.reference(version)
+    report = monitor.drift_of(version, start=start, end=end, reference=reference)
+    logged = read_predictions(monitor.artifact_uri, report.model, start=start, end=end)
     served = logged[logged["role"] != "shadow"]
     rows = logs.flatten(served[served["role"] == "primary"])
     rows = rows[rows["version"] == str(report.version)]
@@ -96,7 +105,9 @@ def build_report(
         _figure_section("Drift share over time", _line_plot(drift_over_time, ["drift_share"])),
         _features(reference, report, frame, drift_over_time),
         _prediction_section(reference, predictions),
-        _performance_section(model_uri, lo, hi, width),
+        _performance_section(
+            monitor.performance(model_uri, version=version, window=width, start=lo, end=hi)
+        ),
         _operations_section(served, edges),
     ]
     title = f"Segue monitoring report: {report.model} v{report.version}"
@@ -113,8 +124,6 @@ def _drift_over_time(
     rows: pd.DataFrame,
     edges: Sequence[tuple[float, float]],
 ) -> Series:
-    from segue.monitoring.drift import compare
-
     times = rows["time"].to_numpy()
     out = Series([], {"drift_share": []})
     for a, b in edges:
@@ -136,9 +145,11 @@ def _drift_over_time(
 
 
 def latency_over_time(served: pd.DataFrame, edges: Sequence[tuple[float, float]]) -> Series:
-    """p50 and p99 latency (ms) and error rate per bucket of a prediction-log frame."""
+    """p50 and p99 latency (ms) and the server (5xx) and client (4xx) error rates per bucket
+    of a prediction-log frame."""
     times = served["time"].to_numpy() if len(served) else np.array([])
-    out = Series([], {"latency_p50_ms": [], "latency_p99_ms": [], "error_rate": []})
+    names = ("latency_p50_ms", "latency_p99_ms", "server_error_rate", "client_error_rate")
+    out = Series([], {name: [] for name in names})
     for a, b in edges:
         part = served[(times >= a) & (times < b)]
         if not len(part):
@@ -147,26 +158,23 @@ def latency_over_time(served: pd.DataFrame, edges: Sequence[tuple[float, float]]
         out.times.append(a)
         out.values["latency_p50_ms"].append(float(np.percentile(latency, 50)))
         out.values["latency_p99_ms"].append(float(np.percentile(latency, 99)))
-        ok = (part["status"].to_numpy() // 100) == 2
-        out.values["error_rate"].append(float(1 - ok.mean()))
+        server, client = error_rates(part["status"].to_numpy())
+        out.values["server_error_rate"].append(server)
+        out.values["client_error_rate"].append(client)
     return out
 
 
 # --- sections --------------------------------------------------------------------------------
 
 
-def _summary(report: Any, lo: float, hi: float, width: float, stamp: float) -> str:
-    verdict = "DRIFT" if report.drifted else "no drift"
-    drifted = sum(f.drifted for f in report.features)
+def _summary(report: DriftReport, lo: float, hi: float, width: float, stamp: float) -> str:
+    drifted, rule = verdict(report)
     items = [
         ("Model", f"{report.model} version {report.version}"),
         ("Window", f"{_when(lo)} to {_when(hi)} (points every {_duration(width)})"),
         ("Rows", f"{report.n_rows}"),
-        (
-            "Data set drift",
-            f"{verdict}: {drifted}/{len(report.features)} features drifted "
-            f"({report.drift_share:.0%}; threshold {report.share_threshold:.0%})",
-        ),
+        ("Features", drifted),
+        ("Data set", rule),
         ("Generated", _when(stamp)),
     ]
     body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in items)
@@ -250,10 +258,7 @@ def _prediction_section(reference: Any, predictions: np.ndarray) -> str:
     return _figure_section("Prediction distribution", _img(figure, "predictions"))
 
 
-def _performance_section(model_uri: str, lo: float, hi: float, width: float) -> str:
-    from segue.monitoring.performance import performance_report
-
-    report = performance_report(model_uri, window=width, start=lo, end=hi)
+def _performance_section(report: PerformanceReport) -> str:
     if not report.n_labelled:
         return _note_section("Performance", " ".join(report.notes) or "no feedback labels")
     names = sorted({k for w in report.windows for k in w.metrics})
@@ -287,8 +292,10 @@ def _operations_section(served: pd.DataFrame, edges: Sequence[tuple[float, float
     latency.set_ylabel("ms")
     latency.legend(fontsize=8)
     latency.set_title("latency", fontsize=9)
-    errors.plot(when, series.values["error_rate"], marker="o", color="#c44e52")
-    errors.set_title("error rate", fontsize=9)
+    errors.plot(when, series.values["server_error_rate"], marker="o", color="#c44e52", label="5xx")
+    errors.plot(when, series.values["client_error_rate"], marker="o", color="#dd8452", label="4xx")
+    errors.legend(fontsize=8)
+    errors.set_title("error rates: server (5xx) and client (4xx)", fontsize=9)
     errors.set_ylim(bottom=0)
     for axis in figure.axes:
         axis.set_xlabel(_hours_label(series.times), fontsize=7)
@@ -353,7 +360,7 @@ def _category_bars(axis: Any, profile: dict, current: pd.Series, *, legend: bool
     axis.bar(x - 0.2, [ref.get(n, 0.0) for n in names], 0.4, color=_REF, label="reference")
     axis.bar(x + 0.2, [float(counts.get(n, 0.0)) for n in names], 0.4, color=_CUR, label="current")
     axis.set_xticks(x, [n[:12] for n in names], fontsize=7, rotation=45)
-    axis.xaxis.set_major_locator(FixedLocator(x))
+    axis.xaxis.set_major_locator(FixedLocator(x.tolist()))
     if legend:
         axis.legend(fontsize=7)
 
@@ -446,9 +453,3 @@ def _duration(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)} {unit}"
     return f"{seconds:g} s"
-
-
-def _artifact_uri() -> str:
-    from segue.config import settings
-
-    return settings().artifact_uri

@@ -1,16 +1,22 @@
 """The numbers alert rules watch, computed over one time window of the logs.
 
-- ``drift_share``, ``drifted_features``: from :func:`segue.monitoring.drift.drift_report`;
-- ``metrics.<name>``: from :func:`segue.monitoring.performance.performance_report` (accuracy,
-  f1, roc_auc for classifiers; rmse, mae for regressors), when feedback labels exist;
-- ``latency_p50_ms``, ``latency_p99_ms``, ``error_rate`` (share of requests answered with a
-  non-2xx status), ``request_rate`` (requests per second) and ``n_predictions`` (requests
-  logged): from the prediction log, over the requests sent to callers (shadows left out).
+- ``drift_share``, ``drifted_features``: from the drift report
+  (:meth:`segue.monitoring.service.Monitor.drift`);
+- ``metrics.<name>``: from the performance report (accuracy, f1, roc_auc for classifiers;
+  rmse, mae for regressors), when feedback labels exist;
+- ``latency_p50_ms``, ``latency_p99_ms``, ``server_error_rate`` (share of requests answered
+  with a 5xx: the server or the model failed), ``client_error_rate`` (share answered with a
+  4xx: the caller sent something the server refused), ``request_rate`` (requests per second)
+  and ``n_predictions`` (requests logged): from the prediction log, over the requests sent to
+  callers (shadows left out).
+
+The two error rates are kept apart on purpose: bad input from one client is not an outage,
+and a rule that pages people should watch ``server_error_rate``.
 
 Only the signals a rule set needs are computed: drift and performance read more than the log.
 
 Example:
-    >>> signals, notes = compute_signals("models:/churn@champion", start=t - 3600, end=t)
+    >>> signals, notes = monitor.signals("models:/churn@champion", start=t - 3600, end=t)
     >>> signals["latency_p99_ms"]
     12.5
 """
@@ -25,16 +31,34 @@ import pandas as pd
 
 from segue.errors import InvalidArgument
 from segue.monitoring import logs
+from segue.monitoring.readers import read_predictions
 
-LOG_SIGNALS = ("latency_p50_ms", "latency_p99_ms", "error_rate", "request_rate", "n_predictions")
+LOG_SIGNALS = (
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "server_error_rate",
+    "client_error_rate",
+    "request_rate",
+    "n_predictions",
+)
 DRIFT_SIGNALS = ("drift_share", "drifted_features")
 
 
-def log_signals(predictions: pd.DataFrame, start: float, end: float) -> dict[str, float]:
-    """Latency percentiles, error rate, request rate and count of a prediction-log frame whose
-    requests arrived in ``[start, end)``. Pure; shadow requests are left out.
+def error_rates(status: Any) -> tuple[float, float]:
+    """``(server_error_rate, client_error_rate)``: the shares of HTTP ``status`` codes that are
+    5xx and 4xx. Pure; NaN for no requests."""
+    codes = np.asarray(status, dtype=np.int64) // 100
+    if not codes.size:
+        return float("nan"), float("nan")
+    return float(np.mean(codes == 5)), float(np.mean(codes == 4))
 
-    Latencies and the error rate are absent (not zero) for a window without requests.
+
+def log_signals(predictions: pd.DataFrame, start: float, end: float) -> dict[str, float]:
+    """Latency percentiles, the server and client error rates, request rate and count of a
+    prediction-log frame whose requests arrived in ``[start, end)``. Pure; shadow requests
+    are left out.
+
+    Latencies and the error rates are absent (not zero) for a window without requests.
     """
     served = predictions[predictions["role"] != "shadow"] if len(predictions) else predictions
     n = len(served)
@@ -46,8 +70,9 @@ def log_signals(predictions: pd.DataFrame, start: float, end: float) -> dict[str
         latency = served["latency_ms"].to_numpy(dtype=float)
         signals["latency_p50_ms"] = float(np.percentile(latency, 50))
         signals["latency_p99_ms"] = float(np.percentile(latency, 99))
-        ok = (served["status"].to_numpy() // 100) == 2
-        signals["error_rate"] = float(1.0 - ok.mean())
+        server, client = error_rates(served["status"].to_numpy())
+        signals["server_error_rate"] = server
+        signals["client_error_rate"] = client
     return signals
 
 
@@ -56,25 +81,24 @@ def compute_signals(
     *,
     start: float,
     end: float,
+    artifact_uri: str,
+    drift: Callable[..., Any],
+    performance: Callable[..., Any],
     needed: Iterable[str] | None = None,
-    artifact_uri: str | None = None,
-    drift: Callable[..., Any] | None = None,
-    performance: Callable[..., Any] | None = None,
 ) -> tuple[dict[str, float], list[str]]:
     """The signals of ``model_uri`` over ``[start, end)``: ``(values, notes)``.
 
     Args:
+        artifact_uri: where the prediction log is.
+        drift, performance: the report functions (:meth:`~segue.monitoring.service.Monitor.drift`
+            and :meth:`~segue.monitoring.service.Monitor.performance`).
         needed: signal names (as rules write them); None computes all of them.
-        drift, performance: the report functions (defaults: the real ones); tests pass fakes.
 
     A signal that cannot be computed (no predictions, no labels, no reference) is left out and
     a note says why, so a rule on it fires nothing.
     """
-    from segue.monitoring.readers import read_predictions
-
     wanted = set(needed) if needed is not None else None
     which = logs.target(model_uri)
-    uri = artifact_uri if artifact_uri is not None else _artifact_uri()
     signals: dict[str, float] = {}
     notes: list[str] = []
 
@@ -83,12 +107,10 @@ def compute_signals(
 
     if wants(LOG_SIGNALS):
         frame = read_predictions(
-            uri, which.name, start=start, end=end, version=which.version, decode=False
+            artifact_uri, which.name, start=start, end=end, version=which.version, decode=False
         )
         signals.update(log_signals(frame, start, end))
     if wants(DRIFT_SIGNALS):
-        if drift is None:
-            from segue.monitoring.drift import drift_report as drift
         try:
             report = drift(model_uri, start=start, end=end)
         except InvalidArgument as exc:
@@ -97,15 +119,7 @@ def compute_signals(
             signals["drift_share"] = float(report.drift_share)
             signals["drifted_features"] = float(sum(f.drifted for f in report.features))
     if wanted is None or any(name.startswith("metrics.") for name in wanted):
-        if performance is None:
-            from segue.monitoring.performance import performance_report as performance
         report = performance(model_uri, start=start, end=end, window=max(end - start, 1e-3))
         notes.extend(report.notes)
         signals.update({f"metrics.{k}": float(v) for k, v in report.overall.items()})
     return signals, notes
-
-
-def _artifact_uri() -> str:
-    from segue.config import settings
-
-    return settings().artifact_uri

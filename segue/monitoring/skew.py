@@ -7,7 +7,7 @@ library versions, the server's conversions) does not compute what the registered
 computes, not that a newer version answers differently.
 
 Example:
-    >>> report = skew_report("models:/churn@champion", sample=500)
+    >>> report = Monitor(registry, artifact_uri).skew("models:/churn@champion", sample=500)
     >>> report.mismatch_rate, report.examples[:1]
     (0.0, [])
 """
@@ -23,6 +23,7 @@ import pandas as pd
 
 from segue.errors import InvalidArgument
 from segue.monitoring import logs
+from segue.monitoring.readers import read_predictions
 
 #: Most mismatches a report shows.
 MAX_EXAMPLES = 5
@@ -70,8 +71,8 @@ def skew_report(
     end: float | None = None,
     seed: int = 0,
     rel_tol: float = 1e-9,
-    artifact_uri: str | None = None,
-    load: Callable[[str], Any] | None = None,
+    artifact_uri: str,
+    load: Callable[[str], Any],
 ) -> SkewReport:
     """Replay a seeded sample of the logged primary requests of ``model_uri`` offline.
 
@@ -81,8 +82,8 @@ def skew_report(
         sample: most requests replayed, drawn without replacement with ``seed``.
         start, end: epoch seconds bounding the requests' arrival times.
         rel_tol: relative tolerance for float outputs; labels must match exactly.
-        artifact_uri: where the prediction log is (default: ``settings().artifact_uri``).
-        load: ``load(uri) -> model`` (default :func:`segue.load_model`); tests pass fakes.
+        artifact_uri: where the prediction log is.
+        load: ``load(uri) -> model`` (:meth:`segue.monitoring.service.Monitor.load`).
 
     Returns:
         A :class:`SkewReport` with at most :data:`MAX_EXAMPLES` examples.
@@ -91,19 +92,15 @@ def skew_report(
         InvalidArgument: ``sample`` below 1 or a malformed URI.
         NotFound: a logged version is no longer registered.
     """
-    from segue.monitoring.readers import read_predictions
-
     if not isinstance(sample, int) or isinstance(sample, bool) or sample < 1:
         raise InvalidArgument(f"--sample must be a positive integer, got {sample!r}")
     which = logs.target(model_uri)
-    uri = artifact_uri if artifact_uri is not None else _artifact_uri()
     logged = read_predictions(
-        uri, which.name, start=start, end=end, version=which.version, role="primary"
+        artifact_uri, which.name, start=start, end=end, version=which.version, role="primary"
     )
     logged = logged[(logged["status"] // 100) == 2]
     chosen = _sample(logged, sample, seed)
     rows = logs.flatten(chosen)
-    load = load or _load_model
     versions = sorted(rows["version"].unique().tolist(), key=_version_key)
     compared = mismatched = failed = 0
     examples: list[SkewExample] = []
@@ -194,15 +191,3 @@ def _like(online: dict[str, Any], label: Any, proba: list[float]) -> dict[str, A
 
 def _version_key(version: str) -> tuple[int, str]:
     return (int(version), "") if version.isdigit() else (1 << 62, version)
-
-
-def _artifact_uri() -> str:
-    from segue.config import settings
-
-    return settings().artifact_uri
-
-
-def _load_model(uri: str) -> Any:
-    from segue.registry.service import load_model
-
-    return load_model(uri)

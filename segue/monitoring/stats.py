@@ -130,7 +130,7 @@ def jensen_shannon(reference_counts: Any, current_counts: Any) -> float:
         1.0
     """
     r, c = _shares(reference_counts, current_counts, 0.0)
-    if r is None:
+    if r is None or c is None:
         return math.nan
     m = (r + c) / 2
     divergence = (_kl(r, m) + _kl(c, m)) / 2

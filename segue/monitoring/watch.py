@@ -6,7 +6,8 @@ Time comes in through ``clock`` and ``sleep``, so a test runs several checks wit
 Example:
     >>> ruleset = load_rules("rules.yaml")
     >>> watch("models:/churn@champion", ruleset, every=300, window=3600,
-    ...       sinks=build_sinks(ruleset.sinks), store=SqlAlertStore(engine))
+    ...       sinks=build_sinks(ruleset.sinks), store=SqlAlertStore(engine),
+    ...       signals=monitor.signals)
 """
 
 from __future__ import annotations
@@ -41,14 +42,13 @@ def check(
     now: float,
     sinks: Sequence[Any],
     store: Any,
-    signals: Callable[..., tuple[dict[str, float], list[str]]] | None = None,
+    signals: Callable[..., tuple[dict[str, float], list[str]]],
 ) -> Check:
-    """Compute the signals of ``[now - window, now)``, evaluate the rules, deliver firings to
+    """Compute the signals of ``[now - window, now)`` with ``signals`` (e.g.
+    :meth:`segue.monitoring.service.Monitor.signals`), evaluate the rules, deliver firings to
     ``sinks`` and record them in ``store``."""
     from segue.monitoring import logs
 
-    if signals is None:
-        from segue.monitoring.signals import compute_signals as signals
     if not window > 0:
         raise InvalidArgument(f"--window must be a positive duration, got {window!r}")
     start = now - window
@@ -71,8 +71,8 @@ def watch(
     max_checks: int | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
+    signals: Callable[..., tuple[dict[str, float], list[str]]],
     on_check: Callable[[Check], None] | None = None,
-    signals: Callable[..., tuple[dict[str, float], list[str]]] | None = None,
 ) -> int:
     """Run :func:`check` every ``every`` seconds (once with ``once``, at most ``max_checks``
     times if given) until interrupted; returns the number of checks run.

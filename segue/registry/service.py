@@ -374,6 +374,20 @@ class Registry:
                 "fetch a verified copy again)"
             ) from exc
 
+    def package_folder(self, version: ModelVersion) -> Path:
+        """A local copy of ``version``'s package, every file hash-checked when fetched
+        (cached by manifest digest; do not write into it).
+
+        Raises:
+            IntegrityError: the run's manifest is no longer the registered one.
+
+        Example:
+            >>> folder = registry.package_folder(registry.resolve("models:/churn@champion"))
+        """
+        entry = self._manifest_entry(version.run_id, version.artifact_path)
+        self._check_registered(version, entry.digest)
+        return self._materialize(version.run_id, version.artifact_path, entry.digest)
+
     def download_model(self, uri: str, dest: str | os.PathLike) -> Path:
         """Write the verified package of a runs:/ or models:/ URI into the new folder ``dest``."""
         run_id, path, digest, _ = self._locate(parse_model_uri(uri))

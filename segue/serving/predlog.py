@@ -293,8 +293,9 @@ class _SegmentLog(ABC, Generic[T]):
     def _requeue(self, items: list[T]) -> None:
         with self._lock:
             merged = [*items, *self._buffer]
-            self.dropped += max(0, len(merged) - self._buffer.maxlen)
-            self._buffer = deque(merged, maxlen=self._buffer.maxlen)  # keeps the newest
+            limit = self._buffer.maxlen or len(merged)  # always set: the deque is bounded
+            self.dropped += max(0, len(merged) - limit)
+            self._buffer = deque(merged, maxlen=limit)  # keeps the newest
 
     @abstractmethod
     def _model_of(self, item: T) -> str: ...

@@ -50,9 +50,15 @@ class Recorder:
         clock: Callable[[], float] = time.time,
         writer_id: str | None = None,
     ) -> None:
-        options = {"flush_interval": flush_interval, "clock": clock, "writer_id": writer_id}
-        self.predictions = PredictionLog(artifact_uri, **options)
-        self.feedback = {name: FeedbackLog(artifact_uri, name, **options) for name in models}
+        self.predictions = PredictionLog(
+            artifact_uri, flush_interval=flush_interval, clock=clock, writer_id=writer_id
+        )
+        self.feedback = {
+            name: FeedbackLog(
+                artifact_uri, name, flush_interval=flush_interval, clock=clock, writer_id=writer_id
+            )
+            for name in models
+        }
 
     def start(self) -> None:
         """Start the logs' flushing threads."""

@@ -113,6 +113,34 @@ def test_watch_once_fires_records_and_lists(cli, logged, tmp_path: Path) -> None
     assert table.code == 0 and "latency" in table.out and "command:ok" in table.out
 
 
+def test_watch_help_documents_the_rules_file_with_a_complete_example(cli) -> None:
+    from segue.cli.monitoring_commands import RULES_EXAMPLE
+    from segue.monitoring.alerts import SIGNALS, parse_rules
+
+    shown = cli("monitor", "watch", "--help")
+    assert shown.code == 0
+    text = shown.out.replace("│", " ")  # Rich boxes the options, not the description
+    lines = [line.strip() for line in text.splitlines()]
+    start = lines.index("rules:")
+    example = [line.strip() for line in RULES_EXAMPLE.splitlines()]
+    assert lines[start : start + len(example)] == example
+    for signal in SIGNALS:
+        assert signal in text, signal
+    ruleset = parse_rules(RULES_EXAMPLE)
+    assert [s.type for s in ruleset.sinks] == ["log", "webhook", "command"]
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert f"```yaml\n{RULES_EXAMPLE}```" in readme
+
+
+def test_a_rules_file_of_the_wrong_shape_shows_the_expected_shape(cli, segue_env, tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("- name: drift\n  when: drift_share > 0.3\n")  # the list without 'rules:'
+    line = cli("monitor", "watch", "cancer", "--rules", str(rules), "--once").error_line()
+    assert line.startswith(f"error: {rules}:1: the file must be a mapping of key: value; ")
+    assert "expected shape: rules: [{name: NAME, when: SIGNAL OP NUMBER}, ...]" in line
+    assert "segue monitor watch --help" in line
+
+
 def test_watch_refuses_a_malformed_rules_file(cli, segue_env, tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules:\n  - name: drift\n    when: drift_share >> 0.3\n")

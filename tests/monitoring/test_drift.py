@@ -16,12 +16,14 @@ from segue.errors import InvalidArgument
 from segue.monitoring.drift import (
     DriftConfig,
     ReferenceData,
+    assess,
     compare,
     config_from_options,
-    current_window,
-    drift_report,
-    load_reference,
+    logged_window,
+    verdict,
 )
+from segue.monitoring.service import Monitor
+from segue.registry.service import get_registry
 from segue.serving.predlog import PredictionLog, PredictionRecord
 
 
@@ -169,6 +171,33 @@ def test_prediction_drift_of_labels_and_numbers():
     assert shifted.kind == "numeric" and shifted.test == "ks" and shifted.drifted
 
 
+def test_the_verdict_says_what_drifted_before_the_data_set_rule(reference):
+    current = training(800, seed=3)
+    current["age"] += 8
+    report = assess(reference, current, None, DriftConfig())
+    assert verdict(report) == (
+        "1 of 3 features drifted: age",
+        "No data set drift (the rule: >= 50% of features drifted; here 33%)",
+    )
+    current["income"] *= 1.5
+    both = assess(reference, current, None, DriftConfig(share=0.6))
+    assert verdict(both)[0] == "2 of 3 features drifted: age, income"
+    assert verdict(both)[1] == "Data set drift (the rule: >= 60% of features drifted; here 67%)"
+    calm = assess(reference, training(800, seed=1), None, DriftConfig())
+    assert verdict(calm)[0] == "0 of 3 features drifted"
+
+
+def test_a_verdict_names_at_most_ten_features_and_counts_the_rest():
+    rng = np.random.default_rng(0)
+    wide = pd.DataFrame({f"f{i:02d}": rng.normal(0, 1, 500) for i in range(30)})
+    shifted = wide.copy() + 5.0
+    report = assess(ReferenceData.from_frame(wide), shifted, None, DriftConfig())
+    what, rule = verdict(report)
+    assert what.startswith("30 of 30 features drifted: f00, f01,")
+    assert what.endswith("f09 and 20 more")
+    assert rule == "Data set drift (the rule: >= 50% of features drifted; here 100%)"
+
+
 def test_old_packages_fall_back_to_the_histogram(reference):
     old = ReferenceData(columns=reference.columns)
     current = training(800, seed=9)
@@ -197,6 +226,11 @@ def _records(frame: pd.DataFrame, model, t0: float, version: str = "1"):
             1.0,
             200,
         )
+
+
+@pytest.fixture
+def monitor(segue_env) -> Monitor:
+    return Monitor(get_registry(), segue_env.artifact_uri)
 
 
 @pytest.fixture
@@ -231,8 +265,8 @@ def served(segue_env):
     return segue_env
 
 
-def test_the_package_holds_a_sample_and_reference_predictions(served):
-    reference = load_reference("models:/churn/1")
+def test_the_package_holds_a_sample_and_reference_predictions(served, monitor):
+    reference = monitor.reference(monitor.resolve("models:/churn/1"))
     assert reference.sample is not None and len(reference.sample) == 4000
     assert list(reference.sample.columns) == ["age", "income", "plan"]
     assert reference.predictions["kind"] == "categorical"
@@ -242,29 +276,78 @@ def test_the_package_holds_a_sample_and_reference_predictions(served):
 
 
 def test_the_window_explodes_logged_rows(served):
-    frame, predictions, version = current_window("churn", start=T0, end=T0 + 3600)
-    assert version == "1" and len(frame) == 1500 == len(predictions)  # the canary is left out
+    frame, predictions = logged_window(served.artifact_uri, "churn", "1", start=T0, end=T0 + 3600)
+    assert len(frame) == 1500 == len(predictions)  # the canary is left out
     assert list(frame.columns) == ["age", "income", "plan"]
 
 
-def test_drift_report_flags_the_shifted_feature_only(served):
-    normal = drift_report("models:/churn/1", start=T0, end=T0 + 3600)
+def test_drift_report_flags_the_shifted_feature_only(served, monitor):
+    normal = monitor.drift("models:/churn/1", start=T0, end=T0 + 3600)
     assert normal.n_rows == 1500 and normal.version == "1" and normal.model == "churn"
     assert not any(f.drifted for f in normal.features) and not normal.drifted
     assert normal.prediction is not None and not normal.prediction.drifted
-    shifted = drift_report("churn", start=T0 + 3600)
+    shifted = monitor.drift("churn", start=T0 + 3600)
     assert [f.feature for f in shifted.features if f.drifted] == ["income"]
     assert shifted.drift_share == pytest.approx(1 / 3) and not shifted.drifted
     assert shifted.features[1].test == "wasserstein"  # 1,500 rows: a large window
 
 
-def test_an_empty_window_is_a_clear_error(served):
+def test_an_empty_window_is_a_clear_error(served, monitor):
     with pytest.raises(InvalidArgument, match=r"no predictions logged for churn .* between"):
-        drift_report("churn", start=time.time(), end=None)
+        monitor.drift("churn", start=time.time(), end=None)
 
 
-def test_a_package_without_reference_data_is_a_clear_error(segue_env):
+def test_a_package_without_reference_data_is_a_clear_error(segue_env, monitor):
     with segue.start_run(experiment="bare") as run:
         run.log_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), register_as="bare")
     with pytest.raises(InvalidArgument, match="reference_data"):
-        drift_report("bare")
+        monitor.drift("bare")
+
+
+class AliasMovesAfterFirstResolve:
+    """The real registry, except that ``champion`` moves to version 2 right after the first
+    resolution: what a promotion during a drift report looks like."""
+
+    def __init__(self, registry) -> None:
+        self.registry = registry
+        self.resolved: list[int] = []
+
+    def resolve(self, uri):
+        version = self.registry.resolve(uri)
+        self.resolved.append(version.version)
+        if len(self.resolved) == 1:
+            self.registry.set_alias("churn", "champion", 2)
+        return version
+
+    def __getattr__(self, name):
+        return getattr(self.registry, name)
+
+
+def test_an_alias_move_during_a_report_cannot_mix_versions(served):
+    registry = get_registry()
+    data = training(4000, seed=20)
+    data["income"] += 20_000  # version 2 was trained on richer customers
+    with segue.start_run(experiment="churn") as run:
+        run.log_model(
+            LogisticRegression().fit(data[["age", "income"]], data["age"] > 40),
+            input_example=data[["age", "income"]].head(5),
+            reference_data=data[["age", "income"]],
+            register_as="churn",
+        )
+    registry.set_alias("churn", "champion", 1)
+    log = PredictionLog(served.artifact_uri)
+    for i in range(0, 200, 10):  # version 2's traffic in the same hour
+        rows = data[["age", "income"]].iloc[i : i + 10].to_dict(orient="records")
+        log.append(
+            PredictionRecord(f"v2-{i}", T0 + 5 + i, "churn", "2", "primary", rows, [1] * 10, 1, 200)
+        )
+    log.close()
+    moving = AliasMovesAfterFirstResolve(registry)
+
+    report = Monitor(moving, served.artifact_uri).drift("churn@champion", start=T0, end=T0 + 3600)
+
+    assert moving.resolved == [1]  # resolved once, before the alias moved
+    assert registry.resolve("models:/churn@champion").version == 2  # it did move
+    assert report.version == "1" and report.n_rows == 1500  # version 1's reference and traffic
+    assert [f.feature for f in report.features] == ["age", "income", "plan"]
+    assert not report.drifted

@@ -12,10 +12,11 @@ from segue.errors import InvalidArgument
 from segue.monitoring.performance import (
     classification_metrics,
     join_feedback,
-    performance_report,
     regression_metrics,
     score,
 )
+from segue.monitoring.service import Monitor
+from segue.registry.service import get_registry
 
 
 @pytest.fixture
@@ -27,12 +28,17 @@ def ops(monkeypatch):
 
 
 @pytest.fixture
+def monitor(segue_env) -> Monitor:
+    return Monitor(get_registry(), segue_env.artifact_uri)
+
+
+@pytest.fixture
 def trained(segue_env, ops):
     return ops.train_cancer()
 
 
 def test_labels_join_by_request_id_per_window_next_to_training_metrics(
-    segue_env, ops, trained
+    segue_env, ops, trained, monitor
 ) -> None:
     X, y = trained.X.iloc[:240], trained.y.iloc[:240].to_numpy()
     proba = trained.pipeline.predict_proba(X)
@@ -49,7 +55,7 @@ def test_labels_join_by_request_id_per_window_next_to_training_metrics(
         segue_env.artifact_uri, "cancer", ids[:labelled], wrong[:labelled], [ops.T0 + 9000] * 200
     )
 
-    report = performance_report("models:/cancer/1", window=3600)
+    report = monitor.performance("models:/cancer/1", window=3600)
 
     assert report.task == "classification" and report.classes == [0, 1]
     assert (report.n_predictions, report.n_labelled) == (240, 200)
@@ -62,30 +68,30 @@ def test_labels_join_by_request_id_per_window_next_to_training_metrics(
     assert report.overall["accuracy"] == pytest.approx(np.mean(predicted[:200] == wrong[:200]))
 
 
-def test_labels_only_no_probabilities_omit_auc(segue_env, ops, trained) -> None:
+def test_labels_only_no_probabilities_omit_auc(segue_env, ops, trained, monitor) -> None:
     X, y = trained.X.iloc[:30], trained.y.iloc[:30].tolist()
     ids = ops.log_predictions(segue_env.artifact_uri, "cancer", "1", X, trained.pipeline.predict(X))
     ops.log_feedback(segue_env.artifact_uri, "cancer", ids, y, [ops.T0 + 100] * 30)
 
-    report = performance_report("cancer", window=86400)
+    report = monitor.performance("cancer", window=86400)
 
     assert set(report.overall) == {"accuracy", "f1"}
 
 
-def test_no_labels_is_a_clear_message(segue_env, ops, trained) -> None:
+def test_no_labels_is_a_clear_message(segue_env, ops, trained, monitor) -> None:
     X = trained.X.iloc[:5]
     ops.log_predictions(segue_env.artifact_uri, "cancer", "1", X, trained.pipeline.predict(X))
 
-    report = performance_report("cancer")
+    report = monitor.performance("cancer")
 
     assert report.n_labelled == 0 and report.windows == [] and report.overall == {}
     assert "none of the 5 predictions" in report.notes[0]
     assert "POST /feedback" in report.notes[0]
 
 
-def test_window_must_be_positive(segue_env) -> None:
+def test_window_must_be_positive(segue_env, monitor) -> None:
     with pytest.raises(InvalidArgument, match="--window"):
-        performance_report("cancer", window=0)
+        monitor.performance("cancer", window=0)
 
 
 def _rows(ids, rows, outputs, times):

@@ -9,7 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from segue.monitoring.report import bucket_width, build_report, latency_over_time
+from segue.monitoring.report import bucket_width, latency_over_time
+from segue.monitoring.service import Monitor
+from segue.registry.service import get_registry
 
 
 @pytest.fixture
@@ -45,7 +47,8 @@ def test_the_report_is_one_self_contained_file(segue_env, ops) -> None:
     )
     ops.log_feedback(segue_env.artifact_uri, "cancer", ids, y.tolist(), [ops.T0 + 9000] * 240)
 
-    page = build_report("models:/cancer/1", now=lambda: ops.T0 + 9000)
+    monitor = Monitor(get_registry(), segue_env.artifact_uri)
+    page = monitor.report("models:/cancer/1", now=lambda: ops.T0 + 9000)
 
     assert page.startswith("<!DOCTYPE html>")
     for feature in trained.X.columns:
@@ -76,10 +79,11 @@ def test_latency_over_time_per_bucket() -> None:
         {
             "time": [0.0, 1.0, 2.0, 70.0],
             "latency_ms": [1.0, 2.0, 3.0, 10.0],
-            "status": [200, 200, 500, 200],
+            "status": [200, 422, 500, 200],
         }
     )
     series = latency_over_time(served, [(0, 60), (60, 120), (120, 180)])
     assert series.times == [0, 60]
     assert series.values["latency_p50_ms"] == [2.0, 10.0]
-    assert series.values["error_rate"] == pytest.approx([1 / 3, 0.0])
+    assert series.values["server_error_rate"] == pytest.approx([1 / 3, 0.0])
+    assert series.values["client_error_rate"] == pytest.approx([1 / 3, 0.0])

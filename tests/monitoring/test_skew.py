@@ -7,7 +7,8 @@ import pytest
 
 from segue.errors import InvalidArgument
 from segue.monitoring.logs import same_output
-from segue.monitoring.skew import skew_report
+from segue.monitoring.service import Monitor
+from segue.registry.service import get_registry
 
 
 @pytest.fixture
@@ -19,31 +20,36 @@ def ops(monkeypatch):
 
 
 @pytest.fixture
+def monitor(segue_env) -> Monitor:
+    return Monitor(get_registry(), segue_env.artifact_uri)
+
+
+@pytest.fixture
 def trained(segue_env, ops):
     return ops.train_cancer()
 
 
-def test_a_clean_log_has_no_skew(segue_env, ops, trained) -> None:
+def test_a_clean_log_has_no_skew(segue_env, ops, trained, monitor) -> None:
     X = trained.X.iloc[:120]
     ops.log_predictions(
         segue_env.artifact_uri, "cancer", trained.version, X, trained.pipeline.predict(X)
     )
 
-    report = skew_report("models:/cancer/latest", sample=50)
+    report = monitor.skew("models:/cancer/latest", sample=50)
 
     assert (report.n_logged, report.n_requests, report.n_rows) == (120, 50, 50)
     assert report.n_mismatched == 0 and report.mismatch_rate == 0.0
     assert report.examples == [] and report.versions == ["1"]
 
 
-def test_a_different_online_preprocessing_is_caught(segue_env, ops, trained) -> None:
+def test_a_different_online_preprocessing_is_caught(segue_env, ops, trained, monitor) -> None:
     X = trained.X.iloc[:200]
     # The online path scaled the inputs differently before the (same) model saw them.
     online = trained.pipeline.predict(X * 1.3)
     ops.log_predictions(segue_env.artifact_uri, "cancer", trained.version, X, online)
     expected = float(np.mean(online != trained.pipeline.predict(X)))
 
-    report = skew_report("cancer", sample=1000)
+    report = monitor.skew("cancer", sample=1000)
 
     assert report.n_rows == 200
     assert report.mismatch_rate == pytest.approx(expected) and report.mismatch_rate > 0.1
@@ -68,8 +74,9 @@ def test_the_sample_is_seeded_and_each_request_replays_on_its_logged_version(
         loaded.append(uri)
         return trained.pipeline
 
-    first = skew_report("cancer", sample=30, seed=7, load=load)
-    again = skew_report("cancer", sample=30, seed=7, load=load)
+    replaying = Monitor(get_registry(), segue_env.artifact_uri, load=load)
+    first = replaying.skew("cancer", sample=30, seed=7)
+    again = replaying.skew("cancer", sample=30, seed=7)
 
     assert sorted(set(loaded)) == ["models:/cancer/1", "models:/cancer/2"]
     assert first.versions == ["1", "2"]
@@ -78,15 +85,15 @@ def test_the_sample_is_seeded_and_each_request_replays_on_its_logged_version(
     assert first.n_mismatched > 0
 
 
-def test_an_empty_window_says_so(segue_env, trained) -> None:
-    report = skew_report("cancer", sample=10)
+def test_an_empty_window_says_so(segue_env, trained, monitor) -> None:
+    report = monitor.skew("cancer", sample=10)
     assert report.n_rows == 0 and report.mismatch_rate == 0.0
     assert "no successful primary requests" in report.notes[0]
 
 
-def test_sample_must_be_positive(segue_env) -> None:
+def test_sample_must_be_positive(segue_env, monitor) -> None:
     with pytest.raises(InvalidArgument, match="--sample"):
-        skew_report("cancer", sample=0)
+        monitor.skew("cancer", sample=0)
 
 
 @pytest.mark.parametrize(
