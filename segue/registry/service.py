@@ -25,6 +25,7 @@ from segue.errors import (
     InvalidArgument,
     NotFound,
 )
+from segue.identity import Actor, local_actor
 from segue.models.package import (
     MANIFEST,
     LoadedModel,
@@ -38,7 +39,7 @@ from segue.models.uri import ModelUri, parse_model_uri
 from segue.registry import gates as gate_rules
 from segue.store.entities import AuditEntry, Gate, ModelVersion, RegisteredModel, Run
 from segue.store.registry import RegistryStore, SqlRegistryStore, check_alias, check_model_name
-from segue.tracking import environment
+from segue.store.tracking import SqlTrackingStore
 from segue.tracking.client import TrackingClient, get_client
 
 _ALIAS_RETRIES = 5
@@ -46,7 +47,18 @@ _ALIAS_RETRIES = 5
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What ``run.log_model`` returns."""
+    """What ``run.log_model`` returns: where the package is and, if registered, its version.
+
+    ``uri`` (also ``run_uri``) is the package's ``runs:/<run_id>/<path>``; ``model_uri`` is
+    the URI to load it by, ``models:/<name>/<version>`` once registered (as MLflow's
+    ``ModelInfo.model_uri``), else the ``runs:/`` one.
+
+    Example::
+
+        >>> info = run.log_model(clf, input_example=X[:5], register_as="churn")
+        >>> info.model_uri, info.run_uri
+        ('models:/churn/1', 'runs:/4f1c…/model')
+    """
 
     uri: str
     run_id: str
@@ -55,6 +67,21 @@ class ModelInfo:
     flavor: str
     signature: dict[str, Any] | None
     version: ModelVersion | None = None
+
+    @property
+    def run_uri(self) -> str:
+        """``runs:/<run_id>/<path>``: the logged package, registered or not."""
+        return self.uri
+
+    @property
+    def model_uri(self) -> str:
+        """``models:/<name>/<version>`` when registered, else :attr:`run_uri`."""
+        return self.uri if self.version is None else self.version.uri
+
+    @property
+    def registered_model_version(self) -> int | None:
+        """The registered version number (MLflow's name for it), or None."""
+        return None if self.version is None else self.version.version
 
 
 @dataclass(frozen=True)
@@ -75,15 +102,16 @@ class Registry:
     Args:
         store: the registry store.
         tracking: the tracking client (runs, metrics, artifacts).
-        actor: who is making changes (default: the OS user).
+        actor: who is making changes, built by the edge (the CLI, :func:`get_registry`);
+            recorded in the audit log as ``str(actor)``, e.g. ``local:ada (uid 1000)``.
     """
 
-    def __init__(
-        self, store: RegistryStore, tracking: TrackingClient, actor: str | None = None
-    ) -> None:
+    def __init__(self, store: RegistryStore, tracking: TrackingClient, actor: Actor) -> None:
         self.store = store
         self.tracking = tracking
-        self.actor = actor or environment.user()
+        self.actor = actor
+        #: What the audit log records for every change this registry makes.
+        self._audit_actor = str(actor)
 
     # -- logging and registering ---------------------------------------------------------
 
@@ -136,9 +164,12 @@ class Registry:
             self.tracking.artifacts.read_bytes(entry.digest, entry.size, name=entry.path),
             model_uri,
         )
+        self.verify_package(
+            run_id, parsed.path, entry.digest, f"{model_uri} not registered as {name!r}"
+        )
         self._ensure_model(name)
         return self.store.create_version(
-            name, run_id, parsed.path, entry.digest, manifest.flavor, self.actor, description
+            name, run_id, parsed.path, entry.digest, manifest.flavor, self._audit_actor, description
         )
 
     def _manifest_entry(self, run_id: str, path: str):
@@ -153,7 +184,7 @@ class Registry:
 
     def _ensure_model(self, name: str) -> None:
         with contextlib.suppress(AlreadyExists):
-            self.store.create_model(name, self.actor)
+            self.store.create_model(name, self._audit_actor)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -220,6 +251,7 @@ class Registry:
         if force and not (reason and reason.strip()):
             raise InvalidArgument("--force needs --reason: say why the gates are overridden")
         candidate = self.store.get_version(name, version)
+        self.verify_version(candidate, f"{name}@{alias} not moved to version {version}")
         requirements = [
             gate_rules.parse_requirement(g.requirement) for g in self.store.list_gates(name, alias)
         ]
@@ -244,7 +276,7 @@ class Registry:
                     alias,
                     version,
                     expected=previous,
-                    actor=self.actor,
+                    actor=self._audit_actor,
                     reason=reason,
                     details=details,
                 )
@@ -270,23 +302,23 @@ class Registry:
         return self._metrics(self.store.get_version(name, number))
 
     def delete_alias(self, name: str, alias: str) -> None:
-        self.store.delete_alias(name, check_alias(alias), self.actor)
+        self.store.delete_alias(name, check_alias(alias), self._audit_actor)
 
     def delete_version(self, name: str, version: int) -> None:
-        self.store.delete_version(name, version, self.actor)
+        self.store.delete_version(name, version, self._audit_actor)
 
     def add_gate(self, name: str, alias: str, requirement: str) -> Gate:
         parsed = gate_rules.parse_requirement(requirement)
         if isinstance(parsed.threshold, str):
             # 'metrics.acc >= latest' names an alias that can never be set: it would always pass.
             check_alias(parsed.threshold)
-        return self.store.add_gate(name, check_alias(alias), str(parsed), self.actor)
+        return self.store.add_gate(name, check_alias(alias), str(parsed), self._audit_actor)
 
     def list_gates(self, name: str, alias: str | None = None) -> list[Gate]:
         return self.store.list_gates(name, alias)
 
     def remove_gate(self, name: str, gate_id: int) -> Gate:
-        return self.store.remove_gate(name, gate_id, self.actor)
+        return self.store.remove_gate(name, gate_id, self._audit_actor)
 
     # -- lineage -------------------------------------------------------------------------
 
@@ -374,6 +406,46 @@ class Registry:
                 "fetch a verified copy again)"
             ) from exc
 
+    def verify_version(self, version: ModelVersion, refusing: str | None = None) -> None:
+        """Check that ``version``'s package is whole in the artifact store: its manifest is
+        the registered one and every file it lists hashes to what it records.
+
+        Args:
+            refusing: what is refused if not, to begin the error with (e.g.
+                ``"churn@champion not moved to version 3"``).
+
+        Raises:
+            IntegrityError: naming the first file that fails.
+
+        Example:
+            >>> registry.verify_version(registry.get_version("churn", 3))
+        """
+        entry = self._manifest_entry(version.run_id, version.artifact_path)
+        try:
+            self._check_registered(version, entry.digest)
+        except IntegrityError as exc:
+            raise IntegrityError(f"{refusing}: {exc}" if refusing else str(exc)) from None
+        self.verify_package(version.run_id, version.artifact_path, entry.digest, refusing)
+
+    def verify_package(
+        self, run_id: str, path: str, manifest_digest: str, refusing: str | None = None
+    ) -> None:
+        """Fetch the package at ``runs:/<run_id>/<path>`` from the artifact store (never a
+        local cache) into a scratch folder, checking every blob's hash, then check every file
+        against the manifest whose sha256 is ``manifest_digest`` (as loading does).
+
+        Raises:
+            IntegrityError: naming the first file that fails, after ``refusing`` if given.
+        """
+        with tempfile.TemporaryDirectory(prefix="segue-verify-") as tmp:
+            folder = Path(tmp) / "package"
+            try:
+                self.tracking.download_artifact(run_id, path, folder)
+                verify_files(folder, read_manifest(folder, manifest_digest))
+            except IntegrityError as exc:
+                message = str(exc).replace(str(folder), f"runs:/{run_id}/{path}")
+                raise IntegrityError(f"{refusing}: {message}" if refusing else message) from None
+
     def package_folder(self, version: ModelVersion) -> Path:
         """A local copy of ``version``'s package, every file hash-checked when fetched
         (cached by manifest digest; do not write into it).
@@ -437,13 +509,24 @@ _registry: Registry | None = None
 _lock = threading.Lock()
 
 
-def get_registry() -> Registry:
-    """The registry for the current settings (``SEGUE_*`` variables)."""
+def get_registry(actor: Actor | None = None) -> Registry:
+    """The registry for the current settings (``SEGUE_*`` variables), acting as ``actor``.
+
+    This is the Python SDK's edge: without an ``actor`` it acts as :func:`local_actor` (the
+    login name, ``local:<name>``, with the OS user id beside it in the audit log).
+
+    Example:
+        >>> segue.get_registry().set_alias("churn", "champion", 3)
+    """
     global _registry
     tracking = get_client()
+    who = local_actor() if actor is None else actor
     with _lock:
-        if _registry is None or _registry.tracking is not tracking:
-            _registry = Registry(SqlRegistryStore(tracking.store.engine), tracking)
+        if _registry is None or _registry.tracking is not tracking or _registry.actor != who:
+            store = tracking.store
+            if not isinstance(store, SqlTrackingStore):
+                raise InvalidArgument("the model registry needs a SQL store (SEGUE_STORE_URI)")
+            _registry = Registry(SqlRegistryStore(store.engine), tracking, who)
         return _registry
 
 

@@ -145,7 +145,9 @@ class ActiveRun:
             reference_data: training data whose profile is stored for drift monitoring.
             register_as: also register the package as the next version of this model.
 
-        Returns a ``ModelInfo`` with ``uri``, ``flavor``, ``signature`` and ``version``.
+        Returns a ``ModelInfo`` with ``run_uri`` (``runs:/<run_id>/<name>``, also ``uri``),
+        ``model_uri`` (``models:/<model>/<version>`` when registered), ``flavor``,
+        ``signature`` and ``version``.
 
         Example:
             >>> info = run.log_model(clf, input_example=X[:5], register_as="churn")

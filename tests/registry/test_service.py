@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,7 @@ from segue.errors import (
     InvalidArgument,
     NotFound,
 )
+from segue.identity import Actor
 from segue.models.package import MANIFEST, build_package
 from segue.registry.service import Registry
 from segue.store.engine import create_engine
@@ -100,7 +102,7 @@ def test_log_model_with_register_as_creates_version_1_then_2(registry, client, e
     assert (first.version.run_id, first.version.manifest_digest, first.version.created_by) == (
         first_run,
         first.manifest_digest,
-        "ada",
+        "local:ada (uid 1000)",
     )
     assert [v.run_id for v in registry.list_versions("churn")] == [first_run, second_run]
     assert [m.name for m in registry.list_models()] == ["churn"]
@@ -150,11 +152,44 @@ def test_the_fluent_api_logs_registers_and_loads(segue_env, estimator, data):
     with segue.start_run(experiment="churn") as run:
         run.log_metric("acc", 0.9)
         info = run.log_model(estimator, input_example=X.head(), register_as="churn")
+        plain = run.log_model(estimator, "plain")
     assert info.version.version == 1
+    # The info carries both URIs (the README's "-> models:/churn/1" is model_uri).
+    assert (info.uri, info.run_uri) == (f"runs:/{run.id}/model", f"runs:/{run.id}/model")
+    assert (info.model_uri, info.registered_model_version) == ("models:/churn/1", 1)
+    assert (plain.model_uri, plain.registered_model_version) == (f"runs:/{run.id}/plain", None)
     assert segue.register_model(info.uri, "churn").version == 2
     model = segue.load_model("models:/churn/latest")
     assert model.version.version == 2
     np.testing.assert_array_equal(model.predict(X), estimator.predict(X))
+
+
+def test_the_audit_log_records_the_actor_the_edge_passed_in(registry, client, monkeypatch):
+    # Below the edge nothing reads the environment: a spoofed login name changes nothing.
+    monkeypatch.setenv("LOGNAME", "mallory")
+    monkeypatch.setenv("USER", "mallory")
+    registry.log_model(new_run(client), score, register_as="churn")
+    registry.set_alias("churn", "champion", 1)
+    registry.add_gate("churn", "champion", "metrics.acc >= 0.5")
+
+    actors = {entry.actor for entry in registry.history("churn")}
+
+    assert actors == {"local:ada (uid 1000)"}
+    assert registry.get_version("churn", 1).created_by == "local:ada (uid 1000)"
+
+
+def test_the_sdk_edge_acts_as_the_local_user_with_the_os_user_id(segue_env, monkeypatch):
+    monkeypatch.setenv("LOGNAME", "mallory")  # anyone can set it: the uid beside it is real
+    with segue.start_run(experiment="churn") as run:
+        run.log_model(score, register_as="churn")
+    segue.get_registry().set_alias("churn", "champion", 1)
+    other = segue.get_registry(Actor("local", "ada", uid=7))
+    other.delete_alias("churn", "champion")
+
+    actors = [entry.actor for entry in other.history("churn")]
+
+    mallory = f"local:mallory (uid {os.getuid()})"
+    assert actors == [mallory, mallory, mallory, "local:ada (uid 7)"]
 
 
 # -- resolving and loading ------------------------------------------------------------------
@@ -363,7 +398,7 @@ def test_set_alias_when_the_gates_pass(registry, churn):
     assert (last.action, last.target, last.actor, last.reason) == (
         "set_alias",
         "alias champion",
-        "ada",
+        "local:ada (uid 1000)",
         None,
     )
     assert last.before == {"version": 1}
@@ -441,7 +476,7 @@ def test_gates_see_metrics_still_buffered_in_this_process(registry, store, conte
     config = Settings(home=tmp_path, store_uri="unused", artifact_uri="unused", flush_interval=3600)
     slow = TrackingClient(store, content_store, config)
     try:
-        service = Registry(registry.store, slow, actor="ada")
+        service = Registry(registry.store, slow, registry.actor)
         run_id = slow.create_run("buffered").id
         service.log_model(run_id, score, register_as="churn")
         service.add_gate("churn", "champion", "metrics.acc >= 0.8")
@@ -501,7 +536,7 @@ def test_two_clients_moving_the_same_alias_at_once(registry, client, store_uri, 
     def contend(version: int) -> None:
         engine = create_engine(store_uri)
         tracking = TrackingClient(SqlTrackingStore(engine), content_store, client.config)
-        other = Registry(SqlRegistryStore(engine), tracking, actor=f"client-{version}")
+        other = Registry(SqlRegistryStore(engine), tracking, Actor("local", f"client-{version}"))
         try:
             barrier.wait()
             for _ in range(2):
@@ -600,6 +635,33 @@ def test_a_tampered_blob_is_refused_naming_the_file(registry, client, estimator)
         registry.load_model("models:/churn/1")
     with pytest.raises(IntegrityError, match=r"'model/model/model.skops'"):
         registry.load_model(f"runs:/{run_id}/model")
+
+
+def test_a_package_that_fails_verification_is_not_registered(registry, client, estimator):
+    run_id = new_run(client)
+    registry.log_model(run_id, estimator)
+    flip_a_byte(blob_of(client, run_id, "model/model/model.skops"))
+
+    with pytest.raises(
+        IntegrityError, match=r"not registered as 'churn'.*'model/model/model.skops'"
+    ):
+        registry.register(f"runs:/{run_id}/model", "churn")
+    assert [m.name for m in registry.list_models()] == []
+
+
+def test_an_alias_is_not_moved_to_a_version_that_fails_verification(registry, client, estimator):
+    run_id = new_run(client)
+    registry.log_model(run_id, estimator, register_as="churn")
+    registry.load_model("models:/churn/1")  # a verified local copy does not excuse the store's
+    flip_a_byte(blob_of(client, run_id, "model/model/model.skops"))
+
+    for force in (False, True):  # --force overrides gates, never integrity
+        with pytest.raises(
+            IntegrityError,
+            match=r"churn@champion not moved to version 1: .*'model/model/model.skops'",
+        ):
+            registry.set_alias("churn", "champion", 1, force=force, reason="urgent")
+    assert registry.store.get_alias("churn", "champion") is None
 
 
 def test_a_tampered_cache_copy_is_refused(registry, client, estimator):
