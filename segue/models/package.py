@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from segue.errors import IntegrityError, InvalidArgument
-from segue.models.flavors import detect_flavor, get_flavor
+from segue.models.flavors import _pin, detect_flavor, get_flavor
 from segue.models.signature import Signature, infer_signature, validate_input
 
 MANIFEST = "segue-model.json"
@@ -147,7 +147,11 @@ def build_package(
         pickle_based=saved.pickle_based,
         details=saved.details,
         files=files,
-        requirements=[*saved.requirements, f"segue=={__version__}"],
+        requirements=[
+            *saved.requirements,
+            *_frame_requirements(model, signature, saved),
+            f"segue=={__version__}",
+        ],
         signature=signature,
         run_id=run_id,
         datasets=list(datasets),
@@ -157,6 +161,18 @@ def build_package(
     )
     (directory / MANIFEST).write_bytes(manifest.to_json())
     return manifest
+
+
+def _frame_requirements(model: Any, signature: dict[str, Any] | None, saved: Any) -> list[str]:
+    """``pandas==…`` when the model needs pandas to predict: it was fitted on a DataFrame
+    (scikit-learn's ``feature_names_in_``), or its signature takes columns, which Segue hands
+    it as a DataFrame."""
+    if any(r.startswith("pandas==") for r in saved.requirements):
+        return []
+    takes_columns = signature is not None and signature["inputs"].get("type") == "columns"
+    if takes_columns or hasattr(model, "feature_names_in_"):
+        return [_pin("pandas")]
+    return []
 
 
 def reference_sample_rows(n_rows: int, size: int) -> Any:

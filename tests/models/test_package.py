@@ -190,6 +190,20 @@ def test_requirements_are_pinned(classifier, tmp_path):
     assert pins["skops"] == metadata.version("skops")
     assert pins["numpy"] == metadata.version("numpy")
     assert pins["segue"] == segue.__version__
+    # Fitted on a DataFrame, and given one by its signature: it cannot predict without pandas.
+    assert pins["pandas"] == metadata.version("pandas")
+
+
+def test_pandas_is_required_only_when_the_model_takes_frames(tmp_path):
+    X = np.arange(12.0).reshape(6, 2)
+    on_arrays = LinearRegression().fit(X, X.sum(axis=1))
+    on_frame = LinearRegression().fit(pd.DataFrame(X, columns=["a", "b"]), X.sum(axis=1))
+
+    tensor = build_package(on_arrays, tmp_path / "arrays", input_example=X[:2])
+    no_example = build_package(on_frame, tmp_path / "frame")
+
+    assert not any(r.startswith("pandas==") for r in tensor.requirements)
+    assert f"pandas=={metadata.version('pandas')}" in no_example.requirements
 
 
 def test_reference_data_is_profiled_and_its_digest_recorded(classifier, data, tmp_path):
