@@ -215,7 +215,12 @@ class InputSchema:
                     raise RequestError(
                         400, f"{field}: {array.size} values do not fill shape {shape}", field
                     )
-                array = array.reshape(shape)
+                try:
+                    array = array.reshape(shape)
+                except ValueError:  # no rows, but a dimension past NumPy's limits
+                    raise RequestError(
+                        400, f"{field}: shape {shape} is larger than an array can be", field
+                    ) from None
             elif list(array.shape) != shape:
                 raise RequestError(
                     400,

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segue.models.signature import ColumnSpec, Signature, TensorSpec, validate_input
+from segue.serving import binary
 from segue.serving.inputs import InputSchema, combine
 from segue.serving.protocol import (
     RequestError,
@@ -309,7 +310,12 @@ def test_tensor_inputs_nested_one_row_and_oip_flat():
         body(
             {
                 "inputs": [
-                    {"name": "input", "shape": [2, 3], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6]}
+                    {
+                        "name": "input",
+                        "shape": [2, 3],
+                        "datatype": "FP32",
+                        "data": [1, 2, 3, 4, 5, 6],
+                    }
                 ]
             }
         ),
@@ -478,3 +484,289 @@ def test_any_bytes_give_a_request_error_or_an_input(payload):
 def test_any_json_gives_a_request_error_or_an_input(data):
     # The standard library writes integers beyond 64 bits, which orjson refuses to.
     _only_request_errors(json.dumps(data).encode())
+
+
+# --- what third-party clients send: KServe's model_name/model_version, binary tensors ---------
+
+
+def test_kserve_bodies_may_name_the_model_and_the_version_answering():
+    payload = oip(columns_of(ROWS), model_name="churn", model_version="3")
+
+    request = parse_infer(payload, SCHEMA, model="churn", version="3")
+
+    assert request.input.n_rows == 2
+
+
+TARGET_ERRORS = [
+    ("other model", {"model_name": "fraud"}, None, "model_name", ["'fraud'", "'churn'"]),
+    ("other version in the URL", {"model_version": "2"}, "3", "model_version",
+     ["'2'", "URL names version '3'"]),
+    ("other version answering", {"model_version": "2"}, None, "model_version",
+     ["'2'", "version '3' answers", "/v2/models/churn/versions/2/infer"]),
+    ("name not a string", {"model_name": 5}, None, "model_name", ["a string"]),
+    ("version not a string", {"model_version": 3}, None, "model_version", ["a string"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "extra", "url_version", "field", "words"), TARGET_ERRORS)
+def test_a_body_naming_another_model_or_version_is_400_naming_both(
+    case, extra, url_version, field, words
+):
+    with pytest.raises(RequestError) as caught:
+        parse_infer(
+            oip(columns_of(ROWS), **extra),
+            SCHEMA,
+            model="churn",
+            version="3",
+            url_version=url_version,
+        )
+
+    assert (caught.value.status, caught.value.field) == (400, field)
+    for word in words:
+        assert word in caught.value.message
+
+
+@pytest.mark.parametrize("datatype", [{}, ["FP64"], 5, None, True])
+def test_a_datatype_that_is_not_a_string_is_400(datatype):
+    with pytest.raises(RequestError) as caught:
+        parse_infer(_infer_with(datatype=datatype), SCHEMA)
+
+    assert (caught.value.status, caught.value.field) == (400, "age")
+    assert "inputs[0].datatype: expected one of BOOL" in caught.value.message
+
+
+_NUMPY = {"BOOL": bool, "INT64": np.int64, "INT32": np.int32, "INT8": np.int8, "FP64": np.float64}
+_NUMPY |= {"FP32": np.float32, "BYTES": object}
+
+
+def binary_body(
+    tensors: dict[str, tuple[str, list]], *, as_json: tuple[str, ...] = (), **extra: Any
+) -> tuple[bytes, str]:
+    """An infer body as tritonclient sends it: JSON, then each tensor's raw bytes; and the
+    Inference-Header-Content-Length. ``tensors``: name -> (datatype, values)."""
+    inputs, raw = [], []
+    for name, (datatype, values) in tensors.items():
+        tensor: dict[str, Any] = {"name": name, "shape": [len(values)], "datatype": datatype}
+        if name in as_json:
+            tensor["data"] = values
+        else:
+            data = binary.encode(np.array(values, dtype=_NUMPY[datatype]), datatype)
+            tensor["parameters"] = {"binary_data_size": len(data)}
+            raw.append(data)
+        inputs.append(tensor)
+    header = orjson.dumps({"inputs": inputs, **extra})
+    return header + b"".join(raw), str(len(header))
+
+
+def _mixed_tensors(rows: list[dict]) -> dict[str, tuple[str, list]]:
+    datatypes = {"age": "INT64", "income": "FP64", "score": "FP32", "city": "BYTES"}
+    datatypes |= {"member": "BOOL", "visits": "INT32", "tier": "INT8", "seen": "BYTES"}
+    columns = columns_of(rows)
+    return {
+        name: (datatypes[name], columns[name])
+        for name in ("age", "score", "city", "member", "tier", "seen")
+    }
+
+
+def test_binary_tensors_give_what_the_same_json_gives():
+    tensors = _mixed_tensors(ROWS)
+    json_body = oip({name: values for name, (_, values) in tensors.items()})
+    payload, header = binary_body(tensors, as_json=("seen",))
+
+    from_bytes = combine([parse_infer(payload, SCHEMA, header_length=header).input])
+    from_json = combine([parse_infer(json_body, SCHEMA).input])
+
+    pd.testing.assert_frame_equal(from_bytes, from_json)
+
+
+def test_binary_tensor_for_a_tensor_model():
+    values = np.arange(6, dtype=np.float32)
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [2, 3],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": values.nbytes},
+                }
+            ]
+        }
+    )
+
+    request = parse_infer(header + values.tobytes(), TENSOR, header_length=str(len(header)))
+
+    np.testing.assert_array_equal(request.input.tensor, values.reshape(2, 3))
+
+
+def _binary_with(changes: dict[str, Any], tail: bytes = b"") -> tuple[bytes, str]:
+    payload, header = binary_body({"age": ("INT64", [31])})
+    inputs = orjson.loads(payload[: int(header)])["inputs"]
+    inputs[0] |= changes
+    head = orjson.dumps({"inputs": inputs})
+    return head + payload[int(header) :] + tail, str(len(head))
+
+
+def _one(name: str, datatype: str, raw: bytes, count: int = 1) -> tuple[bytes, str]:
+    tensor = {"name": name, "shape": [count], "datatype": datatype}
+    head = orjson.dumps({"inputs": [tensor | {"parameters": {"binary_data_size": len(raw)}}]})
+    return head + raw, str(len(head))
+
+
+BINARY_ERRORS = [
+    ("header not a number", (_binary_with({})[0], "12a"), 400, "inference-header-content-length",
+     "expected the size in bytes"),
+    ("header past the body", (_binary_with({})[0], "9999"), 400,
+     "inference-header-content-length", "has only"),
+    ("size not a number", _binary_with({"parameters": {"binary_data_size": "8"}}), 400,
+     "inputs[0].parameters.binary_data_size", "integer"),
+    ("size past the end", _binary_with({"parameters": {"binary_data_size": 9}}), 400,
+     "inputs[0].parameters.binary_data_size", "only 8 are left"),
+    ("data and bytes", _binary_with({"data": [31]}), 400, "age", "not both"),
+    ("bytes left over", _binary_with({}, tail=b"\0"), 400, "inference-header-content-length",
+     "1 bytes after the JSON belong to no input"),
+    ("wrong size for the shape", _binary_with({"shape": [2]}), 400, "age", "takes 16 bytes"),
+    ("parameters not an object", _binary_with({"parameters": 8}), 400, "age", "an object"),
+    ("no header", (_binary_with({})[0][:-8], None), 400, "inputs[0].parameters.binary_data_size",
+     "needs the inference-header-content-length header"),
+    ("BOOL not 0 or 1", _one("member", "BOOL", b"\x02"), 400, "member", "0 or 1"),
+    ("BYTES cut off", _one("city", "BYTES", b"\x05\0\0\0ab"), 400, "city", "cut off"),
+    ("BYTES length cut off", _one("city", "BYTES", b"\x05\0"), 400, "city", "cut off"),
+    ("BYTES not UTF-8", _one("city", "BYTES", b"\x01\0\0\0\xff"), 400, "city", "UTF-8"),
+    ("BYTES count", _one("city", "BYTES", b"\x01\0\0\0a", count=2), 400, "city",
+     "shape holds 2 values, the bytes hold 1"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "sent", "status", "field", "words"), BINARY_ERRORS)
+def test_binary_errors_name_the_field(case, sent, status, field, words):
+    payload, header = sent
+    with pytest.raises(RequestError) as caught:
+        parse_infer(payload, SCHEMA, header_length=header)
+
+    assert (caught.value.status, caught.value.field) == (status, field), caught.value.message
+    assert words in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("extra", "binary_outputs"),
+    [
+        ({}, set()),
+        ({"parameters": {"binary_data_output": True}}, {"predict"}),
+        ({"outputs": [{"name": "predict", "parameters": {"binary_data": True}}]}, {"predict"}),
+        (
+            {
+                "parameters": {"binary_data_output": True},
+                "outputs": [
+                    {"name": "predict", "parameters": {"binary_data": False}},
+                    {"name": "predict_proba"},
+                ],
+            },
+            {"predict_proba"},
+        ),
+    ],
+    ids=["json", "all-binary", "one-binary", "one-json"],
+)
+def test_binary_outputs_are_asked_per_request_or_per_output(extra, binary_outputs):
+    request = parse_infer(oip(columns_of(ROWS), **extra), SCHEMA)
+
+    assert request.binary == binary_outputs
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"parameters": {"binary_data_output": "yes"}},
+        {"outputs": [{"name": "predict", "parameters": {"binary_data": 1}}]},
+        {"outputs": [{"name": "predict", "parameters": []}]},
+    ],
+)
+def test_binary_output_flags_must_be_booleans(extra):
+    with pytest.raises(RequestError) as caught:
+        parse_infer(oip(columns_of(ROWS), **extra), SCHEMA)
+
+    assert caught.value.status == 400
+
+
+def test_binary_outputs_decode_with_tritonclient():
+    from tritonclient.http import InferResult
+
+    predict = np.array(["no", "yés", ""], dtype=object)
+    proba = np.array([[0.25, 0.75], [1.0, 0.0], [0.5, 0.5]])
+    flags = np.array([True, False, True])
+
+    raw, json_length = infer_response(
+        {"predict": predict, "predict_proba": proba, "flags": flags},
+        model="m",
+        version="2",
+        request_id="r",
+        binary_outputs={"predict", "flags"},
+    )
+    result = InferResult.from_response_body(raw, header_length=json_length)
+
+    assert json_length == raw.index(b"}]}") + 3
+    assert result.as_numpy("predict").tolist() == [b"no", "yés".encode(), b""]
+    np.testing.assert_array_equal(result.as_numpy("predict_proba"), proba)  # JSON
+    np.testing.assert_array_equal(result.as_numpy("flags"), flags)
+    assert result.get_output("flags")["parameters"] == {"binary_data_size": 3}
+
+
+# Any JSON where a tensor's fields go, with and without bytes after the JSON.
+_ANY_TENSOR = st.fixed_dictionaries(
+    {
+        "name": st.one_of(_COLUMN, st.just("input"), JSON),
+        "shape": st.one_of(st.lists(st.integers(-1, 2**63), max_size=3), JSON),
+        "datatype": st.one_of(st.sampled_from([*sorted(binary._DTYPES), "BYTES"]), JSON),
+    },
+    optional={
+        "data": st.one_of(st.lists(JSON, max_size=4), JSON),
+        "parameters": st.one_of(
+            st.fixed_dictionaries({"binary_data_size": st.one_of(st.integers(-1, 24), JSON)}),
+            JSON,
+        ),
+    },
+)
+_ANY_INFER = st.fixed_dictionaries(
+    {"inputs": st.lists(_ANY_TENSOR, min_size=1, max_size=3)},
+    optional={
+        "model_name": JSON,
+        "model_version": JSON,
+        "outputs": st.lists(
+            st.fixed_dictionaries(
+                {"name": st.one_of(st.just("predict"), JSON)}, optional={"parameters": JSON}
+            ),
+            max_size=2,
+        ),
+        "parameters": st.one_of(
+            st.fixed_dictionaries({"binary_data_output": JSON, "outputs": JSON}), JSON
+        ),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_ANY_INFER, st.binary(max_size=24), st.one_of(st.none(), st.text(max_size=4)))
+def test_any_infer_body_gives_a_request_error_or_an_input(data, tail, header):
+    header_json = json.dumps(data).encode()
+    for given_header in (header, str(len(header_json))):
+        payload = header_json + tail if given_header is not None else header_json
+        for schema in (SCHEMA, TENSOR):
+            try:
+                request = parse_infer(
+                    payload, schema, model="m", version="1", header_length=given_header
+                )
+            except RequestError as exc:
+                assert 400 <= exc.status < 500
+            else:
+                assert request.input.n_rows > 0
+                combine([request.input])
+
+
+@pytest.mark.parametrize("shape", [[0, 2**63], [0] * 65])
+def test_a_shape_past_numpys_limits_is_400(shape):
+    payload = body({"inputs": [{"name": "input", "shape": shape, "datatype": "FP32", "data": []}]})
+
+    with pytest.raises(RequestError) as caught:
+        parse_infer(payload, TENSOR)
+
+    assert caught.value.status == 400 and "larger than an array can be" in caught.value.message
