@@ -165,8 +165,11 @@ def _add_metadata_routes(app: FastAPI, models: ServedModels, config: ServeConfig
     @app.get("/v2/models/{name}", summary="Model metadata", responses=responses["model"])
     async def model_metadata(name: str) -> Response:
         deployment = current_deployment(models, name, None)
-        versions = served_model(models, name).versions
-        return _json(schemas.model_metadata(name, deployment, versions))
+        served = served_model(models, name)
+        metadata = schemas.model_metadata(name, deployment, served.versions)
+        # Segue's extension: per route, the version serving and the one its alias wants.
+        metadata["routes"] = [route.status() for route in served.all_routes()]
+        return _json(metadata)
 
     @app.get(
         "/v2/models/{name}/versions/{version}",

@@ -197,9 +197,13 @@ class Route:
         uri: the model URI it serves (watched for alias moves), if any.
         weight: its share is ``weight / sum of the served name's weights``.
         role: ``"primary"``, ``"canary"`` or ``"shadow"``; what the prediction log records.
+
+    ``wanted`` is the version the route's alias points at while it is not the one serving
+    (being loaded, or failing to load: then ``failure`` says why); both are None otherwise.
+    The registry watcher sets them; ``/v2/models/{name}`` shows them.
     """
 
-    __slots__ = ("current", "label", "role", "uri", "weight")
+    __slots__ = ("current", "failure", "label", "role", "uri", "wanted", "weight")
 
     def __init__(
         self,
@@ -215,6 +219,18 @@ class Route:
         self.uri = uri
         self.weight = weight
         self.role = role
+        self.wanted: str | None = None
+        self.failure: str | None = None
+
+    def status(self) -> dict[str, Any]:
+        """What the route serves and, while they differ, what its alias wants it to serve."""
+        return {
+            "route": self.label,
+            "role": self.role,
+            "serving": None if self.current is None else self.current.version,
+            "wanted": self.wanted,
+            "error": self.failure,
+        }
 
     def replace(self, deployment: Deployment) -> Deployment | None:
         """Answer with ``deployment`` from now on; return the one it replaces (to retire).
@@ -223,6 +239,8 @@ class Route:
         one, never none. Call it on the loop.
         """
         old, self.current = self.current, deployment
+        if self.wanted == deployment.version:
+            self.wanted = self.failure = None
         return old
 
     async def swap(self, deployment: Deployment) -> Deployment | None:

@@ -9,6 +9,7 @@
 | ``segue_requests_in_flight``            | model                           |
 | ``segue_model_load_seconds``            | model, version                  |
 | ``segue_model_swaps_total``             | model, route                    |
+| ``segue_swap_failures_total``           | model, route                    |
 | ``segue_shadow_skipped_total``          | model                           |
 
 Requests for a name that is not served are counted under ``model=""`` so that arbitrary URLs
@@ -85,6 +86,13 @@ class ServingMetrics:
         self.swaps = Counter(
             "segue_model_swaps",
             "Times a route moved to another version while serving (its alias moved).",
+            ["model", "route"],
+            registry=r,
+        )
+        self.swap_failures = Counter(
+            "segue_swap_failures",
+            "Times loading the version a route's alias moved to failed (each attempt; the "
+            "old version keeps serving and the load is retried with backoff).",
             ["model", "route"],
             registry=r,
         )

@@ -109,12 +109,26 @@ class TensorMetadata(BaseModel):
     shape: list[int] = Field(examples=[[-1]])
 
 
+class RouteStatus(BaseModel):
+    """One route of a served name: the version serving it, and the one its alias points at
+    while that one is not serving yet (loading, or failing to load: ``error`` says why)."""
+
+    route: str = Field(examples=["churn@champion"])
+    role: str = Field(examples=["primary"])
+    serving: str | None = Field(examples=["2"])
+    wanted: str | None = Field(None, examples=["3"])
+    error: str | None = None
+
+
 class ModelMetadata(BaseModel):
     name: str
     versions: list[str]
     platform: str = Field(examples=["segue-sklearn"])
     inputs: list[TensorMetadata]
     outputs: list[TensorMetadata]
+    routes: list[RouteStatus] | None = Field(
+        None, description="Segue's extension (/v2/models/{name} only): each route's versions"
+    )
 
 
 class ErrorBody(BaseModel):

@@ -314,7 +314,10 @@ def _watchers(routes: list[Route], name: str, config: ServeConfig, poll_s: float
         return load_deployment(uri, name, config)
 
     return Watchers(
-        [AliasWatcher(r, name, resolve=resolve, load=load, poll_s=poll_s) for r in routes],
+        [
+            AliasWatcher(r, name, resolve=resolve, load=load, poll_s=poll_s, metrics=config.metrics)
+            for r in routes
+        ],
         listen=registry.alias_listener(),
         metrics=config.metrics,
     )

@@ -7,7 +7,10 @@ hands the new :class:`~segue.serving.deployment.Deployment` to the event loop, w
 it to the route in one step (:meth:`~segue.serving.deployment.Route.replace`) and, in a task of
 its own, retires the old one once the requests it took are answered
 (:meth:`~segue.serving.deployment.Deployment.retire`). A version that fails to load is logged
-and not tried again until the alias moves elsewhere; the old version keeps serving meanwhile.
+once, counted in ``segue_swap_failures_total``, shown as the route's ``wanted`` version (with
+the error) in ``/v2/models/{name}``, and tried again with exponential backoff
+(:func:`retry_delay`; a blob being restored, a store briefly down); the old version keeps
+serving meanwhile.
 
 :class:`Watchers` runs a server's watchers (and the notification listener) for as long as the
 app serves: it is one of the app's ``background`` context managers.
@@ -33,7 +36,7 @@ from segue.models.uri import parse_model_uri
 from segue.serving.deployment import Deployment, Route
 from segue.serving.metrics import ServingMetrics
 
-__all__ = ["AliasWatcher", "Watchers", "watched"]
+__all__ = ["AliasWatcher", "Watchers", "retry_delay", "watched"]
 
 log = logging.getLogger("segue.serving")
 
@@ -41,8 +44,25 @@ log = logging.getLogger("segue.serving")
 POLL_SECONDS = 5.0
 #: Longest a stopping server waits for a watcher busy loading a version.
 _JOIN_SECONDS = 30.0
+#: Seconds before the first retry of a version that failed to load; doubled on each failure.
+RETRY_SECONDS = 1.0
+#: Longest wait between retries.
+MAX_RETRY_SECONDS = 300.0
 
 Apply = Callable[[Route, Deployment], None]
+
+
+def retry_delay(
+    failures: int, *, first: float = RETRY_SECONDS, cap: float = MAX_RETRY_SECONDS
+) -> float:
+    """Seconds to wait before the next attempt after ``failures`` failed ones (pure).
+
+    Example::
+
+        >>> [retry_delay(n, first=1.0, cap=5.0) for n in (1, 2, 3, 4)]
+        [1.0, 2.0, 4.0, 5.0]
+    """
+    return min(cap, first * 2.0 ** max(0, failures - 1))
 
 
 def watched(uri: str | None) -> bool:
@@ -63,6 +83,10 @@ class AliasWatcher:
         load: a ``models:/name/<version>`` URI -> its deployment, loaded, verified and warmed
             up; called on the watcher's thread.
         poll_s: seconds between looks at the registry.
+        metrics: counts failed loads in ``segue_swap_failures_total``.
+        clock: monotonic seconds, for the retry backoff (injectable for tests).
+        retry_s, max_retry_s: the first and the longest wait before retrying a version
+            that failed to load (see :func:`retry_delay`).
 
     Raises:
         InvalidArgument: the route does not serve an alias URI, or ``poll_s`` is not > 0.
@@ -76,6 +100,10 @@ class AliasWatcher:
         resolve: Callable[[str], int],
         load: Callable[[str], Deployment],
         poll_s: float = POLL_SECONDS,
+        metrics: ServingMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        retry_s: float = RETRY_SECONDS,
+        max_retry_s: float = MAX_RETRY_SECONDS,
     ) -> None:
         if not watched(route.uri):
             raise InvalidArgument(f"route {route.label!r}: only models:/name@alias is watched")
@@ -89,7 +117,14 @@ class AliasWatcher:
         self.resolve = resolve
         self.load = load
         self.poll_s = poll_s
-        self._failed: set[int] = set()
+        self.metrics = metrics
+        self.clock = clock
+        self.retry_s = retry_s
+        self.max_retry_s = max_retry_s
+        # The version that failed to load, how many times in a row, and when to try again.
+        self._failing: int | None = None
+        self._failures = 0
+        self._retry_at = 0.0
         self._unresolved = False
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -97,7 +132,8 @@ class AliasWatcher:
 
     def check(self) -> Deployment | None:
         """Look at the registry once: the deployment of the version the alias points at now,
-        if it is not the one serving (None otherwise, or if it could not be loaded)."""
+        if it is not the one serving (None otherwise, if it could not be loaded, or if it
+        failed before and its next retry is not due yet)."""
         try:
             number = self.resolve(self.route.uri)
         except Exception as exc:  # alias deleted, database down: keep serving what we have
@@ -114,27 +150,59 @@ class AliasWatcher:
         self._unresolved = False
         current = self.route.current
         if current is not None and current.version == str(number):
-            self._failed.clear()
+            self._forget_failure()
+            self.route.wanted = self.route.failure = None
             return None
-        if number in self._failed:
+        if number != self._failing:  # a new target: it gets its own first attempt
+            self._forget_failure()
+        elif self.clock() < self._retry_at:
             return None
+        self.route.wanted = str(number)
         uri = f"models:/{self.model}/{number}"
         try:
-            return self.load(uri)
+            deployment = self.load(uri)
         except Exception as exc:  # whatever the model's code raises while loading or warming
-            self._failed.add(number)
+            self._failed_to_load(number, exc)
+            return None
+        if self._failures:
+            log.info(
+                "route %s: version %s loaded after %d failed attempt(s)",
+                self.route.label,
+                number,
+                self._failures,
+            )
+        self._forget_failure()
+        return deployment
+
+    def _failed_to_load(self, number: int, exc: Exception) -> None:
+        self._failing = number
+        self._failures += 1
+        delay = retry_delay(self._failures, first=self.retry_s, cap=self.max_retry_s)
+        self._retry_at = self.clock() + delay
+        self.route.failure = f"{type(exc).__name__}: {exc}"
+        if self.metrics is not None:
+            self.metrics.swap_failures.labels(self.served, self.route.label).inc()
+        if self._failures == 1:  # once per target: the retries are counted, not logged
             log.error(
                 "route %s: %s@%s moved to version %s, which failed to load; version %s keeps "
-                "serving (move the alias again to retry): %s: %s",
+                "serving (retrying with backoff, first in %g s): %s",
                 self.route.label,
                 self.model,
                 self.alias,
                 number,
                 self._serving(),
-                type(exc).__name__,
-                exc,
+                delay,
+                self.route.failure,
             )
-            return None
+
+    def _forget_failure(self) -> None:
+        self._failing, self._failures, self._retry_at = None, 0, 0.0
+
+    def _timeout(self) -> float:
+        """Seconds until the next look: the poll interval, or sooner when a retry is due."""
+        if self._failing is None:
+            return self.poll_s
+        return max(0.0, min(self.poll_s, self._retry_at - self.clock()))
 
     def _serving(self) -> str:
         current = self.route.current
@@ -163,7 +231,7 @@ class AliasWatcher:
 
     def _run(self, apply: Apply) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self.poll_s)
+            self._wake.wait(self._timeout())
             self._wake.clear()
             if self._stop.is_set():
                 return

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
-import time
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,8 +17,9 @@ from segue.errors import InvalidArgument, NotFound
 from segue.registry.service import get_registry
 from segue.serving.batching import Batcher, BatcherClosed
 from segue.serving.deployment import Deployment, Route
+from segue.serving.metrics import ServingMetrics
 from segue.serving.server import ServeOptions, build_app
-from segue.serving.watcher import AliasWatcher
+from segue.serving.watcher import AliasWatcher, retry_delay
 
 pytestmark = pytest.mark.anyio
 
@@ -51,9 +53,34 @@ class Registry:
         return SimpleNamespace(version=str(number))
 
 
-def watcher_of(registry: Registry, serving: str = "1") -> AliasWatcher:
+class Clock:
+    """Monotonic seconds that move only when told."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def watcher_of(
+    registry: Registry,
+    serving: str = "1",
+    *,
+    clock: Clock | None = None,
+    metrics: ServingMetrics | None = None,
+) -> AliasWatcher:
     route = Route("churn@champion", SimpleNamespace(version=serving), uri="models:/churn@champion")
-    return AliasWatcher(route, "churn", resolve=registry.resolve, load=registry.load)
+    return AliasWatcher(
+        route,
+        "churn",
+        resolve=registry.resolve,
+        load=registry.load,
+        clock=clock or Clock(),
+        metrics=metrics,
+        retry_s=1.0,
+        max_retry_s=4.0,
+    )
 
 
 def test_an_unmoved_alias_loads_nothing():
@@ -68,17 +95,55 @@ def test_a_moved_alias_loads_exactly_the_version_it_points_at():
     assert registry.loaded == ["models:/churn/4"]
 
 
-def test_a_version_that_fails_to_load_is_logged_and_not_retried(caplog):
+def test_a_version_that_fails_to_load_is_logged_once_counted_and_retried_with_backoff(caplog):
+    caplog.set_level(logging.INFO, "segue.serving")
+    registry = Registry(4)
+    registry.broken.add(4)
+    clock, metrics = Clock(), ServingMetrics()
+    watcher = watcher_of(registry, clock=clock, metrics=metrics)
+    failures = metrics.swap_failures.labels("churn", "churn@champion")
+
+    assert watcher.check() is None
+    assert watcher.check() is None  # its retry is not due yet
+    assert registry.loaded == ["models:/churn/4"]
+    assert (watcher.route.wanted, watcher.route.current.version) == ("4", "1")
+    assert "the warm-up prediction failed" in watcher.route.failure
+    tried_at = []
+    for now in (0.99, 1.0, 2.99, 3.0, 6.99, 7.0, 10.99, 11.0):  # waits of 1, 2, 4, then 4 s
+        clock.now = now
+        before = len(registry.loaded)
+        assert watcher.check() is None
+        if len(registry.loaded) > before:
+            tried_at.append(now)
+    assert tried_at == [1.0, 3.0, 7.0, 11.0]
+    assert failures._value.get() == 5
+    assert caplog.text.count("which failed to load") == 1  # logged once, then counted
+    assert "version 4, which failed to load; version 1 keeps serving" in caplog.text
+
+    registry.broken.clear()  # e.g. the missing blob was restored
+    clock.now = 15.0
+    assert watcher.check().version == "4"
+    assert "version 4 loaded after 5 failed attempt(s)" in caplog.text
+
+
+def test_a_new_target_is_tried_at_once_and_the_wanted_version_is_cleared():
     registry = Registry(4)
     registry.broken.add(4)
     watcher = watcher_of(registry)
 
     assert watcher.check() is None
-    assert watcher.check() is None
-    assert registry.loaded == ["models:/churn/4"]  # once
-    assert "version 4, which failed to load; version 1 keeps serving" in caplog.text
-    registry.version = 5  # the alias moves on: that version is tried
+    registry.version = 5  # the alias moves on: that version is tried at once
     assert watcher.check().version == "5"
+    registry.version = 1  # ...and back to the version serving: nothing is wanted any more
+    assert watcher.check() is None
+    assert (watcher.route.wanted, watcher.route.failure) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("failures", "delay"), [(0, 1.0), (1, 1.0), (2, 2.0), (3, 4.0), (9, 256.0), (10, 300.0)]
+)
+def test_retry_delay_doubles_up_to_its_cap(failures, delay):
+    assert retry_delay(failures, first=1.0, cap=300.0) == delay
 
 
 def test_an_alias_that_cannot_be_resolved_keeps_the_version_serving(caplog):
@@ -131,16 +196,20 @@ async def test_the_old_deployment_drains_only_after_its_requests_are_answered():
 # --- a served alias moved under load --------------------------------------------------------
 
 
-async def _load(client: httpx.AsyncClient, results: list, stop: asyncio.Event) -> None:
+async def _load(
+    client: httpx.AsyncClient, results: list, stop: asyncio.Event, ticks: itertools.count
+) -> None:
+    """Send requests until ``stop``; record each with the ticks (an order, not a time) at
+    which it was sent and answered."""
     body = {"instances": [{"x": 1.0}, {"x": 2.0}]}
     while not stop.is_set():
-        started = time.monotonic()
+        sent = next(ticks)
         response = await client.post("/predict", json=body)
         data = response.json()
         results.append(
             (
-                started,
-                time.monotonic(),
+                sent,
+                next(ticks),
                 response.status_code,
                 response.headers.get("x-model-version"),
                 data.get("predictions"),
@@ -148,12 +217,11 @@ async def _load(client: httpx.AsyncClient, results: list, stop: asyncio.Event) -
         )
 
 
-async def _until(condition, timeout: float = 10.0) -> float:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
-    return time.monotonic()
+async def _until(condition, guard_s: float = 120.0) -> None:
+    """Wait for ``condition``; ``guard_s`` only turns a hang into a failure."""
+    async with asyncio.timeout(guard_s):
+        while not condition():
+            await asyncio.sleep(0.02)
 
 
 async def test_moving_the_alias_swaps_versions_without_failing_a_request(
@@ -164,41 +232,54 @@ async def test_moving_the_alias_swaps_versions_without_failing_a_request(
     registry = get_registry()
     registry.set_alias("churn", "champion", 1)
     on_pg = segue_env.store_uri.startswith("postgresql")
-    # On PostgreSQL the poll is too slow to matter: only the NOTIFY can start the swap in time.
-    app = build_app(ServeOptions("models:/churn@champion", poll_s=60 if on_pg else 0.2, log=False))
+    # On PostgreSQL the registry is never polled within the test: only the NOTIFY can start
+    # the swap, so the swap happening at all shows the notification works.
+    options = ServeOptions("models:/churn@champion", poll_s=86_400 if on_pg else 0.2, log=False)
+    app = build_app(options)
     results: list[tuple] = []
+    ticks = itertools.count()
     stop = asyncio.Event()
     transport = httpx.ASGITransport(app=app)
+
+    def answered(more: int) -> Callable[[], bool]:
+        target = len(results) + more
+        return lambda: len(results) >= target
 
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://s") as client,
     ):
-        clients = [asyncio.create_task(_load(client, results, stop)) for _ in range(8)]
-        await asyncio.sleep(0.5)
-        moved = time.monotonic()
+        clients = [asyncio.create_task(_load(client, results, stop, ticks)) for _ in range(8)]
+        await _until(answered(40))
         await asyncio.to_thread(registry.set_alias, "churn", "champion", 2)
-        swapped = await _until(lambda: any(r[3] == "2" for r in results))
-        await asyncio.sleep(0.5)
+        await _until(lambda: any(r[3] == "2" for r in results))
+        await _until(answered(40))
         monkeypatch.setenv(tiny.broken_env, "1")  # version 3 fails its warm-up
         await asyncio.to_thread(registry.set_alias, "churn", "champion", 3)
         await _until(lambda: "failed to load" in caplog.text)
-        await asyncio.sleep(0.3)
+        await _until(answered(40))
+        metadata = (await client.get("/v2/models/churn")).json()
         stop.set()
         await asyncio.gather(*clients)
 
-    assert len(results) > 100
     assert [r for r in results if r[2] != 200] == []
     assert {r[3] for r in results} == {"1", "2"}
     first_new = min(r[1] for r in results if r[3] == "2")
     assert {r[3] for r in results if r[0] > first_new} == {"2"}  # no way back after the swap
     for *_, version, predictions in results:  # each answer is its version's model's
         assert predictions == ([1.0, 2.0] if version == "1" else [2.0, 4.0])
-    assert swapped - moved < 5.0
     assert "version 1 -> 2" in caplog.text
     assert "version 3, which failed to load; version 2 keeps serving" in caplog.text
+    (route,) = metadata["routes"]  # the server says what it serves and what it cannot load
+    assert (route["route"], route["serving"], route["wanted"]) == ("churn@champion", "2", "3")
+    assert "this version is broken" in route["error"]
+    assert metadata["versions"] == ["2"]
     metrics = (await _metrics(app)).splitlines()
     assert 'segue_model_swaps_total{model="churn",route="churn@champion"} 1.0' in metrics
+    assert any(
+        line.startswith('segue_swap_failures_total{model="churn",route="churn@champion"}')
+        for line in metrics
+    )
 
 
 async def _metrics(app) -> str:
