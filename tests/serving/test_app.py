@@ -10,13 +10,16 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 from anyio.from_thread import start_blocking_portal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segue.models.package import LoadedModel
+from segue.serving.app import create_app
 from segue.serving.config import InferenceRecord, ServeConfig
+from segue.serving.deployment import Deployment, Route, ServedModel, ServedModels, deploy
 
 pytestmark = pytest.mark.anyio
 
@@ -164,6 +167,74 @@ async def test_infer_under_the_served_version_and_only_it(client, served_cancer)
     expect_error(wrong, 404, "version")
     assert "version 1 is" in wrong.json()["error"]
     expect_error(unknown, 404, "model")
+
+
+async def test_binary_tensors_in_and_out(client, served_cancer):
+    X = served_cancer.X.iloc[:3]
+    inputs = [
+        {"name": c, "shape": [3], "datatype": "FP64", "parameters": {"binary_data_size": 24}}
+        for c in X.columns
+    ]
+    header = orjson.dumps({"inputs": inputs, "parameters": {"binary_data_output": True}})
+    raw = b"".join(X[c].to_numpy("<f8").tobytes() for c in X.columns)
+
+    response = await client.post(
+        "/v2/models/cancer/infer",
+        content=header + raw,
+        headers={"inference-header-content-length": str(len(header))},
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/octet-stream"
+    length = int(response.headers["inference-header-content-length"])
+    (output,) = orjson.loads(response.content[:length])["outputs"]
+    assert output == {
+        "name": "predict",
+        "datatype": "INT64",
+        "shape": [3],
+        "parameters": {"binary_data_size": 24},
+    }
+    predicted = np.frombuffer(response.content[length:], "<i8")
+    np.testing.assert_array_equal(predicted, served_cancer.model.predict(X))
+
+
+async def test_a_body_naming_another_model_is_400_naming_both(client, served_cancer):
+    body = oip_body(served_cancer.X.iloc[:1], model_name="dogs", model_version="1")
+
+    response = await client.post("/v2/models/cancer/versions/1/infer", json=body)
+    same = await client.post(
+        "/v2/models/cancer/versions/1/infer", json=body | {"model_name": "cancer"}
+    )
+
+    error = expect_error(response, 400, "model_name")
+    assert "'dogs'" in error["error"] and "'cancer'" in error["error"]
+    assert same.status_code == 200, same.text
+
+
+async def test_a_shadow_of_another_version_answers_a_body_naming_the_primarys(served_cancer):
+    records: list[InferenceRecord] = []
+    config = ServeConfig(on_prediction=records.append)
+
+    def version(v: str) -> Deployment:
+        return deploy("cancer", served_cancer.model, config, version=v)
+
+    shadow = Route("cancer@shadow", version("3"), role="shadow")
+    served = ServedModel("cancer", routes=[Route("cancer", version("1"))], shadows=[shadow])
+    app = create_app(ServedModels([served]), config)
+    body = oip_body(served_cancer.X.iloc[:1], model_version="1")
+
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),  # its shutdown waits for the shadow request
+        httpx.AsyncClient(transport=transport, base_url="http://s") as c,
+    ):
+        response = await c.post("/v2/models/cancer/infer", json=body)
+
+    assert response.status_code == 200, response.text
+    assert sorted((r.role, r.version, r.status) for r in records) == [
+        ("primary", "1", 200),
+        ("shadow", "3", 200),
+    ]
 
 
 # --- /predict -------------------------------------------------------------------------------
@@ -328,7 +399,8 @@ async def test_openapi_and_docs_show_the_signature(client, served_cancer):
     infer = spec["paths"]["/v2/models/cancer/infer"]["post"]
     assert "example" in infer["requestBody"]["content"]["application/json"]["examples"]
     tensor = spec["components"]["schemas"]["CancerInputTensor"]
-    assert "mean radius" in tensor["properties"]["name"]["enum"]
+    named = [variant["properties"]["name"].get("const") for variant in tensor["oneOf"]]
+    assert "mean radius" in named
     for path in ("/v2/health/ready", "/v2/models/{name}", "/metrics"):
         assert path in spec["paths"]
 
