@@ -29,6 +29,7 @@ from segue.monitoring.segments import PREDICTION_COLUMNS, ROLES
 
 __all__ = [
     "PREDICTION_COLUMNS",
+    "find_requests",
     "follow_predictions",
     "read_feedback",
     "read_predictions",
@@ -110,6 +111,55 @@ def read_feedback(
         1, "label", segments.decode_json(labels) if decode else pd.Series(labels, dtype=object)
     )
     return frame
+
+
+def find_requests(
+    artifact_uri: str, model: str, request_ids: Iterable[str], *, start: float | None = None
+) -> dict[str, tuple[int, int]]:
+    """``{request_id: (rows, status)}`` of the logged requests of ``model`` among
+    ``request_ids`` (as answered to callers: shadows left out) that arrived at ``start`` or
+    later; ids not logged are absent.
+
+    Reads the ``request_id`` column of the window's segments first and the rest only of the
+    segments that hold one of the ids.
+
+    Example:
+        >>> find_requests(uri, "churn", ["9f2c…"], start=time.time() - 30 * 86400)
+        {'9f2c…': (5, 200)}
+    """
+    segments.check_model(model)
+    wanted = sorted(set(request_ids))
+    if not wanted:
+        return {}
+    fs, root = segments.filesystem(artifact_uri)
+    files = [
+        path
+        for path, _ in segments.segments_in_window(fs, f"{root}/predictions/{model}", start, None)
+    ]
+    where = ds.field("request_id").isin(pa.array(wanted, pa.string())) & (
+        ds.field("role") != "shadow"
+    )
+    if start is not None:
+        where = where & (ds.field("time") >= float(start))
+    holding = sorted(
+        set(
+            segments.read_segments(fs, files, segments.PREDICTIONS_SCHEMA, where, ["__filename"])
+            .column("__filename")
+            .to_pylist()
+        )
+    )
+    table = segments.read_segments(
+        fs, holding, segments.PREDICTIONS_SCHEMA, where, ["request_id", "status", "inputs"]
+    )
+    found: dict[str, tuple[int, int]] = {}
+    for request_id, status, inputs in zip(
+        table.column("request_id").to_pylist(),
+        table.column("status").to_pylist(),
+        segments.decode_json(table.column("inputs").to_pylist()),
+        strict=True,
+    ):
+        found[request_id] = (len(inputs) if isinstance(inputs, list) else 1, int(status))
+    return found
 
 
 def tail_predictions(artifact_uri: str, model: str, n: int = 20) -> pd.DataFrame:

@@ -239,17 +239,27 @@ def newest_key(segment: tuple[str, int]) -> tuple[int, str]:
 
 
 def read_segments(
-    fs: fsspec.AbstractFileSystem, files: list[str], schema: pa.Schema, where: Any
+    fs: fsspec.AbstractFileSystem,
+    files: list[str],
+    schema: pa.Schema,
+    where: Any,
+    columns: list[str] | None = None,
 ) -> pa.Table:
-    """The rows of ``files`` matching the pyarrow expression ``where`` (None: all)."""
+    """The rows of ``files`` matching the pyarrow expression ``where`` (None: all); only
+    ``columns`` if given (``"__filename"``: the segment each row came from)."""
     if not files:
-        return schema.empty_table()
+        if columns is None:
+            return schema.empty_table()
+        fields = [
+            pa.field(c, pa.string()) if c == "__filename" else schema.field(c) for c in columns
+        ]
+        return pa.schema(fields).empty_table()
     if isinstance(fs, LocalFileSystem):
         arrow_fs: Any = pafs.LocalFileSystem()  # native: faster than through fsspec
     else:
         arrow_fs = pafs.PyFileSystem(pafs.FSSpecHandler(fs))
     dataset = ds.dataset(files, schema=schema, format="parquet", filesystem=arrow_fs)
-    return dataset.to_table(filter=where)
+    return dataset.to_table(columns=columns, filter=where)
 
 
 def time_window(start: float | None, end: float | None) -> Any:

@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -231,12 +232,15 @@ def _add_feedback_route(app: FastAPI, models: ServedModels, config: ServeConfig)
         openapi_extra=schemas.feedback_request(),
     )
     async def feedback(request: Request) -> Response:
+        protocol.check_json_content(request.headers.get("content-type"))
         items = protocol.parse_feedback(await request.body(), max_bytes=config.max_body_bytes)
         now = time.time()
         accepted = []
         for name, request_id, label in items:
             served = served_model(models, name or models.default.name)
             accepted.append(Feedback(served.name, request_id, label, now))
+        if config.check_feedback is not None:  # may read the prediction log: off the loop
+            await run_in_threadpool(config.check_feedback, accepted)
         for item in accepted:  # all checked first: a bad item refuses the whole request
             record(item)
         return _json({"accepted": len(accepted)}, 202)

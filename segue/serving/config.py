@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -150,6 +150,10 @@ class ServeConfig:
         on_feedback: called on the event loop with each :class:`Feedback` that ``POST
             /feedback`` accepts; it must return at once. None: the server has no
             ``/feedback`` route.
+        check_feedback: called in a worker thread with all the :class:`Feedback` items of
+            one ``POST /feedback`` before any is passed to ``on_feedback``; it raises a
+            :class:`~segue.serving.errors.RequestError` to refuse the request (an unknown
+            request id, a label per row missing). None: labels are not checked.
         background: factories of async context managers entered at startup and exited at
             shutdown, after in-flight requests are answered and before the batchers are drained
             (e.g. the registry watchers that swap versions).
@@ -171,6 +175,7 @@ class ServeConfig:
     body_timeout_s: float = 30.0
     on_prediction: Callable[[InferenceRecord], None] | None = None
     on_feedback: Callable[[Feedback], None] | None = None
+    check_feedback: Callable[[Sequence[Feedback]], None] | None = None
     background: tuple[Callable[[], AbstractAsyncContextManager[Any]], ...] = ()
     on_shutdown: tuple[Callable[[], Any], ...] = ()
     metrics: ServingMetrics = field(default_factory=ServingMetrics, compare=False, repr=False)

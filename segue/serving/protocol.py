@@ -46,6 +46,7 @@ __all__ = [
     "DATATYPES",
     "InferRequest",
     "RequestError",
+    "check_json_content",
     "datatype_of",
     "error_body",
     "infer_response",
@@ -150,6 +151,28 @@ def parse_predict(
     if key == "inputs" and type(value) is dict:
         return InferRequest(schema.from_columns(value, key))
     return InferRequest(schema.from_records(value, key))
+
+
+def check_json_content(content_type: str | None) -> None:
+    """Refuse (415) a ``POST /feedback`` body declared as anything but JSON
+    (``application/json`` or ``application/*+json``); a body without a content type is read
+    as JSON.
+
+    Raises:
+        RequestError: 415 naming the content type sent.
+    """
+    if content_type is None:
+        return
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        return
+    raise RequestError(
+        415,
+        f"content-type {content_type!r} is not JSON; send the labels as application/json",
+        "content-type",
+    )
 
 
 def parse_feedback(

@@ -2,15 +2,27 @@
 
 A :class:`Recorder` is what ``segue serve`` wires into the app: ``on_prediction`` appends each
 answered request (primary, canary or shadow) to a :class:`~segue.serving.predlog.PredictionLog`,
-``on_feedback`` appends each label ``POST /feedback`` accepts to the served model's
+``check_feedback`` checks the labels ``POST /feedback`` receives against the predictions they
+label, ``on_feedback`` appends each accepted label to the served model's
 :class:`~segue.serving.predlog.FeedbackLog`, and ``close`` (an ``on_shutdown`` hook) writes what
 is still buffered. Both logs flush on their own threads every ``flush_interval`` seconds, so a
 crash loses at most that much; appending is O(1) and never touches storage.
+
+How the server knows a request id and its row count: this process's answers are held in a
+bounded map of recent requests (:class:`RecentRequests`, the last 100,000 by default: a few MB),
+so a label sent right after its prediction is checked without any I/O. An id the map does not
+hold (answered by another worker or replica, before a restart, or evicted) is looked up in the
+prediction log itself, which every worker writes and which outlives them, as far back as
+``lookback`` (30 days by default). Labels often arrive days later (a churn label needs a
+month), so the durable log, not memory alone, must decide what is unknown; the map only keeps
+the common case off storage. An answer from another worker reaches the log within one flush
+interval: a label sent sooner may be refused as unknown and should be retried.
 
 Example::
 
     >>> recorder = Recorder(settings().artifact_uri, ["churn"], flush_interval=1.0)
     >>> config = ServeConfig(on_prediction=recorder.record_prediction,
+    ...                      check_feedback=recorder.check_feedback,
     ...                      on_feedback=recorder.record_feedback,
     ...                      on_shutdown=(recorder.close,))
 """
@@ -18,15 +30,50 @@ Example::
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
+from segue.monitoring.readers import find_requests
 from segue.serving.config import Feedback, InferenceRecord
+from segue.serving.errors import RequestError, json_type
 from segue.serving.predlog import FeedbackLog, PredictionLog
 
-__all__ = ["Recorder"]
+__all__ = ["RecentRequests", "Recorder"]
 
 log = logging.getLogger("segue.serving")
+
+#: Requests whose row counts a server keeps in memory for checking labels.
+RECENT_REQUESTS = 100_000
+#: How far back the prediction log is searched for a label's request.
+LOOKBACK_SECONDS = 30 * 86_400.0
+
+
+class RecentRequests:
+    """``request_id -> (model, rows, status)`` of the last ``capacity`` requests answered;
+    the oldest is forgotten first. Thread-safe; :meth:`add` is O(1)."""
+
+    def __init__(self, capacity: int = RECENT_REQUESTS) -> None:
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"capacity must be a positive integer, got {capacity!r}")
+        self.capacity = capacity
+        self._requests: OrderedDict[str, tuple[str, int, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, request_id: str, model: str, rows: int, status: int) -> None:
+        with self._lock:
+            self._requests[request_id] = (model, rows, status)
+            if len(self._requests) > self.capacity:
+                self._requests.popitem(last=False)
+
+    def get(self, request_id: str) -> tuple[str, int, int] | None:
+        with self._lock:
+            return self._requests.get(request_id)
+
+    def __len__(self) -> int:
+        return len(self._requests)
 
 
 class Recorder:
@@ -37,8 +84,10 @@ class Recorder:
         models: the served names; requests for any other name (404s) are not logged, so
             arbitrary URLs cannot create log folders.
         flush_interval: seconds between writes.
-        clock: epoch seconds (the logs' flush timing).
+        clock: epoch seconds (the logs' flush timing, the lookback's start).
         writer_id: passed to the logs (default: unique per process).
+        recent: requests held in memory for checking labels (see the module docs).
+        lookback: seconds back the prediction log is searched for a label's request.
     """
 
     def __init__(
@@ -49,7 +98,10 @@ class Recorder:
         flush_interval: float = 1.0,
         clock: Callable[[], float] = time.time,
         writer_id: str | None = None,
+        recent: int = RECENT_REQUESTS,
+        lookback: float = LOOKBACK_SECONDS,
     ) -> None:
+        self.artifact_uri = artifact_uri
         self.predictions = PredictionLog(
             artifact_uri, flush_interval=flush_interval, clock=clock, writer_id=writer_id
         )
@@ -59,6 +111,9 @@ class Recorder:
             )
             for name in models
         }
+        self.recent = RecentRequests(recent)
+        self._clock = clock
+        self._lookback = float(lookback)
 
     def start(self) -> None:
         """Start the logs' flushing threads."""
@@ -69,7 +124,47 @@ class Recorder:
     def record_prediction(self, record: InferenceRecord) -> None:
         """``on_prediction``: buffer one answered request."""
         if record.model in self.feedback:
-            self.predictions.append(record)
+            self.predictions.append(record)  # type: ignore[arg-type]  # duck-typed record
+            if record.role != "shadow":  # the caller saw the primary's (or canary's) answer
+                self.recent.add(record.request_id, record.model, record.n_rows, record.status)
+
+    def check_feedback(self, items: Sequence[Feedback]) -> None:
+        """``check_feedback``: refuse the request unless every label fits the prediction it
+        labels: a known request id of that model that was answered successfully, and one
+        label per row (a single label is enough for a one-row prediction).
+
+        May read the prediction log (for ids not answered recently by this process): call it
+        off the event loop.
+
+        Raises:
+            RequestError: 404 for an unknown request id, 422 for a label that does not fit,
+                naming the item (``[3].label``) and the problem.
+        """
+        known: dict[tuple[str, str], tuple[int, int]] = {}
+        missing: dict[str, set[str]] = {}
+        for item in items:
+            hit = self.recent.get(item.request_id)
+            if hit is not None and hit[0] == item.model:
+                known[(item.model, item.request_id)] = hit[1:]
+            else:
+                missing.setdefault(item.model, set()).add(item.request_id)
+        start = self._clock() - self._lookback
+        for model, ids in missing.items():
+            found = find_requests(self.artifact_uri, model, ids, start=start)
+            known.update({(model, request_id): seen for request_id, seen in found.items()})
+        for i, item in enumerate(items):
+            where = f"[{i}]." if len(items) > 1 else ""
+            seen = known.get((item.model, item.request_id))
+            if seen is None:
+                raise RequestError(
+                    404,
+                    f"{where}request_id: no prediction of {item.model} has the id "
+                    f"{item.request_id!r} (searched this server's recent requests and the "
+                    f"prediction log of the last {self._lookback / 86_400:g} days; a "
+                    "prediction from another worker is logged within a second: retry then)",
+                    "request_id",
+                )
+            _check_label(item, *seen, where)
 
     def record_feedback(self, feedback: Feedback) -> None:
         """``on_feedback``: buffer one label."""
@@ -78,8 +173,43 @@ class Recorder:
     def close(self) -> None:
         """Stop the threads and write everything still buffered (each log even if another
         fails)."""
-        for each in (self.predictions, *self.feedback.values()):
+        logs: list[PredictionLog | FeedbackLog] = [self.predictions, *self.feedback.values()]
+        for each in logs:
             try:
                 each.close()
             except Exception:
                 log.exception("could not write the last records of %s", type(each).__name__)
+
+
+def _check_label(item: Feedback, rows: int, status: int, where: str) -> None:
+    if not 200 <= status < 300:
+        raise RequestError(
+            422,
+            f"{where}request_id: request {item.request_id!r} failed (HTTP {status}); there is "
+            "no prediction to label",
+            "request_id",
+        )
+    label: Any = item.label
+    if rows == 1:
+        if isinstance(label, list) and len(label) != 1:
+            raise RequestError(
+                422,
+                f"{where}label: request {item.request_id!r} predicted 1 row; send one label "
+                f"(or a list of 1), got a list of {len(label)}",
+                "label",
+            )
+        return
+    if not isinstance(label, list):
+        raise RequestError(
+            422,
+            f"{where}label: request {item.request_id!r} predicted {rows} rows; send a list of "
+            f"{rows} labels, one per row, got {json_type(label)}",
+            "label",
+        )
+    if len(label) != rows:
+        raise RequestError(
+            422,
+            f"{where}label: request {item.request_id!r} predicted {rows} rows; send a list of "
+            f"{rows} labels, one per row, got {len(label)}",
+            "label",
+        )

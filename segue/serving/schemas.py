@@ -179,7 +179,10 @@ def metadata_responses() -> dict[str, dict[int | str, Any]]:
 def feedback_responses() -> dict[int | str, Any]:
     """``responses=`` documenting ``POST /feedback`` (docs only)."""
     error = {"model": ErrorBody, "description": "error"}
-    return {202: {"model": FeedbackAccepted}, 400: error, 404: error, 413: error}
+    return {
+        202: {"model": FeedbackAccepted},
+        **{status: error for status in (400, 404, 413, 415, 422)},
+    }
 
 
 def feedback_request() -> dict[str, Any]:

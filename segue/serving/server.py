@@ -273,6 +273,7 @@ def build_app(options: ServeOptions, *, rng: random.Random | None = None) -> Fas
             config,
             on_prediction=recorder.record_prediction,
             on_feedback=recorder.record_feedback,
+            check_feedback=recorder.check_feedback,
             on_shutdown=(recorder.close,),
         )
     served = ServedModel(name, routes=routes, shadows=shadows, rng=rng)

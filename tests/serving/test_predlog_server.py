@@ -20,6 +20,7 @@ import pytest
 import segue
 from segue.monitoring.readers import read_feedback, read_predictions
 from segue.serving.config import Feedback, ServeConfig
+from segue.serving.recorder import RecentRequests, Recorder
 
 ROOT = Path(segue.__file__).resolve().parents[1]
 
@@ -114,6 +115,131 @@ async def test_feedback_is_in_the_docs(feedback_app):
     operation = docs["paths"]["/feedback"]["post"]
     assert "202" in operation["responses"]
     assert "oneOf" in operation["requestBody"]["content"]["application/json"]["schema"]
+
+
+# --- POST /feedback checked against the predictions it labels ------------------------------
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def recorded(app_serving, served_cancer, tmp_path):
+    """An app whose Recorder logs predictions and checks labels; a short memory of 3."""
+    clock = Clock(time.time())
+    recorder = Recorder(str(tmp_path / "artifacts"), ["cancer"], recent=3, clock=clock)
+    config = ServeConfig(
+        on_prediction=recorder.record_prediction,
+        on_feedback=recorder.record_feedback,
+        check_feedback=recorder.check_feedback,
+    )
+    rows = served_cancer.X.to_dict(orient="records")
+    return app_serving(config), recorder, rows, clock
+
+
+async def _predict(c: httpx.AsyncClient, rows: list[dict[str, Any]]) -> str:
+    response = await c.post("/predict", json={"instances": rows})
+    assert response.status_code == 200, response.text
+    return response.headers["x-request-id"]
+
+
+@pytest.mark.anyio
+async def test_labels_must_fit_the_rows_of_their_prediction(recorded):
+    app, recorder, rows, _ = recorded
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
+        three = await _predict(c, rows[:3])
+        one = await _predict(c, rows[3:4])
+        single = await c.post("/feedback", json={"request_id": three, "label": 1})
+        short = await c.post("/feedback", json={"request_id": three, "label": [1, 0]})
+        per_row = await c.post("/feedback", json={"request_id": three, "label": [1, 0, 1]})
+        scalar = await c.post("/feedback", json={"request_id": one, "label": 0})
+        listed = await c.post("/feedback", json={"request_id": one, "label": [0]})
+        batch = await c.post(
+            "/feedback",
+            json=[{"request_id": one, "label": 1}, {"request_id": three, "label": 1}],
+        )
+        await app.state.models.drain()
+
+    assert single.status_code == 422 and single.json()["field"] == "label"
+    assert f"request {three!r} predicted 3 rows; send a list of 3 labels" in single.json()["error"]
+    assert "got an integer" in single.json()["error"]
+    assert short.status_code == 422 and "got 2" in short.json()["error"]
+    assert batch.status_code == 422 and batch.json()["error"].startswith("[1].label: ")
+    assert [r.status_code for r in (per_row, scalar, listed)] == [202, 202, 202]
+    recorder.close()
+    labels = read_feedback(recorder.artifact_uri, "cancer")
+    assert labels["label"].tolist() == [[1, 0, 1], 0, [0]]  # the refused batch wrote nothing
+
+
+@pytest.mark.anyio
+async def test_unknown_and_failed_request_ids_are_refused(recorded):
+    app, recorder, _, _ = recorded
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
+        failed = await c.post("/predict", json={"instances": [{"nope": 1}]})
+        unknown = await c.post("/feedback", json={"request_id": "never-answered", "label": 1})
+        of_failed = await c.post(
+            "/feedback", json={"request_id": failed.headers["x-request-id"], "label": 1}
+        )
+        await app.state.models.drain()
+
+    assert failed.status_code == 422
+    assert unknown.status_code == 404 and unknown.json()["field"] == "request_id"
+    assert "no prediction of cancer has the id 'never-answered'" in unknown.json()["error"]
+    assert of_failed.status_code == 422 and "there is no prediction to label" in of_failed.text
+    recorder.close()
+    assert read_feedback(recorder.artifact_uri, "cancer").empty
+
+
+@pytest.mark.anyio
+async def test_ids_beyond_the_recent_map_are_found_in_the_prediction_log(recorded):
+    app, recorder, rows, clock = recorded
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
+        ids = [await _predict(c, rows[i : i + 2]) for i in range(0, 10, 2)]
+        recorder.predictions.flush()  # what another worker, or this one before, logged
+        assert len(recorder.recent) == 3 and recorder.recent.get(ids[0]) is None
+        old = await c.post("/feedback", json={"request_id": ids[0], "label": [1, 0]})
+        old_single = await c.post("/feedback", json={"request_id": ids[0], "label": 1})
+        clock.now += 31 * 86_400  # past the 30-day lookback
+        expired = await c.post("/feedback", json={"request_id": ids[0], "label": [1, 0]})
+        await app.state.models.drain()
+
+    assert old.status_code == 202, old.text
+    assert old_single.status_code == 422 and "predicted 2 rows" in old_single.json()["error"]
+    assert expired.status_code == 404 and "last 30 days" in expired.json()["error"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+async def test_feedback_that_is_not_json_is_refused(feedback_app, content_type):
+    app, received = feedback_app
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
+        response = await c.post(
+            "/feedback",
+            content=b'{"request_id": "r1", "label": 1}',
+            headers={"content-type": content_type},
+        )
+        typed = await c.post(
+            "/feedback",
+            content=b'{"request_id": "r1", "label": 1}',
+            headers={"content-type": "application/json; charset=utf-8"},
+        )
+
+    assert response.status_code == 415
+    assert response.json()["field"] == "content-type"
+    assert f"content-type {content_type!r} is not JSON" in response.json()["error"]
+    assert typed.status_code == 202 and len(received) == 1
+
+
+def test_the_recent_map_forgets_the_oldest_first():
+    recent = RecentRequests(2)
+    for request_id in ("a", "b", "c"):
+        recent.add(request_id, "churn", 1, 200)
+    assert recent.get("a") is None and recent.get("c") == ("churn", 1, 200) and len(recent) == 2
 
 
 # --- real servers ---------------------------------------------------------------------------
