@@ -4,6 +4,8 @@
 |-----------------------------------------|---------------------------------|
 | ``segue_requests_total``                | model, version, status          |
 | ``segue_request_duration_seconds``      | model, version, status          |
+| ``segue_server_errors_total``           | model, version                  |
+| ``segue_client_errors_total``           | model, version                  |
 | ``segue_model_errors_total``            | model, version                  |
 | ``segue_batch_rows``                    | model, version                  |
 | ``segue_requests_in_flight``            | model                           |
@@ -11,6 +13,10 @@
 | ``segue_model_swaps_total``             | model, route                    |
 | ``segue_swap_failures_total``           | model, route                    |
 | ``segue_shadow_skipped_total``          | model                           |
+
+Server errors (5xx: the server or the model failed) and client errors (4xx: the caller sent
+something the server refused) are counted apart, so that an alert on failures is not set off by
+bad input; ``segue_requests_total`` by ``status`` holds the same counts in detail.
 
 Requests for a name that is not served are counted under ``model=""`` so that arbitrary URLs
 cannot grow the label space. With several uvicorn workers each process has its own registry:
@@ -58,6 +64,18 @@ class ServingMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.server_errors = Counter(
+            "segue_server_errors",
+            "Inference requests answered with a 5xx: the server or the model failed.",
+            ["model", "version"],
+            registry=r,
+        )
+        self.client_errors = Counter(
+            "segue_client_errors",
+            "Inference requests answered with a 4xx: the caller sent something refused.",
+            ["model", "version"],
+            registry=r,
+        )
         self.model_errors = Counter(
             "segue_model_errors",
             "Requests that failed because the model raised while predicting.",
@@ -102,17 +120,23 @@ class ServingMetrics:
             ["model"],
             registry=r,
         )
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram, Counter | None]] = {}
 
     def observe_request(self, model: str, version: str, status: int, seconds: float) -> None:
         key = (model, version, status)
         children = self._children.get(key)
         if children is None:
             labels = (model, version, str(status))
-            children = (self.requests.labels(*labels), self.latency.labels(*labels))
+            errors = None
+            if status >= 400:
+                kind = self.server_errors if status >= 500 else self.client_errors
+                errors = kind.labels(model, version)
+            children = (self.requests.labels(*labels), self.latency.labels(*labels), errors)
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+        if children[2] is not None:
+            children[2].inc()
 
     def batch_observer(self, model: str, version: str) -> Callable[[int], None]:
         """A ``Batcher.on_batch`` callback recording batch sizes of one deployment."""
