@@ -114,27 +114,27 @@ def make_client(store: Any, content_store: Any, tmp_path: Path, **config: Any) -
 
 def test_points_are_batched(writers):
     fake = FakeStore()
-    writer = writers(fake, flush_interval=0.05)
+    writer = writers(fake, flush_interval=3600)  # only the flush below writes
     for p in points(1000):
         writer.add("r1", [p])
-    wait_for(lambda: len(fake.points("r1")) == 1000)
+    writer.flush()
     assert fake.points("r1") == points(1000)  # in order, each once
-    assert 1 <= len(fake.batches) <= 5
+    assert len(fake.batches) == 1
 
 
 def test_log_metric_reaches_a_real_store_in_a_handful_of_batches(store, content_store, tmp_path):
     counting = CountingStore(store)
-    client = make_client(counting, content_store, tmp_path, flush_interval=0.05)
+    client = make_client(counting, content_store, tmp_path, flush_interval=3600)
     try:
         run = ActiveRun(client, client.create_run("batching"))
         for i in range(1000):
             run.log_metric("loss", 1.0 / (i + 1))
-        run.end()
+        run.end()  # the only write: no timer fires within the test
     finally:
         client.writer.close()
     history = store.get_metric_history(run.id, "loss")
     assert [m.step for m in history] == list(range(1000))
-    assert 1 <= counting.metric_batches <= 10
+    assert counting.metric_batches == 1
 
 
 def test_a_full_buffer_wakes_the_writer_early(writers):
@@ -163,10 +163,8 @@ def test_ending_a_run_flushes_its_points(store, content_store, tmp_path):
 def test_the_background_thread_flushes_within_the_interval(writers):
     fake = FakeStore()
     writer = writers(fake, flush_interval=0.1)
-    writer.add("r1", points(3))
-    started = time.monotonic()
-    wait_for(lambda: fake.points("r1"))
-    assert time.monotonic() - started < 1.0
+    writer.add("r1", points(3))  # too few to wake the writer early, and nobody flushes:
+    wait_for(lambda: fake.points("r1"), timeout=60)  # only the interval's timer can write
     assert fake.points("r1") == points(3)
 
 
