@@ -485,20 +485,21 @@ def test_writer_ids_differ_across_processes(tmp_path):
 CRASHING_WRITER = """
 import sys, time
 from segue.serving.predlog import PredictionLog, PredictionRecord
-log = PredictionLog(sys.argv[1], flush_interval=0.2)
+log = PredictionLog(sys.argv[1], flush_interval=0.05)  # the timer writes too, at any moment
 log.start()
-print("started", flush=True)
 i = 0
 while True:
     log.append(PredictionRecord(
         f"{i:09d}", time.time(), "churn", "1", "primary", [{"i": i}], [i], 0.1, 200))
     i += 1
-    time.sleep(0.0005)
+    if i % 100 == 0:
+        log.flush()
+        print(i, flush=True)  # every record before this one is written
 """
 
 
 @pytest.mark.slow
-def test_a_killed_writer_loses_at_most_about_one_interval(tmp_path):
+def test_a_killed_writer_keeps_every_flushed_record_and_leaves_nothing_half_written(tmp_path):
     child = subprocess.Popen(
         [sys.executable, "-c", CRASHING_WRITER, str(tmp_path)],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -506,10 +507,10 @@ def test_a_killed_writer_loses_at_most_about_one_interval(tmp_path):
         text=True,
     )
     try:
-        assert child.stdout.readline().strip() == "started"
-        time.sleep(1.5)
+        flushed = 0
+        while flushed < 1_000:  # killed while it keeps writing, after ten flushes seen
+            flushed = int(child.stdout.readline())
     finally:
-        killed_at = time.time()
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
         child.stdout.close()
@@ -518,9 +519,7 @@ def test_a_killed_writer_loses_at_most_about_one_interval(tmp_path):
     numbers = [int(r) for r in frame["request_id"]]
     assert numbers == list(range(len(numbers)))  # a prefix: nothing missing in between
     assert [row[0]["i"] for row in frame["inputs"]] == numbers
-    lost = killed_at - frame["time"].iloc[-1]
-    assert lost < 0.2 + 0.4, f"the newest saved record is {lost:.2f}s older than the kill"
-    assert len(numbers) > 300
+    assert len(numbers) >= flushed  # nothing that was flushed is lost
 
 
 def test_feedback_round_trip(tmp_path):
