@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 import pytest
 
@@ -128,3 +129,11 @@ def test_quickstart_table(cli, segue_env, monkeypatch):
     assert "models:/breast-cancer@champion" in result.out
     assert "answers from the client" in result.out
     assert "DRIFT" in result.out
+    # The verdict says what drifted first, then the data set rule and its threshold.
+    lines = result.out.splitlines()
+    what = next(i for i, line in enumerate(lines) if " of 30 features drifted: " in line)
+    assert "mean radius" in lines[what]
+    assert re.fullmatch(
+        r"(No data|Data) set drift \(the rule: >= 50% of features drifted; here \d+%\)",
+        lines[what + 1],
+    )
