@@ -154,7 +154,7 @@ def _decode_bytes(chunk: bytes, count: int, name: str) -> list[Any]:
 def encode(array: np.ndarray, datatype: str) -> bytes:
     """``array``'s raw bytes for a binary output (row-major, little-endian)."""
     if datatype == "BYTES":
-        parts = []
+        parts: list[bytes] = []
         for value in array.reshape(-1).tolist():
             raw = value if isinstance(value, bytes) else ("" if value is None else str(value))
             data = raw if isinstance(raw, bytes) else raw.encode()

@@ -401,8 +401,8 @@ def pick_route(served: ServedModel, version: str | None, key: str | None) -> Rou
                 503, f"model {served.name!r} is still loading; retry shortly", None
             )
         return route
-    route = served.route_of_version(version)
-    if route is None:
+    named = served.route_of_version(version)
+    if named is None:
         versions = served.versions
         if not versions:
             raise protocol.RequestError(
@@ -415,7 +415,7 @@ def pick_route(served: ServedModel, version: str | None, key: str | None) -> Rou
             f"{'is' if len(versions) == 1 else 'are'}",
             "version",
         )
-    return route
+    return named
 
 
 def current_deployment(models: ServedModels, name: str, version: str | None) -> Deployment:
