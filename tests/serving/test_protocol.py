@@ -420,15 +420,20 @@ def test_predict_response_writes_arrays_and_frames():
 
 # --- nothing but RequestError, whatever comes in --------------------------------------------
 
+
+def _nested(children: st.SearchStrategy) -> st.SearchStrategy:
+    return st.lists(children, max_size=4) | st.dictionaries(
+        st.text(max_size=5), children, max_size=4
+    )
+
+
 JSON = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=5),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
-    ),
+    _nested,
     max_leaves=8,
 )
 #: JSON shaped like a request, with any values in it, so parsing gets past the first checks.
