@@ -17,9 +17,11 @@ app = typer.Typer(
 
 
 def _registry():
+    from segue.identity import local_actor
     from segue.registry.service import get_registry
 
-    return get_registry()
+    # The edge says who acts; the registry records it in the audit log.
+    return get_registry(local_actor())
 
 
 @app.command(

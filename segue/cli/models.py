@@ -25,9 +25,11 @@ app.add_typer(gates.app, name="gate")
 
 
 def _registry():
+    from segue.identity import local_actor
     from segue.registry.service import get_registry
 
-    return get_registry()
+    # The edge says who acts; the registry records it in the audit log.
+    return get_registry(local_actor())
 
 
 def _version_uri(ref: str) -> str:
@@ -263,23 +265,47 @@ def download(
 
 @app.command(
     "import-mlflow",
-    epilog="Example: segue models import-mlflow ./mlruns/0/abc/artifacts/model -n churn",
+    epilog="Examples: segue models import-mlflow mlruns/1/models/m-3f2a9c/artifacts -n churn "
+    "(MLflow 3); segue models import-mlflow mlruns/0/9c1e/artifacts/model -n churn (MLflow 2)",
 )
 def import_mlflow(
-    path: str = typer.Argument(..., help="Folder holding an MLflow MLmodel file."),
+    path: str = typer.Argument(
+        ...,
+        help="The MLflow model folder: mlruns/<exp>/models/m-<id>/artifacts (MLflow 3), "
+        "mlruns/<exp>/<run>/artifacts/model (MLflow 2), or the folder above it.",
+    ),
     name: str = typer.Option(..., "--name", "-n", help="Model name to register under."),
+    tracking_uri: str = typer.Option(
+        None,
+        "--tracking-uri",
+        help="Where MLflow recorded the run, for its params and metrics: "
+        "sqlite:///mlflow.db or an mlruns folder (default: found above PATH).",
+    ),
     json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
-    """Import a model saved by MLflow as the next version of a Segue model."""
-    from segue.models.mlflow_import import import_mlflow_model
+    """Import a model saved by MLflow, with its run's params, metrics and code source, as the
+    next version of a Segue model."""
+    from segue.registry.mlflow_import import import_mlflow_model
 
-    version = import_mlflow_model(path, name, _registry())
+    done = import_mlflow_model(path, name, _registry(), tracking_uri=tracking_uri)
+    version = done.version
     if json:
         print_json(version)
         return
     console.print(
         f"imported {path} as {version.model_name} version {version.version} ({version.uri})"
     )
+    run = done.mlflow_run
+    if run is not None:
+        console.print(
+            f"with MLflow run {run.run_id}: {len(run.params)} params, "
+            f"{len({m.key for m in run.metrics})} metrics ({run.location})"
+        )
+    elif done.mlflow_run_id is not None:
+        console.print(
+            f"MLflow run {done.mlflow_run_id} was not found above {path}: no params or metrics "
+            "came with it, so gates on metrics will fail; pass --tracking-uri"
+        )
 
 
 def _aliases(held: dict[str, int]) -> Text:

@@ -1,33 +1,27 @@
-"""Import a model saved by MLflow (a folder with an ``MLmodel`` file) as a Segue model version.
+"""Read a model saved by MLflow (a folder with an ``MLmodel`` file) into what Segue logs.
 
 The ``sklearn`` flavor, and ``python_function`` models whose loader is ``mlflow.sklearn``, load
 without MLflow installed: the ``MLmodel`` file is YAML and the estimator is a skops, pickle or
 cloudpickle file. A custom ``PythonModel`` (``python_model.pkl``) subclasses MLflow's own class,
 so unpickling it needs MLflow importable.
 
-The estimator is then logged like any other model, in a run of the ``mlflow-imports``
-experiment whose tags point back at the MLflow folder and run, and registered under the name
-given. MLflow's signature is not copied as such: it types the columns of MLflow's input
-example, and Segue infers its own signature from that example, as for any logged model.
+MLflow's signature is not copied as such: it types the columns of MLflow's input example, and
+Segue infers its own signature from that example, as for any logged model. Logging and
+registering the result is :func:`segue.registry.mlflow_import.import_mlflow_model`'s job.
 """
 
 from __future__ import annotations
 
 import json
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from segue.errors import InvalidArgument
-from segue.registry.service import Registry
-from segue.store.entities import ModelVersion
-from segue.store.registry import check_model_name
-from segue.tracking.runs import ActiveRun
 
-__all__ = ["EXPERIMENT", "PythonModelAdapter", "import_mlflow_model"]
+__all__ = ["MlflowModel", "PythonModelAdapter", "read_mlflow_model"]
 
-#: The experiment that holds one run per import.
-EXPERIMENT = "mlflow-imports"
 _MLMODEL = "MLmodel"
 #: Where a skops file's types may come from for us to build them.
 _SKOPS_TRUSTED_ROOTS = frozenset({"sklearn", "numpy", "scipy"})
@@ -41,55 +35,94 @@ _COLUMN_TYPES = {
 }
 
 
-def import_mlflow_model(path: str, name: str, registry: Registry) -> ModelVersion:
-    """Register the MLflow model saved in the folder ``path`` as the next version of ``name``.
+@dataclass(frozen=True)
+class MlflowModel:
+    """An MLflow model read from its folder, ready to log as a Segue model."""
+
+    #: The folder holding the ``MLmodel`` file (absolute).
+    folder: Path
+    #: The loaded estimator (or :class:`PythonModelAdapter`).
+    model: Any
+    #: MLflow's input example typed by its signature, or None.
+    input_example: Any
+    #: The run that logged it (``MLmodel``'s ``run_id``), or None.
+    run_id: str | None
+    #: MLflow 3's logged model id (``m-…``), or None.
+    model_id: str | None
+
+
+def read_mlflow_model(path: str | Path) -> MlflowModel:
+    """Read and load the MLflow model at ``path``.
+
+    ``path`` may be the folder holding ``MLmodel`` in either layout MLflow writes, MLflow 3's
+    ``mlruns/<exp>/models/m-<id>/artifacts`` and MLflow 2's ``mlruns/<exp>/<run>/artifacts/
+    model``, or the folder above it: ``models/m-<id>`` or, when it holds one model, the run's
+    folder.
 
     Supported: the ``sklearn`` flavor (serialization formats skops, pickle and cloudpickle) and
     ``python_function`` models whose ``loader_module`` is ``mlflow.sklearn`` (neither needs
     MLflow installed), or that hold a custom ``PythonModel`` (needs MLflow importable; Segue's
     ``predict(X)`` calls ``python_model.predict(None, X)``, without ``load_context``).
-    An ``input_example.json`` is typed by MLflow's signature and logged as the input example,
-    from which Segue infers the new version's signature.
+    An ``input_example.json`` is typed by MLflow's signature.
 
     Security: pickle and cloudpickle files run arbitrary code when loaded. Calling this
     function is the decision to trust the folder's author, so they are loaded as they are; only
-    import folders you trust. Skops files are the exception: they are built only when every
+    read folders you trust. Skops files are the exception: they are built only when every
     type they hold comes from scikit-learn, NumPy or SciPy (the ``skops_trusted_types`` in the
     ``MLmodel`` file are ignored, since whoever wrote the file chose them).
 
-    Args:
-        path: the MLflow model folder (the one holding ``MLmodel``).
-        name: the registered model to add a version to (created if new).
-        registry: the registry to log and register into, e.g. ``segue.get_registry()``.
-
-    Returns the new ``ModelVersion``. The run that logged it, in the ``mlflow-imports``
-    experiment, is tagged ``mlflow.source`` (the folder's absolute path) and, when the
-    ``MLmodel`` file names one, ``mlflow.run_id``.
-
     Raises:
-        InvalidArgument: ``path`` is not a folder with an ``MLmodel`` file, no flavor in it is
-            supported, a custom ``PythonModel`` needs MLflow and it is not installed, a skops
-            file holds untrusted types, or the input example does not fit the signature.
+        InvalidArgument: ``path`` holds no ``MLmodel`` file where MLflow puts one, no flavor in
+            it is supported, a custom ``PythonModel`` needs MLflow and it is not installed, or
+            a skops file holds untrusted types.
 
     Example::
 
-        >>> v = import_mlflow_model("mlruns/0/abc/artifacts/model", "churn", segue.get_registry())
-        >>> segue.load_model(f"models:/churn/{v.version}").predict(df)
+        >>> read_mlflow_model("mlruns/1/models/m-3f2a9c/artifacts").run_id
+        '9c1e…'
     """
-    check_model_name(name)
-    folder = Path(path).resolve()
+    folder = _model_folder(Path(path).resolve())
     mlmodel = _read_mlmodel(folder)
     model = _load_model(folder, mlmodel)
     example = _input_example(folder, mlmodel)
-    tags = {"mlflow.source": str(folder)}
-    if mlmodel.get("run_id"):
-        tags["mlflow.run_id"] = str(mlmodel["run_id"])
-    run_info = registry.tracking.create_run(EXPERIMENT, name=f"import {name}", tags=tags)
-    # The run ends FINISHED, or FAILED with the traceback if logging the model fails.
-    with ActiveRun(registry.tracking, run_info) as run:
-        info = registry.log_model(run.id, model, "model", input_example=example, register_as=name)
-    assert info.version is not None  # register_as was given
-    return info.version
+    run_id = mlmodel.get("run_id")
+    model_id = mlmodel.get("model_id")
+    return MlflowModel(
+        folder,
+        model,
+        example,
+        str(run_id) if run_id else None,
+        str(model_id) if model_id else None,
+    )
+
+
+def _model_folder(path: Path) -> Path:
+    """The folder holding ``MLmodel``: ``path`` itself, or where MLflow puts it below."""
+    if not path.is_dir():
+        raise InvalidArgument(f"MLflow model: {str(path)!r} is not a directory")
+    if (path / _MLMODEL).is_file():
+        return path
+    if (path / "artifacts" / _MLMODEL).is_file():
+        return path / "artifacts"  # MLflow 3: models/m-<id>
+    # A run's folder: MLflow 2 keeps its models in artifacts/<path>, MLflow 3 lists the
+    # logged models it produced under outputs/m-<id> (their files are in ../models/m-<id>).
+    found = sorted(p.parent for p in (path / "artifacts").rglob(_MLMODEL))
+    for output in sorted((path / "outputs").glob("m-*")):
+        model = path.parent / "models" / output.name / "artifacts"
+        if (model / _MLMODEL).is_file():
+            found.append(model)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        listed = ", ".join(str(p) for p in found)
+        raise InvalidArgument(
+            f"MLflow model: {str(path)!r} holds several models; pick one: {listed}"
+        )
+    raise InvalidArgument(
+        f"MLflow model: {str(path)!r} has no {_MLMODEL} file; give the folder MLflow "
+        "saved the model into (mlruns/<exp>/models/m-<id>/artifacts in MLflow 3, "
+        "mlruns/<exp>/<run>/artifacts/model in MLflow 2)"
+    )
 
 
 class PythonModelAdapter:
@@ -109,14 +142,7 @@ class PythonModelAdapter:
 
 
 def _read_mlmodel(folder: Path) -> dict[str, Any]:
-    if not folder.is_dir():
-        raise InvalidArgument(f"MLflow model: {str(folder)!r} is not a directory")
     file = folder / _MLMODEL
-    if not file.is_file():
-        raise InvalidArgument(
-            f"MLflow model: {str(folder)!r} has no {_MLMODEL} file; give the folder MLflow "
-            "saved the model into (the one holding MLmodel)"
-        )
     import yaml
 
     try:

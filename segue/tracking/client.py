@@ -80,7 +80,10 @@ class TrackingClient:
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
         parent_run_id: str | None = None,
+        source: environment.Source | None = None,
     ) -> RunInfo:
+        """Start a run. ``source`` is where its code comes from (default: this process's git
+        commit and entry point); an import gives the source of the run it copies."""
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise InvalidArgument(f"run name must be a non-empty string, got {name!r}")
         clean_tags = {
@@ -92,7 +95,7 @@ class TrackingClient:
         exp = self.store.get_or_create_experiment(experiment or DEFAULT_EXPERIMENT)
         digest, packages = environment.packages()
         self.store.record_environment(digest, packages)
-        source = environment.source()
+        source = environment.source() if source is None else source
         now = self._now()
         info = RunInfo(
             id=uuid.uuid4().hex,

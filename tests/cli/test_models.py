@@ -643,7 +643,7 @@ def _mlflow_folder(root: Path) -> Path:
 
 
 def test_import_mlflow(cli, churn, tmp_path):
-    pytest.importorskip("segue.models.mlflow_import")
+    pytest.importorskip("segue.registry.mlflow_import")
     folder = _mlflow_folder(tmp_path)
 
     version = cli("models", "import-mlflow", str(folder), "--name", "churn", "--json").json()
@@ -655,7 +655,7 @@ def test_import_mlflow(cli, churn, tmp_path):
 
 @sqlite_only
 def test_import_mlflow_text_and_errors(cli, segue_env, tmp_path):
-    pytest.importorskip("segue.models.mlflow_import")
+    pytest.importorskip("segue.registry.mlflow_import")
     folder = _mlflow_folder(tmp_path)
 
     result = cli("models", "import-mlflow", str(folder), "-n", "imported")
@@ -722,3 +722,19 @@ def test_trained_on_lists_versions_of_a_dataset(cli, segue_env):
     assert [(v["model_name"], v["version"]) for v in found] == [("dsmodel", 1)]
     assert "dsmodel" in cli("models", "trained-on", dataset.digest).out
     assert cli("models", "trained-on", "abc").error_line()
+
+
+@sqlite_only
+def test_import_mlflow3_store_says_what_came_from_the_mlflow_run(cli, segue_env, tmp_path):
+    import shutil
+
+    fixtures = Path(__file__).parents[1] / "models" / "fixtures"
+    shutil.copytree(fixtures / "mlflow3_file", tmp_path / "store")
+    (model,) = (tmp_path / "store").glob("mlruns/*/models/m-*")
+
+    result = cli("models", "import-mlflow", str(model), "-n", "churn")
+    lost = cli("models", "import-mlflow", str(model), "-n", "churn", "--tracking-uri", "x://y")
+
+    assert result.code == 0, result.err
+    assert "with MLflow run 5cc710fb81c146c2809f21e61b80ce87: 2 params, 2 metrics" in result.out
+    assert "--tracking-uri 'x://y': Segue reads MLflow's SQLite database" in lost.error_line()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import pickle
+import shutil
 import sys
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from sklearn.preprocessing import StandardScaler
 
 import segue
 from segue.errors import InvalidArgument
-from segue.models.mlflow_import import EXPERIMENT, import_mlflow_model
+from segue.registry.mlflow_import import EXPERIMENT, import_mlflow_model
 
 MLFLOW_RUN_ID = "f912ede2f0694a7cb2f3619acffab4b4"
 
@@ -173,7 +175,7 @@ def test_sklearn_pickle_formats_predict_like_the_original(
         {"model.pkl": dump(estimator), "input_example.json": split_example(X[:3])},
     )
 
-    version = import_mlflow_model(str(folder), "iris", segue.get_registry())
+    version = import_mlflow_model(str(folder), "iris", segue.get_registry()).version
 
     assert (version.model_name, version.version) == ("iris", 1)
     loaded = segue.load_model("models:/iris/1")
@@ -223,7 +225,7 @@ def test_skops_format_loads_without_pickle(segue_env, tmp_path, iris, estimator)
         {"model.skops": skops.io.dumps(estimator)},
     )
 
-    version = import_mlflow_model(str(folder), "iris", segue.get_registry())
+    version = import_mlflow_model(str(folder), "iris", segue.get_registry()).version
 
     loaded = segue.load_model(f"models:/iris/{version.version}")
     np.testing.assert_array_equal(loaded.predict(X), estimator.predict(X))
@@ -264,7 +266,7 @@ def test_pyfunc_with_sklearn_loader(segue_env, tmp_path, iris, estimator, key):
         {"model.pkl": pickle.dumps(estimator)},
     )
 
-    version = import_mlflow_model(str(folder), "iris", segue.get_registry())
+    version = import_mlflow_model(str(folder), "iris", segue.get_registry()).version
 
     loaded = segue.load_model("models:/iris/1")
     np.testing.assert_array_equal(loaded.predict(X), estimator.predict(X))
@@ -307,7 +309,7 @@ def test_relative_path_is_recorded_absolute(segue_env, tmp_path, estimator, monk
     )
     monkeypatch.chdir(tmp_path)
 
-    version = import_mlflow_model("m", "iris", segue.get_registry())
+    version = import_mlflow_model("m", "iris", segue.get_registry()).version
 
     assert imported_run(version).data.tags["mlflow.source"] == str(tmp_path / "m")
 
@@ -321,8 +323,8 @@ def test_second_import_is_the_next_version(segue_env, tmp_path, estimator):
         )
     registry = segue.get_registry()
 
-    first = import_mlflow_model(str(tmp_path / "a"), "iris", registry)
-    second = import_mlflow_model(str(tmp_path / "b"), "iris", registry)
+    first = import_mlflow_model(str(tmp_path / "a"), "iris", registry).version
+    second = import_mlflow_model(str(tmp_path / "b"), "iris", registry).version
 
     assert (first.version, second.version) == (1, 2)
 
@@ -433,3 +435,125 @@ def test_malformed_folders(segue_env, tmp_path, estimator, mlmodel, message):
 
     with pytest.raises(InvalidArgument, match=message):
         import_mlflow_model(str(folder), "m", segue.get_registry())
+
+
+# -- real MLflow 3.17 stores (tests/models/fixtures, written by mlflow3_train.py) -------------
+
+FIXTURES = Path(__file__).parents[1] / "models" / "fixtures"
+#: The run and git commit mlflow3_train.py ran at, as MLflow 3.17.2 recorded them.
+FILE_RUN, FILE_COMMIT = (
+    "5cc710fb81c146c2809f21e61b80ce87",
+    "13bd978f443608fd48098658cb45c17b162c0284",
+)
+SQLITE_RUN = "92a0d0e93eb4473c9c462ccc38f4814e"
+CHURN = pd.DataFrame({"tenure": [1.0, 5.0, 2.0, 9.0], "calls": [4, 0, 3, 1]})
+
+
+def mlflow3_store(tmp_path: Path, kind: str) -> Path:
+    """A copy of a fixture store (MLflow writes into stores; tests never touch the originals)."""
+    root = tmp_path / kind
+    shutil.copytree(FIXTURES / f"mlflow3_{kind}", root)
+    packed = root / "mlflow.db.gz"
+    if packed.exists():
+        (root / "mlflow.db").write_bytes(gzip.decompress(packed.read_bytes()))
+        packed.unlink()
+    return root
+
+
+def the_model(root: Path) -> Path:
+    (artifacts,) = root.glob("mlruns/*/models/m-*/artifacts")
+    return artifacts
+
+
+def test_mlflow3_file_store_brings_params_metrics_and_the_mlflow_source(segue_env, tmp_path):
+    root = mlflow3_store(tmp_path, "file")
+    registry = segue.get_registry()
+
+    done = import_mlflow_model(the_model(root), "churn", registry)
+
+    assert done.mlflow_run_id == FILE_RUN
+    lineage = registry.lineage("churn", 1)
+    assert lineage["params"] == {"C": "0.5", "model": "logistic"}
+    assert lineage["metrics"] == {"loss": 0.3, "roc_auc": 0.97}
+    loss = segue.get_run(done.version.run_id)
+    assert [m.value for m in registry.tracking.metric_history(loss.info.id, "loss")] == [
+        0.69,
+        0.41,
+        0.30,
+    ]
+    # The code that trained it is MLflow's script and commit, not Segue's own binary.
+    assert lineage["code"] == {"commit": FILE_COMMIT, "dirty": None, "entry_point": "train.py"}
+    assert lineage["tags"]["mlflow.run_id"] == FILE_RUN
+    assert lineage["tags"]["mlflow.model_id"].startswith("m-")
+    # So the gates judge MLflow's metrics: the move passes.
+    registry.add_gate("churn", "champion", "metrics.roc_auc >= 0.95")
+    assert registry.set_alias("churn", "champion", 1).report[0].passed
+    model = segue.load_model("models:/churn@champion")
+    assert model.predict(CHURN).tolist() == [1, 0, 1, 0]
+
+
+def test_mlflow3_default_sqlite_store_is_read_next_to_mlruns(segue_env, tmp_path):
+    root = mlflow3_store(tmp_path, "sqlite")
+
+    done = import_mlflow_model(the_model(root), "churn", segue.get_registry())
+
+    assert done.mlflow_run is not None
+    assert done.mlflow_run.location == f"sqlite:///{root / 'mlflow.db'}"
+    lineage = segue.get_registry().lineage("churn", 1)
+    assert lineage["params"] == {"C": "0.5", "model": "logistic"}
+    assert lineage["metrics"] == {"loss": 0.3, "roc_auc": 0.97}
+    assert lineage["code"]["entry_point"] == "train.py"
+    assert lineage["code"]["commit"] is not None
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        lambda root: the_model(root).parent,  # models/m-<id>
+        lambda root: root / "mlruns" / the_model(root).parents[2].name / FILE_RUN,  # the run
+    ],
+    ids=["logged-model", "run"],
+)
+def test_the_folder_above_the_mlmodel_is_accepted(segue_env, tmp_path, where):
+    root = mlflow3_store(tmp_path, "file")
+
+    done = import_mlflow_model(where(root), "churn", segue.get_registry())
+
+    assert done.mlflow_run is not None and done.mlflow_run.run_id == FILE_RUN
+
+
+def test_mlflow2_layout_runs_folder_with_artifacts_model(segue_env, tmp_path):
+    # MLflow 2 kept the model inside its run: mlruns/<exp>/<run>/artifacts/model.
+    root = mlflow3_store(tmp_path, "file")
+    model = the_model(root)
+    run = model.parents[2] / FILE_RUN
+    shutil.rmtree(run / "outputs")
+    shutil.move(model, run / "artifacts" / "model")
+    shutil.rmtree(model.parents[1])
+
+    done = import_mlflow_model(run / "artifacts" / "model", "churn", segue.get_registry())
+    again = import_mlflow_model(run, "churn", segue.get_registry())
+
+    assert done.mlflow_run is not None and done.mlflow_run.params["C"] == "0.5"
+    assert again.version.version == 2
+    assert segue.get_registry().lineage("churn", 2)["metrics"]["roc_auc"] == 0.97
+
+
+def test_tracking_uri_points_at_a_store_elsewhere(segue_env, tmp_path):
+    root = mlflow3_store(tmp_path, "sqlite")
+    shutil.move(root / "mlruns", tmp_path / "elsewhere")
+    (moved,) = (tmp_path / "elsewhere").glob("*/models/m-*/artifacts")
+
+    alone = import_mlflow_model(moved, "churn", segue.get_registry())
+    told = import_mlflow_model(
+        moved, "churn", segue.get_registry(), tracking_uri=f"sqlite:///{root / 'mlflow.db'}"
+    )
+
+    assert (alone.mlflow_run, alone.mlflow_run_id) == (None, SQLITE_RUN)
+    assert told.mlflow_run is not None and told.mlflow_run.params["model"] == "logistic"
+    with pytest.raises(InvalidArgument, match="no MLflow run"):
+        import_mlflow_model(moved, "churn", segue.get_registry(), tracking_uri=str(tmp_path))
+    with pytest.raises(InvalidArgument, match="no such SQLite file"):
+        import_mlflow_model(moved, "c", segue.get_registry(), tracking_uri="sqlite:///nope.db")
+    with pytest.raises(InvalidArgument, match="SQLite database"):
+        import_mlflow_model(moved, "c", segue.get_registry(), tracking_uri="postgresql://db/x")
