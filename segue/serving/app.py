@@ -35,13 +35,9 @@ from segue.errors import SegueError
 from segue.serving import protocol, schemas
 from segue.serving.config import Feedback, ServeConfig
 from segue.serving.deployment import ServedModels
-from segue.serving.inference import (
-    InferenceHandler,
-    client_request_id,
-    current_deployment,
-    served_model,
-)
+from segue.serving.inference import InferenceHandler, client_request_id
 from segue.serving.metrics import CONTENT_TYPE
+from segue.serving.targets import current_deployment, served_model
 from segue.static.docs import add_docs
 from segue.version import __version__
 
