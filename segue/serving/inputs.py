@@ -27,9 +27,11 @@ from segue.models.validation import ColumnError, match_columns
 from segue.serving.errors import RequestError, json_type
 from segue.serving.tensors import cast_tensor, tensor_array
 
-__all__ = ["InputSchema", "ModelInput", "combine"]
+__all__ = ["InputSchema", "ModelInput", "combine", "whole"]
 
 _NONE = type(None)
+#: The largest integer a float holds exactly (JavaScript's Number.MAX_SAFE_INTEGER + 1).
+_SAFE_INTEGER = 2.0**53
 _INTS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 _NUMERIC = frozenset(("bool", *_INTS, "float16", "float32", "float64"))
 #: Python types a JSON value may have in a column of each family (None only where nullable).
@@ -301,6 +303,9 @@ def _stack(arrays: list[np.ndarray]) -> np.ndarray:
 
 def _block_array(block: _Block, rows: list) -> np.ndarray:
     types = set(map(type, itertools.chain.from_iterable(rows)))
+    if float in types and block.family == "int":
+        rows = [[whole(v) for v in row] for row in rows]
+        types = set(map(type, itertools.chain.from_iterable(rows)))
     if not types <= block.allowed:
         raise _find_bad_value(block, rows)
     try:
@@ -362,9 +367,21 @@ def _wrong_type(spec: ColumnSpec, row: int, value: Any) -> RequestError:
     )
 
 
+def whole(value: Any) -> Any:
+    """An integral float as an int: JSON has one number type, so 3.0 is a fine int64 value
+    (as JSON Schema's "integer" says; NumPy's ``tolist()`` of a float array sends it). Only
+    up to 2**53, where floats are exact: a larger one may be a rounded integer literal (the
+    parser turns an integer past 64 bits into a float), so it stays a float and is refused."""
+    if type(value) is float and value.is_integer() and abs(value) <= _SAFE_INTEGER:
+        return int(value)
+    return value
+
+
 def _other_column(spec: ColumnSpec, values: list) -> np.ndarray:
     family = _family(spec.dtype)
     allowed = _ALLOWED[family] | ({_NONE} if spec.nullable else set())
+    if family == "int" and float in set(map(type, values)):
+        values = [whole(v) for v in values]
     if not set(map(type, values)) <= allowed:
         for i, value in enumerate(values):
             if value is None and not spec.nullable:

@@ -40,7 +40,7 @@ import pandas as pd
 
 from segue.serving import binary
 from segue.serving.errors import RequestError, json_type
-from segue.serving.inputs import InputSchema, ModelInput
+from segue.serving.inputs import InputSchema, ModelInput, whole
 
 __all__ = [
     "DATATYPES",
@@ -214,13 +214,14 @@ def _feedback_item(item: Any, where: str) -> tuple[str | None, str, Any]:
     if not (
         type(request_id) is str
         and 0 < len(request_id) <= _MAX_REQUEST_ID
+        and request_id.isascii()
         and request_id.isprintable()
     ):
         got = "missing" if "request_id" not in item else f"got {json_type(request_id)}"
         raise RequestError(
             400,
             f"{where}request_id: expected the x-request-id of a prediction (a string of 1 to "
-            f"{_MAX_REQUEST_ID} printable characters); {got}",
+            f"{_MAX_REQUEST_ID} printable ASCII characters); {got}",
             "request_id",
         )
     if "label" not in item:
@@ -345,6 +346,8 @@ def _tensor(tensor: Any, where: str, sections: binary.Sections) -> tuple[str, li
     if extra:
         raise RequestError(400, f"{where}: unknown key {sorted(extra)[0]!r}", where)
     name, shape = tensor.get("name"), tensor.get("shape")
+    if type(shape) is list and float in set(map(type, shape)):
+        shape = [whole(d) for d in shape]  # [2.0, 3.0] is [2, 3], as for int columns
     datatype, data = tensor.get("datatype"), tensor.get("data")
     if type(name) is not str:
         raise RequestError(400, f"{where}.name: expected a string", f"{where}.name")

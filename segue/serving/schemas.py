@@ -3,23 +3,25 @@
 Pydantic models here exist only to write JSON Schema for ``/openapi.json`` and ``/docs``; the
 hot routes never build them. The request schemas and examples of ``/predict`` and ``infer``
 come from each served model's signature and input example, so ``/docs`` shows the real
-column names and dtypes.
+column names and dtypes; they are plain JSON Schema, exact enough that Schemathesis finds no
+request the document and the server judge differently (``tests/serving/test_openapi.py``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
+import sys
 from typing import Any, Literal
 
+import numpy as np
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
 from segue.models.signature import ColumnSpec, TensorSpec
 from segue.serving.deployment import Deployment, ServedModels
-from segue.serving.protocol import DATATYPES, PREDICT_FORMATS
+from segue.serving.protocol import DATATYPES, PREDICT_FORMATS, TENSOR_INPUT
 from segue.version import __version__
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "metadata_responses",
     "model_metadata",
     "openapi",
+    "request_schemas",
 ]
 
 _REF = "#/components/schemas/{model}"
@@ -143,7 +146,10 @@ class OutputTensor(BaseModel):
     name: Literal["predict", "predict_proba"] | str
     datatype: str
     shape: list[int]
-    data: list[Any] = Field(description="row-major, flattened")
+    data: list[Any] | None = Field(None, description="row-major, flattened")
+    parameters: dict[str, Any] | None = Field(
+        None, description="binary_data_size, for an output sent as binary tensor data"
+    )
 
 
 class InferResponse(BaseModel):
@@ -171,7 +177,11 @@ def metadata_responses() -> dict[str, dict[int | str, Any]]:
     return {
         "server": {200: {"model": ServerMetadata}},
         "live": {200: {"model": Live}},
-        "ready": {200: {"model": Ready}, 400: {"model": Ready, "description": "not ready"}},
+        "ready": {
+            200: {"model": Ready},
+            400: {"model": Ready, "description": "not ready"},
+            404: {**error, "description": "model or version not served"},
+        },
         "model": {200: {"model": ModelMetadata}, 404: error},
     }
 
@@ -194,11 +204,16 @@ def feedback_request() -> dict[str, Any]:
         "properties": {
             "request_id": {
                 "type": "string",
+                "minLength": 1,
                 "maxLength": 128,
-                "description": "the x-request-id of the prediction",
+                "pattern": "^[ -~]+$",
+                "description": "the x-request-id of the prediction (printable ASCII)",
             },
             "label": {"description": "the true label: any JSON value"},
-            "model": {"type": "string", "description": "the served name (default: the first)"},
+            "model": {
+                "type": ["string", "null"],
+                "description": "the served name (default: the first)",
+            },
         },
     }
     schema = {"oneOf": [item, {"type": "array", "items": item, "minItems": 1}]}
@@ -211,98 +226,308 @@ def feedback_request() -> dict[str, Any]:
     }
 
 
-# --- request models from a signature -------------------------------------------------------
+# --- request schemas from a signature ------------------------------------------------------
+#
+# Written as JSON Schema rather than pydantic models: they must say exactly what the hot
+# routes accept (value ranges, one body format, each column once), which the fuzzer in
+# tests/serving/test_openapi.py holds them to. What JSON Schema cannot say (a tensor's shape
+# against its data, columns of one length) is in the descriptions.
+
+_FLOAT_MAX = {"float16": 65504.0, "float32": 3.4028234663852886e38, "float64": sys.float_info.max}
+_SHAPE_RULE = "shape[0] is the number of values in data"
+_LENGTH_RULE = "every column the same length"
 
 
-_PY_TYPES: dict[str, Any] = {"bool": bool, "string": str, "category": str}
-
-
-def _py_type(dtype: str) -> Any:
-    if dtype in _PY_TYPES:
-        return _PY_TYPES[dtype]
-    if dtype.startswith(("int", "uint")):
-        return int
+def _value_schema(dtype: str) -> dict[str, Any]:
+    """The JSON values a column of ``dtype`` accepts (the server's checks, ``inputs.py``)."""
     if dtype.startswith("float"):
-        return float
+        top = _FLOAT_MAX.get(dtype, sys.float_info.max)
+        return {"type": "number", "minimum": -top, "maximum": top}
+    if dtype.startswith(("int", "uint")):
+        limits = np.iinfo(dtype)
+        return {"type": "integer", "minimum": int(limits.min), "maximum": int(limits.max)}
+    if dtype == "bool":
+        return {"type": "boolean"}
     if dtype.startswith("datetime64"):
-        return dt.datetime
-    return str  # timedelta64: pandas-parsable text such as "1 days 02:00:00"
+        return {"type": "string", "format": "date-time"}
+    return {"type": "string"}  # string, category; timedelta64 as text ("1 days 02:00:00")
+
+
+def _column_schema(spec: ColumnSpec) -> dict[str, Any]:
+    value = _value_schema(spec.dtype)
+    if spec.nullable:
+        value = {"anyOf": [value, {"type": "null"}]}
+    return {**value, "description": spec.dtype + (", nullable" if spec.nullable else "")}
+
+
+def _fits(dtype: str) -> list[str]:
+    """The OIP datatypes a column or tensor of ``dtype`` may be sent as."""
+    if dtype.startswith("float"):
+        return [d for d in DATATYPES if d.startswith(("FP", "INT", "UINT"))]
+    if dtype.startswith(("int", "uint")):
+        return [d for d in DATATYPES if d.startswith(("INT", "UINT"))]
+    return ["BOOL"] if dtype == "bool" else ["BYTES"]
+
+
+def _rows(items: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"type": "array", "minItems": 1, "items": items, "description": description}
 
 
 def _prefix(name: str) -> str:
     return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", name) if part)
 
 
-def request_models(name: str, deployment: Deployment) -> dict[str, type[BaseModel]]:
-    """Pydantic models of the ``/predict`` and ``infer`` bodies this deployment accepts."""
+def request_schemas(name: str, deployment: Deployment) -> dict[str, dict[str, Any]]:
+    """JSON Schemas of the bodies this deployment accepts, by component name.
+
+    ``<Prefix>PredictRequest`` (``/predict``) and ``<Prefix>InferRequest`` (OIP infer) refer to
+    the others with ``#/components/schemas/...``.
+    """
     prefix = _prefix(name) or "Model"
     inputs = deployment.model.signature.inputs
-    outputs = Literal[deployment.outputs]  # type: ignore[valid-type]
-    requested = create_model(f"{prefix}RequestedOutput", name=(outputs, ...))
-    oip_parameters = create_model(
-        f"{prefix}InferParameters",
-        outputs=(list[outputs] | None, None),  # type: ignore[valid-type]
-    )
-    datatypes = Literal[tuple(DATATYPES)]  # type: ignore[valid-type]
     if isinstance(inputs, TensorSpec):
-        tensor = create_model(
-            f"{prefix}InputTensor",
-            name=(str, Field("input")),
-            shape=(list[int], Field(examples=[[1, *[max(d, 1) for d in inputs.shape[1:]]]])),
-            datatype=(datatypes, Field(oip_datatype(inputs.dtype))),
-            data=(list[Any], Field(description="flat (row-major) or nested to the shape")),
-        )
-        predict = create_model(
-            f"{prefix}PredictRequest",
-            inputs=(list[Any], Field(description=f"rows, shape {list(inputs.shape)}")),
-        )
-        predict_schema = predict
+        components = _tensor_schemas(prefix, inputs)
     else:
-        columns = Literal[tuple(c.name for c in inputs)]  # type: ignore[valid-type]
-        tensor = create_model(
-            f"{prefix}InputTensor",
-            name=(columns, Field(description="a column of the model's signature")),
-            shape=(list[int], Field(examples=[[1]], description="[n] or [n, 1]")),
-            datatype=(datatypes, ...),
-            data=(list[Any], ...),
-        )
-        record = _record_model(f"{prefix}Record", inputs)
-        split = create_model(
-            f"{prefix}DataframeSplit",
-            columns=(list[columns], ...),
-            data=(list[list[Any]], Field(description="rows, values in the order of columns")),
-        )
-        predict_schema = create_model(
-            f"{prefix}PredictRequest",
-            __config__=ConfigDict(extra="forbid"),
-            instances=(list[record] | None, Field(None, description="rows as objects")),
-            dataframe_split=(split | None, Field(None, description="MLflow's split format")),
-            dataframe_records=(list[record] | None, Field(None, description="as instances")),
-            inputs=(
-                dict[columns, list[Any]] | None,
-                Field(None, description="columns: name -> values"),
+        components = _column_schemas(prefix, inputs)
+    ref = _REF.format(model=f"{prefix}InputTensor")
+    outputs = list(deployment.outputs)
+    requested = {
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {"enum": outputs},
+            "parameters": {
+                "type": ["object", "null"],
+                "properties": {"binary_data": {"type": "boolean"}},
+            },
+        },
+    }
+    parameters = {
+        "type": ["object", "null"],
+        "properties": {
+            "outputs": {"type": ["array", "null"], "items": {"enum": outputs}},
+            "binary_data_output": {
+                "type": "boolean",
+                "description": "answer every output as binary tensor data "
+                "(application/octet-stream: JSON, then the raw tensors)",
+            },
+        },
+    }
+    infer_inputs = components.pop("_inputs")
+    components[f"{prefix}InferRequest"] = {
+        "title": f"{prefix}InferRequest",
+        "type": "object",
+        "required": ["inputs"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": ["string", "null"], "description": "echoed in the response"},
+            "model_name": {"enum": [name, None], "description": "as in the URL, if given"},
+            "model_version": {
+                "enum": [deployment.version, None],
+                "description": "the version answering, if given",
+            },
+            "inputs": {"type": "array", "minItems": 1, "items": {"$ref": ref}, **infer_inputs},
+            "parameters": parameters,
+            "outputs": {"type": ["array", "null"], "items": requested},
+        },
+    }
+    return components
+
+
+def _column_schemas(prefix: str, specs: tuple[ColumnSpec, ...]) -> dict[str, dict[str, Any]]:
+    names = [spec.name for spec in specs]
+    columns = {spec.name: _column_schema(spec) for spec in specs}
+    required = [spec.name for spec in specs if not spec.nullable]
+    record = {
+        "title": f"{prefix}Record",
+        "type": "object",
+        "properties": columns,
+        "required": required,
+        "description": "one row: column -> value; other keys are ignored",
+    }
+    record_ref = {"$ref": _REF.format(model=f"{prefix}Record")}
+    split = {
+        "title": f"{prefix}DataframeSplit",
+        "type": "object",
+        "required": ["columns", "data"],
+        "additionalProperties": False,
+        "description": "MLflow's split format, columns in the signature's order (other "
+        "orders and extra columns are accepted too, each row as wide as columns)",
+        "properties": {
+            "columns": {
+                "type": "array",
+                "prefixItems": [{"const": n} for n in names],
+                "minItems": len(names),
+                "maxItems": len(names),
+            },
+            "data": _rows(
+                {
+                    "type": "array",
+                    "prefixItems": [columns[n] for n in names],
+                    "minItems": len(names),
+                    "maxItems": len(names),
+                },
+                "rows, values in the order of columns",
             ),
-        )
-    infer = create_model(
-        f"{prefix}InferRequest",
-        __config__=ConfigDict(extra="forbid"),
-        id=(str | None, None),
-        inputs=(list[tensor], ...),
-        parameters=(oip_parameters | None, None),
-        outputs=(list[requested] | None, None),
+            "index": {"description": "row labels (ignored)"},
+        },
+    }
+    by_column = {
+        "type": "object",
+        "properties": {n: _rows(columns[n], "the column's values") for n in names},
+        "required": required,
+        "minProperties": 1,
+        "additionalProperties": {"type": "array", "description": "another column: ignored"},
+        "description": f"columns: name -> values, {_LENGTH_RULE}",
+    }
+    formats = {
+        "instances": _rows(record_ref, "rows as objects"),
+        "dataframe_split": {"$ref": _REF.format(model=f"{prefix}DataframeSplit")},
+        "dataframe_records": _rows(record_ref, "rows as objects (as instances)"),
+        "inputs": by_column,
+    }
+    predict = {
+        "title": f"{prefix}PredictRequest",
+        "description": f"exactly one of {', '.join(PREDICT_FORMATS)}",
+        "oneOf": [
+            {
+                "type": "object",
+                "required": [key],
+                "properties": {key: formats[key]},
+                "additionalProperties": False,
+            }
+            for key in PREDICT_FORMATS
+        ],
+    }
+    variants = [_column_tensor(spec, columns[spec.name]) for spec in specs]
+    variants.append(
+        {
+            "type": "object",
+            "title": "other",
+            "description": "a tensor the signature does not name: ignored",
+            "required": ["name", "shape", "datatype", "data"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string", "not": {"enum": names}},
+                "shape": {"type": "array", "items": _DIMENSION},
+                "datatype": {"enum": list(DATATYPES)},
+                "data": {"type": "array"},
+                "parameters": _TENSOR_PARAMETERS,
+            },
+        }
     )
-    return {"predict": predict_schema, "infer": infer}
+    tensor = {
+        "title": f"{prefix}InputTensor",
+        "description": f"one column of the signature, {_SHAPE_RULE}",
+        "oneOf": variants,
+    }
+    once = [
+        {
+            "contains": {"properties": {"name": {"const": spec.name}}, "required": ["name"]},
+            "minContains": 0 if spec.nullable else 1,
+            "maxContains": 1,
+        }
+        for spec in specs
+    ]
+    return {
+        f"{prefix}Record": record,
+        f"{prefix}DataframeSplit": split,
+        f"{prefix}PredictRequest": predict,
+        f"{prefix}InputTensor": tensor,
+        "_inputs": {
+            "allOf": once,
+            "description": f"one tensor per column, each column once, {_LENGTH_RULE}",
+        },
+    }
 
 
-def _record_model(title: str, columns: tuple[ColumnSpec, ...]) -> type[BaseModel]:
-    fields: dict[str, Any] = {}
-    for i, spec in enumerate(columns):
-        kind = _py_type(spec.dtype)
-        if spec.nullable:
-            fields[f"c{i}"] = (kind | None, Field(None, alias=spec.name, description=spec.dtype))
-        else:
-            fields[f"c{i}"] = (kind, Field(..., alias=spec.name, description=spec.dtype))
-    return create_model(title, __config__=ConfigDict(extra="forbid"), **fields)
+#: One dimension of a tensor's shape: a JSON integer that fits 64 bits.
+_DIMENSION: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": 2**64 - 1}
+#: A tensor's ``parameters``: binary tensor data needs the Inference-Header-Content-Length
+#: header, which a plain JSON body does not have.
+_TENSOR_PARAMETERS: dict[str, Any] = {
+    "type": ["object", "null"],
+    "properties": {"binary_data_size": False},
+}
+
+
+def _column_tensor(spec: ColumnSpec, value: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "title": spec.name,
+        "required": ["name", "shape", "datatype", "data"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"const": spec.name},
+            "shape": {
+                "type": "array",
+                "prefixItems": [{"type": "integer", "minimum": 1}, {"const": 1}],
+                "minItems": 1,
+                "maxItems": 2,
+                "description": f"[n] or [n, 1]; {_SHAPE_RULE}",
+            },
+            "datatype": {"enum": _fits(spec.dtype)},
+            "data": {
+                "type": "array",
+                "minItems": 1,
+                "items": value,
+                "description": "the values (for shape [n, 1] also [[v], ...])",
+            },
+            "parameters": _TENSOR_PARAMETERS,
+        },
+    }
+
+
+def _tensor_schemas(prefix: str, spec: TensorSpec) -> dict[str, dict[str, Any]]:
+    value = _value_schema(spec.dtype)
+    nested: dict[str, Any] = value
+    for _ in spec.shape:
+        nested = {"anyOf": [value, {"type": "array", "items": nested}]}
+    shape = {
+        "type": "array",
+        "prefixItems": [
+            {"type": "integer", "minimum": 1} if d == -1 else {"const": d} for d in spec.shape
+        ],
+        "minItems": len(spec.shape),
+        "maxItems": len(spec.shape),
+        "description": f"{list(spec.shape)} (-1: any); the data fills it",
+    }
+    tensor = {
+        "title": f"{prefix}InputTensor",
+        "type": "object",
+        "required": ["name", "shape", "datatype", "data"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"const": TENSOR_INPUT},
+            "shape": shape,
+            "datatype": {"enum": _fits(spec.dtype)},
+            "data": {
+                "type": "array",
+                "minItems": 1,
+                "items": nested,
+                "description": "flat (row-major) or nested to the shape",
+            },
+            "parameters": _TENSOR_PARAMETERS,
+        },
+    }
+    rows = _rows(nested, f"rows, shape {list(spec.shape)} (one row may be flat)")
+    predict = {
+        "title": f"{prefix}PredictRequest",
+        "oneOf": [
+            {
+                "type": "object",
+                "required": [key],
+                "properties": {key: rows},
+                "additionalProperties": False,
+            }
+            for key in ("inputs", "instances")
+        ],
+    }
+    return {
+        f"{prefix}InputTensor": tensor,
+        f"{prefix}PredictRequest": predict,
+        "_inputs": {"maxItems": 1, "description": "the one input tensor"},
+    }
 
 
 # --- OpenAPI -------------------------------------------------------------------------------
@@ -326,56 +551,62 @@ def openapi(app: FastAPI, models: ServedModels) -> dict[str, Any]:
     spec = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
-    per_model = [
-        (served.name, served.current, request_models(served.name, served.current))
-        for served in models
-        if served.current is not None
-    ]
-    fixed = [ErrorBody, PredictResponse, InferResponse]
-    listed = [(m, "validation") for m in fixed]
-    for _, _, built in per_model:
-        listed += [(built["predict"], "validation"), (built["infer"], "validation")]
-    refs, definitions = models_json_schema(listed, ref_template=_REF)
+    paths = spec.setdefault("paths", {})
+    _drop_unused_validation_errors(spec)
+    versions = [v for served in models for v in served.versions]
+    _list_path_values(paths, {"name": [s.name for s in models], "version": versions})
+    metrics = paths.get("/metrics", {}).get("get")
+    if metrics is not None:
+        text = {"text/plain": {"schema": {"type": "string"}}}
+        metrics["responses"]["200"] = {"description": "Prometheus text format", "content": text}
+    refs, definitions = models_json_schema(
+        [(m, "validation") for m in (ErrorBody, PredictResponse, InferResponse)],
+        ref_template=_REF,
+    )
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(definitions.get("$defs", {}))
-
-    def ref(model: type[BaseModel]) -> dict[str, Any]:
-        return refs[(model, "validation")]
-
+    error, predicted, inferred = (
+        refs[(m, "validation")] for m in (ErrorBody, PredictResponse, InferResponse)
+    )
     errors = {
-        str(status): {
-            "description": text,
-            "content": {"application/json": {"schema": ref(ErrorBody)}},
-        }
-        for status, text in (
-            (400, "malformed body"),
-            (404, "model or version not served"),
-            (413, "body too large"),
-            (422, "data does not fit the model's signature"),
-            (500, "the model failed"),
-        )
+        str(status): {"description": text, "content": {_JSON: {"schema": error}}}
+        for status, text in _HOT_ERRORS
     }
-    paths = spec.setdefault("paths", {})
-    if per_model:
-        name, deployment, built = per_model[0]
-        paths["/predict"] = {
-            "post": _operation(
-                f"Predict with {name}",
-                "Rows in, one prediction per row out.",
-                ref(built["predict"]),
-                _predict_examples(deployment),
-                ref(PredictResponse),
-                errors,
-            )
-        }
-    for name, deployment, built in per_model:
+    served = [(s.name, s.current) for s in models if s.current is not None]
+    for k, (name, deployment) in enumerate(served):
+        built = request_schemas(name, deployment)
+        schemas.update(built)
+        prefix = _prefix(name) or "Model"
+        if k == 0:
+            paths["/predict"] = {
+                "post": _operation(
+                    f"Predict with {name}",
+                    "Rows in, one prediction per row out.",
+                    {"$ref": _REF.format(model=f"{prefix}PredictRequest")},
+                    _predict_examples(deployment),
+                    {_JSON: {"schema": predicted}},
+                    errors,
+                )
+            }
         example = _infer_example(deployment)
         operation = _operation(
             f"Infer with {name} (Open Inference Protocol v2)",
-            "Each input tensor is one column of the signature (or the whole tensor).",
-            ref(built["infer"]),
+            "Each input tensor is one column of the signature (or the whole tensor). Binary "
+            "tensor data (the Inference-Header-Content-Length header, raw tensors after the "
+            "JSON) is accepted too.",
+            {"$ref": _REF.format(model=f"{prefix}InferRequest")},
             {"example": {"value": example}} if example else {},
-            ref(InferResponse),
+            {
+                _JSON: {"schema": inferred},
+                "application/octet-stream": {
+                    "schema": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "binary outputs asked for: the JSON response (its size "
+                        "in the Inference-Header-Content-Length header), then the raw tensors",
+                    }
+                },
+            },
             errors,
         )
         operation["operationId"] = f"infer_{_prefix(name) or 'model'}"
@@ -385,12 +616,50 @@ def openapi(app: FastAPI, models: ServedModels) -> dict[str, Any]:
     return spec
 
 
+_JSON = "application/json"
+#: What the hot routes answer besides 200 (errors are ErrorBody JSON).
+_HOT_ERRORS = (
+    (400, "malformed body"),
+    (404, "model or version not served"),
+    (408, "the body did not arrive in time"),
+    (413, "body too large"),
+    (422, "data does not fit the model's signature"),
+    (500, "the model failed"),
+    (503, "the model is still loading, or the server is stopping"),
+)
+
+
+def _list_path_values(paths: dict[str, Any], values: dict[str, list[str]]) -> None:
+    """Give the ``{name}`` and ``{version}`` path parameters the served names and versions
+    (a menu in ``/docs``; any other value is answered 404)."""
+    for operations in paths.values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                known = values.get(parameter["name"]) if parameter["in"] == "path" else None
+                if known:
+                    parameter["schema"] = {**parameter["schema"], "enum": sorted(set(known))}
+
+
+def _drop_unused_validation_errors(spec: dict[str, Any]) -> None:
+    """Remove FastAPI's automatic 422 ``HTTPValidationError`` answers: the routes take plain
+    string path parameters only, so FastAPI never validates anything and never sends one."""
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            answer = operation.get("responses", {}).get("422", {})
+            content = answer.get("content", {}).get(_JSON, {}).get("schema", {})
+            if content.get("$ref", "").endswith("/HTTPValidationError"):
+                del operation["responses"]["422"]
+    schemas = spec.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+
+
 def _operation(
     summary: str,
     text: str,
     request: dict[str, Any],
     examples: dict[str, Any],
-    response: dict[str, Any],
+    content: dict[str, Any],
     errors: dict[str, Any],
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"schema": request}
@@ -400,14 +669,8 @@ def _operation(
         "summary": summary,
         "description": text,
         "operationId": re.sub(r"\W+", "_", summary.lower()).strip("_"),
-        "requestBody": {"required": True, "content": {"application/json": body}},
-        "responses": {
-            "200": {
-                "description": "predictions",
-                "content": {"application/json": {"schema": response}},
-            },
-            **errors,
-        },
+        "requestBody": {"required": True, "content": {_JSON: body}},
+        "responses": {"200": {"description": "predictions", "content": content}, **errors},
     }
 
 

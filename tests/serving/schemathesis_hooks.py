@@ -1,0 +1,89 @@
+"""Schemathesis hooks for ``tests/serving/test_openapi.py`` (loaded via ``SCHEMATHESIS_HOOKS``).
+
+JSON Schema cannot relate one value to another, so the OpenAPI document states two rules of
+the inference API in words: an OIP tensor's ``shape[0]`` is the number of values in its
+``data``, and the columns of one request have one length. Schemathesis' positive cases
+(bodies it expects the server to accept) are made to keep those two rules; everything else
+about them, and every negative case, is left as generated.
+
+One answer is state, not shape: ``POST /feedback`` refuses (422) a label that does not fit the
+prediction it names (one label per predicted row; no label for a failed request). Only the
+server knows how many rows a request id had, so that refusal of a schema-valid body is not a
+disagreement between the document and the server; every other failure is kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import schemathesis
+from schemathesis.generation import GenerationMode
+from schemathesis.openapi.checks import RejectedPositiveData
+
+
+@schemathesis.hook
+def map_case(context: Any, case: Any) -> Any:
+    meta = case.meta
+    if meta is None or meta.generation.mode != GenerationMode.POSITIVE:
+        return case
+    body = case.body
+    if not isinstance(body, dict):
+        return case
+    if case.path.endswith("/infer") and isinstance(body.get("inputs"), list):
+        _fit_tensors([t for t in body["inputs"] if isinstance(t, dict)])
+    elif case.path == "/predict" and isinstance(body.get("inputs"), dict):
+        _same_length(body["inputs"])
+    return case
+
+
+def _fit_tensors(tensors: list[dict[str, Any]]) -> None:
+    # The signature's columns have at least one value (minItems); a shorter tensor is one the
+    # signature does not name, which the server ignores whatever its length.
+    columns = [t for t in tensors if isinstance(t.get("data"), list) and t["data"]]
+    if not columns:
+        return
+    n = min(len(t["data"]) for t in columns)
+    for tensor in columns:
+        data = tensor["data"][:n]
+        shape = tensor.get("shape")
+        two_d = isinstance(shape, list) and len(shape) == 2
+        if two_d and any(isinstance(v, list) for v in data):
+            data = [v if isinstance(v, list) else [v] for v in data]
+        else:
+            data = [v[0] if isinstance(v, list) and len(v) == 1 else v for v in data]
+        tensor["data"] = data
+        tensor["shape"] = [len(data), 1] if two_d else [len(data)]
+
+
+def _same_length(columns: dict[str, Any]) -> None:
+    # As above; here an ignored column must still be as long as the others (padded).
+    arrays = [v for v in columns.values() if isinstance(v, list) and v]
+    if arrays:
+        n = min(len(v) for v in arrays)
+        for name, values in columns.items():
+            if isinstance(values, list):
+                columns[name] = values[:n] + [None] * (n - len(values))
+
+
+#: The /feedback refusals that depend on the prediction a label names (recorder.py).
+_LABEL_MISFITS = (
+    "predicted 1 row; send one label",
+    "labels, one per row",
+    "no prediction to label",
+)
+
+
+@schemathesis.hook
+def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
+    if not (
+        isinstance(failure, RejectedPositiveData)
+        and case.path == "/feedback"
+        and response.status_code == 422
+    ):
+        return True
+    try:
+        error = orjson.loads(response.content)["error"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return True
+    return not any(text in error for text in _LABEL_MISFITS)
