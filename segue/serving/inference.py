@@ -21,11 +21,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
-from segue.errors import NotFound, SegueError
+from segue.errors import SegueError
 from segue.serving import binary, protocol
 from segue.serving.batching import BatcherClosed, PredictionFailed
 from segue.serving.config import InferenceRecord, ServeConfig
 from segue.serving.deployment import Deployment, Route, ServedModel, ServedModels
+from segue.serving.targets import pick_route, served_model
 
 __all__ = ["InferenceHandler", "new_request_id"]
 
@@ -388,57 +389,6 @@ class InferenceHandler:
         if gauge is None:
             gauge = self._in_flight[name] = self.metrics.in_flight.labels(name)
         return gauge
-
-
-def pick_route(served: ServedModel, version: str | None, key: str | None) -> Route:
-    """The route to answer one request: the one serving ``version`` when the URL names one,
-    else by weight (sticky for a routing ``key``). 404 for a version not served, 503 while
-    the route has no deployment."""
-    if version is None:
-        route = served.route(key)
-        if route.current is None:
-            raise protocol.RequestError(
-                503, f"model {served.name!r} is still loading; retry shortly", None
-            )
-        return route
-    named = served.route_of_version(version)
-    if named is None:
-        versions = served.versions
-        if not versions:
-            raise protocol.RequestError(
-                503, f"model {served.name!r} is still loading; retry shortly", None
-            )
-        raise protocol.RequestError(
-            404,
-            f"model {served.name!r} version {version!r} is not served here; "
-            f"{'version' if len(versions) == 1 else 'versions'} {', '.join(versions)} "
-            f"{'is' if len(versions) == 1 else 'are'}",
-            "version",
-        )
-    return named
-
-
-def current_deployment(models: ServedModels, name: str, version: str | None) -> Deployment:
-    """The deployment answering for ``name`` now: its first route's, or the one serving
-    ``version`` (404 for another ``version``, 503 if none)."""
-    served = served_model(models, name)
-    if version is None:
-        deployment = served.current
-        if deployment is None:
-            raise protocol.RequestError(
-                503, f"model {name!r} is still loading; retry shortly", None
-            )
-        return deployment
-    route = pick_route(served, version, None)
-    assert route.current is not None
-    return route.current
-
-
-def served_model(models: ServedModels, name: str) -> ServedModel:
-    try:
-        return models.get(name)
-    except NotFound as exc:
-        raise protocol.RequestError(404, str(exc), "model") from None
 
 
 def _format(
