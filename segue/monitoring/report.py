@@ -4,9 +4,8 @@ For a model's logged window it shows the drift verdict and table, each feature's
 current distributions with its drift score over time, the prediction distribution, the
 performance over time (when feedback labels exist), the latency, and the server (5xx) and
 client (4xx) error rates over time.
-Plots are PNGs drawn with Matplotlib's object API (no pyplot, no global state, Agg canvas) and
-inlined as base64, so the file opens anywhere, offline: no scripts, no CDN, no links. Every
-value is HTML-escaped.
+Plots are PNGs (:mod:`segue.monitoring.plots`) inlined as base64, so the file opens
+anywhere, offline: no scripts, no CDN, no links. Every value is HTML-escaped.
 
 Example:
     >>> html = Monitor(registry, artifact_uri).report("churn@champion", start=time.time() - 86400)
@@ -15,20 +14,18 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import html
-import io
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from segue.monitoring import logs
+from segue.monitoring import logs, plots
 from segue.monitoring.drift import DriftReport, compare, verdict
+from segue.monitoring.plots import Series
 from segue.monitoring.readers import read_predictions
 from segue.monitoring.signals import error_rates
 from segue.monitoring.window import buckets
@@ -40,15 +37,6 @@ if TYPE_CHECKING:
 #: Time buckets a report aims for when none is given.
 TARGET_BUCKETS = 12
 _NICE = (60, 300, 600, 900, 1800, 3600, 7200, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
-_REF, _CUR = "#4c72b0", "#dd8452"
-
-
-@dataclass(frozen=True)
-class Series:
-    """Values over time: one point per bucket start."""
-
-    times: list[float]
-    values: dict[str, list[float]]
 
 
 def bucket_width(start: float, end: float, target: int = TARGET_BUCKETS) -> float:
@@ -102,7 +90,7 @@ def build_report(
     sections = [
         _summary(report, lo, hi, width, (now or time.time)()),
         _drift_table(report),
-        _figure_section("Drift share over time", _line_plot(drift_over_time, ["drift_share"])),
+        _figure_section("Drift share over time", plots.line_plot(drift_over_time, ["drift_share"])),
         _features(reference, report, frame, drift_over_time),
         _prediction_section(reference, predictions),
         _performance_section(
@@ -215,9 +203,10 @@ def _drift_table(report: Any) -> str:
 
 def _features(reference: Any, report: Any, frame: pd.DataFrame, over_time: Series) -> str:
     key = (
-        f"<p class='notes'>Left: distribution, <span style='color:{_REF}'>reference</span> vs "
-        f"<span style='color:{_CUR}'>current</span>. Right: the drift statistic per time "
-        "bucket, its threshold dashed.</p>"
+        "<p class='notes'>Left: distribution, "
+        f"<span style='color:{plots.REFERENCE_COLOR}'>reference</span> vs "
+        f"<span style='color:{plots.CURRENT_COLOR}'>current</span>. Right: the drift statistic "
+        "per time bucket, its threshold dashed.</p>"
     )
     parts = ["<section><h2>Features</h2>", key]
     for f in report.features:
@@ -227,17 +216,18 @@ def _features(reference: Any, report: Any, frame: pd.DataFrame, over_time: Serie
             sample = reference.sample[f.feature]
         current = frame[f.feature] if f.feature in frame.columns else pd.Series([], dtype=object)
         # Titles and legends are HTML: drawing text is most of a small figure's cost.
-        figure = _new_figure(2)
+        figure = plots.new_figure(2)
         dist, trend = figure.axes
         if profile.get("kind") == "numeric":
-            _numeric_hist(dist, profile, sample, current, legend=False)
+            plots.numeric_hist(dist, profile, sample, current, legend=False)
         else:
-            _category_bars(dist, profile, current, legend=False)
-        _trend(trend, over_time, f.feature, f.threshold)
-        verdict = "DRIFT" if f.drifted else "ok"
+            plots.category_bars(dist, profile, current, legend=False)
+        plots.trend(trend, over_time, f.feature, f.threshold)
+        state = "DRIFT" if f.drifted else "ok"
+        image = plots.png_tag(figure, f.feature)
         parts.append(
             f"<div class='feature'><h3>{_e(f.feature)} <small>{_e(f.test)} "
-            f"{_e(_num(f.statistic))}: {_e(verdict)}</small></h3>{_img(figure, f.feature)}</div>"
+            f"{_e(_num(f.statistic))}: {_e(state)}</small></h3>{image}</div>"
         )
     parts.append("</section>")
     return "".join(parts)
@@ -247,15 +237,15 @@ def _prediction_section(reference: Any, predictions: np.ndarray) -> str:
     profile = reference.predictions
     if not len(predictions):
         return _note_section("Predictions", "no predictions in the window")
-    figure = _new_figure(1)
+    figure = plots.new_figure(1)
     axis = figure.axes[0]
     current = pd.Series(list(predictions), dtype=object)
     if profile is not None and profile.get("kind") == "numeric":
         sample = pd.to_numeric(pd.Series(profile.get("sample") or []), errors="coerce")
-        _numeric_hist(axis, profile, sample, current)
+        plots.numeric_hist(axis, profile, sample, current)
     else:
-        _category_bars(axis, profile or {}, current)
-    return _figure_section("Prediction distribution", _img(figure, "predictions"))
+        plots.category_bars(axis, profile or {}, current)
+    return _figure_section("Prediction distribution", plots.png_tag(figure, "predictions"))
 
 
 def _performance_section(report: PerformanceReport) -> str:
@@ -276,7 +266,7 @@ def _performance_section(report: PerformanceReport) -> str:
     counts = f"<p>{_e(report.n_labelled)} of {_e(report.n_predictions)} rows labelled.</p>"
     return (
         f"<section><h2>Performance over time</h2>{counts}{table}</table>"
-        f"{_img(_line_figure(series, names), 'performance')}</section>"
+        f"{plots.png_tag(plots.line_figure(series, names), 'performance')}</section>"
     )
 
 
@@ -284,9 +274,9 @@ def _operations_section(served: pd.DataFrame, edges: Sequence[tuple[float, float
     series = latency_over_time(served, edges)
     if not series.times:
         return _note_section("Latency and errors", "no requests in the window")
-    figure = _new_figure(2)
+    figure = plots.new_figure(2)
     latency, errors = figure.axes
-    when = _hours(series.times)
+    when = plots.hours(series.times)
     for key in ("latency_p50_ms", "latency_p99_ms"):
         latency.plot(when, series.values[key], marker="o", label=key.removesuffix("_ms"))
     latency.set_ylabel("ms")
@@ -298,111 +288,8 @@ def _operations_section(served: pd.DataFrame, edges: Sequence[tuple[float, float
     errors.set_title("error rates: server (5xx) and client (4xx)", fontsize=9)
     errors.set_ylim(bottom=0)
     for axis in figure.axes:
-        axis.set_xlabel(_hours_label(series.times), fontsize=7)
-    return _figure_section("Latency and errors over time", _img(figure, "latency"))
-
-
-# --- plots -----------------------------------------------------------------------------------
-
-
-def _new_figure(columns: int) -> Any:
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    # A fixed layout: constrained/tight layout measures every tick label and costs most of
-    # the drawing time of a report with dozens of small figures.
-    figure = Figure(figsize=(4.2 * columns, 2.5), dpi=72)
-    figure.subplots_adjust(left=0.09, right=0.98, bottom=0.2, top=0.88, wspace=0.25)
-    for axis in figure.subplots(1, columns, squeeze=False)[0]:
-        axis.xaxis.set_major_locator(MaxNLocator(4))
-        axis.yaxis.set_major_locator(MaxNLocator(3))
-        axis.tick_params(labelsize=7)
-    return figure
-
-
-def _numeric_hist(
-    axis: Any, profile: dict, sample: Any, current: pd.Series, *, legend: bool = True
-) -> None:
-    from segue.monitoring.stats import sample_from_histogram
-
-    histogram = profile.get("histogram") or {}
-    if sample is not None:
-        ref = pd.to_numeric(pd.Series(sample), errors="coerce").to_numpy(dtype=float)
-    elif histogram.get("edges"):
-        ref = sample_from_histogram(histogram["edges"], histogram["counts"])
-    else:
-        ref = np.array([])
-    cur = pd.to_numeric(current, errors="coerce").to_numpy(dtype=float)
-    ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
-    both = np.concatenate([ref, cur])
-    if not both.size:
-        axis.text(0.5, 0.5, "no values", ha="center", transform=axis.transAxes)
-        return
-    edges = np.histogram_bin_edges(both, bins=30)
-    # stairs: one artist per histogram instead of a patch per bar (far faster to draw).
-    for values, color, label in ((ref, _REF, "reference"), (cur, _CUR, "current")):
-        if values.size:
-            density, _ = np.histogram(values, bins=edges, density=True)
-            axis.stairs(density, edges, fill=True, alpha=0.5, color=color, label=label)
-    if legend:
-        axis.legend(fontsize=7)
-
-
-def _category_bars(axis: Any, profile: dict, current: pd.Series, *, legend: bool = True) -> None:
-    from matplotlib.ticker import FixedLocator
-
-    top = profile.get("top") or []
-    total = sum(t["count"] for t in top) + (profile.get("other_count") or 0)
-    ref = {str(t["value"]): t["count"] / total for t in top} if total else {}
-    counts = current.dropna().astype(str).value_counts(normalize=True)
-    names = list(dict.fromkeys([*ref, *counts.index[:20]]))[:25]
-    x = np.arange(len(names))
-    axis.bar(x - 0.2, [ref.get(n, 0.0) for n in names], 0.4, color=_REF, label="reference")
-    axis.bar(x + 0.2, [float(counts.get(n, 0.0)) for n in names], 0.4, color=_CUR, label="current")
-    axis.set_xticks(x, [n[:12] for n in names], fontsize=7, rotation=45)
-    axis.xaxis.set_major_locator(FixedLocator(x.tolist()))
-    if legend:
-        axis.legend(fontsize=7)
-
-
-def _trend(axis: Any, series: Series, name: str, threshold: float) -> None:
-    values = series.values.get(name, [])
-    if values:
-        axis.plot(_hours(series.times), values, marker="o", color=_CUR)
-        axis.axhline(threshold, color="#c44e52", linestyle="--", linewidth=1)
-
-
-def _line_plot(series: Series, names: list[str]) -> str:
-    return _img(_line_figure(series, names), " ".join(names))
-
-
-def _line_figure(series: Series, names: list[str]) -> Any:
-    figure = _new_figure(1)
-    axis = figure.axes[0]
-    for name in names:
-        axis.plot(_hours(series.times), series.values.get(name, []), marker="o", label=name)
-    axis.legend(fontsize=7)
-    axis.set_xlabel(_hours_label(series.times), fontsize=7)
-    return figure
-
-
-def _hours(times: Sequence[float]) -> list[float]:
-    # Hours since the first point: plain numbers tick far faster than date axes.
-    return [(t - times[0]) / 3600 for t in times] if times else []
-
-
-def _hours_label(times: Sequence[float]) -> str:
-    return f"hours since {_when(times[0])}" if times else "hours"
-
-
-def _img(figure: Any, alt: str) -> str:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(figure)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", pil_kwargs={"compress_level": 3})
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
+        axis.set_xlabel(plots.hours_label(series.times), fontsize=7)
+    return _figure_section("Latency and errors over time", plots.png_tag(figure, "latency"))
 
 
 # --- HTML ------------------------------------------------------------------------------------
