@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 from segue.errors import SegueError
 
@@ -17,9 +18,13 @@ def main(argv: list[str] | None = None) -> None:
     import typer
 
     from segue.cli.app import app
+    from segue.cli.output import use_environment
 
+    use_environment()
     try:
-        code = app(args=argv, prog_name="segue", standalone_mode=False)
+        command = typer.main.get_command(app)
+        _plain_flags(command)
+        code = command.main(args=argv, prog_name="segue", standalone_mode=False)
     except typer.Exit as exc:
         code = exc.exit_code
     except typer.Abort:
@@ -53,6 +58,25 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _fail(f"internal error: {type(exc).__name__}: {exc} (set SEGUE_DEBUG=1 for details)", 1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _plain_flags(command: Any, help_names: list[str] | None = None) -> None:
+    """Show boolean flags as flags in ``--help`` (``--json``), not as ``--json <bool>``.
+
+    Typer's Rich help prints a type beside every option, flags included; an empty metavar is
+    what it prints instead. ``--help`` itself is made (and kept) by click on first use, so it
+    is made here, with the names the root command declares.
+    """
+    import click
+
+    if help_names is None:
+        help_names = command.context_settings.get("help_option_names", ["--help"])
+    help_option = command.get_help_option(click.Context(command, help_option_names=help_names))
+    for param in [*getattr(command, "params", []), help_option]:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _plain_flags(sub, help_names)
 
 
 def _fail(message: str, code: int) -> None:

@@ -7,7 +7,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from segue.cli.output import console, number, print_json
+from segue.cli.output import console, number, print_json, print_table
 from segue.errors import GateFailed
 
 app = typer.Typer(
@@ -62,7 +62,7 @@ def _print_report(report: list, json: bool, outcome: dict) -> None:
     for r in report:
         verdict = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
         table.add_row(r.requirement, number(r.value), number(r.threshold), verdict, Text(r.note))
-    console.print(table)
+    print_table(table)
 
 
 def _fields(move) -> dict:

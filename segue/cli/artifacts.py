@@ -6,8 +6,9 @@ from pathlib import Path, PurePosixPath
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from segue.cli.output import console, print_json, size
+from segue.cli.output import console, print_json, print_table, size
 
 app = typer.Typer(
     help="Files logged by runs, stored once by content hash.",
@@ -39,8 +40,8 @@ def list_artifacts(
     table.add_column("size", justify="right")
     table.add_column("sha256")
     for e in entries:
-        table.add_row(e.path, size(e.size), e.digest[:16])
-    console.print(table)
+        table.add_row(Text(e.path), size(e.size), e.digest[:16])
+    print_table(table)
 
 
 @app.command("get", epilog="Example: segue artifacts get 3f2a9c1e figures/confusion.png -o cm.png")

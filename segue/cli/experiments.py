@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from segue.cli.output import console, print_json, when
+from segue.cli.output import print_json, print_table, when
 
 app = typer.Typer(
     help="Experiments: named groups of runs.",
@@ -29,5 +30,5 @@ def list_experiments(
     for column in ("id", "name", "runs", "created"):
         table.add_column(column, justify="right" if column in ("id", "runs") else "left")
     for e in found:
-        table.add_row(str(e.id), e.name, str(e.run_count), when(e.created_at))
-    console.print(table)
+        table.add_row(str(e.id), Text(e.name), str(e.run_count), when(e.created_at))
+    print_table(table)

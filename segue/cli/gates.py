@@ -7,7 +7,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from segue.cli.output import console, print_json, when
+from segue.cli.output import console, print_json, print_table, when
 
 app = typer.Typer(
     help="Promotion gates: metric requirements a version must meet to receive an alias.",
@@ -74,7 +74,7 @@ def _print_gates(title: str, gates: list) -> None:
     for g in gates:
         cells = (str(g.id), g.alias, g.requirement, when(g.created_at), g.created_by)
         table.add_row(*map(Text, cells))
-    console.print(table)
+    print_table(table)
 
 
 @app.command("remove", epilog="Example: segue models gate remove churn 4")

@@ -8,12 +8,11 @@ from typing import Literal
 
 import typer
 from rich import box
-from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
 from segue.cli import aliases, gates
-from segue.cli.output import console, number, print_json, when
+from segue.cli.output import console, number, print_json, print_table, when
 
 app = typer.Typer(
     help="Registered models: versions, aliases, promotion gates, lineage and model cards.",
@@ -72,7 +71,7 @@ def list_models(
     for m in models:
         latest = "-" if m.latest_version is None else str(m.latest_version)
         table.add_row(Text(m.name), latest, _aliases(m.aliases), when(m.updated_at))
-    console.print(table)
+    print_table(table)
 
 
 @app.command(
@@ -105,7 +104,7 @@ def show(
         aliases = ", ".join(v.aliases) or "-"
         row = (str(v.version), v.run_id[:8], v.flavor, aliases, when(v.created_at), v.created_by)
         table.add_row(*map(Text, row))
-    console.print(Group(about, table))
+    print_table(about, table)
 
 
 def _show_version(ref: str, json: bool) -> None:
@@ -138,8 +137,9 @@ def _show_version(ref: str, json: bool) -> None:
     for d in lineage["datasets"]:
         cells = (d.name, d.context, d.dataset.digest[:12], d.dataset.n_rows, d.dataset.n_columns)
         datasets.add_row(*(Text(str(c)) for c in cells))
-    parts += [datasets, _signature_table(manifest.signature)]
-    console.print(Group(*parts))
+    parts += [datasets if lineage["datasets"] else "no data sets"]
+    parts += [_signature_table(manifest.signature)]
+    print_table(*parts)
 
 
 def _signature_table(signature: dict | None) -> Table | str:
@@ -182,7 +182,7 @@ def trained_on(
             v.run_id[:8],
             when(v.created_at),
         )
-    console.print(table)
+    print_table(table)
 
 
 @app.command("history", epilog="Example: segue models history churn")
@@ -203,7 +203,7 @@ def history(
         change = "" if before == after == "-" else f"{before} -> {after}"
         cells = (when(e.at), e.actor, e.action, e.target or "-", change, e.reason or "-")
         table.add_row(*map(Text, cells))
-    console.print(table)
+    print_table(table)
 
 
 def _state(state: dict | None) -> str:
@@ -312,7 +312,10 @@ def _aliases(held: dict[str, int]) -> Text:
     return Text(", ".join(f"{a}={v}" for a, v in sorted(held.items())) or "-")
 
 
-def _kv_table(title: str, values: dict) -> Table:
+def _kv_table(title: str, values: dict) -> Table | str:
+    """A key/value table, or "no params" for none (rather than an empty box)."""
+    if not values:
+        return f"no {title.lower()}"
     table = Table(title=title)
     table.add_column("key")
     table.add_column("value")

@@ -11,7 +11,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from segue.cli.output import console, number, print_json
+from segue.cli.output import console, number, print_json, print_table
 from segue.errors import InvalidArgument
 
 app = typer.Typer(
@@ -48,7 +48,7 @@ def drift(
     if json:
         print_json(report)
         return
-    console.print(drift_table(report))
+    print_table(drift_table(report))
     console.print(verdict_line(report), highlight=False)
     for note in report.notes:
         console.print(f"[dim]note: {note}[/]")

@@ -15,7 +15,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from segue.cli.output import console, number, print_json
+from segue.cli.output import console, number, print_json, print_table
 
 _MODEL_HELP = "The model: models:/NAME@ALIAS, models:/NAME/3 or NAME."
 #: A complete rules file; the README shows the same one (a test keeps them equal).
@@ -101,7 +101,7 @@ def skew(
                 Text(_short(e.online)),
                 Text(_short(e.offline)),
             )
-        console.print(table)
+        print_table(table)
     _notes(report.notes)
 
 
@@ -143,7 +143,7 @@ def performance(
     for version, metrics in report.training.items():
         cells = [number(metrics.get(k), 4) for k in names]
         table.add_row(Text(f"training v{version}", style="dim"), "", *cells)
-    console.print(table)
+    print_table(table)
     _notes(report.notes)
 
 
@@ -180,7 +180,7 @@ def watch(
     # The help text is WATCH_HELP (set where the command is registered).
     from segue.cli.monitor import monitor_service
     from segue.models.uri import registered_model_uri
-    from segue.monitoring.alerts import load_rules
+    from segue.monitoring.rules import load_rules
     from segue.monitoring.sinks import build_sinks
     from segue.monitoring.watch import watch as run_watch
     from segue.monitoring.window import parse_duration
@@ -226,7 +226,7 @@ def alerts(
     for a in found:
         delivered = ", ".join(f"{d['sink']}:{'ok' if d['ok'] else 'FAILED'}" for d in a.delivered)
         table.add_row(str(a.id), _when(a.at / 1000), a.rule, Text(a.message), delivered or "-")
-    console.print(table)
+    print_table(table)
 
 
 def alert_store() -> Any:

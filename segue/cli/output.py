@@ -5,12 +5,106 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import re
 from typing import Any
 
 import orjson
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
 
+#: Shared by every command module; :func:`use_environment` sets it up for each invocation.
 console = Console()
+
+#: Wide enough for any table's natural width (Rich needs a number).
+_UNBOUNDED = 1 << 20
+
+
+def use_environment() -> None:
+    """Read the terminal anew for this invocation: ``COLUMNS``, ``TTY_COMPATIBLE``, a pipe.
+
+    Rich reads ``COLUMNS`` once, when a console is made; every command module holds this one
+    console, so it is set up again in place. Piped output is never wrapped (``soft_wrap``):
+    ``grep`` and ``awk`` see each line whole.
+    """
+    console.__init__()  # type: ignore[misc]
+    console.soft_wrap = not console.is_terminal
+
+
+def room() -> int | None:
+    """Columns a table may fill: the terminal's width, or None (no limit) when piped."""
+    return console.width if console.is_terminal else None
+
+
+def print_table(*parts: RenderableType) -> None:
+    """Print tables (and the grids and lines around them) without cutting a cell.
+
+    In a terminal no cell ends in "…": text wraps or folds to fit, and numbers, versions and
+    ids keep their whole width while the text columns make room (only a terminal too narrow
+    for the numbers alone folds them too). Piped, each table is as wide as its content, one
+    row a line.
+    """
+    for table in _tables(parts):
+        whole = _atomic_columns(table) if console.is_terminal else set()
+        if whole is None:  # too narrow for the fixed widths and the numbers: let all fold
+            for column in table.columns:
+                column.width = None
+            whole = _atomic_columns(table) or set()
+        for index, column in enumerate(table.columns):
+            column.no_wrap, column.overflow = index in whole, "fold"
+    whole = parts[0] if len(parts) == 1 else Group(*parts)
+    if console.is_terminal:
+        console.print(whole)
+        return
+    for table in _tables(parts):
+        for column in table.columns:
+            column.width = None  # a width fixed for a terminal would fold here
+    natural = console.measure(whole, options=console.options.update_width(_UNBOUNDED)).maximum
+    wide = Console(file=console.file, width=max(natural, console.width), color_system=None)
+    wide.print(whole, soft_wrap=False, crop=False)
+
+
+#: A cell that must not be broken: a number, a version, a hex id, a placeholder.
+_ATOMIC = re.compile(r"[-+]?(?:\d[\w.:+%\-]*|[0-9a-f]{6,}|nan|inf|v\d+)|-")
+_NARROWEST_TEXT = 4  # room a wrapping text column keeps, padding aside
+
+
+def _atomic_columns(table: Table) -> set[int] | None:
+    """Indexes of the columns whose cells are all numbers, versions or ids; None when the
+    table cannot fit the terminal with those whole and its fixed widths kept."""
+    left, right = table.padding[3], table.padding[1]
+    need = (2 if table.box and table.show_edge else 0) + (
+        len(table.columns) - 1 if table.box else 0
+    )
+    atomic = set()
+    for index, column in enumerate(table.columns):
+        texts = [_cell_text(cell) for cell in column.cells]
+        if column.width is not None:
+            need += column.width
+        elif texts and all(_ATOMIC.fullmatch(t) for t in texts) and any(t != "-" for t in texts):
+            atomic.add(index)
+            need += max(cell_len(t) for t in [*texts, _cell_text(column.header)])
+        else:
+            need += _NARROWEST_TEXT
+        need += left + right
+    return atomic if need <= console.width else None
+
+
+def _cell_text(cell: RenderableType) -> str:
+    if isinstance(cell, Text):
+        return cell.plain.strip()
+    return Text.from_markup(cell).plain.strip() if isinstance(cell, str) else ""
+
+
+def _tables(parts: tuple[RenderableType, ...]) -> list[Table]:
+    found: list[Table] = []
+    for part in parts:
+        if isinstance(part, Table):
+            found.append(part)
+        elif isinstance(part, Group):
+            found += _tables(tuple(part.renderables))
+    return found
 
 
 def print_json(data: Any) -> None:

@@ -12,7 +12,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from segue.cli.output import console, print_json
+from segue.cli.output import print_json, print_table
 
 app = typer.Typer(
     help="Predictions the inference server logged: inputs, outputs, version, latency, status.",
@@ -47,7 +47,7 @@ def tail(
             print_json(_records(frame))
         else:
             title = f"Predictions of {name} (last {len(frame)})"
-            console.print(_table(frame, title, _id_width(frame)))
+            print_table(_table(frame, title, _id_width(frame)))
         return
     width = 0  # of the request ids, fixed by the first table so the later ones line up
     try:
@@ -58,7 +58,7 @@ def tail(
                 continue
             title = None if width else f"Predictions of {name} (following; Ctrl-C stops)"
             width = width or _id_width(frame)
-            console.print(_table(frame, title, width))
+            print_table(_table(frame, title, width))
     except KeyboardInterrupt:
         return  # how a follower ends
 
@@ -82,19 +82,19 @@ def _none_if_nan(value: Any) -> Any:
 
 
 def _id_width(frame: Any) -> int:
-    return min(36, max([7, *(len(str(i)) for i in frame["request_id"])]))
+    return max([7, *(len(str(i)) for i in frame["request_id"])])
 
 
 def _table(frame: Any, title: str | None, id_width: int) -> Table:
-    # Fixed widths, so the tables printed one after another by --follow line up.
+    # Fixed widths, so the tables printed one after another by --follow line up; print_table
+    # drops them when piped (as wide as the content) or when they would not fit the terminal.
     widths = {"time": _WIDTHS["time"], "request": id_width, **_WIDTHS}
-    free = max(24, console.width - sum(widths.values()) - 3 * (len(widths) + 2))
     table = Table(title=title, box=box.SIMPLE_HEAD, show_header=title is not None)
     for column, width in widths.items():
         justify = "right" if column in ("status", "latency") else "left"
-        table.add_column(column, width=width, no_wrap=True, justify=justify)
-    table.add_column("inputs", width=free // 2, no_wrap=True, overflow="ellipsis")
-    table.add_column("outputs", width=free - free // 2, no_wrap=True, overflow="ellipsis")
+        table.add_column(column, width=width, justify=justify)
+    table.add_column("inputs")
+    table.add_column("outputs")
     for record in _records(frame):
         status = record["status"]
         table.add_row(

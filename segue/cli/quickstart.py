@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from segue.cli.output import console, number, print_json
+from segue.cli.output import console, number, print_json, print_table
 
 
 def quickstart(
@@ -27,26 +28,39 @@ def quickstart(
         train_candidates,
     )
 
+    # A terminal gets a progress bar; a pipe or a log gets one line a step (on stderr with
+    # --json, so stdout stays one JSON document).
+    lines = not console.is_terminal
+
+    def step(text: str) -> None:
+        if lines:
+            print(text, file=sys.stderr if json else sys.stdout, flush=True)
+
+    names = [c.name for c in CANDIDATES]
+    step(f"training {len(names)} candidates on the breast cancer data set: {', '.join(names)}")
     with Progress(
         TextColumn("[bold]training[/] {task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
-        disable=json,
+        disable=json or lines,
         transient=True,
     ) as progress:
         task = progress.add_task(CANDIDATES[0].name, total=len(CANDIDATES))
 
         def advance(candidate) -> None:
-            names = [c.name for c in CANDIDATES]
             following = names.index(candidate.name) + 1
             description = names[following] if following < len(names) else "done"
             progress.update(task, advance=1, description=description)
+            step(f"trained {candidate.name} ({following}/{len(names)})")
 
         parent_id, results = train_candidates(on_done=advance)
+    step(f"registering the best run as {MODEL} and moving champion through its gates")
     promotion = promote_best(results[0])
+    step(f"serving models:/{MODEL}@champion and querying it through the client")
     served = serve_and_query()
+    step("checking the served traffic for drift")
     drift = drift_of_served(served)
     config = settings()
     if json:
@@ -84,7 +98,7 @@ def quickstart(
             number(r.metrics["f1"]),
             style="bold green" if rank == 1 else None,
         )
-    console.print(table)
+    print_table(table)
     gates = Table(title=f"Promotion of {MODEL} v{promotion.version.version} to champion")
     for column in ("gate", "value", "threshold", "result"):
         gates.add_column(column)
@@ -95,7 +109,7 @@ def quickstart(
             number(gate.threshold),
             "[green]pass[/]" if gate.passed else "[red]fail[/]",
         )
-    console.print(gates)
+    print_table(gates)
     console.print(
         f"registered [bold]models:/{MODEL}/{promotion.version.version}[/] "
         f"(run {promotion.version.run_id[:8]}), now [bold]models:/{MODEL}@champion[/]"
@@ -116,7 +130,7 @@ def quickstart(
             str(actual),
             served.version,
         )
-    console.print(answers)
+    print_table(answers)
     from segue.cli.monitor import drift_table, verdict_line
 
     caught = dataclasses.replace(drift, features=[f for f in drift.features if f.drifted])
@@ -124,7 +138,7 @@ def quickstart(
         f"sent {served.shifted_rows} more rows with {', '.join(SHIFTED)} inflated by 50%; "
         "the drift check against the training profile (drifted features only):"
     )
-    console.print(drift_table(caught))
+    print_table(drift_table(caught))
     console.print(verdict_line(drift))
     console.print(f"metadata:  {config.store_uri}")
     console.print(f"artifacts: {config.artifact_uri}")

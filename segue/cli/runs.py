@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import typer
 from rich import box
-from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 
-from segue.cli.output import console, duration, number, print_json, status, when
+from segue.cli.output import console, duration, number, print_json, print_table, room, status, when
 
 app = typer.Typer(
     help="Runs: one execution of training code and everything it logged.",
@@ -40,7 +39,9 @@ def list_runs(
     json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List runs, newest first, filtered and sorted in the database."""
-    runs = _client().find_runs(experiment or None, filter, order_by or None, limit, deleted)
+    client = _client()
+    client.reap_dead_runs()  # its own write step: searching only reads
+    runs = client.find_runs(experiment or None, filter, order_by or None, limit, deleted)
     if json:
         print_json(
             [
@@ -58,9 +59,10 @@ def list_runs(
         o.split()[0].removeprefix("metrics.") for o in order_by or [] if o.startswith("metrics.")
     ]
     present = sorted({k for r in runs for k in r.data.metrics})
-    fits = max(1, (console.width - 62) // 11)  # metric columns that fit beside the others
     metric_keys = [k for k in wanted if k in present] + [k for k in present if k not in wanted]
-    metric_keys = metric_keys[:fits]
+    width = room()
+    if width is not None:  # a terminal: the metric columns that fit beside the others
+        metric_keys = metric_keys[: max(1, (width - 62) // 11)]
     several = len({r.info.experiment_id for r in runs}) > 1
     table = Table(title=f"Runs ({len(runs)})", box=box.SIMPLE_HEAD)
     columns = ["run", "name", *(["experiment"] if several else []), "status", "started", "took"]
@@ -82,7 +84,7 @@ def list_runs(
             number(r.data.metrics[k].value, 4) if k in r.data.metrics else "-" for k in metric_keys
         ]
         table.add_row(*cells)
-    console.print(table)
+    print_table(table)
 
 
 @app.command("show", epilog="Example: segue runs show 3f2a9c1e --json")
@@ -131,12 +133,16 @@ def show(
     if i.error:
         parts.append(Panel(i.error.strip().splitlines()[-1], title="error", style="red"))
     parts.append(_kv_table("Params", run.data.params))
-    metrics = Table(title="Metrics (latest)")
-    for column in ("key", "value", "step"):
-        metrics.add_column(column)
-    for key, m in sorted(run.data.metrics.items()):
-        metrics.add_row(key, number(m.value), str(m.step))
-    parts += [metrics, _kv_table("Tags", run.data.tags)]
+    if run.data.metrics:
+        metrics = Table(title="Metrics (latest)")
+        for column in ("key", "value", "step"):
+            metrics.add_column(column)
+        for key, m in sorted(run.data.metrics.items()):
+            metrics.add_row(key, number(m.value), str(m.step))
+        parts.append(metrics)
+    else:
+        parts.append("no metrics")
+    parts.append(_kv_table("Tags", run.data.tags))
     if datasets:
         table = Table(title="Data sets")
         for column in ("name", "context", "digest", "rows", "columns"):
@@ -151,10 +157,13 @@ def show(
             )
         parts.append(table)
     parts.append(f"{len(artifacts)} artifact(s): segue artifacts list {i.id[:8]}")
-    console.print(Group(*parts))
+    print_table(*parts)
 
 
-def _kv_table(title: str, values: dict[str, str]) -> Table:
+def _kv_table(title: str, values: dict[str, str]) -> Table | str:
+    """A key/value table, or "no params" for none (rather than an empty box)."""
+    if not values:
+        return f"no {title.lower()}"
     table = Table(title=title)
     table.add_column("key")
     table.add_column("value")
@@ -184,11 +193,13 @@ def compare(
                 "params": c.params,
                 "differing_params": sorted(c.differing),
                 "metrics": c.metrics,
-                "best": {k: c.run_ids[i] for k, i in c.best.items()},
+                "best": {k: [c.run_ids[i] for i in best] for k, best in c.best.items()},
             }
         )
         return
-    table = Table(title="Run comparison", caption="yellow: params that differ; ★ best per metric")
+    table = Table(
+        title="Run comparison", caption="yellow: params that differ; ★ best per metric (ties too)"
+    )
     table.add_column("")
     for r in runs:
         table.add_column(f"{r.info.name}\n{r.id[:8]}", justify="right")
@@ -197,9 +208,10 @@ def compare(
         table.add_row(f"params.{key}", *[v if v is not None else "-" for v in values], style=style)
     table.add_section()
     for key, values in c.metrics.items():
-        cells = [number(v) + (" ★" if c.best.get(key) == n else "") for n, v in enumerate(values)]
+        best = c.best.get(key, [])
+        cells = [number(v) + (" ★" if n in best else "") for n, v in enumerate(values)]
         table.add_row(f"metrics.{key}", *cells)
-    console.print(table)
+    print_table(table)
 
 
 @app.command("delete", epilog="Example: segue runs delete 3f2a9c1e")

@@ -19,8 +19,8 @@ class Comparison:
     params: dict[str, list[str | None]]
     differing: set[str]
     metrics: dict[str, list[float | None]]
-    #: metric key -> index of the best run.
-    best: dict[str, int]
+    #: metric key -> indexes of the best runs (several when their values tie).
+    best: dict[str, list[int]]
 
 
 def lower_is_better(metric: str) -> bool:
@@ -41,11 +41,11 @@ def compare_runs(runs: Sequence[Run]) -> Comparison:
         k: [r.data.metrics[k].value if k in r.data.metrics else None for r in runs]
         for k in metric_keys
     }
-    best = {}
+    best: dict[str, list[int]] = {}
     for key, values in metrics.items():
         scored = [(v, i) for i, v in enumerate(values) if v is not None and not math.isnan(v)]
-        if len(scored) >= 1:
-            pick = min if lower_is_better(key) else max
-            best[key] = pick(scored)[1]
+        if scored:
+            top = (min if lower_is_better(key) else max)(v for v, _ in scored)
+            best[key] = [i for v, i in scored if v == top]
     differing = {k for k, values in params.items() if len(set(values)) > 1}
     return Comparison([r.id for r in runs], params, differing, metrics, best)

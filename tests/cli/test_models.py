@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,6 +122,32 @@ def test_list_json(cli, churn):
     assert model["latest_version"] == 2
     assert model["aliases"] == {"champion": 1}
     assert model["updated_at"] >= model["created_at"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("alias", "set", "churn", "champion", "1"),
+        ("alias", "delete", "churn", "champion"),
+        ("delete", "churn", "1"),
+    ],
+    ids=" ".join,
+)
+def test_updated_counts_alias_moves_and_deleted_versions(cli, churn, store_uri, change):
+    import sqlalchemy as sa
+
+    if change[1] == "delete":
+        cli("models", "alias", "set", "churn", "champion", "2")
+    engine = sa.create_engine(store_uri)
+    with engine.begin() as db:  # as if the model had last changed long ago
+        db.execute(sa.text("UPDATE registered_models SET updated_at = 0"))
+    engine.dispose()
+
+    assert cli("models", *change).code == 0
+    [model] = cli("models", "list", "--json").json()
+    entry = cli("models", "history", "churn", "--json").json()[-1]  # the newest
+
+    assert 0 < model["updated_at"] <= entry["at"]  # stamped by the change, not by creation
 
 
 @sqlite_only
@@ -688,7 +715,7 @@ def test_help_has_an_example(cli, path):
     result = cli(*path, "--help")
 
     assert result.code == 0, result.err
-    assert f"Example: segue {' '.join(path)}" in result.out
+    assert re.search(f"Examples?: segue {' '.join(path)}", result.out)
 
 
 def test_a_group_without_a_verb_shows_its_help(cli):

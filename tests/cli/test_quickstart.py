@@ -20,7 +20,9 @@ def test_quickstart_json(cli, segue_env, tmp_path):
     result = cli("quickstart", "--json")
     report = result.json()
 
-    assert result.err == ""
+    # Not a terminal: a line a step, on stderr so that stdout stays one JSON document.
+    assert result.err.startswith("training 6 candidates")
+    assert "checking the served traffic for drift" in result.err
     assert report["experiment"] == EXPERIMENT
     assert report["store_uri"] == segue_env.store_uri
     assert report["artifact_uri"] == segue_env.artifact_uri
@@ -102,16 +104,32 @@ def test_quickstart_json(cli, segue_env, tmp_path):
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
-@sqlite_only
-def test_quickstart_table(cli, segue_env, monkeypatch):
-    # The table needs only a ranking: train the two quickest candidates instead of six.
+def _two_candidates(monkeypatch) -> list:
+    # The tables need only a ranking: train the two quickest candidates instead of six.
     two = [c for c in CANDIDATES if c.family == "logistic_regression"][:2]
     quick = functools.partial(segue.quickstart.train_candidates, two)
     monkeypatch.setattr(segue.quickstart, "train_candidates", quick)
+    monkeypatch.setattr(segue.quickstart, "CANDIDATES", two)
+    return two
+
+
+@sqlite_only
+def test_quickstart_table(cli, segue_env, monkeypatch):
+    two = _two_candidates(monkeypatch)
 
     result = cli("quickstart")
 
     assert result.code == 0, result.err
+    # Not a terminal: no progress bar, but a line a step (training alone takes seconds).
+    steps = [line for line in result.out.splitlines() if not line.startswith((" ", "│", "┃"))]
+    assert steps[:5] == [
+        f"training 2 candidates on the breast cancer data set: {two[0].name}, {two[1].name}",
+        f"trained {two[0].name} (1/2)",
+        f"trained {two[1].name} (2/2)",
+        "registering the best run as breast-cancer and moving champion through its gates",
+        "serving models:/breast-cancer@champion and querying it through the client",
+    ]
+    assert "checking the served traffic for drift" in steps
     assert f"Experiment '{EXPERIMENT}': runs ranked by test ROC AUC" in result.out
     runs = cli("runs", "list", "-e", EXPERIMENT, "-o", "metrics.roc_auc DESC", "--json").json()
     first, second = (r["info"]["id"][:8] for r in runs if r["info"]["parent_run_id"])
@@ -137,3 +155,15 @@ def test_quickstart_table(cli, segue_env, monkeypatch):
         r"(No data|Data) set drift \(the rule: >= 50% of features drifted; here \d+%\)",
         lines[what + 1],
     )
+
+
+@sqlite_only
+def test_quickstart_in_a_terminal_shows_progress_not_step_lines(cli, segue_env, monkeypatch):
+    _two_candidates(monkeypatch)
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # Rich: stdout is a terminal
+
+    result = cli("quickstart")
+
+    assert result.code == 0, result.err
+    assert "runs ranked by test ROC AUC" in result.out
+    assert "trained " not in result.out and "checking the served" not in result.out

@@ -275,6 +275,18 @@ def test_show_bad_id(cli, seeded):
         assert repr(run_id) in line
 
 
+@sqlite_only
+def test_show_says_so_instead_of_printing_empty_tables(cli, segue_env):
+    with segue.start_run(experiment="bare") as run:
+        pass
+
+    out = cli("runs", "show", run.id).out
+
+    for line in ("no params", "no metrics", "no tags"):
+        assert line in out.splitlines()
+    assert not any(title in out for title in ("Params", "Metrics", "Tags"))
+
+
 # -- compare ---------------------------------------------------------------------------------
 
 
@@ -285,7 +297,7 @@ def test_compare_two_runs_json(cli, seeded):
     assert c["params"] == {"lr": ["0.1", "0.2"], "model": ["rf", "rf"]}
     assert c["differing_params"] == ["lr"]
     assert c["metrics"] == {"acc": [0.8, 0.7], "loss": [0.5, 0.3]}
-    assert c["best"] == {"acc": seeded.fast, "loss": seeded.slow}  # loss: lower is better
+    assert c["best"] == {"acc": [seeded.fast], "loss": [seeded.slow]}  # loss: lower is better
 
 
 @sqlite_only
@@ -295,7 +307,7 @@ def test_compare_three_runs_json(cli, seeded):
     assert c["runs"] == [seeded.fast, seeded.slow, seeded.other]
     assert c["differing_params"] == ["lr", "model"]  # "cnn" has no model param
     assert c["params"]["model"] == ["rf", "rf", None]
-    assert c["best"] == {"acc": seeded.other, "loss": seeded.slow}
+    assert c["best"] == {"acc": [seeded.other], "loss": [seeded.slow]}
 
 
 @sqlite_only
@@ -310,6 +322,23 @@ def test_compare_table(cli, seeded):
     assert "0.1" in rows["params.lr"] and "0.2" in rows["params.lr"]
     assert rows["metrics.loss"].index("★") > rows["metrics.loss"].index("0.5")  # slow's column
     assert rows["metrics.acc"].index("★") < rows["metrics.acc"].index("0.7")  # fast's column
+
+
+@sqlite_only
+def test_compare_stars_every_tied_best_value(cli, segue_env):
+    ids = []
+    for acc, loss in ((0.9, 0.2), (0.8, 0.2), (0.9, 0.4)):
+        with segue.start_run(experiment="ties") as run:
+            run.log_metrics({"acc": acc, "loss": loss})
+            ids.append(run.id)
+
+    c = cli("runs", "compare", *ids, "--json").json()
+    out = cli("runs", "compare", *ids).out
+
+    assert c["best"] == {"acc": [ids[0], ids[2]], "loss": [ids[0], ids[1]]}
+    rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("│ ")}
+    assert rows["metrics.acc"].count("★") == 2 and rows["metrics.loss"].count("★") == 2
+    assert "0.8 ★" not in rows["metrics.acc"] and "0.4 ★" not in rows["metrics.loss"]
 
 
 @sqlite_only
@@ -381,3 +410,30 @@ def test_console_entry_point_in_a_subprocess(tmp_path):
     [line] = done.stderr.splitlines()
     assert line.startswith("error: invalid filter at position 11")
     assert "\x1b[" not in line  # plain text, no terminal styling
+
+
+def test_list_reaps_runs_whose_process_died(cli, segue_env):
+    # Searching only reads; `runs list` reaps in a step of its own first.
+    store = get_client().store
+    experiment = store.get_or_create_experiment("dead")
+    store.create_run(
+        RunInfo(
+            id="d" * 32,
+            experiment_id=experiment.id,
+            experiment_name=experiment.name,
+            name="gone",
+            status="RUNNING",
+            start_time=1_700_000_000_000,
+            end_time=None,
+            heartbeat_at=1_700_000_000_000,  # silent for years
+            user="tester",
+            host="localhost",
+            python_version="3.11.0",
+        )
+    )
+    assert segue.get_run("d" * 32).info.status == "RUNNING"  # a read does not reap
+
+    [shown] = cli("runs", "list", "-e", "dead", "--json").json()
+
+    assert shown["info"]["status"] == "KILLED"
+    assert shown["info"]["end_time"] == 1_700_000_000_000
