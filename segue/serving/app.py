@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from segue.errors import SegueError
-from segue.serving import protocol, schemas
+from segue.serving import protocol, responses, schemas
 from segue.serving.config import Feedback, ServeConfig
 from segue.serving.deployment import ServedModels
 from segue.serving.inference import InferenceHandler, client_request_id
@@ -247,7 +247,7 @@ def _add_feedback_route(app: FastAPI, models: ServedModels, config: ServeConfig)
 
 def _error(request: Request, status: int, message: str, field: str | None = None) -> Response:
     request_id = client_request_id(request.headers.get("x-request-id"))
-    body = protocol.error_body(message, field, request_id)
+    body = responses.error_body(message, field, request_id)
     return Response(body, status, media_type=_JSON, headers={"x-request-id": request_id})
 
 

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 from segue.errors import SegueError
-from segue.serving import binary, protocol
+from segue.serving import binary, protocol, responses
 from segue.serving.batching import BatcherClosed, PredictionFailed
 from segue.serving.config import InferenceRecord, ServeConfig
 from segue.serving.deployment import Deployment, Route, ServedModel, ServedModels
@@ -166,11 +166,11 @@ class InferenceHandler:
         except asyncio.CancelledError:
             # The server stopped and its grace period ran out with this request under way:
             # answer in JSON and end quietly, not with uvicorn's traceback and text/plain 500.
-            content = protocol.error_body("the server is stopping; retry", None, request_id)
+            content = responses.error_body("the server is stopping; retry", None, request_id)
             answer = Answer(503, content)
         except Exception:  # our own bug: answer like ServerErrorMiddleware would, logged
             log.exception("request %s failed inside the server", request_id)
-            content = protocol.error_body("internal error; see the server log", None, request_id)
+            content = responses.error_body("internal error; see the server log", None, request_id)
             answer = Answer(500, content)
         headers = [
             _JSON_HEADER if answer.json_length is None else _BYTES_HEADER,
@@ -242,7 +242,7 @@ class InferenceHandler:
                 deployment.in_flight.leave()
         except _FAILURES as exc:
             self._refuse(outcome, exc, model, served_version)
-            content = protocol.error_body(outcome.error or "", outcome.field, request_id)
+            content = responses.error_body(outcome.error or "", outcome.field, request_id)
             if outcome.status == 500:
                 log.error(
                     "request %s to %s version %s: %s",
@@ -402,14 +402,14 @@ def _format(
 ) -> tuple[bytes, int | None]:
     """The response body, and the size of its JSON part when binary outputs follow it."""
     if oip:
-        return protocol.infer_response(
+        return responses.infer_response(
             answer,
             model=name,
             version=version,
             request_id=parsed.id or request_id,
             binary_outputs=parsed.binary,
         )
-    content = protocol.predict_response(
+    content = responses.predict_response(
         answer["predict"], model=name, version=version, request_id=request_id, route=route
     )
     return content, None

@@ -1,6 +1,7 @@
-"""The inference server's wire formats: request bodies in, response bodies out (pure, no I/O).
+"""The inference server's wire formats: request bodies in, checked (pure, no I/O).
 
-Two request formats, both parsed with orjson and checked against the model's signature
+Request bodies only; the responses are in :mod:`segue.serving.responses`. Two request
+formats, both parsed with orjson and checked against the model's signature
 (:mod:`segue.serving.inputs`) into a :class:`InferRequest`:
 
 - Open Inference Protocol v2 (KServe, Triton): ``{"id"?, "model_name"?, "model_version"?,
@@ -30,13 +31,10 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import orjson
-import pandas as pd
 
 from segue.serving import binary
 from segue.serving.errors import RequestError, json_type
@@ -47,13 +45,9 @@ __all__ = [
     "InferRequest",
     "RequestError",
     "check_json_content",
-    "datatype_of",
-    "error_body",
-    "infer_response",
     "parse_feedback",
     "parse_infer",
     "parse_predict",
-    "predict_response",
 ]
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
@@ -83,7 +77,6 @@ _FEEDBACK_KEYS = frozenset(("request_id", "label", "model"))
 _MAX_REQUEST_ID = 128
 #: Most labels one ``POST /feedback`` may carry.
 MAX_FEEDBACK_ITEMS = 10_000
-_DUMPS = orjson.OPT_SERIALIZE_NUMPY
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,95 +440,3 @@ def _flag(options: dict, key: str, where: str) -> bool:
     if type(value) is not bool:
         raise RequestError(400, f"{where}.{key}: expected true or false", key)
     return value
-
-
-# --- responses -----------------------------------------------------------------------------
-
-
-def datatype_of(array: np.ndarray) -> str:
-    """The OIP datatype naming a NumPy array's dtype (BYTES for text and objects)."""
-    kind = array.dtype.kind
-    if kind == "b":
-        return "BOOL"
-    if kind in "iu":
-        return f"{'U' if kind == 'u' else ''}INT{array.dtype.itemsize * 8}"
-    if kind == "f":
-        return f"FP{array.dtype.itemsize * 8}"
-    return "BYTES"
-
-
-def predict_response(
-    predictions: Any, *, model: str, version: str, request_id: str, route: str | None = None
-) -> bytes:
-    """``{"predictions": [...], "model", "version", "request_id"}`` (and ``"route"``: the
-    label of the route that answered, when given)."""
-    if isinstance(predictions, pd.DataFrame):
-        predictions = predictions.to_dict(orient="records")
-    body = {"predictions": predictions, "model": model, "version": version}
-    body["request_id"] = request_id
-    if route is not None:
-        body["route"] = route
-    return orjson.dumps(body, option=_DUMPS, default=_plain)
-
-
-def infer_response(
-    outputs: Mapping[str, Any],
-    *,
-    model: str,
-    version: str,
-    request_id: str,
-    binary_outputs: Collection[str] = (),
-) -> tuple[bytes, int | None]:
-    """An OIP infer response: one output tensor per entry (a DataFrame gives one per column).
-
-    Outputs named in ``binary_outputs`` go as raw bytes after the JSON (the binary tensor data
-    extension). Returns the body and the size of its JSON part when some output is binary
-    (the ``Inference-Header-Content-Length`` to send), else None.
-    """
-    tensors = []
-    raw: list[bytes] = []
-    for name, value in outputs.items():
-        as_bytes = name in binary_outputs
-        if isinstance(value, pd.DataFrame):
-            tensors += [_output(str(c), value[c].to_numpy(), raw, as_bytes) for c in value.columns]
-        else:
-            tensors.append(_output(name, value, raw, as_bytes))
-    body = {"model_name": model, "model_version": version, "id": request_id, "outputs": tensors}
-    header = orjson.dumps(body, option=_DUMPS, default=_plain)
-    if not raw:
-        return header, None
-    return b"".join((header, *raw)), len(header)
-
-
-def _output(name: str, value: Any, raw: list[bytes], as_bytes: bool) -> dict[str, Any]:
-    array = value if isinstance(value, np.ndarray) else np.asarray(value)
-    datatype = datatype_of(array)
-    tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
-    if as_bytes:
-        data = binary.encode(array, datatype)
-        tensor["parameters"] = {"binary_data_size": len(data)}
-        raw.append(data)
-        return tensor
-    flat = array.reshape(-1)
-    tensor["data"] = flat if array.dtype.kind in "biuf" else [_scalar(v) for v in flat.tolist()]
-    return tensor
-
-
-def _scalar(value: Any) -> Any:
-    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
-
-
-def error_body(message: str, field: str | None, request_id: str | None) -> bytes:
-    """``{"error": message, "field": ..., "request_id": ...}``."""
-    return orjson.dumps({"error": message, "field": field, "request_id": request_id})
-
-
-def _plain(value: Any) -> Any:
-    """orjson's fallback for what it cannot write natively."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (pd.Series, pd.Index)):
-        return value.tolist()
-    return str(value)

@@ -108,7 +108,7 @@ def _kserve_python() -> Path:
 
 
 def _columns() -> dict[str, list[Any]]:
-    from segue.serving.protocol import datatype_of
+    from segue.serving.responses import datatype_of
 
     frame = every_dtype_frame()
     return {
