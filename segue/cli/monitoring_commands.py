@@ -180,7 +180,7 @@ def watch(
     # The help text is WATCH_HELP (set where the command is registered).
     from segue.cli.monitor import monitor_service
     from segue.models.uri import registered_model_uri
-    from segue.monitoring.alerts import load_rules
+    from segue.monitoring.rules import load_rules
     from segue.monitoring.sinks import build_sinks
     from segue.monitoring.watch import watch as run_watch
     from segue.monitoring.window import parse_duration

@@ -150,7 +150,7 @@ def build_sinks(
     sleep: Callable[[float], None] = time.sleep,
     client: Any = None,
 ) -> list[Sink]:
-    """The sinks of a parsed rules file's :class:`~segue.monitoring.alerts.SinkSpec` list
+    """The sinks of a parsed rules file's :class:`~segue.monitoring.rules.SinkSpec` list
     (``sleep`` and an httpx ``client`` for tests)."""
     sinks: list[Sink] = []
     for spec in specs:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from segue.errors import InvalidArgument
-from segue.monitoring.alerts import Firing, RuleSet, deliver, evaluate_rules
+from segue.monitoring.alerts import Firing, deliver, evaluate_rules
+from segue.monitoring.rules import RuleSet
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,7 @@ def test_watch_once_fires_records_and_lists(cli, logged, tmp_path: Path) -> None
 
 def test_watch_help_documents_the_rules_file_with_a_complete_example(cli) -> None:
     from segue.cli.monitoring_commands import RULES_EXAMPLE
-    from segue.monitoring.alerts import SIGNALS, parse_rules
+    from segue.monitoring.rules import SIGNALS, parse_rules
 
     shown = cli("monitor", "watch", "--help")
     assert shown.code == 0
