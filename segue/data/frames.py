@@ -81,7 +81,7 @@ def dataset_digest(df: pd.DataFrame) -> str:
         header = json.dumps([str(name), str(column.dtype)]).encode()
         digest.update(len(header).to_bytes(8, "little"))
         digest.update(header)
-        digest.update(_column_bytes(column))
+        digest.update(_column_bytes(column).data)
     return digest.hexdigest()
 
 
@@ -168,9 +168,11 @@ def _with_str_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _duplicates(names: list[str]) -> InvalidArgument:
     seen: set[str] = set()
-    repeated = sorted({name for name in names if name in seen or seen.add(name)})
+    repeated: set[str] = set()
+    for name in names:
+        (repeated if name in seen else seen).add(name)
     return InvalidArgument(
-        f"data: duplicate column names {repeated}; give every column a distinct name"
+        f"data: duplicate column names {sorted(repeated)}; give every column a distinct name"
     )
 
 

@@ -235,10 +235,8 @@ def _histogram(ordered: np.ndarray, bins: int) -> dict[str, list]:
 def _categorical_profile(series: pd.Series, max_categories: int) -> dict[str, Any]:
     counts = category_counts(series)
     count = int(counts.sum())
-    top = [
-        {"value": value, "count": n, "frequency": n / count}
-        for value, n in _most_frequent(counts, max_categories)
-    ]
+    frequent = _most_frequent(counts, max_categories)
+    top = [{"value": value, "count": n, "frequency": n / count} for value, n in frequent]
     return {
         "kind": "categorical",
         "dtype": str(series.dtype),
@@ -246,7 +244,7 @@ def _categorical_profile(series: pd.Series, max_categories: int) -> dict[str, An
         "missing": len(series) - count,
         "n_unique": len(counts),
         "top": top,
-        "other_count": count - sum(entry["count"] for entry in top),
+        "other_count": count - sum(n for _, n in frequent),
     }
 
 

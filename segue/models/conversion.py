@@ -229,7 +229,7 @@ def _conform_objects(spec: ColumnSpec, values: np.ndarray) -> Any:
         _check_range(spec, min(present), max(present))
     if family in ("int", "bool"):
         if mask.any():
-            return pd.array(np.where(mask, None, values), dtype=_masked(want))
+            return pd.array(np.where(mask, np.array(None), values), dtype=_masked(want))
         return values.astype(want)
     if family == "string":
         return values

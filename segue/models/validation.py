@@ -238,7 +238,7 @@ def _frame_blocks(df: pd.DataFrame) -> list[tuple[slice | np.ndarray, Any]]:
         return _column_blocks(df)
 
 
-def _column_blocks(df: pd.DataFrame) -> list[tuple[slice, Any]]:
+def _column_blocks(df: pd.DataFrame) -> list[tuple[slice | np.ndarray, Any]]:
     """:func:`_frame_blocks` through public API only: one block per column."""
     columns = (df.iloc[:, i] for i in range(df.shape[1]))
     return [

@@ -80,8 +80,9 @@ def parse_requirement(text: str) -> Requirement:
             "with <op> one of >= <= > < == !=, e.g. 'metrics.roc_auc >= 0.95'"
         )
     rhs = match["rhs"]
+    threshold: float | str
     try:
-        threshold: float | str = float(rhs)
+        number = float(rhs)
     except ValueError:
         if not _ALIAS.match(rhs):
             raise InvalidArgument(
@@ -89,8 +90,9 @@ def parse_requirement(text: str) -> Requirement:
             ) from None
         threshold = rhs
     else:
+        threshold = number
         # Not read as aliases named 'inf' or 'nan': those, never assigned, would always pass.
-        if not math.isfinite(threshold):
+        if not math.isfinite(number):
             raise InvalidArgument(
                 f"gate requirement {text!r}: the threshold {rhs!r} is not a finite number"
             )

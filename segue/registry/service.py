@@ -37,7 +37,14 @@ from segue.models.package import (
 )
 from segue.models.uri import ModelUri, parse_model_uri
 from segue.registry import gates as gate_rules
-from segue.store.entities import AuditEntry, Gate, ModelVersion, RegisteredModel, Run
+from segue.store.entities import (
+    ArtifactEntry,
+    AuditEntry,
+    Gate,
+    ModelVersion,
+    RegisteredModel,
+    Run,
+)
 from segue.store.registry import RegistryStore, SqlRegistryStore, check_alias, check_model_name
 from segue.store.tracking import SqlTrackingStore
 from segue.tracking.client import TrackingClient, get_client
@@ -158,21 +165,20 @@ class Registry:
         parsed = parse_model_uri(model_uri)
         if parsed.kind != "runs":
             raise InvalidArgument(f"model URI {model_uri!r}: register takes runs:/<run_id>/<path>")
-        run_id = self.tracking.store.resolve_run_id(parsed.run_id)
-        entry = self._manifest_entry(run_id, parsed.path)
+        given_run, path = _run_location(parsed)
+        run_id = self.tracking.store.resolve_run_id(given_run)
+        entry = self._manifest_entry(run_id, path)
         manifest = Manifest.from_json(
             self.tracking.artifacts.read_bytes(entry.digest, entry.size, name=entry.path),
             model_uri,
         )
-        self.verify_package(
-            run_id, parsed.path, entry.digest, f"{model_uri} not registered as {name!r}"
-        )
+        self.verify_package(run_id, path, entry.digest, f"{model_uri} not registered as {name!r}")
         self._ensure_model(name)
         return self.store.create_version(
-            name, run_id, parsed.path, entry.digest, manifest.flavor, self._audit_actor, description
+            name, run_id, path, entry.digest, manifest.flavor, self._audit_actor, description
         )
 
-    def _manifest_entry(self, run_id: str, path: str):
+    def _manifest_entry(self, run_id: str, path: str) -> ArtifactEntry:
         wanted = f"{path}/{MANIFEST}"
         for entry in self.tracking.store.list_artifacts(run_id, wanted):
             if entry.path == wanted:
@@ -203,22 +209,22 @@ class Registry:
     def resolve(self, uri: str | ModelUri) -> ModelVersion:
         """The version a ``models:/`` URI points at now."""
         parsed = parse_model_uri(uri) if isinstance(uri, str) else uri
-        if parsed.kind != "models":
+        if parsed.kind != "models" or parsed.name is None:
             raise InvalidArgument(f"model URI {parsed.text!r}: expected models:/…")
+        name = parsed.name
         if parsed.alias is not None:
-            number = self.store.get_alias(parsed.name, parsed.alias)
+            number = self.store.get_alias(name, parsed.alias)
             if number is None:
                 raise NotFound(
-                    f"model {parsed.name!r} has no alias {parsed.alias!r}; "
-                    f"see `segue models show {parsed.name}`"
+                    f"model {name!r} has no alias {parsed.alias!r}; see `segue models show {name}`"
                 )
-            return self.store.get_version(parsed.name, number)
+            return self.store.get_version(name, number)
         if parsed.version is None:
-            latest = self.store.get_model(parsed.name).latest_version
+            latest = self.store.get_model(name).latest_version
             if latest is None:
-                raise NotFound(f"model {parsed.name!r} has no versions")
-            return self.store.get_version(parsed.name, latest)
-        return self.store.get_version(parsed.name, parsed.version)
+                raise NotFound(f"model {name!r} has no versions")
+            return self.store.get_version(name, latest)
+        return self.store.get_version(name, parsed.version)
 
     def history(self, name: str) -> list[AuditEntry]:
         return self.store.history(name)
@@ -377,8 +383,8 @@ class Registry:
             version = self.resolve(parsed)
             run_id, path = version.run_id, version.artifact_path
         elif parsed.kind == "runs":
-            run_id = self.tracking.store.resolve_run_id(parsed.run_id)
-            path = parsed.path
+            given_run, path = _run_location(parsed)
+            run_id = self.tracking.store.resolve_run_id(given_run)
         else:
             raise InvalidArgument(f"model URI {parsed.text!r}: download takes models:/… or runs:/…")
         manifest_entry = self._manifest_entry(run_id, path)
@@ -390,7 +396,7 @@ class Registry:
         """Fetch, verify and load a model from a runs:/ or models:/ URI or a local folder."""
         parsed = parse_model_uri(uri)
         if parsed.kind == "path":
-            folder = Path(parsed.path)
+            folder = Path(parsed.path or uri)
             if not folder.is_dir():
                 raise InvalidArgument(f"model URI {uri!r}: no such folder")
             return load_package(folder, source=uri, trust=trust)
@@ -460,7 +466,7 @@ class Registry:
         self._check_registered(version, entry.digest)
         return self._materialize(version.run_id, version.artifact_path, entry.digest)
 
-    def download_model(self, uri: str, dest: str | os.PathLike) -> Path:
+    def download_model(self, uri: str, dest: str | os.PathLike[str]) -> Path:
         """Write the verified package of a runs:/ or models:/ URI into the new folder ``dest``."""
         run_id, path, digest, _ = self._locate(parse_model_uri(uri))
         dest = Path(dest)
@@ -503,6 +509,13 @@ class Registry:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return target
+
+
+def _run_location(parsed: ModelUri) -> tuple[str, str]:
+    """(run id, artifact path) of a ``runs:/`` URI, which :func:`parse_model_uri` gives both."""
+    if parsed.run_id is None or parsed.path is None:
+        raise InvalidArgument(f"model URI {parsed.text!r}: expected runs:/<run_id>/<path>")
+    return parsed.run_id, parsed.path
 
 
 _registry: Registry | None = None

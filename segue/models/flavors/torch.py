@@ -53,7 +53,7 @@ class TorchFlavor:
         if script is not None:
             torch.jit.save(script, str(path / _SCRIPT_FILE))
             return _saved(_SCRIPT_FILE, {"format": "torchscript"})
-        details = {"format": "state_dict", "class": _class_path(model)}
+        details: dict[str, Any] = {"format": "state_dict", "class": _class_path(model)}
         init_kwargs = _init_kwargs(model)
         if init_kwargs:
             details["init_kwargs"] = init_kwargs
