@@ -63,45 +63,47 @@ def test_a_run_left_open_is_finished_and_flushed_at_exit(segue_env, tmp_path):
     assert not (tmp_path / "elsewhere").exists()
 
 
-def test_a_killed_process_loses_at_most_the_last_second(segue_env, tmp_path, monkeypatch):
+def test_a_killed_process_keeps_every_flushed_point_and_is_marked_killed(
+    segue_env, tmp_path, monkeypatch
+):
     # This process judges liveness on the same schedule: a 1.2 s heartbeat timeout.
     monkeypatch.setenv("SEGUE_HEARTBEAT_INTERVAL", "0.2")
     done = run_script(
         tmp_path,
         """
-        import os, signal, time
+        import os, signal
         import segue
+        from segue.tracking.client import get_client
         run = segue.start_run(experiment="proc")
         print("run", run.id, flush=True)
-        start, i = time.time(), 0
-        while time.time() - start < 2.0:
+        for i in range(100):
             segue.log_metric("x", float(i), step=i)
-            print(i, repr(time.time()), flush=True)
-            i += 1
-            time.sleep(0.01)
+        get_client().writer.flush(run.id)
+        print("flushed", 100, flush=True)
+        for i in range(100, 5_000):  # the writer's timer is writing some of these
+            segue.log_metric("x", float(i), step=i)
         os.kill(os.getpid(), signal.SIGKILL)
         """,
-        SEGUE_FLUSH_INTERVAL="0.2",
+        SEGUE_FLUSH_INTERVAL="0.001",
     )
     killed_at = time.time()
     assert done.returncode == -signal.SIGKILL, done.stderr
-    first, *lines = done.stdout.splitlines()
+    first, flushed = done.stdout.splitlines()
     run_id = first.split()[1]
-    logged_at = {int(step): float(at) for step, at in (line.split() for line in lines)}
-    assert len(logged_at) > 20
+    assert flushed == "flushed 100"
 
     stored = [m.step for m in get_client().store.get_metric_history(run_id, "x")]
     assert stored == list(range(len(stored)))  # a prefix: nothing skipped or doubled
-    assert stored, "nothing was flushed in 2 s"
-    last_logged = max(logged_at)
-    assert logged_at[last_logged] - logged_at[stored[-1]] <= 1.0
+    assert len(stored) >= 100  # nothing flushed before the kill is lost
 
-    deadline = time.monotonic() + 15
-    while (info := segue.get_run(run_id).info).status == "RUNNING":
-        assert time.monotonic() < deadline, "the dead run is still shown RUNNING"
+    deadline = time.monotonic() + 120  # turns a hang into a failure; not a latency check
+    # Reads never reap; the explicit step does (as `segue runs list` and new runs do).
+    while run_id not in get_client().reap_dead_runs():
+        assert time.monotonic() < deadline, "the dead run is never reaped"
         time.sleep(0.1)
+    info = segue.get_run(run_id).info
     assert info.status == "KILLED"
     assert info.status_reason
-    assert logged_at[last_logged] - 1.0 <= info.end_time / 1000 <= killed_at
+    assert info.start_time <= info.end_time <= killed_at * 1000
     frame = segue.search_runs("proc")
     assert list(frame["status"]) == ["KILLED"]
