@@ -483,12 +483,26 @@ def test_no_body_gives_a_5xx(app_serving, served_cancer):
             )
         }
     )
+    tensor = st.fixed_dictionaries(
+        {"name": st.sampled_from(columns), "shape": JSON, "datatype": JSON},
+        optional={"data": JSON, "parameters": JSON},
+    )
+    infer = st.fixed_dictionaries(
+        {"inputs": st.lists(tensor, max_size=2)},
+        optional={"model_name": JSON, "model_version": JSON, "outputs": JSON, "parameters": JSON},
+    )
     bodies = st.one_of(
         st.binary(max_size=100),
         JSON.map(lambda v: json.dumps(v).encode()),
         near.map(lambda v: json.dumps(v).encode()),
+        infer.map(lambda v: json.dumps(v).encode()),
     )
     paths = st.sampled_from(["/predict", "/v2/models/cancer/infer"])
+    # The binary tensor data extension's header, with and without bytes after the JSON.
+    headers = st.one_of(
+        st.just({}),
+        st.integers(-1, 120).map(lambda n: {"inference-header-content-length": str(n)}),
+    )
     app = app_serving(ServeConfig(max_body_bytes=512))
 
     with start_blocking_portal(backend="asyncio") as portal:
@@ -496,9 +510,9 @@ def test_no_body_gives_a_5xx(app_serving, served_cancer):
         client = httpx.AsyncClient(transport=transport, base_url="http://segue")
 
         @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-        @given(payload=bodies, path=paths)
-        def check(payload: bytes, path: str) -> None:
-            response = portal.call(partial(client.post, path, content=payload))
+        @given(payload=bodies, path=paths, headers=headers)
+        def check(payload: bytes, path: str, headers: dict[str, str]) -> None:
+            response = portal.call(partial(client.post, path, content=payload, headers=headers))
             assert 400 <= response.status_code < 500, response.text
             assert response.json()["request_id"] == response.headers["x-request-id"]
 
