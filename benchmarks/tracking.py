@@ -3,7 +3,10 @@
 Measures
   1. logging N metric points one call at a time (the way training loops log), until they are
      durable in the store;
-  2. a filtered, sorted search over R runs.
+  2. a filtered, sorted search over R runs;
+  3. with ``--contention``: readers' latency (``get_run``, ``search_runs``) on the embedded
+     SQLite store while 4 writer processes each log 20,000 points (no MLflow needed). Run it
+     with ``PYTHONPATH`` pointing at another checkout's ``segue`` to compare two versions.
 
 Both tools use a SQLite file in a fresh temporary folder. The floor is a plain executemany of
 the same points into one SQLite table (for logging) and one indexed SQL query (for search).
@@ -15,9 +18,11 @@ Run in an environment with the bench extra:
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import os
 import random
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -139,14 +144,113 @@ def mlflow_search(root: Path, runs: int) -> tuple[float, int]:
     return seconds, len(frame)
 
 
+def _contention_writer(home: str, points: int, started) -> None:
+    os.environ["SEGUE_HOME"] = home
+    import segue
+
+    with segue.start_run(experiment="contention") as run:
+        started.release()
+        for i in range(points):
+            run.log_metric("loss", 1.0 / (i + 1), step=i)
+
+
+def _contention_reader(home: str, run_id: str, go, stop, results, ready) -> None:
+    os.environ["SEGUE_HOME"] = home
+    from segue.tracking.client import get_client
+
+    client = get_client()
+    client.get_run(run_id)
+    ready.release()
+    go.wait()
+    get_ms, search_ms = [], []
+    query = "metrics.loss < 0.5 and params.role = 'target'"
+    while not stop.is_set():
+        start = time.perf_counter()
+        client.get_run(run_id)
+        get_ms.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        client.find_runs("contention", query, max_results=100)
+        search_ms.append((time.perf_counter() - start) * 1000)
+    results.put((get_ms, search_ms))
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def contention(root: Path, writers: int = 4, points: int = 20_000, readers: int = 2) -> None:
+    """Readers' latency on the embedded SQLite store while ``writers`` processes log metrics."""
+    home = str(root / "contention")
+    os.environ["SEGUE_HOME"] = home
+    import segue
+    from segue.tracking.client import get_client
+
+    with segue.start_run(experiment="contention", params={"role": "target"}) as target:
+        target.log_metric("loss", 0.25)
+    get_client().writer.close()
+    ctx = mp.get_context("spawn")
+    stop, go, results = ctx.Event(), ctx.Event(), ctx.Queue()
+    started, ready = ctx.Semaphore(0), ctx.Semaphore(0)
+    reading = [
+        ctx.Process(target=_contention_reader, args=(home, target.id, go, stop, results, ready))
+        for _ in range(readers)
+    ]
+    writing = [
+        ctx.Process(target=_contention_writer, args=(home, points, started)) for _ in range(writers)
+    ]
+    for process in reading:
+        process.start()
+    for _ in reading:
+        ready.acquire()  # readers have imported Segue and opened the store
+    begun = time.perf_counter()
+    for process in writing:
+        process.start()
+    for _ in writing:
+        started.acquire()  # every writer has its run open before readers start measuring
+    go.set()
+    for process in writing:
+        process.join()
+    seconds = time.perf_counter() - begun
+    stop.set()
+    get_ms: list[float] = []
+    search_ms: list[float] = []
+    for _ in reading:
+        got, searched = results.get()
+        get_ms += got
+        search_ms += searched
+    for process in reading:
+        process.join()
+    runs = segue.search_runs("contention", "params.role IS NULL")
+    stored = sum(len(get_client().metric_history(r, "loss")) for r in runs["run_id"])
+    print(
+        f"{writers} writers x {points} points (stored {stored:,} of {writers * points:,} in "
+        f"{seconds:.1f} s), {readers} reader processes:"
+    )
+    for label, values in (("get_run", get_ms), ("search_runs", search_ms)):
+        print(
+            f"  {label:12s} n={len(values):6d}  p50 {statistics.median(values):7.1f} ms  "
+            f"p99 {_percentile(values, 0.99):7.1f} ms  max {max(values):7.1f} ms"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--contention",
+        action="store_true",
+        help="only measure readers' latency against 4 writers (SQLite; no MLflow needed)",
+    )
     parser.add_argument("--points", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=5000)
     parser.add_argument(
         "--mlflow-points", type=int, default=500, help="MLflow logs ~40-300 points/s one at a time"
     )
     args = parser.parse_args()
+    if args.contention:
+        with tempfile.TemporaryDirectory() as tmp:
+            contention(Path(tmp))
+        return
     try:
         import mlflow  # noqa: F401
     except ImportError:

@@ -8,6 +8,11 @@
 | ``SEGUE_HEARTBEAT_INTERVAL`` | ``5`` seconds                      |
 | ``SEGUE_HEARTBEAT_TIMEOUT``  | 6 x the heartbeat interval         |
 | ``SEGUE_FLUSH_INTERVAL``     | ``0.5`` seconds                    |
+| ``SEGUE_METRIC_BACKLOG``     | ``100000`` metric points           |
+| ``SEGUE_METRIC_BACKLOG_POLICY`` | ``block`` (or ``drop``)         |
+
+Without ``SEGUE_ARTIFACT_URI``, clients use the artifact root recorded in the metadata store
+(the first client records its own); with it, it wins, and a mismatch is warned about.
 """
 
 from __future__ import annotations
@@ -34,18 +39,25 @@ class Settings:
     heartbeat_timeout: float = 30.0
     #: Seconds between background flushes of buffered metric points.
     flush_interval: float = 0.5
+    #: Metric points held in memory before ``metric_backlog_policy`` applies.
+    metric_backlog: int = 100_000
+    #: ``"block"`` (logging waits for room) or ``"drop"`` (new points dropped, counted).
+    metric_backlog_policy: str = "block"
+    #: Whether ``artifact_uri`` came from ``SEGUE_ARTIFACT_URI`` (else it is the default).
+    artifact_uri_set: bool = False
 
 
 def settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read the settings from ``env`` (default: ``os.environ``).
 
     Raises:
-        InvalidArgument: an interval or timeout that is not a positive number of seconds.
+        InvalidArgument: an interval or timeout that is not a positive number of seconds, a
+            backlog that is not a positive integer, or a policy other than block or drop.
     """
     env = os.environ if env is None else env
     home = Path(env.get("SEGUE_HOME") or ".segue").expanduser().absolute()
     store_uri = env.get("SEGUE_STORE_URI") or f"sqlite:///{home / 'segue.db'}"
-    artifact_uri = env.get("SEGUE_ARTIFACT_URI") or str(home / "artifacts")
+    artifact_uri = _location(env.get("SEGUE_ARTIFACT_URI")) or str(home / "artifacts")
     interval = _seconds(env, "SEGUE_HEARTBEAT_INTERVAL", 5.0)
     timeout = _seconds(env, "SEGUE_HEARTBEAT_TIMEOUT", 6 * interval)
     return Settings(
@@ -55,6 +67,9 @@ def settings(env: Mapping[str, str] | None = None) -> Settings:
         heartbeat_interval=interval,
         heartbeat_timeout=timeout,
         flush_interval=_seconds(env, "SEGUE_FLUSH_INTERVAL", 0.5),
+        metric_backlog=_count(env, "SEGUE_METRIC_BACKLOG", 100_000),
+        metric_backlog_policy=_choice(env, "SEGUE_METRIC_BACKLOG_POLICY", ("block", "drop")),
+        artifact_uri_set=bool(env.get("SEGUE_ARTIFACT_URI")),
     )
 
 
@@ -70,3 +85,33 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     if not (math.isfinite(value) and value > 0):
         raise InvalidArgument(f"{name} must be a positive number of seconds, got {text!r}")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InvalidArgument(f"{name} must be a positive integer, got {text!r}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    text = env.get(name)
+    if not text:
+        return choices[0]
+    if text.strip().lower() not in choices:
+        raise InvalidArgument(f"{name} must be one of {', '.join(choices)}, got {text!r}")
+    return text.strip().lower()
+
+
+def _location(uri: str | None) -> str | None:
+    # A relative folder is made absolute: it is recorded in the metadata store for clients
+    # that run elsewhere. URLs (s3://, memory://, file://) are kept as given.
+    if not uri or "://" in uri:
+        return uri
+    return str(Path(uri).expanduser().absolute())

@@ -49,3 +49,33 @@ def test_intervals_must_be_positive_seconds(name, value):
     # Zero used to be accepted: the writer then spun, and the reaper killed every live run.
     with pytest.raises(InvalidArgument, match=f"{name} must be a positive number.*{value!r}"):
         settings({name: value})
+
+
+def test_the_metric_backlog_and_its_policy_are_configurable():
+    config = settings({"SEGUE_METRIC_BACKLOG": "500", "SEGUE_METRIC_BACKLOG_POLICY": "Drop"})
+    assert (config.metric_backlog, config.metric_backlog_policy) == (500, "drop")
+    assert (settings({}).metric_backlog, settings({}).metric_backlog_policy) == (100_000, "block")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SEGUE_METRIC_BACKLOG", "0"),
+        ("SEGUE_METRIC_BACKLOG", "lots"),
+        ("SEGUE_METRIC_BACKLOG", "1.5"),
+        ("SEGUE_METRIC_BACKLOG_POLICY", "wait"),
+    ],
+)
+def test_a_bad_backlog_setting_names_the_variable(name, value):
+    with pytest.raises(InvalidArgument, match=f"{name} must be .*{value!r}"):
+        settings({name: value})
+
+
+def test_a_relative_artifact_folder_is_made_absolute(tmp_path, monkeypatch):
+    # It is recorded in the metadata store for clients that run in other folders.
+    monkeypatch.chdir(tmp_path)
+    config = settings({"SEGUE_ARTIFACT_URI": "shared/artifacts"})
+    assert config.artifact_uri == str(tmp_path / "shared" / "artifacts")
+    assert config.artifact_uri_set
+    assert not settings({}).artifact_uri_set
+    assert settings({"SEGUE_ARTIFACT_URI": "s3://b/a"}).artifact_uri == "s3://b/a"

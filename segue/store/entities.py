@@ -49,6 +49,11 @@ class RunInfo:
     status_reason: str | None = None
     error: str | None = None
 
+    @property
+    def run_id(self) -> str:
+        """The run's id, under the name MLflow users type (``run.info.run_id``)."""
+        return self.id
+
 
 @dataclass(frozen=True)
 class RunData:

@@ -264,3 +264,15 @@ class AlertRow(Base):
     delivered: Mapped[list[Any]] = mapped_column(JSON)
 
     __table_args__ = (Index(None, "model", "id"),)
+
+
+# -- the store itself ----------------------------------------------------------------------
+
+
+class StorePropertyRow(Base):
+    """A fact every client of this metadata store shares, such as where artifacts live."""
+
+    __tablename__ = "store_properties"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)

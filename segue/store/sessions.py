@@ -106,3 +106,11 @@ def is_transient(exc: BaseException) -> bool:
             return any(word in text for word in ("locked", "busy", "disk i/o", "unable to open"))
         return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError))
     return False
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line account of a database error: the driver's message, without SQL or links."""
+    orig = exc.orig if isinstance(exc, sa.exc.DBAPIError) else None
+    shown = orig if orig is not None else exc
+    lines = str(shown).splitlines()
+    return f"{type(shown).__name__}: {lines[0] if lines else ''}"

@@ -34,11 +34,13 @@ from segue.store.schema import (
     ParamRow,
     RunDatasetRow,
     RunRow,
+    StorePropertyRow,
     TagRow,
 )
 from segue.store.sessions import Database, rowcount
 
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
+ARTIFACT_ROOT = "artifact_root"
 
 
 class TrackingStore(Protocol):
@@ -86,6 +88,7 @@ class TrackingStore(Protocol):
         max_results: int,
         include_deleted: bool = False,
     ) -> list[Run]: ...
+    def claim_artifact_root(self, uri: str) -> str: ...
 
 
 class SqlTrackingStore:
@@ -436,6 +439,26 @@ class SqlTrackingStore:
                 )
                 for link, d in s.execute(stmt)
             ]
+
+    # -- the store itself ----------------------------------------------------------------
+
+    def claim_artifact_root(self, uri: str) -> str:
+        """The artifact root recorded in this store, after recording ``uri`` if none is.
+
+        The first client to ask records where artifacts live, so that every later client (in
+        another folder, on another machine) finds the same blobs.
+        """
+        with self._db.read() as s:
+            recorded = s.get(StorePropertyRow, ARTIFACT_ROOT)
+            if recorded is not None:
+                return recorded.value
+        with self._db.write() as s, s.begin():
+            stmt = self._db.insert(StorePropertyRow).values(
+                key=ARTIFACT_ROOT, value=uri, created_at=_now()
+            )
+            s.execute(stmt.on_conflict_do_nothing())  # a racing client may have won
+            query = sa.select(StorePropertyRow.value).where(StorePropertyRow.key == ARTIFACT_ROOT)
+            return s.scalars(query).one()
 
     # -- search --------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import random
 import threading
@@ -32,12 +33,15 @@ from segue.store.entities import (
     RunInfo,
 )
 from segue.store.filters import parse_filter, parse_order_by
+from segue.store.sessions import is_transient
 from segue.store.tracking import SqlTrackingStore, TrackingStore
 from segue.tracking import environment, validation
-from segue.tracking.writer import MetricWriter
+from segue.tracking.writer import MetricsLost, MetricWriter
 
 DEFAULT_EXPERIMENT = "Default"
 MAX_RESULTS = 50_000
+
+log = logging.getLogger(__name__)
 
 
 class TrackingClient:
@@ -65,6 +69,8 @@ class TrackingClient:
             store,
             flush_interval=config.flush_interval,
             heartbeat_interval=config.heartbeat_interval,
+            max_backlog=config.metric_backlog,
+            when_full=config.metric_backlog_policy,
             clock=clock,
         )
 
@@ -91,6 +97,8 @@ class TrackingClient:
             for k, v in (tags or {}).items()
         }
         clean_params = self._clean_params(params or {})
+        # Writers reap (readers never write): runs whose process died stop looking live.
+        self.reap_dead_runs()
         # Validate before creating the experiment, so a refused run leaves nothing behind.
         exp = self.store.get_or_create_experiment(experiment or DEFAULT_EXPERIMENT)
         digest, packages = environment.packages()
@@ -121,20 +129,52 @@ class TrackingClient:
         self.writer.watch(info.id)
         return info
 
-    def end_run(self, run_id: str, status: str = "FINISHED", error: str | None = None) -> None:
-        """Flush the run's metrics and record its final status."""
+    def end_run(
+        self, run_id: str, status: str = "FINISHED", error: str | None = None
+    ) -> tuple[str, int]:
+        """Flush the run's metrics and record its final status; return it and the end time.
+
+        The status is written even when the flush fails, and before the run stops sending
+        heartbeats, so the reaper never mistakes an ending run for a dead one. Points that
+        could not be written for good (:class:`~segue.tracking.writer.MetricsLost`) turn a
+        FINISHED run into FAILED, with the reason recorded, and the error is raised once the
+        status is stored. Points held back by a transient error stay queued for the writer.
+        """
         if status not in RUN_STATUSES or status == "RUNNING":
             raise InvalidArgument(f"status must be FINISHED, FAILED or KILLED, got {status!r}")
-        self.writer.unwatch(run_id)
-        self.writer.flush(run_id)
-        self.store.set_run_status(run_id, status, self._now(), error=error)
+        lost: MetricsLost | None = None
+        try:
+            self.writer.flush(run_id)
+        except MetricsLost as exc:
+            lost = exc
+            if status == "FINISHED":
+                status = "FAILED"
+            error = f"{error}\n{exc}" if error else str(exc)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning(
+                "metrics of run %s are still queued: %s; the writer keeps trying", run_id, exc
+            )
+        end_time = self._now()
+        try:
+            self.store.set_run_status(run_id, status, end_time, error=error)
+        finally:
+            self.writer.unwatch(run_id)
+        if lost is not None:
+            raise lost
+        return status, end_time
 
     def get_run(self, run_id: str) -> Run:
-        self.reap_dead_runs()
+        """The stored run; a read, so it never writes (dead runs are reaped by writers)."""
         return self.store.get_run(run_id)
 
     def reap_dead_runs(self) -> list[str]:
-        """Mark runs whose process stopped sending heartbeats as KILLED."""
+        """Mark runs whose process stopped sending heartbeats as KILLED.
+
+        Called when a run is created and by ``segue runs list``; never by reads, which on
+        SQLite would then need the write lock.
+        """
         timeout_ms = int(self.config.heartbeat_timeout * 1000)
         return self.store.reap_stale_runs(self._now(), timeout_ms)
 
@@ -179,7 +219,9 @@ class TrackingClient:
 
     # -- artifacts -----------------------------------------------------------------------
 
-    def log_artifact(self, run_id: str, path: str | os.PathLike, name: str | None = None) -> str:
+    def log_artifact(
+        self, run_id: str, path: str | os.PathLike[str], name: str | None = None
+    ) -> str:
         source = Path(path)
         if not source.is_file():
             raise InvalidArgument(f"artifact: {str(path)!r} is not a file")
@@ -189,7 +231,7 @@ class TrackingClient:
         return logical
 
     def log_artifacts(
-        self, run_id: str, directory: str | os.PathLike, prefix: str | None = None
+        self, run_id: str, directory: str | os.PathLike[str], prefix: str | None = None
     ) -> list[str]:
         root = Path(directory)
         if not root.is_dir():
@@ -247,7 +289,7 @@ class TrackingClient:
         entry = self._entry(run_id, path)
         return self.artifacts.read_bytes(entry.digest, entry.size, name=entry.path)
 
-    def download_artifact(self, run_id: str, path: str, dest: str | os.PathLike) -> Path:
+    def download_artifact(self, run_id: str, path: str, dest: str | os.PathLike[str]) -> Path:
         """Copy one artifact to ``dest``, or every artifact under the folder ``path`` into it."""
         logical = validation.artifact_path(path)
         entries = [
@@ -307,7 +349,6 @@ class TrackingClient:
         if experiment is not None:
             names = [experiment] if isinstance(experiment, str) else list(experiment)
             ids = [self.store.get_experiment(n).id for n in names]
-        self.reap_dead_runs()
         return self.store.search_runs(ids, where, order, max_results, include_deleted)
 
     def search_runs(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
@@ -377,10 +418,37 @@ def get_client() -> TrackingClient:
         if _client is None or _client.config != current:
             if _client is not None:
                 _client.writer.close()
-            engine = open_engine(current.store_uri)
-            artifacts = ContentStore(FsspecBackend(current.artifact_uri))
-            _client = TrackingClient(SqlTrackingStore(engine), artifacts, current)
+            store = SqlTrackingStore(open_engine(current.store_uri))
+            artifacts = ContentStore(FsspecBackend(artifact_root(store, current)))
+            _client = TrackingClient(store, artifacts, current)
         return _client
+
+
+_mismatches_warned: set[tuple[str, str]] = set()
+
+
+def artifact_root(store: TrackingStore, config: Settings) -> str:
+    """Where this client's artifacts live: the root recorded in the metadata store.
+
+    The first client records its own (``SEGUE_ARTIFACT_URI`` or ``$SEGUE_HOME/artifacts``),
+    so clients elsewhere find the same blobs. ``SEGUE_ARTIFACT_URI`` overrides the recorded
+    root; when they differ, that is warned about once per process.
+    """
+    recorded = store.claim_artifact_root(config.artifact_uri)
+    if not config.artifact_uri_set:
+        return recorded
+    if (
+        recorded != config.artifact_uri
+        and (recorded, config.artifact_uri) not in _mismatches_warned
+    ):
+        _mismatches_warned.add((recorded, config.artifact_uri))
+        log.warning(
+            "SEGUE_ARTIFACT_URI=%s differs from the artifact root %s recorded in the metadata "
+            "store; using SEGUE_ARTIFACT_URI, so clients without it will not see these artifacts",
+            config.artifact_uri,
+            recorded,
+        )
+    return config.artifact_uri
 
 
 def close_client() -> None:

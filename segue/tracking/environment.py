@@ -47,7 +47,7 @@ def entry_point() -> str | None:
 
 
 @cache
-def source(cwd: str | os.PathLike | None = None) -> Source:
+def source(cwd: str | os.PathLike[str] | None = None) -> Source:
     """The git commit and dirty flag of the working tree at ``cwd``, if it is a repository.
 
     Cached per process: the code a process runs is the code it started with.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
@@ -66,6 +67,9 @@ def start_run(
     return run
 
 
+log = logging.getLogger(__name__)
+
+
 def _forget(run: ActiveRun) -> None:
     _active.set(tuple(r for r in _active.get() if r is not run))
     if run in _open:
@@ -75,7 +79,10 @@ def _forget(run: ActiveRun) -> None:
 def _end_open_runs() -> None:
     """At interpreter exit: runs left open finish cleanly, with every metric written."""
     for run in reversed(list(_open)):
-        run.end("FINISHED")
+        try:
+            run.end("FINISHED")
+        except Exception as exc:  # every other run must still be ended
+            log.error("run %s could not be ended at exit: %s", run.id, exc)
     # Not get_client(): the settings may have changed since, and exiting must not open a store.
     close_client()
 
@@ -127,11 +134,11 @@ def set_tags(tags: Mapping[str, Any]) -> None:
     _require().set_tags(tags)
 
 
-def log_artifact(path: str | os.PathLike, name: str | None = None) -> str:
+def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> str:
     return _require().log_artifact(path, name)
 
 
-def log_artifacts(directory: str | os.PathLike, path: str | None = None) -> list[str]:
+def log_artifacts(directory: str | os.PathLike[str], path: str | None = None) -> list[str]:
     return _require().log_artifacts(directory, path)
 
 

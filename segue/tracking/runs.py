@@ -2,28 +2,45 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import traceback
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any, Literal
 
-from segue.store.entities import Dataset, Metric, Run, RunInfo
+from segue.errors import InvalidArgument
+from segue.store.entities import TERMINAL_STATUSES, Dataset, Metric, Run, RunInfo
 from segue.tracking import validation
 from segue.tracking.client import TrackingClient
 
 _MAX_ERROR = 8000
 
+log = logging.getLogger(__name__)
+
 
 class ActiveRun:
     """A run being recorded. Use it as a context manager, or call :meth:`end` yourself.
+
+    ``info`` carries what MLflow users read: ``run.info.run_id``, ``experiment_id``,
+    ``status``, ``start_time`` and ``end_time`` (epoch milliseconds); it is updated when the
+    run ends.
 
     Example:
         >>> with segue.start_run(experiment="churn") as run:
         ...     run.log_params({"C": 1.0})
         ...     run.log_metric("acc", 0.93)
+        >>> run.info.status
+        'FINISHED'
     """
 
-    def __init__(self, client: TrackingClient, info: RunInfo, on_end=None) -> None:
+    def __init__(
+        self,
+        client: TrackingClient,
+        info: RunInfo,
+        on_end: Callable[[ActiveRun], None] | None = None,
+    ) -> None:
         self._client = client
         self.info = info
         self._on_end = on_end
@@ -48,24 +65,47 @@ class ActiveRun:
     def __enter__(self) -> ActiveRun:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
         if exc_type is None:
             self.end("FINISHED")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.end("KILLED", error="KeyboardInterrupt")
+            return False
+        if issubclass(exc_type, KeyboardInterrupt):
+            status, error = "KILLED", "KeyboardInterrupt"
         else:
-            text = "".join(traceback.format_exception(exc_type, exc, tb))
-            self.end("FAILED", error=text[-_MAX_ERROR:])
+            status = "FAILED"
+            error = "".join(traceback.format_exception(exc_type, exc, tb))[-_MAX_ERROR:]
+        try:
+            self.end(status, error=error)
+        except Exception as failure:
+            # The user's own exception is what propagates; ending's failure is only told.
+            log.error("run %s could not be ended cleanly: %s", self.id, failure)
+            add_note = getattr(exc, "add_note", None)  # Python 3.11+
+            if add_note is not None:
+                add_note(f"segue: run {self.id} could not be ended cleanly: {failure}")
         return False
 
     def end(self, status: str = "FINISHED", error: str | None = None) -> None:
-        """Flush buffered metrics and mark the run FINISHED (or FAILED / KILLED)."""
+        """Flush buffered metrics and mark the run FINISHED (or FAILED / KILLED).
+
+        The run stops being the active one even when ending fails (the error propagates),
+        so the next ``start_run`` is not refused.
+        """
+        if status not in TERMINAL_STATUSES:
+            raise InvalidArgument(f"status must be FINISHED, FAILED or KILLED, got {status!r}")
         if self._ended:
             return
-        self._client.end_run(self.id, status, error)
         self._ended = True
-        if self._on_end is not None:
-            self._on_end(self)
+        try:
+            final, end_time = self._client.end_run(self.id, status, error)
+            self.info = dataclasses.replace(self.info, status=final, end_time=end_time)
+        finally:
+            if self._on_end is not None:
+                self._on_end(self)
 
     # -- logging -------------------------------------------------------------------------
 
@@ -102,11 +142,13 @@ class ActiveRun:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         self._client.set_tags(self.id, tags)
 
-    def log_artifact(self, path: str | os.PathLike, name: str | None = None) -> str:
+    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> str:
         """Store a file (content-addressed, so identical files are kept once); return its path."""
         return self._client.log_artifact(self.id, path, name)
 
-    def log_artifacts(self, directory: str | os.PathLike, path: str | None = None) -> list[str]:
+    def log_artifacts(
+        self, directory: str | os.PathLike[str], path: str | None = None
+    ) -> list[str]:
         """Store every file under ``directory``, optionally under the logical folder ``path``."""
         return self._client.log_artifacts(self.id, directory, path)
 

@@ -1,8 +1,16 @@
 """Background writing of metric points and run heartbeats.
 
-Logging a metric only appends to an in-memory buffer. A daemon thread writes the buffer in
+Logging a metric only appends to an in-memory backlog. A daemon thread writes the backlog in
 batches every ``flush_interval`` seconds (and sooner when it fills), and touches the heartbeat of
 every live run every ``heartbeat_interval`` seconds, so a run whose process died is noticed.
+
+The backlog is bounded (``max_backlog`` points). When it is full, ``when_full="block"`` (the
+default: no point is lost) makes the logging call wait until the writer has taken points out,
+and ``when_full="drop"`` drops the new points, counts them and warns. A failed write is
+retried only when the error is transient (the database is locked, busy or unreachable); a
+permanent one (a constraint, a value the database refuses) drops the batch and is reported
+loudly, by the call that flushes the run (``end``) and in the log, instead of blocking every
+later write.
 """
 
 from __future__ import annotations
@@ -12,19 +20,39 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from typing import Literal
 
-from segue.errors import NotFound
+from segue.errors import InvalidArgument, NotFound, SegueError
 from segue.store.entities import Metric
+from segue.store.sessions import describe, is_transient
 from segue.store.tracking import TrackingStore
 
 log = logging.getLogger(__name__)
 
 #: Points held before the writer is woken early.
 _EAGER_FLUSH = 5_000
+WHEN_FULL = ("block", "drop")
+
+
+class MetricsLost(SegueError):
+    """Metric points could not be written for a permanent reason and were dropped."""
+
+    def __init__(self, message: str, count: int) -> None:
+        super().__init__(message)
+        self.count = count
 
 
 class MetricWriter:
-    """Buffers metric points per run and writes them from one background thread."""
+    """Buffers metric points per run and writes them from one background thread.
+
+    Args:
+        store: where points and heartbeats go.
+        flush_interval: seconds between background writes.
+        heartbeat_interval: seconds between heartbeats of the watched runs.
+        max_backlog: points held before ``when_full`` applies.
+        when_full: ``"block"`` (wait for room) or ``"drop"`` (drop new points, counted).
+        clock: wall-clock seconds, injectable for tests.
+    """
 
     def __init__(
         self,
@@ -32,30 +60,93 @@ class MetricWriter:
         *,
         flush_interval: float = 0.5,
         heartbeat_interval: float = 5.0,
+        max_backlog: int = 100_000,
+        when_full: Literal["block", "drop"] | str = "block",
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if when_full not in WHEN_FULL:
+            raise InvalidArgument(f"when_full must be 'block' or 'drop', got {when_full!r}")
+        if isinstance(max_backlog, bool) or not isinstance(max_backlog, int) or max_backlog < 1:
+            raise InvalidArgument(f"max_backlog must be a positive integer, got {max_backlog!r}")
         self._store = store
         self._flush_interval = flush_interval
         self._heartbeat_interval = heartbeat_interval
+        self._max_backlog = max_backlog
+        self._when_full = when_full
         self._clock = clock
         self._buffer: dict[str, list[Metric]] = defaultdict(list)
         self._size = 0
+        self._waiting = 0
         self._live: set[str] = set()
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_heartbeat = 0.0
+        #: Points dropped because the backlog was full, per run.
+        self.dropped: dict[str, int] = defaultdict(int)
+        self._full_warned = False
+        #: Permanent write failures not yet reported by a foreground flush, per run.
+        self._lost: dict[str, MetricsLost] = {}
+
+    @property
+    def backlog(self) -> int:
+        """Points waiting to be written."""
+        with self._lock:
+            return self._size
+
+    @property
+    def waiting(self) -> int:
+        """Logging calls waiting for room in a full backlog."""
+        with self._lock:
+            return self._waiting
+
+    @property
+    def watched(self) -> frozenset[str]:
+        """The runs whose heartbeats are being sent."""
+        with self._lock:
+            return frozenset(self._live)
 
     def add(self, run_id: str, points: Sequence[Metric]) -> None:
+        """Queue ``points``; when the backlog is full, wait for room or drop them."""
+        if not points:
+            return
+        self._ensure_thread()
         with self._lock:
+            if self._size and self._size + len(points) > self._max_backlog:
+                if self._when_full == "drop":
+                    self._drop(run_id, len(points))
+                    return
+                self._wake.set()
+                # Wait until the writer takes points out; a batch bigger than the whole
+                # backlog goes in alone.
+                self._waiting += 1
+                try:
+                    self._room.wait_for(
+                        lambda: not self._size or self._size + len(points) <= self._max_backlog
+                    )
+                finally:
+                    self._waiting -= 1
+            self._full_warned = False
             self._buffer[run_id].extend(points)
             self._size += len(points)
-            full = self._size >= _EAGER_FLUSH
-        self._ensure_thread()
+            full = self._size >= min(_EAGER_FLUSH, self._max_backlog)
         if full:
             self._wake.set()
+
+    def _drop(self, run_id: str, count: int) -> None:
+        self.dropped[run_id] += count
+        if not self._full_warned:  # once per episode of a full backlog, with the count so far
+            self._full_warned = True
+            log.warning(
+                "the metric backlog is full (%d points): dropping new points of run %s "
+                "(%d dropped so far); set SEGUE_METRIC_BACKLOG_POLICY=block to wait instead",
+                self._max_backlog,
+                run_id,
+                sum(self.dropped.values()),
+            )
 
     def watch(self, run_id: str) -> None:
         """Start sending heartbeats for ``run_id``."""
@@ -70,8 +161,10 @@ class MetricWriter:
     def flush(self, run_id: str | None = None, *, background: bool = False) -> None:
         """Write buffered points now (all runs, or only ``run_id``).
 
-        Points of a run that no longer exists are dropped; on any other failure they go back
-        to the buffer for the next attempt. Errors propagate unless ``background``.
+        Points of a run that no longer exists are dropped. On a transient error they go back
+        to the backlog for the next attempt; on a permanent one they are dropped and a
+        :class:`MetricsLost` names how many. Errors propagate unless ``background``; a
+        permanent failure met in the background propagates from the next foreground flush.
         """
         with self._flush_lock:
             with self._lock:
@@ -80,6 +173,7 @@ class MetricWriter:
                 else:
                     batches = {run_id: self._buffer.pop(run_id, [])}
                 self._size -= sum(len(points) for points in batches.values())
+                self._room.notify_all()
             failure: Exception | None = None
             for rid, points in batches.items():
                 if not points:
@@ -90,11 +184,38 @@ class MetricWriter:
                     log.warning("dropping %d metric points: %s", len(points), exc)
                     failure = failure or exc
                 except Exception as exc:
-                    self._requeue(rid, points)
-                    log.warning("could not write metrics of run %s; will retry: %s", rid, exc)
-                    failure = failure or exc
-            if failure is not None and not background:
-                raise failure
+                    if is_transient(exc):
+                        self._requeue(rid, points)
+                        log.warning("could not write metrics of run %s; will retry: %s", rid, exc)
+                        failure = failure or exc
+                    else:
+                        failure = failure or self._lose(rid, len(points), exc)
+            if not background:
+                reported = self._take_lost(run_id)
+                failure = failure or reported
+                if failure is not None:
+                    raise failure
+
+    def _lose(self, run_id: str, count: int, exc: Exception) -> MetricsLost:
+        with self._lock:
+            earlier = self._lost.get(run_id)
+            total = count + (earlier.count if earlier else 0)
+            lost = MetricsLost(
+                f"{total} metric points of run {run_id} could not be written and were "
+                f"dropped: {describe(exc)}",
+                total,
+            )
+            self._lost[run_id] = lost
+        log.error("%s", lost)
+        return lost
+
+    def _take_lost(self, run_id: str | None) -> MetricsLost | None:
+        with self._lock:
+            if run_id is not None:
+                return self._lost.pop(run_id, None)
+            lost = list(self._lost.values())
+            self._lost.clear()
+        return lost[0] if lost else None
 
     def _requeue(self, run_id: str, points: list[Metric]) -> None:
         with self._lock:
@@ -123,8 +244,12 @@ class MetricWriter:
         while not self._stop.is_set():
             self._wake.wait(self._flush_interval)
             self._wake.clear()
-            self.flush(background=True)
-            self._maybe_heartbeat()
+            try:
+                self.flush(background=True)
+                self._maybe_heartbeat()
+            except Exception:
+                # A bug here must not silently stop every later write: say so and go on.
+                log.exception("the metric writer failed; it keeps running")
 
     def _maybe_heartbeat(self) -> None:
         now = self._clock()

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from segue.artifacts.cas import blob_key
 from segue.config import Settings
 from segue.errors import IntegrityError, InvalidArgument, NotFound
 from segue.store.entities import DatasetInput
-from segue.tracking.client import TrackingClient
+from segue.tracking.client import TrackingClient, get_client
 from segue.tracking.runs import ActiveRun
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -438,8 +440,12 @@ def test_a_run_without_heartbeats_is_shown_killed(store, content_store, tmp_path
     observer = make_client()
     try:
         now[0] = 1_029.0
-        assert observer.get_run(info.id).info.status == "RUNNING"
+        assert observer.reap_dead_runs() == []
         now[0] = 1_031.0
+        # Reads never write: the dead run is reaped by a writer or an explicit step.
+        assert observer.get_run(info.id).info.status == "RUNNING"
+        assert list(observer.search_runs("reap")["status"]) == ["RUNNING"]
+        assert observer.reap_dead_runs() == [info.id]
         reaped = observer.get_run(info.id).info
         assert reaped.status == "KILLED"
         assert reaped.status_reason
@@ -447,3 +453,82 @@ def test_a_run_without_heartbeats_is_shown_killed(store, content_store, tmp_path
         assert list(observer.search_runs("reap")["status"]) == ["KILLED"]
     finally:
         observer.writer.close()
+
+
+def test_starting_a_run_reaps_dead_ones(store, content_store, tmp_path):
+    now = [1_000.0]
+    config = Settings(home=tmp_path, store_uri="unused", artifact_uri=str(tmp_path / "a"))
+    dead = TrackingClient(store, content_store, config, clock=lambda: now[0])
+    info = dead.create_run("reap")
+    dead.writer.close()
+    now[0] = 1_100.0
+    alive = TrackingClient(store, content_store, config, clock=lambda: now[0])
+    try:
+        alive.create_run("reap")
+        assert store.get_run(info.id).info.status == "KILLED"
+    finally:
+        alive.writer.close()
+
+
+def test_reading_runs_writes_nothing(client, store):
+    """get_run and search_runs only read: on SQLite they must not take the write lock."""
+    info = client.create_run("quiet")
+    client.end_run(info.id)
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement.split(None, 2)[0].upper() + " " + statement[:40])
+
+    sa.event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        client.get_run(info.id)
+        client.search_runs("quiet", "metrics.acc > 0")
+        client.find_runs(None)
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", record)
+    writes = [s for s in statements if s.split()[0] in {"INSERT", "UPDATE", "DELETE"}]
+    assert writes == []
+    assert not [s for s in statements if "IMMEDIATE" in s]
+    assert any(s.startswith("SELECT") for s in statements)
+
+
+# -- where artifacts live -------------------------------------------------------------------
+
+
+def test_clients_elsewhere_find_artifacts_at_the_root_recorded_in_the_store(
+    store_uri, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("SEGUE_STORE_URI", store_uri)
+    monkeypatch.delenv("SEGUE_ARTIFACT_URI", raising=False)
+    first, second = tmp_path / "first", tmp_path / "second"
+    monkeypatch.setenv("SEGUE_HOME", str(first))
+    writer = get_client()
+    info = writer.create_run("shared")
+    writer.log_bytes(info.id, b"weights", "model.bin")
+    writer.end_run(info.id)
+
+    monkeypatch.setenv("SEGUE_HOME", str(second))  # another folder, same metadata store
+    reader = get_client()
+    assert reader is not writer
+    assert reader.artifacts.backend.url == str(first / "artifacts")
+    assert reader.read_artifact(info.id, "model.bin") == b"weights"
+
+
+def test_segue_artifact_uri_overrides_the_recorded_root_with_one_warning(
+    store_uri, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setenv("SEGUE_STORE_URI", store_uri)
+    monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SEGUE_ARTIFACT_URI", raising=False)
+    recorded = get_client().artifacts.backend.url
+    override = str(tmp_path / "elsewhere")
+    monkeypatch.setenv("SEGUE_ARTIFACT_URI", override)
+    with caplog.at_level(logging.WARNING, "segue.tracking.client"):
+        assert get_client().artifacts.backend.url == override
+        monkeypatch.setenv("SEGUE_FLUSH_INTERVAL", "0.25")  # a new client, same mismatch
+        assert get_client().artifacts.backend.url == override
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1
+    assert override in warnings[0] and recorded in warnings[0]
+    monkeypatch.delenv("SEGUE_ARTIFACT_URI")
+    assert get_client().artifacts.backend.url == recorded  # the override was not recorded

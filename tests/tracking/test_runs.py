@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
 
 import segue
+from segue.config import Settings
 from segue.errors import Conflict, InvalidArgument
 from segue.store.entities import RunData
-from segue.tracking.client import get_client
+from segue.tracking.client import TrackingClient, get_client
+from segue.tracking.runs import ActiveRun
+from segue.tracking.writer import MetricsLost
 
 
 @pytest.fixture(autouse=True)
@@ -97,6 +101,91 @@ def test_end_with_a_bad_status_is_refused(segue_env):
             run.end(status)
     assert segue.get_run(run.id).info.status == "RUNNING"
     assert segue.active_run() is run
+
+
+# -- failures while ending ---------------------------------------------------------------
+
+
+@pytest.fixture
+def broken_metrics(segue_env, store_uri):
+    """Make every metric write fail for good (a real fault: the table is gone); SQLite only."""
+    if not store_uri.startswith("sqlite"):
+        pytest.skip("drops a table of the database; the PostgreSQL one is shared by the session")
+    with get_client().store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE metrics")
+
+
+def test_a_failure_while_ending_never_masks_the_users_exception(broken_metrics):
+    with (
+        pytest.raises(ValueError, match="the user's own bug") as caught,
+        segue.start_run(experiment="masking") as run,
+    ):
+        run.log_metric("acc", 0.5)
+        raise ValueError("the user's own bug")
+    assert any("could not be ended cleanly" in note for note in caught.value.__notes__)
+    assert segue.active_run() is None  # cleared, so the next start_run is not refused
+    info = segue.get_run(run.id).info
+    assert info.status == "FAILED"  # written, so the reaper will not call it KILLED later
+    assert "the user's own bug" in info.error
+    assert "1 metric points of run" in info.error
+    segue.start_run(experiment="masking").end()
+
+
+def test_points_lost_while_ending_fail_the_run_loudly(broken_metrics):
+    with (
+        pytest.raises(MetricsLost, match="could not be written"),
+        segue.start_run(experiment="lost") as run,
+    ):
+        run.log_metric("acc", 0.5)
+    assert segue.active_run() is None
+    info = segue.get_run(run.id).info
+    assert info.status == "FAILED" and "could not be written" in info.error
+
+
+def test_the_final_status_is_written_before_heartbeats_stop(store, content_store, tmp_path):
+    config = Settings(home=tmp_path, store_uri="unused", artifact_uri=str(tmp_path / "a"))
+
+    class Spy:
+        """The real store; records whether the run was still watched when it ended."""
+
+        def __init__(self) -> None:
+            self.watched_at_end: list[bool] = []
+
+        def set_run_status(self, run_id: str, *args: Any, **kwargs: Any) -> None:
+            self.watched_at_end.append(run_id in client.writer.watched)
+            store.set_run_status(run_id, *args, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+    spy = Spy()
+    client = TrackingClient(spy, content_store, config)  # type: ignore[arg-type]
+    try:
+        run = ActiveRun(client, client.create_run("order"))
+        run.end()
+    finally:
+        client.writer.close()
+    assert spy.watched_at_end == [True]
+    assert run.id not in client.writer.watched
+
+
+# -- what MLflow users read -----------------------------------------------------------------
+
+
+def test_run_info_reads_like_mlflows(segue_env):
+    with segue.start_run(experiment="mlflow-like") as run:
+        assert run.info.run_id == run.id
+        assert run.info.status == "RUNNING" and run.info.end_time is None
+    info = run.info
+    stored = segue.get_run(run.id).info
+    assert (info.run_id, info.experiment_id, info.start_time) == (
+        stored.run_id,
+        stored.experiment_id,
+        stored.start_time,
+    )
+    assert info.status == stored.status == "FINISHED"
+    assert info.end_time == stored.end_time
+    assert isinstance(info.end_time, int) and info.end_time >= info.start_time
 
 
 # -- the active-run stack -------------------------------------------------------------------

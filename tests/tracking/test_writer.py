@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -10,13 +12,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from segue.config import Settings
-from segue.errors import NotFound
+from segue.errors import InvalidArgument, NotFound
 from segue.store.entities import Metric
 from segue.tracking.client import TrackingClient
 from segue.tracking.runs import ActiveRun
-from segue.tracking.writer import MetricWriter
+from segue.tracking.writer import MetricsLost, MetricWriter
+
+
+def locked() -> sa.exc.OperationalError:
+    """A transient error, as SQLAlchemy raises it when SQLite stays locked."""
+    return sa.exc.OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
+
+
+def refused() -> sa.exc.IntegrityError:
+    """A permanent error: the same batch fails the same way on every retry."""
+    return sa.exc.IntegrityError("INSERT", {}, sqlite3.IntegrityError("CHECK constraint failed"))
 
 
 class FakeStore:
@@ -207,11 +220,11 @@ def test_close_flushes_and_stops_the_thread(writers):
 # -- failures -------------------------------------------------------------------------------
 
 
-def test_a_failed_write_requeues_the_points(writers):
-    fake = FakeStore(failures=[RuntimeError("database is down")])
+def test_a_transient_failure_requeues_the_points(writers):
+    fake = FakeStore(failures=[locked()])
     writer = writers(fake, flush_interval=3600)
     writer.add("r1", points(3))
-    with pytest.raises(RuntimeError, match="database is down"):
+    with pytest.raises(sa.exc.OperationalError, match="locked"):
         writer.flush()
     assert fake.batches == []
     writer.add("r1", points(2, start=3))
@@ -219,8 +232,8 @@ def test_a_failed_write_requeues_the_points(writers):
     assert fake.batches == [("r1", points(5))]  # the old points first, none lost or doubled
 
 
-def test_the_background_thread_retries_failed_writes(writers):
-    fake = FakeStore(failures=[RuntimeError("down"), RuntimeError("still down")])
+def test_the_background_thread_retries_transient_failures(writers):
+    fake = FakeStore(failures=[locked(), locked()])
     writer = writers(fake, flush_interval=0.02)
     writer.add("r1", points(50))
     wait_for(lambda: fake.points("r1"))
@@ -241,12 +254,102 @@ def test_points_of_a_missing_run_are_dropped(writers):
 
 
 def test_a_background_flush_does_not_raise(writers):
-    fake = FakeStore(failures=[RuntimeError("down")])
+    fake = FakeStore(failures=[locked()])
     writer = writers(fake, flush_interval=3600)
     writer.add("r1", points(1))
     writer.flush(background=True)
     writer.flush()
     assert fake.points("r1") == points(1)
+
+
+def test_a_permanent_failure_drops_the_batch_and_is_reported_not_retried(writers):
+    fake = FakeStore(failures=[refused()])
+    writer = writers(fake, flush_interval=3600)
+    writer.add("bad", points(3))
+    writer.add("good", points(2))
+    with pytest.raises(MetricsLost, match=r"3 metric points of run bad .*CHECK constraint") as lost:
+        writer.flush()
+    assert lost.value.count == 3
+    assert fake.batches == [("good", points(2))]  # the other run was written
+    writer.add("bad", points(1, start=3))
+    writer.flush()  # no poison pill: later points of the same run go through
+    assert fake.points("bad") == points(1, start=3)
+
+
+def test_a_permanent_failure_in_the_background_is_raised_by_the_runs_next_flush(writers, caplog):
+    fake = FakeStore(failures=[refused()])
+    writer = writers(fake, flush_interval=3600)
+    writer.add("bad", points(4))
+    with caplog.at_level(logging.ERROR, "segue.tracking.writer"):
+        writer.flush(background=True)
+    assert "4 metric points of run bad could not be written" in caplog.text
+    writer.flush("other")  # another run's flush does not report it
+    with pytest.raises(MetricsLost, match="4 metric points of run bad"):
+        writer.flush("bad")
+    writer.flush("bad")  # reported once
+
+
+class GatedStore(FakeStore):
+    """A store whose writes wait until ``gate`` is set; ``entered`` is set on the first one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def log_batch(self, run_id: str, *, metrics: Sequence[Metric] = (), **_: Any) -> None:
+        self.entered.set()
+        assert self.gate.wait(30), "the test never opened the gate"
+        super().log_batch(run_id, metrics=metrics)
+
+
+def _fill(writer: MetricWriter, store: GatedStore) -> None:
+    """Leave 10 points in flight (the writer is stuck writing them) and 10 in the backlog."""
+    writer.add("r1", points(10))  # a full backlog wakes the writer, which takes them out
+    assert store.entered.wait(30)
+    writer.add("r1", points(10, start=10))
+    assert writer.backlog == 10
+
+
+def test_a_full_backlog_blocks_logging_until_the_writer_makes_room(writers):
+    store = GatedStore()
+    writer = writers(store, flush_interval=3600, max_backlog=10, when_full="block")
+    _fill(writer, store)
+    blocked = threading.Thread(target=writer.add, args=("r1", points(3, start=20)))
+    blocked.start()
+    wait_for(lambda: writer.waiting == 1)  # the call waits instead of growing the backlog
+    assert writer.backlog == 10
+    store.gate.set()
+    blocked.join(30)
+    assert not blocked.is_alive()
+    writer.flush()
+    assert store.points("r1") == points(23)  # nothing lost, in order
+
+
+def test_a_full_backlog_drops_new_points_with_a_counted_warning(writers, caplog):
+    store = GatedStore()
+    writer = writers(store, flush_interval=3600, max_backlog=10, when_full="drop")
+    _fill(writer, store)
+    with caplog.at_level(logging.WARNING, "segue.tracking.writer"):
+        writer.add("r1", points(3, start=20))
+        writer.add("r2", points(2))
+    assert writer.dropped == {"r1": 3, "r2": 2}
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1  # once per episode of a full backlog, not once per call
+    assert "backlog is full (10 points)" in warnings[0] and "3 dropped so far" in warnings[0]
+    store.gate.set()
+    writer.flush()
+    assert store.points("r1") == points(20)
+    assert writer.waiting == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [({"when_full": "wait"}, "when_full"), ({"max_backlog": 0}, "max_backlog")],
+)
+def test_bad_backlog_options_are_refused(options, field):
+    with pytest.raises(InvalidArgument, match=field):
+        MetricWriter(FakeStore(), **options)
 
 
 # -- heartbeats -----------------------------------------------------------------------------
