@@ -6,6 +6,7 @@ import functools
 import re
 
 import pytest
+from rich.cells import cell_len
 
 import segue.quickstart
 from segue.quickstart import CANDIDATES, EXPERIMENT
@@ -130,6 +131,7 @@ def test_quickstart_table(cli, segue_env, monkeypatch):
         "serving models:/breast-cancer@champion and querying it through the client",
     ]
     assert "checking the served traffic for drift" in steps
+    assert "…" not in result.out  # piped: every table at its full width
     assert f"Experiment '{EXPERIMENT}': runs ranked by test ROC AUC" in result.out
     runs = cli("runs", "list", "-e", EXPERIMENT, "-o", "metrics.roc_auc DESC", "--json").json()
     first, second = (r["info"]["id"][:8] for r in runs if r["info"]["parent_run_id"])
@@ -161,9 +163,14 @@ def test_quickstart_table(cli, segue_env, monkeypatch):
 def test_quickstart_in_a_terminal_shows_progress_not_step_lines(cli, segue_env, monkeypatch):
     _two_candidates(monkeypatch)
     monkeypatch.setenv("TTY_COMPATIBLE", "1")  # Rich: stdout is a terminal
+    monkeypatch.setenv("COLUMNS", "80")
 
     result = cli("quickstart")
+    out = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.out)  # colours, the progress bar's moves
 
     assert result.code == 0, result.err
-    assert "runs ranked by test ROC AUC" in result.out
-    assert "trained " not in result.out and "checking the served" not in result.out
+    assert "runs ranked by test ROC AUC" in out
+    assert "trained " not in out and "checking the served" not in out
+    # The tables (the drift table's p-values too) fold to fit; nothing is cut.
+    assert "…" not in out
+    assert max(cell_len(line) for line in out.splitlines()) <= 80

@@ -91,16 +91,19 @@ def _commands(long: Long) -> list[tuple[list[str], list[str]]]:
         (["artifacts", "list", run], [ARTIFACT]),
         (["models", "list"], [MODEL, "champion=1"]),
         (["models", "show", MODEL], [MODEL, run[:8], other[:8]]),
-        (["models", "show", f"{MODEL}/1"], [run, f"models:/{MODEL}/1", "0.912346"]),
+        (["models", "show", f"{MODEL}/1"], [run, f"models:/{MODEL}/1", "0.912346", "no params"]),
         (["models", "history", MODEL], ["set_alias", "version 1"]),
         (["models", "gate", "list", MODEL], ["metrics.validation_roc_auc_weighted_one_vs_rest"]),
         (["models", "trained-on", long.digest], [MODEL]),
         (["predictions", "tail", MODEL], [REQUEST, "primary", "1.5 ms"]),
         (["monitor", "drift", f"{MODEL}@champion"], [FEATURE, "DRIFT", "categorical"]),
+        (["monitor", "skew", f"{MODEL}@champion"], [f"{REQUEST}[0]"]),
+        # Last: it moves the alias (its gate report is a table too).
+        (["models", "alias", "set", MODEL, "champion", "2"], ["0.8", "pass"]),
     ]
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def _whole_or_folded(out: str, value: str) -> bool:
