@@ -79,12 +79,12 @@ class InputSchema:
             )
         self.signature = signature
         inputs = signature.inputs
-        self.tensor: TensorSpec | None = inputs if isinstance(inputs, TensorSpec) else None
-        if self.tensor is not None:
-            spec = self.tensor
-            self.tensor_dtype = None if spec.dtype == "string" else np.dtype(spec.dtype)
-            self.specs: tuple[ColumnSpec, ...] = ()
-            self.names: list[str] = []
+        self.tensor: TensorSpec | None = None
+        self.specs: tuple[ColumnSpec, ...] = ()
+        self.names: list[str] = []
+        if isinstance(inputs, TensorSpec):
+            self.tensor = inputs
+            self.tensor_dtype = None if inputs.dtype == "string" else np.dtype(inputs.dtype)
             return
         self.specs = inputs
         self.names = [spec.name for spec in inputs]
