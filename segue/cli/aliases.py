@@ -61,7 +61,8 @@ def _print_report(report: list, json: bool, outcome: dict) -> None:
         table.add_column(column, justify="right" if column in ("value", "threshold") else None)
     for r in report:
         verdict = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
-        table.add_row(r.requirement, number(r.value), number(r.threshold), verdict, Text(r.note))
+        cells = (Text(r.requirement), number(r.value), number(r.threshold), verdict)
+        table.add_row(*cells, Text(r.note))
     print_table(table)
 
 

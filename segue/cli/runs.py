@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from segue.cli.output import console, duration, number, print_json, print_table, room, status, when
 
@@ -74,8 +76,8 @@ def list_runs(
         i = r.info
         cells = [
             i.id[:8],
-            i.name,
-            *([i.experiment_name] if several else []),
+            Text(i.name),
+            *([Text(i.experiment_name)] if several else []),
             status(i.status),
             when(i.start_time)[5:16],
             duration(i.start_time, i.end_time),
@@ -115,7 +117,7 @@ def show(
         ("run", i.id),
         ("name", i.name),
         ("experiment", i.experiment_name),
-        ("status", status(i.status) + (f" ({i.status_reason})" if i.status_reason else "")),
+        ("status", status(i.status) + (f" ({escape(i.status_reason)})" if i.status_reason else "")),
         ("started", when(i.start_time)),
         ("duration", duration(i.start_time, i.end_time)),
         ("parent", i.parent_run_id or "-"),
@@ -128,17 +130,18 @@ def show(
         ),
     ]
     for key, value in rows:
-        about.add_row(f"[bold]{key}[/]", value)
+        # Values are user data (names, paths): Text, never markup; only the status is styled.
+        about.add_row(f"[bold]{key}[/]", value if key == "status" else Text(value))
     parts = [about]
     if i.error:
-        parts.append(Panel(i.error.strip().splitlines()[-1], title="error", style="red"))
+        parts.append(Panel(Text(i.error.strip().splitlines()[-1]), title="error", style="red"))
     parts.append(_kv_table("Params", run.data.params))
     if run.data.metrics:
         metrics = Table(title="Metrics (latest)")
         for column in ("key", "value", "step"):
             metrics.add_column(column)
         for key, m in sorted(run.data.metrics.items()):
-            metrics.add_row(key, number(m.value), str(m.step))
+            metrics.add_row(Text(key), number(m.value), str(m.step))
         parts.append(metrics)
     else:
         parts.append("no metrics")
@@ -149,8 +152,8 @@ def show(
             table.add_column(column)
         for d in datasets:
             table.add_row(
-                d.name,
-                d.context,
+                Text(d.name),
+                Text(d.context),
                 d.dataset.digest[:12],
                 str(d.dataset.n_rows),
                 str(d.dataset.n_columns),
@@ -168,7 +171,7 @@ def _kv_table(title: str, values: dict[str, str]) -> Table | str:
     table.add_column("key")
     table.add_column("value")
     for key, value in sorted(values.items()):
-        table.add_row(key, value)
+        table.add_row(Text(key), Text(value))
     return table
 
 
@@ -202,15 +205,16 @@ def compare(
     )
     table.add_column("")
     for r in runs:
-        table.add_column(f"{r.info.name}\n{r.id[:8]}", justify="right")
+        table.add_column(Text(f"{r.info.name}\n{r.id[:8]}"), justify="right")
     for key, values in c.params.items():
         style = "yellow" if key in c.differing else None
-        table.add_row(f"params.{key}", *[v if v is not None else "-" for v in values], style=style)
+        cells = [Text(v) if v is not None else "-" for v in values]
+        table.add_row(Text(f"params.{key}"), *cells, style=style)
     table.add_section()
     for key, values in c.metrics.items():
         best = c.best.get(key, [])
         cells = [number(v) + (" ★" if n in best else "") for n, v in enumerate(values)]
-        table.add_row(f"metrics.{key}", *cells)
+        table.add_row(Text(f"metrics.{key}"), *cells)
     print_table(table)
 
 

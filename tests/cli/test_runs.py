@@ -287,6 +287,27 @@ def test_show_says_so_instead_of_printing_empty_tables(cli, segue_env):
     assert not any(title in out for title in ("Params", "Metrics", "Tags"))
 
 
+@sqlite_only
+def test_user_text_with_brackets_is_shown_not_read_as_markup(cli, segue_env):
+    params = {"activations": "[relu, tanh]", "note": "x[/]y"}
+    ids = []
+    for name in ("[bold]a", "b[/]"):
+        with segue.start_run(experiment="[exp]", name=name, params=params) as run:
+            run.log_metric("acc", 0.5)
+            ids.append(run.id)
+    values = ["[relu, tanh]", "x[/]y"]
+    expected = {
+        ("runs", "show", ids[1]): ["b[/]", "[exp]", *values],
+        ("runs", "compare", *ids): ["[bold]a", "b[/]", *values],
+        ("runs", "list"): ["[bold]a", "b[/]"],
+    }
+
+    for args, shown in expected.items():
+        result = cli(*args)
+        assert result.code == 0, (args, result.err)
+        assert all(text in result.out for text in shown), (args, result.out)
+
+
 # -- compare ---------------------------------------------------------------------------------
 
 
