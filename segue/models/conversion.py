@@ -45,7 +45,8 @@ def _may_cast(got: str, want: str, *, narrow_ints: bool = False) -> bool:
     if need == "int":
         return have == "int" and (narrow_ints or np.can_cast(got, want, "safe"))
     if need == "category":
-        return have in ("category", "string")
+        # Categories are labels: strings, or ints and bools as JSON carries them.
+        return have in ("category", "string", "int", "bool")
     if need in ("datetime", "datetime_tz"):
         return have in (need, "string")
     return have == need == "timedelta"
@@ -178,6 +179,8 @@ def _conform_column(spec: ColumnSpec, values: Any) -> Any:
     if isinstance(values, np.ndarray) and values.dtype.kind in "OU":
         return _conform_objects(spec, values.astype(object, copy=False))
     got = _canonical(values.dtype)
+    if got is not None and _family(got) == "float" and _family(spec.dtype) == "int":
+        values, got = _whole_numbers(values, got)
     # Ints narrow when every value fits, as they do in JSON and records: one rule for both.
     if got is None or not _may_cast(got, spec.dtype, narrow_ints=True):
         raise _wrong_dtype(spec, got or str(values.dtype))
@@ -214,6 +217,10 @@ def _conform_objects(spec: ColumnSpec, values: np.ndarray) -> Any:
         dtype = object if spec.dtype == "string" else _masked_or_same(spec.dtype)
         return pd.array([None] * len(values), dtype=dtype)
     got = _OBJECT_KINDS.get(kind)
+    if got == "float64" and _family(spec.dtype) == "int":  # 3.0 in JSON or records
+        return _conform_column(
+            spec, pd.array(values, dtype="Float64").to_numpy(np.float64, na_value=np.nan)
+        )
     # Python datetimes may carry a time zone or not; _to_time checks which.
     dates = got is not None and _family(got) == "datetime" and "datetime" in spec.dtype
     if got is None or not (dates or _may_cast(got, spec.dtype, narrow_ints=True)):
@@ -236,6 +243,26 @@ def _conform_objects(spec: ColumnSpec, values: np.ndarray) -> Any:
     if family == "category":
         return pd.Categorical(values)
     return _to_time(spec, values, parse=got == "string")
+
+
+#: Floats are exact integers up to here; past it a float may be a rounded integer literal.
+_SAFE_INTEGER = 2**53
+
+
+def _whole_numbers(values: Any, got: str) -> tuple[Any, str]:
+    """Whole floats as ints, the way the server reads 3.0 in JSON for an int column
+    (``segue.serving.inputs.whole``): ``(int64 values, "int64")`` when every present value is
+    whole and within 2**53, else ``values`` unchanged (refused by the caller)."""
+    numbers = (
+        values if isinstance(values, np.ndarray) else values.to_numpy(np.float64, na_value=np.nan)
+    )
+    missing = np.isnan(numbers)
+    present = numbers[~missing]
+    if not (np.all(np.mod(present, 1) == 0) and np.all(np.abs(present) <= _SAFE_INTEGER)):
+        return values, got
+    if missing.any():
+        return pd.array(numbers, dtype="Float64").astype("Int64"), "int64"  # NaN -> NA
+    return numbers.astype(np.int64), "int64"
 
 
 def _check_range(spec: ColumnSpec, low: Any, high: Any) -> None:

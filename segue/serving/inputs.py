@@ -40,7 +40,7 @@ _ALLOWED = {
     "int": frozenset((int,)),
     "bool": frozenset((bool,)),
     "string": frozenset((str,)),
-    "category": frozenset((str,)),
+    "category": frozenset((str, int, bool)),  # labels, as load_model(...).predict takes
     "datetime": frozenset((str,)),
     "datetime_tz": frozenset((str,)),
     "timedelta": frozenset((str,)),
@@ -388,6 +388,14 @@ def _other_column(spec: ColumnSpec, values: list) -> np.ndarray:
                 raise _null(spec, i)
             if type(value) not in allowed:
                 raise _wrong_type(spec, i, value)
+    if family == "category" and len(set(map(type, values)) - {_NONE}) > 1:
+        # One type of label per column, as load_model(...).predict requires.
+        kinds = sorted({json_type(value) for value in values if value is not None})
+        raise RequestError(
+            422,
+            f"column {spec.name!r}: labels of one type expected, got {', '.join(kinds)}",
+            spec.name,
+        )
     array = np.fromiter(values, dtype=object, count=len(values))
     if family == "int":
         present = [v for v in values if v is not None]

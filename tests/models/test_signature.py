@@ -327,7 +327,7 @@ def test_a_nullable_column_may_be_left_out_as_the_server_allows():
     ("column", "values", "message"),
     [
         ("age", ["x", "y"], r"^input: column 'age' expected int64, got string$"),
-        ("age", [1.0, 2.0], r"^input: column 'age' expected int64, got float64$"),
+        ("age", [1.5, 2.0], r"^input: column 'age' expected int64, got float64$"),
         ("age", [True, False], r"^input: column 'age' expected int64, got bool$"),
         ("income", [True, False], r"^input: column 'income' expected float64, got bool$"),
         ("city", [1, 2], r"^input: column 'city' expected string, got int64$"),
@@ -525,7 +525,7 @@ def test_a_dict_of_columns_and_a_single_record():
 def test_a_dict_of_typed_arrays_keeps_their_dtype_rules():
     sig = Signature((ColumnSpec("x", "int32"),))
     with raises(r"^input: column 'x' expected int32, got float64$"):
-        validate_input({"x": np.array([1.0, 2.0])}, sig)
+        validate_input({"x": np.array([1.5, 2.0])}, sig)
     assert validate_input({"x": pd.Series([1, 2], dtype="int16")}, sig)["x"].dtype == "int32"
 
 
@@ -561,12 +561,16 @@ def test_rows_as_lists():
         validate_input([[1, "x"], [2]], sig)
 
 
-def test_json_ints_widen_to_float_but_json_floats_do_not_narrow_to_int():
+def test_json_ints_widen_to_float_and_only_whole_floats_fit_an_int():
+    # As the server reads JSON (segue.serving.inputs.whole): 2.0 is an int, 2.5 is not.
     sig = Signature((ColumnSpec("f", "float32"), ColumnSpec("i", "int64")))
     result = validate_input([{"f": 1, "i": 2}, {"f": 2, "i": 3}], sig)
     assert result["f"].dtype == "float32"
+    assert validate_input([{"f": 1, "i": 2.0}], sig)["i"].tolist() == [2]
     with raises(r"^input: column 'i' expected int64, got float64$"):
-        validate_input([{"f": 1, "i": 2.0}], sig)
+        validate_input([{"f": 1, "i": 2.5}], sig)
+    with raises(r"^input: column 'i' expected int64, got float64$"):
+        validate_input([{"f": 1, "i": 2.0**60}], sig)  # past 2**53: maybe a rounded literal
     with raises(r"^input: column 'i' expected int64, got bool$"):
         validate_input([{"f": 1, "i": True}], sig)
 
@@ -813,3 +817,27 @@ def test_valid_records_are_accepted_with_their_values(rows):
     assert result["age"].tolist() == [row["age"] for row in rows]
     assert result["city"].tolist() == [row["city"] for row in rows]
     assert result["income"].tolist() == [float(row["income"]) for row in rows]
+
+
+def test_a_category_column_takes_int_and_bool_labels_as_json_carries_them():
+    sig = Signature((ColumnSpec("tier", "category"),))
+    frame = pd.DataFrame({"tier": pd.Categorical([1, 2, 1])})
+
+    from_frame = validate_input(frame, sig)
+    from_records = validate_input([{"tier": 1}, {"tier": 2}, {"tier": 1}], sig)
+
+    assert from_frame["tier"].tolist() == from_records["tier"].tolist() == [1, 2, 1]
+    assert isinstance(from_records["tier"].dtype, pd.CategoricalDtype)
+    with raises(r"^input: column 'tier' expected category, got mixed values"):
+        validate_input([{"tier": 1}, {"tier": "gold"}], sig)
+
+
+def test_a_float_frame_column_of_whole_numbers_fits_an_int_column_as_its_json_does():
+    # pandas makes ints with a missing value floats; the server reads their JSON 3.0 as 3.
+    sig = Signature((ColumnSpec("visits", "int32", nullable=True), ColumnSpec("n", "int64")))
+    frame = pd.DataFrame({"visits": [3.0, np.nan], "n": [1.0, 2.0]})
+
+    result = validate_input(frame, sig)
+
+    assert result["visits"].tolist()[0] == 3 and pd.isna(result["visits"].tolist()[1])
+    assert result["n"].dtype == np.int64 and result["n"].tolist() == [1, 2]
