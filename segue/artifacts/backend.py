@@ -82,12 +82,13 @@ class FsspecBackend:
     def open(self, key: str) -> BinaryIO:
         fs, _ = self._fs_root
         try:
-            return fs.open(self._path(key), "rb")
+            opened: BinaryIO = fs.open(self._path(key), "rb")
         except FileNotFoundError as exc:
             raise NotFound(f"artifact blob {key!r} is missing from {self.url}") from exc
+        return opened
 
     def exists(self, key: str) -> bool:
-        return self._fs_root[0].exists(self._path(key))
+        return bool(self._fs_root[0].exists(self._path(key)))
 
     def delete(self, key: str) -> None:
         self._fs_root[0].rm_file(self._path(key))

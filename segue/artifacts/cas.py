@@ -7,6 +7,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from segue.artifacts.backend import FsspecBackend
 from segue.errors import IntegrityError, NotFound
@@ -24,7 +25,7 @@ class ContentStore:
     def __init__(self, backend: FsspecBackend) -> None:
         self.backend = backend
 
-    def put_file(self, path: str | os.PathLike) -> tuple[str, int]:
+    def put_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
         """Store the file at ``path``; return its (sha256, size).
 
         The file is hashed while it is copied to a staging file, so what is stored is exactly
@@ -56,11 +57,11 @@ class ContentStore:
         ``name`` is the logical path shown in errors.
         """
         with self._open(digest, name) as f:
-            data = f.read()
+            data: bytes = f.read()
         _check(name, digest, size, hashlib.sha256(data).hexdigest(), len(data))
         return data
 
-    def copy_to(self, digest: str, size: int, dest: str | os.PathLike, *, name: str) -> Path:
+    def copy_to(self, digest: str, size: int, dest: str | os.PathLike[str], *, name: str) -> Path:
         """Write the blob to ``dest``; ``dest`` appears only once its bytes are verified."""
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -73,13 +74,15 @@ class ContentStore:
                     written += len(chunk)
                     out.write(chunk)
             _check(name, digest, size, hasher.hexdigest(), written)
+            # mkstemp creates 0600: the copy is the user's file, so it gets the user's umask.
+            os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, dest)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return dest
 
-    def _open(self, digest: str, name: str):
+    def _open(self, digest: str, name: str) -> BinaryIO:
         try:
             return self.backend.open(blob_key(digest))
         except NotFound as exc:
@@ -91,6 +94,20 @@ class ContentStore:
     def iter_digests(self) -> Iterator[str]:
         for key in self.backend.list("blobs/sha256"):
             yield key.rsplit("/", 1)[-1]
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux allows."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere the only way to read it is to set it and put it back
+    os.umask(mask)
+    return mask
 
 
 def _copy_hashing(src: Path, fd: int) -> tuple[str, int]:

@@ -10,6 +10,7 @@ import random
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from segue.artifacts import ContentStore, FsspecBackend
+from segue.artifacts.folders import folder_files
 from segue.config import Settings, settings
 from segue.data.frames import dataset_digest, dataset_schema, to_frame
 from segue.data.profile import profile_frame
@@ -237,9 +239,17 @@ class TrackingClient:
         if not root.is_dir():
             raise InvalidArgument(f"artifacts: {str(directory)!r} is not a directory")
         base = validation.artifact_path(prefix) + "/" if prefix else ""
+        found = folder_files(root)
+        for name, why in found.skipped:
+            warnings.warn(
+                f"log_artifacts: skipped {str(root / name)!r}: {why} is not followed",
+                UserWarning,
+                stacklevel=3,
+            )
+        # Every name is checked before any blob is stored: a refused folder stores nothing.
+        named = [(validation.artifact_path(base + name), file) for name, file in found.files]
         entries = []
-        for file in sorted(p for p in root.rglob("*") if p.is_file()):
-            logical = validation.artifact_path(base + file.relative_to(root).as_posix())
+        for logical, file in named:
             digest, size = self.artifacts.put_file(file)
             entries.append(ArtifactEntry(logical, digest, size))
         self.store.record_artifacts(run_id, entries)
@@ -299,6 +309,8 @@ class TrackingClient:
         ]
         if not entries:
             self._entry(run_id, logical)  # raises the NotFound with the right message
+        for e in entries:  # names stored by older versions: refuse before writing anything
+            validation.artifact_path(e.path)
         if len(entries) == 1 and entries[0].path == logical:
             return self.artifacts.copy_to(entries[0].digest, entries[0].size, dest, name=logical)
         for e in entries:

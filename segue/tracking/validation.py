@@ -66,16 +66,30 @@ def metric_step(key: str, step: Any) -> int:
     return int(step)
 
 
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
 def artifact_path(path: Any) -> str:
-    """A logical artifact path: relative, '/'-separated, no '..' parts."""
+    """A logical artifact path: relative, '/'-separated, no '..' parts.
+
+    Refused too, because no operating system can write them back as the same file: control
+    characters (NUL among them), backslashes (a separator on Windows, a character elsewhere)
+    and a drive (``C:``).
+    """
     if not isinstance(path, str) or not path.strip():
         raise InvalidArgument(f"artifact path must be a non-empty string, got {path!r}")
-    parts = path.replace("\\", "/").split("/")
+    if any(ord(c) < 0x20 or c == "\x7f" for c in path):
+        raise InvalidArgument(f"artifact path {path!r} must not contain control characters")
+    if "\\" in path:
+        raise InvalidArgument(f"artifact path {path!r} must use '/' between folders, not '\\'")
+    if _DRIVE.match(path):
+        raise InvalidArgument(f"artifact path {path!r} must be relative, without a drive")
+    parts = path.split("/")
     if path.startswith("/") or any(p in ("", ".", "..") for p in parts):
         raise InvalidArgument(
             f"artifact path {path!r} must be relative, without empty, '.' or '..' parts"
         )
-    return "/".join(parts)
+    return path
 
 
 def is_finite(value: float) -> bool:

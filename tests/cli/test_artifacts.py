@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,42 @@ def test_get_a_missing_blob(cli, seeded, segue_env, tmp_path):
     assert "'plots/pr.png'" in line
     assert "missing" in line
     assert not target.exists()
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+@sqlite_only
+def test_get_writes_files_with_the_users_umask(cli, seeded, tmp_path, umask_022):
+    one = tmp_path / "roc.png"
+    assert cli("artifacts", "get", seeded.fast[:8], "plots/roc.png", "-o", str(one)).code == 0
+    assert cli("artifacts", "get", seeded.fast[:8], "plots", "-o", str(tmp_path / "all")).code == 0
+
+    assert one.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    for copied in (tmp_path / "all").iterdir():
+        assert copied.stat().st_mode & 0o777 == 0o644
+
+
+@sqlite_only
+def test_get_refuses_a_stored_name_no_system_can_write_before_writing_anything(
+    cli, seeded, tmp_path
+):
+    # A name logged by an older version, before such names were refused.
+    from segue.store.entities import ArtifactEntry
+    from segue.tracking.client import get_client
+
+    good = get_client().list_artifacts(seeded.fast)[0]
+    get_client().store.record_artifacts(
+        seeded.fast, [ArtifactEntry("plots/C:\\evil\x00.png", good.digest, good.size)]
+    )
+    out = tmp_path / "plots"
+
+    result = cli("artifacts", "get", seeded.fast[:8], "plots", "-o", str(out))
+
+    assert result.code == 2
+    assert "control characters" in result.error_line()
+    assert not out.exists()  # nothing half-written

@@ -532,3 +532,49 @@ def test_segue_artifact_uri_overrides_the_recorded_root_with_one_warning(
     assert override in warnings[0] and recorded in warnings[0]
     monkeypatch.delenv("SEGUE_ARTIFACT_URI")
     assert get_client().artifacts.backend.url == recorded  # the override was not recorded
+
+
+# -- folders with links and names no system can write back ----------------------------------
+
+
+def test_log_artifacts_does_not_follow_links_out_of_the_folder(client, tmp_path):
+    secret = tmp_path / "outside" / "hostname"
+    secret.parent.mkdir()
+    secret.write_text("not yours")
+    folder = tmp_path / "reports"
+    (folder / "plots").mkdir(parents=True)
+    (folder / "summary.txt").write_text("ok")
+    (folder / "plots" / "roc.png").write_bytes(b"png")
+    (folder / "latest.png").symlink_to(folder / "plots" / "roc.png")  # inside: stored
+    (folder / "leak").symlink_to(secret)  # outside: skipped
+    (folder / "gone").symlink_to(tmp_path / "missing")  # broken: skipped
+    (folder / "elsewhere").symlink_to(secret.parent, target_is_directory=True)  # a folder
+    info = client.create_run("links")
+
+    with pytest.warns(UserWarning) as caught:
+        logged = client.log_artifacts(info.id, folder)
+
+    assert logged == ["latest.png", "plots/roc.png", "summary.txt"]
+    assert client.read_artifact(info.id, "latest.png") == b"png"
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == 3
+    assert "leak" in messages[2] and "out of the folder" in messages[2]
+    assert "gone" in messages[1] and "broken link" in messages[1]
+    assert "elsewhere" in messages[0] and "link to a folder" in messages[0]
+
+
+@pytest.mark.parametrize("name", ["bad\\name.txt", "nul\x00.txt"])
+def test_a_name_no_system_can_write_back_is_refused_when_logged(client, tmp_path, name):
+    info = client.create_run("names")
+    with pytest.raises(InvalidArgument, match="artifact path"):
+        client.log_bytes(info.id, b"x", name)
+    with pytest.raises(InvalidArgument, match="drive"):
+        client.log_bytes(info.id, b"x", "C:/Windows/x.txt")
+    if "\x00" not in name:  # a file name on Linux may hold a backslash, never a NUL
+        folder = tmp_path / "folder"
+        folder.mkdir()
+        (folder / "fine.txt").write_text("fine")
+        (folder / name).write_text("x")
+        with pytest.raises(InvalidArgument, match="'/' between folders"):
+            client.log_artifacts(info.id, folder)
+    assert client.list_artifacts(info.id) == []  # nothing stored

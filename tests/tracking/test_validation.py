@@ -73,7 +73,25 @@ def test_artifact_paths_are_normalised_relative_paths_or_refused(path):
 
 
 @pytest.mark.parametrize(
-    ("path", "clean"), [("a", "a"), ("a/b.txt", "a/b.txt"), ("a\\b", "a/b"), ("..a/b..", "..a/b..")]
+    ("path", "clean"),
+    [("a", "a"), ("a/b.txt", "a/b.txt"), ("..a/b..", "..a/b.."), ("run:1/x", "run:1/x")],
 )
 def test_artifact_path_examples(path, clean):
     assert validation.artifact_path(path) == clean
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        ("a\x00b", "control characters"),
+        ("report\n.txt", "control characters"),
+        ("a\\b", "'/' between folders"),
+        ("C:/Windows/x.txt", "drive"),
+        ("c:x.txt", "drive"),
+        ("/etc/passwd", "relative"),
+    ],
+)
+def test_artifact_paths_no_system_can_write_back_are_refused(path, problem):
+    # They used to be stored and then crashed `segue artifacts get` halfway through.
+    with pytest.raises(InvalidArgument, match=problem):
+        validation.artifact_path(path)
