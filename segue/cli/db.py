@@ -28,7 +28,12 @@ def upgrade(
     safe_url = engine.url.render_as_string(hide_password=True)
     if json:
         print_json({"store_uri": safe_url, "before": before, "after": after})
-    elif before == after:
-        console.print(f"{safe_url}: already at revision {after}")
     else:
-        console.print(f"{safe_url}: upgraded {before or 'empty'} -> {after}")
+        # The revisions first, on a short line of their own: a long URL never splits them.
+        done = (
+            f"already at revision {after}"
+            if before == after
+            else f"upgraded {before or 'empty'} -> {after}"
+        )
+        console.print(done, soft_wrap=True, highlight=False)
+        console.print(f"database: {safe_url}", soft_wrap=True, highlight=False)

@@ -32,11 +32,26 @@ def test_upgrade_a_fresh_sqlite_file(cli, fresh_sqlite, tmp_path):
 
     head = head_revision()
     assert first.code == 0, first.err
-    assert first.out.strip() == f"{fresh_sqlite}: upgraded empty -> {head}"
+    assert first.out.splitlines() == [f"upgraded empty -> {head}", f"database: {fresh_sqlite}"]
     assert (tmp_path / "new" / "segue.db").is_file()
     assert second.code == 0, second.err
-    assert second.out.strip() == f"{fresh_sqlite}: already at revision {head}"
+    assert second.out.splitlines() == [
+        f"already at revision {head}",
+        f"database: {fresh_sqlite}",
+    ]
     assert first.err == second.err == ""
+
+
+def test_upgrade_never_splits_the_revisions_at_80_columns(cli, tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / ('a-long-folder-name-' * 4) / 'segue.db'}"
+    monkeypatch.setenv("SEGUE_STORE_URI", uri)
+    monkeypatch.setenv("COLUMNS", "80")
+
+    result = cli("db", "upgrade")
+
+    assert result.code == 0, result.err
+    assert f"upgraded empty -> {head_revision()}" in result.out.splitlines()
+    assert uri in result.out  # whole, not folded by the printer
 
 
 def test_upgrade_json(cli, fresh_sqlite):
