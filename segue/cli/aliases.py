@@ -58,7 +58,7 @@ def _print_report(report: list, json: bool, outcome: dict) -> None:
         return
     table = Table(title="Gates", box=box.SIMPLE_HEAD)
     for column in ("requirement", "value", "threshold", "result", "note"):
-        table.add_column(column, justify="right" if column in ("value", "threshold") else None)
+        table.add_column(column, justify="right" if column in ("value", "threshold") else "left")
     for r in report:
         verdict = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
         cells = (Text(r.requirement), number(r.value), number(r.threshold), verdict)

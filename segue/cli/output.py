@@ -46,13 +46,13 @@ def print_table(*parts: RenderableType) -> None:
     row a line.
     """
     for table in _tables(parts):
-        whole = _atomic_columns(table) if console.is_terminal else set()
-        if whole is None:  # too narrow for the fixed widths and the numbers: let all fold
+        atomic = _atomic_columns(table) if console.is_terminal else set()
+        if atomic is None:  # too narrow for the fixed widths and the numbers: let all fold
             for column in table.columns:
                 column.width = None
-            whole = _atomic_columns(table) or set()
+            atomic = _atomic_columns(table) or set()
         for index, column in enumerate(table.columns):
-            column.no_wrap, column.overflow = index in whole, "fold"
+            column.no_wrap, column.overflow = index in atomic, "fold"
     whole = parts[0] if len(parts) == 1 else Group(*parts)
     if console.is_terminal:
         console.print(whole)
@@ -154,12 +154,12 @@ def number(value: float | None, digits: int = 6) -> str:
 
 
 def size(n: int) -> str:
-    step = 1024.0
+    step, value = 1024.0, float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < step:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= step
-    return f"{n:.1f} TiB"
+        if value < step:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= step
+    return f"{value:.1f} TiB"
 
 
 STATUS_STYLE = {"RUNNING": "cyan", "FINISHED": "green", "FAILED": "red", "KILLED": "yellow"}

@@ -46,8 +46,8 @@ def tail(
         if json:
             print_json(_records(frame))
         else:
-            title = f"Predictions of {name} (last {len(frame)})"
-            print_table(_table(frame, title, _id_width(frame)))
+            last = f"Predictions of {name} (last {len(frame)})"
+            print_table(_table(frame, last, _id_width(frame)))
         return
     width = 0  # of the request ids, fixed by the first table so the later ones line up
     try:
@@ -91,8 +91,9 @@ def _table(frame: Any, title: str | None, id_width: int) -> Table:
     widths = {"time": _WIDTHS["time"], "request": id_width, **_WIDTHS}
     table = Table(title=title, box=box.SIMPLE_HEAD, show_header=title is not None)
     for column, width in widths.items():
-        justify = "right" if column in ("status", "latency") else "left"
-        table.add_column(column, width=width, justify=justify)
+        table.add_column(
+            column, width=width, justify="right" if column in ("status", "latency") else "left"
+        )
     table.add_column("inputs")
     table.add_column("outputs")
     for record in _records(frame):

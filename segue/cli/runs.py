@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich import box
+from rich.console import RenderableType
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
@@ -132,7 +133,7 @@ def show(
     for key, value in rows:
         # Values are user data (names, paths): Text, never markup; only the status is styled.
         about.add_row(f"[bold]{key}[/]", value if key == "status" else Text(value))
-    parts = [about]
+    parts: list[RenderableType] = [about]
     if i.error:
         parts.append(Panel(Text(i.error.strip().splitlines()[-1]), title="error", style="red"))
     parts.append(_kv_table("Params", run.data.params))
@@ -206,15 +207,15 @@ def compare(
     table.add_column("")
     for r in runs:
         table.add_column(Text(f"{r.info.name}\n{r.id[:8]}"), justify="right")
-    for key, values in c.params.items():
+    for key, texts in c.params.items():
         style = "yellow" if key in c.differing else None
-        cells = [Text(v) if v is not None else "-" for v in values]
+        cells = [Text(v) if v is not None else "-" for v in texts]
         table.add_row(Text(f"params.{key}"), *cells, style=style)
     table.add_section()
     for key, values in c.metrics.items():
         best = c.best.get(key, [])
-        cells = [number(v) + (" ★" if n in best else "") for n, v in enumerate(values)]
-        table.add_row(Text(f"metrics.{key}"), *cells)
+        marked = [number(v) + (" ★" if n in best else "") for n, v in enumerate(values)]
+        table.add_row(Text(f"metrics.{key}"), *marked)
     print_table(table)
 
 
