@@ -8,7 +8,7 @@ import typer
 def serve(
     model_uri: str = typer.Argument(
         None,
-        help="models:/name/3, models:/name@alias, runs:/<run_id>/<path> or a folder "
+        help="name@alias, name/3 (short for models:/…), runs:/<run_id>/<path> or a folder "
         "(or use --route).",
         show_default=False,
     ),

@@ -115,6 +115,18 @@ def test_monitor_skew_and_performance_read_the_shorthand(cli, wine, command, ref
 
 
 @sqlite_only
+@pytest.mark.parametrize("ref", ["wine@champion", "wine/2"])
+def test_monitor_watch_reads_the_shorthand(cli, wine, tmp_path, ref):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - name: slow\n    when: latency_p99_ms > 50\n")
+
+    result = cli("monitor", "watch", ref, "--rules", str(rules), "--once")
+
+    assert result.code == 0, result.err
+    assert "wine" in result.out and "ALERT" not in result.out  # checked, nothing logged yet
+
+
+@sqlite_only
 def test_monitor_alerts_read_the_shorthand(cli, wine):
     assert cli("monitor", "alerts", "wine/2", "--json").json() == []
 
