@@ -84,7 +84,10 @@ def _end_open_runs() -> None:
         except Exception as exc:  # every other run must still be ended
             log.error("run %s could not be ended at exit: %s", run.id, exc)
     # Not get_client(): the settings may have changed since, and exiting must not open a store.
-    close_client()
+    try:
+        close_client()
+    except Exception as exc:  # at exit there is no caller left to raise to
+        log.error("metrics could not all be written at exit: %s", exc)
 
 
 def active_run() -> ActiveRun | None:
