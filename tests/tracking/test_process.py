@@ -63,6 +63,28 @@ def test_a_run_left_open_is_finished_and_flushed_at_exit(segue_env, tmp_path):
     assert not (tmp_path / "elsewhere").exists()
 
 
+def test_a_run_that_cannot_end_at_exit_is_reported_in_one_line(segue_env, tmp_path, store_uri):
+    if not store_uri.startswith("sqlite"):
+        pytest.skip("drops a table of the database; the PostgreSQL one is shared by the session")
+    done = run_script(
+        tmp_path,
+        """
+        import segue
+        from segue.tracking.client import get_client
+        first = segue.start_run(experiment="proc")
+        segue.log_metric("x", 1.0)
+        with get_client().store.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE metrics")  # every metric write now fails for good
+        print(first.id)
+        """,
+        SEGUE_FLUSH_INTERVAL="60",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "could not be ended at exit" in done.stderr
+    assert segue.get_run(done.stdout.strip()).info.status == "FAILED"  # recorded all the same
+
+
 def test_a_killed_process_keeps_every_flushed_point_and_is_marked_killed(
     segue_env, tmp_path, monkeypatch
 ):
