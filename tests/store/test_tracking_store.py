@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import uuid
 from collections.abc import Callable
 
@@ -590,3 +591,19 @@ def test_unknown_things_raise_not_found(store: SqlTrackingStore) -> None:
     assert store.get_metric_history(ghost, "m") == []
     assert store.list_artifacts(ghost) == []
     assert store.list_datasets(ghost) == []
+
+
+# -- the store itself ----------------------------------------------------------------------
+
+
+def test_the_first_artifact_root_claimed_is_the_one_every_client_gets(
+    store: SqlTrackingStore, in_threads: Callable[..., list[object]]
+) -> None:
+    def claim() -> str:  # each racing client claims a root of its own
+        return store.claim_artifact_root(f"/shared/artifacts-{threading.get_ident()}")
+
+    results = in_threads(4, claim)
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert len(set(results)) == 1  # racing first clients agree on one root
+    assert store.claim_artifact_root("/somewhere/else") == results[0]
