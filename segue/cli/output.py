@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
+from rich.errors import MarkupError
 from rich.table import Table
 from rich.text import Text
 
@@ -46,13 +47,11 @@ def print_table(*parts: RenderableType) -> None:
     row a line.
     """
     for table in _tables(parts):
-        atomic = _atomic_columns(table) if console.is_terminal else set()
-        if atomic is None:  # too narrow for the fixed widths and the numbers: let all fold
+        if console.is_terminal:
+            _fit(table, console.width)
+        else:
             for column in table.columns:
-                column.width = None
-            atomic = _atomic_columns(table) or set()
-        for index, column in enumerate(table.columns):
-            column.no_wrap, column.overflow = index in atomic, "fold"
+                column.no_wrap, column.overflow = False, "fold"
     whole = parts[0] if len(parts) == 1 else Group(*parts)
     if console.is_terminal:
         console.print(whole)
@@ -67,34 +66,51 @@ def print_table(*parts: RenderableType) -> None:
 
 #: A cell that must not be broken: a number, a version, a hex id, a placeholder.
 _ATOMIC = re.compile(r"[-+]?(?:\d[\w.:+%\-]*|[0-9a-f]{6,}|nan|inf|v\d+)|-")
-_NARROWEST_TEXT = 4  # room a wrapping text column keeps, padding aside
+_NARROWEST_TEXT = 4  # the least room a text column keeps while the numbers stay whole
 
 
-def _atomic_columns(table: Table) -> set[int] | None:
-    """Indexes of the columns whose cells are all numbers, versions or ids; None when the
-    table cannot fit the terminal with those whole and its fixed widths kept."""
-    left, right = table.padding[3], table.padding[1]
-    need = (2 if table.box and table.show_edge else 0) + (
-        len(table.columns) - 1 if table.box else 0
+def _fit(table: Table, width: int) -> None:
+    """Size ``table``'s columns for a terminal ``width`` columns wide, so that Rich never has
+    to cut: numbers, versions and ids (and fixed widths) keep their width, and the text
+    columns share what is left, each capped (``max_width``) so that the table fits; when even
+    the numbers do not fit, every column folds and shares the width."""
+    columns = table.columns
+    pad = table.padding[1] + table.padding[3]
+    overhead = pad * len(columns) + (
+        (2 if table.show_edge else 0) + len(columns) - 1 if table.box else 0
     )
-    atomic = set()
-    for index, column in enumerate(table.columns):
+    naturals, atomic = [], set()
+    for index, column in enumerate(columns):
         texts = [_cell_text(cell) for cell in column.cells]
-        if column.width is not None:
-            need += column.width
-        elif texts and all(_ATOMIC.fullmatch(t) for t in texts) and any(t != "-" for t in texts):
+        lines = [line for t in [*texts, _cell_text(column.header)] for line in t.splitlines()]
+        naturals.append(max((cell_len(line) for line in lines), default=0))
+        if column.width is None and texts and all(_ATOMIC.fullmatch(t) for t in texts):
             atomic.add(index)
-            need += max(cell_len(t) for t in [*texts, _cell_text(column.header)])
-        else:
-            need += _NARROWEST_TEXT
-        need += left + right
-    return atomic if need <= console.width else None
+    kept = {i for i, column in enumerate(columns) if column.width is not None} | atomic
+    held = sum(columns[i].width or naturals[i] for i in kept)
+    if overhead + held + _NARROWEST_TEXT * (len(columns) - len(kept)) > width:
+        kept, held = set(), 0  # too narrow even for the numbers: everything folds
+        for column in columns:
+            column.width = None
+    shared = sorted((naturals[i], i) for i in range(len(columns)) if i not in kept)
+    room = max(0, width - overhead - held)
+    for n, (natural, index) in enumerate(shared):
+        share = max(1, room // (len(shared) - n))
+        columns[index].max_width = share if natural > share else None
+        room -= min(natural, share)
+    for index, column in enumerate(columns):
+        column.no_wrap, column.overflow = index in kept and column.width is None, "fold"
 
 
 def _cell_text(cell: RenderableType) -> str:
     if isinstance(cell, Text):
         return cell.plain.strip()
-    return Text.from_markup(cell).plain.strip() if isinstance(cell, str) else ""
+    if not isinstance(cell, str):
+        return ""
+    try:
+        return Text.from_markup(cell).plain.strip()
+    except MarkupError:
+        return cell.strip()
 
 
 def _tables(parts: tuple[RenderableType, ...]) -> list[Table]:

@@ -107,27 +107,34 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def _whole_or_folded(out: str, value: str) -> bool:
-    """Whether ``value`` is in ``out`` on one line, or folded down one column of a table."""
+    """Whether ``value`` is in ``out`` on one line, or folded (or wrapped at its spaces) down
+    one column of a table, its pieces aligned left or right."""
     lines = out.splitlines()
-    for i, line in enumerate(lines):
-        for start in [m.start() for m in re.finditer(re.escape(value[0]), line)]:
-            rest, j = value, i
-            while j < len(lines):
-                seg = lines[j][start:]
-                k = 0
-                while k < min(len(seg), len(rest)) and seg[k] == rest[k]:
-                    k += 1
-                if k == len(rest):
+
+    def follows(j: int, start: int, end: int, rest: str) -> bool:
+        if not rest:
+            return True
+        if j >= len(lines):
+            return False
+        for k in range(len(rest), 0, -1):
+            for at in {start, end - k}:
+                piece = at >= 0 and lines[j][at : at + k] == rest[:k]
+                if piece and follows(j + 1, at, at + k, rest[k:].lstrip()):
                     return True
-                if k == 0:
-                    break
-                rest, j = rest[k:], j + 1
+        return False
+
+    for i, line in enumerate(lines):
+        for k in range(len(value), 0, -1):
+            for found in re.finditer(re.escape(value[:k]), line):
+                if follows(i + 1, found.start(), found.end(), value[k:].lstrip()):
+                    return True
     return False
 
 
 @sqlite_only
-def test_an_80_column_terminal_folds_and_never_cuts(cli, long, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "80")
+@pytest.mark.parametrize("columns", [80, 60])
+def test_a_narrow_terminal_folds_and_never_cuts(cli, long, monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", str(columns))
     monkeypatch.setenv("TTY_COMPATIBLE", "1")  # Rich: treat stdout as a terminal
     for args, values in _commands(long):
         result = cli(*args)
@@ -135,7 +142,7 @@ def test_an_80_column_terminal_folds_and_never_cuts(cli, long, monkeypatch):
 
         assert result.code == 0, (args, result.err)
         assert "…" not in out, (args, out)
-        assert max(cell_len(line) for line in out.splitlines()) <= 80, (args, out)
+        assert max(cell_len(line) for line in out.splitlines()) <= columns, (args, out)
         for value in values:
             assert _whole_or_folded(out, value), (args, value, out)
 
