@@ -63,9 +63,8 @@ def test_a_run_left_open_is_finished_and_flushed_at_exit(segue_env, tmp_path):
     assert not (tmp_path / "elsewhere").exists()
 
 
-def test_a_run_that_cannot_end_at_exit_is_reported_in_one_line(segue_env, tmp_path, store_uri):
-    if not store_uri.startswith("sqlite"):
-        pytest.skip("drops a table of the database; the PostgreSQL one is shared by the session")
+@pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)  # drops a table
+def test_a_run_that_cannot_end_at_exit_is_reported_in_one_line(segue_env, tmp_path):
     done = run_script(
         tmp_path,
         """

@@ -106,15 +106,18 @@ def test_end_with_a_bad_status_is_refused(segue_env):
 # -- failures while ending ---------------------------------------------------------------
 
 
+#: Tests that drop a table: the PostgreSQL database is shared by the whole session.
+sqlite_only = pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
+
+
 @pytest.fixture
-def broken_metrics(segue_env, store_uri):
-    """Make every metric write fail for good (a real fault: the table is gone); SQLite only."""
-    if not store_uri.startswith("sqlite"):
-        pytest.skip("drops a table of the database; the PostgreSQL one is shared by the session")
+def broken_metrics(segue_env):
+    """Make every metric write fail for good (a real fault: the table is gone)."""
     with get_client().store.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE metrics")
 
 
+@sqlite_only
 def test_a_failure_while_ending_never_masks_the_users_exception(broken_metrics):
     with (
         pytest.raises(ValueError, match="the user's own bug") as caught,
@@ -131,6 +134,7 @@ def test_a_failure_while_ending_never_masks_the_users_exception(broken_metrics):
     segue.start_run(experiment="masking").end()
 
 
+@sqlite_only
 def test_points_lost_while_ending_fail_the_run_loudly(broken_metrics):
     with (
         pytest.raises(MetricsLost, match="could not be written"),
