@@ -18,16 +18,24 @@ app = typer.Typer(
 def upgrade(
     json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
-    """Apply schema migrations to the metadata database (SEGUE_STORE_URI)."""
+    """Apply schema migrations to the metadata database (SEGUE_STORE_URI).
+
+    A new database also records where artifacts live (SEGUE_ARTIFACT_URI, else
+    $SEGUE_HOME/artifacts), for every client that will use it.
+    """
     from segue.config import settings
     from segue.store.engine import create_engine
     from segue.store.engine import upgrade as run_upgrade
+    from segue.store.tracking import SqlTrackingStore
+    from segue.tracking.client import artifact_root
 
-    engine = create_engine(settings().store_uri)
+    config = settings()
+    engine = create_engine(config.store_uri)
     before, after = run_upgrade(engine)
+    root = artifact_root(SqlTrackingStore(engine), config)
     safe_url = engine.url.render_as_string(hide_password=True)
     if json:
-        print_json({"store_uri": safe_url, "before": before, "after": after})
+        print_json({"store_uri": safe_url, "before": before, "after": after, "artifact_root": root})
     else:
         # The revisions first, on a short line of their own: a long URL never splits them.
         done = (
@@ -37,3 +45,4 @@ def upgrade(
         )
         console.print(done, soft_wrap=True, highlight=False)
         console.print(f"database: {safe_url}", soft_wrap=True, highlight=False)
+        console.print(f"artifacts: {root}", soft_wrap=True, highlight=False)

@@ -32,12 +32,18 @@ def test_upgrade_a_fresh_sqlite_file(cli, fresh_sqlite, tmp_path):
 
     head = head_revision()
     assert first.code == 0, first.err
-    assert first.out.splitlines() == [f"upgraded empty -> {head}", f"database: {fresh_sqlite}"]
+    artifacts = f"artifacts: {tmp_path / 'home' / 'artifacts'}"
+    assert first.out.splitlines() == [
+        f"upgraded empty -> {head}",
+        f"database: {fresh_sqlite}",
+        artifacts,
+    ]
     assert (tmp_path / "new" / "segue.db").is_file()
     assert second.code == 0, second.err
     assert second.out.splitlines() == [
         f"already at revision {head}",
         f"database: {fresh_sqlite}",
+        artifacts,
     ]
     assert first.err == second.err == ""
 
@@ -59,8 +65,21 @@ def test_upgrade_json(cli, fresh_sqlite):
     second = cli("db", "upgrade", "--json").json()
 
     head = head_revision()
+    root = first.pop("artifact_root")
     assert first == {"store_uri": fresh_sqlite, "before": None, "after": head}
+    assert second.pop("artifact_root") == root
     assert second == {"store_uri": fresh_sqlite, "before": head, "after": head}
+
+
+def test_upgrade_records_the_artifact_root_for_every_client(cli, fresh_sqlite, monkeypatch):
+    monkeypatch.setenv("SEGUE_ARTIFACT_URI", "s3://team-bucket/segue")
+
+    assert cli("db", "upgrade", "--json").json()["artifact_root"] == "s3://team-bucket/segue"
+
+    monkeypatch.delenv("SEGUE_ARTIFACT_URI")  # a client that was not told
+    from segue.tracking.client import get_client
+
+    assert get_client().artifacts.backend.url == "s3://team-bucket/segue"
 
 
 def test_upgrade_an_up_to_date_store(cli, segue_env):
