@@ -13,7 +13,7 @@ from rich.cells import cell_len
 from sklearn.linear_model import LogisticRegression
 
 import segue
-from segue.serving.predlog import PredictionLog, PredictionRecord
+from segue.serving.predlog import FeedbackLog, PredictionLog, PredictionRecord
 
 sqlite_only = pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
 
@@ -67,6 +67,10 @@ def long(segue_env, tmp_path) -> Long:
             )
         )
     log.flush()
+    feedback = FeedbackLog(segue_env.artifact_uri, MODEL)
+    for i in range(0, len(rows), 100):
+        feedback.append(REQUEST if i == 0 else f"r{i}", [0, 1] * 50, T0 + i + 1)
+    feedback.close()
     return Long((ids[0], ids[1]), digest)
 
 
@@ -98,6 +102,7 @@ def _commands(long: Long) -> list[tuple[list[str], list[str]]]:
         (["predictions", "tail", MODEL], [REQUEST, "primary", "1.5 ms"]),
         (["monitor", "drift", f"{MODEL}@champion"], [FEATURE, "DRIFT", "categorical"]),
         (["monitor", "skew", f"{MODEL}@champion"], [f"{REQUEST}[0]"]),
+        (["monitor", "performance", f"{MODEL}@champion", "-w", "1d"], ["0.5", "400"]),
         # Last: it moves the alias (its gate report is a table too).
         (["models", "alias", "set", MODEL, "champion", "2"], ["0.8", "pass"]),
     ]
