@@ -31,6 +31,7 @@ class Long:
 
     runs: tuple[str, str]
     digest: str
+    rules: str  # a rule the logged latencies break
 
 
 @pytest.fixture
@@ -71,7 +72,11 @@ def long(segue_env, tmp_path) -> Long:
     for i in range(0, len(rows), 100):
         feedback.append(REQUEST if i == 0 else f"r{i}", [0, 1] * 50, T0 + i + 1)
     feedback.close()
-    return Long((ids[0], ids[1]), digest)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - name: latency-above-one-millisecond\n    when: latency_p99_ms > 1\n"
+    )
+    return Long((ids[0], ids[1]), digest, str(rules))
 
 
 class _Pick:
@@ -103,6 +108,8 @@ def _commands(long: Long) -> list[tuple[list[str], list[str]]]:
         (["monitor", "drift", f"{MODEL}@champion"], [FEATURE, "DRIFT", "categorical"]),
         (["monitor", "skew", f"{MODEL}@champion"], [f"{REQUEST}[0]"]),
         (["monitor", "performance", f"{MODEL}@champion", "-w", "1d"], ["0.5", "400"]),
+        (["monitor", "watch", MODEL, "--rules", long.rules, "--once", "-w", "1000d"], []),
+        (["monitor", "alerts", MODEL], ["latency-above-one-millisecond"]),
         # Last: it moves the alias (its gate report is a table too).
         (["models", "alias", "set", MODEL, "champion", "2"], ["0.8", "pass"]),
     ]
