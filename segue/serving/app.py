@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
@@ -120,7 +121,37 @@ class _ServingApp(FastAPI):
             if target is not None:
                 await self.inference(scope, receive, send, target)
                 return
-        await super().__call__(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, tracked)
+        except asyncio.CancelledError:
+            # The server stopped and its grace period ran out (e.g. a /feedback body that
+            # never came): a JSON 503, not uvicorn's traceback and text/plain 500.
+            if not started:
+                request_id = client_request_id(_header(scope, b"x-request-id"))
+                body = responses.error_body("the server is stopping; retry", None, request_id)
+                headers = [
+                    (b"content-type", _JSON.encode()),
+                    (b"content-length", b"%d" % len(body)),
+                ]
+                await send({"type": "http.response.start", "status": 503, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope: dict, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 class _HotRoute:

@@ -47,6 +47,9 @@ __all__ = [
     "predict_batch",
 ]
 
+#: Longest a stopping server waits for the requests its batchers still hold.
+DRAIN_SECONDS = 30.0
+
 
 class InFlight:
     """How many requests a deployment has taken and not yet answered (event-loop only)."""
@@ -375,9 +378,18 @@ class ServedModels:
     def __len__(self) -> int:
         return len(self._by_name)
 
-    async def drain(self) -> None:
-        """Answer everything queued, then stop every deployment's batcher."""
+    async def drain(self, timeout: float | None = DRAIN_SECONDS) -> None:
+        """Answer everything queued, then stop every deployment's batcher.
+
+        Args:
+            timeout: most seconds to wait for the queued requests, all batchers together
+                (None: no limit); requests still queued then get a 503. A model stuck in
+                predict must not keep a stopping server from writing its prediction log.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         for served in self:
             for route in served.all_routes():
                 if route.current is not None:
-                    await route.current.batcher.drain()
+                    left = None if deadline is None else max(0.0, deadline - loop.time())
+                    await route.current.batcher.drain(left)

@@ -16,7 +16,7 @@ import pytest
 from segue.errors import InvalidArgument, NotFound
 from segue.registry.service import get_registry
 from segue.serving.batching import Batcher, BatcherClosed
-from segue.serving.deployment import Deployment, Route
+from segue.serving.deployment import Deployment, Route, ServedModel, ServedModels
 from segue.serving.metrics import ServingMetrics
 from segue.serving.server import ServeOptions, build_app
 from segue.serving.watcher import AliasWatcher, retry_delay
@@ -191,6 +191,26 @@ async def test_the_old_deployment_drains_only_after_its_requests_are_answered():
     with pytest.raises(BatcherClosed):
         await old.batcher.submit(1)
     await new.batcher.drain()
+
+
+async def test_a_stopping_server_does_not_wait_forever_for_a_stuck_model():
+    release, started = threading.Event(), threading.Event()
+
+    def stuck(items: list[int]) -> list[int]:
+        started.set()
+        release.wait(60)
+        return items
+
+    deployment = _deployment("1", stuck)
+    models = ServedModels([ServedModel("churn", deployment)])
+    pending = asyncio.ensure_future(deployment.batcher.submit(1))
+    await asyncio.to_thread(started.wait, 60)
+
+    await models.drain(timeout=0)
+    release.set()
+
+    with pytest.raises(BatcherClosed):
+        await pending
 
 
 # --- a served alias moved under load --------------------------------------------------------

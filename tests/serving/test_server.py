@@ -146,10 +146,30 @@ class Stalled:
     def release(self) -> None:
         self._release.set()
 
+    async def reading(self, request: asyncio.Task) -> None:
+        """Return once ``request`` waits for its body (fail if it ended without reading)."""
+        waiting = asyncio.ensure_future(self.waiting.wait())
+        await asyncio.wait({waiting, request}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        assert self.waiting.is_set(), "the request ended without reading its body"
+
 
 def _post(path: str, length: int) -> dict:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(length).encode())]
-    return {"type": "http", "method": "POST", "path": path, "headers": headers}
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
 
 
 class Sent(list):
@@ -194,7 +214,7 @@ async def test_a_stalled_body_does_not_hold_the_version_it_would_count_against(s
     sent = Sent()
 
     request = asyncio.create_task(app(_post("/predict", len(stalled.body)), stalled, sent))
-    await stalled.waiting.wait()
+    await stalled.reading(request)
     assert old.in_flight.count == 0  # reading its body, it holds no version
     async with asyncio.timeout(30):  # guards against a hang only
         assert await served.routes[0].swap(new) is old  # so the old version drains at once
@@ -213,7 +233,7 @@ async def test_a_request_cancelled_at_shutdown_gets_a_503_in_json(app_serving, c
     sent = Sent()
 
     request = asyncio.create_task(app(_post("/predict", 100), stalled, sent))
-    await stalled.waiting.wait()
+    await stalled.reading(request)
     request.cancel()  # what uvicorn does once the graceful-shutdown period is over
     await request  # ends quietly: no CancelledError for uvicorn to log as a traceback
     await app.state.models.drain()
@@ -295,3 +315,19 @@ def test_sigterm_with_a_stalled_client_stops_cleanly_and_answers_it_408(echo_sto
     assert b"--body-timeout" in body
     assert process.returncode in (0, -signal.SIGTERM), err
     assert "Traceback" not in err and "ERROR" not in err and "CancelledError" not in err
+
+
+@pytest.mark.anyio
+async def test_a_feedback_request_cancelled_at_shutdown_gets_a_503_in_json(app_serving):
+    app = app_serving(ServeConfig(on_feedback=lambda feedback: None))
+    stalled = Stalled()
+    sent = Sent()
+
+    request = asyncio.create_task(app(_post("/feedback", 100), stalled, sent))
+    await stalled.reading(request)
+    request.cancel()  # what uvicorn does once the graceful-shutdown period is over
+    await request
+    await app.state.models.drain()
+
+    assert sent.status == 503
+    assert sent.json()["error"] == "the server is stopping; retry"
