@@ -187,9 +187,9 @@ class ServeOptions:
 def served_name(uri: str) -> str:
     """The name a model URI is served under: the registered name, else the folder name."""
     parsed = parse_model_uri(uri)
-    if parsed.kind == "models":
+    if parsed.kind == "models" and parsed.name is not None:
         return parsed.name
-    return os.path.basename(os.path.normpath(parsed.path)) or "model"
+    return os.path.basename(os.path.normpath(parsed.path or "")) or "model"
 
 
 def load_deployment(uri: str, name: str, config: ServeConfig) -> Deployment:
@@ -223,7 +223,7 @@ def read_input_example(registry: Any, uri: str, model: LoadedModel) -> dict[str,
     if entry is None:
         return None
     parsed = parse_model_uri(uri)
-    if parsed.kind == "path":
+    if parsed.kind == "path" and parsed.path is not None:
         raw = (Path(parsed.path) / _EXAMPLE).read_bytes()
     else:  # blobs are addressed by the sha256 the manifest records
         raw = registry.tracking.artifacts.read_bytes(entry["sha256"], entry["size"], name=_EXAMPLE)
@@ -333,10 +333,14 @@ def app_from_env() -> FastAPI:
 def describe(served: ServedModel) -> str:
     """What is served, for the start-up line: ``models:/churn/3 as 'churn' version 3``."""
     routes = served.routes
+
+    def version(route: Route) -> str:
+        return "none" if route.current is None else route.current.version
+
     if len(routes) == 1 and not served.shadows:
-        return f"{routes[0].uri} as {served.name!r} version {routes[0].current.version}"
-    parts = [f"{r.label}={r.weight:g} (version {r.current.version})" for r in routes]
-    parts += [f"shadow {r.label} (version {r.current.version})" for r in served.shadows]
+        return f"{routes[0].uri} as {served.name!r} version {version(routes[0])}"
+    parts = [f"{r.label}={r.weight:g} (version {version(r)})" for r in routes]
+    parts += [f"shadow {r.label} (version {version(r)})" for r in served.shadows]
     return f"{', '.join(parts)} as {served.name!r}"
 
 

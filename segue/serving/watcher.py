@@ -105,13 +105,16 @@ class AliasWatcher:
         retry_s: float = RETRY_SECONDS,
         max_retry_s: float = MAX_RETRY_SECONDS,
     ) -> None:
-        if not watched(route.uri):
+        uri = route.uri
+        if uri is None or not watched(uri):
             raise InvalidArgument(f"route {route.label!r}: only models:/name@alias is watched")
         if not poll_s > 0:
             raise InvalidArgument(f"--poll-s must be > 0 seconds, got {poll_s}")
-        parsed = parse_model_uri(route.uri)
+        parsed = parse_model_uri(uri)
+        assert parsed.name is not None and parsed.alias is not None  # watched() says so
         self.route = route
         self.served = served
+        self.uri: str = uri
         self.model: str = parsed.name
         self.alias: str = parsed.alias
         self.resolve = resolve
@@ -135,7 +138,7 @@ class AliasWatcher:
         if it is not the one serving (None otherwise, if it could not be loaded, or if it
         failed before and its next retry is not due yet)."""
         try:
-            number = self.resolve(self.route.uri)
+            number = self.resolve(self.uri)
         except Exception as exc:  # alias deleted, database down: keep serving what we have
             if not self._unresolved:
                 log.warning(
