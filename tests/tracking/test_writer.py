@@ -87,7 +87,7 @@ class FakeClock:
         return self.now
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
+def wait_for(condition: Callable[[], object], timeout: float = 120.0) -> None:  # a hang guard
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
