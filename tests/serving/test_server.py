@@ -331,3 +331,25 @@ async def test_a_feedback_request_cancelled_at_shutdown_gets_a_503_in_json(app_s
 
     assert sent.status == 503
     assert sent.json()["error"] == "the server is stopping; retry"
+
+
+@pytest.mark.anyio
+async def test_a_failing_batcher_answers_503_in_json_and_serves_the_next_request(
+    app_serving, served_cancer
+):
+    app = app_serving(ServeConfig())
+    batcher = app.state.models.default.current.batcher
+    observe = batcher.on_batch
+    batcher.on_batch = lambda rows: 1 / 0  # a bug on the collector's own path
+    body = {"instances": served_cancer.X.iloc[:1].to_dict(orient="records")}
+    transport = httpx.ASGITransport(app=app)
+
+    async with httpx.AsyncClient(transport=transport, base_url="http://s") as client:
+        failed = await client.post("/predict", json=body)
+        batcher.on_batch = observe
+        answered = await client.post("/predict", json=body)
+    await app.state.models.drain()
+
+    assert failed.status_code == 503
+    assert "batcher failed (ZeroDivisionError); retry" in failed.json()["error"]
+    assert answered.status_code == 200
