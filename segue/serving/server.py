@@ -15,6 +15,7 @@ and closed after the last request on shutdown.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import importlib.util
 import logging
 import os
@@ -384,9 +385,13 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        hint = "; pick another --port or stop what uses it" if port else ""
+        if exc.errno == errno.EADDRINUSE:
+            raise InvalidArgument(
+                f"--port {port}: {host}:{port} is already in use; pick another --port or stop "
+                "what listens there"
+            ) from None
         raise InvalidArgument(
-            f"--port {port}: cannot listen on {host}:{port}: {exc.strerror or exc}{hint}"
+            f"--host {host} --port {port}: cannot listen there: {exc.strerror or exc}"
         ) from None
     sock.set_inheritable(True)  # the workers of --workers N share it
     return sock
