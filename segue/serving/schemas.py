@@ -19,7 +19,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
-from segue.models.signature import ColumnSpec, TensorSpec
+from segue.models.signature import ColumnSpec, Signature, TensorSpec
 from segue.serving.deployment import Deployment, ServedModels
 from segue.serving.protocol import DATATYPES, PREDICT_FORMATS, TENSOR_INPUT
 from segue.version import __version__
@@ -55,7 +55,7 @@ def model_metadata(
     deployment's. Inputs and outputs are ``deployment``'s.
     """
     model = deployment.model
-    signature = model.signature
+    signature = _signature(deployment)
     inputs = signature.inputs
     if isinstance(inputs, TensorSpec):
         tensors = [_tensor("input", inputs)]
@@ -82,6 +82,12 @@ def model_metadata(
         "inputs": tensors,
         "outputs": results,
     }
+
+
+def _signature(deployment: Deployment) -> Signature:
+    signature = deployment.model.signature
+    assert signature is not None, "a served model has a signature (InputSchema refuses others)"
+    return signature
 
 
 def _tensor(name: str, spec: TensorSpec) -> dict[str, Any]:
@@ -284,7 +290,7 @@ def request_schemas(name: str, deployment: Deployment) -> dict[str, dict[str, An
     the others with ``#/components/schemas/...``.
     """
     prefix = _prefix(name) or "Model"
-    inputs = deployment.model.signature.inputs
+    inputs = _signature(deployment).inputs
     if isinstance(inputs, TensorSpec):
         components = _tensor_schemas(prefix, inputs)
     else:
@@ -480,9 +486,11 @@ def _column_tensor(spec: ColumnSpec, value: dict[str, Any]) -> dict[str, Any]:
 
 def _tensor_schemas(prefix: str, spec: TensorSpec) -> dict[str, dict[str, Any]]:
     value = _value_schema(spec.dtype)
-    nested: dict[str, Any] = value
-    for _ in spec.shape:
-        nested = {"anyOf": [value, {"type": "array", "items": nested}]}
+    row: dict[str, Any] = value  # one row: nested to the shape past its first dimension
+    for d in reversed(spec.shape[1:]):
+        size = {} if d == -1 else {"minItems": d, "maxItems": d}
+        row = {"type": "array", "items": row, **size}
+    rows = {"type": "array", "minItems": 1, "items": row}
     shape = {
         "type": "array",
         "prefixItems": [
@@ -492,6 +500,7 @@ def _tensor_schemas(prefix: str, spec: TensorSpec) -> dict[str, dict[str, Any]]:
         "maxItems": len(spec.shape),
         "description": f"{list(spec.shape)} (-1: any); the data fills it",
     }
+    flat = {"type": "array", "minItems": 1, "items": value}
     tensor = {
         "title": f"{prefix}InputTensor",
         "type": "object",
@@ -502,22 +511,24 @@ def _tensor_schemas(prefix: str, spec: TensorSpec) -> dict[str, dict[str, Any]]:
             "shape": shape,
             "datatype": {"enum": _fits(spec.dtype)},
             "data": {
-                "type": "array",
-                "minItems": 1,
-                "items": nested,
-                "description": "flat (row-major) or nested to the shape",
+                "anyOf": [flat, rows],
+                "description": "flat (row-major, as many values as the shape holds) or "
+                "nested to the shape",
             },
             "parameters": _TENSOR_PARAMETERS,
         },
     }
-    rows = _rows(nested, f"rows, shape {list(spec.shape)} (one row may be flat)")
+    # MLflow's inputs: rows, or (for a 2-D signature) one flat row.
+    accepted = [rows, row] if len(spec.shape) == 2 else [rows]
     predict = {
         "title": f"{prefix}PredictRequest",
         "oneOf": [
             {
                 "type": "object",
                 "required": [key],
-                "properties": {key: rows},
+                "properties": {
+                    key: {"oneOf": accepted, "description": f"rows, shape {list(spec.shape)}"}
+                },
                 "additionalProperties": False,
             }
             for key in ("inputs", "instances")
@@ -691,7 +702,7 @@ def _infer_example(deployment: Deployment) -> dict[str, Any] | None:
     if not example:
         return None
     split = example.get("dataframe_split")
-    inputs = deployment.model.signature.inputs
+    inputs = _signature(deployment).inputs
     if split and not isinstance(inputs, TensorSpec):
         dtypes = {c.name: c.dtype for c in inputs}
         rows = split["data"][:2]

@@ -33,7 +33,22 @@ def tensor_array(data: Any, dtype: np.dtype | None, field: str) -> np.ndarray:
         ) from None
     if array.ndim == 0:
         raise RequestError(400, f"{field}: expected an array", field)
+    numeric = dtype is not None and dtype.kind in "iuf"
+    if numeric and array.dtype.kind in "iuf" and _holds_bool(data):
+        # NumPy would read true as 1; a numeric column refuses it, so a tensor does too.
+        raise RequestError(422, f"{field}: expected {dtype} values, got boolean", field)
     return array
+
+
+def _holds_bool(data: list) -> bool:
+    pending = [data]
+    while pending:
+        for value in pending.pop():
+            if type(value) is bool:
+                return True
+            if type(value) is list:
+                pending.append(value)
+    return False
 
 
 def _integers(data: list, dtype: np.dtype, array: np.ndarray, field: str) -> np.ndarray:
@@ -68,6 +83,9 @@ def cast_tensor(array: np.ndarray, spec: TensorSpec, field: str) -> np.ndarray:
             raise RequestError(422, f"{field}: values out of range for {want}", field)
         return cast
     if dtype.kind in "iu":
+        if kind == "f" and _whole_floats(array):
+            array = array.astype(np.int64)  # 2.0 is an integer in JSON, as in a column
+            kind = "i"
         if kind not in "iu":
             return _tensor_type_error(spec, array.ravel(), field)
         if array.dtype != dtype and not np.can_cast(array.dtype, dtype, "safe"):
@@ -78,6 +96,12 @@ def cast_tensor(array: np.ndarray, spec: TensorSpec, field: str) -> np.ndarray:
     if dtype.kind == "b" and kind == "b":
         return array
     return _tensor_type_error(spec, array.ravel(), field)
+
+
+def _whole_floats(array: np.ndarray) -> bool:
+    """Every value integral and at most 2**53 (exact; larger may be rounded literals)."""
+    with np.errstate(invalid="ignore"):
+        return bool(np.all((np.mod(array, 1) == 0) & (np.abs(array) <= 2.0**53)))
 
 
 def _tensor_type_error(spec: TensorSpec, values: np.ndarray, field: str) -> Any:

@@ -14,6 +14,7 @@ disagreement between the document and the server; every other failure is kept.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -31,10 +32,39 @@ def map_case(context: Any, case: Any) -> Any:
     if not isinstance(body, dict):
         return case
     if case.path.endswith("/infer") and isinstance(body.get("inputs"), list):
-        _fit_tensors([t for t in body["inputs"] if isinstance(t, dict)])
+        tensors = [t for t in body["inputs"] if isinstance(t, dict)]
+        if _takes_a_tensor(case):
+            _fill_shape(tensors)
+        else:
+            _fit_tensors(tensors)
     elif case.path == "/predict" and isinstance(body.get("inputs"), dict):
         _same_length(body["inputs"])
     return case
+
+
+def _takes_a_tensor(case: Any) -> bool:
+    """Whether the model behind an infer route takes one tensor (not columns)."""
+    raw = case.operation.schema.raw_schema
+    body = raw["paths"][case.path]["post"]["requestBody"]["content"]["application/json"]
+    name = body["schema"]["$ref"].rsplit("/", 1)[1].removesuffix("InferRequest")
+    return "oneOf" not in raw["components"]["schemas"][f"{name}InputTensor"]
+
+
+def _fill_shape(tensors: list[dict[str, Any]]) -> None:
+    # A tensor model's one input: the shape's first dimension counts the rows of the data.
+    for tensor in tensors:
+        data, shape = tensor.get("data"), tensor.get("shape")
+        if not (isinstance(data, list) and data and isinstance(shape, list) and shape):
+            continue
+        if isinstance(data[0], list) or len(shape) == 1:
+            tensor["shape"] = [len(data), *shape[1:]]
+            continue
+        width = int(math.prod(shape[1:]))
+        if width < 1:
+            continue
+        rows = max(len(data) // width, 1)
+        tensor["data"] = (data * width)[: rows * width]  # repeated values are valid values
+        tensor["shape"] = [rows, *shape[1:]]
 
 
 def _fit_tensors(tensors: list[dict[str, Any]]) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import jsonschema_rs
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -144,15 +145,80 @@ def mixed_app(mixed) -> Any:
     return create_app(ServedModels([ServedModel("mixed", deployment)]), config)
 
 
-@pytest.mark.parametrize(("path", "body", "valid", "status"), CASES)
-async def test_the_document_and_the_server_judge_a_body_alike(mixed_app, path, body, valid, status):
-    transport = httpx.ASGITransport(app=mixed_app)
+async def _judge(app: Any, path: str, body: Any) -> tuple[bool, httpx.Response]:
+    """The document's verdict on ``body`` for ``POST path``, and the server's answer."""
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://segue") as http:
         spec = (await http.get("/openapi.json")).json()
         answer = await http.post(path, json=body)
-    await mixed_app.state.models.drain()
+    await app.state.models.drain()
+    return _body_schema(spec, path).is_valid(body), answer
 
-    assert _body_schema(spec, path).is_valid(body) is valid
+
+@pytest.mark.parametrize(("path", "body", "valid", "status"), CASES)
+async def test_the_document_and_the_server_judge_a_body_alike(mixed_app, path, body, valid, status):
+    verdict, answer = await _judge(mixed_app, path, body)
+
+    assert verdict is valid
+    assert answer.status_code == status, answer.text
+
+
+def _summed() -> Callable[[Any], Any]:
+    def model(x: Any) -> Any:
+        return np.asarray(x).sum(axis=1)
+
+    return model
+
+
+@pytest.fixture(scope="module")
+def tensor_models(mixed) -> dict[str, LoadedModel]:
+    """``tens`` (float64, shape [-1, 3]) and ``counts`` (int64, shape [-1, 2]), in mixed's
+    store."""
+    examples = {"tens": np.array([[1.0, 2.0, 3.0]]), "counts": np.array([[1, 2]])}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in mixed[0].items():
+            patch.setenv(key, value)
+        with segue.start_run(experiment="tensors") as run:
+            for name, example in examples.items():
+                run.log_model(_summed(), name=name, input_example=example, register_as=name)
+        return {name: segue.load_model(f"models:/{name}/1") for name in examples}
+
+
+@pytest.fixture
+def tensor_app(tensor_models) -> Any:
+    config = ServeConfig()
+    served = [ServedModel(n, deploy(n, m, config)) for n, m in tensor_models.items()]
+    return create_app(ServedModels(served), config)
+
+
+def _tensor(data: Any, shape: list[Any], datatype: str = "FP64") -> dict[str, Any]:
+    return {"inputs": [{"name": "input", "shape": shape, "datatype": datatype, "data": data}]}
+
+
+TENSOR_CASES = [
+    ("/predict", {"inputs": [[1.0, 2.0, 3.0]]}, True, 200),
+    ("/predict", {"inputs": [1.0, 2.0, 3.0]}, True, 200),  # one row, flat (as MLflow)
+    ("/predict", {"inputs": [[1.0, 2.0]]}, False, 422),
+    # NumPy would make false a 0.0; a float column refuses it, and so does a float tensor.
+    ("/predict", {"instances": [False, 0.0, 0.0]}, False, 422),
+    ("/v2/models/tens/infer", _tensor([[False, 0.0, 0.0]], [1, 3]), False, 422),
+    ("/v2/models/tens/infer", _tensor([1, 2, 3, 4, 5, 6], [2, 3]), True, 200),
+    ("/v2/models/tens/infer", _tensor([[1, 2, 3]], [1, 3], "BOOL"), False, 422),
+    ("/v2/models/tens/infer", {**_tensor([[1, 2, 3]], [1, 3]), "outputs": []}, True, 200),
+    # As for int columns: 2.0 is an integer to JSON Schema, and so to the server.
+    ("/v2/models/counts/infer", _tensor([[1.0, 2.0]], [1, 2], "INT64"), True, 200),
+    ("/v2/models/counts/infer", _tensor([[1.5, 2.0]], [1, 2], "INT64"), False, 422),
+    ("/v2/models/counts/infer", _tensor([[1, 2]], [1.0, 2], "INT64"), True, 200),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "valid", "status"), TENSOR_CASES)
+async def test_the_document_and_the_server_judge_a_tensor_body_alike(
+    tensor_app, path, body, valid, status
+):
+    verdict, answer = await _judge(tensor_app, path, body)
+
+    assert verdict is valid
     assert answer.status_code == status, answer.text
 
 
