@@ -95,8 +95,8 @@ def drift_table(report: Any) -> Table:
         title=f"Drift of {report.model}{version} over {report.n_rows} rows", box=box.SIMPLE_HEAD
     )
     for column in ("feature", "kind", "test", "statistic", "p-value", "threshold", "verdict"):
-        justify = "right" if column in ("statistic", "p-value", "threshold") else "left"
-        table.add_column(column, justify=justify, no_wrap=True)
+        numeric = column in ("statistic", "p-value", "threshold")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
     rows = [*report.features]
     if report.prediction is not None:
         rows.append(report.prediction)

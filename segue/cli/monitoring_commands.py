@@ -232,9 +232,13 @@ def alerts(
 def alert_store() -> Any:
     """The alert store of the current settings (``SEGUE_STORE_URI``)."""
     from segue.store.alerts import SqlAlertStore
+    from segue.store.tracking import SqlTrackingStore
     from segue.tracking.client import get_client
 
-    return SqlAlertStore(get_client().store.engine)
+    store = get_client().store
+    # Alert rules and firings live beside the runs, in the same SQL database.
+    assert isinstance(store, SqlTrackingStore)
+    return SqlAlertStore(store.engine)
 
 
 def _print_check(check: Any) -> None:
