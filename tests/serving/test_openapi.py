@@ -293,7 +293,6 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(mixed, tmp_pa
         fuzz = [sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json"]
         fuzz += ["--checks", "all", "--max-examples", "200", "--seed", SEED, "--workers", "1"]
         fuzz += ["--generation-database", "none", "--no-color"]
-        fuzz += ["--report", "junit", "--report-junit-path", str(tmp_path / "junit.xml")]
         run = subprocess.run(
             fuzz,
             env={**env, "SCHEMATHESIS_HOOKS": str(HOOKS)},
