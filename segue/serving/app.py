@@ -31,6 +31,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from segue.errors import SegueError
 from segue.serving import protocol, responses, schemas
@@ -79,7 +81,8 @@ def create_app(models: ServedModels, config: ServeConfig) -> FastAPI:
         "/v2/models/{name}/infer",
         "/v2/models/{name}/versions/{version}/infer",
     ):
-        app.add_route(path, route, methods=["POST"], include_in_schema=False)
+        # An ASGI app as the endpoint (Starlette calls it with scope, receive, send).
+        app.router.routes.append(Route(path, route, methods=["POST"], include_in_schema=False))
     _add_metadata_routes(app, models, config)
     if config.on_feedback is not None:
         _add_feedback_route(app, models, config)
@@ -93,6 +96,7 @@ def create_app(models: ServedModels, config: ServeConfig) -> FastAPI:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI, *, models: ServedModels, config: ServeConfig) -> AsyncIterator:
+    assert isinstance(app, _ServingApp)
     async with AsyncExitStack() as background:
         for start in config.background:
             await background.enter_async_context(start())
@@ -115,7 +119,7 @@ class _ServingApp(FastAPI):
 
     inference: InferenceHandler
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             target = InferenceHandler.match(scope["path"])
             if target is not None:
@@ -147,7 +151,7 @@ class _ServingApp(FastAPI):
                 await send({"type": "http.response.body", "body": body})
 
 
-def _header(scope: dict, name: bytes) -> str | None:
+def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key == name:
             return value.decode("latin-1")
@@ -161,7 +165,7 @@ class _HotRoute:
     def __init__(self, inference: InferenceHandler) -> None:
         self.inference = inference
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         params = scope.get("path_params", {})
         target = (params.get("name"), params.get("version"), "name" in params)
         await self.inference(scope, receive, send, target)

@@ -21,6 +21,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
+from starlette.types import Receive, Scope, Send
+
 from segue.errors import SegueError
 from segue.serving import binary, protocol, responses
 from segue.serving.batching import BatcherClosed, PredictionFailed
@@ -137,9 +139,7 @@ class InferenceHandler:
                 return (parts[0], parts[2], True)
         return None
 
-    async def __call__(
-        self, scope: dict, receive: Callable, send: Callable, target: Target
-    ) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, target: Target) -> None:
         """Serve one ASGI HTTP request for ``target``."""
         given = declared = key = header_length = None
         for name, value in scope["headers"]:
