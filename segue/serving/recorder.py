@@ -137,7 +137,8 @@ class Recorder:
         off the event loop.
 
         Raises:
-            RequestError: 404 for an unknown request id, 422 for a label that does not fit,
+            RequestError: 404 for an unknown request id, 409 for a label that does not fit the
+                stored prediction (a conflict with what was answered, not a malformed body),
                 naming the item (``[3].label``) and the problem.
         """
         known: dict[tuple[str, str], tuple[int, int]] = {}
@@ -184,7 +185,7 @@ class Recorder:
 def _check_label(item: Feedback, rows: int, status: int, where: str) -> None:
     if not 200 <= status < 300:
         raise RequestError(
-            422,
+            409,
             f"{where}request_id: request {item.request_id!r} failed (HTTP {status}); there is "
             "no prediction to label",
             "request_id",
@@ -193,7 +194,7 @@ def _check_label(item: Feedback, rows: int, status: int, where: str) -> None:
     if rows == 1:
         if isinstance(label, list) and len(label) != 1:
             raise RequestError(
-                422,
+                409,
                 f"{where}label: request {item.request_id!r} predicted 1 row; send one label "
                 f"(or a list of 1), got a list of {len(label)}",
                 "label",
@@ -201,14 +202,14 @@ def _check_label(item: Feedback, rows: int, status: int, where: str) -> None:
         return
     if not isinstance(label, list):
         raise RequestError(
-            422,
+            409,
             f"{where}label: request {item.request_id!r} predicted {rows} rows; send a list of "
             f"{rows} labels, one per row, got {json_type(label)}",
             "label",
         )
     if len(label) != rows:
         raise RequestError(
-            422,
+            409,
             f"{where}label: request {item.request_id!r} predicted {rows} rows; send a list of "
             f"{rows} labels, one per row, got {len(label)}",
             "label",

@@ -193,7 +193,7 @@ def feedback_responses() -> dict[int | str, Any]:
     error = {"model": ErrorBody, "description": "error"}
     return {
         202: {"model": FeedbackAccepted},
-        **{status: error for status in (400, 404, 413, 415, 422)},
+        **{status: error for status in (400, 404, 409, 413, 415, 422)},
     }
 
 

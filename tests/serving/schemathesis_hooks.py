@@ -6,10 +6,8 @@ the inference API in words: an OIP tensor's ``shape[0]`` is the number of values
 (bodies it expects the server to accept) are made to keep those two rules; everything else
 about them, and every negative case, is left as generated.
 
-One answer is state, not shape: ``POST /feedback`` refuses (422) a label that does not fit the
-prediction it names (one label per predicted row; no label for a failed request). Only the
-server knows how many rows a request id had, so that refusal of a schema-valid body is not a
-disagreement between the document and the server; every other failure is kept.
+A label that does not fit the prediction it names is a conflict with what the server answered
+(409), which Schemathesis accepts for a valid body, so no failure is filtered out.
 """
 
 from __future__ import annotations
@@ -17,10 +15,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import orjson
 import schemathesis
 from schemathesis.generation import GenerationMode
-from schemathesis.openapi.checks import RejectedPositiveData
 
 
 @schemathesis.hook
@@ -94,26 +90,3 @@ def _same_length(columns: dict[str, Any]) -> None:
         for name, values in columns.items():
             if isinstance(values, list):
                 columns[name] = values[:n] + [None] * (n - len(values))
-
-
-#: The /feedback refusals that depend on the prediction a label names (recorder.py).
-_LABEL_MISFITS = (
-    "predicted 1 row; send one label",
-    "labels, one per row",
-    "no prediction to label",
-)
-
-
-@schemathesis.hook
-def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
-    if not (
-        isinstance(failure, RejectedPositiveData)
-        and case.path == "/feedback"
-        and response.status_code == 422
-    ):
-        return True
-    try:
-        error = orjson.loads(response.content)["error"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return True
-    return not any(text in error for text in _LABEL_MISFITS)

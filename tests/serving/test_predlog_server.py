@@ -165,11 +165,11 @@ async def test_labels_must_fit_the_rows_of_their_prediction(recorded):
         )
         await app.state.models.drain()
 
-    assert single.status_code == 422 and single.json()["field"] == "label"
+    assert single.status_code == 409 and single.json()["field"] == "label"
     assert f"request {three!r} predicted 3 rows; send a list of 3 labels" in single.json()["error"]
     assert "got an integer" in single.json()["error"]
-    assert short.status_code == 422 and "got 2" in short.json()["error"]
-    assert batch.status_code == 422 and batch.json()["error"].startswith("[1].label: ")
+    assert short.status_code == 409 and "got 2" in short.json()["error"]
+    assert batch.status_code == 409 and batch.json()["error"].startswith("[1].label: ")
     assert [r.status_code for r in (per_row, scalar, listed)] == [202, 202, 202]
     recorder.close()
     labels = read_feedback(recorder.artifact_uri, "cancer")
@@ -190,7 +190,7 @@ async def test_unknown_and_failed_request_ids_are_refused(recorded):
     assert failed.status_code == 422
     assert unknown.status_code == 404 and unknown.json()["field"] == "request_id"
     assert "no prediction of cancer has the id 'never-answered'" in unknown.json()["error"]
-    assert of_failed.status_code == 422 and "there is no prediction to label" in of_failed.text
+    assert of_failed.status_code == 409 and "there is no prediction to label" in of_failed.text
     recorder.close()
     assert read_feedback(recorder.artifact_uri, "cancer").empty
 
@@ -209,7 +209,7 @@ async def test_ids_beyond_the_recent_map_are_found_in_the_prediction_log(recorde
         await app.state.models.drain()
 
     assert old.status_code == 202, old.text
-    assert old_single.status_code == 422 and "predicted 2 rows" in old_single.json()["error"]
+    assert old_single.status_code == 409 and "predicted 2 rows" in old_single.json()["error"]
     assert expired.status_code == 404 and "last 30 days" in expired.json()["error"]
 
 
