@@ -258,7 +258,8 @@ def _whole_numbers(values: Any, got: str) -> tuple[Any, str]:
     )
     missing = np.isnan(numbers)
     present = numbers[~missing]
-    if not (np.all(np.mod(present, 1) == 0) and np.all(np.abs(present) <= _SAFE_INTEGER)):
+    # Bounds first: np.mod of an infinity warns, and an infinity is no whole number anyway.
+    if not (np.all(np.abs(present) <= _SAFE_INTEGER) and np.all(np.mod(present, 1) == 0)):
         return values, got
     if missing.any():
         return pd.array(numbers, dtype="Float64").astype("Int64"), "int64"  # NaN -> NA

@@ -571,6 +571,9 @@ def test_json_ints_widen_to_float_and_only_whole_floats_fit_an_int():
         validate_input([{"f": 1, "i": 2.5}], sig)
     with raises(r"^input: column 'i' expected int64, got float64$"):
         validate_input([{"f": 1, "i": 2.0**60}], sig)  # past 2**53: maybe a rounded literal
+    for infinite in (float("inf"), float("-inf")):  # refused, without a NumPy warning
+        with raises(r"^input: column 'i' expected int64, got float64$"):
+            validate_input([{"f": 1, "i": infinite}], sig)
     with raises(r"^input: column 'i' expected int64, got bool$"):
         validate_input([{"f": 1, "i": True}], sig)
 
