@@ -250,10 +250,10 @@ def serve_and_query(n_rows: int = 5, shifted_rows: int = 200) -> Served:
 def drift_of_served(served: Served) -> Any:
     """The drift report of the champion over what the quickstart server was sent."""
     import segue
-    from segue.config import settings
     from segue.monitoring.service import Monitor
 
-    monitor = Monitor(segue.get_registry(), settings().artifact_uri)
+    registry = segue.get_registry()
+    monitor = Monitor(registry, registry.tracking.artifact_uri)
     return monitor.drift(f"models:/{MODEL}@champion", start=served.started)
 
 

@@ -121,11 +121,12 @@ def drift_table(report: Any) -> Table:
 
 def monitor_service() -> Any:
     """The monitoring service of the current settings: their registry and artifact store."""
-    from segue.config import settings
     from segue.monitoring.service import Monitor
     from segue.registry.service import get_registry
 
-    return Monitor(get_registry(), settings().artifact_uri)
+    # The logs live under the same root as the model files: the one recorded in the store.
+    registry = get_registry()
+    return Monitor(registry, registry.tracking.artifact_uri)
 
 
 def verdict_line(report: Any) -> str:

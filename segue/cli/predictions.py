@@ -36,11 +36,11 @@ def tail(
     ),
 ) -> None:
     """Show the most recent predictions of a model, oldest first (like `tail`)."""
-    from segue.config import settings
     from segue.monitoring import readers
+    from segue.tracking.client import get_client
 
     name = model_name(model_uri)
-    uri = settings().artifact_uri
+    uri = get_client().artifact_uri  # the root recorded in the store, where servers log
     if not follow:
         frame = readers.tail_predictions(uri, name, lines)
         if json:

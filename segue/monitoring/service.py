@@ -7,7 +7,8 @@ nothing in monitoring looks settings or registries up by itself, so tests and ot
 pass their own.
 
 Example:
-    >>> monitor = Monitor(segue.get_registry(), settings().artifact_uri)
+    >>> registry = segue.get_registry()
+    >>> monitor = Monitor(registry, registry.tracking.artifact_uri)
     >>> monitor.drift("churn@champion", start=time.time() - 3600).drifted
     False
 """
@@ -39,7 +40,8 @@ class Monitor:
 
     Args:
         registry: the model registry (:func:`segue.get_registry` for the current settings).
-        artifact_uri: the artifact store the server logs to (``settings().artifact_uri``).
+        artifact_uri: the artifact store the server logs to, the same root as the registry's
+            model files (``registry.tracking.artifact_uri``).
         load: ``load(uri) -> model`` for replaying requests (default: the registry's
             verified :meth:`~segue.registry.service.Registry.load_model`).
     """

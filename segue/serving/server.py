@@ -266,9 +266,12 @@ def build_app(options: ServeOptions, *, rng: random.Random | None = None) -> Fas
         watchers = _watchers(watching, name, config, options.poll_s)
         config = dataclasses.replace(config, background=(watchers,))
     if options.log:
-        from segue.config import settings
+        from segue.tracking.client import get_client
 
-        recorder = Recorder(settings().artifact_uri, [name], flush_interval=options.log_flush_s)
+        # The root recorded in the metadata store, as for model files, so that readers in
+        # another folder (segue predictions, segue monitor) find the logs.
+        uri = get_client().artifact_uri
+        recorder = Recorder(uri, [name], flush_interval=options.log_flush_s)
         recorder.start()
         config = dataclasses.replace(
             config,

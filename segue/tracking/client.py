@@ -76,6 +76,12 @@ class TrackingClient:
             clock=clock,
         )
 
+    @property
+    def artifact_uri(self) -> str:
+        """The artifact root this client reads and writes: model files, and the prediction and
+        feedback logs of the servers it configures (see :func:`artifact_root`)."""
+        return self.artifacts.backend.url
+
     def _now(self) -> int:
         return int(self._clock() * 1000)
 
