@@ -1,6 +1,8 @@
 """The registry service: registering versions, moving aliases through gates, lineage, loading.
 
-No SQL here (that is ``segue.store.registry``) and no HTTP or CLI formatting.
+Fetching and verifying packages lives in :mod:`segue.registry.packages` and lineage in
+:mod:`segue.registry.lineage`; :class:`Registry` is the one entry point to both. No SQL here
+(that is ``segue.store.registry``) and no HTTP or CLI formatting.
 """
 
 from __future__ import annotations
@@ -8,43 +10,22 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import tempfile
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from segue.errors import (
-    AlreadyExists,
-    Conflict,
-    GateFailed,
-    IntegrityError,
-    InvalidArgument,
-    NotFound,
-)
+from segue.errors import AlreadyExists, Conflict, GateFailed, InvalidArgument, NotFound
 from segue.identity import Actor, local_actor
-from segue.models.package import (
-    MANIFEST,
-    LoadedModel,
-    Manifest,
-    build_package,
-    load_package,
-    read_manifest,
-    verify_files,
-)
+from segue.models.package import MANIFEST, LoadedModel, Manifest, build_package, load_package
 from segue.models.uri import ModelUri, parse_model_uri
 from segue.registry import gates as gate_rules
-from segue.store.entities import (
-    ArtifactEntry,
-    AuditEntry,
-    Gate,
-    ModelVersion,
-    RegisteredModel,
-    Run,
-)
+from segue.registry.lineage import current_run
+from segue.registry.lineage import lineage as version_lineage
+from segue.registry.packages import Packages, run_location
+from segue.store.entities import AuditEntry, Gate, ModelVersion, RegisteredModel
 from segue.store.registry import RegistryStore, SqlRegistryStore, check_alias, check_model_name
 from segue.store.tracking import SqlTrackingStore
 from segue.tracking.client import TrackingClient, get_client
@@ -117,6 +98,8 @@ class Registry:
         self.store = store
         self.tracking = tracking
         self.actor = actor
+        #: The packages logged through ``tracking``: located, verified and fetched.
+        self.packages = Packages(tracking)
         #: What the audit log records for every change this registry makes.
         self._audit_actor = str(actor)
 
@@ -165,27 +148,19 @@ class Registry:
         parsed = parse_model_uri(model_uri)
         if parsed.kind != "runs":
             raise InvalidArgument(f"model URI {model_uri!r}: register takes runs:/<run_id>/<path>")
-        given_run, path = _run_location(parsed)
+        given_run, path = run_location(parsed)
         run_id = self.tracking.store.resolve_run_id(given_run)
-        entry = self._manifest_entry(run_id, path)
+        entry = self.packages.manifest_entry(run_id, path)
         manifest = Manifest.from_json(
             self.tracking.artifacts.read_bytes(entry.digest, entry.size, name=entry.path),
             model_uri,
         )
-        self.verify_package(run_id, path, entry.digest, f"{model_uri} not registered as {name!r}")
+        self.packages.verify_package(
+            run_id, path, entry.digest, f"{model_uri} not registered as {name!r}"
+        )
         self._ensure_model(name)
         return self.store.create_version(
             name, run_id, path, entry.digest, manifest.flavor, self._audit_actor, description
-        )
-
-    def _manifest_entry(self, run_id: str, path: str) -> ArtifactEntry:
-        wanted = f"{path}/{MANIFEST}"
-        for entry in self.tracking.store.list_artifacts(run_id, wanted):
-            if entry.path == wanted:
-                return entry
-        raise InvalidArgument(
-            f"runs:/{run_id}/{path} is not a Segue model package (no {MANIFEST}); "
-            "log one with run.log_model(...)"
         )
 
     def _ensure_model(self, name: str) -> None:
@@ -292,14 +267,8 @@ class Registry:
         raise Conflict(f"{name}@{alias} kept moving under concurrent changes; try again")
 
     def _metrics(self, version: ModelVersion) -> dict[str, float]:
-        run = self._run(version.run_id)
+        run = current_run(self.tracking, version.run_id)
         return {k: m.value for k, m in run.data.metrics.items()}
-
-    def _run(self, run_id: str) -> Run:
-        # Metrics logged in this process may still sit in the writer's buffer; a gate must not
-        # judge a candidate without them.
-        self.tracking.writer.flush(run_id)
-        return self.tracking.store.get_run(run_id)
 
     def _metrics_of_alias(self, name: str, alias: str) -> dict[str, float] | None:
         number = self.store.get_alias(name, alias)
@@ -330,67 +299,15 @@ class Registry:
 
     def lineage(self, name: str, version: int) -> dict[str, Any]:
         """Everything a version came from: run, params, metrics, data sets, code, gates."""
-        v = self.store.get_version(name, version)
-        run = self._run(v.run_id)
-        manifest = self.read_manifest(v)
-        passed = [
-            e
-            for e in self.store.history(name)
-            if e.action == "set_alias" and e.after and e.after.get("version") == version
-        ]
-        return {
-            "version": v,
-            "manifest": manifest,
-            "run": run.info,
-            "params": run.data.params,
-            "metrics": {k: m.value for k, m in run.data.metrics.items()},
-            "tags": run.data.tags,
-            "datasets": self.tracking.list_datasets(v.run_id),
-            "code": {
-                "commit": run.info.source_commit,
-                "dirty": run.info.source_dirty,
-                "entry_point": run.info.entry_point,
-            },
-            "promotions": passed,
-        }
+        return version_lineage(self.store, self.tracking, self.packages, name, version)
 
     def versions_for_dataset(self, digest: str) -> list[ModelVersion]:
         return self.store.versions_for_dataset(digest)
 
     def read_manifest(self, version: ModelVersion) -> Manifest:
-        entry = self._manifest_entry(version.run_id, version.artifact_path)
-        self._check_registered(version, entry.digest)
-        raw = self.tracking.artifacts.read_bytes(entry.digest, entry.size, name=entry.path)
-        return Manifest.from_json(raw, version.uri)
+        return self.packages.read_manifest(version)
 
-    @staticmethod
-    def _check_registered(version: ModelVersion, digest: str) -> None:
-        if digest != version.manifest_digest:
-            raise IntegrityError(
-                f"{version.uri}: the run's package manifest (sha256:{digest[:12]}) is not the "
-                f"one registered (sha256:{version.manifest_digest[:12]}); refusing to load"
-            )
-
-    # -- loading -------------------------------------------------------------------------
-
-    def _locate(self, parsed: ModelUri) -> tuple[str, str, str, ModelVersion | None]:
-        """(run id, artifact path, manifest digest, version) of a runs:/ or models:/ URI.
-
-        For a registered version the run's manifest must still be the registered one.
-        """
-        version = None
-        if parsed.kind == "models":
-            version = self.resolve(parsed)
-            run_id, path = version.run_id, version.artifact_path
-        elif parsed.kind == "runs":
-            given_run, path = _run_location(parsed)
-            run_id = self.tracking.store.resolve_run_id(given_run)
-        else:
-            raise InvalidArgument(f"model URI {parsed.text!r}: download takes models:/… or runs:/…")
-        manifest_entry = self._manifest_entry(run_id, path)
-        if version is not None:
-            self._check_registered(version, manifest_entry.digest)
-        return run_id, path, manifest_entry.digest, version
+    # -- packages and loading ------------------------------------------------------------
 
     def load_model(self, uri: str, *, trust: bool = False) -> LoadedModel:
         """Fetch, verify and load a model from a runs:/ or models:/ URI or a local folder."""
@@ -400,17 +317,11 @@ class Registry:
             if not folder.is_dir():
                 raise InvalidArgument(f"model URI {uri!r}: no such folder")
             return load_package(folder, source=uri, trust=trust)
-        run_id, path, digest, version = self._locate(parsed)
-        folder = self._materialize(run_id, path, digest)
-        try:
-            return load_package(
-                folder, source=uri, manifest_digest=digest, verified=True, version=version
-            )
-        except IntegrityError as exc:
-            raise IntegrityError(
-                f"{exc} (the local copy in {folder} no longer matches; delete that folder to "
-                "fetch a verified copy again)"
-            ) from exc
+        return self.packages.load(uri, *self._locate(parsed))
+
+    def _locate(self, parsed: ModelUri) -> tuple[str, str, str, ModelVersion | None]:
+        version = self.resolve(parsed) if parsed.kind == "models" else None
+        return self.packages.locate(parsed, version)
 
     def verify_version(self, version: ModelVersion, refusing: str | None = None) -> None:
         """Check that ``version``'s package is whole in the artifact store: its manifest is
@@ -426,31 +337,7 @@ class Registry:
         Example:
             >>> registry.verify_version(registry.get_version("churn", 3))
         """
-        entry = self._manifest_entry(version.run_id, version.artifact_path)
-        try:
-            self._check_registered(version, entry.digest)
-        except IntegrityError as exc:
-            raise IntegrityError(f"{refusing}: {exc}" if refusing else str(exc)) from None
-        self.verify_package(version.run_id, version.artifact_path, entry.digest, refusing)
-
-    def verify_package(
-        self, run_id: str, path: str, manifest_digest: str, refusing: str | None = None
-    ) -> None:
-        """Fetch the package at ``runs:/<run_id>/<path>`` from the artifact store (never a
-        local cache) into a scratch folder, checking every blob's hash, then check every file
-        against the manifest whose sha256 is ``manifest_digest`` (as loading does).
-
-        Raises:
-            IntegrityError: naming the first file that fails, after ``refusing`` if given.
-        """
-        with tempfile.TemporaryDirectory(prefix="segue-verify-") as tmp:
-            folder = Path(tmp) / "package"
-            try:
-                self.tracking.download_artifact(run_id, path, folder)
-                verify_files(folder, read_manifest(folder, manifest_digest))
-            except IntegrityError as exc:
-                message = str(exc).replace(str(folder), f"runs:/{run_id}/{path}")
-                raise IntegrityError(f"{refusing}: {message}" if refusing else message) from None
+        self.packages.verify_version(version, refusing)
 
     def package_folder(self, version: ModelVersion) -> Path:
         """A local copy of ``version``'s package, every file hash-checked when fetched
@@ -462,60 +349,12 @@ class Registry:
         Example:
             >>> folder = registry.package_folder(registry.resolve("models:/churn@champion"))
         """
-        entry = self._manifest_entry(version.run_id, version.artifact_path)
-        self._check_registered(version, entry.digest)
-        return self._materialize(version.run_id, version.artifact_path, entry.digest)
+        return self.packages.package_folder(version)
 
     def download_model(self, uri: str, dest: str | os.PathLike[str]) -> Path:
         """Write the verified package of a runs:/ or models:/ URI into the new folder ``dest``."""
         run_id, path, digest, _ = self._locate(parse_model_uri(uri))
-        dest = Path(dest)
-        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-            raise InvalidArgument(f"{dest} exists and is not an empty folder; pick a new one")
-        # Into a hidden sibling first, so a failed check leaves nothing that looks like a package.
-        staging = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:8]}.partial"
-        try:
-            self.tracking.download_artifact(run_id, path, staging)
-            verify_files(staging, read_manifest(staging, digest))
-            staging.replace(dest)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return dest
-
-    def _materialize(self, run_id: str, path: str, manifest_digest: str) -> Path:
-        """A local copy of the package, cached by manifest digest; every blob hash-checked."""
-        root = self.tracking.config.home / "cache" / "models"
-        target = root / manifest_digest
-        if (target / ".complete").is_file():
-            return target
-        root.mkdir(parents=True, exist_ok=True)
-        staging = root / f".tmp-{uuid.uuid4().hex}"
-        try:
-            prefix = f"{path}/"
-            for entry in self.tracking.store.list_artifacts(run_id, prefix):
-                if entry.path.startswith(prefix):
-                    self.tracking.artifacts.copy_to(
-                        entry.digest,
-                        entry.size,
-                        staging / entry.path[len(prefix) :],
-                        name=entry.path,
-                    )
-            (staging / ".complete").touch()
-            try:
-                os.replace(staging, target)
-            except OSError:
-                if not (target / ".complete").is_file():
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return target
-
-
-def _run_location(parsed: ModelUri) -> tuple[str, str]:
-    """(run id, artifact path) of a ``runs:/`` URI, which :func:`parse_model_uri` gives both."""
-    if parsed.run_id is None or parsed.path is None:
-        raise InvalidArgument(f"model URI {parsed.text!r}: expected runs:/<run_id>/<path>")
-    return parsed.run_id, parsed.path
+        return self.packages.download(run_id, path, digest, Path(dest))
 
 
 _registry: Registry | None = None
