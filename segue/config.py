@@ -12,7 +12,9 @@
 | ``SEGUE_METRIC_BACKLOG_POLICY`` | ``block`` (or ``drop``)         |
 
 Without ``SEGUE_ARTIFACT_URI``, clients use the artifact root recorded in the metadata store
-(the first client records its own); with it, it wins, and a mismatch is warned about.
+(the first client records its own); with it, it wins, and a mismatch is warned about. The
+embedded SQLite database records a root inside its own folder relative to that folder, so a
+copied or moved ``$SEGUE_HOME`` keeps its artifacts.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from segue.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
-from segue.store import search
+from segue.store import roots, search
 from segue.store.entities import (
     ArtifactEntry,
     Dataset,
@@ -446,19 +446,22 @@ class SqlTrackingStore:
         """The artifact root recorded in this store, after recording ``uri`` if none is.
 
         The first client to ask records where artifacts live, so that every later client (in
-        another folder, on another machine) finds the same blobs.
+        another folder, on another machine) finds the same blobs. An embedded SQLite database
+        records a root inside its own folder relative to it (see :mod:`segue.store.roots`), so
+        a moved ``$SEGUE_HOME`` keeps its artifacts.
         """
+        folder = roots.database_folder(self._db.engine)
         with self._db.read() as s:
             recorded = s.get(StorePropertyRow, ARTIFACT_ROOT)
             if recorded is not None:
-                return recorded.value
+                return roots.resolved_form(recorded.value, folder)
         with self._db.write() as s, s.begin():
             stmt = self._db.insert(StorePropertyRow).values(
-                key=ARTIFACT_ROOT, value=uri, created_at=_now()
+                key=ARTIFACT_ROOT, value=roots.stored_form(uri, folder), created_at=_now()
             )
             s.execute(stmt.on_conflict_do_nothing())  # a racing client may have won
             query = sa.select(StorePropertyRow.value).where(StorePropertyRow.key == ARTIFACT_ROOT)
-            return s.scalars(query).one()
+            return roots.resolved_form(s.scalars(query).one(), folder)
 
     # -- search --------------------------------------------------------------------------
 
