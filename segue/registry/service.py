@@ -25,8 +25,9 @@ from segue.registry import gates as gate_rules
 from segue.registry.lineage import current_run
 from segue.registry.lineage import lineage as version_lineage
 from segue.registry.packages import Packages, run_location
+from segue.store.aliases import check_alias
 from segue.store.entities import AuditEntry, Gate, ModelVersion, RegisteredModel
-from segue.store.registry import RegistryStore, SqlRegistryStore, check_alias, check_model_name
+from segue.store.registry import RegistryStore, SqlRegistryStore, check_model_name
 from segue.store.tracking import SqlTrackingStore
 from segue.tracking.client import TrackingClient, get_client
 

@@ -1,33 +1,29 @@
 """The registry store: registered models, versions, aliases, gates and the audit log.
 
-Every change writes its audit entry in the same transaction as the change itself. Alias moves
-are compare-and-set on the alias row, so two clients racing to move one alias cannot both win
-on a stale view: the loser gets :class:`~segue.errors.Conflict` and may re-evaluate. On
-PostgreSQL an alias move or deletion also NOTIFYs ``segue_registry`` in that transaction
-(:mod:`segue.store.notify`), so inference servers hear of it when it commits.
+:class:`SqlRegistryStore` opens the transactions and finds the model; the work on aliases
+(compare-and-set moves, announced on PostgreSQL), gates and the audit log is in
+:mod:`segue.store.aliases`, :mod:`segue.store.gates` and :mod:`segue.store.audit`. Every change
+writes its audit entry in the same transaction as the change itself.
 """
 
 from __future__ import annotations
 
-import math
 import re
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import partial
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 
 from segue.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from segue.store import aliases, audit, gates
+from segue.store.aliases import AliasListener, check_alias
+from segue.store.audit import now_ms as _now
 from segue.store.entities import AuditEntry, Gate, ModelVersion, RegisteredModel
-from segue.store.notify import listen_aliases, notify_alias, supports_notify
+from segue.store.notify import listen_aliases, supports_notify
 from segue.store.schema import (
-    AliasRow,
-    AuditRow,
-    GateRow,
     ModelTagRow,
     ModelVersionRow,
     RegisteredModelRow,
@@ -37,11 +33,6 @@ from segue.store.schema import (
 from segue.store.sessions import Database
 
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]{0,255}$")
-_ALIAS = re.compile(r"^[A-Za-z][\w\-]{0,127}$")
-RESERVED_ALIASES = frozenset({"latest"})
-
-#: ``listen(on_change, stop, on_connect=None)``: see :meth:`SqlRegistryStore.alias_listener`.
-AliasListener = Callable[..., None]
 
 
 def check_model_name(name: Any) -> str:
@@ -52,17 +43,6 @@ def check_model_name(name: Any) -> str:
             "digits, '_', '-' and '.' (at most 256 characters)"
         )
     return name
-
-
-def check_alias(alias: Any) -> str:
-    if not isinstance(alias, str) or not _ALIAS.fullmatch(alias):
-        raise InvalidArgument(
-            f"alias {alias!r} must start with a letter and contain only letters, digits, "
-            "'_' and '-' (at most 128 characters)"
-        )
-    if alias in RESERVED_ALIASES:
-        raise InvalidArgument(f"alias {alias!r} is reserved")
-    return alias
 
 
 class RegistryStore(Protocol):
@@ -153,7 +133,7 @@ class SqlRegistryStore:
                 raise AlreadyExists(f"model {name!r} already exists")
             for key, value in (tags or {}).items():
                 s.add(ModelTagRow(model_id=model_id, key=key, value=value))
-            _audit(
+            audit.record(
                 s,
                 actor,
                 name,
@@ -183,18 +163,19 @@ class SqlRegistryStore:
                 sa.select(ModelTagRow.key, ModelTagRow.value).where(ModelTagRow.model_id == row.id)
             ).all()
         )
-        aliases = dict(
-            s.execute(
-                sa.select(AliasRow.alias, AliasRow.version).where(AliasRow.model_id == row.id)
-            ).all()
-        )
         latest = s.scalar(
             sa.select(sa.func.max(ModelVersionRow.version)).where(
                 ModelVersionRow.model_id == row.id
             )
         )
         return RegisteredModel(
-            row.name, row.description, row.created_at, row.updated_at, tags, aliases, latest
+            row.name,
+            row.description,
+            row.created_at,
+            row.updated_at,
+            tags,
+            aliases.of_model(s, row.id),
+            latest,
         )
 
     def list_models(self) -> list[RegisteredModel]:
@@ -238,7 +219,7 @@ class SqlRegistryStore:
                     created_at=now,
                 )
             )
-            _audit(
+            audit.record(
                 s,
                 actor,
                 name,
@@ -266,15 +247,6 @@ class SqlRegistryStore:
             return self._version(s, name, row)
 
     def _version(self, s: Session, name: str, row: ModelVersionRow) -> ModelVersion:
-        aliases = tuple(
-            sorted(
-                s.scalars(
-                    sa.select(AliasRow.alias).where(
-                        AliasRow.model_id == row.model_id, AliasRow.version == row.version
-                    )
-                )
-            )
-        )
         return ModelVersion(
             name,
             row.version,
@@ -285,7 +257,7 @@ class SqlRegistryStore:
             row.created_by,
             row.created_at,
             row.description,
-            aliases,
+            tuple(aliases.of_version(s, row.model_id, row.version)),
         )
 
     def list_versions(self, name: str) -> list[ModelVersion]:
@@ -304,16 +276,10 @@ class SqlRegistryStore:
             row = s.get(ModelVersionRow, (model.id, version))
             if row is None:
                 raise NotFound(f"model {name!r} has no version {version}")
-            held = list(
-                s.scalars(
-                    sa.select(AliasRow.alias).where(
-                        AliasRow.model_id == model.id, AliasRow.version == version
-                    )
-                )
-            )
+            held = aliases.of_version(s, model.id, version)
             if held:
                 raise Conflict(
-                    f"{name} version {version} is still aliased as {', '.join(sorted(held))}; "
+                    f"{name} version {version} is still aliased as {', '.join(held)}; "
                     "move or delete the alias first"
                 )
             before = {
@@ -322,16 +288,15 @@ class SqlRegistryStore:
                 "manifest_digest": row.manifest_digest,
             }
             s.delete(row)
-            _touch(s, model.id, _now())
-            _audit(s, actor, name, "delete_version", f"version {version}", before, None)
+            audit.touch(s, model.id, _now())
+            audit.record(s, actor, name, "delete_version", f"version {version}", before, None)
 
     # -- aliases -------------------------------------------------------------------------
 
     def get_alias(self, name: str, alias: str) -> int | None:
         with self._db.read() as s:
             model = self._model_row(s, name)
-            row = s.get(AliasRow, (model.id, alias))
-            return None if row is None else row.version
+            return aliases.version_of(s, model.id, alias)
 
     def set_alias(
         self,
@@ -346,48 +311,20 @@ class SqlRegistryStore:
     ) -> None:
         """Point ``alias`` at ``version`` if it still points at ``expected`` (None: unset)."""
         check_alias(alias)
-        now = _now()
         with self._db.write() as s, s.begin():
             # Locked like delete_version, so a version being deleted cannot gain an alias.
             model = self._model_row(s, name, lock=True)
-            if s.get(ModelVersionRow, (model.id, version)) is None:
-                raise NotFound(f"model {name!r} has no version {version}")
-            stmt: ReturningInsert[int] | ReturningUpdate[int]
-            if expected is None:
-                stmt = (
-                    self._db.insert(AliasRow)
-                    .values(model_id=model.id, alias=alias, version=version, updated_at=now)
-                    .on_conflict_do_nothing()
-                    .returning(AliasRow.version)
-                )
-            else:
-                stmt = (
-                    sa.update(AliasRow)
-                    .where(
-                        AliasRow.model_id == model.id,
-                        AliasRow.alias == alias,
-                        AliasRow.version == expected,
-                    )
-                    .values(version=version, updated_at=now)
-                    .returning(AliasRow.version)
-                )
-            if s.execute(stmt).first() is None:  # as in create_model: no rowcount for INSERT
-                raise Conflict(
-                    f"alias {name}@{alias} moved while this change was being decided; try again"
-                )
-            _touch(s, model.id, now)
-            before = None if expected is None else {"version": expected}
-            _audit(
+            aliases.move(
                 s,
-                actor,
-                name,
-                "set_alias",
-                f"alias {alias}",
-                before,
-                {"version": version, **dict(details or {})},
-                reason,
+                self._db,
+                model,
+                alias,
+                version,
+                expected=expected,
+                actor=actor,
+                reason=reason,
+                details=details,
             )
-            notify_alias(s, name, alias)  # sent on commit (PostgreSQL): servers swap at once
 
     def alias_listener(self) -> AliasListener | None:
         """``listen(on_change, stop, on_connect=None)``, which blocks and calls
@@ -400,89 +337,29 @@ class SqlRegistryStore:
     def delete_alias(self, name: str, alias: str, actor: str) -> None:
         with self._db.write() as s, s.begin():
             # Locked before the alias, as set_alias does, so the two cannot deadlock.
-            model = self._model_row(s, name, lock=True)
-            row = s.get(AliasRow, (model.id, alias))
-            if row is None:
-                raise NotFound(f"model {name!r} has no alias {alias!r}")
-            before = {"version": row.version}
-            s.delete(row)
-            _touch(s, model.id, _now())
-            _audit(s, actor, name, "delete_alias", f"alias {alias}", before, None)
-            notify_alias(s, name, alias)
+            aliases.delete(s, self._model_row(s, name, lock=True), alias, actor)
 
     # -- gates ---------------------------------------------------------------------------
 
     def add_gate(self, name: str, alias: str, requirement: str, actor: str) -> Gate:
         check_alias(alias)
         with self._db.write() as s, s.begin():
-            model = self._model_row(s, name)
-            row = GateRow(
-                model_id=model.id,
-                alias=alias,
-                requirement=requirement,
-                created_by=actor,
-                created_at=_now(),
-            )
-            s.add(row)
-            s.flush()
-            _audit(
-                s,
-                actor,
-                name,
-                "add_gate",
-                f"alias {alias}",
-                None,
-                {"gate": row.id, "requirement": requirement},
-            )
-            return _gate(name, row)
+            return gates.add(s, self._model_row(s, name), alias, requirement, actor)
 
     def list_gates(self, name: str, alias: str | None = None) -> list[Gate]:
         with self._db.read() as s:
-            model = self._model_row(s, name)
-            stmt = sa.select(GateRow).where(GateRow.model_id == model.id).order_by(GateRow.id)
-            if alias is not None:
-                stmt = stmt.where(GateRow.alias == alias)
-            return [_gate(name, row) for row in s.scalars(stmt)]
+            return gates.of_model(s, self._model_row(s, name), alias)
 
     def remove_gate(self, name: str, gate_id: int, actor: str) -> Gate:
         with self._db.write() as s, s.begin():
-            model = self._model_row(s, name)
-            row = s.get(GateRow, gate_id)
-            if row is None or row.model_id != model.id:
-                raise NotFound(
-                    f"model {name!r} has no gate {gate_id}; see `segue models gate list`"
-                )
-            gate = _gate(name, row)
-            s.delete(row)
-            _audit(
-                s,
-                actor,
-                name,
-                "remove_gate",
-                f"alias {gate.alias}",
-                {"gate": gate_id, "requirement": gate.requirement},
-                None,
-            )
-            return gate
+            return gates.remove(s, self._model_row(s, name), gate_id, actor)
 
     # -- audit and lineage ---------------------------------------------------------------
 
     def history(self, name: str, limit: int = 1000) -> list[AuditEntry]:
-        stmt = (
-            sa.select(AuditRow)
-            .where(AuditRow.model_name == name)
-            .order_by(AuditRow.id.desc())
-            .limit(limit)
-        )
         with self._db.read() as s:
             self._model_row(s, name)
-            rows = list(s.scalars(stmt))
-        return [
-            AuditEntry(
-                r.id, r.at, r.actor, r.model_name, r.action, r.target, r.before, r.after, r.reason
-            )
-            for r in reversed(rows)
-        ]
+            return audit.history(s, name, limit)
 
     def versions_for_dataset(self, digest: str) -> list[ModelVersion]:
         """Every version whose run logged the data set ``digest`` (or a prefix of 8+ chars)."""
@@ -510,55 +387,3 @@ class SqlRegistryStore:
         )
         with self._db.read() as s:
             return [self._version(s, name, row) for row, name in s.execute(stmt)]
-
-
-def _touch(s: Session, model_id: int, now: int) -> None:
-    """Mark the model changed: "updated" covers versions and alias moves, not only creation."""
-    s.execute(
-        sa.update(RegisteredModelRow)
-        .where(RegisteredModelRow.id == model_id)
-        .values(updated_at=now)
-    )
-
-
-def _audit(
-    s: Session,
-    actor: str,
-    model_name: str,
-    action: str,
-    target: str | None,
-    before: Mapping[str, Any] | None,
-    after: Mapping[str, Any] | None,
-    reason: str | None = None,
-) -> None:
-    s.add(
-        AuditRow(
-            at=_now(),
-            actor=actor,
-            model_name=model_name,
-            action=action,
-            target=target,
-            before=_json_safe(dict(before)) if before else None,
-            after=_json_safe(dict(after)) if after else None,
-            reason=reason,
-        )
-    )
-
-
-def _json_safe(value: Any) -> Any:
-    """``value`` with infinite and NaN floats as None: PostgreSQL's JSON type refuses them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def _gate(name: str, row: GateRow) -> Gate:
-    return Gate(row.id, name, row.alias, row.requirement, row.created_by, row.created_at)
-
-
-def _now() -> int:
-    return int(time.time() * 1000)

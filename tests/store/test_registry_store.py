@@ -10,8 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from segue.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from segue.store.aliases import check_alias
 from segue.store.entities import Dataset, Experiment, ModelVersion, RunInfo
-from segue.store.registry import SqlRegistryStore, check_alias, check_model_name
+from segue.store.registry import SqlRegistryStore, check_model_name
 from segue.store.schema import ModelVersionRow, RegisteredModelRow
 from segue.store.tracking import SqlTrackingStore
 
