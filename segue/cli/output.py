@@ -9,9 +9,11 @@ import re
 from typing import Any
 
 import orjson
+from rich.align import Align
 from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
 from rich.errors import MarkupError
+from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
@@ -41,65 +43,167 @@ def room() -> int | None:
 def print_table(*parts: RenderableType) -> None:
     """Print tables (and the grids and lines around them) without cutting a cell.
 
-    In a terminal no cell ends in "…": text wraps or folds to fit, and numbers, versions and
-    ids keep their whole width while the text columns make room (only a terminal too narrow
-    for the numbers alone folds them too). Piped, each table is as wide as its content, one
-    row a line.
+    In a terminal no cell ends in "…" and no id, version or number is broken: text columns
+    make room (at least their header and their longest short word, then wrapping), the
+    borders tighten, and a table whose ids and numbers cannot sit side by side prints as
+    records instead (one block a row, ``field  value`` lines, like ``psql``'s ``\\x``).
+    Piped, each table is as wide as its content, one row a line.
     """
-    for table in _tables(parts):
-        if console.is_terminal:
-            _fit(table, console.width)
-        else:
-            for column in table.columns:
-                column.no_wrap, column.overflow = False, "fold"
-    whole = parts[0] if len(parts) == 1 else Group(*parts)
     if console.is_terminal:
-        console.print(whole)
+        console.print(_fitted(parts, console.width))
         return
     for table in _tables(parts):
         for column in table.columns:
+            column.no_wrap, column.overflow = False, "fold"
             column.width = None  # a width fixed for a terminal would fold here
+    whole = parts[0] if len(parts) == 1 else Group(*parts)
     natural = console.measure(whole, options=console.options.update_width(_UNBOUNDED)).maximum
     wide = Console(file=console.file, width=max(natural, console.width), color_system=None)
     wide.print(whole, soft_wrap=False, crop=False)
 
 
-#: A cell that must not be broken: a number, a version, a hex id, a placeholder.
-_ATOMIC = re.compile(r"[-+]?(?:\d[\w.:+%\-]*|[0-9a-f]{6,}|nan|inf|v\d+)|-")
-_NARROWEST_TEXT = 4  # the least room a text column keeps while the numbers stay whole
+def drop_columns_to_fit(table: Table, first: int) -> list[str]:
+    """Remove ``table``'s columns from index ``first`` on, last first, until the rest fit the
+    terminal without breaking a header or a short word; return the headers removed (none
+    when piped). The caller says which were left out, e.g. with :func:`left_out`."""
+    width = room()
+    dropped: list[str] = []
+    while width is not None and len(table.columns) > first and _need(table, width) > width:
+        dropped.insert(0, _cell_text(table.columns.pop().header))
+    return dropped
 
 
-def _fit(table: Table, width: int) -> None:
-    """Size ``table``'s columns for a terminal ``width`` columns wide, so that Rich never has
-    to cut: numbers, versions and ids (and fixed widths) keep their width, and the text
-    columns share what is left, each capped (``max_width``) so that the table fits; when even
-    the numbers do not fit, every column folds and shares the width."""
-    columns = table.columns
-    pad = table.padding[1] + table.padding[3]
-    overhead = pad * len(columns) + (
-        (2 if table.show_edge else 0) + len(columns) - 1 if table.box else 0
-    )
-    naturals, atomic = [], set()
-    for index, column in enumerate(columns):
+def left_out(headers: list[str]) -> Text:
+    """One line naming the columns a terminal had no room for, and how to see them."""
+    what = "1 more column" if len(headers) == 1 else f"{len(headers)} more columns"
+    names = ", ".join(headers)
+    return Text(f"{what}: {names} (widen the terminal, pipe it, or use --json)", style="dim")
+
+
+#: One token that must not be broken: a number, a time, a version, a hex id, a placeholder.
+_TOKEN = r"[-+]?(?:\d[\w.:+%\-]*|[0-9a-f]{6,}|nan|inf|v\d+)"
+#: A cell that must not be broken: tokens ("11-28 23:47"), maybe with a short unit ("2.3 ms").
+_ATOMIC = re.compile(rf"{_TOKEN}(?: {_TOKEN})*(?: [A-Za-z%]{{1,3}})?|-")
+#: Words up to this long are never broken while there is room; longer ones (JSON, paths) fold.
+_SHORT_WORD = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class _Sizes:
+    """What a table's columns need: ``whole`` ones their full width, text ones between
+    ``least`` (header and longest short word) and ``natural`` (their longest line)."""
+
+    whole: dict[int, int]
+    least: dict[int, int]
+    natural: dict[int, int]
+
+
+def _sizes(table: Table) -> _Sizes:
+    whole, least, natural = {}, {}, {}
+    for index, column in enumerate(table.columns):
         texts = [_cell_text(cell) for cell in column.cells]
-        lines = [line for t in [*texts, _cell_text(column.header)] for line in t.splitlines()]
-        naturals.append(max((cell_len(line) for line in lines), default=0))
-        if column.width is None and texts and all(_ATOMIC.fullmatch(t) for t in texts):
-            atomic.add(index)
-    kept = {i for i, column in enumerate(columns) if column.width is not None} | atomic
-    held = sum(columns[i].width or naturals[i] for i in kept)
-    if overhead + held + _NARROWEST_TEXT * (len(columns) - len(kept)) > width:
-        kept, held = set(), 0  # too narrow even for the numbers: everything folds
-        for column in columns:
-            column.width = None
-    shared = sorted((naturals[i], i) for i in range(len(columns)) if i not in kept)
-    room = max(0, width - overhead - held)
-    for n, (natural, index) in enumerate(shared):
-        share = max(1, room // (len(shared) - n))
-        columns[index].max_width = share if natural > share else None
-        room -= min(natural, share)
+        header = _cell_text(column.header).splitlines()
+        lines = [line for t in [*texts, *header] for line in t.splitlines()]
+        widest = max((cell_len(line) for line in lines), default=0)
+        if column.width is not None:
+            whole[index] = column.width
+        elif texts and all(_ATOMIC.fullmatch(t) for t in texts):
+            whole[index] = widest
+        else:
+            words = [cell_len(w) for t in texts for w in t.split()]
+            short = max((w for w in words if w <= _SHORT_WORD), default=0)
+            heading = max((cell_len(line) for line in header), default=0)
+            least[index] = min(widest, max(short, heading, column.min_width or 0))
+            natural[index] = widest
+    return _Sizes(whole, least, natural)
+
+
+def _overhead(table: Table, compact: bool) -> int:
+    """Columns taken by padding and borders; ``compact``: no outer edge, one space of padding."""
+    n = len(table.columns)
+    if compact:
+        return (n - 1) * (2 if table.box else 1)
+    pad = table.padding[1] + table.padding[3]
+    return pad * n + ((2 if table.show_edge else 0) + n - 1 if table.box else 0)
+
+
+def _need(table: Table, width: int) -> int:
+    """The least width ``table`` prints in as a table without breaking a short word (its
+    compact form when the usual one does not fit ``width``)."""
+    sizes = _sizes(table)
+    held = sum(sizes.whole.values()) + sum(sizes.least.values())
+    usual = _overhead(table, compact=False) + held
+    return usual if usual <= width else _overhead(table, compact=True) + held
+
+
+def _fitted(parts: tuple[RenderableType, ...], width: int) -> RenderableType:
+    """``parts`` as one renderable sized for a terminal ``width`` columns wide."""
+    shown: list[RenderableType] = []
+    for part in parts:
+        if isinstance(part, Table):
+            shown.append(part if _fit(part, width) else _records(part, width))
+        elif isinstance(part, Group):
+            shown.append(_fitted(tuple(part.renderables), width))
+        else:
+            shown.append(part)
+    return shown[0] if len(shown) == 1 else Group(*shown)
+
+
+def _fit(table: Table, width: int) -> bool:
+    """Size ``table``'s columns for a terminal ``width`` columns wide so that Rich never has
+    to cut or break a number, id or short word; False when the ids and numbers and the text
+    columns' least widths do not fit side by side (then it prints as records)."""
+    sizes, columns = _sizes(table), table.columns
     for index, column in enumerate(columns):
-        column.no_wrap, column.overflow = index in kept and column.width is None, "fold"
+        column.no_wrap, column.overflow = index in sizes.whole, "fold"
+    held = sum(sizes.whole.values())
+    if _overhead(table, compact=False) + held + sum(sizes.natural.values()) <= width:
+        return True  # the table fits as it is
+    if _need(table, width) > width:
+        if table.box is None and not table.show_header:
+            # A grid (already key/value lines): everything folds and shares the width.
+            for column in columns:
+                column.width, column.no_wrap = None, False
+            return True
+        return False
+    if _overhead(table, compact=False) + held + sum(sizes.least.values()) > width:
+        table.show_edge, table.pad_edge, table.collapse_padding = False, False, True
+    spare = width - _overhead(table, compact=table.collapse_padding) - held
+    spare -= sum(sizes.least.values())
+    for index, extent in sizes.whole.items():
+        columns[index].width = extent
+    # The text columns grow from their least width toward their natural one, the ones that
+    # need least first, so that a long column cannot starve the short ones.
+    growing = sorted(sizes.least, key=lambda i: sizes.natural[i] - sizes.least[i])
+    for n, index in enumerate(growing):
+        grow = min(sizes.natural[index] - sizes.least[index], spare // (len(growing) - n))
+        columns[index].width, columns[index].max_width = sizes.least[index] + grow, None
+        spare -= grow
+    return True
+
+
+def _records(table: Table, width: int) -> RenderableType:
+    """``table`` as one block per row, a ``field  value`` line per column (values wrap and
+    fold in the width left of the field names), for rows too wide to sit side by side."""
+    labels = [" ".join(_cell_text(column.header).split()) for column in table.columns]
+    cells = [list(column.cells) for column in table.columns]
+    blocks: list[RenderableType] = []
+    if table.title:
+        blocks.append(
+            Align.center(console.render_str(str(table.title), style="table.title", highlight=False))
+        )
+    for n, row in enumerate(table.rows):
+        block = Table.grid(padding=(0, 2))
+        block.add_column(style="bold", no_wrap=True)
+        block.add_column(overflow="fold", max_width=max(1, width - max(map(cell_len, labels)) - 2))
+        for label, column in zip(labels, cells, strict=True):
+            block.add_row(label, column[n], style=row.style)
+        blocks += [Rule(style="dim"), block]
+    if table.caption:
+        blocks.append(
+            console.render_str(str(table.caption), style="table.caption", highlight=False)
+        )
+    return Group(*blocks)
 
 
 def _cell_text(cell: RenderableType) -> str:

@@ -9,10 +9,11 @@ from typing import Any
 import orjson
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from segue.cli.output import print_json, print_table
+from segue.cli.output import console, print_json, print_table
 
 app = typer.Typer(
     help="Predictions the inference server logged: inputs, outputs, version, latency, status.",
@@ -45,6 +46,8 @@ def tail(
         frame = readers.tail_predictions(uri, name, lines)
         if json:
             print_json(_records(frame))
+        elif frame.empty:
+            console.print(f"No predictions of {escape(name)} logged yet.", highlight=False)
         else:
             last = f"Predictions of {name} (last {len(frame)})"
             print_table(_table(frame, last, _id_width(frame)))
@@ -55,6 +58,10 @@ def tail(
             if json:
                 for record in _records(frame):
                     print(orjson.dumps(record, default=str).decode(), flush=True)
+                continue
+            if frame.empty:  # only the first batch can be: the log is still empty
+                waiting = f"No predictions of {escape(name)} logged yet; following (Ctrl-C stops)."
+                console.print(waiting, highlight=False)
                 continue
             title = None if width else f"Predictions of {name} (following; Ctrl-C stops)"
             width = width or _id_width(frame)

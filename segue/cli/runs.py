@@ -10,7 +10,17 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from segue.cli.output import console, duration, number, print_json, print_table, room, status, when
+from segue.cli.output import (
+    console,
+    drop_columns_to_fit,
+    duration,
+    left_out,
+    number,
+    print_json,
+    print_table,
+    status,
+    when,
+)
 
 app = typer.Typer(
     help="Runs: one execution of training code and everything it logged.",
@@ -63,9 +73,6 @@ def list_runs(
     ]
     present = sorted({k for r in runs for k in r.data.metrics})
     metric_keys = [k for k in wanted if k in present] + [k for k in present if k not in wanted]
-    width = room()
-    if width is not None:  # a terminal: the metric columns that fit beside the others
-        metric_keys = metric_keys[: max(1, (width - 62) // 11)]
     several = len({r.info.experiment_id for r in runs}) > 1
     table = Table(title=f"Runs ({len(runs)})", box=box.SIMPLE_HEAD)
     columns = ["run", "name", *(["experiment"] if several else []), "status", "started", "took"]
@@ -87,7 +94,9 @@ def list_runs(
             number(r.data.metrics[k].value, 4) if k in r.data.metrics else "-" for k in metric_keys
         ]
         table.add_row(*cells)
-    print_table(table)
+    # A terminal shows the metric columns that fit beside the others, and names the rest.
+    hidden = drop_columns_to_fit(table, len(columns))
+    print_table(table, *([left_out(hidden)] if hidden else []))
 
 
 @app.command("show", epilog="Example: segue runs show 3f2a9c1e --json")

@@ -98,7 +98,34 @@ def test_tail_of_a_model_without_predictions(cli, segue_env):
     assert cli("predictions", "tail", "nobody", "--json").json() == []
     result = cli("predictions", "tail", "nobody")
     assert result.code == 0
-    assert "Predictions of nobody (last 0)" in result.out
+    # One line, not an empty table.
+    assert result.out == "No predictions of nobody logged yet.\n"
+
+
+def test_following_an_empty_log_says_so_once(cli, segue_env, monkeypatch):
+    naps = []
+
+    def nap(seconds: float) -> None:
+        naps.append(seconds)
+        if len(naps) == 1:  # nothing new in the first second
+            return
+        if len(naps) == 2:
+            log = PredictionLog(segue_env.artifact_uri)
+            log.append(record(7))
+            log.flush()
+            return
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(time, "sleep", nap)
+
+    result = cli("predictions", "tail", "churn", "-f")
+
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0] == "No predictions of churn logged yet; following (Ctrl-C stops)."
+    assert sum("logged yet" in line for line in lines) == 1
+    assert "following; Ctrl-C stops" in result.out  # the first records' table has its title
+    assert [line.split()[2] for line in rows(result.out)] == ["req-0007"]
 
 
 @pytest.mark.parametrize(
