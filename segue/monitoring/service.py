@@ -162,7 +162,8 @@ class Monitor:
         end: float,
         needed: Iterable[str] | None = None,
     ) -> tuple[dict[str, float], list[str]]:
-        """:func:`segue.monitoring.signals.compute_signals` with this monitor's reports."""
+        """:func:`segue.monitoring.signals.compute_signals` with this monitor's reports; the
+        URI is resolved once, so drift and metrics describe the same version."""
         from segue.monitoring.signals import compute_signals
 
         return compute_signals(
@@ -171,7 +172,8 @@ class Monitor:
             end=end,
             needed=needed,
             artifact_uri=self.artifact_uri,
-            drift=self.drift,
+            resolve=self.resolve,
+            drift=self.drift_of,
             performance=self.performance,
         )
 

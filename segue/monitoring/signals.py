@@ -14,6 +14,8 @@ The two error rates are kept apart on purpose: bad input from one client is not 
 and a rule that pages people should watch ``server_error_rate``.
 
 Only the signals a rule set needs are computed: drift and performance read more than the log.
+The model URI is resolved once per check, so ``drift_share`` and ``metrics.*`` describe the
+same version even if an alias moves while they are computed.
 
 Example:
     >>> signals, notes = monitor.signals("models:/churn@champion", start=t - 3600, end=t)
@@ -24,7 +26,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +34,9 @@ import pandas as pd
 from segue.errors import InvalidArgument
 from segue.monitoring import logs
 from segue.monitoring.readers import read_predictions
+
+if TYPE_CHECKING:
+    from segue.store.entities import ModelVersion
 
 LOG_SIGNALS = (
     "latency_p50_ms",
@@ -82,6 +87,7 @@ def compute_signals(
     start: float,
     end: float,
     artifact_uri: str,
+    resolve: Callable[[str], ModelVersion],
     drift: Callable[..., Any],
     performance: Callable[..., Any],
     needed: Iterable[str] | None = None,
@@ -90,8 +96,13 @@ def compute_signals(
 
     Args:
         artifact_uri: where the prediction log is.
-        drift, performance: the report functions (:meth:`~segue.monitoring.service.Monitor.drift`
-            and :meth:`~segue.monitoring.service.Monitor.performance`).
+        resolve: ``resolve(model_uri) -> version``
+            (:meth:`~segue.monitoring.service.Monitor.resolve`); called at most once, and only
+            when a drift or performance signal is needed.
+        drift: ``drift(version, start=, end=)`` of a resolved version
+            (:meth:`~segue.monitoring.service.Monitor.drift_of`).
+        performance: ``performance(model_uri, version=, start=, end=, window=)``
+            (:meth:`~segue.monitoring.service.Monitor.performance`).
         needed: signal names (as rules write them); None computes all of them.
 
     A signal that cannot be computed (no predictions, no labels, no reference) is left out and
@@ -101,6 +112,14 @@ def compute_signals(
     which = logs.target(model_uri)
     signals: dict[str, float] = {}
     notes: list[str] = []
+
+    resolved: list[ModelVersion] = []
+
+    def version() -> ModelVersion:
+        # Once per check: drift and metrics of one version, whatever the alias does meanwhile.
+        if not resolved:
+            resolved.append(resolve(model_uri))
+        return resolved[0]
 
     def wants(names: Iterable[str]) -> bool:
         return wanted is None or any(name in wanted for name in names)
@@ -112,14 +131,15 @@ def compute_signals(
         signals.update(log_signals(frame, start, end))
     if wants(DRIFT_SIGNALS):
         try:
-            report = drift(model_uri, start=start, end=end)
+            report = drift(version(), start=start, end=end)
         except InvalidArgument as exc:
             notes.append(f"drift not computed: {exc}")
         else:
             signals["drift_share"] = float(report.drift_share)
             signals["drifted_features"] = float(sum(f.drifted for f in report.features))
     if wanted is None or any(name.startswith("metrics.") for name in wanted):
-        report = performance(model_uri, start=start, end=end, window=max(end - start, 1e-3))
+        window = max(end - start, 1e-3)
+        report = performance(model_uri, version=version(), start=start, end=end, window=window)
         notes.extend(report.notes)
         signals.update({f"metrics.{k}": float(v) for k, v in report.overall.items()})
     return signals, notes

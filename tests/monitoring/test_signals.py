@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
+import segue
+from segue.monitoring.service import Monitor
 from segue.monitoring.signals import error_rates, log_signals
+from segue.registry.service import get_registry
 
 
 def logged(statuses: list[int], roles: list[str] | None = None) -> pd.DataFrame:
@@ -45,3 +49,59 @@ def test_an_empty_window_has_no_rates() -> None:
     signals = log_signals(logged([]), 0, 10)
     assert "server_error_rate" not in signals and "client_error_rate" not in signals
     assert all(math.isnan(rate) for rate in error_rates([]))
+
+
+# -- a check resolves its model once --------------------------------------------------------
+
+
+@pytest.fixture
+def ops(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    import opsdata
+
+    return opsdata
+
+
+class AliasMovesAfterFirstResolve:
+    """The real registry, except that ``champion`` moves to version 2 right after the first
+    resolution: what a promotion during a ``segue monitor watch`` check looks like."""
+
+    def __init__(self, registry) -> None:
+        self.registry = registry
+        self.resolved: list[str] = []
+
+    def resolve(self, uri):
+        self.resolved.append(str(uri))
+        version = self.registry.resolve(uri)
+        if len(self.resolved) == 1:
+            self.registry.set_alias("cancer", "champion", 2)
+        return version
+
+    def __getattr__(self, name):
+        return getattr(self.registry, name)
+
+
+def test_drift_and_metrics_of_one_check_describe_the_same_version(segue_env, ops) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    trained = ops.train_cancer()  # version 1: a classifier
+    with segue.start_run(experiment="cancer") as run:  # version 2: a regressor
+        regressor = LinearRegression().fit(trained.X, trained.y.astype(float))
+        run.log_model(
+            regressor, input_example=trained.X[:5], reference_data=trained.X, register_as="cancer"
+        )
+    registry = get_registry()
+    registry.set_alias("cancer", "champion", 1)
+    X, y = trained.X.iloc[:80], trained.y.iloc[:80]
+    ids = ops.log_predictions(segue_env.artifact_uri, "cancer", "1", X, trained.pipeline.predict(X))
+    ops.log_feedback(segue_env.artifact_uri, "cancer", ids, y.tolist(), [ops.T0 + 100] * 80)
+    moving = AliasMovesAfterFirstResolve(registry)
+
+    signals, _ = Monitor(moving, segue_env.artifact_uri).signals(
+        "cancer@champion", start=ops.T0, end=ops.T0 + 3600
+    )
+
+    assert moving.resolved == ["models:/cancer@champion"]  # once, before the alias moved
+    assert registry.resolve("models:/cancer@champion").version == 2  # it did move
+    assert "drift_share" in signals  # version 1's reference against version 1's traffic
+    assert "metrics.accuracy" in signals and "metrics.rmse" not in signals  # v1: a classifier
