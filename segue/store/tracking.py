@@ -1,18 +1,22 @@
-"""The tracking store: experiments, runs, params, metrics, tags, artifacts and data sets."""
+"""The tracking store: experiments, runs, params, metrics, tags, artifacts and data sets.
+
+:class:`SqlTrackingStore` opens the transactions and keeps experiments, runs and artifact
+records; writing and loading a run's params, metrics and tags is in :mod:`segue.store.run_data`,
+the data sets runs used in :mod:`segue.store.datasets`, and search's SQL in
+:mod:`segue.store.search`.
+"""
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
-from segue.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
-from segue.store import roots, search
+from segue.errors import AlreadyExists, InvalidArgument, NotFound
+from segue.store import datasets, roots, run_data, search
 from segue.store.entities import (
     ArtifactEntry,
     Dataset,
@@ -20,26 +24,19 @@ from segue.store.entities import (
     Experiment,
     Metric,
     Run,
-    RunData,
     RunInfo,
 )
 from segue.store.filters import Expr, OrderKey
 from segue.store.schema import (
     ArtifactRow,
-    DatasetRow,
     EnvironmentRow,
     ExperimentRow,
-    LatestMetricRow,
-    MetricRow,
-    ParamRow,
-    RunDatasetRow,
     RunRow,
     StorePropertyRow,
     TagRow,
 )
 from segue.store.sessions import Database, rowcount
 
-_CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
 ARTIFACT_ROOT = "artifact_root"
 
 
@@ -174,7 +171,8 @@ class SqlTrackingStore:
         return info
 
     def get_run(self, run_id: str) -> Run:
-        runs = self._load_runs([run_id])
+        with self._db.read() as s:
+            runs = run_data.load_runs(s, [run_id])
         if not runs:
             raise NotFound(f"run {run_id!r} does not exist; see `segue runs list`")
         return runs[0]
@@ -269,88 +267,15 @@ class SqlTrackingStore:
             if s.get(RunRow, run_id) is None:
                 raise NotFound(f"run {run_id!r} does not exist")
             if params:
-                self._insert_params(s, run_id, params)
+                run_data.write_params(s, self._db, run_id, params)
             if tags:
-                rows = [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
-                stmt = self._db.insert(TagRow)
-                upsert = stmt.on_conflict_do_update(
-                    index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
-                )
-                s.execute(upsert, rows)
+                run_data.write_tags(s, self._db, run_id, tags)
             if metrics:
-                self._insert_metrics(s, run_id, metrics)
-
-    def _insert_params(self, s: Session, run_id: str, params: Mapping[str, str]) -> None:
-        rows = [
-            {"run_id": run_id, "key": k, "value": v, "value_num": _as_number(v)}
-            for k, v in params.items()
-        ]
-        s.execute(self._db.insert(ParamRow).on_conflict_do_nothing(), rows)
-        stored: dict[str, str] = {}
-        for keys in self._db.chunks(list(params), 1):
-            stmt = sa.select(ParamRow.key, ParamRow.value).where(
-                ParamRow.run_id == run_id, ParamRow.key.in_(keys)
-            )
-            stored.update((k, v) for k, v in s.execute(stmt))
-        for key, value in params.items():
-            if stored.get(key) != value:
-                raise Conflict(
-                    f"param {key!r} of run {run_id} is already {stored.get(key)!r}; "
-                    f"params are immutable, cannot change it to {value!r} (log a new run instead)"
-                )
-
-    def _insert_metrics(self, s: Session, run_id: str, metrics: Sequence[Metric]) -> None:
-        s.execute(
-            sa.insert(MetricRow),
-            [
-                {
-                    "run_id": run_id,
-                    "key": m.key,
-                    "value": None if math.isnan(m.value) else m.value,
-                    "step": m.step,
-                    "timestamp": m.timestamp,
-                }
-                for m in metrics
-            ],
-        )
-        latest: dict[str, Metric] = {}
-        for m in metrics:
-            best = latest.get(m.key)
-            if best is None or (m.step, m.timestamp) >= (best.step, best.timestamp):
-                latest[m.key] = m
-        rows = [
-            {
-                "run_id": run_id,
-                "key": m.key,
-                "value": None if math.isnan(m.value) else m.value,
-                "step": m.step,
-                "timestamp": m.timestamp,
-            }
-            for m in latest.values()
-        ]
-        table = LatestMetricRow.__table__
-        stmt = self._db.insert(LatestMetricRow)
-        newer = sa.or_(
-            stmt.excluded.step > table.c.step,
-            sa.and_(
-                stmt.excluded.step == table.c.step, stmt.excluded.timestamp >= table.c.timestamp
-            ),
-        )
-        upsert = stmt.on_conflict_do_update(
-            index_elements=["run_id", "key"],
-            set_={c: stmt.excluded[c] for c in ("value", "step", "timestamp")},
-            where=newer,
-        )
-        s.execute(upsert, rows)
+                run_data.write_metrics(s, self._db, run_id, metrics)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
-        stmt = (
-            sa.select(MetricRow)
-            .where(MetricRow.run_id == run_id, MetricRow.key == key)
-            .order_by(MetricRow.step, MetricRow.timestamp, MetricRow.id)
-        )
         with self._db.read() as s:
-            return [_metric(r) for r in s.scalars(stmt)]
+            return run_data.metric_history(s, run_id, key)
 
     # -- environments, artifacts, data sets ----------------------------------------------
 
@@ -401,44 +326,11 @@ class SqlTrackingStore:
         with self._db.write() as s, s.begin():
             if s.get(RunRow, run_id) is None:
                 raise NotFound(f"run {run_id!r} does not exist")
-            s.execute(
-                self._db.insert(DatasetRow)
-                .values(
-                    digest=dataset.digest,
-                    n_rows=dataset.n_rows,
-                    n_columns=dataset.n_columns,
-                    schema=dataset.schema,
-                    profile=dataset.profile,
-                    created_at=_now(),
-                )
-                .on_conflict_do_nothing()
-            )
-            stmt = self._db.insert(RunDatasetRow).values(
-                run_id=run_id, name=name, context=context, digest=dataset.digest, created_at=_now()
-            )
-            s.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["run_id", "name", "context"],
-                    set_={"digest": stmt.excluded.digest},
-                )
-            )
+            datasets.link(s, self._db, run_id, name, context, dataset)
 
     def list_datasets(self, run_id: str) -> list[DatasetInput]:
-        stmt = (
-            sa.select(RunDatasetRow, DatasetRow)
-            .join(DatasetRow, DatasetRow.digest == RunDatasetRow.digest)
-            .where(RunDatasetRow.run_id == run_id)
-            .order_by(RunDatasetRow.created_at, RunDatasetRow.name)
-        )
         with self._db.read() as s:
-            return [
-                DatasetInput(
-                    link.name,
-                    link.context,
-                    Dataset(d.digest, d.n_rows, d.n_columns, list(d.schema), dict(d.profile)),
-                )
-                for link, d in s.execute(stmt)
-            ]
+            return datasets.of_run(s, run_id)
 
     # -- the store itself ----------------------------------------------------------------
 
@@ -475,37 +367,7 @@ class SqlTrackingStore:
     ) -> list[Run]:
         stmt = search.build_query(experiment_ids, where, order_by, max_results, include_deleted)
         with self._db.read() as s:
-            ids = list(s.scalars(stmt))
-        return self._load_runs(ids)
-
-    def _load_runs(self, ids: Sequence[str]) -> list[Run]:
-        """Runs with their data, in the order of ``ids``: four queries per chunk."""
-        infos: dict[str, RunInfo] = {}
-        params: dict[str, dict[str, str]] = {i: {} for i in ids}
-        metrics: dict[str, dict[str, Metric]] = {i: {} for i in ids}
-        tags: dict[str, dict[str, str]] = {i: {} for i in ids}
-        with self._db.read() as s:
-            for chunk in _chunks(ids):
-                runs = (
-                    sa.select(RunRow, ExperimentRow.name)
-                    .join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id)
-                    .where(RunRow.id.in_(chunk))
-                )
-                for row, exp_name in s.execute(runs):
-                    infos[row.id] = _run_info(row, exp_name)
-                for p in s.scalars(sa.select(ParamRow).where(ParamRow.run_id.in_(chunk))):
-                    params[p.run_id][p.key] = p.value
-                latest = sa.select(LatestMetricRow).where(LatestMetricRow.run_id.in_(chunk))
-                for m in s.scalars(latest):
-                    metrics[m.run_id][m.key] = _metric(m)
-                for t in s.scalars(sa.select(TagRow).where(TagRow.run_id.in_(chunk))):
-                    tags[t.run_id][t.key] = t.value
-        return [Run(infos[i], RunData(params[i], metrics[i], tags[i])) for i in ids if i in infos]
-
-
-def _chunks(ids: Sequence[str]) -> Iterable[list[str]]:
-    for start in range(0, len(ids), _CHUNK):
-        yield list(ids[start : start + _CHUNK])
+            return run_data.load_runs(s, list(s.scalars(stmt)))
 
 
 def _now() -> int:
@@ -519,43 +381,7 @@ def _check_name(what: str, name: str) -> None:
         raise InvalidArgument(f"{what} name is {len(name)} characters long; the limit is 256")
 
 
-def _as_number(value: str) -> float | None:
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _experiment(row: ExperimentRow, run_count: int = 0) -> Experiment:
     return Experiment(
         row.id, row.name, row.description, row.lifecycle_stage, row.created_at, run_count
-    )
-
-
-def _metric(row: MetricRow | LatestMetricRow) -> Metric:
-    return Metric(row.key, math.nan if row.value is None else row.value, row.step, row.timestamp)
-
-
-def _run_info(row: RunRow, experiment_name: str) -> RunInfo:
-    return RunInfo(
-        id=row.id,
-        experiment_id=row.experiment_id,
-        experiment_name=experiment_name,
-        name=row.name,
-        status=row.status,
-        start_time=row.start_time,
-        end_time=row.end_time,
-        heartbeat_at=row.heartbeat_at,
-        user=row.user,
-        host=row.host,
-        python_version=row.python_version,
-        lifecycle_stage=row.lifecycle_stage,
-        parent_run_id=row.parent_run_id,
-        source_commit=row.source_commit,
-        source_dirty=row.source_dirty,
-        entry_point=row.entry_point,
-        environment_digest=row.environment_digest,
-        status_reason=row.status_reason,
-        error=row.error,
     )

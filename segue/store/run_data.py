@@ -1,0 +1,165 @@
+"""A run's data in SQL: params, metrics and tags, written in batches and loaded whole.
+
+The functions here run inside a session that :class:`segue.store.tracking.SqlTrackingStore`
+opens. Batches go as one executemany (a parameter set per row) and long IN lists in chunks, so
+no statement outgrows SQLite's variable limit or PostgreSQL's 65,535 parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from segue.errors import Conflict
+from segue.store.entities import Metric, Run, RunData, RunInfo
+from segue.store.schema import ExperimentRow, LatestMetricRow, MetricRow, ParamRow, RunRow, TagRow
+from segue.store.sessions import Database
+
+_CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
+
+
+def write_params(s: Session, db: Database, run_id: str, params: Mapping[str, str]) -> None:
+    """Record ``params``; one already recorded must have the same value.
+
+    Raises:
+        Conflict: a param is already recorded with another value (params are immutable).
+    """
+    rows = [
+        {"run_id": run_id, "key": k, "value": v, "value_num": _as_number(v)}
+        for k, v in params.items()
+    ]
+    s.execute(db.insert(ParamRow).on_conflict_do_nothing(), rows)
+    stored: dict[str, str] = {}
+    for keys in db.chunks(list(params), 1):
+        stmt = sa.select(ParamRow.key, ParamRow.value).where(
+            ParamRow.run_id == run_id, ParamRow.key.in_(keys)
+        )
+        stored.update((k, v) for k, v in s.execute(stmt))
+    for key, value in params.items():
+        if stored.get(key) != value:
+            raise Conflict(
+                f"param {key!r} of run {run_id} is already {stored.get(key)!r}; "
+                f"params are immutable, cannot change it to {value!r} (log a new run instead)"
+            )
+
+
+def write_tags(s: Session, db: Database, run_id: str, tags: Mapping[str, str]) -> None:
+    """Set ``tags``, replacing the values of tags already set."""
+    rows = [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
+    stmt = db.insert(TagRow)
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
+    )
+    s.execute(upsert, rows)
+
+
+def write_metrics(s: Session, db: Database, run_id: str, metrics: Sequence[Metric]) -> None:
+    """Append ``metrics`` to their histories and keep each key's latest point (highest step,
+    then newest timestamp) for search and ``get_run``."""
+    s.execute(sa.insert(MetricRow), [_metric_values(run_id, m) for m in metrics])
+    latest: dict[str, Metric] = {}
+    for m in metrics:
+        best = latest.get(m.key)
+        if best is None or (m.step, m.timestamp) >= (best.step, best.timestamp):
+            latest[m.key] = m
+    table = LatestMetricRow.__table__
+    stmt = db.insert(LatestMetricRow)
+    newer = sa.or_(
+        stmt.excluded.step > table.c.step,
+        sa.and_(stmt.excluded.step == table.c.step, stmt.excluded.timestamp >= table.c.timestamp),
+    )
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["run_id", "key"],
+        set_={c: stmt.excluded[c] for c in ("value", "step", "timestamp")},
+        where=newer,
+    )
+    s.execute(upsert, [_metric_values(run_id, m) for m in latest.values()])
+
+
+def metric_history(s: Session, run_id: str, key: str) -> list[Metric]:
+    """Every point of metric ``key`` of the run, by step, then time, then logging order."""
+    stmt = (
+        sa.select(MetricRow)
+        .where(MetricRow.run_id == run_id, MetricRow.key == key)
+        .order_by(MetricRow.step, MetricRow.timestamp, MetricRow.id)
+    )
+    return [_metric(r) for r in s.scalars(stmt)]
+
+
+def load_runs(s: Session, ids: Sequence[str]) -> list[Run]:
+    """Runs with their data, in the order of ``ids`` (unknown ids left out): four queries
+    per chunk of ids."""
+    infos: dict[str, RunInfo] = {}
+    params: dict[str, dict[str, str]] = {i: {} for i in ids}
+    metrics: dict[str, dict[str, Metric]] = {i: {} for i in ids}
+    tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+    for chunk in _chunks(ids):
+        runs = (
+            sa.select(RunRow, ExperimentRow.name)
+            .join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id)
+            .where(RunRow.id.in_(chunk))
+        )
+        for row, exp_name in s.execute(runs):
+            infos[row.id] = _run_info(row, exp_name)
+        for p in s.scalars(sa.select(ParamRow).where(ParamRow.run_id.in_(chunk))):
+            params[p.run_id][p.key] = p.value
+        latest = sa.select(LatestMetricRow).where(LatestMetricRow.run_id.in_(chunk))
+        for m in s.scalars(latest):
+            metrics[m.run_id][m.key] = _metric(m)
+        for t in s.scalars(sa.select(TagRow).where(TagRow.run_id.in_(chunk))):
+            tags[t.run_id][t.key] = t.value
+    return [Run(infos[i], RunData(params[i], metrics[i], tags[i])) for i in ids if i in infos]
+
+
+def _metric_values(run_id: str, m: Metric) -> dict[str, object]:
+    return {
+        "run_id": run_id,
+        "key": m.key,
+        "value": None if math.isnan(m.value) else m.value,
+        "step": m.step,
+        "timestamp": m.timestamp,
+    }
+
+
+def _chunks(ids: Sequence[str]) -> Iterable[list[str]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield list(ids[start : start + _CHUNK])
+
+
+def _as_number(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _metric(row: MetricRow | LatestMetricRow) -> Metric:
+    return Metric(row.key, math.nan if row.value is None else row.value, row.step, row.timestamp)
+
+
+def _run_info(row: RunRow, experiment_name: str) -> RunInfo:
+    return RunInfo(
+        id=row.id,
+        experiment_id=row.experiment_id,
+        experiment_name=experiment_name,
+        name=row.name,
+        status=row.status,
+        start_time=row.start_time,
+        end_time=row.end_time,
+        heartbeat_at=row.heartbeat_at,
+        user=row.user,
+        host=row.host,
+        python_version=row.python_version,
+        lifecycle_stage=row.lifecycle_stage,
+        parent_run_id=row.parent_run_id,
+        source_commit=row.source_commit,
+        source_dirty=row.source_dirty,
+        entry_point=row.entry_point,
+        environment_digest=row.environment_digest,
+        status_reason=row.status_reason,
+        error=row.error,
+    )
