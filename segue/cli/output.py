@@ -86,6 +86,7 @@ _TOKEN = r"[-+]?(?:\d[\w.:+%\-]*|[0-9a-f]{6,}|nan|inf|v\d+)"
 _ATOMIC = re.compile(rf"{_TOKEN}(?: {_TOKEN})*(?: [A-Za-z%]{{1,3}})?|-")
 #: Words up to this long are never broken while there is room; longer ones (JSON, paths) fold.
 _SHORT_WORD = 16
+_NARROWEST_TEXT = 4  # the least room a text column keeps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,10 +111,11 @@ def _sizes(table: Table) -> _Sizes:
         elif texts and all(_ATOMIC.fullmatch(t) for t in texts):
             whole[index] = widest
         else:
-            words = [cell_len(w) for t in texts for w in t.split()]
+            # Its header counts as words too: short ones stay whole, long ones fold.
+            words = [cell_len(w) for t in [*texts, *header] for w in t.split()]
             short = max((w for w in words if w <= _SHORT_WORD), default=0)
-            heading = max((cell_len(line) for line in header), default=0)
-            least[index] = min(widest, max(short, heading, column.min_width or 0))
+            floor = max(short, column.min_width or 0, _NARROWEST_TEXT)
+            least[index] = min(widest, floor)
             natural[index] = widest
     return _Sizes(whole, least, natural)
 
@@ -194,8 +196,10 @@ def _records(table: Table, width: int) -> RenderableType:
         )
     for n, row in enumerate(table.rows):
         block = Table.grid(padding=(0, 2))
-        block.add_column(style="bold", no_wrap=True)
-        block.add_column(overflow="fold", max_width=max(1, width - max(map(cell_len, labels)) - 2))
+        # Long field names wrap in a third of the width: the values need the room.
+        label_width = min(max(map(cell_len, labels)), max(_NARROWEST_TEXT, width // 3))
+        block.add_column(style="bold", overflow="fold", width=label_width)
+        block.add_column(overflow="fold", max_width=max(1, width - label_width - 2))
         for label, column in zip(labels, cells, strict=True):
             block.add_row(label, column[n], style=row.style)
         blocks += [Rule(style="dim"), block]

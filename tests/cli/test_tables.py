@@ -1,8 +1,10 @@
-"""Tables never cut an id, a version or a number: in an 80-column terminal cells fold, and
-piped every table is as wide as its content (one row a line)."""
+"""Tables never cut an id, a version or a number: in an 80-column terminal text folds around
+them (no header or short word broken; rows too wide print as records), and piped every table
+is as wide as its content (one row a line)."""
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -10,9 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from rich.cells import cell_len
+from rich.table import Table
 from sklearn.linear_model import LogisticRegression
 
 import segue
+import segue.quickstart
+from segue.cli.output import print_table, use_environment
 from segue.serving.predlog import FeedbackLog, PredictionLog, PredictionRecord
 
 sqlite_only = pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
@@ -171,3 +176,133 @@ def test_piped_tables_are_as_wide_as_their_content(cli, long, monkeypatch):
         assert "…" not in result.out and "\x1b[" not in result.out, (args, result.out)
         for value in values:
             assert any(value in line for line in result.out.splitlines()), (args, value)
+
+
+_BOX = re.compile("[\u2500-\u257f]+")  # box-drawing characters: borders and rules
+_LONG_WORD = 16  # longer words (paths, JSON, long names) may fold; shorter ones never break
+
+
+def _words(out: str) -> list[str]:
+    return _BOX.sub(" ", _ANSI.sub("", out)).split()
+
+
+def _broken_words(terminal: str, piped: str) -> list[str]:
+    """Words of the terminal output that the piped output (one row a line, nothing broken)
+    does not have and that are no piece of a long word: a header or short word broken."""
+    whole = set(_words(piped))
+    long = [w for w in whole if len(w) > _LONG_WORD]
+    return [w for w in _words(terminal) if w not in whole and not any(w in x for x in long)]
+
+
+def _terminal(monkeypatch, columns: int) -> None:
+    monkeypatch.setenv("COLUMNS", str(columns))
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # Rich: treat stdout as a terminal
+
+
+def _piped(monkeypatch) -> None:
+    monkeypatch.delenv("TTY_COMPATIBLE", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+
+
+def _notes(out: str) -> str:
+    # The note naming the columns a terminal had no room for (last, maybe wrapped) is no table.
+    return re.split(r"^\d+ more columns?: ", out, flags=re.MULTILINE)[0]
+
+
+@sqlite_only
+@pytest.mark.parametrize("columns", [80, 60])
+def test_a_narrow_terminal_breaks_no_id_header_or_short_word(cli, long, monkeypatch, columns):
+    run, other = long.runs
+    ids = {run, run[:8], other[:8], REQUEST, "0.912346", "champion=1", "1.5 ms"}
+    for args, values in _commands(long)[:-1]:  # the last moves an alias: not twice
+        _piped(monkeypatch)
+        piped = cli(*args).out
+        _terminal(monkeypatch, columns)
+        result = cli(*args)
+        out = _ANSI.sub("", result.out)
+
+        assert result.code == 0, (args, result.err)
+        assert _broken_words(_notes(out), piped) == [], (args, out)
+        for value in ids & set(values):
+            assert any(value in line for line in out.splitlines()), (args, value, out)
+
+
+@sqlite_only
+@pytest.mark.parametrize("columns", [80, 60])
+def test_predictions_too_wide_for_a_terminal_print_as_records(cli, long, monkeypatch, columns):
+    _terminal(monkeypatch, columns)
+
+    out = _ANSI.sub("", cli("predictions", "tail", MODEL).out)
+
+    lines = out.splitlines()
+    requests = [line for line in lines if re.fullmatch(r"request +\S+ *", line)]
+    assert [line.split()[1] for line in requests] == [REQUEST, "r100", "r200", "r300"]
+    assert any(re.fullmatch(r"latency +1\.5 ms *", line) for line in lines), out
+    assert len(lines) <= 2 + 15 * len(requests), out  # a title, then one short block a row
+
+
+@sqlite_only
+def test_runs_list_names_the_metric_columns_it_has_no_room_for(cli, long, monkeypatch):
+    _terminal(monkeypatch, 80)
+
+    out = " ".join(_ANSI.sub("", cli("runs", "list").out).split())
+
+    assert "loss" in out
+    assert (
+        "1 more column: validation_roc_auc_weighted_one_vs_rest"
+        " (widen the terminal, pipe it, or use --json)"
+    ) in out
+    _piped(monkeypatch)
+    piped = cli("runs", "list").out
+    assert "validation_roc_auc_weighted_one_vs_rest" in piped and "more column" not in piped
+
+
+@sqlite_only
+def test_the_quickstart_reads_well_in_an_80_column_terminal(cli, segue_env, monkeypatch):
+    # The tables need only the quickstart's data: train its two quickest candidates.
+    two = [c for c in segue.quickstart.CANDIDATES if c.family == "logistic_regression"][:2]
+    quick = functools.partial(segue.quickstart.train_candidates, two)
+    monkeypatch.setattr(segue.quickstart, "train_candidates", quick)
+    monkeypatch.setattr(segue.quickstart, "CANDIDATES", two)
+    assert cli("quickstart").code == 0
+    drift = ["monitor", "drift", "breast-cancer@champion"]
+    piped = cli(*drift).out
+    _terminal(monkeypatch, 80)
+
+    table = _ANSI.sub("", cli(*drift).out)
+    tail = _ANSI.sub("", cli("predictions", "tail", "breast-cancer", "-n", "3").out)
+
+    # The drift table: no "numeri/c", no "verdic/t" (the number columns leave room).
+    assert _broken_words(table, piped) == [], table
+    header = next(line for line in table.splitlines() if "p-value" in line).split()
+    assert header == ["feature", "kind", "test", "statistic", "p-value", "threshold", "verdict"][
+        : len(header) - ("unseen" in header)
+    ] + ["unseen"] * ("unseen" in header)
+    # 30 features a record: about 20 lines each, not 100; every request id on one line.
+    requests = [line.split()[1] for line in tail.splitlines() if line.startswith("request ")]
+    assert len(requests) == 3 and all(re.fullmatch(r"[0-9a-f]{32}", r) for r in requests), tail
+    assert len(tail.splitlines()) <= 2 + 25 * 3, tail
+
+
+@pytest.mark.parametrize("columns", [50, 80])
+def test_records_keep_ids_whole_and_fold_only_long_text(capsys, monkeypatch, columns):
+    _terminal(monkeypatch, columns)
+    use_environment()
+    table = Table(title="Things")
+    for column in ("id", "version", "size", "status", "note"):
+        table.add_column(column)
+    request = "2e02a6edd782e4850000000000000002"
+    note = "a long note " * 10
+    table.add_row(request, "12", "3.5 ms", "ok", note)
+    table.add_row(request[::-1], "13", "4.5 ms", "failed", "short")
+
+    print_table(table)
+
+    lines = [line.rstrip() for line in _ANSI.sub("", capsys.readouterr().out).splitlines()]
+    if columns == 80:  # room for the ids and numbers side by side: a table, the note wrapped
+        assert sum(request in line and "3.5 ms" in line for line in lines) == 1
+    else:  # not even for them: one "field  value" block a row
+        assert "id       " + request in lines and "id       " + request[::-1] in lines
+        assert "size     3.5 ms" in lines and "status   failed" in lines
+    assert max(cell_len(line) for line in lines) <= columns
+    assert " ".join(" ".join(_words("\n".join(lines))).split()).count("a long note") == 10
