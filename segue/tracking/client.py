@@ -1,28 +1,29 @@
-"""The tracking service: what the fluent API and the CLI call; no SQL, no HTTP here."""
+"""The tracking service: what the fluent API and the CLI call; no SQL, no HTTP here.
+
+:class:`TrackingClient` is the one entry point; a run's artifacts are logged and read by
+:mod:`segue.tracking.artifacts` and search results become a DataFrame in
+:mod:`segue.tracking.frames`.
+"""
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import os
 import random
 import threading
 import time
 import uuid
-import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from segue.artifacts import ContentStore, FsspecBackend
-from segue.artifacts.folders import folder_files
 from segue.config import Settings, settings
 from segue.data.frames import dataset_digest, dataset_schema, to_frame
 from segue.data.profile import profile_frame
-from segue.errors import InvalidArgument, NotFound
+from segue.errors import InvalidArgument
 from segue.store.engine import open_engine
 from segue.store.entities import (
     RUN_STATUSES,
@@ -38,6 +39,8 @@ from segue.store.filters import parse_filter, parse_order_by
 from segue.store.sessions import is_transient
 from segue.store.tracking import SqlTrackingStore, TrackingStore
 from segue.tracking import environment, validation
+from segue.tracking.artifacts import RunArtifacts
+from segue.tracking.frames import runs_frame
 from segue.tracking.writer import MetricsLost, MetricWriter
 
 DEFAULT_EXPERIMENT = "Default"
@@ -67,6 +70,8 @@ class TrackingClient:
         self.artifacts = artifacts
         self.config = config
         self._clock = clock
+        #: Logs and reads the runs' artifacts; the ``*_artifact*`` methods below call it.
+        self.run_artifacts = RunArtifacts(store, artifacts)
         self.writer = MetricWriter(
             store,
             flush_interval=config.flush_interval,
@@ -230,99 +235,33 @@ class TrackingClient:
     def log_artifact(
         self, run_id: str, path: str | os.PathLike[str], name: str | None = None
     ) -> str:
-        source = Path(path)
-        if not source.is_file():
-            raise InvalidArgument(f"artifact: {str(path)!r} is not a file")
-        logical = validation.artifact_path(name or source.name)
-        digest, size = self.artifacts.put_file(source)
-        self.store.record_artifacts(run_id, [ArtifactEntry(logical, digest, size)])
-        return logical
+        return self.run_artifacts.log_artifact(run_id, path, name)
 
     def log_artifacts(
         self, run_id: str, directory: str | os.PathLike[str], prefix: str | None = None
     ) -> list[str]:
-        root = Path(directory)
-        if not root.is_dir():
-            raise InvalidArgument(f"artifacts: {str(directory)!r} is not a directory")
-        base = validation.artifact_path(prefix) + "/" if prefix else ""
-        found = folder_files(root)
-        for name, why in found.skipped:
-            warnings.warn(
-                f"log_artifacts: skipped {str(root / name)!r}: {why} is not followed",
-                UserWarning,
-                stacklevel=3,
-            )
-        # Every name is checked before any blob is stored: a refused folder stores nothing.
-        named = [(validation.artifact_path(base + name), file) for name, file in found.files]
-        entries = []
-        for logical, file in named:
-            digest, size = self.artifacts.put_file(file)
-            entries.append(ArtifactEntry(logical, digest, size))
-        self.store.record_artifacts(run_id, entries)
-        return [e.path for e in entries]
+        # Links skipped are warned about at the caller of the run's method (ActiveRun, fluent).
+        return self.run_artifacts.log_artifacts(run_id, directory, prefix, stacklevel=3)
 
     def log_bytes(self, run_id: str, data: bytes, name: str) -> str:
-        logical = validation.artifact_path(name)
-        digest, size = self.artifacts.put_bytes(data)
-        self.store.record_artifacts(run_id, [ArtifactEntry(logical, digest, size)])
-        return logical
+        return self.run_artifacts.log_bytes(run_id, data, name)
 
     def log_dict(self, run_id: str, data: Any, name: str) -> str:
-        name = validation.artifact_path(name)
-        if name.endswith((".yaml", ".yml")):
-            import yaml
-
-            text = yaml.safe_dump(data, sort_keys=False)
-        else:
-            text = json.dumps(data, indent=2, default=str)
-        return self.log_bytes(run_id, text.encode(), name)
+        return self.run_artifacts.log_dict(run_id, data, name)
 
     def log_figure(self, run_id: str, figure: Any, name: str) -> str:
-        if not hasattr(figure, "savefig"):
-            raise InvalidArgument(
-                f"figure: expected a matplotlib Figure, got {type(figure).__name__}"
-            )
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", bbox_inches="tight")
-        return self.log_bytes(run_id, buffer.getvalue(), name)
+        return self.run_artifacts.log_figure(run_id, figure, name)
 
     def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactEntry]:
-        self.store.get_run(run_id)
-        return self.store.list_artifacts(run_id, prefix)
-
-    def _entry(self, run_id: str, path: str) -> ArtifactEntry:
-        logical = validation.artifact_path(path)
-        for entry in self.store.list_artifacts(run_id, logical):
-            if entry.path == logical:
-                return entry
-        self.store.get_run(run_id)
-        raise NotFound(
-            f"run {run_id} has no artifact {logical!r}; see `segue artifacts list {run_id}`"
-        )
+        return self.run_artifacts.list_artifacts(run_id, prefix)
 
     def read_artifact(self, run_id: str, path: str) -> bytes:
         """The artifact's bytes, verified against the hash recorded when it was logged."""
-        entry = self._entry(run_id, path)
-        return self.artifacts.read_bytes(entry.digest, entry.size, name=entry.path)
+        return self.run_artifacts.read_artifact(run_id, path)
 
     def download_artifact(self, run_id: str, path: str, dest: str | os.PathLike[str]) -> Path:
         """Copy one artifact to ``dest``, or every artifact under the folder ``path`` into it."""
-        logical = validation.artifact_path(path)
-        entries = [
-            e
-            for e in self.store.list_artifacts(run_id, logical)
-            if e.path == logical or e.path.startswith(logical + "/")
-        ]
-        if not entries:
-            self._entry(run_id, logical)  # raises the NotFound with the right message
-        for e in entries:  # names stored by older versions: refuse before writing anything
-            validation.artifact_path(e.path)
-        if len(entries) == 1 and entries[0].path == logical:
-            return self.artifacts.copy_to(entries[0].digest, entries[0].size, dest, name=logical)
-        for e in entries:
-            target = Path(dest) / e.path[len(logical) + 1 :]
-            self.artifacts.copy_to(e.digest, e.size, target, name=e.path)
-        return Path(dest)
+        return self.run_artifacts.download_artifact(run_id, path, dest)
 
     # -- data sets -----------------------------------------------------------------------
 
@@ -371,48 +310,6 @@ class TrackingClient:
 
     def search_runs(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
         return runs_frame(self.find_runs(*args, **kwargs))
-
-
-_BASE_COLUMNS = [
-    "run_id",
-    "experiment",
-    "name",
-    "status",
-    "start_time",
-    "end_time",
-    "user",
-    "parent_run_id",
-]
-
-
-def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
-    """One row per run: attributes, then params.*, metrics.* (latest value) and tags.*."""
-    rows = []
-    for run in runs:
-        i = run.info
-        row: dict[str, Any] = {
-            "run_id": i.id,
-            "experiment": i.experiment_name,
-            "name": i.name,
-            "status": i.status,
-            "start_time": i.start_time,
-            "end_time": i.end_time,
-            "user": i.user,
-            "parent_run_id": i.parent_run_id,
-        }
-        row.update({f"params.{k}": v for k, v in run.data.params.items()})
-        row.update({f"metrics.{k}": m.value for k, m in run.data.metrics.items()})
-        row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
-        rows.append(row)
-    frame = pd.DataFrame(rows, columns=None if rows else _BASE_COLUMNS)
-    extra = sorted(c for c in frame.columns if c not in _BASE_COLUMNS)
-    order = sorted(
-        extra, key=lambda c: ("params.", "metrics.", "tags.").index(c.split(".")[0] + ".")
-    )
-    frame = frame[_BASE_COLUMNS + order]
-    for column in ("start_time", "end_time"):
-        frame[column] = pd.to_datetime(frame[column], unit="ms", utc=True)
-    return frame
 
 
 # Word lists read best as one line each.
