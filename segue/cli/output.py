@@ -189,6 +189,8 @@ def _records(table: Table, width: int) -> RenderableType:
     fold in the width left of the field names), for rows too wide to sit side by side."""
     labels = [" ".join(_cell_text(column.header).split()) for column in table.columns]
     cells = [list(column.cells) for column in table.columns]
+    # Long field names wrap in a third of the width: the values need the room.
+    label_width = min(max(map(cell_len, labels), default=0), max(_NARROWEST_TEXT, width // 3))
     blocks: list[RenderableType] = []
     if table.title:
         blocks.append(
@@ -196,8 +198,6 @@ def _records(table: Table, width: int) -> RenderableType:
         )
     for n, row in enumerate(table.rows):
         block = Table.grid(padding=(0, 2))
-        # Long field names wrap in a third of the width: the values need the room.
-        label_width = min(max(map(cell_len, labels)), max(_NARROWEST_TEXT, width // 3))
         block.add_column(style="bold", overflow="fold", width=label_width)
         block.add_column(overflow="fold", max_width=max(1, width - label_width - 2))
         for label, column in zip(labels, cells, strict=True):

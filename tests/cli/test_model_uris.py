@@ -91,7 +91,7 @@ def test_predictions_tail(cli, wine, ref):
     result = cli("predictions", "tail", ref)
 
     assert result.code == 0, result.err
-    assert "Predictions of wine (last 0)" in result.out
+    assert result.out == "No predictions of wine logged yet.\n"
 
 
 @sqlite_only
