@@ -27,6 +27,7 @@ def quickstart(
         serve_and_query,
         train_candidates,
     )
+    from segue.tracking.client import get_client
 
     # A terminal gets a progress bar; a pipe or a log gets one line a step (on stderr with
     # --json, so stdout stays one JSON document).
@@ -63,6 +64,8 @@ def quickstart(
     step("checking the served traffic for drift")
     drift = drift_of_served(served)
     config = settings()
+    # The root the store recorded (or SEGUE_ARTIFACT_URI's override), where everything went.
+    artifact_uri = get_client().artifact_uri
     if json:
         print_json(
             {
@@ -78,7 +81,7 @@ def quickstart(
                 "served": served,
                 "drift": drift,
                 "store_uri": config.store_uri,
-                "artifact_uri": config.artifact_uri,
+                "artifact_uri": artifact_uri,
             }
         )
         return
@@ -141,7 +144,7 @@ def quickstart(
     print_table(drift_table(caught))
     console.print(verdict_line(drift))
     console.print(f"metadata:  {config.store_uri}")
-    console.print(f"artifacts: {config.artifact_uri}")
+    console.print(f"artifacts: {artifact_uri}")
     best = results[0].run_id[:8]
     console.print(
         "next: [bold]segue runs list -e quickstart -o 'metrics.roc_auc DESC'[/] · "

@@ -17,6 +17,21 @@ sqlite_only = pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
 
 
 @sqlite_only
+def test_quickstart_names_the_artifact_root_the_store_recorded(
+    cli, segue_env, tmp_path, monkeypatch
+):
+    # A first client recorded its root; this one, in another home, has no root of its own.
+    recorded = get_client().artifact_uri
+    monkeypatch.delenv("SEGUE_ARTIFACT_URI")
+    monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "elsewhere"))
+
+    report = cli("quickstart", "--json").json()
+
+    assert report["artifact_uri"] == recorded
+    assert not (tmp_path / "elsewhere" / "artifacts").exists()
+
+
+@sqlite_only
 def test_quickstart_json(cli, segue_env, tmp_path):
     result = cli("quickstart", "--json")
     report = result.json()
