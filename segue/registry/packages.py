@@ -88,9 +88,18 @@ class Packages:
         return run_id, path, manifest_entry.digest, version
 
     def load(
-        self, uri: str, run_id: str, path: str, digest: str, version: ModelVersion | None
+        self, parsed: ModelUri, version: ModelVersion | None, *, trust: bool = False
     ) -> LoadedModel:
-        """Load the located package (fetched into the cache first), every file hash-checked."""
+        """Load the package of a local folder, a ``runs:/`` URI, or the ``version`` a
+        ``models:/`` URI resolved to (fetched into the cache first), every file hash-checked.
+        Pickle-based packages from a plain folder need ``trust=True``."""
+        uri = parsed.text
+        if parsed.kind == "path":
+            local = Path(parsed.path or uri)
+            if not local.is_dir():
+                raise InvalidArgument(f"model URI {uri!r}: no such folder")
+            return load_package(local, source=uri, trust=trust)
+        run_id, path, digest, _ = self.locate(parsed, version)
         folder = self.materialize(run_id, path, digest)
         try:
             return load_package(
@@ -142,8 +151,10 @@ class Packages:
         check_registered(version, entry.digest)
         return self.materialize(version.run_id, version.artifact_path, entry.digest)
 
-    def download(self, run_id: str, path: str, digest: str, dest: Path) -> Path:
-        """Write the verified package at ``runs:/<run_id>/<path>`` into the new folder ``dest``."""
+    def download(self, parsed: ModelUri, version: ModelVersion | None, dest: Path) -> Path:
+        """Write the verified package of a ``runs:/`` URI, or of the ``version`` a ``models:/``
+        URI resolved to, into the new folder ``dest``."""
+        run_id, path, digest, _ = self.locate(parsed, version)
         if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
             raise InvalidArgument(f"{dest} exists and is not an empty folder; pick a new one")
         # Into a hidden sibling first, so a failed check leaves nothing that looks like a package.

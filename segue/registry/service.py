@@ -19,7 +19,7 @@ from typing import Any
 
 from segue.errors import AlreadyExists, Conflict, GateFailed, InvalidArgument, NotFound
 from segue.identity import Actor, local_actor
-from segue.models.package import MANIFEST, LoadedModel, Manifest, build_package, load_package
+from segue.models.package import MANIFEST, LoadedModel, Manifest, build_package
 from segue.models.uri import ModelUri, parse_model_uri
 from segue.registry import gates as gate_rules
 from segue.registry.lineage import current_run
@@ -313,16 +313,8 @@ class Registry:
     def load_model(self, uri: str, *, trust: bool = False) -> LoadedModel:
         """Fetch, verify and load a model from a runs:/ or models:/ URI or a local folder."""
         parsed = parse_model_uri(uri)
-        if parsed.kind == "path":
-            folder = Path(parsed.path or uri)
-            if not folder.is_dir():
-                raise InvalidArgument(f"model URI {uri!r}: no such folder")
-            return load_package(folder, source=uri, trust=trust)
-        return self.packages.load(uri, *self._locate(parsed))
-
-    def _locate(self, parsed: ModelUri) -> tuple[str, str, str, ModelVersion | None]:
         version = self.resolve(parsed) if parsed.kind == "models" else None
-        return self.packages.locate(parsed, version)
+        return self.packages.load(parsed, version, trust=trust)
 
     def verify_version(self, version: ModelVersion, refusing: str | None = None) -> None:
         """Check that ``version``'s package is whole in the artifact store: its manifest is
@@ -354,8 +346,9 @@ class Registry:
 
     def download_model(self, uri: str, dest: str | os.PathLike[str]) -> Path:
         """Write the verified package of a runs:/ or models:/ URI into the new folder ``dest``."""
-        run_id, path, digest, _ = self._locate(parse_model_uri(uri))
-        return self.packages.download(run_id, path, digest, Path(dest))
+        parsed = parse_model_uri(uri)
+        version = self.resolve(parsed) if parsed.kind == "models" else None
+        return self.packages.download(parsed, version, Path(dest))
 
 
 _registry: Registry | None = None
