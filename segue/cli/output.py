@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import math
 import re
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from rich.align import Align
@@ -143,7 +143,14 @@ def _fitted(parts: tuple[RenderableType, ...], width: int) -> RenderableType:
     shown: list[RenderableType] = []
     for part in parts:
         if isinstance(part, Table):
-            shown.append(part if _fit(part, width) else _records(part, width))
+            fit = _fit(part, width)
+            records = _records(part, width) if fit != "as is" else None
+            # A table whose text wraps can take more lines than its records (one long JSON
+            # column beside many short ones): print whichever is shorter.
+            if records is not None and (fit == "records" or _height(records) < _height(part)):
+                shown.append(records)
+            else:
+                shown.append(part)
         elif isinstance(part, Group):
             shown.append(_fitted(tuple(part.renderables), width))
         else:
@@ -151,23 +158,28 @@ def _fitted(parts: tuple[RenderableType, ...], width: int) -> RenderableType:
     return shown[0] if len(shown) == 1 else Group(*shown)
 
 
-def _fit(table: Table, width: int) -> bool:
+def _height(renderable: RenderableType) -> int:
+    return len(console.render_lines(renderable, console.options, pad=False))
+
+
+def _fit(table: Table, width: int) -> Literal["as is", "sized", "records"]:
     """Size ``table``'s columns for a terminal ``width`` columns wide so that Rich never has
-    to cut or break a number, id or short word; False when the ids and numbers and the text
-    columns' least widths do not fit side by side (then it prints as records)."""
+    to cut or break a number, id or short word: "as is" when it fits untouched, "sized" when
+    its text columns had to wrap, "records" when the ids and numbers and the text columns'
+    least widths do not fit side by side."""
     sizes, columns = _sizes(table), table.columns
     for index, column in enumerate(columns):
         column.no_wrap, column.overflow = index in sizes.whole, "fold"
     held = sum(sizes.whole.values())
     if _overhead(table, compact=False) + held + sum(sizes.natural.values()) <= width:
-        return True  # the table fits as it is
+        return "as is"
     if _need(table, width) > width:
         if table.box is None and not table.show_header:
             # A grid (already key/value lines): everything folds and shares the width.
             for column in columns:
                 column.width, column.no_wrap = None, False
-            return True
-        return False
+            return "as is"
+        return "records"
     if _overhead(table, compact=False) + held + sum(sizes.least.values()) > width:
         table.show_edge, table.pad_edge, table.collapse_padding = False, False, True
     spare = width - _overhead(table, compact=table.collapse_padding) - held
@@ -181,7 +193,7 @@ def _fit(table: Table, width: int) -> bool:
         grow = min(sizes.natural[index] - sizes.least[index], spare // (len(growing) - n))
         columns[index].width, columns[index].max_width = sizes.least[index] + grow, None
         spare -= grow
-    return True
+    return "sized"
 
 
 def _records(table: Table, width: int) -> RenderableType:
