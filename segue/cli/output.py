@@ -46,7 +46,8 @@ def print_table(*parts: RenderableType) -> None:
     In a terminal no cell ends in "…" and no id, version or number is broken: text columns
     make room (at least their header and their longest short word, then wrapping), the
     borders tighten, and a table whose ids and numbers cannot sit side by side prints as
-    records instead (one block a row, ``field  value`` lines, like ``psql``'s ``\\x``).
+    records instead (one block a row, ``field  value`` lines, like ``psql``'s ``\\x``), as
+    does one whose wrapped text would take more lines than its records.
     Piped, each table is as wide as its content, one row a line.
     """
     if console.is_terminal:
