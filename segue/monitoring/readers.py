@@ -115,17 +115,18 @@ def read_feedback(
 
 def find_requests(
     artifact_uri: str, model: str, request_ids: Iterable[str], *, start: float | None = None
-) -> dict[str, tuple[int, int]]:
-    """``{request_id: (rows, status)}`` of the logged requests of ``model`` among
+) -> dict[str, tuple[int, int, str]]:
+    """``{request_id: (rows, status, version)}`` of the logged requests of ``model`` among
     ``request_ids`` (as answered to callers: shadows left out) that arrived at ``start`` or
-    later; ids not logged are absent.
+    later; ids not logged are absent. ``version`` is the version that answered (whose
+    signature says what a label of the request must be).
 
     Reads the ``request_id`` column of the window's segments first and the rest only of the
     segments that hold one of the ids.
 
     Example:
         >>> find_requests(uri, "churn", ["9f2c…"], start=time.time() - 30 * 86400)
-        {'9f2c…': (5, 200)}
+        {'9f2c…': (5, 200, '3')}
     """
     segments.check_model(model)
     wanted = sorted(set(request_ids))
@@ -149,16 +150,22 @@ def find_requests(
         )
     )
     table = segments.read_segments(
-        fs, holding, segments.PREDICTIONS_SCHEMA, where, ["request_id", "status", "inputs"]
+        fs,
+        holding,
+        segments.PREDICTIONS_SCHEMA,
+        where,
+        ["request_id", "status", "version", "inputs"],
     )
-    found: dict[str, tuple[int, int]] = {}
-    for request_id, status, inputs in zip(
+    found: dict[str, tuple[int, int, str]] = {}
+    for request_id, status, version, inputs in zip(
         table.column("request_id").to_pylist(),
         table.column("status").to_pylist(),
+        table.column("version").to_pylist(),
         segments.decode_json(table.column("inputs").to_pylist()),
         strict=True,
     ):
-        found[request_id] = (len(inputs) if isinstance(inputs, list) else 1, int(status))
+        rows = len(inputs) if isinstance(inputs, list) else 1
+        found[request_id] = (rows, int(status), str(version or ""))
     return found
 
 

@@ -2,15 +2,16 @@
 
 A :class:`Recorder` is what ``segue serve`` wires into the app: ``on_prediction`` appends each
 answered request (primary, canary or shadow) to a :class:`~segue.serving.predlog.PredictionLog`,
-``check_feedback`` checks the labels ``POST /feedback`` receives against the predictions they
-label, ``on_feedback`` appends each accepted label to the served model's
-:class:`~segue.serving.predlog.FeedbackLog`, and ``close`` (an ``on_shutdown`` hook) writes what
-is still buffered. Both logs flush on their own threads every ``flush_interval`` seconds, so a
-crash loses at most that much; appending is O(1) and never touches storage.
+``check_feedback`` checks the labels ``POST /feedback`` receives (their count and their values)
+against the predictions they label, ``on_feedback`` appends each accepted label to the served
+model's :class:`~segue.serving.predlog.FeedbackLog`, and ``close`` (an ``on_shutdown`` hook)
+writes what is still buffered. Both logs flush on their own threads every ``flush_interval``
+seconds, so a crash loses at most that much; appending is O(1) and never touches storage.
 
-How the server knows a request id and its row count: this process's answers are held in a
-bounded map of recent requests (:class:`RecentRequests`, the last 100,000 by default: a few MB),
-so a label sent right after its prediction is checked without any I/O. An id the map does not
+How the server knows a request id, its row count and the version that answered it: this
+process's answers are held in a bounded map of recent requests (:class:`RecentRequests`, the
+last 100,000 by default: a few MB), so a label sent right after its prediction is checked
+without any I/O. An id the map does not
 hold (answered by another worker or replica, before a restart, or evicted) is looked up in the
 prediction log itself, which every worker writes and which outlives them, as far back as
 ``lookback`` (30 days by default). Labels often arrive days later (a churn label needs a
@@ -18,9 +19,16 @@ month), so the durable log, not memory alone, must decide what is unknown; the m
 the common case off storage. An answer from another worker reaches the log within one flush
 interval: a label sent sooner may be refused as unknown and should be retried.
 
+What a label must be comes from the signature of the version that answered (not the one
+serving now: an alias may have moved since), by :func:`segue.monitoring.labels.label_rule`:
+one of a classifier's classes, a finite number for a regressor; never null, an object or an
+array. ``signatures`` gives a version's signature (:func:`served_signatures`: the routes
+serving it, else the registry), looked up once per version.
+
 Example::
 
-    >>> recorder = Recorder(settings().artifact_uri, ["churn"], flush_interval=1.0)
+    >>> recorder = Recorder(settings().artifact_uri, ["churn"], flush_interval=1.0,
+    ...                     signatures=served_signatures(routes, registry))
     >>> config = ServeConfig(on_prediction=recorder.record_prediction,
     ...                      check_feedback=recorder.check_feedback,
     ...                      on_feedback=recorder.record_feedback,
@@ -34,14 +42,21 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from segue.errors import SegueError
+from segue.models.uri import parse_model_uri
+from segue.monitoring.labels import LabelRule, label_rule
 from segue.monitoring.readers import find_requests
 from segue.serving.config import Feedback, InferenceRecord
 from segue.serving.errors import RequestError, json_type
 from segue.serving.predlog import FeedbackLog, PredictionLog
 
-__all__ = ["RecentRequests", "Recorder"]
+if TYPE_CHECKING:
+    from segue.models.specs import Signature
+    from segue.serving.deployment import Route
+
+__all__ = ["Answered", "RecentRequests", "Recorder", "served_signatures"]
 
 log = logging.getLogger("segue.serving")
 
@@ -51,24 +66,34 @@ RECENT_REQUESTS = 100_000
 LOOKBACK_SECONDS = 30 * 86_400.0
 
 
+class Answered(NamedTuple):
+    """What a label is checked against: the request's served name, row count, HTTP status
+    and the version that answered it."""
+
+    model: str
+    rows: int
+    status: int
+    version: str
+
+
 class RecentRequests:
-    """``request_id -> (model, rows, status)`` of the last ``capacity`` requests answered;
-    the oldest is forgotten first. Thread-safe; :meth:`add` is O(1)."""
+    """``request_id -> Answered`` of the last ``capacity`` requests answered; the oldest is
+    forgotten first. Thread-safe; :meth:`add` is O(1)."""
 
     def __init__(self, capacity: int = RECENT_REQUESTS) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"capacity must be a positive integer, got {capacity!r}")
         self.capacity = capacity
-        self._requests: OrderedDict[str, tuple[str, int, int]] = OrderedDict()
+        self._requests: OrderedDict[str, Answered] = OrderedDict()
         self._lock = threading.Lock()
 
-    def add(self, request_id: str, model: str, rows: int, status: int) -> None:
+    def add(self, request_id: str, answered: Answered) -> None:
         with self._lock:
-            self._requests[request_id] = (model, rows, status)
+            self._requests[request_id] = answered
             if len(self._requests) > self.capacity:
                 self._requests.popitem(last=False)
 
-    def get(self, request_id: str) -> tuple[str, int, int] | None:
+    def get(self, request_id: str) -> Answered | None:
         with self._lock:
             return self._requests.get(request_id)
 
@@ -88,6 +113,9 @@ class Recorder:
         writer_id: passed to the logs (default: unique per process).
         recent: requests held in memory for checking labels (see the module docs).
         lookback: seconds back the prediction log is searched for a label's request.
+        signatures: ``(served name, version) -> Signature | None``, the signature of the
+            version that answered a request (:func:`served_signatures`); None (or a version
+            it does not know) lets any string, finite number or boolean through.
     """
 
     def __init__(
@@ -100,6 +128,7 @@ class Recorder:
         writer_id: str | None = None,
         recent: int = RECENT_REQUESTS,
         lookback: float = LOOKBACK_SECONDS,
+        signatures: Callable[[str, str], Signature | None] | None = None,
     ) -> None:
         self.artifact_uri = artifact_uri
         self.predictions = PredictionLog(
@@ -114,6 +143,8 @@ class Recorder:
         self.recent = RecentRequests(recent)
         self._clock = clock
         self._lookback = float(lookback)
+        self._signatures = signatures
+        self._rules: dict[tuple[str, str], LabelRule] = {}  # a version's signature never changes
 
     def start(self) -> None:
         """Start the logs' flushing threads."""
@@ -126,33 +157,39 @@ class Recorder:
         if record.model in self.feedback:
             self.predictions.append(record)  # type: ignore[arg-type]  # duck-typed record
             if record.role != "shadow":  # the caller saw the primary's (or canary's) answer
-                self.recent.add(record.request_id, record.model, record.n_rows, record.status)
+                answered = Answered(record.model, record.n_rows, record.status, record.version)
+                self.recent.add(record.request_id, answered)
 
     def check_feedback(self, items: Sequence[Feedback]) -> None:
         """``check_feedback``: refuse the request unless every label fits the prediction it
-        labels: a known request id of that model that was answered successfully, and one
-        label per row (a single label is enough for a one-row prediction).
+        labels: a known request id of that model that was answered successfully, one label
+        per row (a single label is enough for a one-row prediction), and each label a value
+        the version that answered can predict (one of its classes, or a finite number for a
+        regressor: see :mod:`segue.monitoring.labels`).
 
         May read the prediction log (for ids not answered recently by this process): call it
         off the event loop.
 
         Raises:
-            RequestError: 404 for an unknown request id, 409 for a label that does not fit the
-                stored prediction (a conflict with what was answered, not a malformed body),
-                naming the item (``[3].label``) and the problem.
+            RequestError: 404 for an unknown request id, 409 for a label count that does not fit
+                the stored prediction (a conflict with what was answered, not a malformed
+                body), 422 for a label value the model cannot predict, naming the item and the
+                label (``[3].label``, ``[2].label[1]``) and the problem.
         """
-        known: dict[tuple[str, str], tuple[int, int]] = {}
+        known: dict[tuple[str, str], Answered] = {}
         missing: dict[str, set[str]] = {}
         for item in items:
             hit = self.recent.get(item.request_id)
-            if hit is not None and hit[0] == item.model:
-                known[(item.model, item.request_id)] = hit[1:]
+            if hit is not None and hit.model == item.model:
+                known[(item.model, item.request_id)] = hit
             else:
                 missing.setdefault(item.model, set()).add(item.request_id)
         start = self._clock() - self._lookback
         for model, ids in missing.items():
             found = find_requests(self.artifact_uri, model, ids, start=start)
-            known.update({(model, request_id): seen for request_id, seen in found.items()})
+            known.update(
+                {(model, request_id): Answered(model, *seen) for request_id, seen in found.items()}
+            )
         for i, item in enumerate(items):
             where = f"[{i}]." if len(items) > 1 else ""
             seen = known.get((item.model, item.request_id))
@@ -165,7 +202,16 @@ class Recorder:
                     "prediction from another worker is logged within a second: retry then)",
                     "request_id",
                 )
-            _check_label(item, *seen, where)
+            _check_count(item, seen.rows, seen.status, where)
+            _check_values(item, self._rule(item.model, seen.version), where)
+
+    def _rule(self, model: str, version: str) -> LabelRule:
+        key = (model, version)
+        rule = self._rules.get(key)
+        if rule is None:
+            signature = None if self._signatures is None else self._signatures(model, version)
+            rule = self._rules[key] = label_rule(signature)
+        return rule
 
     def record_feedback(self, feedback: Feedback) -> None:
         """``on_feedback``: buffer one label."""
@@ -182,7 +228,53 @@ class Recorder:
                 log.exception("could not write the last records of %s", type(each).__name__)
 
 
-def _check_label(item: Feedback, rows: int, status: int, where: str) -> None:
+def served_signatures(
+    routes: Sequence[Route], registry: Any = None
+) -> Callable[[str, str], Signature | None]:
+    """``Recorder(signatures=...)`` for a server with these routes: a version's signature
+    from the route serving it now (no I/O) or else, for a version that answered before a swap
+    or a restart, from ``registry`` (a :class:`~segue.registry.service.Registry`: that version
+    of a registered model the routes serve); None when neither has it.
+    """
+    names = []
+    for route in routes:
+        try:
+            parsed = parse_model_uri(route.uri or "")
+        except SegueError:  # a folder or a runs:/ URI: only its served version is known
+            continue
+        if parsed.kind == "models" and parsed.name is not None and parsed.name not in names:
+            names.append(parsed.name)
+
+    def signature(model: str, version: str) -> Signature | None:
+        for route in routes:
+            current = route.current
+            if current is not None and current.version == version:
+                return current.model.signature
+        if registry is None or not version.isdigit():
+            return None
+        for name in names:
+            try:
+                found = registry.get_version(name, int(version))
+                return registry.read_manifest(found).get_signature()
+            except SegueError:  # not registered (any more), or its package is unreadable
+                continue
+        return None
+
+    return signature
+
+
+def _check_values(item: Feedback, rule: LabelRule, where: str) -> None:
+    """422 naming the first label that is not a value the model can predict."""
+    label: Any = item.label
+    labels = enumerate(label) if isinstance(label, list) else [(None, label)]
+    for j, value in labels:
+        problem = rule.problem(value)
+        if problem is not None:
+            path = "label" if j is None else f"label[{j}]"
+            raise RequestError(422, f"{where}{path}: {problem}", path)
+
+
+def _check_count(item: Feedback, rows: int, status: int, where: str) -> None:
     if not 200 <= status < 300:
         raise RequestError(
             409,

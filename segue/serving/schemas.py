@@ -211,7 +211,11 @@ def feedback_request() -> dict[str, Any]:
                 "pattern": "^[ -~]+$",
                 "description": "the x-request-id of the prediction (printable ASCII)",
             },
-            "label": {"description": "the true label: any JSON value"},
+            "label": {
+                "description": "the true label, a value the version that answered can "
+                "predict: one of a classifier's classes, a finite number for a regressor "
+                "(422 otherwise); a list of one per row for a prediction of several rows"
+            },
             "model": {
                 "type": ["string", "null"],
                 "description": "the served name (default: the first)",

@@ -45,7 +45,7 @@ from segue.serving.deployment import (
     predict_batch,
 )
 from segue.serving.protocol import parse_predict
-from segue.serving.recorder import Recorder
+from segue.serving.recorder import Recorder, served_signatures
 from segue.serving.routing import RouteSpec, model_uri, parse_routes, role_of, route_label
 from segue.serving.watcher import POLL_SECONDS, AliasWatcher, Watchers, watched
 
@@ -271,7 +271,11 @@ def build_app(options: ServeOptions, *, rng: random.Random | None = None) -> Fas
         # The root recorded in the metadata store, as for model files, so that readers in
         # another folder (segue predictions, segue monitor) find the logs.
         uri = get_client().artifact_uri
-        recorder = Recorder(uri, [name], flush_interval=options.log_flush_s)
+        from segue.registry.service import get_registry
+
+        # Labels are checked against the signature of the version that answered them.
+        signatures = served_signatures(routes, get_registry())
+        recorder = Recorder(uri, [name], flush_interval=options.log_flush_s, signatures=signatures)
         recorder.start()
         config = dataclasses.replace(
             config,

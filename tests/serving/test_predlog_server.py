@@ -18,9 +18,13 @@ import httpx
 import pytest
 
 import segue
+from segue.models.specs import Signature, TensorSpec
 from segue.monitoring.readers import read_feedback, read_predictions
+from segue.registry.service import get_registry
 from segue.serving.config import Feedback, ServeConfig
-from segue.serving.recorder import RecentRequests, Recorder
+from segue.serving.deployment import Route
+from segue.serving.predlog import PredictionRecord
+from segue.serving.recorder import Answered, RecentRequests, Recorder, served_signatures
 
 ROOT = Path(segue.__file__).resolve().parents[1]
 
@@ -130,16 +134,26 @@ class Clock:
 
 @pytest.fixture
 def recorded(app_serving, served_cancer, tmp_path):
-    """An app whose Recorder logs predictions and checks labels; a short memory of 3."""
+    """An app whose Recorder logs predictions and checks labels against the signature of the
+    served version (the cancer classifier, classes 0 and 1); a short memory of 3."""
     clock = Clock(time.time())
-    recorder = Recorder(str(tmp_path / "artifacts"), ["cancer"], recent=3, clock=clock)
+    routes: list[Route] = []  # the app's, once it exists: the recorder is part of its config
+    recorder = Recorder(
+        str(tmp_path / "artifacts"),
+        ["cancer"],
+        recent=3,
+        clock=clock,
+        signatures=served_signatures(routes),
+    )
     config = ServeConfig(
         on_prediction=recorder.record_prediction,
         on_feedback=recorder.record_feedback,
         check_feedback=recorder.check_feedback,
     )
     rows = served_cancer.X.to_dict(orient="records")
-    return app_serving(config), recorder, rows, clock
+    app = app_serving(config)
+    routes.extend(app.state.models.default.routes)
+    return app, recorder, rows, clock
 
 
 async def _predict(c: httpx.AsyncClient, rows: list[dict[str, Any]]) -> str:
@@ -238,8 +252,126 @@ async def test_feedback_that_is_not_json_is_refused(feedback_app, content_type):
 def test_the_recent_map_forgets_the_oldest_first():
     recent = RecentRequests(2)
     for request_id in ("a", "b", "c"):
-        recent.add(request_id, "churn", 1, 200)
-    assert recent.get("a") is None and recent.get("c") == ("churn", 1, 200) and len(recent) == 2
+        recent.add(request_id, Answered("churn", 1, 200, "3"))
+    assert recent.get("a") is None and len(recent) == 2
+    assert recent.get("c") == Answered("churn", 1, 200, "3")
+
+
+# --- POST /feedback: label values against the signature of the version that answered -------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("of", "label", "field", "says"),
+    [
+        ("one", {}, "label", "label: expected one of the model's classes (0, 1), got an object"),
+        ("one", None, "label", "got null"),
+        ("one", "cat", "label", "got 'cat'"),
+        ("one", True, "label", "got true"),  # a bool is not an int class in JSON
+        ("one", 2, "label", "got 2"),  # well-typed, but not a class: an encoding mistake
+        ("one", 0.5, "label", "got 0.5"),
+        ("one", [[1]], "label[0]", "label[0]: expected one of the model's classes"),
+        ("one", [None], "label[0]", "got null"),
+        ("three", [1, {}, 0], "label[1]", "label[1]: expected one of the model's classes"),
+        ("three", [1, 0, [1]], "label[2]", "got an array"),
+        ("three", [1, 0, "1"], "label[2]", "got '1'"),  # a string is not an int class
+    ],
+)
+async def test_label_values_must_be_classes_of_the_model(recorded, of, label, field, says):
+    app, recorder, rows, _ = recorded
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
+        ids = {"one": await _predict(c, rows[:1]), "three": await _predict(c, rows[1:4])}
+        response = await c.post("/feedback", json={"request_id": ids[of], "label": label})
+        await app.state.models.drain()
+
+    assert response.status_code == 422, response.text
+    error = response.json()
+    assert error["field"] == field and error["error"].startswith(f"{field}: ")
+    assert says in error["error"]
+    recorder.close()
+    assert read_feedback(recorder.artifact_uri, "cancer").empty
+
+
+@pytest.mark.anyio
+async def test_a_bad_label_value_in_a_batch_names_the_item_and_the_row(recorded):
+    app, recorder, rows, _ = recorded
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
+        one, three = await _predict(c, rows[:1]), await _predict(c, rows[1:4])
+        batch = [
+            {"request_id": one, "label": 1},
+            {"request_id": one, "label": 0},
+            {"request_id": three, "label": [1, "cat", 0]},
+        ]
+        refused = await c.post("/feedback", json=batch)
+        # Labels as JSON carries an int class: 1 and 1.0 alike; each row's label its own.
+        good = [{"request_id": one, "label": 1.0}, {"request_id": three, "label": [1, 0.0, 1]}]
+        accepted = await c.post("/feedback", json=good)
+        await app.state.models.drain()
+
+    assert refused.status_code == 422 and refused.json()["field"] == "label[1]"
+    assert refused.json()["error"] == (
+        "[2].label[1]: expected one of the model's classes (0, 1), got 'cat'"
+    )
+    assert accepted.status_code == 202, accepted.text
+    recorder.close()
+    assert read_feedback(recorder.artifact_uri, "cancer")["label"].tolist() == [1.0, [1, 0.0, 1]]
+
+
+@pytest.mark.anyio
+async def test_labels_are_checked_against_the_version_that_answered(
+    app_serving, served_cancer, tmp_path
+):
+    """A request answered by version 2, a regressor (by another worker: found in the log),
+    takes a number; one answered by version 1, the classifier serving here, a class. Each
+    version's signature is looked up once."""
+    classifier = served_cancer.model.signature
+    regressor = Signature(classifier.inputs, TensorSpec("float64", (-1,)))
+    asked: list[tuple[str, str]] = []
+
+    def signatures(model: str, version: str) -> Signature | None:
+        asked.append((model, version))
+        return {"1": classifier, "2": regressor}.get(version)
+
+    recorder = Recorder(str(tmp_path / "artifacts"), ["cancer"], signatures=signatures)
+    config = ServeConfig(
+        on_prediction=recorder.record_prediction,
+        on_feedback=recorder.record_feedback,
+        check_feedback=recorder.check_feedback,
+    )
+    app = app_serving(config)
+    row = served_cancer.X.iloc[:1].to_dict(orient="records")
+    recorder.predictions.append(
+        PredictionRecord("by-v2", time.time(), "cancer", "2", "primary", row, [3.5], 1.0, 200)
+    )
+    recorder.predictions.flush()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
+        by_v1 = await _predict(c, row)
+        number_for_v2 = await c.post("/feedback", json={"request_id": "by-v2", "label": 2.5})
+        class_for_v2 = await c.post("/feedback", json={"request_id": "by-v2", "label": "1"})
+        number_for_v1 = await c.post("/feedback", json={"request_id": by_v1, "label": 2.5})
+        class_for_v1 = await c.post("/feedback", json={"request_id": by_v1, "label": 1})
+        await app.state.models.drain()
+
+    assert number_for_v2.status_code == 202, number_for_v2.text
+    assert class_for_v2.status_code == 422
+    assert "expected a finite number (the model is a regressor), got '1'" in class_for_v2.text
+    assert number_for_v1.status_code == 422 and "got 2.5" in number_for_v1.json()["error"]
+    assert class_for_v1.status_code == 202
+    assert sorted(asked) == [("cancer", "1"), ("cancer", "2")]
+
+
+def test_served_signatures_come_from_the_routes_then_the_registry(served_cancer, monkeypatch):
+    for key, value in served_cancer.env.items():
+        monkeypatch.setenv(key, value)
+    # Loading, so not serving version 1 now (as after a swap to another version).
+    loading = Route("cancer@champion", None, uri="models:/cancer@champion")
+    folder = Route("local", None, uri="/no/such/folder")
+    signature = served_signatures([loading, folder], get_registry())
+
+    assert signature("cancer", "1") == served_cancer.model.signature
+    assert signature("cancer", "7") is None  # never registered
+    assert signature("cancer", "3f2a9c1") is None  # a run's short id: only its route knows it
+    assert served_signatures([folder], get_registry())("cancer", "1") is None
 
 
 # --- real servers ---------------------------------------------------------------------------
@@ -293,7 +425,7 @@ def test_sigterm_writes_every_answered_request_and_feedback(echo_store, tmp_path
         with segue.Client(base) as client:
             answers = [client.predict(_row(k)) for k in range(40)]
             client.feedback(answers[0].request_id, label=1)
-            client.feedback(answers[1].request_id, label={"churned": True})
+            client.feedback(answers[1].request_id, label=2.5)  # echo is a regressor
         with httpx.Client(base_url=base) as http:
             refused = http.post("/predict", json={"instances": [{"y": 1}]})
             many = http.post(
@@ -315,7 +447,7 @@ def test_sigterm_writes_every_answered_request_and_feedback(echo_store, tmp_path
     assert logged.loc[refused.headers["x-request-id"], "status"] == 422
     labels = read_feedback(echo_store["SEGUE_ARTIFACT_URI"], "echo").set_index("request_id")
     assert labels.loc[ids[0], "label"] == 1
-    assert labels.loc[ids[1], "label"] == {"churned": True}
+    assert labels.loc[ids[1], "label"] == 2.5
     assert labels.loc[ids[2:5], "label"].tolist() == [0, 0, 0]
     assert all(a.route == "echo/1" for a in answers)
 
