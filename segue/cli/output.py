@@ -40,7 +40,7 @@ def room() -> int | None:
     return console.width if console.is_terminal else None
 
 
-def print_table(*parts: RenderableType) -> None:
+def print_table(*parts: RenderableType, records: bool | None = None) -> bool:
     """Print tables (and the grids and lines around them) without cutting a cell.
 
     In a terminal no cell ends in "…" and no id, version or number is broken: text columns
@@ -49,10 +49,15 @@ def print_table(*parts: RenderableType) -> None:
     records instead (one block a row, ``field  value`` lines, like ``psql``'s ``\\x``), as
     does one whose wrapped text would take more lines than its records.
     Piped, each table is as wide as its content, one row a line.
+
+    ``records`` asks for records (True) or a table where one fits (False), so that tables
+    printed one after another (``--follow``) keep the first one's layout. Returns whether a
+    table printed as records.
     """
     if console.is_terminal:
-        console.print(_fitted(parts, console.width))
-        return
+        as_records: list[bool] = []
+        console.print(_fitted(parts, console.width, records, as_records))
+        return any(as_records)
     for table in _tables(parts):
         for column in table.columns:
             column.no_wrap, column.overflow = False, "fold"
@@ -61,6 +66,7 @@ def print_table(*parts: RenderableType) -> None:
     natural = console.measure(whole, options=console.options.update_width(_UNBOUNDED)).maximum
     wide = Console(file=console.file, width=max(natural, console.width), color_system=None)
     wide.print(whole, soft_wrap=False, crop=False)
+    return False
 
 
 def drop_columns_to_fit(table: Table, first: int) -> list[str]:
@@ -139,21 +145,28 @@ def _need(table: Table, width: int) -> int:
     return usual if usual <= width else _overhead(table, compact=True) + held
 
 
-def _fitted(parts: tuple[RenderableType, ...], width: int) -> RenderableType:
-    """``parts`` as one renderable sized for a terminal ``width`` columns wide."""
+def _fitted(
+    parts: tuple[RenderableType, ...], width: int, wanted: bool | None, chosen: list[bool]
+) -> RenderableType:
+    """``parts`` as one renderable sized for a terminal ``width`` columns wide; ``chosen``
+    gets, for each table, whether it prints as records."""
     shown: list[RenderableType] = []
     for part in parts:
         if isinstance(part, Table):
             fit = _fit(part, width)
-            records = _records(part, width) if fit != "as is" else None
-            # A table whose text wraps can take more lines than its records (one long JSON
-            # column beside many short ones): print whichever is shorter.
-            if records is not None and (fit == "records" or _height(records) < _height(part)):
-                shown.append(records)
+            grid = part.box is None and not part.show_header
+            if fit == "records" or (wanted and not grid):
+                as_records = True
+            elif fit == "as is" or wanted is False:
+                as_records = False
             else:
-                shown.append(part)
+                # A table whose text wraps can take more lines than its records (one long
+                # JSON column beside many short ones): print whichever is shorter.
+                as_records = _height(_records(part, width)) < _height(part)
+            chosen.append(as_records)
+            shown.append(_records(part, width) if as_records else part)
         elif isinstance(part, Group):
-            shown.append(_fitted(tuple(part.renderables), width))
+            shown.append(_fitted(tuple(part.renderables), width, wanted, chosen))
         else:
             shown.append(part)
     return shown[0] if len(shown) == 1 else Group(*shown)

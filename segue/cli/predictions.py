@@ -53,6 +53,7 @@ def tail(
             print_table(_table(frame, last, _id_width(frame)))
         return
     width = 0  # of the request ids, fixed by the first table so the later ones line up
+    records: bool | None = None  # the first table's layout (a table or records), kept
     try:
         for frame in readers.follow_predictions(uri, name, n=lines):
             if json:
@@ -65,7 +66,7 @@ def tail(
                 continue
             title = None if width else f"Predictions of {name} (following; Ctrl-C stops)"
             width = width or _id_width(frame)
-            print_table(_table(frame, title, width))
+            records = print_table(_table(frame, title, width), records=records)
     except KeyboardInterrupt:
         return  # how a follower ends
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -167,3 +168,32 @@ def test_follow_prints_new_records_until_interrupted(cli, logged, monkeypatch):
     assert "following; Ctrl-C stops" in table.out
     # The last two, then the two the first nap appended again (a new segment, same ids).
     assert [line.split()[2] for line in rows(table.out)] == ["req-0040", "req-0041"] * 2
+
+
+def test_follow_keeps_the_first_tables_layout_in_a_terminal(cli, segue_env, monkeypatch):
+    # The first record's 30 features read best as a record; the later short ones would fit a
+    # table, but a header-less table after records would be unreadable.
+    log = PredictionLog(segue_env.artifact_uri)
+    log.append(record(0, inputs=[{f"feature_{k}": 0.125 * k for k in range(30)}]))
+    log.flush()
+
+    naps = []
+
+    def nap(seconds: float) -> None:
+        naps.append(seconds)
+        if len(naps) == 1:
+            log.append(record(40))
+            log.flush()
+            return
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(time, "sleep", nap)
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # Rich: stdout is a terminal
+
+    result = cli("predictions", "tail", "churn", "-f")
+
+    assert result.code == 0, result.err
+    out = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.out)  # colours
+    requests = [line.split() for line in out.splitlines() if line.startswith("request ")]
+    assert requests == [["request", "req-0000"], ["request", "req-0040"]], result.out
