@@ -6,6 +6,11 @@ rows of them and hands the batch to ONE call of the batch function on a single w
 so the event loop keeps parsing requests while the model runs, and rows that arrive meanwhile
 form the next batch. At low load a request goes alone and waits for nothing; under load the
 batches grow by themselves. Each request's future gets its own result back.
+
+When the model raises on a batch of several requests, each of them is predicted again on its
+own, so one request the model cannot handle fails alone instead of failing the other clients
+that happened to share its batch. A failure's traceback is logged once a minute per distinct
+error (:class:`FailureLog`); its repeats meanwhile get one line each.
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Batcher", "BatcherClosed", "BatcherFailed", "PredictionFailed", "should_flush"]
+__all__ = [
+    "Batcher",
+    "BatcherClosed",
+    "BatcherFailed",
+    "FailureLog",
+    "PredictionFailed",
+    "should_flush",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -59,7 +71,7 @@ def should_flush(
 
 
 class PredictionFailed(Exception):
-    """The batch function raised; every request of the batch gets this (an HTTP 500)."""
+    """The batch function raised on this request, alone (an HTTP 500)."""
 
 
 class BatcherClosed(Exception):
@@ -69,6 +81,56 @@ class BatcherClosed(Exception):
 class BatcherFailed(BatcherClosed):
     """The batcher's own collector failed (a bug in Segue, not the model's): every request it
     held gets this (an HTTP 503, to retry), and the next request starts a new collector."""
+
+
+class FailureLog:
+    """Logs the model's failures: a traceback once per ``window`` seconds per distinct error.
+
+    Errors are told apart by their type and the first line of their message. A repeat within
+    the window gets one line; the next traceback says how many repeats it stood for. So a
+    client sending, again and again, an input the model cannot handle cannot flood the log
+    with tracebacks.
+
+    Args:
+        window: seconds between two tracebacks of the same error.
+        clock: monotonic seconds (injectable for tests).
+        max_errors: distinct errors remembered; past it the oldest are forgotten first.
+    """
+
+    def __init__(
+        self,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_errors: int = 256,
+    ) -> None:
+        self.window = window
+        self.clock = clock
+        self.max_errors = max_errors
+        # (type name, first line) -> [when its traceback was logged, repeats since]
+        self._seen: dict[tuple[str, str], list[float]] = {}
+
+    def failed(self, exc: BaseException, what: str) -> None:
+        """Log that ``what`` (e.g. "prediction failed for 2 request(s)") failed with ``exc``."""
+        key = (type(exc).__name__, _first_line(exc))
+        now = self.clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self.window:
+            seen[1] += 1
+            log.error(
+                "%s: %s: %s (repeated; its traceback is logged once every %g s)",
+                what,
+                *key,
+                self.window,
+            )
+            return
+        repeats = 0 if seen is None else int(seen[1])
+        self._seen.pop(key, None)  # re-inserted last: the dict stays in order of tracebacks
+        self._seen[key] = [now, 0]
+        if len(self._seen) > self.max_errors:
+            del self._seen[next(iter(self._seen))]
+        since = f" (and {repeats} more time(s) since its last traceback)" if repeats else ""
+        log.error("%s: %s: %s%s", what, *key, since, exc_info=exc)
 
 
 class _Waiting:
@@ -86,12 +148,17 @@ class Batcher(Generic[T, R]):
 
     Args:
         run: called on the worker thread with a list of items; returns one result per item,
-            in order. If it raises, every item of the batch fails with
-            :class:`PredictionFailed` (logged once, with the traceback).
+            in order. If it raises on a batch of several items, it is called again for each
+            item alone (on the same thread, in order): only the items it still raises on
+            fail, with :class:`PredictionFailed`.
         max_batch_size: most rows per batch; a single larger request goes alone.
         max_latency_ms: most time a request waits for others to join its batch.
-        clock: monotonic seconds (injectable for tests).
+        clock: monotonic seconds (injectable for tests); also times the failure log.
         on_batch: called on the event loop with each batch's row count (metrics).
+        on_split: called on the event loop with the number of requests of each batch that
+            failed and was predicted request by request (metrics).
+        failure_log: logs the failures (default: a traceback once a minute per distinct
+            error, timed by ``clock``).
 
     The collector starts on the first :meth:`submit`, on the running loop. While a batch waits
     for requests still arriving, the collector sleeps on an event (set by each
@@ -115,12 +182,16 @@ class Batcher(Generic[T, R]):
         max_latency_ms: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         on_batch: Callable[[int], None] | None = None,
+        on_split: Callable[[int], None] | None = None,
+        failure_log: FailureLog | None = None,
     ) -> None:
         self.run = run
         self.max_batch_size = max_batch_size
         self.max_latency = max_latency_ms / 1000
         self.clock = clock
         self.on_batch = on_batch
+        self.on_split = on_split
+        self.failure_log = failure_log if failure_log is not None else FailureLog(clock=clock)
         self._queue: deque[_Waiting] = deque()
         self._batch: list[_Waiting] = []  # the batch being run (failed with the rest on a crash)
         self._rows = 0
@@ -259,20 +330,47 @@ class Batcher(Generic[T, R]):
         items = [waiting.item for waiting in batch]
         if self.on_batch is not None:
             self.on_batch(sum(waiting.rows for waiting in batch))
+        outcomes: Sequence[R | _Failure]
         try:
-            results = await loop.run_in_executor(self._executor, self.run, items)
-            if len(results) != len(items):
-                raise RuntimeError(f"batch function gave {len(results)} results for {len(items)}")
+            outcomes = await loop.run_in_executor(self._executor, self._checked, items)
         except Exception as exc:  # the model's own code: anything can come out of it
-            log.exception("prediction failed for a batch of %d request(s)", len(items))
-            failure = PredictionFailed(f"{type(exc).__name__}: {_first_line(exc)}")
-            for waiting in batch:
+            if len(batch) == 1:
+                outcomes = [_Failure(exc)]
+            else:
+                # Only the requests that fail on their own must fail: predict each alone.
+                if self.on_split is not None:
+                    self.on_split(len(batch))
+                outcomes = await loop.run_in_executor(self._executor, self._one_by_one, items)
+                if not any(isinstance(outcome, _Failure) for outcome in outcomes):
+                    what = f"a batch of {len(batch)} requests failed where each alone did not"
+                    self.failure_log.failed(exc, what)
+        failed: dict[tuple[str, str], list[Exception]] = {}  # by distinct error
+        for waiting, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, _Failure):
+                key = (type(outcome.exc).__name__, _first_line(outcome.exc))
+                failed.setdefault(key, []).append(outcome.exc)
                 if not waiting.future.done():
-                    waiting.future.set_exception(failure)
-            return
-        for waiting, result in zip(batch, results, strict=True):
-            if not waiting.future.done():  # the client may have gone away
-                waiting.future.set_result(result)
+                    waiting.future.set_exception(PredictionFailed(": ".join(key)))
+            elif not waiting.future.done():  # the client may have gone away
+                waiting.future.set_result(outcome)
+        for errors in failed.values():
+            self.failure_log.failed(errors[0], f"prediction failed for {len(errors)} request(s)")
+
+    def _checked(self, items: list[T]) -> Sequence[R]:
+        results = self.run(items)
+        if len(results) != len(items):
+            raise RuntimeError(f"batch function gave {len(results)} results for {len(items)}")
+        return results
+
+    def _one_by_one(self, items: list[T]) -> list[R | _Failure]:
+        """Each item alone, in order (on the worker thread): a result or the failure."""
+        outcomes: list[R | _Failure] = []
+        for item in items:
+            try:
+                outcomes.append(self._checked([item])[0])
+            except Exception as exc:  # the model's own code
+                outcomes.append(_Failure(exc))
+        return outcomes
 
     async def drain(self, timeout: float | None = None) -> None:
         """Finish every queued request, then stop taking new ones and release the thread.
@@ -302,7 +400,16 @@ class Batcher(Generic[T, R]):
             self._executor.shutdown(wait=False)
 
 
-def _first_line(exc: Exception) -> str:
+class _Failure:
+    """A request's failure when predicted alone (a result in :meth:`Batcher._one_by_one`)."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+
+def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     line = text.splitlines()[0] if text else "(no message)"
     return line if len(line) <= 300 else line[:297] + "..."

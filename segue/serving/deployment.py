@@ -131,6 +131,7 @@ def deploy(
         max_batch_size=config.max_batch_size if batchable else 1,
         max_latency_ms=config.max_latency_ms,
         on_batch=config.metrics.batch_observer(name, version),
+        on_split=config.metrics.split_observer(name, version),
     )
     config.metrics.load_seconds.labels(name, version).set(load_seconds)
     has_proba = getattr(model.raw, "predict_proba", None) is not None

@@ -8,6 +8,7 @@
 | ``segue_client_errors_total``           | model, version                  |
 | ``segue_model_errors_total``            | model, version                  |
 | ``segue_batch_rows``                    | model, version                  |
+| ``segue_batch_splits_total``            | model, version                  |
 | ``segue_requests_in_flight``            | model                           |
 | ``segue_model_load_seconds``            | model, version                  |
 | ``segue_model_swaps_total``             | model, route                    |
@@ -89,6 +90,13 @@ class ServingMetrics:
             buckets=_BATCH_BUCKETS,
             registry=r,
         )
+        self.batch_splits = Counter(
+            "segue_batch_splits",
+            "Batches of several requests the model failed on, then predicted request by "
+            "request so that only the requests failing alone fail.",
+            ["model", "version"],
+            registry=r,
+        )
         self.in_flight = Gauge(
             "segue_requests_in_flight",
             "Inference requests being answered now.",
@@ -141,6 +149,12 @@ class ServingMetrics:
     def batch_observer(self, model: str, version: str) -> Callable[[int], None]:
         """A ``Batcher.on_batch`` callback recording batch sizes of one deployment."""
         return self.batch_rows.labels(model, version).observe
+
+    def split_observer(self, model: str, version: str) -> Callable[[int], None]:
+        """A ``Batcher.on_split`` callback counting the batches of one deployment that failed
+        and were predicted request by request."""
+        splits = self.batch_splits.labels(model, version)
+        return lambda requests: splits.inc()
 
     def exposition(self) -> bytes:
         """The text exposition format, for ``GET /metrics``."""

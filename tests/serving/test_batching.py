@@ -13,6 +13,7 @@ from segue.serving.batching import (
     Batcher,
     BatcherClosed,
     BatcherFailed,
+    FailureLog,
     PredictionFailed,
     should_flush,
 )
@@ -77,7 +78,7 @@ async def test_a_request_larger_than_the_batch_goes_alone():
     assert sizes == [10, 1]
 
 
-async def test_a_failing_batch_fails_every_request_in_it(caplog):
+async def test_a_model_failing_on_every_input_fails_every_request(caplog):
     def boom(items: list[int]) -> list[int]:
         raise ValueError("bad weights")
 
@@ -89,7 +90,102 @@ async def test_a_failing_batch_fails_every_request_in_it(caplog):
     assert all(isinstance(r, PredictionFailed) for r in results)
     assert "ValueError: bad weights" in str(results[0])
     failures = [r for r in caplog.records if r.name == "segue.serving"]
-    assert failures and failures[0].exc_info is not None  # logged once per batch, with traceback
+    # One line for the five requests (they failed alone too), with the traceback.
+    assert len(failures) == 1 and failures[0].exc_info is not None
+    assert "prediction failed for 5 request(s): ValueError: bad weights" in failures[0].message
+
+
+def _poisoned_by(poison: int, calls: list[list[int]], threads: set[str]):
+    """A batch function doubling its items that raises for ``poison`` (recording its calls)."""
+
+    def predict(items: list[int]) -> list[int]:
+        calls.append(list(items))
+        threads.add(threading.current_thread().name)
+        if poison in items:
+            raise ValueError(f"Input contains infinity ({poison})")
+        return [x * 2 for x in items]
+
+    return predict
+
+
+async def test_a_request_the_model_cannot_handle_fails_alone_not_its_batch(caplog):
+    calls: list[list[int]] = []
+    threads: set[str] = set()
+    splits: list[int] = []
+    batcher = Batcher(_poisoned_by(13, calls, threads), max_batch_size=64, on_split=splits.append)
+
+    items = [1, 2, 13, 4, 5]
+    results = await asyncio.gather(*(batcher.submit(i) for i in items), return_exceptions=True)
+    await batcher.drain()
+
+    assert calls[0] == items  # they did share a batch
+    assert calls[1:] == [[1], [2], [13], [4], [5]]  # then each alone, in order
+    assert threads and all(name.startswith("segue-predict") for name in threads)
+    assert [results[i] for i in (0, 1, 3, 4)] == [2, 4, 8, 10]
+    assert isinstance(results[2], PredictionFailed)
+    assert str(results[2]) == "ValueError: Input contains infinity (13)"
+    assert splits == [5]
+    failures = [r for r in caplog.records if r.name == "segue.serving"]
+    assert [r.message for r in failures] == [
+        "prediction failed for 1 request(s): ValueError: Input contains infinity (13)"
+    ]
+
+
+async def test_a_batch_failing_where_each_request_alone_succeeds_answers_them_all(caplog):
+    def only_alone(items: list[int]) -> list[int]:
+        if len(items) > 1:
+            raise TypeError("cannot combine these requests")
+        return items
+
+    batcher = Batcher(only_alone, max_batch_size=64)
+
+    results = await asyncio.gather(*(batcher.submit(i) for i in range(3)))
+    await batcher.drain()
+
+    assert results == [0, 1, 2]
+    failures = [r for r in caplog.records if r.name == "segue.serving"]
+    assert len(failures) == 1 and failures[0].exc_info is not None
+    assert "a batch of 3 requests failed where each alone did not" in failures[0].message
+
+
+async def test_a_repeated_failure_logs_its_traceback_once_a_minute(caplog):
+    def predict(items: list[int]) -> list[int]:
+        if 13 in items:
+            raise ValueError("Input contains infinity")
+        if 7 in items:
+            raise KeyError("x")
+        return items
+
+    now = [0.0]
+    batcher = Batcher(predict, clock=lambda: now[0])
+
+    async def fail(item: int, at: float) -> None:
+        now[0] = at
+        with pytest.raises(PredictionFailed):
+            await batcher.submit(item)
+
+    for at in (0.0, 10.0, 59.9):  # the same error three times within a minute
+        await fail(13, at)
+    await fail(7, 30.0)  # another error: its own traceback
+    await fail(13, 60.0)  # a minute after the first traceback
+    await fail(13, 61.0)
+    await batcher.drain()
+
+    records = [r for r in caplog.records if r.name == "segue.serving"]
+    assert [r.exc_info is not None for r in records] == [True, False, False, True, True, False]
+    assert "repeated; its traceback is logged once every 60 s" in records[1].message
+    assert records[3].message == "prediction failed for 1 request(s): KeyError: 'x'"
+    assert records[4].message.endswith("(and 2 more time(s) since its last traceback)")
+    assert all(len(r.message.splitlines()) == 1 for r in records)
+
+
+def test_the_failure_log_remembers_a_bounded_number_of_errors(caplog):
+    log = FailureLog(clock=lambda: 0.0, max_errors=2)
+
+    for text in ("a", "b", "c", "a"):  # "a" is forgotten when "c" comes: traced again
+        log.failed(ValueError(text), "prediction failed")
+
+    assert [r.exc_info is not None for r in caplog.records] == [True, True, True, True]
 
 
 async def test_a_wrong_number_of_results_is_a_failure():

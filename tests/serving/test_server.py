@@ -353,3 +353,42 @@ async def test_a_failing_batcher_answers_503_in_json_and_serves_the_next_request
     assert failed.status_code == 503
     assert "batcher failed (ZeroDivisionError); retry" in failed.json()["error"]
     assert answered.status_code == 200
+
+
+# --- a request the model cannot handle, batched with others --------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+async def test_a_request_the_model_cannot_handle_fails_alone_not_the_others_in_its_batch(
+    app_serving, served_cancer, caplog
+):
+    app = app_serving(ServeConfig(max_batch_size=64))
+    batcher = app.state.models.default.current.batcher
+    sizes: list[int] = []
+    observe = batcher.on_batch
+    batcher.on_batch = lambda rows: (sizes.append(rows), observe(rows))
+    X = served_cancer.X.iloc[:6]
+    rows = X.to_dict(orient="records")
+    # Finite, but the scaler turns it into infinity and the logistic regression refuses it.
+    rows[3] = {**rows[3], "mean smoothness": 1.79e308}
+    transport = httpx.ASGITransport(app=app)
+
+    async with httpx.AsyncClient(transport=transport, base_url="http://s") as client:
+        answers = await asyncio.gather(
+            *(client.post("/predict", json={"instances": [row]}) for row in rows)
+        )
+        metrics = (await client.get("/metrics")).text
+    await app.state.models.drain()
+
+    assert sizes[0] == 6  # the six clients' requests shared one batch
+    assert [a.status_code for a in answers] == [200, 200, 200, 500, 200, 200]
+    expected = served_cancer.model.predict(X.drop(index=X.index[3])).tolist()
+    assert [a.json()["predictions"][0] for a in answers if a.status_code == 200] == expected
+    failed = answers[3].json()
+    assert failed["error"].startswith("the model failed to predict: ValueError: Input")
+    assert "infinity" in failed["error"]
+    assert 'segue_model_errors_total{model="cancer",version="1"} 1.0' in metrics
+    assert 'segue_batch_splits_total{model="cancer",version="1"} 1.0' in metrics
+    tracebacks = [r for r in caplog.records if r.exc_info is not None]
+    assert len(tracebacks) == 1 and "prediction failed for 1 request(s)" in tracebacks[0].message
