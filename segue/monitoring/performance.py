@@ -1,7 +1,11 @@
 """Model performance in production: logged predictions joined to the labels fed back later.
 
 Labels arrive through ``POST /feedback`` (the server's feedback log) and are
-joined to the prediction log by request id. Per time window this computes, for a classifier
+joined to the prediction log by request id. A label that is not a value the model can predict
+(:mod:`segue.monitoring.labels`: one of a classifier's classes, a finite number for a
+regressor), logged before the server checked values or by another writer, is skipped and
+counted in the report's notes ("3 labels skipped: not a class of the model (0, 1)"), never
+scored. Per time window this computes, for a classifier
 (a model whose signature lists classes), accuracy, F1 (binary for two classes, macro otherwise)
 and ROC AUC when the log holds probabilities; for a regressor RMSE and MAE. The metrics the
 version's training run recorded are shown next to them.
@@ -14,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -23,6 +28,7 @@ import pandas as pd
 
 from segue.errors import InvalidArgument, NotFound
 from segue.monitoring import logs
+from segue.monitoring.labels import LabelRule, label_rule
 from segue.monitoring.readers import read_feedback, read_predictions
 from segue.monitoring.window import buckets
 
@@ -66,29 +72,58 @@ class PerformanceReport:
 # --- pure parts -----------------------------------------------------------------------------
 
 
-def join_feedback(rows: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataFrame:
+#: Why a row's label was skipped when its request's label is not one per row.
+NOT_PER_ROW = "not one label per row of its prediction"
+
+
+def join_feedback(
+    rows: pd.DataFrame, feedback: pd.DataFrame, rule: LabelRule | None = None
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """``rows`` (from :func:`segue.monitoring.logs.flatten`) with a ``label`` column, keeping
-    only rows that have one.
+    only rows with a label that fits ``rule``, and the count of rows whose label was skipped,
+    by reason (``{"not a class of the model (0, 1)": 3}``).
 
     A request's label is a single value for a one-row request or a list with one label per row.
-    When a request got several labels, the latest one counts.
+    When a request got several labels, the latest one counts. A label that ``rule`` refuses
+    (None: anything but a string, a finite number or a boolean; null included) is skipped, as
+    is each row of a request whose label is not one per row; labels are given as the model's
+    own classes (``1.0`` becomes the int class ``1``).
     """
+    rule = rule or LabelRule("scalar")
     if not len(rows) or not len(feedback):
-        return rows.assign(label=pd.Series([], dtype=object)).iloc[0:0]
+        return rows.assign(label=pd.Series([], dtype=object)).iloc[0:0], {}
     latest = feedback.sort_values("time", kind="stable").drop_duplicates("request_id", keep="last")
     labels = dict(zip(latest["request_id"], latest["label"], strict=True))
     n_rows = rows.groupby("request_id")["row"].transform("size").to_numpy()
     values: list[Any] = []
-    for request_id, row, size in zip(rows["request_id"], rows["row"], n_rows, strict=True):
-        label = labels.get(request_id)
-        if isinstance(label, list) and len(label) == size:
-            values.append(label[row])
-        elif size == 1 and not isinstance(label, list):
-            values.append(label)
-        else:
-            values.append(None)
+    keep = np.zeros(len(rows), dtype=bool)
+    skipped: Counter[str] = Counter()
+    for i, (request_id, row, size) in enumerate(
+        zip(rows["request_id"], rows["row"], n_rows, strict=True)
+    ):
+        value: Any = None
+        if request_id in labels:
+            value, why = _row_label(labels[request_id], row, size, rule)
+            if why is None:
+                keep[i] = True
+            else:
+                skipped[why] += 1
+        values.append(value)
     joined = rows.assign(label=pd.Series(values, index=rows.index, dtype=object))
-    return joined[joined["label"].notna()]
+    return joined[keep], dict(skipped)
+
+
+def _row_label(label: Any, row: int, size: int, rule: LabelRule) -> tuple[Any, str | None]:
+    """(the label of one row of a ``size``-row request, None) or (None, why it is skipped)."""
+    if isinstance(label, list) and len(label) == size:
+        value = label[row]
+    elif size == 1 and not isinstance(label, list):
+        value = label
+    else:
+        return None, NOT_PER_ROW
+    if not rule.fits(value):
+        return None, rule.reason
+    return rule.canonical(value), None
 
 
 def classification_metrics(
@@ -208,19 +243,23 @@ def performance_report(
         version = registry.resolve(which.uri)
     signature = registry.read_manifest(version).get_signature()
     classes = None if signature is None or signature.classes is None else list(signature.classes)
+    # What regression metrics can score is a number, whatever the outputs say.
+    rule = label_rule(signature) if classes is not None else LabelRule("number")
     predictions = read_predictions(
         uri, which.name, start=start, end=end, version=which.version, role="primary"
     )
     rows = logs.flatten(predictions)
-    joined = join_feedback(rows, read_feedback(uri, which.name, start=start))
+    joined, skipped = join_feedback(rows, read_feedback(uri, which.name, start=start), rule)
     notes = []
     if not len(rows):
         notes.append(f"no successful primary predictions of {which.name} logged in the window")
-    elif not len(joined):
+    elif not len(joined) and not skipped:
         notes.append(
             f"none of the {len(rows)} predictions of {which.name} in the window has a feedback "
             "label yet; send labels with POST /feedback (request_id, label)"
         )
+    for why, n in sorted(skipped.items()):
+        notes.append(f"{n} label{'s' if n != 1 else ''} skipped: {why}")
     versions = sorted(set(joined["version"]), key=lambda v: (len(v), v))
     return PerformanceReport(
         model=which.name,

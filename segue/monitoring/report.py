@@ -264,6 +264,9 @@ def _performance_section(report: PerformanceReport) -> str:
         "<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows
     )
     counts = f"<p>{_e(report.n_labelled)} of {_e(report.n_predictions)} rows labelled.</p>"
+    notes = "".join(f"<li>{_e(n)}</li>" for n in report.notes)  # e.g. labels skipped
+    if notes:
+        counts += f"<ul class='notes'>{notes}</ul>"
     return (
         f"<section><h2>Performance over time</h2>{counts}{table}</table>"
         f"{plots.png_tag(plots.line_figure(series, names), 'performance')}</section>"

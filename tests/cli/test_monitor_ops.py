@@ -146,3 +146,41 @@ def test_watch_refuses_a_malformed_rules_file(cli, segue_env, tmp_path: Path) ->
     rules.write_text("rules:\n  - name: drift\n    when: drift_share >> 0.3\n")
     line = cli("monitor", "watch", "cancer", "--rules", str(rules), "--once").error_line()
     assert line == f"error: {rules}:3: rule 'drift': bad operator '>>'; use one of > >= < <= == !="
+
+
+def test_labels_that_do_not_fit_are_skipped_with_a_count(cli, segue_env, ops, tmp_path) -> None:
+    """A feedback log holding `{}`, null and "cat" labels for a 0/1 classifier (written before
+    the server checked values): performance, report and watch score the rest, say how many
+    they skipped and exit 0 (they ended with a TypeError from accuracy_score)."""
+    import time
+
+    import segue
+
+    trained = ops.train_cancer()
+    segue.get_registry().set_alias("cancer", "champion", 1)
+    X, y = trained.X.iloc[:20], trained.y.iloc[:20].tolist()
+    start = time.time() - 1200
+    ids = ops.log_predictions(
+        segue_env.artifact_uri, "cancer", "1", X, trained.pipeline.predict(X), start=start, step=50
+    )
+    labels = [{}, None, "cat", *y[3:]]
+    ops.log_feedback(segue_env.artifact_uri, "cancer", ids, labels, [start + 1100] * 20)
+    skipped = "3 labels skipped: not a class of the model (0, 1)"
+
+    shown = cli("monitor", "performance", "cancer@champion", "--since", "1h")
+    assert shown.code == 0, shown.err
+    assert "accuracy" in shown.out and f"note: {skipped}" in shown.out
+    data = cli("monitor", "performance", "cancer", "--json").json()
+    assert (data["n_labelled"], data["notes"]) == (17, [skipped])
+
+    out = tmp_path / "report.html"
+    written = cli("monitor", "report", "cancer@champion", "-o", str(out), "--since", "1h")
+    assert written.code == 0, written.err
+    page = out.read_text()
+    assert "17 of 20 rows labelled" in page and skipped in page
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - name: accuracy\n    when: metrics.accuracy < 0.5\n")
+    watched = cli("monitor", "watch", "cancer", "--rules", str(rules), "--once", "--window", "1h")
+    assert watched.code == 0, watched.err
+    assert skipped in watched.out + watched.err and "ALERT" not in watched.out

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from segue.errors import InvalidArgument
+from segue.monitoring.labels import LabelRule
 from segue.monitoring.performance import (
+    NOT_PER_ROW,
     classification_metrics,
     join_feedback,
     regression_metrics,
@@ -117,12 +119,81 @@ def test_join_takes_the_latest_label_and_per_row_lists() -> None:
             "time": [5.0, 6.0, 5.0, 5.0],
         }
     )
-    joined = join_feedback(rows, feedback)
+    joined, skipped = join_feedback(rows, feedback)
     assert list(zip(joined["request_id"], joined["row"], joined["label"], strict=True)) == [
         ("a", 0, 1),
         ("b", 0, 0),
         ("b", 1, 0),
     ]
+    assert skipped == {}
+
+
+def _misfits() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Seven one-row requests and a two-row one, labelled with values of every kind."""
+    ids = ["obj", "null", "cat", "true", "two", "ok", "float", "pair", "pair"]
+    rows = _rows(ids, [0, 0, 0, 0, 0, 0, 0, 0, 1], [1] * 9, [float(i) for i in range(9)])
+    labels = [{}, None, "cat", True, 2, 0, 1.0, [1, [0]], "short"]
+    feedback = pd.DataFrame({"request_id": [*ids[:8], "nope"], "label": labels, "time": [10.0] * 9})
+    return rows, feedback
+
+
+def test_labels_that_are_not_classes_are_skipped_and_counted() -> None:
+    rows, feedback = _misfits()
+
+    joined, skipped = join_feedback(rows, feedback, LabelRule("class", (0, 1)))
+
+    assert list(zip(joined["request_id"], joined["label"], strict=True)) == [
+        ("ok", 0),
+        ("float", 1),  # as the int class it is
+        ("pair", 1),
+    ]
+    assert type(joined["label"].iloc[1]) is int
+    # {}, null, "cat", true, 2 (not a class) and the pair's [0]
+    assert skipped == {"not a class of the model (0, 1)": 6}
+
+
+def test_labels_that_are_not_numbers_are_skipped_for_a_regressor() -> None:
+    rows, feedback = _misfits()
+    feedback.loc[feedback["request_id"] == "pair", "label"] = pd.Series([[1.5]], index=[7])
+
+    joined, skipped = join_feedback(rows, feedback, LabelRule("number"))
+
+    assert list(zip(joined["request_id"], joined["label"], strict=True)) == [
+        ("two", 2),
+        ("ok", 0),
+        ("float", 1.0),
+    ]
+    # {}, null, "cat", true; a list of one for a two-row request: both rows
+    assert skipped == {"not a finite number": 4, NOT_PER_ROW: 2}
+
+
+def test_a_feedback_log_with_labels_that_do_not_fit_is_scored_on_the_rest(
+    segue_env, ops, trained, monitor
+) -> None:
+    """Labels written straight to the log (before the server checked values, or by another
+    writer): `{}` once made accuracy_score raise a TypeError."""
+    X, y = trained.X.iloc[:20], trained.y.iloc[:20].tolist()
+    predicted = trained.pipeline.predict(X)
+    ids = ops.log_predictions(segue_env.artifact_uri, "cancer", "1", X, predicted)
+    labels = [{}, None, "cat", *y[3:]]
+    ops.log_feedback(segue_env.artifact_uri, "cancer", ids, labels, [ops.T0 + 100] * 20)
+
+    report = monitor.performance("cancer", window=86400)
+
+    assert (report.n_predictions, report.n_labelled) == (20, 17)
+    assert report.overall["accuracy"] == pytest.approx(np.mean(predicted[3:] == y[3:]))
+    assert report.notes == ["3 labels skipped: not a class of the model (0, 1)"]
+
+
+def test_when_every_label_is_skipped_the_note_says_why(segue_env, ops, trained, monitor) -> None:
+    X = trained.X.iloc[:2]
+    ids = ops.log_predictions(segue_env.artifact_uri, "cancer", "1", X, [0, 1])
+    ops.log_feedback(segue_env.artifact_uri, "cancer", ids, [{}, "cat"], [ops.T0 + 100] * 2)
+
+    report = monitor.performance("cancer")
+
+    assert report.n_labelled == 0 and report.overall == {}
+    assert report.notes == ["2 labels skipped: not a class of the model (0, 1)"]
 
 
 @pytest.mark.parametrize(
