@@ -174,7 +174,8 @@ def parse_feedback(
     """Parse a ``POST /feedback`` body into ``(model or None, request_id, label)`` items.
 
     The body is one object ``{"request_id": str, "label": any JSON, "model"?: str}`` or a
-    non-empty array of them. ``label`` may be any JSON value, null included, but must be given.
+    non-empty array of them. ``label`` must be given; any JSON value parses here, and the
+    server's ``check_feedback`` then refuses one the model cannot predict (422).
 
     Example::
 
