@@ -14,6 +14,7 @@ import pandas as pd
 from segue.errors import InvalidArgument
 from segue.serving.inputs import ModelInput
 from segue.serving.metrics import ServingMetrics
+from segue.serving.shutdown import BodyReads
 
 __all__ = ["Feedback", "InferenceRecord", "ServeConfig"]
 
@@ -160,6 +161,9 @@ class ServeConfig:
         on_shutdown: callables (plain or async) run once at shutdown, after in-flight
             requests are answered and the batchers drained (e.g. flush the prediction log).
         metrics: the app's Prometheus metrics (a fresh registry per config by default).
+        body_reads: the requests reading their bodies, which a stopping server cuts short
+            with a 503 (``segue serve`` stops them on SIGTERM; see
+            :mod:`segue.serving.shutdown`).
 
     Raises:
         InvalidArgument: for a non-positive size or limit, or a negative latency.
@@ -179,6 +183,7 @@ class ServeConfig:
     background: tuple[Callable[[], AbstractAsyncContextManager[Any]], ...] = ()
     on_shutdown: tuple[Callable[[], Any], ...] = ()
     metrics: ServingMetrics = field(default_factory=ServingMetrics, compare=False, repr=False)
+    body_reads: BodyReads = field(default_factory=BodyReads, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if type(self.max_batch_size) is not int or self.max_batch_size < 1:

@@ -177,7 +177,8 @@ class InferenceHandler:
             (b"content-length", str(len(answer.content)).encode()),
             (b"x-request-id", request_id.encode("latin-1")),
         ]
-        if answer.status == 408:  # the rest of the body may still come: drop the connection
+        if answer.status == 408 or self.config.body_reads.stopping:
+            # The rest of the body may still come, or the server is going: drop the connection.
             headers.append((b"connection", b"close"))
         if answer.json_length is not None:
             headers.append((_BINARY_HEADER, str(answer.json_length).encode()))
@@ -433,16 +434,18 @@ def _offer(hook: Callable[[InferenceRecord], None], record: InferenceRecord) -> 
 
 
 async def _read(receive: Callable, declared: bytes | None, config: ServeConfig) -> bytes:
-    """The request body, refused with 413 as soon as it is known to be over the limit, and
-    with 408 when it has not arrived whole within ``config.body_timeout_s``."""
+    """The request body, refused with 413 as soon as it is known to be over the limit, with
+    408 when it has not arrived whole within ``config.body_timeout_s``, and with 503 at once
+    when the server begins to stop before it has (``config.body_reads``)."""
     limit = config.max_body_bytes
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise protocol.RequestError(
             413, f"request body of {int(declared)} bytes is over the limit of {limit}", None
         )
     try:
-        async with asyncio.timeout(config.body_timeout_s):
-            return await _receive(receive, limit)
+        with config.body_reads.reading():
+            async with asyncio.timeout(config.body_timeout_s):
+                return await _receive(receive, limit)
     except TimeoutError:
         raise protocol.RequestError(
             408,

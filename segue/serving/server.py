@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from segue.serving.deployment import (
 from segue.serving.protocol import parse_predict
 from segue.serving.recorder import Recorder, served_signatures
 from segue.serving.routing import RouteSpec, model_uri, parse_routes, role_of, route_label
+from segue.serving.shutdown import stop_reads_on_signal
 from segue.serving.watcher import POLL_SECONDS, AliasWatcher, Watchers, watched
 
 __all__ = [
@@ -255,8 +257,9 @@ def _warm_up(deployment: Deployment, example: dict[str, Any]) -> None:
 def build_app(options: ServeOptions, *, rng: random.Random | None = None) -> FastAPI:
     """Load every route's model and create the app (this is what each worker does).
 
-    Wires a registry watcher for each route or shadow serving an alias, and the prediction
-    and feedback logs (unless ``options.log`` is off). ``rng``: the routing's random source.
+    Wires a registry watcher for each route or shadow serving an alias, the signal handler
+    that cuts stalled body reads short on SIGTERM, and the prediction and feedback logs
+    (unless ``options.log`` is off). ``rng``: the routing's random source.
     """
     name = options.served_name()
     config = options.config()
@@ -265,6 +268,10 @@ def build_app(options: ServeOptions, *, rng: random.Random | None = None) -> Fas
     if watching:
         watchers = _watchers(watching, name, config, options.poll_s)
         config = dataclasses.replace(config, background=(watchers,))
+    # SIGTERM first cuts short the request bodies still arriving (503 at once), so a stalled
+    # client never holds the shutdown; then uvicorn's own handler stops gracefully.
+    stop_reads = partial(stop_reads_on_signal, config.body_reads)
+    config = dataclasses.replace(config, background=(*config.background, stop_reads))
     if options.log:
         from segue.tracking.client import get_client
 

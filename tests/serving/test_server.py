@@ -22,6 +22,7 @@ from segue.serving.app import create_app
 from segue.serving.config import ServeConfig
 from segue.serving.deployment import ServedModel, ServedModels, deploy
 from segue.serving.server import ServeOptions, served_name
+from segue.serving.shutdown import STOPPING, BodyReads, stop_reads_on_signal
 
 ROOT = Path(segue.__file__).resolve().parents[1]
 
@@ -243,6 +244,67 @@ async def test_a_request_cancelled_at_shutdown_gets_a_503_in_json(app_serving, c
     assert "Traceback" not in caplog.text
 
 
+@pytest.mark.anyio
+async def test_a_stopping_server_cuts_a_stalled_body_short_with_a_503_in_json(app_serving):
+    config = ServeConfig()  # the default body timeout: 30 s
+    app = app_serving(config)
+    stalled = Stalled()
+    sent = Sent()
+
+    request = asyncio.create_task(app(_post("/predict", 100), stalled, sent))
+    await stalled.reading(request)
+    config.body_reads.stop()  # what SIGTERM does in `segue serve`
+    async with asyncio.timeout(30):  # guards against a hang only
+        await request
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://s") as client:
+        metrics = (await client.get("/metrics")).text
+    await app.state.models.drain()
+
+    assert sent.status == 503
+    assert sent.headers[b"content-type"] == b"application/json"
+    assert sent.headers[b"connection"] == b"close"
+    assert sent.json()["error"] == STOPPING
+    assert 'segue_requests_total{model="cancer",status="503",version="1"} 1.0' in metrics
+
+
+@pytest.mark.anyio
+async def test_a_stopping_server_still_answers_a_body_already_there(app_serving, served_cancer):
+    config = ServeConfig()
+    app = app_serving(config)
+    config.body_reads.stop()
+    body = {"instances": served_cancer.X.iloc[:1].to_dict(orient="records")}
+    stalled = Stalled()
+    sent = Sent()
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://s") as client:
+        answered = await client.post("/predict", json=body)
+    async with asyncio.timeout(30):  # guards against a hang only
+        await app(_post("/predict", 100), stalled, sent)  # begun after the stop, must wait
+    await app.state.models.drain()
+
+    assert answered.status_code == 200
+    assert answered.headers["connection"] == "close"
+    assert sent.status == 503 and sent.json()["error"] == STOPPING
+
+
+@pytest.mark.anyio
+async def test_the_signal_stops_the_body_reads_then_runs_the_handler_it_replaced():
+    reads = BodyReads()
+    seen: list[int] = []
+    before = signal.signal(signal.SIGUSR1, lambda sig, frame: seen.append(sig))
+    try:
+        previous = signal.getsignal(signal.SIGUSR1)
+        async with stop_reads_on_signal(reads, signals=(signal.SIGUSR1,)):
+            signal.raise_signal(signal.SIGUSR1)
+            await asyncio.sleep(0)  # the loop runs the callback the handler scheduled
+            assert reads.stopping and seen == [signal.SIGUSR1]
+        assert signal.getsignal(signal.SIGUSR1) is previous  # put back on leaving
+    finally:
+        signal.signal(signal.SIGUSR1, before)
+
+
 def test_the_body_timeout_must_be_positive():
     with pytest.raises(InvalidArgument, match="--body-timeout"):
         ServeOptions("models:/cancer/1", body_timeout_s=0)
@@ -287,8 +349,12 @@ def _serve(env: dict[str, str], tmp_path: Path, *args: str) -> tuple[subprocess.
 
 
 @pytest.mark.slow
-def test_sigterm_with_a_stalled_client_stops_cleanly_and_answers_it_408(echo_store, tmp_path):
-    process, base = _serve(echo_store, tmp_path, "models:/echo/1", "--body-timeout", "1")
+def test_sigterm_with_a_stalled_client_answers_it_503_at_once_and_stops_cleanly(
+    echo_store, tmp_path
+):
+    # A body timeout far beyond uvicorn's 30 s grace period: a server that waited for the
+    # body would cancel the request after 30 s and log an ERROR.
+    process, base = _serve(echo_store, tmp_path, "models:/echo/1", "--body-timeout", "600")
     port = int(base.rsplit(":", 1)[1])
     try:
         with socket.create_connection(("127.0.0.1", port)) as stalled:
@@ -310,9 +376,9 @@ def test_sigterm_with_a_stalled_client_stops_cleanly_and_answers_it_408(echo_sto
 
     assert ok.status_code == 200
     head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 408"), answer
+    assert head.startswith(b"HTTP/1.1 503"), answer
     assert b"application/json" in head
-    assert b"--body-timeout" in body
+    assert orjson.loads(body)["error"] == STOPPING
     assert process.returncode in (0, -signal.SIGTERM), err
     assert "Traceback" not in err and "ERROR" not in err and "CancelledError" not in err
 
