@@ -9,6 +9,7 @@ import re
 from typing import Any, Literal
 
 import orjson
+from rich import box
 from rich.align import Align
 from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
@@ -195,7 +196,10 @@ def _fit(table: Table, width: int) -> Literal["as is", "sized", "records"]:
             return "as is"
         return "records"
     if _overhead(table, compact=False) + held + sum(sizes.least.values()) > width:
+        # Compact: no outer edge, and one space and a blank divider between columns (a
+        # drawn divider right after a cell's text would read as part of it).
         table.show_edge, table.pad_edge, table.collapse_padding = False, False, True
+        table.box = box.SIMPLE_HEAD if table.box is not None else None
     spare = width - _overhead(table, compact=table.collapse_padding) - held
     spare -= sum(sizes.least.values())
     for index, extent in sizes.whole.items():

@@ -182,8 +182,13 @@ _BOX = re.compile("[\u2500-\u257f]+")  # box-drawing characters: borders and rul
 _LONG_WORD = 16  # longer words (paths, JSON, long names) may fold; shorter ones never break
 
 
+_CLOCK = re.compile(r"\d{1,4}(?:[-:]\d{2})+(?:\.\d+)?")  # a date or a time of day
+
+
 def _words(out: str) -> list[str]:
-    return _BOX.sub(" ", _ANSI.sub("", out)).split()
+    # Times are left out: two runs of a command that fires an alert print different ones.
+    words = _BOX.sub(" ", _ANSI.sub("", out)).split()
+    return [w for w in words if not _CLOCK.fullmatch(w)]
 
 
 def _broken_words(terminal: str, piped: str) -> list[str]:
