@@ -174,8 +174,9 @@ def parse_feedback(
     """Parse a ``POST /feedback`` body into ``(model or None, request_id, label)`` items.
 
     The body is one object ``{"request_id": str, "label": any JSON, "model"?: str}`` or a
-    non-empty array of them. ``label`` must be given; any JSON value parses here, and the
-    server's ``check_feedback`` then refuses one the model cannot predict (422).
+    non-empty array of them. ``label`` is a string, a number or a boolean, or a non-empty list
+    of them (one per row; 422 otherwise); the server's ``check_feedback`` then refuses a value
+    the version that answered cannot predict (409).
 
     Example::
 
@@ -220,12 +221,40 @@ def _feedback_item(item: Any, where: str) -> tuple[str | None, str, Any]:
         )
     if "label" not in item:
         raise RequestError(400, f"{where}label: missing; send the true label", "label")
+    _check_label_shape(item["label"], where)
     model = item.get("model")
     if model is not None and type(model) is not str:
         raise RequestError(
             400, f"{where}model: expected a served model name, got {json_type(model)}", "model"
         )
     return model, request_id, item["label"]
+
+
+def _check_label_shape(label: Any, where: str) -> None:
+    """A label is a scalar, or a non-empty list of them (one per row): anything else is
+    refused whatever the model (422). Whether a well-shaped value fits the version that
+    answered is the server's ``check_feedback`` (409)."""
+    if type(label) is list:
+        if not label:
+            raise RequestError(422, f"{where}label: an empty list; send one label per row", "label")
+        for j, value in enumerate(label):
+            if type(value) not in _LABEL_SCALARS:
+                raise RequestError(
+                    422,
+                    f"{where}label[{j}]: expected a string, a number or a boolean, got "
+                    f"{json_type(value)}",
+                    f"label[{j}]",
+                )
+    elif type(label) not in _LABEL_SCALARS:
+        raise RequestError(
+            422,
+            f"{where}label: expected a string, a number or a boolean (or a list of them, one "
+            f"per row), got {json_type(label)}",
+            "label",
+        )
+
+
+_LABEL_SCALARS = frozenset((str, int, float, bool))
 
 
 def parse_infer(

@@ -171,10 +171,11 @@ class Recorder:
         off the event loop.
 
         Raises:
-            RequestError: 404 for an unknown request id, 409 for a label count that does not fit
-                the stored prediction (a conflict with what was answered, not a malformed
-                body), 422 for a label value the model cannot predict, naming the item and the
-                label (``[3].label``, ``[2].label[1]``) and the problem.
+            RequestError: 404 for an unknown request id, 409 for a label that does not fit
+                the stored prediction (a count other than its rows, or a value the version
+                that answered cannot predict: a conflict with what was answered, not a
+                malformed body), naming the item and the label (``[3].label``,
+                ``[2].label[1]``) and the problem.
         """
         known: dict[tuple[str, str], Answered] = {}
         missing: dict[str, set[str]] = {}
@@ -264,14 +265,16 @@ def served_signatures(
 
 
 def _check_values(item: Feedback, rule: LabelRule, where: str) -> None:
-    """422 naming the first label that is not a value the model can predict."""
+    """409 naming the first label that is not a value the version that answered can predict:
+    a conflict with that prediction, as a count that does not fit is (the shape of a label is
+    checked, 422, when the body is parsed)."""
     label: Any = item.label
     labels = enumerate(label) if isinstance(label, list) else [(None, label)]
     for j, value in labels:
         problem = rule.problem(value)
         if problem is not None:
             path = "label" if j is None else f"label[{j}]"
-            raise RequestError(422, f"{where}{path}: {problem}", path)
+            raise RequestError(409, f"{where}{path}: {problem}", path)
 
 
 def _check_count(item: Feedback, rows: int, status: int, where: str) -> None:

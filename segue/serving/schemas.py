@@ -212,9 +212,17 @@ def feedback_request() -> dict[str, Any]:
                 "description": "the x-request-id of the prediction (printable ASCII)",
             },
             "label": {
+                "oneOf": [
+                    {"type": ["string", "number", "boolean"]},
+                    {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {"type": ["string", "number", "boolean"]},
+                    },
+                ],
                 "description": "the true label, a value the version that answered can "
                 "predict: one of a classifier's classes, a finite number for a regressor "
-                "(422 otherwise); a list of one per row for a prediction of several rows"
+                "(409 otherwise); a list of one per row for a prediction of several rows",
             },
             "model": {
                 "type": ["string", "null"],

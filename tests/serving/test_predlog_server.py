@@ -51,8 +51,8 @@ async def test_feedback_is_accepted_one_or_many(feedback_app):
         many = await c.post(
             "/feedback",
             json=[
-                {"request_id": "r2", "label": {"churned": True}},
-                {"request_id": "r3", "label": None, "model": "cancer"},
+                {"request_id": "r2", "label": [1, 0.5]},
+                {"request_id": "r3", "label": "churned", "model": "cancer"},
             ],
         )
 
@@ -60,8 +60,8 @@ async def test_feedback_is_accepted_one_or_many(feedback_app):
     assert (many.status_code, many.json()) == (202, {"accepted": 2})
     assert [(f.model, f.request_id, f.label) for f in received] == [
         ("cancer", "r1", 1),
-        ("cancer", "r2", {"churned": True}),
-        ("cancer", "r3", None),
+        ("cancer", "r2", [1, 0.5]),
+        ("cancer", "r3", "churned"),
     ]
     assert all(f.time > 1e9 for f in received)
 
@@ -83,6 +83,16 @@ async def test_feedback_is_accepted_one_or_many(feedback_app):
         (b'[{"request_id": "r1", "label": 1}, 7]', 400, None, "[1].: expected an object"),
         (b'{"request_id": "r1", "label": 1, "model": 3}', 400, "model", "model: expected"),
         (b'{"request_id": "r1", "label": 1, "model": "nope"}', 404, "model", "'nope'"),
+        (b'{"request_id": "r1", "label": null}', 422, "label", "got null"),
+        (b'{"request_id": "r1", "label": {}}', 422, "label", "got an object"),
+        (b'{"request_id": "r1", "label": []}', 422, "label", "an empty list"),
+        (b'{"request_id": "r1", "label": [1, [1]]}', 422, "label[1]", "got an array"),
+        (
+            b'[{"request_id": "r1", "label": 1}, {"request_id": "r2", "label": [null]}]',
+            422,
+            "label[0]",
+            "[1].label[0]: expected a string, a number or a boolean",
+        ),
     ],
 )
 async def test_malformed_feedback_is_refused_naming_the_field(
@@ -262,29 +272,43 @@ def test_the_recent_map_forgets_the_oldest_first():
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
-    ("of", "label", "field", "says"),
+    ("of", "label", "field", "says", "status"),
     [
-        ("one", {}, "label", "label: expected one of the model's classes (0, 1), got an object"),
-        ("one", None, "label", "got null"),
-        ("one", "cat", "label", "got 'cat'"),
-        ("one", True, "label", "got true"),  # a bool is not an int class in JSON
-        ("one", 2, "label", "got 2"),  # well-typed, but not a class: an encoding mistake
-        ("one", 0.5, "label", "got 0.5"),
-        ("one", [[1]], "label[0]", "label[0]: expected one of the model's classes"),
-        ("one", [None], "label[0]", "got null"),
-        ("three", [1, {}, 0], "label[1]", "label[1]: expected one of the model's classes"),
-        ("three", [1, 0, [1]], "label[2]", "got an array"),
-        ("three", [1, 0, "1"], "label[2]", "got '1'"),  # a string is not an int class
+        ("one", {}, "label", "label: expected a string, a number or a boolean", 422),
+        ("one", None, "label", "got null", 422),
+        (
+            "one",
+            "cat",
+            "label",
+            "label: expected one of the model's classes (0, 1), got 'cat'",
+            409,
+        ),
+        ("one", True, "label", "got true", 409),  # a bool is not an int class in JSON
+        ("one", 2, "label", "got 2", 409),  # well-typed, but not a class: an encoding mistake
+        ("one", 0.5, "label", "got 0.5", 409),
+        ("one", [[1]], "label[0]", "label[0]: expected a string, a number or a boolean", 422),
+        ("one", [None], "label[0]", "got null", 422),
+        (
+            "three",
+            [1, {}, 0],
+            "label[1]",
+            "label[1]: expected a string, a number or a boolean",
+            422,
+        ),
+        ("three", [1, 0, [1]], "label[2]", "got an array", 422),
+        ("three", [1, 0, "1"], "label[2]", "got '1'", 409),  # a string is not an int class
     ],
 )
-async def test_label_values_must_be_classes_of_the_model(recorded, of, label, field, says):
+async def test_label_values_must_be_classes_of_the_model(recorded, of, label, field, says, status):
+    # A label of the wrong shape is malformed whatever the model (422); a well-shaped value the
+    # version that answered cannot predict conflicts with that prediction (409).
     app, recorder, rows, _ = recorded
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
         ids = {"one": await _predict(c, rows[:1]), "three": await _predict(c, rows[1:4])}
         response = await c.post("/feedback", json={"request_id": ids[of], "label": label})
         await app.state.models.drain()
 
-    assert response.status_code == 422, response.text
+    assert response.status_code == status, response.text
     error = response.json()
     assert error["field"] == field and error["error"].startswith(f"{field}: ")
     assert says in error["error"]
@@ -308,7 +332,7 @@ async def test_a_bad_label_value_in_a_batch_names_the_item_and_the_row(recorded)
         accepted = await c.post("/feedback", json=good)
         await app.state.models.drain()
 
-    assert refused.status_code == 422 and refused.json()["field"] == "label[1]"
+    assert refused.status_code == 409 and refused.json()["field"] == "label[1]"
     assert refused.json()["error"] == (
         "[2].label[1]: expected one of the model's classes (0, 1), got 'cat'"
     )
@@ -353,9 +377,9 @@ async def test_labels_are_checked_against_the_version_that_answered(
         await app.state.models.drain()
 
     assert number_for_v2.status_code == 202, number_for_v2.text
-    assert class_for_v2.status_code == 422
+    assert class_for_v2.status_code == 409
     assert "expected a finite number (the model is a regressor), got '1'" in class_for_v2.text
-    assert number_for_v1.status_code == 422 and "got 2.5" in number_for_v1.json()["error"]
+    assert number_for_v1.status_code == 409 and "got 2.5" in number_for_v1.json()["error"]
     assert class_for_v1.status_code == 202
     assert sorted(asked) == [("cancer", "1"), ("cancer", "2")]
 
