@@ -104,8 +104,33 @@ def is_transient(exc: BaseException) -> bool:
         if isinstance(exc.orig, sqlite3.OperationalError):
             text = str(exc.orig).lower()
             return any(word in text for word in ("locked", "busy", "disk i/o", "unable to open"))
+        state = getattr(exc.orig, "sqlstate", None)
+        if isinstance(state, str) and state[:2] in _PERMANENT_SQLSTATE_CLASSES:
+            return False
+        if _refused_at_login(str(exc.orig)):
+            return False
         return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError))
     return False
+
+
+#: SQLSTATE classes no retry can fix: bad data (22), constraints (23), authorization (28),
+#: a missing database (3D), syntax or access rules (42).
+_PERMANENT_SQLSTATE_CLASSES = frozenset({"22", "23", "28", "3D", "42"})
+
+#: A server that answers the login FATAL is reachable; only these refusals pass with time.
+_PASSING_FATALS = (
+    "starting up",
+    "shutting down",
+    "in recovery mode",
+    "too many clients",
+    "remaining connection slots",
+)
+
+
+def _refused_at_login(text: str) -> bool:
+    # libpq reports a refused login (unknown role or database, a wrong password, no pg_hba
+    # entry) as text with no SQLSTATE: a FATAL from a server that is up.
+    return "FATAL:" in text and not any(words in text for words in _PASSING_FATALS)
 
 
 def describe(exc: BaseException) -> str:

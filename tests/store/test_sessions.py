@@ -165,6 +165,23 @@ def test_is_transient_tells_retryable_errors_from_permanent_ones(
     assert is_transient(error) is transient
 
 
+def test_a_refused_login_is_permanent_and_an_unreachable_server_transient(pg_uri: str) -> None:
+    # The real PostgreSQL: a database or role that does not exist fails every retry alike.
+    server = pg_uri.rsplit("/", 1)[0]
+    for uri in (f"{server}/no_such_database", server.replace("postgres@", "no_such_role@") + "/x"):
+        engine = sa.create_engine(uri)
+        with pytest.raises(sa.exc.OperationalError) as refused:
+            engine.connect()
+        engine.dispose()
+        assert not is_transient(refused.value), refused.value
+    unreachable = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:1/test")
+    with pytest.raises(sa.exc.OperationalError) as down:
+        unreachable.connect()
+    assert is_transient(down.value)
+    starting = "FATAL:  the database system is starting up"
+    assert is_transient(_dbapi(sa.exc.OperationalError, OSError(starting)))
+
+
 def test_an_invalidated_connection_is_transient() -> None:
     error = _dbapi(sa.exc.DBAPIError, ValueError("whatever"))
     error.connection_invalidated = True
