@@ -35,6 +35,9 @@ class ContentStore:
         fd, tmp = tempfile.mkstemp(dir=staging, prefix="put-")
         try:
             digest, size = _copy_hashing(Path(path), fd)
+            # mkstemp creates 0600, and the staging file becomes the blob: a team sharing the
+            # folder reads blobs under the writer's umask, as those put_bytes writes.
+            os.chmod(tmp, 0o666 & ~_umask())
             if not self.backend.exists(blob_key(digest)):
                 self.backend.put_file(blob_key(digest), Path(tmp), move=True)
         finally:

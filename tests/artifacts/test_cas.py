@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import uuid
 from pathlib import Path
 
@@ -207,3 +208,18 @@ def test_a_missing_blob_is_an_integrity_error(content_store, tmp_path):
     with pytest.raises(IntegrityError, match=r"'ghost\.txt'.*missing"):
         content_store.copy_to(digest, 12, tmp_path / "out" / "ghost.txt", name="ghost.txt")
     assert files_under(tmp_path / "out") == []
+
+
+def test_blobs_get_the_writers_umask_not_0600(tmp_path: Path) -> None:
+    store = ContentStore(FsspecBackend(str(tmp_path / "artifacts")))
+    source = tmp_path / "weights.bin"
+    source.write_bytes(b"weights")
+    old = os.umask(0o022)
+    try:
+        from_file, _ = store.put_file(source)
+        from_bytes, _ = store.put_bytes(b"other bytes")
+    finally:
+        os.umask(old)
+    for digest in (from_file, from_bytes):
+        blob = tmp_path / "artifacts" / blob_key(digest)
+        assert stat.S_IMODE(blob.stat().st_mode) == 0o644, digest
