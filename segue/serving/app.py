@@ -35,9 +35,10 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from segue.errors import SegueError
-from segue.serving import protocol, responses, schemas
+from segue.serving import responses, schemas
 from segue.serving.config import Feedback, ServeConfig
 from segue.serving.deployment import ServedModels
+from segue.serving.feedback import check_json_content, parse_feedback
 from segue.serving.inference import InferenceHandler, client_request_id
 from segue.serving.metrics import CONTENT_TYPE
 from segue.serving.targets import current_deployment, served_model
@@ -263,8 +264,8 @@ def _add_feedback_route(app: FastAPI, models: ServedModels, config: ServeConfig)
         openapi_extra=schemas.feedback_request(),
     )
     async def feedback(request: Request) -> Response:
-        protocol.check_json_content(request.headers.get("content-type"))
-        items = protocol.parse_feedback(await request.body(), max_bytes=config.max_body_bytes)
+        check_json_content(request.headers.get("content-type"))
+        items = parse_feedback(await request.body(), max_bytes=config.max_body_bytes)
         now = time.time()
         accepted = []
         for name, request_id, label in items:
