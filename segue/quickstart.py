@@ -203,8 +203,9 @@ def serve_and_query(n_rows: int = 5, shifted_rows: int = 200) -> Served:
     import uvicorn
     from sklearn.datasets import load_breast_cancer
 
+    from segue.serving.assembly import build_app
     from segue.serving.client import Client
-    from segue.serving.server import ServeOptions, build_app
+    from segue.serving.options import ServeOptions
 
     data = load_breast_cancer(as_frame=True)
     rows = data.data.sample(n_rows, random_state=1)

@@ -71,7 +71,8 @@ def serve(
     finishes in-flight requests, then writes the rest of the prediction log.
     """
     from segue.models.uri import resolve_model_uri
-    from segue.serving.server import ServeOptions, run
+    from segue.serving.options import ServeOptions
+    from segue.serving.server import run
 
     run(
         ServeOptions(

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 import segue
-from segue.serving.server import ServeOptions, build_app
+from segue.serving.assembly import build_app
+from segue.serving.options import ServeOptions
 
 pytestmark = pytest.mark.anyio
 

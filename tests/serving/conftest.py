@@ -134,7 +134,7 @@ def served_cancer(tmp_path_factory, sqlite_template: Path) -> ServedCancer:
     from sklearn.preprocessing import StandardScaler
 
     from segue.registry.service import get_registry
-    from segue.serving.server import read_input_example
+    from segue.serving.assembly import read_input_example
 
     root = tmp_path_factory.mktemp("serving")
     shutil.copyfile(sqlite_template, root / "segue.db")
@@ -264,7 +264,7 @@ def oip_server(oip_store: dict[str, str]) -> Iterator[str]:
 
     import uvicorn
 
-    from segue.serving.server import load_deployment
+    from segue.serving.assembly import load_deployment
 
     config = ServeConfig()
     with pytest.MonkeyPatch.context() as patch:

@@ -15,10 +15,11 @@ import pytest
 
 from segue.errors import InvalidArgument, NotFound
 from segue.registry.service import get_registry
+from segue.serving.assembly import build_app
 from segue.serving.batching import Batcher, BatcherClosed
 from segue.serving.deployment import Deployment, Route, ServedModel, ServedModels
 from segue.serving.metrics import ServingMetrics
-from segue.serving.server import ServeOptions, build_app
+from segue.serving.options import ServeOptions
 from segue.serving.watcher import AliasWatcher, retry_delay
 
 pytestmark = pytest.mark.anyio

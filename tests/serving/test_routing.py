@@ -20,10 +20,11 @@ from segue.errors import InvalidArgument
 from segue.monitoring.readers import read_predictions
 from segue.registry.service import get_registry
 from segue.serving.app import create_app
+from segue.serving.assembly import build_app
 from segue.serving.config import InferenceRecord, ServeConfig
 from segue.serving.deployment import Route, ServedModel, ServedModels, deploy
+from segue.serving.options import ServeOptions
 from segue.serving.routing import Router, key_point, parse_route, parse_routes, role_of
-from segue.serving.server import ServeOptions, build_app
 
 pytestmark = pytest.mark.anyio
 

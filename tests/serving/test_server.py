@@ -17,47 +17,12 @@ import pytest
 
 import segue
 from segue.cli import main
-from segue.errors import InvalidArgument
 from segue.serving.app import create_app
 from segue.serving.config import ServeConfig
 from segue.serving.deployment import ServedModel, ServedModels, deploy
-from segue.serving.server import ServeOptions, served_name
 from segue.serving.shutdown import STOPPING, BodyReads, stop_reads_on_signal
 
 ROOT = Path(segue.__file__).resolve().parents[1]
-
-
-def test_options_travel_to_workers_through_the_environment():
-    options = ServeOptions("models:/cancer@champion", max_batch_size=8, max_latency_ms=0.5)
-
-    back = ServeOptions.from_env(options.to_env())
-
-    assert (back.model_uri, back.max_batch_size, back.max_latency_ms) == (
-        "models:/cancer@champion",
-        8,
-        0.5,
-    )
-    assert back.config().max_body_bytes == 8 * 1024 * 1024
-
-
-@pytest.mark.parametrize(
-    ("uri", "name"),
-    [
-        ("models:/cancer/3", "cancer"),
-        ("models:/cancer@champion", "cancer"),
-        ("runs:/0123abcd/model", "model"),
-        ("/tmp/packages/churn/", "churn"),
-    ],
-)
-def test_served_name(uri, name):
-    assert served_name(uri) == name
-
-
-def test_bad_options_are_refused():
-    with pytest.raises(InvalidArgument, match="--workers"):
-        ServeOptions("models:/cancer/1", workers=0)
-    with pytest.raises(InvalidArgument, match="max batch size"):
-        ServeOptions("models:/cancer/1", max_batch_size=0).config()
 
 
 def test_serving_an_unknown_model_is_one_error_line(served_cancer, monkeypatch, capsys):
@@ -303,14 +268,6 @@ async def test_the_signal_stops_the_body_reads_then_runs_the_handler_it_replaced
         assert signal.getsignal(signal.SIGUSR1) is previous  # put back on leaving
     finally:
         signal.signal(signal.SIGUSR1, before)
-
-
-def test_the_body_timeout_must_be_positive():
-    with pytest.raises(InvalidArgument, match="--body-timeout"):
-        ServeOptions("models:/cancer/1", body_timeout_s=0)
-    assert ServeOptions.from_env(
-        ServeOptions("models:/cancer/1", body_timeout_s=2.5).to_env()
-    ).config() == (ServeConfig(body_timeout_s=2.5))
 
 
 # --- the port ---------------------------------------------------------------------------
