@@ -39,7 +39,8 @@ from segue.serving import responses, schemas
 from segue.serving.config import Feedback, ServeConfig
 from segue.serving.deployment import ServedModels
 from segue.serving.feedback import check_json_content, parse_feedback
-from segue.serving.inference import InferenceHandler, client_request_id
+from segue.serving.inference import InferenceHandler
+from segue.serving.intake import client_request_id, hot_target
 from segue.serving.metrics import CONTENT_TYPE
 from segue.serving.targets import current_deployment, served_model
 from segue.static.docs import add_docs
@@ -122,7 +123,7 @@ class _ServingApp(FastAPI):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            target = InferenceHandler.match(scope["path"])
+            target = hot_target(scope["path"])
             if target is not None:
                 await self.inference(scope, receive, send, target)
                 return

@@ -14,12 +14,10 @@ background; their answers go only to the hook, with role ``"shadow"``.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
@@ -28,51 +26,19 @@ from segue.serving import binary, protocol, responses
 from segue.serving.batching import BatcherClosed, PredictionFailed
 from segue.serving.config import InferenceRecord, ServeConfig
 from segue.serving.deployment import Deployment, Route, ServedModel, ServedModels
+from segue.serving.intake import Call, Target, client_request_id, read_body
 from segue.serving.targets import pick_route, served_model
 
-__all__ = ["InferenceHandler", "new_request_id"]
+__all__ = ["Answer", "InferenceHandler"]
 
 log = logging.getLogger("segue.serving")
 
-_MAX_REQUEST_ID = 128
-_MODELS = "/v2/models/"
-_INFER = "/infer"
 _JSON_HEADER = (b"content-type", b"application/json")
 #: Most shadow requests waiting at once; beyond it shadowing is skipped (and counted) rather
 #: than letting a slow shadow model pile up work and memory.
 MAX_SHADOW_IN_FLIGHT = 1024
-# A random per-process prefix and a counter: unique across workers and restarts, and much
-# cheaper than uuid4 on the hot path.
-_PREFIX = os.urandom(8).hex()
-_COUNTER = itertools.count()
-
-Target = tuple[str | None, str | None, bool]  # (model name or None for default, version, oip)
 _BINARY_HEADER = binary.HEADER.encode()
 _BYTES_HEADER = (b"content-type", b"application/octet-stream")
-
-
-class _Call(NamedTuple):
-    """What a request's URL and headers say: the model, the version the URL names, whether
-    it is an OIP infer call, its ``Inference-Header-Content-Length``; ``shadow`` for the copy
-    a shadow route answers."""
-
-    name: str
-    version: str | None
-    oip: bool
-    header_length: str | None = None
-    shadow: bool = False
-
-
-def new_request_id() -> str:
-    """A fresh 32-hex-digit request id."""
-    return f"{_PREFIX}{next(_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
-
-
-def client_request_id(value: str | None) -> str:
-    """The caller's ``x-request-id`` when it is usable, else a new id."""
-    if value and len(value) <= _MAX_REQUEST_ID and value.isascii() and value.isprintable():
-        return value
-    return new_request_id()
 
 
 class Answer:
@@ -126,19 +92,6 @@ class InferenceHandler:
         self._in_flight: dict[str, Any] = {}
         self._shadows: set[asyncio.Task] = set()
 
-    @staticmethod
-    def match(path: str) -> Target | None:
-        """The route ``path`` names, or None if it is not a hot route."""
-        if path == "/predict":
-            return (None, None, False)
-        if path.startswith(_MODELS) and path.endswith(_INFER):
-            parts = path[len(_MODELS) : -len(_INFER)].split("/")
-            if len(parts) == 1 and parts[0]:
-                return (parts[0], None, True)
-            if len(parts) == 3 and parts[1] == "versions" and parts[0] and parts[2]:
-                return (parts[0], parts[2], True)
-        return None
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send, target: Target) -> None:
         """Serve one ASGI HTTP request for ``target``."""
         given = declared = key = header_length = None
@@ -159,7 +112,7 @@ class InferenceHandler:
                 version,
                 oip,
                 request_id,
-                lambda: _read(receive, declared, self.config),
+                lambda: read_body(receive, declared, self.config),
                 routing_key=key,
                 header_length=header_length,
             )
@@ -207,7 +160,7 @@ class InferenceHandler:
         arrived = time.time()
         started = time.perf_counter()
         name = name if name is not None else self.models.default.name
-        call = _Call(name, version, oip, header_length)
+        call = Call(name, version, oip, header_length)
         model = served_version = label = ""
         role = "primary"
         served: ServedModel | None = None
@@ -262,7 +215,7 @@ class InferenceHandler:
         return Answer(outcome.status, content, served_version, label, json_length)
 
     async def _predict(
-        self, outcome: _Outcome, deployment: Deployment, body: bytes, call: _Call
+        self, outcome: _Outcome, deployment: Deployment, body: bytes, call: Call
     ) -> None:
         """Parse ``body`` for ``deployment`` and wait for its batch, into ``outcome``."""
         outcome.parsed = parsed = self._parse(body, deployment, call)
@@ -315,7 +268,7 @@ class InferenceHandler:
         served: ServedModel,
         answered: Deployment | None,
         body: bytes,
-        call: _Call,
+        call: Call,
         request_id: str,
         arrived: float,
     ) -> None:
@@ -339,7 +292,7 @@ class InferenceHandler:
         route: Route,
         deployment: Deployment,
         body: bytes,
-        call: _Call,
+        call: Call,
         request_id: str,
         arrived: float,
     ) -> None:
@@ -370,7 +323,7 @@ class InferenceHandler:
         while self._shadows:
             await asyncio.gather(*self._shadows, return_exceptions=True)
 
-    def _parse(self, body: bytes, deployment: Deployment, call: _Call) -> protocol.InferRequest:
+    def _parse(self, body: bytes, deployment: Deployment, call: Call) -> protocol.InferRequest:
         limit = self.config.max_body_bytes
         if call.oip:
             return protocol.parse_infer(
@@ -431,41 +384,3 @@ def _offer(hook: Callable[[InferenceRecord], None], record: InferenceRecord) -> 
         hook(record)
     except Exception:  # a broken log must not turn an answered request into an error
         log.exception("on_prediction hook failed for request %s", record.request_id)
-
-
-async def _read(receive: Callable, declared: bytes | None, config: ServeConfig) -> bytes:
-    """The request body, refused with 413 as soon as it is known to be over the limit, with
-    408 when it has not arrived whole within ``config.body_timeout_s``, and with 503 at once
-    when the server begins to stop before it has (``config.body_reads``)."""
-    limit = config.max_body_bytes
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise protocol.RequestError(
-            413, f"request body of {int(declared)} bytes is over the limit of {limit}", None
-        )
-    try:
-        with config.body_reads.reading():
-            async with asyncio.timeout(config.body_timeout_s):
-                return await _receive(receive, limit)
-    except TimeoutError:
-        raise protocol.RequestError(
-            408,
-            f"the request body did not arrive within {config.body_timeout_s:g} s "
-            "(the server's --body-timeout); send the whole body at once",
-            None,
-        ) from None
-
-
-async def _receive(receive: Callable, limit: int) -> bytes:
-    chunks = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise protocol.RequestError(400, "the client disconnected mid-request", None)
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise protocol.RequestError(413, f"request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
