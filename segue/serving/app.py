@@ -35,13 +35,14 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from segue.errors import SegueError
-from segue.serving import responses, schemas
+from segue.serving import metadata, responses, schemas
 from segue.serving.config import Feedback, ServeConfig
 from segue.serving.deployment import ServedModels
 from segue.serving.feedback import check_json_content, parse_feedback
 from segue.serving.inference import InferenceHandler
 from segue.serving.intake import client_request_id, hot_target
 from segue.serving.metrics import CONTENT_TYPE
+from segue.serving.openapi import description, openapi
 from segue.serving.targets import current_deployment, served_model
 from segue.static.docs import add_docs
 from segue.version import __version__
@@ -67,7 +68,7 @@ def create_app(models: ServedModels, config: ServeConfig) -> FastAPI:
     app = _ServingApp(
         title="Segue inference server",
         version=__version__,
-        description=schemas.description(models),
+        description=description(models),
         docs_url=None,  # add_docs below: Swagger UI from the package, not a CDN
         redoc_url=None,
         openapi_url="/openapi.json",
@@ -91,7 +92,7 @@ def create_app(models: ServedModels, config: ServeConfig) -> FastAPI:
     app.add_exception_handler(SegueError, _segue_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
-    app.openapi = partial(schemas.openapi, app, models)  # type: ignore[method-assign]
+    app.openapi = partial(openapi, app, models)  # type: ignore[method-assign]
     add_docs(app)
     return app
 
@@ -200,10 +201,10 @@ def _add_metadata_routes(app: FastAPI, models: ServedModels, config: ServeConfig
     async def model_metadata(name: str) -> Response:
         deployment = current_deployment(models, name, None)
         served = served_model(models, name)
-        metadata = schemas.model_metadata(name, deployment, served.versions)
+        body = metadata.model_metadata(name, deployment, served.versions)
         # Segue's extension: per route, the version serving and the one its alias wants.
-        metadata["routes"] = [route.status() for route in served.all_routes()]
-        return _json(metadata)
+        body["routes"] = [route.status() for route in served.all_routes()]
+        return _json(body)
 
     @app.get(
         "/v2/models/{name}/versions/{version}",
@@ -211,7 +212,7 @@ def _add_metadata_routes(app: FastAPI, models: ServedModels, config: ServeConfig
         responses=responses["model"],
     )
     async def version_metadata(name: str, version: str) -> Response:
-        return _json(schemas.model_metadata(name, current_deployment(models, name, version)))
+        return _json(metadata.model_metadata(name, current_deployment(models, name, version)))
 
     @_probe(app, "/v2/models/{name}/ready", summary="Model readiness", responses=responses["ready"])
     async def model_ready(name: str) -> Response:

@@ -3,7 +3,7 @@
 Written as JSON Schema rather than pydantic models: they must say exactly what the hot routes
 accept (value ranges, one body format, each column once), which the fuzzer in
 ``tests/serving/test_openapi.py`` holds them to. What JSON Schema cannot say (a tensor's shape
-against its data, columns of one length) is in the descriptions. :mod:`segue.serving.schemas`
+against its data, columns of one length) is in the descriptions. :mod:`segue.serving.openapi`
 puts them in the OpenAPI document; the hot routes never use them.
 
 Example::
