@@ -251,7 +251,7 @@ _SAFE_INTEGER = 2**53
 
 def _whole_numbers(values: Any, got: str) -> tuple[Any, str]:
     """Whole floats as ints, the way the server reads 3.0 in JSON for an int column
-    (``segue.serving.inputs.whole``): ``(int64 values, "int64")`` when every present value is
+    (``segue.serving.columns.whole``): ``(int64 values, "int64")`` when every present value is
     whole and within 2**53, else ``values`` unchanged (refused by the caller)."""
     numbers = (
         values if isinstance(values, np.ndarray) else values.to_numpy(np.float64, na_value=np.nan)

@@ -3,14 +3,14 @@
 The wire formats (``protocol.py``) hand over plain lists, and this module turns them into a
 :class:`ModelInput` whose arrays already have the signature's dtypes: the numeric columns of one
 dtype go into one 2-D array (for a typical scikit-learn model, the whole request is one
-``np.array`` call), other columns into object arrays. Every problem raises :class:`RequestError`
-naming the column and the row. No DataFrame is built per request: :func:`combine` builds one
-per batch, which the model's own ``validate_input`` then accepts on its fast path.
+``np.array`` call), other columns into object arrays (:mod:`segue.serving.columns`). Every
+problem raises :class:`RequestError` naming the column and the row. No DataFrame is built per
+request: :func:`combine` builds one per batch, which the model's own ``validate_input`` then
+accepts on its fast path.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,46 +21,14 @@ import numpy as np
 import pandas as pd
 
 from segue.errors import InvalidArgument
-from segue.models.signature import ColumnSpec, Signature, TensorSpec, validate_input
+from segue.models.signature import ColumnSpec, Signature, TensorSpec
 from segue.models.specs import _family  # the signature's own dtype families
 from segue.models.validation import ColumnError, match_columns
-from segue.serving.errors import RequestError, json_type
+from segue.serving.columns import NUMERIC, Block, block_array, other_column
+from segue.serving.errors import RequestError
 from segue.serving.tensors import cast_tensor, tensor_array
 
-__all__ = ["InputSchema", "ModelInput", "combine", "whole"]
-
-_NONE = type(None)
-#: The largest integer a float holds exactly (JavaScript's Number.MAX_SAFE_INTEGER + 1).
-_SAFE_INTEGER = 2.0**53
-_INTS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
-_NUMERIC = frozenset(("bool", *_INTS, "float16", "float32", "float64"))
-#: Python types a JSON value may have in a column of each family (None only where nullable).
-_ALLOWED = {
-    "float": frozenset((float, int)),
-    "int": frozenset((int,)),
-    "bool": frozenset((bool,)),
-    "string": frozenset((str,)),
-    "category": frozenset((str, int, bool)),  # labels, as load_model(...).predict takes
-    "datetime": frozenset((str,)),
-    "datetime_tz": frozenset((str,)),
-    "timedelta": frozenset((str,)),
-}
-
-
-class _Block:
-    """Numeric columns of one NumPy dtype, parsed together into one 2-D array."""
-
-    def __init__(self, dtype: str, positions: list[int], specs: list[ColumnSpec]) -> None:
-        self.dtype = np.dtype(dtype)
-        self.family = _family(dtype)
-        self.positions = positions
-        self.specs = specs
-        self.names = [spec.name for spec in specs]
-        nullable = [spec.nullable for spec in specs]
-        # Only float columns stay here when nullable: NaN is their missing value.
-        self.nullable = np.array(nullable) if any(nullable) else None
-        self.allowed = _ALLOWED[self.family] | ({_NONE} if any(nullable) else set())
-        self.getter = itemgetter(*positions) if len(positions) > 1 else None
+__all__ = ["InputSchema", "ModelInput", "combine"]
 
 
 class InputSchema:
@@ -95,12 +63,12 @@ class InputSchema:
         groups: dict[str, list[int]] = {}
         self.others: list[tuple[int, ColumnSpec]] = []
         for i, spec in enumerate(inputs):
-            fast = spec.dtype in _NUMERIC and (not spec.nullable or _family(spec.dtype) == "float")
+            fast = spec.dtype in NUMERIC and (not spec.nullable or _family(spec.dtype) == "float")
             if fast:
                 groups.setdefault(spec.dtype, []).append(i)
             else:
                 self.others.append((i, spec))
-        self.blocks = [_Block(d, p, [inputs[i] for i in p]) for d, p in groups.items()]
+        self.blocks = [Block(d, p, [inputs[i] for i in p]) for d, p in groups.items()]
         #: The usual case: one dtype for every column, so rows need no regrouping.
         self.single_block = len(self.blocks) == 1 and not self.others
         self.row_getter = itemgetter(*self.names) if len(self.names) > 1 else None
@@ -140,8 +108,8 @@ class InputSchema:
                 values = [block.getter(row) for row in rows]
             else:
                 values = [(row[block.positions[0]],) for row in rows]
-            blocks.append(_block_array(block, values))
-        others = tuple(_other_column(spec, [row[i] for row in rows]) for i, spec in self.others)
+            blocks.append(block_array(block, values))
+        others = tuple(other_column(spec, [row[i] for row in rows]) for i, spec in self.others)
         return ModelInput(self, len(rows), tuple(blocks), others)
 
     def from_split(self, split: Any, field: str) -> ModelInput:
@@ -296,122 +264,3 @@ def combine(inputs: Sequence[ModelInput]) -> pd.DataFrame | np.ndarray:
 
 def _stack(arrays: list[np.ndarray]) -> np.ndarray:
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-
-
-# --- columns -------------------------------------------------------------------------------
-
-
-def _block_array(block: _Block, rows: list) -> np.ndarray:
-    types = set(map(type, itertools.chain.from_iterable(rows)))
-    if float in types and block.family == "int":
-        rows = [[whole(v) for v in row] for row in rows]
-        types = set(map(type, itertools.chain.from_iterable(rows)))
-    if not types <= block.allowed:
-        raise _find_bad_value(block, rows)
-    try:
-        with np.errstate(over="ignore", invalid="ignore"):
-            array = np.array(rows, dtype=block.dtype)
-    except (OverflowError, ValueError, TypeError):
-        raise _find_bad_value(block, rows) from None
-    if block.family == "float" and not np.isfinite(array).all():
-        bad = ~np.isfinite(array)
-        if block.nullable is not None:
-            bad &= ~(np.isnan(array) & block.nullable)
-        if bad.any():
-            row, col = np.argwhere(bad)[0]
-            spec, value = block.specs[col], rows[row][col]
-            if value is None:
-                raise _null(spec, row)
-            raise _out_of_range(spec, row, value)
-    return array
-
-
-def _find_bad_value(block: _Block, rows: list) -> RequestError:
-    """The error for the first value of ``rows`` that cannot go into ``block`` (slow path)."""
-    for i, row in enumerate(rows):
-        for j, value in enumerate(row):
-            spec = block.specs[j]
-            if value is None:
-                if not spec.nullable:
-                    return _null(spec, i)
-                continue
-            if type(value) not in _ALLOWED[block.family]:
-                return _wrong_type(spec, i, value)
-            try:
-                np.array([value], dtype=block.dtype)
-            except (OverflowError, ValueError, TypeError):
-                return _out_of_range(spec, i, value)
-    return RequestError(422, f"columns {block.names}: values do not fit {block.dtype}", None)
-
-
-def _null(spec: ColumnSpec, row: int) -> RequestError:
-    return RequestError(
-        422,
-        f"column {spec.name!r}, row {row}: null, but the model was trained without missing values",
-        spec.name,
-    )
-
-
-def _out_of_range(spec: ColumnSpec, row: int, value: Any) -> RequestError:
-    return RequestError(
-        422,
-        f"column {spec.name!r}, row {row}: {value!r} is out of range for {spec.dtype}",
-        spec.name,
-    )
-
-
-def _wrong_type(spec: ColumnSpec, row: int, value: Any) -> RequestError:
-    got = json_type(value)
-    return RequestError(
-        422, f"column {spec.name!r}, row {row}: expected {spec.dtype}, got {got}", spec.name
-    )
-
-
-def whole(value: Any) -> Any:
-    """An integral float as an int: JSON has one number type, so 3.0 is a fine int64 value
-    (as JSON Schema's "integer" says; NumPy's ``tolist()`` of a float array sends it). Only
-    up to 2**53, where floats are exact: a larger one may be a rounded integer literal (the
-    parser turns an integer past 64 bits into a float), so it stays a float and is refused."""
-    if type(value) is float and value.is_integer() and abs(value) <= _SAFE_INTEGER:
-        return int(value)
-    return value
-
-
-def _other_column(spec: ColumnSpec, values: list) -> np.ndarray:
-    family = _family(spec.dtype)
-    allowed = _ALLOWED[family] | ({_NONE} if spec.nullable else set())
-    if family == "int" and float in set(map(type, values)):
-        values = [whole(v) for v in values]
-    if not set(map(type, values)) <= allowed:
-        for i, value in enumerate(values):
-            if value is None and not spec.nullable:
-                raise _null(spec, i)
-            if type(value) not in allowed:
-                raise _wrong_type(spec, i, value)
-    if family == "category" and len(set(map(type, values)) - {_NONE}) > 1:
-        # One type of label per column, as load_model(...).predict requires.
-        kinds = sorted({json_type(value) for value in values if value is not None})
-        raise RequestError(
-            422,
-            f"column {spec.name!r}: labels of one type expected, got {', '.join(kinds)}",
-            spec.name,
-        )
-    array = np.fromiter(values, dtype=object, count=len(values))
-    if family == "int":
-        present = [v for v in values if v is not None]
-        if present:
-            low, high, limits = min(present), max(present), np.iinfo(spec.dtype)
-            if low < limits.min or high > limits.max:
-                value = low if low < limits.min else high
-                raise RequestError(
-                    422,
-                    f"column {spec.name!r}: {value} is out of range for {spec.dtype}",
-                    spec.name,
-                )
-    elif family in ("datetime", "datetime_tz", "timedelta"):
-        # Rare in served models: let the signature's own parser judge the text, per request.
-        try:
-            validate_input({spec.name: array}, Signature((spec,)))
-        except InvalidArgument as exc:
-            raise RequestError(422, str(exc).removeprefix("input: "), spec.name) from None
-    return array

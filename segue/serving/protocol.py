@@ -36,8 +36,9 @@ from typing import Any
 import orjson
 
 from segue.serving import binary
+from segue.serving.columns import whole
 from segue.serving.errors import RequestError, json_type
-from segue.serving.inputs import InputSchema, ModelInput, whole
+from segue.serving.inputs import InputSchema, ModelInput
 
 __all__ = [
     "DATATYPES",

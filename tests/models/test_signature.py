@@ -562,7 +562,7 @@ def test_rows_as_lists():
 
 
 def test_json_ints_widen_to_float_and_only_whole_floats_fit_an_int():
-    # As the server reads JSON (segue.serving.inputs.whole): 2.0 is an int, 2.5 is not.
+    # As the server reads JSON (segue.serving.columns.whole): 2.0 is an int, 2.5 is not.
     sig = Signature((ColumnSpec("f", "float32"), ColumnSpec("i", "int64")))
     result = validate_input([{"f": 1, "i": 2}, {"f": 2, "i": 3}], sig)
     assert result["f"].dtype == "float32"

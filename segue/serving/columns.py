@@ -1,0 +1,175 @@
+"""JSON values into typed NumPy columns, checked value by value (pure, no I/O).
+
+:class:`~segue.serving.inputs.InputSchema` groups a signature's numeric columns by dtype into
+:class:`Block` s, and :func:`block_array` turns one block's rows into one 2-D array in a single
+``np.array`` call, looking for the bad value only when that fails; :func:`other_column` checks
+and converts a column of any other dtype (nullable integers, strings, categories, times). Every
+problem raises :class:`RequestError` (422) naming the column and the row.
+"""
+
+from __future__ import annotations
+
+import itertools
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+
+from segue.errors import InvalidArgument
+from segue.models.signature import ColumnSpec, Signature, validate_input
+from segue.models.specs import _family  # the signature's own dtype families
+from segue.serving.errors import RequestError, json_type
+
+__all__ = ["NUMERIC", "Block", "block_array", "other_column", "whole"]
+
+_NONE = type(None)
+#: The largest integer a float holds exactly (JavaScript's Number.MAX_SAFE_INTEGER + 1).
+_SAFE_INTEGER = 2.0**53
+_INTS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+#: Dtypes a :class:`Block` holds (with nullable columns only when float: NaN is missing).
+NUMERIC = frozenset(("bool", *_INTS, "float16", "float32", "float64"))
+#: Python types a JSON value may have in a column of each family (None only where nullable).
+_ALLOWED = {
+    "float": frozenset((float, int)),
+    "int": frozenset((int,)),
+    "bool": frozenset((bool,)),
+    "string": frozenset((str,)),
+    "category": frozenset((str, int, bool)),  # labels, as load_model(...).predict takes
+    "datetime": frozenset((str,)),
+    "datetime_tz": frozenset((str,)),
+    "timedelta": frozenset((str,)),
+}
+
+
+class Block:
+    """Numeric columns of one NumPy dtype, parsed together into one 2-D array."""
+
+    def __init__(self, dtype: str, positions: list[int], specs: list[ColumnSpec]) -> None:
+        self.dtype = np.dtype(dtype)
+        self.family = _family(dtype)
+        self.positions = positions
+        self.specs = specs
+        self.names = [spec.name for spec in specs]
+        nullable = [spec.nullable for spec in specs]
+        # Only float columns stay here when nullable: NaN is their missing value.
+        self.nullable = np.array(nullable) if any(nullable) else None
+        self.allowed = _ALLOWED[self.family] | ({_NONE} if any(nullable) else set())
+        self.getter = itemgetter(*positions) if len(positions) > 1 else None
+
+
+def block_array(block: Block, rows: list) -> np.ndarray:
+    """``rows`` (one list of values per row, in the block's column order) as one 2-D array."""
+    types = set(map(type, itertools.chain.from_iterable(rows)))
+    if float in types and block.family == "int":
+        rows = [[whole(v) for v in row] for row in rows]
+        types = set(map(type, itertools.chain.from_iterable(rows)))
+    if not types <= block.allowed:
+        raise _find_bad_value(block, rows)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            array = np.array(rows, dtype=block.dtype)
+    except (OverflowError, ValueError, TypeError):
+        raise _find_bad_value(block, rows) from None
+    if block.family == "float" and not np.isfinite(array).all():
+        bad = ~np.isfinite(array)
+        if block.nullable is not None:
+            bad &= ~(np.isnan(array) & block.nullable)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            spec, value = block.specs[col], rows[row][col]
+            if value is None:
+                raise _null(spec, row)
+            raise _out_of_range(spec, row, value)
+    return array
+
+
+def _find_bad_value(block: Block, rows: list) -> RequestError:
+    """The error for the first value of ``rows`` that cannot go into ``block`` (slow path)."""
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            spec = block.specs[j]
+            if value is None:
+                if not spec.nullable:
+                    return _null(spec, i)
+                continue
+            if type(value) not in _ALLOWED[block.family]:
+                return _wrong_type(spec, i, value)
+            try:
+                np.array([value], dtype=block.dtype)
+            except (OverflowError, ValueError, TypeError):
+                return _out_of_range(spec, i, value)
+    return RequestError(422, f"columns {block.names}: values do not fit {block.dtype}", None)
+
+
+def _null(spec: ColumnSpec, row: int) -> RequestError:
+    return RequestError(
+        422,
+        f"column {spec.name!r}, row {row}: null, but the model was trained without missing values",
+        spec.name,
+    )
+
+
+def _out_of_range(spec: ColumnSpec, row: int, value: Any) -> RequestError:
+    return RequestError(
+        422,
+        f"column {spec.name!r}, row {row}: {value!r} is out of range for {spec.dtype}",
+        spec.name,
+    )
+
+
+def _wrong_type(spec: ColumnSpec, row: int, value: Any) -> RequestError:
+    got = json_type(value)
+    return RequestError(
+        422, f"column {spec.name!r}, row {row}: expected {spec.dtype}, got {got}", spec.name
+    )
+
+
+def whole(value: Any) -> Any:
+    """An integral float as an int: JSON has one number type, so 3.0 is a fine int64 value
+    (as JSON Schema's "integer" says; NumPy's ``tolist()`` of a float array sends it). Only
+    up to 2**53, where floats are exact: a larger one may be a rounded integer literal (the
+    parser turns an integer past 64 bits into a float), so it stays a float and is refused."""
+    if type(value) is float and value.is_integer() and abs(value) <= _SAFE_INTEGER:
+        return int(value)
+    return value
+
+
+def other_column(spec: ColumnSpec, values: list) -> np.ndarray:
+    """One column that is not in a block, as an object array of checked values."""
+    family = _family(spec.dtype)
+    allowed = _ALLOWED[family] | ({_NONE} if spec.nullable else set())
+    if family == "int" and float in set(map(type, values)):
+        values = [whole(v) for v in values]
+    if not set(map(type, values)) <= allowed:
+        for i, value in enumerate(values):
+            if value is None and not spec.nullable:
+                raise _null(spec, i)
+            if type(value) not in allowed:
+                raise _wrong_type(spec, i, value)
+    if family == "category" and len(set(map(type, values)) - {_NONE}) > 1:
+        # One type of label per column, as load_model(...).predict requires.
+        kinds = sorted({json_type(value) for value in values if value is not None})
+        raise RequestError(
+            422,
+            f"column {spec.name!r}: labels of one type expected, got {', '.join(kinds)}",
+            spec.name,
+        )
+    array = np.fromiter(values, dtype=object, count=len(values))
+    if family == "int":
+        present = [v for v in values if v is not None]
+        if present:
+            low, high, limits = min(present), max(present), np.iinfo(spec.dtype)
+            if low < limits.min or high > limits.max:
+                value = low if low < limits.min else high
+                raise RequestError(
+                    422,
+                    f"column {spec.name!r}: {value} is out of range for {spec.dtype}",
+                    spec.name,
+                )
+    elif family in ("datetime", "datetime_tz", "timedelta"):
+        # Rare in served models: let the signature's own parser judge the text, per request.
+        try:
+            validate_input({spec.name: array}, Signature((spec,)))
+        except InvalidArgument as exc:
+            raise RequestError(422, str(exc).removeprefix("input: "), spec.name) from None
+    return array
