@@ -10,7 +10,7 @@ batches grow by themselves. Each request's future gets its own result back.
 When the model raises on a batch of several requests, each of them is predicted again on its
 own, so one request the model cannot handle fails alone instead of failing the other clients
 that happened to share its batch. A failure's traceback is logged once a minute per distinct
-error (:class:`FailureLog`); its repeats meanwhile get one line each.
+error (:class:`~segue.serving.failure_log.FailureLog`); its repeats meanwhile get one line each.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
+from segue.serving.failure_log import FailureLog, error_key
+
 __all__ = [
     "Batcher",
     "BatcherClosed",
     "BatcherFailed",
-    "FailureLog",
     "PredictionFailed",
     "should_flush",
 ]
@@ -81,56 +82,6 @@ class BatcherClosed(Exception):
 class BatcherFailed(BatcherClosed):
     """The batcher's own collector failed (a bug in Segue, not the model's): every request it
     held gets this (an HTTP 503, to retry), and the next request starts a new collector."""
-
-
-class FailureLog:
-    """Logs the model's failures: a traceback once per ``window`` seconds per distinct error.
-
-    Errors are told apart by their type and the first line of their message. A repeat within
-    the window gets one line; the next traceback says how many repeats it stood for. So a
-    client sending, again and again, an input the model cannot handle cannot flood the log
-    with tracebacks.
-
-    Args:
-        window: seconds between two tracebacks of the same error.
-        clock: monotonic seconds (injectable for tests).
-        max_errors: distinct errors remembered; past it the oldest are forgotten first.
-    """
-
-    def __init__(
-        self,
-        window: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
-        *,
-        max_errors: int = 256,
-    ) -> None:
-        self.window = window
-        self.clock = clock
-        self.max_errors = max_errors
-        # (type name, first line) -> [when its traceback was logged, repeats since]
-        self._seen: dict[tuple[str, str], list[float]] = {}
-
-    def failed(self, exc: BaseException, what: str) -> None:
-        """Log that ``what`` (e.g. "prediction failed for 2 request(s)") failed with ``exc``."""
-        key = (type(exc).__name__, _first_line(exc))
-        now = self.clock()
-        seen = self._seen.get(key)
-        if seen is not None and now - seen[0] < self.window:
-            seen[1] += 1
-            log.error(
-                "%s: %s: %s (repeated; its traceback is logged once every %g s)",
-                what,
-                *key,
-                self.window,
-            )
-            return
-        repeats = 0 if seen is None else int(seen[1])
-        self._seen.pop(key, None)  # re-inserted last: the dict stays in order of tracebacks
-        self._seen[key] = [now, 0]
-        if len(self._seen) > self.max_errors:
-            del self._seen[next(iter(self._seen))]
-        since = f" (and {repeats} more time(s) since its last traceback)" if repeats else ""
-        log.error("%s: %s: %s%s", what, *key, since, exc_info=exc)
 
 
 class _Waiting:
@@ -347,7 +298,7 @@ class Batcher(Generic[T, R]):
         failed: dict[tuple[str, str], list[Exception]] = {}  # by distinct error
         for waiting, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, _Failure):
-                key = (type(outcome.exc).__name__, _first_line(outcome.exc))
+                key = error_key(outcome.exc)
                 failed.setdefault(key, []).append(outcome.exc)
                 if not waiting.future.done():
                     waiting.future.set_exception(PredictionFailed(": ".join(key)))
@@ -407,9 +358,3 @@ class _Failure:
 
     def __init__(self, exc: Exception) -> None:
         self.exc = exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else "(no message)"
-    return line if len(line) <= 300 else line[:297] + "..."

@@ -13,7 +13,6 @@ from segue.serving.batching import (
     Batcher,
     BatcherClosed,
     BatcherFailed,
-    FailureLog,
     PredictionFailed,
     should_flush,
 )
@@ -177,15 +176,6 @@ async def test_a_repeated_failure_logs_its_traceback_once_a_minute(caplog):
     assert records[3].message == "prediction failed for 1 request(s): KeyError: 'x'"
     assert records[4].message.endswith("(and 2 more time(s) since its last traceback)")
     assert all(len(r.message.splitlines()) == 1 for r in records)
-
-
-def test_the_failure_log_remembers_a_bounded_number_of_errors(caplog):
-    log = FailureLog(clock=lambda: 0.0, max_errors=2)
-
-    for text in ("a", "b", "c", "a"):  # "a" is forgotten when "c" comes: traced again
-        log.failed(ValueError(text), "prediction failed")
-
-    assert [r.exc_info is not None for r in caplog.records] == [True, True, True, True]
 
 
 async def test_a_wrong_number_of_results_is_a_failure():
