@@ -22,7 +22,7 @@ from segue.models.specs import (
     ColumnSpec,
     _canonical,
     _describe_objects,
-    _family,
+    dtype_family,
 )
 
 _INPUTS = (
@@ -39,7 +39,7 @@ def _may_cast(got: str, want: str, *, narrow_ints: bool = False) -> bool:
     """Whether a column of dtype ``got`` may be given where the signature says ``want``."""
     if got == want:
         return True
-    have, need = _family(got), _family(want)
+    have, need = dtype_family(got), dtype_family(want)
     if need == "float":
         return have in ("int", "float")
     if need == "int":
@@ -173,13 +173,13 @@ def _conform_column(spec: ColumnSpec, values: Any) -> Any:
     """Return ``values`` as the column the model expects, or raise naming what is wrong."""
     if isinstance(values, pd.arrays.NumpyExtensionArray):
         values = values.to_numpy()
-    if isinstance(values, pd.Categorical) and _family(spec.dtype) != "category":
+    if isinstance(values, pd.Categorical) and dtype_family(spec.dtype) != "category":
         # Judged by its values, as the server sees the same frame sent as JSON.
         values = np.asarray(values)
     if isinstance(values, np.ndarray) and values.dtype.kind in "OU":
         return _conform_objects(spec, values.astype(object, copy=False))
     got = _canonical(values.dtype)
-    if got is not None and _family(got) == "float" and _family(spec.dtype) == "int":
+    if got is not None and dtype_family(got) == "float" and dtype_family(spec.dtype) == "int":
         values, got = _whole_numbers(values, got)
     # Ints narrow when every value fits, as they do in JSON and records: one rule for both.
     if got is None or not _may_cast(got, spec.dtype, narrow_ints=True):
@@ -187,7 +187,7 @@ def _conform_column(spec: ColumnSpec, values: Any) -> Any:
     mask = _missing_mask(values)
     if mask is not None:
         _check_missing(spec, mask)
-    want, family = spec.dtype, _family(spec.dtype)
+    want, family = spec.dtype, dtype_family(spec.dtype)
     if family == "int" and not np.can_cast(got, want, "safe"):
         present = values if mask is None or not mask.any() else values[~mask]
         if len(present):
@@ -217,17 +217,17 @@ def _conform_objects(spec: ColumnSpec, values: np.ndarray) -> Any:
         dtype = object if spec.dtype == "string" else _masked_or_same(spec.dtype)
         return pd.array([None] * len(values), dtype=dtype)
     got = _OBJECT_KINDS.get(kind)
-    if got == "float64" and _family(spec.dtype) == "int":  # 3.0 in JSON or records
+    if got == "float64" and dtype_family(spec.dtype) == "int":  # 3.0 in JSON or records
         return _conform_column(
             spec, pd.array(values, dtype="Float64").to_numpy(np.float64, na_value=np.nan)
         )
     # Python datetimes may carry a time zone or not; _to_time checks which.
-    dates = got is not None and _family(got) == "datetime" and "datetime" in spec.dtype
+    dates = got is not None and dtype_family(got) == "datetime" and "datetime" in spec.dtype
     if got is None or not (dates or _may_cast(got, spec.dtype, narrow_ints=True)):
         raise _wrong_dtype(spec, got or _describe_objects(values))
     mask = pd.isna(values)
     _check_missing(spec, mask)
-    want, family = spec.dtype, _family(spec.dtype)
+    want, family = spec.dtype, dtype_family(spec.dtype)
     if family == "float":
         numbers = np.where(mask, np.nan, values) if mask.any() else values
         return _cast_numbers(numbers.astype, want, f"column {spec.name!r}")
@@ -285,11 +285,11 @@ def _cast_numbers(cast: Any, want: str, what: str, **kwargs: Any) -> np.ndarray:
 
 
 def _masked_or_same(dtype: str) -> str:
-    return _masked(dtype) if _family(dtype) in ("int", "bool") else dtype
+    return _masked(dtype) if dtype_family(dtype) in ("int", "bool") else dtype
 
 
 def _to_time(spec: ColumnSpec, values: Any, *, parse: bool) -> Any:
-    want, family = spec.dtype, _family(spec.dtype)
+    want, family = spec.dtype, dtype_family(spec.dtype)
     try:
         series = pd.Series(values, copy=False)
         if family == "timedelta":

@@ -19,7 +19,7 @@ from pandas.api.types import infer_dtype
 
 from segue.errors import InvalidArgument
 
-__all__ = ["ColumnSpec", "Signature", "TensorSpec"]
+__all__ = ["ColumnSpec", "Signature", "TensorSpec", "dtype_family"]
 
 _INTS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 _NUMBERS = frozenset(("bool", *_INTS, "float16", "float32", "float64"))
@@ -171,7 +171,7 @@ def _is_tensor_dtype(dtype: object) -> bool:
     return numpy_dtype is not None and numpy_dtype.kind in "biufcmM" and numpy_dtype.name == dtype
 
 
-def _family(dtype: str) -> str:
+def dtype_family(dtype: str) -> str:
     if dtype.startswith(("int", "uint")):
         return "int"
     if dtype.startswith("float"):

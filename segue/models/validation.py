@@ -26,7 +26,7 @@ from segue.models.specs import (
     TensorSpec,
     _canonical,
     _describe_objects,
-    _family,
+    dtype_family,
 )
 
 __all__ = ["ColumnError", "SchemaWarning", "match_columns", "validate_input"]
@@ -147,13 +147,13 @@ class _ColumnPlan:
         # Ints and bools can hold no missing value in a frame that passed the dtype check, and
         # nullable columns may hold them; strings are checked for object columns of non-str.
         self.check_values = any(
-            spec.dtype == "string" or (not spec.nullable and _family(spec.dtype) not in _NO_NA)
+            spec.dtype == "string" or (not spec.nullable and dtype_family(spec.dtype) not in _NO_NA)
             for spec in specs
         )
 
 
 def _numpy_dtype(dtype: str) -> Any:
-    if _family(dtype) in ("string", "category", "datetime_tz"):
+    if dtype_family(dtype) in ("string", "category", "datetime_tz"):
         return _PANDAS_DTYPE
     return np.dtype(dtype)
 
@@ -331,7 +331,7 @@ def _cast_tensor(array: np.ndarray, plan: _TensorPlan, from_lists: bool) -> np.n
         if array.dtype == plan.dtype:
             return array
         if kind in "biufmM" and _may_cast(got, want, narrow_ints=from_lists):
-            if from_lists and _family(want) == "int" and not np.can_cast(got, want, "safe"):
+            if from_lists and dtype_family(want) == "int" and not np.can_cast(got, want, "safe"):
                 limits = np.iinfo(want)
                 if array.min() < limits.min or array.max() > limits.max:
                     raise InvalidArgument(f"input: the array has values out of range for {want}")

@@ -17,7 +17,7 @@ import numpy as np
 
 from segue.errors import InvalidArgument
 from segue.models.signature import ColumnSpec, Signature, validate_input
-from segue.models.specs import _family  # the signature's own dtype families
+from segue.models.specs import dtype_family  # the signature's own dtype families
 from segue.serving.errors import RequestError, json_type
 
 __all__ = ["NUMERIC", "Block", "block_array", "other_column", "whole"]
@@ -46,7 +46,7 @@ class Block:
 
     def __init__(self, dtype: str, positions: list[int], specs: list[ColumnSpec]) -> None:
         self.dtype = np.dtype(dtype)
-        self.family = _family(dtype)
+        self.family = dtype_family(dtype)
         self.positions = positions
         self.specs = specs
         self.names = [spec.name for spec in specs]
@@ -136,7 +136,7 @@ def whole(value: Any) -> Any:
 
 def other_column(spec: ColumnSpec, values: list) -> np.ndarray:
     """One column that is not in a block, as an object array of checked values."""
-    family = _family(spec.dtype)
+    family = dtype_family(spec.dtype)
     allowed = _ALLOWED[family] | ({_NONE} if spec.nullable else set())
     if family == "int" and float in set(map(type, values)):
         values = [whole(v) for v in values]

@@ -16,12 +16,12 @@ from __future__ import annotations
 from typing import Any
 
 from segue.serving.errors import RequestError, json_type
+from segue.serving.intake import MAX_REQUEST_ID
 from segue.serving.protocol import DEFAULT_MAX_BYTES, decode_body
 
 __all__ = ["MAX_FEEDBACK_ITEMS", "check_json_content", "parse_feedback"]
 
 _FEEDBACK_KEYS = frozenset(("request_id", "label", "model"))
-_MAX_REQUEST_ID = 128
 #: Most labels one ``POST /feedback`` may carry.
 MAX_FEEDBACK_ITEMS = 10_000
 
@@ -88,7 +88,7 @@ def _feedback_item(item: Any, where: str) -> tuple[str | None, str, Any]:
     request_id = item.get("request_id")
     if not (
         type(request_id) is str
-        and 0 < len(request_id) <= _MAX_REQUEST_ID
+        and 0 < len(request_id) <= MAX_REQUEST_ID
         and request_id.isascii()
         and request_id.isprintable()
     ):
@@ -96,7 +96,7 @@ def _feedback_item(item: Any, where: str) -> tuple[str | None, str, Any]:
         raise RequestError(
             400,
             f"{where}request_id: expected the x-request-id of a prediction (a string of 1 to "
-            f"{_MAX_REQUEST_ID} printable ASCII characters); {got}",
+            f"{MAX_REQUEST_ID} printable ASCII characters); {got}",
             "request_id",
         )
     if "label" not in item:

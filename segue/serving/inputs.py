@@ -22,7 +22,7 @@ import pandas as pd
 
 from segue.errors import InvalidArgument
 from segue.models.signature import ColumnSpec, Signature, TensorSpec
-from segue.models.specs import _family  # the signature's own dtype families
+from segue.models.specs import dtype_family  # the signature's own dtype families
 from segue.models.validation import ColumnError, match_columns
 from segue.serving.columns import NUMERIC, Block, block_array, other_column
 from segue.serving.errors import RequestError
@@ -63,7 +63,9 @@ class InputSchema:
         groups: dict[str, list[int]] = {}
         self.others: list[tuple[int, ColumnSpec]] = []
         for i, spec in enumerate(inputs):
-            fast = spec.dtype in NUMERIC and (not spec.nullable or _family(spec.dtype) == "float")
+            fast = spec.dtype in NUMERIC and (
+                not spec.nullable or dtype_family(spec.dtype) == "float"
+            )
             if fast:
                 groups.setdefault(spec.dtype, []).append(i)
             else:

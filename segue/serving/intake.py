@@ -18,9 +18,19 @@ from typing import NamedTuple
 from segue.serving.config import ServeConfig
 from segue.serving.errors import RequestError
 
-__all__ = ["Call", "Target", "client_request_id", "hot_target", "new_request_id", "read_body"]
+__all__ = [
+    "MAX_REQUEST_ID",
+    "Call",
+    "Target",
+    "client_request_id",
+    "hot_target",
+    "new_request_id",
+    "read_body",
+]
 
-_MAX_REQUEST_ID = 128
+#: The longest x-request-id kept from a caller, and the longest request id a /feedback
+#: label may name.
+MAX_REQUEST_ID = 128
 _MODELS = "/v2/models/"
 _INFER = "/infer"
 # A random per-process prefix and a counter: unique across workers and restarts, and much
@@ -50,7 +60,7 @@ def new_request_id() -> str:
 
 def client_request_id(value: str | None) -> str:
     """The caller's ``x-request-id`` when it is usable, else a new id."""
-    if value and len(value) <= _MAX_REQUEST_ID and value.isascii() and value.isprintable():
+    if value and len(value) <= MAX_REQUEST_ID and value.isascii() and value.isprintable():
         return value
     return new_request_id()
 

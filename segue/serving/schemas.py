@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from segue.serving.intake import MAX_REQUEST_ID
 from segue.version import __version__
 
 __all__ = [
@@ -143,7 +144,7 @@ def feedback_request() -> dict[str, Any]:
             "request_id": {
                 "type": "string",
                 "minLength": 1,
-                "maxLength": 128,
+                "maxLength": MAX_REQUEST_ID,
                 "pattern": "^[ -~]+$",
                 "description": "the x-request-id of the prediction (printable ASCII)",
             },
