@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
+import segue
 from segue.artifacts import ContentStore, FsspecBackend
 from segue.config import Settings
 from segue.store.engine import create_engine, upgrade
@@ -117,3 +125,69 @@ def client(
     client = TrackingClient(store, content_store, config)
     yield client
     client.writer.close()
+
+
+# -- a real `segue serve` process ----------------------------------------------------------
+
+#: Where the tests' own ``segue`` is imported from, for the server processes they start.
+SEGUE_PATH = str(Path(segue.__file__).resolve().parents[1])
+
+Serve = Callable[..., AbstractContextManager[tuple[str, "subprocess.Popen[str]"]]]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (also a fixture)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def _serving(
+    env: dict[str, str], cwd: Path, *args: str
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = free_port()
+    environ = {**os.environ, **env}
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SEGUE_PATH, environ.get("PYTHONPATH")]))
+    command = [sys.executable, "-c", "from segue.cli import main; main()", "serve", *args]
+    command += ["--port", str(port)]
+    process = subprocess.Popen(
+        command, env=environ, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120  # a guard against a hang, not a latency check
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"segue serve exited early: {process.communicate()[1]}")
+            try:
+                if httpx.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("segue serve did not become ready")
+            time.sleep(0.05)
+        yield base, process
+    finally:
+        if process.poll() is None:  # the test did not stop it: it failed on the way
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.communicate(timeout=30)  # also closes the pipes of a process already done
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+
+
+@pytest.fixture(name="free_port")
+def _free_port_fixture() -> Callable[[], int]:
+    """``free_port()``: a TCP port on 127.0.0.1 that nothing listens on right now."""
+    return free_port
+
+
+@pytest.fixture
+def segue_serve() -> Serve:
+    """``with segue_serve(env, cwd, "models:/x/1", "--workers", "1") as (base, process):`` a
+    ``segue serve`` process on a free port (``env`` over ``os.environ``), ready to answer;
+    stopped at the end if the test left it running."""
+    return _serving

@@ -3,14 +3,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -21,7 +15,6 @@ from sklearn.linear_model import LogisticRegression
 import segue
 
 sqlite_only = pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -165,38 +158,11 @@ def test_a_folder_named_like_a_shorthand_wins(cli, wine, tmp_path):
     assert "predictions of wine/7 " in result.out  # the folder, not models:/wine/7
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 @sqlite_only
-def test_segue_serve_wine_at_champion_answers(wine, segue_env, tmp_path):
-    port = _free_port()
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    command = [sys.executable, "-c", "from segue.cli import main; main()", "serve"]
-    command += ["wine@champion", "--port", str(port), "--no-log"]
-    process = subprocess.Popen(
-        command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120  # a bound on a hang, not a latency check
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"segue serve exited: {process.communicate()[1]}")
-            try:
-                if httpx.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("segue serve did not become ready")
+def test_segue_serve_wine_at_champion_answers(wine, segue_env, tmp_path, segue_serve):
+    with segue_serve({}, tmp_path, "wine@champion", "--no-log") as (base, process):
         meta = httpx.get(f"{base}/v2/models/wine").json()
-    finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=60)
 

@@ -12,10 +12,8 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,6 @@ from segue.serving.app import create_app
 from segue.serving.config import ServeConfig
 from segue.serving.deployment import ServedModel, ServedModels, deploy
 
-ROOT = Path(segue.__file__).resolve().parents[1]
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 #: The run is reproducible by default; set SEGUE_SCHEMATHESIS_SEED to explore other inputs.
 SEED = os.environ.get("SEGUE_SCHEMATHESIS_SEED", "20261128")
@@ -257,58 +254,28 @@ async def test_path_parameters_list_what_is_served(mixed_app):
 # --- Schemathesis against a real server ------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_ready(base: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"segue serve exited early: {process.communicate()[1]}")
-        try:
-            if httpx.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("segue serve did not become ready")
-
-
 @pytest.mark.slow
-def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(mixed, tmp_path):
-    env = {**os.environ, **mixed[0]}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    port = _free_port()
-    serve = [sys.executable, "-c", "from segue.cli import main; main()", "serve"]
-    serve += ["models:/mixed/1", "--port", str(port), "--workers", "1"]
-    server = subprocess.Popen(
-        serve, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(base, server)
+def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(mixed, tmp_path, segue_serve):
+    serve = segue_serve(mixed[0], tmp_path, "models:/mixed/1", "--workers", "1")
+    with serve as (base, server):
         fuzz = [sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json"]
         fuzz += ["--checks", "all", "--max-examples", "200", "--seed", SEED, "--workers", "1"]
         fuzz += ["--generation-database", "none", "--no-color"]
         run = subprocess.run(
             fuzz,
-            env={**env, "SCHEMATHESIS_HOOKS": str(HOOKS)},
+            env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)},
             cwd=tmp_path,
             capture_output=True,
             text=True,
             timeout=1_200,
         )
-    finally:
         server.send_signal(signal.SIGTERM)
         _, log = server.communicate(timeout=60)
 
     summary = run.stdout[run.stdout.rfind("SUMMARY") :]
     assert run.returncode == 0, run.stdout[-20_000:] + run.stderr[-5_000:]
     # Every operation fuzzed (the hot routes, metadata, health, metrics, feedback), nothing
-    # failed or errored; /feedback's label-against-prediction refusals are dropped by the hooks.
+    # failed or errored.
     selected = re.search(r"Selected: (\d+)/(\d+)\s+Tested: (\d+)", summary)
     assert selected and len(set(selected.groups())) == 1, summary
     assert "No issues found" in summary, summary

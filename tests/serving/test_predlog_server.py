@@ -3,15 +3,8 @@ stopped with SIGTERM (nothing lost) and SIGKILL (at most one flush interval lost
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,9 +18,6 @@ from segue.serving.config import Feedback, ServeConfig
 from segue.serving.deployment import Route
 from segue.serving.predlog import PredictionRecord
 from segue.serving.recorder import Answered, RecentRequests, Recorder, served_signatures
-
-ROOT = Path(segue.__file__).resolve().parents[1]
-
 
 # --- POST /feedback (in-process) ------------------------------------------------------------
 
@@ -401,51 +391,15 @@ def test_served_signatures_come_from_the_routes_then_the_registry(served_cancer,
 # --- real servers ---------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def serving(env: dict[str, str], cwd: Path, *args: str) -> Iterator[tuple[str, subprocess.Popen]]:
-    """A `segue serve` process, ready; killed at the end if the test left it running."""
-    port = _free_port()
-    environ = {**os.environ, **env}
-    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environ.get("PYTHONPATH")]))
-    command = [sys.executable, "-c", "from segue.cli import main; main()", "serve", *args]
-    command += ["--port", str(port)]
-    process = subprocess.Popen(
-        command, env=environ, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"segue serve exited early: {process.communicate()[1]}")
-            try:
-                if httpx.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "segue serve did not become ready"
-            time.sleep(0.05)
-        yield base, process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=30)
-
-
 def _row(k: int) -> list[dict[str, Any]]:
     return [{"x": float(k)}]
 
 
 @pytest.mark.slow
-def test_sigterm_writes_every_answered_request_and_feedback(echo_store, tmp_path):
+def test_sigterm_writes_every_answered_request_and_feedback(echo_store, tmp_path, segue_serve):
     # A flush interval longer than the test: only the shutdown can have written the records.
-    with serving(echo_store, tmp_path, "models:/echo/1", "--log-flush-s", "60") as (base, server):
+    serve = segue_serve(echo_store, tmp_path, "models:/echo/1", "--log-flush-s", "60")
+    with serve as (base, server):
         with segue.Client(base) as client:
             answers = [client.predict(_row(k)) for k in range(40)]
             client.feedback(answers[0].request_id, label=1)
@@ -477,14 +431,12 @@ def test_sigterm_writes_every_answered_request_and_feedback(echo_store, tmp_path
 
 
 @pytest.mark.slow
-def test_sigkill_loses_nothing_the_flush_interval_has_written(echo_store, tmp_path):
+def test_sigkill_loses_nothing_the_flush_interval_has_written(echo_store, tmp_path, segue_serve):
     def logged() -> set[str]:
         return set(read_predictions(echo_store["SEGUE_ARTIFACT_URI"], "echo")["request_id"])
 
-    with serving(echo_store, tmp_path, "models:/echo/1", "--log-flush-s", "0.2") as (
-        base,
-        server,
-    ):
+    serve = segue_serve(echo_store, tmp_path, "models:/echo/1", "--log-flush-s", "0.2")
+    with serve as (base, server):
         with httpx.Client(base_url=base) as http:
 
             def answer() -> str:

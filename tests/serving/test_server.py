@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
-import segue
 from segue.cli import main
 from segue.serving.app import create_app
 from segue.serving.config import ServeConfig
 from segue.serving.deployment import ServedModel, ServedModels, deploy
 from segue.serving.shutdown import STOPPING, BodyReads, stop_reads_on_signal
-
-ROOT = Path(segue.__file__).resolve().parents[1]
 
 
 def test_serving_an_unknown_model_is_one_error_line(served_cancer, monkeypatch, capsys):
@@ -37,39 +29,10 @@ def test_serving_an_unknown_model_is_one_error_line(served_cancer, monkeypatch, 
     assert err.startswith("error: ") and len(err.splitlines()) == 1 and "nope" in err
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_ready(base: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"segue serve exited early: {process.communicate()[1]}")
-        try:
-            if httpx.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("segue serve did not become ready")
-
-
 @pytest.mark.slow
-def test_segue_serve_answers_then_stops_cleanly_on_sigterm(served_cancer, tmp_path):
-    port = _free_port()
-    env = {**os.environ, **served_cancer.env}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    command = [sys.executable, "-c", "from segue.cli import main; main()", "serve"]
-    command += ["models:/cancer/1", "--port", str(port), "--workers", "1"]
-    process = subprocess.Popen(
-        command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(base, process)
+def test_segue_serve_answers_then_stops_cleanly_on_sigterm(served_cancer, tmp_path, segue_serve):
+    serve = segue_serve(served_cancer.env, tmp_path, "models:/cancer/1", "--workers", "1")
+    with serve as (base, process):
         X = served_cancer.X.iloc[:3]
         with httpx.Client(base_url=base) as client:
             split = {"columns": list(X.columns), "data": X.to_numpy().tolist()}
@@ -77,7 +40,6 @@ def test_segue_serve_answers_then_stops_cleanly_on_sigterm(served_cancer, tmp_pa
             meta = client.get("/v2/models/cancer")
             bad = client.post("/predict", content=b"{")
             metrics = client.get("/metrics")
-    finally:
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=30)
 
@@ -90,7 +52,7 @@ def test_segue_serve_answers_then_stops_cleanly_on_sigterm(served_cancer, tmp_pa
     # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells why.
     assert process.returncode in (0, -signal.SIGTERM), err
     assert "Traceback" not in err and "ERROR" not in err
-    assert f"serving models:/cancer/1 as 'cancer' version 1 on http://127.0.0.1:{port}" in err
+    assert f"serving models:/cancer/1 as 'cancer' version 1 on {base}" in err
 
 
 # --- a client that declares a body and stalls (in-process, driven by events) ---------------
@@ -291,29 +253,15 @@ def test_a_busy_port_is_one_error_line_and_nothing_is_announced(served_cancer, m
     assert "serving" not in err
 
 
-def _serve(env: dict[str, str], tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = {**os.environ, **env}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    command = [sys.executable, "-c", "from segue.cli import main; main()", "serve"]
-    command += [*args, "--port", str(port)]
-    process = subprocess.Popen(
-        command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    base = f"http://127.0.0.1:{port}"
-    _wait_ready(base, process)
-    return process, base
-
-
 @pytest.mark.slow
 def test_sigterm_with_a_stalled_client_answers_it_503_at_once_and_stops_cleanly(
-    echo_store, tmp_path
+    echo_store, tmp_path, segue_serve
 ):
     # A body timeout far beyond uvicorn's 30 s grace period: a server that waited for the
     # body would cancel the request after 30 s and log an ERROR.
-    process, base = _serve(echo_store, tmp_path, "models:/echo/1", "--body-timeout", "600")
-    port = int(base.rsplit(":", 1)[1])
-    try:
+    serve = segue_serve(echo_store, tmp_path, "models:/echo/1", "--body-timeout", "600")
+    with serve as (base, process):
+        port = int(base.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port)) as stalled:
             stalled.sendall(
                 b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
@@ -326,9 +274,6 @@ def test_sigterm_with_a_stalled_client_answers_it_503_at_once_and_stops_cleanly(
             answer = b""
             while chunk := stalled.recv(65536):
                 answer += chunk
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=60)
 
     assert ok.status_code == 200
