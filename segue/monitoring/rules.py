@@ -40,10 +40,10 @@ import yaml
 
 from segue.errors import InvalidArgument
 
-#: Signals a rule may name; ``metrics.<name>`` also, for the performance metrics.
-SIGNALS = (
-    "drift_share",
-    "drifted_features",
+#: Signals computed from the drift of the logged inputs against the reference.
+DRIFT_SIGNALS = ("drift_share", "drifted_features")
+#: Signals computed from the prediction log alone.
+LOG_SIGNALS = (
     "latency_p50_ms",
     "latency_p99_ms",
     "server_error_rate",
@@ -51,6 +51,8 @@ SIGNALS = (
     "request_rate",
     "n_predictions",
 )
+#: Signals a rule may name; ``metrics.<name>`` also, for the performance metrics.
+SIGNALS = (*DRIFT_SIGNALS, *LOG_SIGNALS)
 #: Signals that were renamed or split, and why; a rule naming one gets this as its error.
 RETIRED = {
     "error_rate": (

@@ -34,19 +34,10 @@ import pandas as pd
 from segue.errors import InvalidArgument
 from segue.monitoring import logs
 from segue.monitoring.readers import read_predictions
+from segue.monitoring.rules import DRIFT_SIGNALS, LOG_SIGNALS
 
 if TYPE_CHECKING:
     from segue.store.entities import ModelVersion
-
-LOG_SIGNALS = (
-    "latency_p50_ms",
-    "latency_p99_ms",
-    "server_error_rate",
-    "client_error_rate",
-    "request_rate",
-    "n_predictions",
-)
-DRIFT_SIGNALS = ("drift_share", "drifted_features")
 
 
 def error_rates(status: Any) -> tuple[float, float]:
