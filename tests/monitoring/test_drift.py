@@ -304,26 +304,7 @@ def test_a_package_without_reference_data_is_a_clear_error(segue_env, monitor):
         monitor.drift("bare")
 
 
-class AliasMovesAfterFirstResolve:
-    """The real registry, except that ``champion`` moves to version 2 right after the first
-    resolution: what a promotion during a drift report looks like."""
-
-    def __init__(self, registry) -> None:
-        self.registry = registry
-        self.resolved: list[int] = []
-
-    def resolve(self, uri):
-        version = self.registry.resolve(uri)
-        self.resolved.append(version.version)
-        if len(self.resolved) == 1:
-            self.registry.set_alias("churn", "champion", 2)
-        return version
-
-    def __getattr__(self, name):
-        return getattr(self.registry, name)
-
-
-def test_an_alias_move_during_a_report_cannot_mix_versions(served):
+def test_an_alias_move_during_a_report_cannot_mix_versions(served, alias_moves_after_first_resolve):
     registry = get_registry()
     data = training(4000, seed=20)
     data["income"] += 20_000  # version 2 was trained on richer customers
@@ -342,11 +323,11 @@ def test_an_alias_move_during_a_report_cannot_mix_versions(served):
             PredictionRecord(f"v2-{i}", T0 + 5 + i, "churn", "2", "primary", rows, [1] * 10, 1, 200)
         )
     log.close()
-    moving = AliasMovesAfterFirstResolve(registry)
+    moving = alias_moves_after_first_resolve(registry, "churn")
 
     report = Monitor(moving, served.artifact_uri).drift("churn@champion", start=T0, end=T0 + 3600)
 
-    assert moving.resolved == [1]  # resolved once, before the alias moved
+    assert moving.versions == [1]  # resolved once, before the alias moved
     assert registry.resolve("models:/churn@champion").version == 2  # it did move
     assert report.version == "1" and report.n_rows == 1500  # version 1's reference and traffic
     assert [f.feature for f in report.features] == ["age", "income", "plan"]

@@ -62,32 +62,14 @@ def test_the_report_is_one_self_contained_file(segue_env, ops) -> None:
     assert "cancer version 1" in page
 
 
-class CountingRegistry:
-    """The real registry; moves ``champion`` to version 2 right after the first resolution."""
-
-    def __init__(self, registry) -> None:
-        self.registry = registry
-        self.resolved: list[str] = []
-
-    def resolve(self, uri):
-        self.resolved.append(str(uri))
-        version = self.registry.resolve(uri)
-        if len(self.resolved) == 1:
-            self.registry.set_alias("cancer", "champion", 2)
-        return version
-
-    def __getattr__(self, name):
-        return getattr(self.registry, name)
-
-
-def test_a_report_resolves_its_alias_once(segue_env, ops) -> None:
+def test_a_report_resolves_its_alias_once(segue_env, ops, alias_moves_after_first_resolve) -> None:
     trained = ops.train_cancer()
     ops.train_cancer()  # version 2
     registry = get_registry()
     registry.set_alias("cancer", "champion", 1)
     X = trained.X.iloc[:60]
     ops.log_predictions(segue_env.artifact_uri, "cancer", "1", X, trained.pipeline.predict(X))
-    counting = CountingRegistry(registry)
+    counting = alias_moves_after_first_resolve(registry, "cancer")
 
     page = Monitor(counting, segue_env.artifact_uri).report(
         "cancer@champion", bucket=3600, now=lambda: ops.T0

@@ -62,26 +62,9 @@ def ops(monkeypatch):
     return opsdata
 
 
-class AliasMovesAfterFirstResolve:
-    """The real registry, except that ``champion`` moves to version 2 right after the first
-    resolution: what a promotion during a ``segue monitor watch`` check looks like."""
-
-    def __init__(self, registry) -> None:
-        self.registry = registry
-        self.resolved: list[str] = []
-
-    def resolve(self, uri):
-        self.resolved.append(str(uri))
-        version = self.registry.resolve(uri)
-        if len(self.resolved) == 1:
-            self.registry.set_alias("cancer", "champion", 2)
-        return version
-
-    def __getattr__(self, name):
-        return getattr(self.registry, name)
-
-
-def test_drift_and_metrics_of_one_check_describe_the_same_version(segue_env, ops) -> None:
+def test_drift_and_metrics_of_one_check_describe_the_same_version(
+    segue_env, ops, alias_moves_after_first_resolve
+) -> None:
     from sklearn.linear_model import LinearRegression
 
     trained = ops.train_cancer()  # version 1: a classifier
@@ -95,7 +78,7 @@ def test_drift_and_metrics_of_one_check_describe_the_same_version(segue_env, ops
     X, y = trained.X.iloc[:80], trained.y.iloc[:80]
     ids = ops.log_predictions(segue_env.artifact_uri, "cancer", "1", X, trained.pipeline.predict(X))
     ops.log_feedback(segue_env.artifact_uri, "cancer", ids, y.tolist(), [ops.T0 + 100] * 80)
-    moving = AliasMovesAfterFirstResolve(registry)
+    moving = alias_moves_after_first_resolve(registry, "cancer")
 
     signals, _ = Monitor(moving, segue_env.artifact_uri).signals(
         "cancer@champion", start=ops.T0, end=ops.T0 + 3600
