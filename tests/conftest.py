@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -74,6 +75,28 @@ def sqlite_template(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("template") / "segue.db"
     _migrate(f"sqlite:///{path}")
     return path
+
+
+@contextmanager
+def _sqlite_store(root: Path, *, template: Path) -> Iterator[dict[str, str]]:
+    shutil.copyfile(template, root / "segue.db")
+    env = {
+        "SEGUE_HOME": str(root / "home"),
+        "SEGUE_STORE_URI": f"sqlite:///{root / 'segue.db'}",
+        "SEGUE_ARTIFACT_URI": str(root / "artifacts"),
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        yield env
+
+
+@pytest.fixture(scope="session")
+def sqlite_store(sqlite_template: Path) -> Callable[[Path], AbstractContextManager[dict[str, str]]]:
+    """``with sqlite_store(root) as env:`` a migrated SQLite store of its own under ``root``
+    (for session-scoped fixtures that seed models once): its ``SEGUE_*`` variables, set in the
+    environment inside the block."""
+    return functools.partial(_sqlite_store, template=sqlite_template)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import httpx
@@ -90,19 +88,10 @@ def tiny() -> TinyModels:
 
 
 @pytest.fixture(scope="session")
-def echo_store(tmp_path_factory, sqlite_template: Path) -> dict[str, str]:
+def echo_store(tmp_path_factory, sqlite_store) -> dict[str, str]:
     """The ``SEGUE_*`` variables of a SQLite store where ``models:/echo/1`` predicts ``x``
     (quick for a server process to load), once per session."""
-    root = tmp_path_factory.mktemp("echo")
-    shutil.copyfile(sqlite_template, root / "segue.db")
-    env = {
-        "SEGUE_HOME": str(root / "home"),
-        "SEGUE_STORE_URI": f"sqlite:///{root / 'segue.db'}",
-        "SEGUE_ARTIFACT_URI": str(root / "artifacts"),
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)
+    with sqlite_store(tmp_path_factory.mktemp("echo")) as env:
         TinyModels(pd.DataFrame({"x": [1.0, 2.0, 3.0]})).register("echo", _scaled(1))
     return env
 
@@ -122,7 +111,7 @@ class ServedCancer:
 
 
 @pytest.fixture(scope="session")
-def served_cancer(tmp_path_factory, sqlite_template: Path) -> ServedCancer:
+def served_cancer(tmp_path_factory, sqlite_store) -> ServedCancer:
     """``models:/cancer/1`` logged with the fluent API as ``cancer`` does, once per session.
 
     Logging and loading cost seconds (skops imports every scikit-learn module): too much to
@@ -136,18 +125,9 @@ def served_cancer(tmp_path_factory, sqlite_template: Path) -> ServedCancer:
     from segue.registry.service import get_registry
     from segue.serving.assembly import read_input_example
 
-    root = tmp_path_factory.mktemp("serving")
-    shutil.copyfile(sqlite_template, root / "segue.db")
-    env = {
-        "SEGUE_HOME": str(root / "home"),
-        "SEGUE_STORE_URI": f"sqlite:///{root / 'segue.db'}",
-        "SEGUE_ARTIFACT_URI": str(root / "artifacts"),
-    }
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
     pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1_000)).fit(X, y)
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)
+    with sqlite_store(tmp_path_factory.mktemp("serving")) as env:
         with segue.start_run(experiment="serving") as run:
             run.log_model(pipeline, input_example=X[:5], register_as="cancer")
         model = segue.load_model("models:/cancer/1")
@@ -228,31 +208,19 @@ def every_dtype_frame() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def oip_store(tmp_path_factory, sqlite_template: Path) -> dict[str, str]:
+def oip_store(tmp_path_factory, sqlite_store) -> dict[str, str]:
     """The ``SEGUE_*`` variables of a store holding echo models: ``models:/every/1`` takes a
     column of each of :data:`OIP_DTYPES` (as in :func:`every_dtype_frame`) and
     ``models:/tensor_<dtype>/1`` a ``(-1, 3)`` tensor of that dtype; each predicts its input."""
-
-    root = tmp_path_factory.mktemp("oip")
-    shutil.copyfile(sqlite_template, root / "segue.db")
-    env = {
-        "SEGUE_HOME": str(root / "home"),
-        "SEGUE_STORE_URI": f"sqlite:///{root / 'segue.db'}",
-        "SEGUE_ARTIFACT_URI": str(root / "artifacts"),
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)
-        with segue.start_run(experiment="oip") as run:
-            run.log_model(
-                _echo(), name="every", input_example=every_dtype_frame(), register_as="every"
-            )
-            for dtype in OIP_DTYPES:
-                example = every_dtype_frame()[[dtype] * 3].to_numpy(dtype=object)
-                if dtype != "string":
-                    example = example.astype(dtype)
-                name = f"tensor_{dtype}"
-                run.log_model(_echo(), name=name, input_example=example, register_as=name)
+    store = sqlite_store(tmp_path_factory.mktemp("oip"))
+    with store as env, segue.start_run(experiment="oip") as run:
+        run.log_model(_echo(), name="every", input_example=every_dtype_frame(), register_as="every")
+        for dtype in OIP_DTYPES:
+            example = every_dtype_frame()[[dtype] * 3].to_numpy(dtype=object)
+            if dtype != "string":
+                example = example.astype(dtype)
+            name = f"tensor_{dtype}"
+            run.log_model(_echo(), name=name, input_example=example, register_as=name)
     return env
 
 

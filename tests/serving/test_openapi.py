@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -54,19 +53,10 @@ def _mixed() -> Callable[[pd.DataFrame], Any]:
 
 
 @pytest.fixture(scope="module")
-def mixed(tmp_path_factory, sqlite_template: Path) -> tuple[dict[str, str], LoadedModel]:
+def mixed(tmp_path_factory, sqlite_store) -> tuple[dict[str, str], LoadedModel]:
     """``models:/mixed/1`` (columns s: string, i: int64, f: float64) in its own store: the
     store's ``SEGUE_*`` variables and the loaded model."""
-    root = tmp_path_factory.mktemp("openapi")
-    shutil.copyfile(sqlite_template, root / "segue.db")
-    env = {
-        "SEGUE_HOME": str(root / "home"),
-        "SEGUE_STORE_URI": f"sqlite:///{root / 'segue.db'}",
-        "SEGUE_ARTIFACT_URI": str(root / "artifacts"),
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)
+    with sqlite_store(tmp_path_factory.mktemp("openapi")) as env:
         with segue.start_run(experiment="mixed") as run:
             run.log_model(_mixed(), name="m", input_example=EXAMPLE, register_as="mixed")
         model = segue.load_model("models:/mixed/1")
