@@ -88,9 +88,10 @@ def left_out(headers: list[str]) -> Text:
     return Text(f"{what}: {names} (widen the terminal, pipe it, or use --json)", style="dim")
 
 
-#: One token that must not be broken: a number, a time, a version, a hex id, a placeholder.
+#: One token that must not be broken: a number, a time, a version, a hex id.
 _TOKEN = r"[-+]?(?:\d[\w.:+%\-]*|[0-9a-f]{6,}|nan|inf|v\d+)"
-#: A cell that must not be broken: tokens ("11-28 23:47"), maybe with a short unit ("2.3 ms").
+#: A cell that must not be broken: tokens ("11-28 23:47"), maybe with a short unit ("2.3 ms"),
+#: or the "-" an empty cell shows.
 _ATOMIC = re.compile(rf"{_TOKEN}(?: {_TOKEN})*(?: [A-Za-z%]{{1,3}})?|-")
 #: Words up to this long are never broken while there is room; longer ones (JSON, paths) fold.
 _SHORT_WORD = 16
