@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from segue.version import __version__
 
 _EXPORTS = {
+    "segue.config": ["set_tracking_uri"],
     "segue.errors": [
         "AlreadyExists",
         "Conflict",
@@ -78,6 +79,7 @@ __all__ = [
     "search_runs",
     "set_tag",
     "set_tags",
+    "set_tracking_uri",
     "start_run",
 ]
 
@@ -96,6 +98,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from segue.config import set_tracking_uri
     from segue.errors import (
         AlreadyExists,
         Conflict,

@@ -10,6 +10,12 @@
 | ``SEGUE_FLUSH_INTERVAL``     | ``0.5`` seconds                    |
 | ``SEGUE_METRIC_BACKLOG``     | ``100000`` metric points           |
 | ``SEGUE_METRIC_BACKLOG_POLICY`` | ``block`` (or ``drop``)         |
+| ``SEGUE_TRACKING_URI``       | unset: the stores above, directly  |
+| ``SEGUE_TOKEN``              | unset                              |
+
+With ``SEGUE_TRACKING_URI=http://host:port`` (or ``segue.set_tracking_uri(...)``), every SDK
+call and CLI command goes through that ``segue server`` with the bearer token
+``SEGUE_TOKEN``, and never opens the database or the artifact store itself.
 
 Without ``SEGUE_ARTIFACT_URI``, clients use the artifact root recorded in the metadata store
 (the first client records its own); with it, it wins, and a mismatch is warned about. The
@@ -22,7 +28,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from segue.errors import InvalidArgument
@@ -47,6 +53,15 @@ class Settings:
     metric_backlog_policy: str = "block"
     #: Whether ``artifact_uri`` came from ``SEGUE_ARTIFACT_URI`` (else it is the default).
     artifact_uri_set: bool = False
+    #: ``http(s)://host:port`` of a ``segue server`` to work through (remote mode), or None.
+    tracking_uri: str | None = None
+    #: The bearer token sent to ``tracking_uri``.
+    token: str | None = field(default=None, repr=False)
+
+    @property
+    def remote(self) -> bool:
+        """Whether clients work through a server (``SEGUE_TRACKING_URI``)."""
+        return self.tracking_uri is not None
 
 
 def settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -72,7 +87,36 @@ def settings(env: Mapping[str, str] | None = None) -> Settings:
         metric_backlog=_count(env, "SEGUE_METRIC_BACKLOG", 100_000),
         metric_backlog_policy=_choice(env, "SEGUE_METRIC_BACKLOG_POLICY", ("block", "drop")),
         artifact_uri_set=bool(env.get("SEGUE_ARTIFACT_URI")),
+        tracking_uri=_tracking_uri(env.get("SEGUE_TRACKING_URI")),
+        token=(env.get("SEGUE_TOKEN") or "").strip() or None,
     )
+
+
+def _tracking_uri(text: str | None) -> str | None:
+    if not text or not text.strip():
+        return None
+    uri = text.strip().rstrip("/")
+    if not uri.startswith(("http://", "https://")) or len(uri.split("://", 1)[1]) == 0:
+        raise InvalidArgument(
+            f"SEGUE_TRACKING_URI must be the http:// or https:// address of a segue server, "
+            f"got {text!r}"
+        )
+    return uri
+
+
+def set_tracking_uri(uri: str | None) -> None:
+    """Work through the ``segue server`` at ``uri`` from now on (None: the local stores).
+
+    The same as setting ``SEGUE_TRACKING_URI``; the token comes from ``SEGUE_TOKEN``.
+
+    Example:
+        >>> segue.set_tracking_uri("http://segue.internal:5000")
+    """
+    if uri is None:
+        os.environ.pop("SEGUE_TRACKING_URI", None)
+        return
+    _tracking_uri(uri)
+    os.environ["SEGUE_TRACKING_URI"] = uri
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

@@ -33,6 +33,28 @@ class AlreadyExists(SegueError):
     http_status = 409
 
 
+class Unauthenticated(SegueError):
+    """No credentials, or credentials that are unknown, revoked or expired (HTTP 401)."""
+
+    http_status = 401
+
+
+class PermissionDenied(SegueError):
+    """The caller is known but its role is too weak for what it asked (HTTP 403)."""
+
+    http_status = 403
+
+
+class TooManyRequests(SegueError):
+    """Too many failed attempts from one client: wait before trying again (HTTP 429)."""
+
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Conflict(SegueError):
     """The request contradicts what is already stored (e.g. changing a logged param)."""
 

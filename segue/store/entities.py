@@ -175,3 +175,63 @@ class Alert:
     threshold: float
     message: str
     delivered: list[dict[str, Any]]
+
+
+# -- identities and access ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class User:
+    """Someone who authenticates to ``segue server`` (times in epoch milliseconds)."""
+
+    id: int
+    name: str
+    role: str
+    disabled: bool
+    has_password: bool
+    created_at: int
+    created_by: str
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A user's token as listed: never the secret, only its public id."""
+
+    id: int
+    public_id: str
+    user: str
+    name: str
+    scope: str | None
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None
+    last_used_at: int | None
+
+
+@dataclass(frozen=True)
+class ModelGrant:
+    """``user`` holds ``role`` on ``model_name``."""
+
+    model_name: str
+    user: str
+    role: str
+    created_at: int
+    created_by: str
+
+
+@dataclass(frozen=True)
+class PromotionRequest:
+    """A proposed alias move and its fate; ``gate_report`` holds each gate's result."""
+
+    id: int
+    model_name: str
+    version: int
+    alias: str
+    reason: str
+    proposed_by: str
+    created_at: int
+    status: str
+    gate_report: list[dict[str, Any]]
+    decided_by: str | None = None
+    decided_at: int | None = None
+    comment: str | None = None

@@ -266,6 +266,89 @@ class AlertRow(Base):
     __table_args__ = (Index(None, "model", "id"),)
 
 
+# -- identities and access ------------------------------------------------------------------
+
+
+class UserRow(Base):
+    """A person or service that authenticates to ``segue server``; one role each."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    #: ``viewer``, ``editor``, ``maintainer`` or ``admin``.
+    role: Mapped[str] = mapped_column(String(16))
+    #: Argon2id hash (PHC string) of the password people log in to the UI with; NULL: none.
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(String(256))
+
+
+class ApiTokenRow(Base):
+    """A bearer token of a user, stored only as the sha256 of its secret."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: The short public id shown in listings and embedded in the token itself.
+    public_id: Mapped[str] = mapped_column(String(16), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    #: sha256 hex of the whole token; the token itself is never stored.
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    #: None: everything the user's role allows; ``predict``: only inference routes.
+    scope: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_used_at: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (Index(None, "user_id"),)
+
+
+class ModelGrantRow(Base):
+    """A user's role on one model, above the role the user has everywhere."""
+
+    __tablename__ = "model_grants"
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(String(256))
+
+
+class ModelPolicyRow(Base):
+    """How a model's aliases may move: ``require_approval`` makes maintainers propose too."""
+
+    __tablename__ = "model_policies"
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id"), primary_key=True)
+    require_approval: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    updated_by: Mapped[str] = mapped_column(String(256))
+
+
+class PromotionRequestRow(Base):
+    """A proposed alias move, waiting for a maintainer of the model to approve or reject it."""
+
+    __tablename__ = "promotion_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    alias: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+    #: The actor who proposed it (``user:bob``).
+    proposed_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    #: ``pending``, ``approved``, ``rejected`` or ``failed`` (approved, but a gate refused).
+    status: Mapped[str] = mapped_column(String(16))
+    #: The gate report when proposed (and, once decided, when decided).
+    gate_report: Mapped[list[Any]] = mapped_column(JSON)
+    decided_by: Mapped[str | None] = mapped_column(String(256))
+    decided_at: Mapped[int | None] = mapped_column(BigInteger)
+    comment: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index(None, "model_id", "status"),)
+
+
 # -- the store itself ----------------------------------------------------------------------
 
 

@@ -1,0 +1,1 @@
+"""Identities and roles: users, tokens, per-model grants, and who may do what."""

@@ -1,0 +1,164 @@
+"""One keep-alive HTTP connection to ``segue server``, and its errors as Segue's own.
+
+Example:
+    >>> session = RemoteSession("http://127.0.0.1:5000", token="sgt_…")
+    >>> session.call("GET", "/experiments")
+    [{'id': 1, 'name': 'Default', ...}]
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import orjson
+
+from segue import errors
+from segue.errors import SegueError, ServerError
+
+__all__ = ["API", "RemoteSession", "raise_for_error"]
+
+API = "/api/v1"
+
+#: Error types the server names in its bodies, raised again here as the same class.
+_ERRORS: dict[str, type[SegueError]] = {
+    cls.__name__: cls
+    for cls in (
+        errors.InvalidArgument,
+        errors.NotFound,
+        errors.AlreadyExists,
+        errors.Conflict,
+        errors.IntegrityError,
+        errors.Unauthenticated,
+        errors.PermissionDenied,
+        errors.TooManyRequests,
+    )
+}
+
+
+class RemoteSession:
+    """Calls to ``base_url`` + ``/api/v1`` with a bearer token, over one keep-alive connection
+    per thread pool slot (TCP_NODELAY set: no 40 ms Nagle stall on small requests).
+
+    Args:
+        base_url: the server, e.g. ``http://127.0.0.1:5000``.
+        token: the bearer token (``SEGUE_TOKEN``); None for a server started with ``--no-auth``.
+        timeout: seconds to connect and to wait for each answer.
+        transport: an httpx transport, for tests.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"accept": "application/json", "user-agent": "segue-client"}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        self._headers = headers
+        self._timeout = timeout
+        self._transport = transport
+        self._local = threading.local()
+
+    @property
+    def http(self) -> httpx.Client:
+        """This thread's client (httpx clients are not shared across threads here)."""
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            transport = self._transport or httpx.HTTPTransport(
+                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)], retries=2
+            )
+            client = httpx.Client(
+                base_url=self.base_url + API,
+                headers=self._headers,
+                timeout=self._timeout,
+                transport=transport,
+            )
+            self._local.client = client
+        return client
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """``method path`` with ``json`` as the body; the answer's JSON (None when empty).
+
+        Raises:
+            SegueError: the server's 4xx error, as the class it names (NotFound, …).
+            ServerError: a 5xx answer, or the server cannot be reached.
+        """
+        content = None if json is None else orjson.dumps(json)
+        headers = None if content is None else {"content-type": "application/json"}
+        response = self.send(method, path, content=content, params=params, headers=headers)
+        if not response.content:
+            return None
+        return orjson.loads(response.content)
+
+    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The raw response to ``method path`` (errors raised as :meth:`call` does)."""
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ServerError(f"cannot reach the Segue server at {self.base_url}: {exc}") from exc
+        raise_for_error(response, self.base_url)
+        return response
+
+    @contextmanager
+    def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        """A streamed response (for downloads); errors raised before the body is read."""
+        try:
+            with self.http.stream(method, path, **kwargs) as response:
+                if response.status_code >= 400:
+                    response.read()
+                raise_for_error(response, self.base_url)
+                yield response
+        except httpx.HTTPError as exc:
+            raise ServerError(f"cannot reach the Segue server at {self.base_url}: {exc}") from exc
+
+    def close(self) -> None:
+        client = getattr(self._local, "client", None)
+        if client is not None:
+            client.close()
+            self._local.client = None
+
+
+def raise_for_error(response: httpx.Response, where: str) -> None:
+    """Raise the Segue error a 4xx/5xx ``response`` describes; nothing for a success."""
+    status = response.status_code
+    if status < 400:
+        return
+    request_id = response.headers.get("x-request-id")
+    try:
+        body = orjson.loads(response.content) if response.content else {}
+    except orjson.JSONDecodeError:
+        body = {}
+    message = body.get("error") if isinstance(body, dict) else None
+    message = str(message or response.text[:300] or f"HTTP {status}")
+    kind = body.get("type") if isinstance(body, dict) else None
+    if status >= 500:
+        raise ServerError(
+            f"{where} failed: {message}", request_id=request_id, status_code=status
+        )
+    if kind == "GateFailed":
+        raise errors.GateFailed(message, list(body.get("report") or []))
+    if kind == "TooManyRequests":
+        retry = response.headers.get("retry-after", "60")
+        raise errors.TooManyRequests(message, retry_after=int(retry) if retry.isdigit() else 60)
+    cls = _ERRORS.get(str(kind))
+    if cls is None:
+        cls = {401: errors.Unauthenticated, 403: errors.PermissionDenied, 404: errors.NotFound}.get(
+            status, errors.InvalidArgument
+        )
+    raise cls(message)

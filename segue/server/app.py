@@ -1,0 +1,246 @@
+"""The ``segue server`` application: ``/api/v1`` routes, authentication, errors, docs.
+
+Every route is declared in :data:`segue.server.access.ACCESS`; one app-wide dependency
+authenticates the bearer token (401 without a valid one, 429 after too many failures from one
+client) and checks the route's role, with the model's grants where the route names a model
+(403). Handlers read the caller from :func:`caller`.
+
+Errors are ``{"error", "type", "field", "request_id"}`` JSON with a 4xx status for anything a
+caller can cause; a 500 only for a bug, with the traceback in the server log.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.routing import Mount
+
+from segue.auth.principal import Principal
+from segue.errors import GateFailed, InvalidArgument, SegueError, TooManyRequests, Unauthenticated
+from segue.server import access
+from segue.server.routes import ROUTERS
+from segue.server.state import ServerState
+from segue.static.docs import add_docs
+from segue.store import codec
+from segue.version import __version__
+
+log = logging.getLogger("segue.server")
+
+API = "/api/v1"
+_JSON = "application/json"
+
+
+def create_app(state: ServerState) -> FastAPI:
+    """The server over ``state``'s stores.
+
+    Raises:
+        InvalidArgument: a route without an entry in :data:`~segue.server.access.ACCESS`
+            (every route must say who may call it).
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            state.close()
+
+    app = FastAPI(
+        title="Segue server",
+        version=__version__,
+        description="Tracking, registry, artifacts and monitoring for a team.",
+        openapi_url=f"{API}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        dependencies=[Depends(_authorize)],
+        lifespan=lifespan,
+    )
+    app.state.segue = state
+    for router in ROUTERS:
+        app.include_router(router, prefix=API)
+    app.add_api_route(f"{API}/health", _health, methods=["GET"], tags=["server"])
+    app.add_api_route(f"{API}/whoami", _whoami, methods=["GET"], tags=["server"])
+    add_docs(app)
+    app.add_exception_handler(SegueError, _segue_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _internal_error)
+    check_routes(app)
+    return app
+
+
+def check_routes(app: FastAPI) -> None:
+    """Refuse an app with a route or mount that :mod:`segue.server.access` does not list."""
+    openapi = app.openapi_url
+    for route in app.routes:
+        if isinstance(route, Mount):
+            if route.path not in access.PUBLIC_MOUNTS:
+                raise InvalidArgument(f"mount {route.path} is not in access.PUBLIC_MOUNTS")
+        elif isinstance(route, APIRoute):
+            for method in route.methods:
+                if (method, route.path) not in access.ACCESS:
+                    raise InvalidArgument(f"route {method} {route.path} is not in access.ACCESS")
+        elif getattr(route, "path", None) != openapi:
+            raise InvalidArgument(f"route {getattr(route, 'path', route)!r} is not declared")
+
+
+# --- authentication --------------------------------------------------------------------------
+
+ANONYMOUS = Principal("anonymous", "admin", kind="anonymous")
+
+
+def server_state(request: Request) -> ServerState:
+    state: ServerState = request.app.state.segue
+    return state
+
+
+def caller(request: Request) -> Principal:
+    """The authenticated caller of this request (set by the app-wide dependency)."""
+    principal: Principal = request.state.principal
+    return principal
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _authorize(request: Request) -> None:
+    # A plain function: FastAPI runs it in the thread pool, as the token lookup reads the store.
+    route = request.scope.get("route")
+    rule = access.ACCESS.get((request.method, getattr(route, "path", "")))
+    if rule is None:  # check_routes makes this unreachable for APIRoutes
+        raise InvalidArgument(f"no access rule for {request.method} {request.url.path}")
+    if rule.role == access.PUBLIC:
+        request.state.principal = None
+        return
+    state = server_state(request)
+    if state.no_auth:
+        request.state.principal = ANONYMOUS
+        return
+    client = client_address(request)
+    state.limiter.check(client)
+    token = _bearer(request)
+    try:
+        if token is None:
+            raise Unauthenticated(
+                "this route needs a token: send 'Authorization: Bearer <token>' "
+                "(create one with 'segue tokens create NAME')"
+            )
+        principal = state.auth.authenticate(token)
+    except Unauthenticated:
+        state.limiter.failed(client)
+        raise
+    model = request.path_params.get(rule.model) if rule.model else None
+    state.auth.authorize(principal, rule.role, model)
+    request.state.principal = principal
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+async def _health(request: Request) -> dict[str, Any]:
+    """Liveness: the server process answers (no token needed)."""
+    return {"status": "ok", "version": __version__}
+
+
+async def _whoami(request: Request) -> dict[str, Any]:
+    """The caller: user, role, token id and scope."""
+    principal = caller(request)
+    return {
+        "user": principal.user,
+        "role": principal.role,
+        "token_id": principal.token_id,
+        "scope": principal.scope,
+        "actor": str(principal.actor),
+    }
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """``value`` (entities included) as JSON."""
+    return Response(orjson.dumps(codec.dump(value)), status, headers, media_type=_JSON)
+
+
+def error_response(
+    request: Request,
+    status: int,
+    message: str,
+    *,
+    kind: str,
+    field: str | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    body = {"error": message, "type": kind, "field": field, "request_id": request_id[:128]}
+    body.update(extra or {})
+    return json_response(body, status, {"x-request-id": body["request_id"], **(headers or {})})
+
+
+async def _segue_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SegueError)
+    extra: dict[str, Any] = {}
+    headers: dict[str, str] = {}
+    if isinstance(exc, GateFailed):
+        extra["report"] = [vars(r) if hasattr(r, "__dict__") else r for r in exc.report]
+    if isinstance(exc, TooManyRequests):
+        headers["retry-after"] = str(exc.retry_after)
+    if isinstance(exc, Unauthenticated):
+        headers["www-authenticate"] = "Bearer"
+    status = exc.http_status if exc.http_status < 500 else 500
+    return error_response(
+        request,
+        status,
+        str(exc),
+        kind=type(exc).__name__,
+        field=getattr(exc, "field", None),
+        extra=extra,
+        headers=headers,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    where = [str(p) for p in first.get("loc", ()) if p not in ("body",)]
+    field = ".".join(where) or None
+    message = f"{field}: {first.get('msg', 'invalid')}" if field else str(first.get("msg"))
+    return error_response(request, 422, message, kind="InvalidArgument", field=field)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"no route {request.url.path!r}; see /docs for this server's API"
+    else:
+        message = str(exc.detail)
+    return error_response(
+        request, exc.status_code, message, kind="HTTPError", headers=dict(exc.headers or {})
+    )
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return error_response(
+        request, 500, f"internal error ({type(exc).__name__}); see the server log", kind="Internal"
+    )

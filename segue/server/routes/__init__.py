@@ -1,0 +1,7 @@
+"""The ``/api/v1`` routers, one module per area; :data:`ROUTERS` is what the app includes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+ROUTERS: list[APIRouter] = []
