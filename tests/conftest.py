@@ -214,3 +214,66 @@ def segue_serve() -> Serve:
     ``segue serve`` process on a free port (``env`` over ``os.environ``), ready to answer;
     stopped at the end if the test left it running."""
     return _serving
+
+
+class LiveServer:
+    """A ``segue server`` app served by uvicorn in a thread of this process, over real HTTP.
+
+    ``url`` is its address, ``state`` its :class:`~segue.server.state.ServerState`.
+    """
+
+    def __init__(self, state, port: int) -> None:
+        import threading
+
+        import uvicorn
+
+        from segue.server.app import create_app
+
+        self.state = state
+        self.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(
+            create_app(state), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="segue-server", daemon=True)
+        self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("segue server did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """``start_server(store_uri, artifact_uri=None, no_auth=False, clock=time.time)``: a
+    server over that store (artifacts under ``tmp_path`` by default), stopped at the end."""
+    from segue.config import settings
+    from segue.server.state import ServerState
+    from segue.store.engine import open_engine
+
+    started: list[LiveServer] = []
+
+    def start(
+        store_uri: str,
+        artifact_uri: str | None = None,
+        *,
+        no_auth: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> LiveServer:
+        env = {
+            "SEGUE_HOME": str(tmp_path / "server-home"),
+            "SEGUE_STORE_URI": store_uri,
+            "SEGUE_ARTIFACT_URI": artifact_uri or str(tmp_path / "server-artifacts"),
+        }
+        state = ServerState(settings(env), open_engine(store_uri), no_auth=no_auth, clock=clock)
+        server = LiveServer(state, free_port())
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

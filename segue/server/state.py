@@ -8,18 +8,20 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING
 
 from segue.artifacts import ContentStore, FsspecBackend
 from segue.auth.principal import Principal
-from segue.auth.service import AuthService
 from segue.config import Settings
 from segue.registry.service import Registry
 from segue.server.ratelimit import FailureLimiter
 from segue.store.alerts import SqlAlertStore
-from segue.store.auth import SqlAuthStore
 from segue.store.registry import SqlRegistryStore
 from segue.store.tracking import SqlTrackingStore
 from segue.tracking.client import TrackingClient, artifact_root
+
+if TYPE_CHECKING:
+    from segue.auth.service import AuthService
 
 
 @dataclass
@@ -56,6 +58,9 @@ class ServerState:
 
     @cached_property
     def auth(self) -> AuthService:
+        from segue.auth.service import AuthService
+        from segue.store.auth import SqlAuthStore
+
         return AuthService(SqlAuthStore(self.engine), clock=self.clock)
 
     @cached_property
