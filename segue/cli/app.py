@@ -15,6 +15,7 @@ from segue.cli import (
     quickstart,
     runs,
     serve,
+    server,
 )
 from segue.version import __version__
 
@@ -42,6 +43,10 @@ app.command(
     "quickstart",
     epilog="Example: SEGUE_HOME=/tmp/demo segue quickstart",
 )(quickstart.quickstart)
+app.command(
+    "server",
+    epilog="Example: SEGUE_STORE_URI=postgresql+psycopg://db/segue segue server --host 0.0.0.0",
+)(server.server)
 app.command("serve", epilog="Example: segue serve models:/churn@champion --port 8000 --workers 2")(
     serve.serve
 )

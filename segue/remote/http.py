@@ -148,9 +148,7 @@ def raise_for_error(response: httpx.Response, where: str) -> None:
     message = str(message or response.text[:300] or f"HTTP {status}")
     kind = body.get("type") if isinstance(body, dict) else None
     if status >= 500:
-        raise ServerError(
-            f"{where} failed: {message}", request_id=request_id, status_code=status
-        )
+        raise ServerError(f"{where} failed: {message}", request_id=request_id, status_code=status)
     if kind == "GateFailed":
         raise errors.GateFailed(message, list(body.get("report") or []))
     if kind == "TooManyRequests":

@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
-from typing import TYPE_CHECKING
 
 from segue.artifacts import ContentStore, FsspecBackend
 from segue.auth.principal import Principal
