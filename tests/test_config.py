@@ -79,3 +79,31 @@ def test_a_relative_artifact_folder_is_made_absolute(tmp_path, monkeypatch):
     assert config.artifact_uri_set
     assert not settings({}).artifact_uri_set
     assert settings({"SEGUE_ARTIFACT_URI": "s3://b/a"}).artifact_uri == "s3://b/a"
+
+
+def test_the_tracking_uri_and_token_turn_on_remote_mode():
+    env = {"SEGUE_TRACKING_URI": "http://segue.internal:5000/", "SEGUE_TOKEN": " sgt_secret "}
+    config = settings(env)
+    assert config.remote
+    assert config.tracking_uri == "http://segue.internal:5000"
+    assert config.token == "sgt_secret"
+    assert "sgt_secret" not in repr(config)  # kept out of logs and tracebacks
+    assert not settings({}).remote
+
+
+@pytest.mark.parametrize("value", ["segue.internal:5000", "ftp://x", "http://"])
+def test_a_tracking_uri_that_is_not_http_is_refused_naming_the_variable(value):
+    with pytest.raises(InvalidArgument, match="SEGUE_TRACKING_URI"):
+        settings({"SEGUE_TRACKING_URI": value})
+
+
+def test_set_tracking_uri_sets_and_clears_the_variable(monkeypatch):
+    import segue
+
+    monkeypatch.delenv("SEGUE_TRACKING_URI", raising=False)
+    segue.set_tracking_uri("http://127.0.0.1:5000")
+    assert settings().tracking_uri == "http://127.0.0.1:5000"
+    segue.set_tracking_uri(None)
+    assert not settings().remote
+    with pytest.raises(InvalidArgument):
+        segue.set_tracking_uri("127.0.0.1:5000")
