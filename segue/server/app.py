@@ -21,6 +21,7 @@ import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Mount
@@ -67,9 +68,11 @@ def create_app(state: ServerState) -> FastAPI:
     )
     app.state.segue = state
     for router in ROUTERS:
-        app.include_router(router, prefix=API)
+        app.include_router(router, prefix=API, responses=ERROR_RESPONSES)
     app.add_api_route(f"{API}/health", _health, methods=["GET"], tags=["server"])
-    app.add_api_route(f"{API}/whoami", _whoami, methods=["GET"], tags=["server"])
+    app.add_api_route(
+        f"{API}/whoami", _whoami, methods=["GET"], tags=["server"], responses=ERROR_RESPONSES
+    )
     add_docs(app)
     app.add_exception_handler(SegueError, _segue_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -92,6 +95,36 @@ def check_routes(app: FastAPI) -> None:
                     raise InvalidArgument(f"route {method} {route.path} is not in access.ACCESS")
         elif getattr(route, "path", None) != openapi:
             raise InvalidArgument(f"route {getattr(route, 'path', route)!r} is not declared")
+
+
+class ErrorBody(BaseModel):
+    """What every refused or failed call answers."""
+
+    error: str
+    type: str
+    field: str | None = None
+    request_id: str
+    report: list[dict[str, Any]] | None = None
+
+
+_ERRORS = {
+    400: "Malformed request.",
+    401: "No token, or one that is unknown, revoked or expired.",
+    403: "The caller's role is too weak for this route (on this model).",
+    404: "The named thing does not exist.",
+    409: "The request conflicts with what is stored (a gate refused an alias move: 'report').",
+    413: "The body is too large.",
+    422: "A field is malformed; 'field' names it.",
+    429: "Too many failed authentications from this client; retry after Retry-After seconds.",
+}
+
+
+#: Every authenticated route may answer these; saying so lets clients (and Schemathesis)
+#: expect them.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in _ERRORS.items()
+}
 
 
 # --- authentication --------------------------------------------------------------------------
