@@ -1,7 +1,7 @@
 """Failed-authentication limits: a client with too many failures in a minute is refused.
 
-Shared by the team server (`segue server`) and the inference server (`segue serve --auth`);
-it lives here, below both edges, as `segue.serving` imports nothing from `segue.server`.
+Shared by the team server (``segue server``) and the inference server (``segue serve --auth``);
+it lives here, below both edges, as ``segue.serving`` imports nothing from ``segue.server``.
 """
 
 from __future__ import annotations
