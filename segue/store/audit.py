@@ -33,8 +33,8 @@ def record(
             model_name=model_name,
             action=action,
             target=target,
-            before=_json_safe(dict(before)) if before else None,
-            after=_json_safe(dict(after)) if after else None,
+            before=json_safe(dict(before)) if before else None,
+            after=json_safe(dict(after)) if after else None,
             reason=reason,
         )
     )
@@ -71,12 +71,12 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """``value`` with infinite and NaN floats as None: PostgreSQL's JSON type refuses them."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Mapping):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value

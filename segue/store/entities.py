@@ -235,3 +235,14 @@ class PromotionRequest:
     decided_by: str | None = None
     decided_at: int | None = None
     comment: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelPolicy:
+    """How ``model_name``'s aliases may move: with ``require_approval``, maintainers propose
+    too (``updated_by`` None while the policy was never set)."""
+
+    model_name: str
+    require_approval: bool
+    updated_at: int | None = None
+    updated_by: str | None = None
