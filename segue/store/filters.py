@@ -18,7 +18,17 @@ from typing import Literal
 
 from segue.errors import InvalidArgument
 
-__all__ = ["BoolOp", "Comparison", "Expr", "Kind", "OrderKey", "parse_filter", "parse_order_by"]
+__all__ = [
+    "BoolOp",
+    "Comparison",
+    "Expr",
+    "Kind",
+    "OrderKey",
+    "format_filter",
+    "format_order",
+    "parse_filter",
+    "parse_order_by",
+]
 
 Kind = Literal["metric", "param", "tag", "attribute"]
 
@@ -398,3 +408,62 @@ def parse_order_by(items: Sequence[str] | None) -> list[OrderKey]:
         parser.expect_end("expected ASC, DESC or the end of the item")
         keys.append(OrderKey(kind, key, descending))
     return keys
+
+
+# -- writing trees back as text ----------------------------------------------------------------
+
+_PREFIX_OF: dict[Kind, str] = {"metric": "metrics", "param": "params", "tag": "tags"}
+
+
+def format_filter(expr: Expr) -> str:
+    """The filter text of ``expr``: :func:`parse_filter` reads it back as the same tree.
+
+    This is how a client sends a parsed filter to a server, which parses it again. Keys are
+    written in backticks, strings in single quotes (a backslash escapes a quote or a
+    backslash), and every ``and``/``or`` operand that is itself one in parentheses.
+
+    Example:
+        >>> format_filter(parse_filter("metrics.acc > 0.9 and params.model = 'rf'"))
+        "metrics.`acc` > 0.9 and params.`model` = 'rf'"
+    """
+    if isinstance(expr, BoolOp):
+        return f" {expr.op} ".join(
+            f"({format_filter(e)})" if isinstance(e, BoolOp) else format_filter(e)
+            for e in expr.operands
+        )
+    key = _format_key(expr.kind, expr.key)
+    if expr.value is None:
+        return f"{key} {expr.op}"
+    if isinstance(expr.value, tuple):
+        return f"{key} {expr.op} ({', '.join(_format_value(v) for v in expr.value)})"
+    return f"{key} {expr.op} {_format_value(expr.value)}"
+
+
+def format_order(keys: Sequence[OrderKey]) -> list[str]:
+    """The ``order_by`` items of ``keys``: :func:`parse_order_by` reads them back as the same.
+
+    Example:
+        >>> format_order(parse_order_by(["metrics.acc desc", "start_time"]))
+        ['metrics.`acc` DESC', 'start_time ASC']
+    """
+    return [f"{_format_key(k.kind, k.key)} {'DESC' if k.descending else 'ASC'}" for k in keys]
+
+
+def _format_key(kind: Kind, key: str) -> str:
+    if kind == "attribute":
+        return key
+    return f"{_PREFIX_OF[kind]}.{_quoted(key, '`')}"
+
+
+def _format_value(value: str | float) -> str:
+    if isinstance(value, str):
+        return _quoted(value, "'")
+    if value != value:  # NaN: no literal reads as it, and no parsed filter holds one
+        raise InvalidArgument("a filter cannot compare with NaN")
+    if value in (float("inf"), float("-inf")):
+        return "1e999" if value > 0 else "-1e999"  # what a literal too big to hold reads as
+    return repr(float(value))
+
+
+def _quoted(text: str, quote: str) -> str:
+    return quote + text.replace("\\", "\\\\").replace(quote, "\\" + quote) + quote

@@ -14,6 +14,8 @@ from segue.store.filters import (
     Comparison,
     Expr,
     OrderKey,
+    format_filter,
+    format_order,
     parse_filter,
     parse_order_by,
 )
@@ -430,6 +432,32 @@ def test_rendered_trees_parse_back_to_themselves(expr: Expr) -> None:
     assert parse_filter(_render(expr)) == expr
 
 
+@given(_trees)
+def test_formatted_trees_parse_back_to_themselves(expr: Expr) -> None:
+    assert parse_filter(format_filter(expr)) == expr
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "metrics.acc > 0.9 and params.model = 'rf'",
+        "(metrics.acc >= 0.9 or metrics.f1 > 0.8) and status = 'finished'",
+        r"tags.promo LIKE '50\%%' or tags.`it's` IN ('a\'b', 'c\\d')",
+        "metrics.huge > 1e999 and metrics.tiny < -1e999",  # infinities, as parsed
+        "params.depth IN (2, 10.5, -3e-7) and end_time IS NULL and tags.x IS NOT NULL",
+        "run_name NOT ILIKE 'a%' or experiment != 'b' or start_time <= 1700000000000",
+    ],
+)
+def test_formatted_filters_parse_back_to_the_same_tree(text: str) -> None:
+    expr = parse_filter(text)
+    assert expr is not None
+
+    formatted = format_filter(expr)
+
+    assert parse_filter(formatted) == expr
+    assert format_filter(parse_filter(formatted)) == formatted  # type: ignore[arg-type]
+
+
 # -- order_by ---------------------------------------------------------------------------------
 
 
@@ -479,6 +507,22 @@ def test_order_by_errors_point_at_the_offending_token(
     message = str(caught.value)
     assert message.startswith(f"invalid order_by item {item!r} at position {position} ")
     assert fragment in message
+
+
+_order_keys = st.one_of(
+    st.builds(OrderKey, st.sampled_from(["metric", "param", "tag"]), _keys, st.booleans()),
+    st.builds(
+        OrderKey,
+        st.just("attribute"),
+        st.sampled_from(["name", "run_id", "user", "status", "start_time", "end_time"]),
+        st.booleans(),
+    ),
+)
+
+
+@given(st.lists(_order_keys, max_size=4))
+def test_formatted_order_parses_back_to_the_same_keys(keys: list[OrderKey]) -> None:
+    assert parse_order_by(format_order(keys)) == keys
 
 
 @given(st.lists(st.text(), max_size=3))
