@@ -234,16 +234,10 @@ class Registry:
             raise InvalidArgument("--force needs --reason: say why the gates are overridden")
         candidate = self.store.get_version(name, version)
         self.verify_version(candidate, f"{name}@{alias} not moved to version {version}")
-        requirements = [
-            gate_rules.parse_requirement(g.requirement) for g in self.store.list_gates(name, alias)
-        ]
+        requirements = self._requirements(name, alias)
         for _ in range(_ALIAS_RETRIES):
             previous = self.store.get_alias(name, alias)
-            holders = {
-                ref: self._metrics_of_alias(name, ref)
-                for ref in gate_rules.referenced_aliases(requirements)
-            }
-            report = gate_rules.evaluate(requirements, self._metrics(candidate), holders)
+            report = self._evaluate(name, requirements, candidate)
             failed = [r for r in report if not r.passed]
             if failed and not force:
                 raise GateFailed(
@@ -266,6 +260,33 @@ class Registry:
                 continue  # another client moved it first: decide again against the new holder
             return AliasMove(name, alias, version, previous, report, bool(force and failed))
         raise Conflict(f"{name}@{alias} kept moving under concurrent changes; try again")
+
+    def gate_report(self, name: str, alias: str, version: int) -> list[gate_rules.GateResult]:
+        """Each gate declared for ``alias``, judged now for ``version`` (nothing moves).
+
+        Raises:
+            NotFound: no such model or version.
+
+        Example:
+            >>> [r.passed for r in registry.gate_report("churn", "champion", 5)]
+            [True, False]
+        """
+        check_alias(alias)
+        candidate = self.store.get_version(name, version)
+        return self._evaluate(name, self._requirements(name, alias), candidate)
+
+    def _requirements(self, name: str, alias: str) -> list[gate_rules.Requirement]:
+        gates = self.store.list_gates(name, alias)
+        return [gate_rules.parse_requirement(g.requirement) for g in gates]
+
+    def _evaluate(
+        self, name: str, requirements: list[gate_rules.Requirement], candidate: ModelVersion
+    ) -> list[gate_rules.GateResult]:
+        holders = {
+            ref: self._metrics_of_alias(name, ref)
+            for ref in gate_rules.referenced_aliases(requirements)
+        }
+        return gate_rules.evaluate(requirements, self._metrics(candidate), holders)
 
     def _metrics(self, version: ModelVersion) -> dict[str, float]:
         run = current_run(self.tracking, version.run_id)
