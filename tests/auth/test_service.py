@@ -335,7 +335,7 @@ def test_grants_are_checked(auth, models):
 
 def test_predict_tokens_are_refused_on_the_team_server(auth):
     auth.add_user("alice", "admin", ADA)
-    token, listed = auth.create_token("alice", "edge", ADA, scope="predict")
+    token, _ = auth.create_token("alice", "edge", ADA, scope="predict")
     alice = auth.authenticate(token)
     with pytest.raises(PermissionDenied, match="inference servers"):
         auth.authorize(alice, "viewer", None)
