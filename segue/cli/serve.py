@@ -62,6 +62,21 @@ def serve(
     log_flush_s: float = typer.Option(
         1.0, "--log-flush-s", min=0.01, help="Seconds between prediction log writes."
     ),
+    auth: bool = typer.Option(
+        False,
+        "--auth",
+        help="Inference and /feedback need 'Authorization: Bearer <token>': a token of the "
+        "store (segue tokens create NAME --scope predict), or the team server's in remote mode. "
+        "A revoked token is refused within 2 s.",
+    ),
+    api_key_file: str = typer.Option(
+        None,
+        "--api-key-file",
+        help="Inference and /feedback need 'Authorization: Bearer <key>', a key of FILE (one a "
+        "line, # comments); FILE is read again when it changes. Combines with --auth.",
+        metavar="FILE",
+        show_default=False,
+    ),
 ) -> None:
     """Serve a model over HTTP: Open Inference Protocol v2, POST /predict, /metrics, /docs.
 
@@ -69,6 +84,10 @@ def serve(
     Alias routes follow the registry: when the alias moves, the new version is loaded in the
     background and swapped in without failing a request. SIGTERM stops accepting connections,
     finishes in-flight requests, then writes the rest of the prediction log.
+
+    With --auth or --api-key-file, inference and /feedback need a bearer token (401 without
+    one, 429 after 10 failures from one client in a minute); health, readiness, metadata,
+    /metrics and /docs stay open.
     """
     from segue.models.uri import resolve_model_uri
     from segue.serving.options import ServeOptions
@@ -90,5 +109,7 @@ def serve(
             poll_s=poll_s,
             log=log,
             log_flush_s=log_flush_s,
+            auth=auth,
+            api_key_file=api_key_file,
         )
     )

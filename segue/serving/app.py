@@ -35,7 +35,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from segue.errors import SegueError
-from segue.serving import metadata, responses, schemas
+from segue.serving import access, metadata, responses, schemas
+from segue.serving.auth import Guard
 from segue.serving.config import Feedback, ServeConfig
 from segue.serving.deployment import ServedModels
 from segue.serving.feedback import check_json_content, parse_feedback
@@ -94,6 +95,9 @@ def create_app(models: ServedModels, config: ServeConfig) -> FastAPI:
     app.add_exception_handler(Exception, _internal_error)
     app.openapi = partial(openapi, app, models)  # type: ignore[method-assign]
     add_docs(app)
+    access.check_routes(app)  # every route says who may call it
+    if config.auth is not None and access.protect(app, config.auth.wrap):
+        app.guard = config.auth  # the hot routes, answered past the router, check it too
     return app
 
 
@@ -121,12 +125,14 @@ class _ServingApp(FastAPI):
     """FastAPI for everything but the hot routes, which go straight to the handler."""
 
     inference: InferenceHandler
+    guard: Guard | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             target = hot_target(scope["path"])
             if target is not None:
-                await self.inference(scope, receive, send, target)
+                if self.guard is None or await self.guard.admit(scope, send):
+                    await self.inference(scope, receive, send, target)
                 return
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)

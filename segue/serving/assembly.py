@@ -24,6 +24,7 @@ from segue.errors import InvalidArgument
 from segue.models.package import LoadedModel
 from segue.models.uri import parse_model_uri
 from segue.serving.app import create_app
+from segue.serving.auth import Guard, KeyFile, TokenCache, remote_tokens, store_tokens
 from segue.serving.config import ServeConfig
 from segue.serving.deployment import (
     Deployment,
@@ -40,7 +41,7 @@ from segue.serving.routing import role_of
 from segue.serving.shutdown import stop_reads_on_signal
 from segue.serving.watcher import AliasWatcher, Watchers, watched
 
-__all__ = ["build_app", "load_deployment", "load_routes", "read_input_example"]
+__all__ = ["build_app", "guard", "load_deployment", "load_routes", "read_input_example"]
 
 _EXAMPLE = "input_example.json"
 
@@ -141,8 +142,26 @@ def build_app(options: ServeOptions, *, rng: random.Random | None = None) -> Fas
             check_feedback=recorder.check_feedback,
             on_shutdown=(recorder.close,),
         )
+    if options.auth or options.api_key_file:
+        config = dataclasses.replace(config, auth=guard(options))
     served = ServedModel(name, routes=routes, shadows=shadows, rng=rng)
     return create_app(ServedModels([served]), config)
+
+
+def guard(options: ServeOptions) -> Guard:
+    """What checks the bearer tokens of the inference routes: the ``--api-key-file`` keys
+    and, with ``--auth``, the metadata store's tokens (the team server's in remote mode)."""
+    from segue.config import settings
+
+    keys = KeyFile(options.api_key_file) if options.api_key_file else None
+    tokens = None
+    if options.auth:
+        config = settings()
+        if config.remote and config.tracking_uri:
+            tokens = TokenCache(remote_tokens(config.tracking_uri))
+        else:
+            tokens = TokenCache(store_tokens())
+    return Guard(keys=keys, tokens=tokens)
 
 
 def load_routes(

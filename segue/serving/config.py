@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,9 @@ from segue.errors import InvalidArgument
 from segue.serving.inputs import ModelInput
 from segue.serving.metrics import ServingMetrics
 from segue.serving.shutdown import BodyReads
+
+if TYPE_CHECKING:
+    from segue.serving.auth import Guard
 
 __all__ = ["Feedback", "InferenceRecord", "ServeConfig"]
 
@@ -164,6 +167,8 @@ class ServeConfig:
         body_reads: the requests reading their bodies, which a stopping server cuts short
             with a 503 (``segue serve`` stops them on SIGTERM; see
             :mod:`segue.serving.shutdown`).
+        auth: checks the bearer token of the routes :mod:`segue.serving.access` protects
+            (``--auth``, ``--api-key-file``); None: every route is open.
 
     Raises:
         InvalidArgument: for a non-positive size or limit, or a negative latency.
@@ -184,6 +189,7 @@ class ServeConfig:
     on_shutdown: tuple[Callable[[], Any], ...] = ()
     metrics: ServingMetrics = field(default_factory=ServingMetrics, compare=False, repr=False)
     body_reads: BodyReads = field(default_factory=BodyReads, compare=False, repr=False)
+    auth: Guard | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if type(self.max_batch_size) is not int or self.max_batch_size < 1:

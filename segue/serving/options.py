@@ -47,6 +47,8 @@ class ServeOptions:
     poll_s: float = POLL_SECONDS
     log: bool = True
     log_flush_s: float = 1.0
+    auth: bool = False
+    api_key_file: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "routes", tuple(self.routes))
@@ -71,6 +73,11 @@ class ServeOptions:
             raise InvalidArgument(
                 "--shadow answers go only to the prediction log: drop --no-log or --shadow"
             )
+        if self.api_key_file is not None:
+            from segue.serving.auth import KeyFile
+
+            object.__setattr__(self, "api_key_file", os.path.abspath(self.api_key_file))
+            KeyFile(self.api_key_file)  # refuse a missing file, or one without a good key
         self.route_specs()  # refuse malformed routes and shadows here, before loading anything
         self.shadow_specs()
 
@@ -117,6 +124,8 @@ class ServeOptions:
             "POLL_S": repr(self.poll_s),
             "LOG": "1" if self.log else "0",
             "LOG_FLUSH_S": repr(self.log_flush_s),
+            "AUTH": "1" if self.auth else "0",
+            "API_KEY_FILE": self.api_key_file or "",
         }
         return {_ENV + key: value for key, value in values.items()}
 
@@ -138,6 +147,8 @@ class ServeOptions:
                 poll_s=float(get("POLL_S", str(POLL_SECONDS))),
                 log=get("LOG", "1") != "0",
                 log_flush_s=float(get("LOG_FLUSH_S", "1")),
+                auth=get("AUTH", "0") == "1",
+                api_key_file=get("API_KEY_FILE", "") or None,
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise InvalidArgument(f"{_ENV}* variables are incomplete or malformed: {exc}") from None
