@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 
 from segue.errors import AlreadyExists, Conflict, GateFailed, InvalidArgument, NotFound
@@ -222,12 +223,17 @@ class Registry:
         *,
         force: bool = False,
         reason: str | None = None,
+        expected: int | EllipsisType | None = ...,
     ) -> AliasMove:
         """Point ``alias`` at ``version`` if every gate declared for the alias passes.
+
+        ``expected``, when given, is the version the alias must still point at (None: unset)
+        for the move to happen, as a client that decided on that view asks.
 
         Raises:
             GateFailed: a gate failed (its report names each gate's value and threshold).
             InvalidArgument: ``force`` without a ``reason``.
+            Conflict: the alias does not point at ``expected``.
         """
         check_alias(alias)
         if force and not (reason and reason.strip()):
@@ -237,6 +243,10 @@ class Registry:
         requirements = self._requirements(name, alias)
         for _ in range(_ALIAS_RETRIES):
             previous = self.store.get_alias(name, alias)
+            if expected is not ... and previous != expected:
+                raise Conflict(
+                    f"alias {name}@{alias} moved while this change was being decided; try again"
+                )
             report = self._evaluate(name, requirements, candidate)
             failed = [r for r in report if not r.passed]
             if failed and not force:
@@ -390,11 +400,25 @@ def get_registry(actor: Actor | None = None) -> Registry:
     who = local_actor() if actor is None else actor
     with _lock:
         if _registry is None or _registry.tracking is not tracking or _registry.actor != who:
-            store = tracking.store
-            if not isinstance(store, SqlTrackingStore):
-                raise InvalidArgument("the model registry needs a SQL store (SEGUE_STORE_URI)")
-            _registry = Registry(SqlRegistryStore(store.engine), tracking, who)
+            _registry = Registry(_registry_store(tracking), tracking, who)
         return _registry
+
+
+def _registry_store(tracking: TrackingClient) -> RegistryStore:
+    config = tracking.config
+    if config.remote:  # through the server, which records its authenticated user as actor
+        from segue.remote.http import RemoteSession
+        from segue.remote.registry import RestRegistryStore
+
+        session = getattr(tracking.store, "session", None)
+        if not isinstance(session, RemoteSession):
+            assert config.tracking_uri is not None  # config.remote says so
+            session = RemoteSession(config.tracking_uri, config.token)
+        return RestRegistryStore(session)
+    store = tracking.store
+    if not isinstance(store, SqlTrackingStore):
+        raise InvalidArgument("the model registry needs a SQL store (SEGUE_STORE_URI)")
+    return SqlRegistryStore(store.engine)
 
 
 def load_model(uri: str, *, trust: bool = False) -> LoadedModel:

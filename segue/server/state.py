@@ -14,6 +14,7 @@ from segue.artifacts import ContentStore, FsspecBackend
 from segue.auth.principal import Principal
 from segue.config import Settings
 from segue.registry.service import Registry
+from segue.server.events import AliasEvents
 from segue.server.ratelimit import FailureLimiter
 from segue.store.alerts import SqlAlertStore
 from segue.store.registry import SqlRegistryStore
@@ -81,7 +82,14 @@ class ServerState:
         """The registry service acting as ``principal`` (its audit entries name them)."""
         return Registry(self.registry_store, self.client, principal.actor)
 
+    @cached_property
+    def events(self) -> AliasEvents:
+        """Alias moves and deletions, pushed to ``GET /api/v1/events/aliases`` streams."""
+        return AliasEvents(self.engine)
+
     def close(self) -> None:
+        if "events" in self.__dict__:
+            self.events.close()
         if "client" in self.__dict__:
             self.client.writer.close()
         self.engine.dispose()

@@ -4,7 +4,8 @@ Moving or deleting an alias NOTIFYs :data:`CHANNEL` in the same transaction (Pos
 the payload is ``{"model": ..., "alias": ...}``), so the notification goes out exactly when the
 change commits and never for a change that rolled back. :func:`listen_aliases` is the other
 end: an inference server runs it in a thread to start a swap at once instead of at its next
-poll. SQLite has no such channel; servers on SQLite rely on polling alone.
+poll. SQLite has no such channel: :func:`poll_aliases` reads the audit log for the same
+changes instead, on a short interval (what ``segue server`` pushes to its clients there).
 
 Example::
 
@@ -23,7 +24,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-__all__ = ["CHANNEL", "listen_aliases", "notify_alias", "supports_notify"]
+from segue.store.schema import AuditRow
+
+__all__ = ["CHANNEL", "listen_aliases", "notify_alias", "poll_aliases", "supports_notify"]
 
 log = logging.getLogger("segue.store")
 
@@ -114,3 +117,61 @@ def _parse(payload: str) -> tuple[str, str] | None:
     if not (isinstance(model, str) and isinstance(alias, str)):
         return None
     return model, alias
+
+
+#: The audit actions that change where an alias points.
+_ALIAS_ACTIONS = ("set_alias", "delete_alias")
+#: Audit entries read per look: a burst of changes is read in pages, none skipped.
+_PAGE = 1000
+
+
+def poll_aliases(
+    engine: Engine,
+    on_change: Callable[[str, str], None],
+    stop: threading.Event,
+    *,
+    interval: float = 0.5,
+    on_connect: Callable[[], None] | None = None,
+) -> None:
+    """Call ``on_change(model, alias)`` for every alias change recorded in the audit log from
+    now on, looking every ``interval`` seconds, until ``stop`` is set.
+
+    The stand-in for :func:`listen_aliases` on any database (SQLite): every move and deletion
+    writes its audit entry in its own transaction, so changes made by every process on the
+    database are seen, in order, once each. Blocks: run it in a thread. ``on_connect`` runs
+    once the starting point is read; a failed look is logged and tried again.
+    """
+    last: int | None = None
+    while not stop.is_set():
+        try:
+            if last is None:
+                last = _last_audit_id(engine)
+                if on_connect is not None:
+                    on_connect()
+            last = _changes_since(engine, last, on_change)
+        except Exception as exc:  # the database is briefly unreachable: look again later
+            log.warning("cannot read the registry audit log (%s); retrying", exc)
+        stop.wait(interval)
+
+
+def _last_audit_id(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(sa.select(sa.func.max(AuditRow.id))) or 0)
+
+
+def _changes_since(engine: Engine, last: int, on_change: Callable[[str, str], None]) -> int:
+    while True:
+        stmt = (
+            sa.select(AuditRow.id, AuditRow.action, AuditRow.model_name, AuditRow.target)
+            .where(AuditRow.id > last)
+            .order_by(AuditRow.id)
+            .limit(_PAGE)
+        )
+        with engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        for entry_id, action, model, target in rows:
+            last = entry_id
+            if action in _ALIAS_ACTIONS and target and target.startswith("alias "):
+                on_change(model, target.removeprefix("alias "))
+        if len(rows) < _PAGE:
+            return last

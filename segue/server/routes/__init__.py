@@ -5,3 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 ROUTERS: list[APIRouter] = []
+
+from segue.server.routes import registry  # noqa: E402
+
+ROUTERS.append(registry.router)
