@@ -230,12 +230,23 @@ def alerts(
 
 
 def alert_store() -> Any:
-    """The alert store of the current settings (``SEGUE_STORE_URI``)."""
+    """The alert store of the current settings (``SEGUE_STORE_URI``, or the server at
+    ``SEGUE_TRACKING_URI``)."""
     from segue.store.alerts import SqlAlertStore
     from segue.store.tracking import SqlTrackingStore
     from segue.tracking.client import get_client
 
-    store = get_client().store
+    client = get_client()
+    if client.config.remote:
+        from segue.remote.alerts import RestAlertStore
+        from segue.remote.http import RemoteSession
+
+        session = getattr(client.store, "session", None)
+        if not isinstance(session, RemoteSession):
+            assert client.config.tracking_uri is not None  # config.remote says so
+            session = RemoteSession(client.config.tracking_uri, client.config.token)
+        return RestAlertStore(session)
+    store = client.store
     # Alert rules and firings live beside the runs, in the same SQL database.
     assert isinstance(store, SqlTrackingStore)
     return SqlAlertStore(store.engine)
