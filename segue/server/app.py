@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -83,18 +83,27 @@ def create_app(state: ServerState) -> FastAPI:
 
 
 def check_routes(app: FastAPI) -> None:
-    """Refuse an app with a route or mount that :mod:`segue.server.access` does not list."""
+    """Refuse an app with a route or mount that :mod:`segue.server.access` does not list.
+
+    Records each route's full path template (``/api/v1/runs/{run_id}``) by route in
+    ``app.state.route_paths``: FastAPI keeps included routers whole, so a request's
+    ``scope["route"]`` holds the path relative to its router.
+    """
     openapi = app.openapi_url
-    for route in app.routes:
+    paths: dict[int, str] = {}
+    for context in iter_route_contexts(app.routes):
+        route, path = context.original_route, context.path
         if isinstance(route, Mount):
             if route.path not in access.PUBLIC_MOUNTS:
                 raise InvalidArgument(f"mount {route.path} is not in access.PUBLIC_MOUNTS")
         elif isinstance(route, APIRoute):
-            for method in route.methods:
-                if (method, route.path) not in access.ACCESS:
-                    raise InvalidArgument(f"route {method} {route.path} is not in access.ACCESS")
-        elif getattr(route, "path", None) != openapi:
-            raise InvalidArgument(f"route {getattr(route, 'path', route)!r} is not declared")
+            for method in context.methods or route.methods:
+                if (method, path) not in access.ACCESS:
+                    raise InvalidArgument(f"route {method} {path} is not in access.ACCESS")
+            paths[id(route)] = str(path)
+        elif path != openapi:
+            raise InvalidArgument(f"route {path or route!r} is not declared")
+    app.state.route_paths = paths
 
 
 class ErrorBody(BaseModel):
@@ -150,7 +159,8 @@ def client_address(request: Request) -> str:
 def _authorize(request: Request) -> None:
     # A plain function: FastAPI runs it in the thread pool, as the token lookup reads the store.
     route = request.scope.get("route")
-    rule = access.ACCESS.get((request.method, getattr(route, "path", "")))
+    path = request.app.state.route_paths.get(id(route), getattr(route, "path", ""))
+    rule = access.ACCESS.get((request.method, path))
     if rule is None:  # check_routes makes this unreachable for APIRoutes
         raise InvalidArgument(f"no access rule for {request.method} {request.url.path}")
     if rule.role == access.PUBLIC:

@@ -6,6 +6,6 @@ from fastapi import APIRouter
 
 ROUTERS: list[APIRouter] = []
 
-from segue.server.routes import registry  # noqa: E402
+from segue.server.routes import tracking  # noqa: E402
 
-ROUTERS.append(registry.router)
+ROUTERS.append(tracking.router)

@@ -1,0 +1,381 @@
+"""Tracking routes: experiments, runs, their params, metrics and tags, artifact records, data
+sets and environments, over the server's :class:`~segue.store.tracking.SqlTrackingStore`.
+
+Each route parses its body with a pydantic model (unknown fields and oversized values are a
+422 naming the field), calls one store method, and answers with the entities as JSON
+(:mod:`segue.store.codec`). Metric points travel as columns, one object per key
+(``{"key", "value": [...], "step": [...], "timestamp": [...]}``), which parses about a hundred
+times faster than an object per point; a value that is not finite is written ``"NaN"``,
+``"Infinity"`` or ``"-Infinity"``.
+
+A run keeps the ``user`` its client recorded (the person whose code ran, as in MLflow). When
+the server authenticates callers, ``POST /runs`` also tags the run ``segue.created_by`` with
+the authenticated actor (``user:bob``), which the client cannot choose.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.responses import Response
+
+from segue.errors import InvalidArgument
+
+# The module, not its names: segue.server.app imports the routers while it loads.
+from segue.server import app
+from segue.store.entities import ArtifactEntry, Dataset, Metric, RunInfo
+from segue.store.filters import parse_filter, parse_order_by
+from segue.store.tracking import SqlTrackingStore
+from segue.tracking.validation import MAX_KEY, MAX_PARAM_VALUE
+
+router = APIRouter(tags=["tracking"])
+
+#: The tag naming who created a run through an authenticating server.
+CREATED_BY = "segue.created_by"
+#: Metric points one request may carry (the client sends 50,000 at most).
+MAX_POINTS = 200_000
+#: Params or tags one request may carry.
+MAX_ENTRIES = 10_000
+MAX_RESULTS = 50_000
+MAX_TAG_VALUE = 1_000_000
+
+_INT64 = 2**63 - 1
+Int64 = Annotated[int, Field(ge=-_INT64 - 1, le=_INT64)]
+Millis = Annotated[int, Field(ge=0, le=_INT64)]
+Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY)]
+RunId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z_-]+$")]
+Digest = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$")]
+Name = Annotated[str, Field(min_length=1, max_length=256)]
+Text = Annotated[str, Field(max_length=MAX_TAG_VALUE)]
+Params = Annotated[
+    dict[Key, Annotated[str, Field(max_length=MAX_PARAM_VALUE)]], Field(max_length=MAX_ENTRIES)
+]
+Tags = Annotated[dict[Key, Text], Field(max_length=MAX_ENTRIES)]
+Status = Literal["RUNNING", "FINISHED", "FAILED", "KILLED"]
+Stage = Literal["active", "deleted"]
+
+RunIdPath = Annotated[str, Path(max_length=64)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- bodies --------------------------------------------------------------------------------
+
+
+class ExperimentBody(_Body):
+    name: Name
+    description: Annotated[str, Field(max_length=MAX_TAG_VALUE)] | None = None
+    #: Answer the existing experiment instead of a 409 when the name is taken.
+    get_or_create: bool = False
+
+
+class RunInfoBody(_Body):
+    id: RunId
+    experiment_id: Int64
+    experiment_name: Annotated[str, Field(max_length=256)]
+    name: Name
+    status: Status
+    start_time: Millis
+    end_time: Millis | None
+    heartbeat_at: Millis
+    user: Annotated[str, Field(max_length=256)]
+    host: Annotated[str, Field(max_length=256)]
+    python_version: Annotated[str, Field(max_length=32)]
+    lifecycle_stage: Stage = "active"
+    parent_run_id: RunId | None = None
+    source_commit: Annotated[str, Field(max_length=64)] | None = None
+    source_dirty: bool | None = None
+    entry_point: Text | None = None
+    environment_digest: Digest | None = None
+    status_reason: Text | None = None
+    error: Text | None = None
+
+
+class CreateRunBody(_Body):
+    info: RunInfoBody
+    tags: Tags = {}
+
+
+class SearchBody(_Body):
+    experiment_ids: Annotated[list[Int64], Field(max_length=MAX_ENTRIES)] | None = None
+    #: The filter language of ``segue.search_runs`` (``metrics.acc > 0.9 and ...``).
+    filter: Annotated[str, Field(max_length=100_000)] | None = None
+    order_by: Annotated[list[Annotated[str, Field(max_length=1000)]], Field(max_length=50)] = []
+    max_results: Annotated[int, Field(ge=1, le=MAX_RESULTS)] = 1000
+    include_deleted: bool = False
+
+
+class HeartbeatBody(_Body):
+    run_ids: Annotated[list[RunId], Field(max_length=MAX_ENTRIES)]
+    now: Millis
+
+
+class ReapBody(_Body):
+    now: Millis
+    timeout_ms: Millis
+
+
+class StatusBody(_Body):
+    status: Status
+    end_time: Millis | None
+    error: Text | None = None
+    reason: Text | None = None
+
+
+class LifecycleBody(_Body):
+    stage: Stage
+
+
+class MetricColumns(_Body):
+    """The points of one metric key, as columns of equal length."""
+
+    key: Key
+    value: Annotated[list[float], Field(max_length=MAX_POINTS)]
+    step: Annotated[list[Int64], Field(max_length=MAX_POINTS)]
+    timestamp: Annotated[list[Int64], Field(max_length=MAX_POINTS)]
+
+    @model_validator(mode="after")
+    def _same_length(self) -> MetricColumns:
+        if not len(self.value) == len(self.step) == len(self.timestamp):
+            raise ValueError(
+                f"metric {self.key!r}: value, step and timestamp must have the same length "
+                f"(got {len(self.value)}, {len(self.step)}, {len(self.timestamp)})"
+            )
+        return self
+
+
+class BatchBody(_Body):
+    metrics: Annotated[list[MetricColumns], Field(max_length=MAX_ENTRIES)] = []
+    params: Params = {}
+    tags: Tags = {}
+
+
+class ArtifactBody(_Body):
+    path: Annotated[str, Field(min_length=1, max_length=1024)]
+    digest: Annotated[str, Field(min_length=1, max_length=64)]
+    size: Annotated[int, Field(ge=0, le=_INT64)]
+
+
+class ArtifactsBody(_Body):
+    entries: Annotated[list[ArtifactBody], Field(max_length=MAX_POINTS)]
+
+
+class DatasetBody(_Body):
+    digest: Digest
+    n_rows: Annotated[int, Field(ge=0, le=_INT64)]
+    n_columns: Annotated[int, Field(ge=0, le=2**31 - 1)]
+    schema_: Annotated[list[dict[str, Any]], Field(alias="schema", max_length=100_000)]
+    profile: dict[str, Any]
+
+
+class DatasetLinkBody(_Body):
+    name: Name
+    context: Annotated[str, Field(min_length=1, max_length=64)]
+    dataset: DatasetBody
+
+
+class EnvironmentBody(_Body):
+    packages: Annotated[
+        dict[Annotated[str, Field(max_length=1000)], Annotated[str, Field(max_length=1000)]],
+        Field(max_length=100_000),
+    ]
+
+
+# -- experiments ---------------------------------------------------------------------------
+
+
+@router.get("/experiments")
+def list_experiments(request: Request) -> Response:
+    """Every experiment, with its number of active runs."""
+    return app.json_response(_store(request).list_experiments())
+
+
+@router.post("/experiments", status_code=201)
+def create_experiment(request: Request, body: ExperimentBody) -> Response:
+    """Create an experiment (409 if the name is taken, unless ``get_or_create``)."""
+    store = _store(request)
+    if body.get_or_create:
+        return app.json_response(store.get_or_create_experiment(body.name))
+    return app.json_response(store.create_experiment(body.name, body.description), 201)
+
+
+@router.get("/experiments/{name}")
+def get_experiment(request: Request, name: Annotated[str, Path(max_length=256)]) -> Response:
+    return app.json_response(_store(request).get_experiment(name))
+
+
+# -- runs ----------------------------------------------------------------------------------
+
+
+@router.post("/runs", status_code=201)
+def create_run(request: Request, body: CreateRunBody) -> Response:
+    """Create a run from its info (id, experiment, times, user, source) and first tags."""
+    tags = dict(body.tags)
+    principal = app.caller(request)
+    if principal.kind != "anonymous":
+        tags[CREATED_BY] = str(principal.actor)
+    info = RunInfo(**body.info.model_dump())
+    return app.json_response(_store(request).create_run(info, tags), 201)
+
+
+@router.post("/runs/search")
+def search_runs(request: Request, body: SearchBody) -> Response:
+    """Runs matching ``filter`` in ``order_by`` order: the same language as the SDK's."""
+    where = _parsed("filter", parse_filter, body.filter)
+    order = _parsed("order_by", parse_order_by, body.order_by)
+    runs = _store(request).search_runs(
+        body.experiment_ids, where, order, body.max_results, body.include_deleted
+    )
+    return app.json_response(runs)
+
+
+@router.post("/runs/heartbeat", status_code=204)
+def heartbeat(request: Request, body: HeartbeatBody) -> Response:
+    """Mark the RUNNING runs among ``run_ids`` alive at ``now``."""
+    _store(request).heartbeat(body.run_ids, body.now)
+    return Response(status_code=204)
+
+
+@router.post("/runs/reap")
+def reap_stale_runs(request: Request, body: ReapBody) -> Response:
+    """Mark RUNNING runs silent for ``timeout_ms`` KILLED; answer their ids."""
+    return app.json_response(_store(request).reap_stale_runs(body.now, body.timeout_ms))
+
+
+@router.get("/run-prefixes/{prefix}")
+def resolve_run_id(request: Request, prefix: Annotated[str, Path(max_length=64)]) -> Response:
+    """The full id of the one run whose id starts with ``prefix`` (4 characters or more)."""
+    return app.json_response({"run_id": _store(request).resolve_run_id(prefix)})
+
+
+@router.get("/runs/{run_id}")
+def get_run(request: Request, run_id: RunIdPath) -> Response:
+    return app.json_response(_store(request).get_run(run_id))
+
+
+@router.post("/runs/{run_id}/status", status_code=204)
+def set_run_status(request: Request, run_id: RunIdPath, body: StatusBody) -> Response:
+    _store(request).set_run_status(
+        run_id, body.status, body.end_time, error=body.error, reason=body.reason
+    )
+    return Response(status_code=204)
+
+
+@router.post("/runs/{run_id}/lifecycle", status_code=204)
+def set_run_lifecycle(request: Request, run_id: RunIdPath, body: LifecycleBody) -> Response:
+    """Delete (``deleted``) or restore (``active``) a run."""
+    _store(request).set_run_lifecycle(run_id, body.stage)
+    return Response(status_code=204)
+
+
+@router.post("/runs/{run_id}/batch", status_code=204)
+def log_batch(request: Request, run_id: RunIdPath, body: BatchBody) -> Response:
+    """Record params (immutable: 409 on a change), metric points and tags in one transaction."""
+    metrics = [
+        Metric(column.key, value, step, timestamp)
+        for column in body.metrics
+        for value, step, timestamp in zip(column.value, column.step, column.timestamp, strict=True)
+    ]
+    if len(metrics) > MAX_POINTS:
+        raise _invalid("metrics", f"a batch holds at most {MAX_POINTS} points, got {len(metrics)}")
+    _store(request).log_batch(run_id, metrics=metrics, params=body.params, tags=body.tags)
+    return Response(status_code=204)
+
+
+@router.get("/runs/{run_id}/metric-history")
+def metric_history(
+    request: Request, run_id: RunIdPath, key: Annotated[str, Query(max_length=MAX_KEY)]
+) -> Response:
+    """Every point of metric ``key``, in step order, as columns ``value``, ``step``,
+    ``timestamp``."""
+    points = _store(request).get_metric_history(run_id, key)
+    return app.json_response(
+        {
+            "key": key,
+            "value": [_json_float(p.value) for p in points],
+            "step": [p.step for p in points],
+            "timestamp": [p.timestamp for p in points],
+        }
+    )
+
+
+# -- artifacts, data sets, environments ----------------------------------------------------
+
+
+@router.get("/runs/{run_id}/artifacts")
+def list_artifacts(
+    request: Request, run_id: RunIdPath, prefix: Annotated[str, Query(max_length=1024)] = ""
+) -> Response:
+    """The run's artifact records (path, digest, size), by path, under ``prefix``."""
+    return app.json_response(_store(request).list_artifacts(run_id, prefix))
+
+
+@router.post("/runs/{run_id}/artifacts", status_code=204)
+def record_artifacts(request: Request, run_id: RunIdPath, body: ArtifactsBody) -> Response:
+    """Record artifact entries whose blobs are already uploaded (a path recorded again is
+    replaced)."""
+    entries = [ArtifactEntry(e.path, e.digest, e.size) for e in body.entries]
+    _store(request).record_artifacts(run_id, entries)
+    return Response(status_code=204)
+
+
+@router.get("/runs/{run_id}/datasets")
+def list_datasets(request: Request, run_id: RunIdPath) -> Response:
+    return app.json_response(_store(request).list_datasets(run_id))
+
+
+@router.post("/runs/{run_id}/datasets", status_code=204)
+def log_dataset(request: Request, run_id: RunIdPath, body: DatasetLinkBody) -> Response:
+    """Link a data set (recorded once by digest) to the run as ``name`` in ``context``."""
+    d = body.dataset
+    dataset = Dataset(d.digest, d.n_rows, d.n_columns, d.schema_, d.profile)
+    _store(request).log_dataset(run_id, body.name, body.context, dataset)
+    return Response(status_code=204)
+
+
+@router.get("/environments/{digest}")
+def get_environment(request: Request, digest: Annotated[str, Path(max_length=64)]) -> Response:
+    """The packages of an environment: ``{distribution: version}``."""
+    return app.json_response(_store(request).get_environment(digest))
+
+
+@router.put("/environments/{digest}", status_code=204)
+def record_environment(
+    request: Request, digest: Annotated[str, Path(max_length=64)], body: EnvironmentBody
+) -> Response:
+    """Record an environment once by digest (a digest already recorded keeps its packages)."""
+    if not digest.isalnum():
+        raise _invalid("digest", f"environment digest {digest!r} must be letters and digits")
+    _store(request).record_environment(digest, body.packages)
+    return Response(status_code=204)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _store(request: Request) -> SqlTrackingStore:
+    return app.server_state(request).tracking
+
+
+def _invalid(field: str, message: str) -> InvalidArgument:
+    error = InvalidArgument(message)
+    error.field = field  # type: ignore[attr-defined]  # the error body names it
+    return error
+
+
+def _parsed(field: str, parse: Any, value: Any) -> Any:
+    try:
+        return parse(value)
+    except InvalidArgument as exc:
+        raise _invalid(field, str(exc)) from None
+
+
+def _json_float(value: float) -> float | str:
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
