@@ -17,6 +17,7 @@ from segue.registry.service import Registry
 from segue.server.events import AliasEvents
 from segue.server.ratelimit import FailureLimiter
 from segue.store.alerts import SqlAlertStore
+from segue.store.promotions import SqlPromotionStore
 from segue.store.registry import SqlRegistryStore
 from segue.store.tracking import SqlTrackingStore
 from segue.tracking.client import TrackingClient, artifact_root
@@ -52,6 +53,11 @@ class ServerState:
     @cached_property
     def registry_store(self) -> SqlRegistryStore:
         return SqlRegistryStore(self.engine)
+
+    @cached_property
+    def promotions(self) -> SqlPromotionStore:
+        """Promotion requests and each model's approval policy."""
+        return SqlPromotionStore(self.engine)
 
     @cached_property
     def alerts(self) -> SqlAlertStore:
