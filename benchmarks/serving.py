@@ -35,6 +35,13 @@ shorter (``--mlflow-seconds``) to keep the whole benchmark within a few minutes.
 
 Run in an environment with the bench extra, BentoML and hey (https://github.com/rakyll/hey):
     pip install -e '.[bench]' bentoml && python benchmarks/serving.py
+
+``--auth-cost`` measures instead what requiring tokens costs: ``segue serve`` without
+authentication and with ``--auth`` (a ``predict`` token of the store, sent by hey in an
+``Authorization`` header), the same load (1-row bodies, c=64), the two alternated
+``--auth-rounds`` times, the best run of each kept; it prints the throughput cost in percent
+(target < 5%). It needs neither MLflow nor BentoML:
+    python benchmarks/serving.py --auth-cost --seconds 4
 """
 
 from __future__ import annotations
@@ -66,6 +73,7 @@ MIN_X_MLFLOW_C64 = 30.0
 MIN_X_BENTOML_C64 = 5.0
 MAX_P99_MS_C64 = 50.0
 MAX_P50_OVER_BARE_MS_C1 = 1.0
+MAX_AUTH_COST_PCT = 5.0
 
 HERE = Path(__file__).resolve().parent
 ROWS = (1, 100)
@@ -87,6 +95,7 @@ class Server:
     seconds: float
     port: int = 0
     env: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -236,7 +245,9 @@ def _check(server: Server, expected: dict[int, np.ndarray]) -> None:
     url = f"http://127.0.0.1:{server.port}{server.predict_path}"
     for n, body in server.bodies.items():
         request = urllib.request.Request(
-            url, data=body.read_bytes(), headers={"Content-Type": "application/json"}
+            url,
+            data=body.read_bytes(),
+            headers={"Content-Type": "application/json", **server.headers},
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
@@ -316,7 +327,14 @@ def parse_hey(text: str, server: str, rows: int, concurrency: int) -> Load:
     )
 
 
-def _hey(url: str, body: Path, concurrency: int, seconds: float, timeout_s: int) -> str:
+def _hey(
+    url: str,
+    body: Path,
+    concurrency: int,
+    seconds: float,
+    timeout_s: int,
+    headers: dict[str, str] | None = None,
+) -> str:
     argv = [
         "hey",
         "-z",
@@ -331,6 +349,7 @@ def _hey(url: str, body: Path, concurrency: int, seconds: float, timeout_s: int)
         str(body),
         "-t",
         str(timeout_s),
+        *(arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")),
         url,
     ]
     done = subprocess.run(
@@ -342,12 +361,16 @@ def _hey(url: str, body: Path, concurrency: int, seconds: float, timeout_s: int)
 
 
 def _bench_server(
-    server: Server, root: Path, expected: dict[int, np.ndarray], args: argparse.Namespace
+    server: Server,
+    root: Path,
+    expected: dict[int, np.ndarray],
+    args: argparse.Namespace,
+    concurrency: tuple[int, ...] = CONCURRENCY,
 ) -> tuple[list[Load], str]:
     """Start, check, warm up, load and stop one server. Return the runs and a status note."""
     server.port = _free_port()
-    port_at = server.argv.index("{port}")
-    server.argv[port_at] = str(server.port)
+    argv = server.argv
+    server.argv = [str(server.port) if arg == "{port}" else arg for arg in argv]
     log = root / f"{server.name}.log"
     print(f"[{server.name}] starting: {' '.join(server.argv)}", file=sys.stderr, flush=True)
     proc = _start(server, log)
@@ -359,10 +382,10 @@ def _bench_server(
         print(f"[{server.name}] {note}, predictions checked", file=sys.stderr, flush=True)
         url = f"http://127.0.0.1:{server.port}{server.predict_path}"
         for body in server.bodies.values():
-            _hey(url, body, 8, args.warmup_seconds, args.request_timeout)
+            _hey(url, body, 8, args.warmup_seconds, args.request_timeout, server.headers)
         for n, body in server.bodies.items():
-            for c in CONCURRENCY:
-                text = _hey(url, body, c, server.seconds, args.request_timeout)
+            for c in concurrency:
+                text = _hey(url, body, c, server.seconds, args.request_timeout, server.headers)
                 load = parse_hey(text, server.name, n, c)
                 loads.append(load)
                 p50 = "-" if load.p50_ms is None else f"{load.p50_ms:.1f} ms"
@@ -378,6 +401,7 @@ def _bench_server(
         note = f"FAILED: {exc}"
         print(f"[{server.name}] {note}\n{_log_tail(log)}", file=sys.stderr, flush=True)
     finally:
+        server.argv = argv
         stopped = _stop(proc)
         print(f"[{server.name}] {stopped}", file=sys.stderr, flush=True)
     if any(load.errors for load in loads):
@@ -467,6 +491,78 @@ def _print_targets(loads: list[Load], bare: dict[int, float]) -> None:
         )
 
 
+# --- the cost of --auth --------------------------------------------------------------------
+
+
+def _predict_token() -> str:
+    """A ``predict`` token of a new user of the configured store (``segue tokens create``)."""
+    from segue.auth.service import AuthService
+    from segue.config import settings
+    from segue.store.auth import SqlAuthStore
+    from segue.store.engine import open_engine
+
+    service = AuthService(SqlAuthStore(open_engine(settings().store_uri)))
+    service.add_user("bench", "viewer", actor="user:bench")
+    token, _ = service.create_token("bench", "bench", actor="user:bench", scope="predict")
+    return token
+
+
+def _auth_cost(args: argparse.Namespace, env: dict[str, str], root: Path) -> None:
+    """``segue serve`` without and with ``--auth``, alternated; print the throughput cost."""
+    import segue
+
+    model, X = _train()
+    with segue.start_run(experiment="bench") as run:
+        uri = run.log_model(model, input_example=X[:5], register_as="bench").version.uri
+    frames = {1: _frames(X)[1]}
+    expected = {1: model.predict(frames[1])}
+    bodies = _write_bodies(root, frames)["split"]
+    token = _predict_token()
+    argv = [
+        *(sys.executable, "-c", "from segue.cli import main; main()", "serve", uri),
+        *("--port", "{port}", "--workers", str(args.workers)),
+        *("--max-batch-size", str(args.max_batch_size)),
+        *("--max-latency-ms", f"{args.max_latency_ms:g}"),
+    ]
+    common = {"ready_path": "/v2/health/ready", "predict_path": "/predict", "bodies": bodies}
+    servers = [
+        Server("segue", argv, seconds=args.seconds, env=env, **common),
+        Server(
+            "segue --auth",
+            [*argv, "--auth"],
+            seconds=args.seconds,
+            env=env,
+            headers={"Authorization": f"Bearer {token}"},
+            **common,
+        ),
+    ]
+    print(
+        f"segue serve with and without --auth, {args.workers} worker(s), 1-row bodies, c=64, "
+        f"{args.auth_rounds} alternated run(s) of {args.seconds:g} s each; best kept"
+    )
+    best: dict[str, Load] = {}
+    for _ in range(args.auth_rounds):
+        for server in servers:
+            loads, note = _bench_server(server, root, expected, args, concurrency=(64,))
+            if not loads:
+                sys.exit(f"{server.name}: {note}")
+            load = loads[0]
+            if load.errors:
+                sys.exit(f"{server.name}: {load.errors} errors: {load.problems[:3]}")
+            if server.name not in best or load.rps > best[server.name].rps:
+                best[server.name] = load
+    for name, load in best.items():
+        print(
+            f"  {name:13s} {load.rps:9.1f} req/s  p50 {_ms(load.p50_ms)} ms  "
+            f"p99 {_ms(load.p99_ms)} ms"
+        )
+    plain, auth = best["segue"].rps, best["segue --auth"].rps
+    cost = (plain - auth) / plain * 100
+    verdict = "MET" if cost < MAX_AUTH_COST_PCT else "MISSED"
+    print(f"throughput cost of --auth: {cost:+.1f}% (target < {MAX_AUTH_COST_PCT:.0f}%)  {verdict}")
+    print(_load_average())
+
+
 # --- main ----------------------------------------------------------------------------------
 
 
@@ -550,7 +646,24 @@ def main() -> None:
     parser.add_argument(
         "--servers", default=",".join(SERVERS), help="comma-separated subset of " + str(SERVERS)
     )
+    parser.add_argument(
+        "--auth-cost",
+        action="store_true",
+        help="only segue serve, without and with --auth: the throughput cost of tokens",
+    )
+    parser.add_argument(
+        "--auth-rounds", type=int, default=2, help="alternated runs of each, for --auth-cost"
+    )
     args = parser.parse_args()
+    if args.auth_cost:
+        if shutil.which("hey") is None:
+            sys.exit("hey is not installed: https://github.com/rakyll/hey")
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ["SEGUE_HOME"] = str(Path(tmp) / "segue")
+            for name in ("SEGUE_STORE_URI", "SEGUE_ARTIFACT_URI", "SEGUE_TRACKING_URI"):
+                os.environ.pop(name, None)
+            _auth_cost(args, dict(os.environ), Path(tmp))
+        return
     chosen = [name.strip() for name in args.servers.split(",") if name.strip()]
     if unknown := sorted(set(chosen) - set(SERVERS)):
         parser.error(f"unknown server(s): {', '.join(unknown)}")

@@ -368,3 +368,25 @@ def test_segue_serve_with_an_api_key_file(segue_serve, echo_store, tmp_path: Pat
         oip = httpx.post(f"{base}/v2/models/echo/infer", json=infer, headers=_bearer(KEY))
         assert oip.status_code == 200
         assert httpx.post(f"{base}/v2/models/echo/infer", json=infer).status_code == 401
+
+
+# --- remote mode: tokens checked by the team server -----------------------------------------
+
+
+def test_remote_tokens_ask_the_team_server(start_server, store_uri: str) -> None:
+    from segue.errors import Unauthenticated
+    from segue.serving.auth import remote_tokens
+
+    server = start_server(store_uri)
+    service = server.state.auth
+    service.add_user("scorer", "viewer", actor="user:admin")
+    predict, listed = service.create_token("scorer", "p", actor="user:admin", scope="predict")
+    full, _ = service.create_token("scorer", "full", actor="user:admin")
+    authenticate = remote_tokens(server.url)
+    assert authenticate(full)["user"] == "scorer"
+    authenticate(predict)  # the team server refuses it its API (403), after knowing it
+    with pytest.raises(Unauthenticated):
+        authenticate(predict[:-4] + "AAAA")
+    service.revoke_token(listed.public_id, actor="user:admin")
+    with pytest.raises(Unauthenticated):
+        authenticate(predict)
