@@ -90,6 +90,59 @@ class FsspecBackend:
     def exists(self, key: str) -> bool:
         return bool(self._fs_root[0].exists(self._path(key)))
 
+    def missing(self, keys: list[str]) -> list[str]:
+        """The keys among ``keys`` with nothing stored: one call on a filesystem that answers
+        in batches (a ``segue server``), else one check per key."""
+        fs, _ = self._fs_root
+        batch = getattr(fs, "missing", None)
+        if not callable(batch):
+            return [key for key in keys if not self.exists(key)]
+        gone = set(batch([self._path(key) for key in keys]))
+        return [key for key in keys if self._path(key) in gone]
+
+    @property
+    def verifies_uploads(self) -> bool:
+        """Whether the far end checks a blob's bytes against its digest as it is stored (a
+        ``segue server`` does), so a client may upload a file without copying it first."""
+        return bool(getattr(self._fs_root[0], "verifies_uploads", False))
+
+    def size(self, key: str) -> int:
+        """The size in bytes of the file behind ``key``.
+
+        Raises:
+            NotFound: nothing is stored under ``key`` (or it is a folder).
+        """
+        fs, _ = self._fs_root
+        try:
+            info = fs.info(self._path(key))
+        except FileNotFoundError as exc:
+            raise NotFound(f"nothing is stored under {key!r} in {self.url}") from exc
+        if info.get("type") != "file":
+            raise NotFound(f"{key!r} is a folder in {self.url}, not a file")
+        return int(info["size"])
+
+    def ls(self, prefix: str) -> list[tuple[str, int, str]]:
+        """``(key, size, "file" | "directory")`` of what is directly under the folder
+        ``prefix`` ("" for the root), or of ``prefix`` itself if it is a file.
+
+        Raises:
+            NotFound: nothing is stored under ``prefix``.
+        """
+        fs, root = self._fs_root
+        base = self._path(prefix) if prefix else root
+        fs.invalidate_cache(base)
+        try:
+            found = fs.ls(base, detail=True)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise NotFound(f"nothing is stored under {prefix!r} in {self.url}") from exc
+        entries = []
+        for info in found:
+            name = str(info["name"]).rstrip("/")
+            key = name[len(root) + 1 :] if name.startswith(root + "/") else name
+            kind = "directory" if info.get("type") == "directory" else "file"
+            entries.append((key, int(info.get("size") or 0) if kind == "file" else 0, kind))
+        return sorted(entries)
+
     def delete(self, key: str) -> None:
         self._fs_root[0].rm_file(self._path(key))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,21 +29,76 @@ class ContentStore:
         """Store the file at ``path``; return its (sha256, size).
 
         The file is hashed while it is copied to a staging file, so what is stored is exactly
-        what was hashed even if the source changes meanwhile.
+        what was hashed even if the source changes meanwhile. Through a ``segue server`` the
+        file is hashed, then uploaded straight from where it is (unless the server has that
+        blob): the server checks the bytes against the hash, which keeps the same promise.
+
+        Raises:
+            IntegrityError: through a server, the file changed while it was being stored.
         """
+        if self.backend.verifies_uploads:
+            digest, size = hash_file(Path(path))
+            if not self.exists(digest):
+                self._upload(Path(path), digest)
+            return digest, size
         staging = self.backend.staging_dir()
         fd, tmp = tempfile.mkstemp(dir=staging, prefix="put-")
         try:
             digest, size = _copy_hashing(Path(path), fd)
-            # mkstemp creates 0600, and the staging file becomes the blob: a team sharing the
-            # folder reads blobs under the writer's umask, as those put_bytes writes.
-            os.chmod(tmp, 0o666 & ~_umask())
-            if not self.backend.exists(blob_key(digest)):
-                self.backend.put_file(blob_key(digest), Path(tmp), move=True)
+            self.put_staged(digest, Path(tmp))
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return digest, size
+
+    def put_files(self, paths: Sequence[str | os.PathLike[str]]) -> list[tuple[str, int]]:
+        """Store the files at ``paths``; return the (sha256, size) of each, in order.
+
+        Through a ``segue server`` the files are hashed first, the server is asked once which
+        of those blobs it lacks, and only those are uploaded (each straight from its file: the
+        server refuses bytes that no longer match the hash). Elsewhere each file is stored as
+        :meth:`put_file` does.
+
+        Raises:
+            IntegrityError: a file changed between being hashed and being uploaded.
+        """
+        if not self.backend.verifies_uploads:
+            return [self.put_file(path) for path in paths]
+        hashed = [hash_file(Path(path)) for path in paths]
+        lacking = set(self.missing([digest for digest, _ in hashed]))
+        for path, (digest, _) in zip(paths, hashed, strict=True):
+            if digest in lacking:
+                self._upload(Path(path), digest)
+                lacking.discard(digest)
+        return hashed
+
+    def put_staged(self, digest: str, staged: Path) -> None:
+        """Store the file ``staged`` (already hashed to ``digest``) unless that blob exists; on
+        a local store the file is moved into place, so it must be on the same filesystem
+        (:meth:`FsspecBackend.staging_dir`)."""
+        # mkstemp creates 0600, and the staging file becomes the blob: a team sharing the
+        # folder reads blobs under the writer's umask, as those put_bytes writes.
+        os.chmod(staged, 0o666 & ~_umask())
+        if not self.backend.exists(blob_key(digest)):
+            self.backend.put_file(blob_key(digest), staged, move=True)
+
+    def missing(self, digests: Iterable[str]) -> list[str]:
+        """The digests among ``digests`` that have no stored blob, each once, in order: one
+        call to a backend that answers in batches (a ``segue server``), else one per blob."""
+        unique = list(dict.fromkeys(digests))
+        batch = getattr(self.backend, "missing", None)
+        if not callable(batch):
+            return [digest for digest in unique if not self.exists(digest)]
+        gone = set(batch([blob_key(digest) for digest in unique]))
+        return [digest for digest in unique if blob_key(digest) in gone]
+
+    def _upload(self, path: Path, digest: str) -> None:
+        try:
+            self.backend.put_file(blob_key(digest), path)
+        except IntegrityError as exc:
+            raise IntegrityError(
+                f"{str(path)!r} changed while it was being stored: {exc}; log it again"
+            ) from exc
 
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         digest = hashlib.sha256(data).hexdigest()
@@ -111,6 +166,16 @@ def _umask() -> int:
     mask = os.umask(0o022)  # elsewhere the only way to read it is to set it and put it back
     os.umask(mask)
     return mask
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    """The (sha256, size) of the file at ``path``, read in chunks."""
+    hasher, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            hasher.update(chunk)
+            size += len(chunk)
+    return hasher.hexdigest(), size
 
 
 def _copy_hashing(src: Path, fd: int) -> tuple[str, int]:

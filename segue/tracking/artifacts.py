@@ -73,10 +73,12 @@ class RunArtifacts:
             )
         # Every name is checked before any blob is stored: a refused folder stores nothing.
         named = [(validation.artifact_path(base + name), file) for name, file in found.files]
-        entries = []
-        for logical, file in named:
-            digest, size = self.blobs.put_file(file)
-            entries.append(ArtifactEntry(logical, digest, size))
+        # One batch: through a server, one question for the blobs it lacks, then only those.
+        stored = self.blobs.put_files([file for _, file in named])
+        entries = [
+            ArtifactEntry(logical, digest, size)
+            for (logical, _), (digest, size) in zip(named, stored, strict=True)
+        ]
         self.store.record_artifacts(run_id, entries)
         return [e.path for e in entries]
 

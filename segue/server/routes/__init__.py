@@ -9,3 +9,7 @@ ROUTERS: list[APIRouter] = []
 from segue.server.routes import tracking  # noqa: E402
 
 ROUTERS.append(tracking.router)
+
+from segue.server.routes import artifacts  # noqa: E402
+
+ROUTERS.append(artifacts.router)
