@@ -33,7 +33,13 @@ from typing import Any
 import httpx
 import orjson
 
-from segue.errors import InvalidArgument, SegueError, ServerError
+from segue.errors import (
+    InvalidArgument,
+    SegueError,
+    ServerError,
+    TooManyRequests,
+    Unauthenticated,
+)
 
 _JSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 #: NumPy dtype kind -> Open Inference Protocol datatype.
@@ -74,6 +80,8 @@ class Client:
         model: the model name for the Open Inference Protocol calls (:meth:`infer`,
             :meth:`metadata`) when they are not given one.
         transport: an httpx transport, for tests or custom networking.
+        token: sent as ``Authorization: Bearer <token>``, for a server started with
+            ``--auth`` (a token from ``segue tokens create``) or ``--api-key-file`` (a key).
 
     Example:
         >>> client = segue.Client("http://localhost:8000")
@@ -88,15 +96,16 @@ class Client:
         *,
         model: str | None = None,
         transport: httpx.BaseTransport | None = None,
+        token: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.model = model
+        headers = {"accept": "application/json"}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
         self._http = httpx.Client(
-            base_url=self.base_url,
-            timeout=timeout,
-            transport=transport,
-            headers={"accept": "application/json"},
+            base_url=self.base_url, timeout=timeout, transport=transport, headers=headers
         )
 
     def predict(self, data: Any) -> Prediction:
@@ -105,6 +114,7 @@ class Client:
 
         Raises:
             InvalidArgument: the server rejected the input (its message names the field).
+            Unauthenticated: the server needs a token (``token=``) and got none or a wrong one.
             ServerError: the server failed (``request_id`` identifies the request) or is down.
         """
         response = self._request("POST", "/predict", _predict_body(data))
@@ -310,10 +320,11 @@ def _error(response: httpx.Response) -> SegueError:
         )
     if field and field not in message:
         message = f"{field}: {message}"
-    error = InvalidArgument(f"{message} (HTTP {status} from {where})")
-    error.status_code = status  # type: ignore[attr-defined]
-    error.field = field  # type: ignore[attr-defined]
-    error.request_id = request_id  # type: ignore[attr-defined]
+    kind = {401: Unauthenticated, 429: TooManyRequests}.get(status, InvalidArgument)
+    error = kind(f"{message} (HTTP {status} from {where})")
+    error.status_code = status
+    error.field = field
+    error.request_id = request_id
     return error
 
 

@@ -163,6 +163,17 @@ def test_the_authorization_header_must_say_bearer(app_serving, served_cancer, ke
         assert lower.status_code == 200
 
 
+def test_the_client_sends_its_token(app_serving, served_cancer, key_file: Path) -> None:
+    from segue.errors import Unauthenticated
+    from segue.serving.client import Client
+
+    rows = served_cancer.X[:3]
+    with _served(_serve(app_serving, Guard(keys=KeyFile(key_file)))) as base:
+        with pytest.raises(Unauthenticated, match="needs a token"):
+            Client(base).predict(rows)
+        assert len(Client(base, token=KEY).predict(rows).predictions) == 3
+
+
 # --- the failure limit ----------------------------------------------------------------------
 
 
