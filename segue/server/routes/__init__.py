@@ -13,3 +13,7 @@ ROUTERS.append(tracking.router)
 from segue.server.routes import artifacts  # noqa: E402
 
 ROUTERS.append(artifacts.router)
+
+from segue.server.routes import admin  # noqa: E402
+
+ROUTERS.append(admin.router)

@@ -1,0 +1,153 @@
+"""``/api/v1`` routes for users, their tokens, and per-model grants.
+
+Users and tokens need the admin role; a model's grants, a maintainer of that model (a
+maintainer by grant counts). A grant gives at most maintainer: admin is a role of the whole
+server. A new token is in the answer to its ``POST`` only; it is never shown again.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from starlette.responses import Response
+
+from segue.errors import InvalidArgument
+
+# The module, not its names: segue.server.app imports the routers while it loads.
+from segue.server import app
+
+router = APIRouter(tags=["users and tokens"])
+
+UserName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=1024)]
+TokenName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00]*$")]
+Role = Literal["viewer", "editor", "maintainer", "admin"]
+GrantRole = Literal["viewer", "editor", "maintainer"]
+#: At most about a hundred years; null: the token never expires.
+ExpiresIn = Annotated[float, Field(gt=0, le=100 * 365 * 86400, allow_inf_nan=False)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewUser(_Body):
+    """A user to add (``POST /users``); the password is for the web UI, optional."""
+
+    name: UserName
+    role: Role
+    password: Password | None = None
+
+
+class UserChange(_Body):
+    """What to change about a user (``PATCH /users/{user}``): any of the three."""
+
+    role: Role | None = None
+    disabled: bool | None = None
+    password: Password | None = None
+
+
+class NewToken(_Body):
+    """A token to create (``POST /tokens``): ``expires_in`` seconds (null: never),
+    ``scope`` ``predict`` for inference servers only."""
+
+    user: UserName
+    name: TokenName = "default"
+    expires_in: ExpiresIn | None = None
+    scope: Literal["predict"] | None = None
+
+
+class GrantBody(_Body):
+    """The role to give a user on one model (``PUT /models/{name}/grants/{user}``)."""
+
+    role: GrantRole
+
+
+def _actor(request: Request) -> str:
+    return str(app.caller(request).actor)
+
+
+# -- users ------------------------------------------------------------------------------------
+
+
+@router.get("/users")
+def list_users(request: Request) -> Response:
+    """Every user, by name (roles, disabled or not, whether they have a password)."""
+    return app.json_response(app.server_state(request).auth.list_users())
+
+
+@router.post("/users", status_code=201)
+def add_user(request: Request, body: NewUser) -> Response:
+    """Add a user with a role (and optionally a password for the web UI)."""
+    auth = app.server_state(request).auth
+    user = auth.add_user(body.name, body.role, _actor(request), password=body.password)
+    return app.json_response(user, 201)
+
+
+@router.patch("/users/{user}")
+def change_user(request: Request, user: str, body: UserChange) -> Response:
+    """Change a user's role, disable or enable them, or set their password."""
+    if body.role is None and body.disabled is None and body.password is None:
+        raise InvalidArgument("give at least one of role, disabled and password")
+    auth, actor = app.server_state(request).auth, _actor(request)
+    auth.get_user(user)  # NotFound before any change
+    if body.password is not None:
+        auth.set_password(user, body.password, actor)
+    if body.role is not None:
+        auth.set_role(user, body.role, actor)
+    if body.disabled is not None:
+        auth.set_disabled(user, body.disabled, actor)
+    return app.json_response(auth.get_user(user))
+
+
+# -- tokens -----------------------------------------------------------------------------------
+
+
+@router.get("/tokens")
+def list_tokens(
+    request: Request,
+    user: Annotated[str | None, Query(max_length=64, description="Only this user's.")] = None,
+) -> Response:
+    """Every token (of one user): public id, user, name, scope and dates; never the secret."""
+    return app.json_response(app.server_state(request).auth.list_tokens(user))
+
+
+@router.post("/tokens", status_code=201)
+def create_token(request: Request, body: NewToken) -> Response:
+    """Create a token: ``{"token": …, "api_token": …}``; the token is shown only here."""
+    token, listed = app.server_state(request).auth.create_token(
+        body.user, body.name, _actor(request), expires_in=body.expires_in, scope=body.scope
+    )
+    return app.json_response({"token": token, "api_token": listed}, 201)
+
+
+@router.delete("/tokens/{public_id}")
+def revoke_token(request: Request, public_id: str) -> Response:
+    """Revoke a token by its public id: it fails from the next request on."""
+    auth = app.server_state(request).auth
+    return app.json_response(auth.revoke_token(public_id, _actor(request)))
+
+
+# -- grants -----------------------------------------------------------------------------------
+
+
+@router.get("/models/{name}/grants")
+def list_grants(request: Request, name: str) -> Response:
+    """The users with a grant on the model, and their role there."""
+    return app.json_response(app.server_state(request).auth.list_grants(name))
+
+
+@router.put("/models/{name}/grants/{user}")
+def grant(request: Request, name: str, user: str, body: GrantBody) -> Response:
+    """Give a user a role on this model (viewer, editor or maintainer), replacing any grant."""
+    auth = app.server_state(request).auth
+    return app.json_response(auth.grant(name, user, body.role, _actor(request)))
+
+
+@router.delete("/models/{name}/grants/{user}", status_code=204)
+def revoke_grant(request: Request, name: str, user: str) -> Response:
+    """Take back a user's grant on this model."""
+    app.server_state(request).auth.revoke_grant(name, user, _actor(request))
+    return Response(status_code=204)
