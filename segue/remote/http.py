@@ -67,6 +67,8 @@ class RemoteSession:
         self._timeout = timeout
         self._transport = transport
         self._local = threading.local()
+        self._clients: list[httpx.Client] = []  # every thread's, for close()
+        self._clients_lock = threading.Lock()
 
     @property
     def http(self) -> httpx.Client:
@@ -83,6 +85,8 @@ class RemoteSession:
                 transport=transport,
             )
             self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
         return client
 
     def call(
@@ -128,10 +132,12 @@ class RemoteSession:
             raise ServerError(f"cannot reach the Segue server at {self.base_url}: {exc}") from exc
 
     def close(self) -> None:
-        client = getattr(self._local, "client", None)
-        if client is not None:
+        """Close the connections of every thread (a later call opens new ones)."""
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
             client.close()
-            self._local.client = None
+        self._local = threading.local()
 
 
 def raise_for_error(response: httpx.Response, where: str) -> None:

@@ -246,6 +246,10 @@ class RestTrackingStore:
 
     # -- the store itself ----------------------------------------------------------------
 
+    def close(self) -> None:
+        """Close the connections to the server (a later call opens new ones)."""
+        self.session.close()
+
     def claim_artifact_root(self, uri: str) -> str:
         """The server's artifact store, as this client reaches it: ``segue+<server url>``
         (``uri``, a local root, is the server's business, not the client's)."""

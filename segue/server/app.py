@@ -29,7 +29,6 @@ from starlette.routing import Mount
 from segue.auth.principal import Principal
 from segue.errors import GateFailed, InvalidArgument, SegueError, TooManyRequests, Unauthenticated
 from segue.server import access
-from segue.server.routes import ROUTERS
 from segue.server.state import ServerState
 from segue.static.docs import add_docs
 from segue.store import codec
@@ -67,6 +66,9 @@ def create_app(state: ServerState) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.segue = state
+    # Imported here: the route modules import this one for caller, json_response, ….
+    from segue.server.routes import ROUTERS
+
     for router in ROUTERS:
         app.include_router(router, prefix=API, responses=ERROR_RESPONSES)
     app.add_api_route(f"{API}/health", _health, methods=["GET"], tags=["server"])

@@ -23,6 +23,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.orm import Session
 
+from segue.errors import ServerError
+
 #: Execution option marking a connection whose transactions only read.
 READ_ONLY = "segue_read_only"
 
@@ -93,11 +95,14 @@ def is_transient(exc: BaseException) -> bool:
     """Whether retrying the same statement later may succeed.
 
     Transient: the database is locked or busy, the connection dropped or timed out, the pool
-    is exhausted. Permanent: everything else (a constraint, a type, a missing row or table),
-    which fails the same way on every retry.
+    is exhausted, a Segue server cannot be reached or answers 502-504. Permanent: everything
+    else (a constraint, a type, a missing row or table), which fails the same way on every
+    retry.
     """
     if isinstance(exc, (sa.exc.TimeoutError, ConnectionError, TimeoutError)):
         return True
+    if isinstance(exc, ServerError):  # a segue server unreachable, restarting or overloaded
+        return exc.status_code in (None, 502, 503, 504)
     if isinstance(exc, sa.exc.DBAPIError):
         if exc.connection_invalidated:
             return True

@@ -332,11 +332,32 @@ def get_client() -> TrackingClient:
     with _client_lock:
         if _client is None or _client.config != current:
             if _client is not None:
-                _client.writer.close()
-            store = SqlTrackingStore(open_engine(current.store_uri))
-            artifacts = ContentStore(FsspecBackend(artifact_root(store, current)))
-            _client = TrackingClient(store, artifacts, current)
+                _close(_client)
+            _client = _remote_client(current) if current.remote else _local_client(current)
         return _client
+
+
+def _local_client(config: Settings) -> TrackingClient:
+    store = SqlTrackingStore(open_engine(config.store_uri))
+    artifacts = ContentStore(FsspecBackend(artifact_root(store, config)))
+    return TrackingClient(store, artifacts, config)
+
+
+def _remote_client(config: Settings) -> TrackingClient:
+    """Through the ``segue server`` at ``SEGUE_TRACKING_URI``: no database, no artifact store
+    of its own. Dead runs are reaped at most once per heartbeat interval."""
+    from segue.remote.http import RemoteSession
+    from segue.remote.tracking import RestTrackingStore
+
+    try:
+        import segue.remote.fs  # noqa: F401  # registers segue+http(s):// with fsspec
+    except ImportError:  # artifacts through the server are not there yet: tracking still works
+        log.debug("segue.remote.fs is missing: artifact calls will fail in remote mode")
+    assert config.tracking_uri is not None  # config.remote says so
+    session = RemoteSession(config.tracking_uri, config.token)
+    store = RestTrackingStore(session, reap_interval=config.heartbeat_interval)
+    artifacts = ContentStore(FsspecBackend(store.claim_artifact_root(config.artifact_uri)))
+    return TrackingClient(store, artifacts, config)
 
 
 _mismatches_warned: set[tuple[str, str]] = set()
@@ -370,4 +391,11 @@ def close_client() -> None:
     """Flush and stop the writer of the shared client, if one was created; never create one."""
     with _client_lock:
         if _client is not None:
-            _client.writer.close()
+            _close(_client)
+
+
+def _close(client: TrackingClient) -> None:
+    client.writer.close()
+    close = getattr(client.store, "close", None)  # a remote store's connections
+    if close is not None:
+        close()
