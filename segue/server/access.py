@@ -94,6 +94,7 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/models/{name}/policy"): _VM,
     ("PUT", "/api/v1/models/{name}/policy"): _MM,
     ("GET", "/api/v1/requests"): _V,
+    ("GET", "/api/v1/requests/{request_id}"): _V,
     ("POST", "/api/v1/models/{name}/requests"): _EM,
     ("GET", "/api/v1/models/{name}/requests/{request_id}"): _VM,
     ("POST", "/api/v1/models/{name}/requests/{request_id}/approve"): _MM,

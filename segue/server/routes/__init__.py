@@ -17,3 +17,7 @@ ROUTERS.append(artifacts.router)
 from segue.server.routes import admin  # noqa: E402
 
 ROUTERS.append(admin.router)
+
+from segue.server.routes import promotions  # noqa: E402
+
+ROUTERS.append(promotions.router)
