@@ -10,7 +10,7 @@ whose ``report`` lists every gate's value and threshold.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
@@ -21,6 +21,7 @@ from segue.errors import InvalidArgument, PermissionDenied
 
 # The module, not its names: segue.server.app imports the routers while it loads.
 from segue.server import app
+from segue.server.state import ServerState
 from segue.store.aliases import check_alias
 from segue.store.registry import check_model_name
 
@@ -209,11 +210,8 @@ def set_alias(request: Request, name: str, alias: str, body: AliasMoveBody) -> R
     return app.json_response(move)
 
 
-def _check_policy(state: Any, name: str, alias: str, version: int) -> None:
-    # The promotions store comes with promotion requests; until a server has it, no model
-    # can require them.
-    promotions = getattr(state, "promotions", None)
-    if promotions is not None and promotions.requires_approval(name):
+def _check_policy(state: ServerState, name: str, alias: str, version: int) -> None:
+    if state.promotions.requires_approval(name):
         raise PermissionDenied(
             f"{name} requires an approved promotion request to move an alias: "
             f'segue models propose {name}/{version} --alias {alias} --reason "..."'
