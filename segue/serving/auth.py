@@ -36,8 +36,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from segue.auth.ratelimit import FailureLimiter
-from segue.errors import InvalidArgument, SegueError, TooManyRequests, Unauthenticated
+from segue.errors import (
+    InvalidArgument,
+    SegueError,
+    ServerError,
+    TooManyRequests,
+    Unauthenticated,
+)
 from segue.serving import responses
+from segue.serving.failure_log import FailureLog
 from segue.serving.intake import client_request_id
 
 __all__ = ["TOKEN_TTL_S", "Guard", "KeyFile", "TokenCache", "remote_tokens", "store_tokens"]
@@ -171,6 +178,7 @@ class TokenCache:
         self._max = max_entries
         self._entries: dict[bytes, tuple[bool, float]] = {}
         self._pending: dict[bytes, asyncio.Future[bool]] = {}
+        self._failures = FailureLog(clock=clock)
 
     def cached(self, digest: bytes) -> bool | None:
         """The remembered answer for the token of sha256 ``digest``; None when there is none
@@ -185,8 +193,9 @@ class TokenCache:
         answer is remembered.
 
         Raises:
-            SegueError: the source could not answer (the store or team server is down); the
-                answer is not remembered.
+            ServerError: the source could not answer (the store or the team server is down,
+                or refuses this server); nothing is remembered, the error is logged (a
+                traceback once a minute).
         """
         known = self.cached(digest)
         if known is not None:
@@ -197,7 +206,13 @@ class TokenCache:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending[digest] = future
         try:
-            valid = await run_in_threadpool(self._ask, token)
+            try:
+                valid = await run_in_threadpool(self._ask, token)
+            except Exception as exc:
+                self._failures.failed(exc, "checking a bearer token failed")
+                raise ServerError(
+                    f"cannot check the token now ({type(exc).__name__}: {exc}); retry"
+                ) from exc
             self._remember(digest, valid)
             future.set_result(valid)
             return valid
@@ -320,6 +335,11 @@ def store_tokens() -> Callable[[str], Any]:
     from segue.store.engine import open_engine
 
     service = AuthService(SqlAuthStore(open_engine(settings().store_uri)))
+    if not service.has_users():
+        log.warning(
+            "--auth: the store has no users, so no token can pass yet: segue users add NAME "
+            "--role viewer, then segue tokens create NAME --scope predict"
+        )
     return service.authenticate
 
 
@@ -330,12 +350,16 @@ def remote_tokens(base_url: str) -> Callable[[str], Any]:
     which the team server answers only after it authenticated the token (a ``predict``-scoped
     token is refused its API but is exactly what inference needs); 401 is not valid.
     """
+    from segue.auth.secrets import parse_token
     from segue.errors import PermissionDenied
     from segue.remote.http import RemoteSession
 
     session = RemoteSession(base_url, timeout=10.0)
 
     def authenticate(token: str) -> Any:
+        # Refused here, not by the team server: its failure limit counts this server's
+        # address, and a client sending garbage must not use it up.
+        parse_token(token)
         try:
             response = session.send("GET", "/whoami", headers={"authorization": f"Bearer {token}"})
         except PermissionDenied:

@@ -359,6 +359,18 @@ async def test_a_source_that_fails_is_not_remembered() -> None:
     assert len(calls) == 2
 
 
+def test_a_store_that_cannot_answer_is_a_503_not_a_failure(app_serving, served_cancer) -> None:
+    def authenticate(token: str) -> None:
+        raise OSError("connection refused")
+
+    guard = Guard(tokens=TokenCache(authenticate), limiter=FailureLimiter(max_failures=1))
+    with _served(_serve(app_serving, guard)) as base:
+        for _ in range(3):  # not counted against the client: never a 429
+            answer = httpx.post(f"{base}/predict", json={}, headers=_bearer("sgt_x"))
+            assert answer.status_code == 503
+            assert answer.json()["error"].startswith("cannot check the token now (OSError")
+
+
 # --- the CLI --------------------------------------------------------------------------------
 
 
