@@ -16,6 +16,8 @@ from segue.cli import (
     runs,
     serve,
     server,
+    tokens,
+    users,
 )
 from segue.version import __version__
 
@@ -35,6 +37,8 @@ app.add_typer(db.app, name="db")
 app.add_typer(models.app, name="models")
 app.add_typer(predictions.app, name="predictions")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(users.app, name="users")
+app.add_typer(tokens.app, name="tokens")
 app.command(
     "predict",
     epilog="Example: segue predict models:/churn@champion -i customers.parquet -o scored.parquet",
