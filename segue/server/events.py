@@ -15,6 +15,10 @@ thread feeds every stream, started with the first one; each stream has a bounded
 stream that falls :data:`QUEUE_SIZE` changes behind is ended (its client reconnects and reads
 every alias again) rather than letting the server's memory grow.
 
+A stream never ends by itself, and uvicorn's graceful shutdown waits for every response under
+way before the app hears of it; so SIGTERM and SIGINT first end every stream (the handler
+uvicorn installed then runs as before), and a stopping server does not wait on its followers.
+
 Example::
 
     >>> events = AliasEvents(engine)
@@ -27,9 +31,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import FrameType
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -84,6 +91,8 @@ class AliasEvents:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._connected = threading.Event()
+        self._handlers: dict[int, Any] = {}  # the signal handlers ours were put in front of
+        self._ours: dict[int, Any] = {}
 
     def publish(self, model: str, alias: str) -> None:
         """Hand ``model@alias`` changed to every open stream (from any thread)."""
@@ -101,6 +110,7 @@ class AliasEvents:
             else:
                 self._streams.add(stream)
                 self._start()
+        self._end_on_signal(stream.loop)
         try:
             yield stream.queue
         finally:
@@ -126,12 +136,44 @@ class AliasEvents:
 
     def close(self) -> None:
         """End every stream and stop hearing of changes."""
-        with self._lock:
-            self._closed = True
-        self._send(None)
+        self._end_streams()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(_JOIN_SECONDS)
+        self._restore_signals()
+
+    def _end_streams(self) -> None:
+        with self._lock:
+            self._closed = True
+        self._send(None)
+
+    def _end_on_signal(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Signals reach only the main thread: a server on another thread (tests) has none.
+        if self._handlers or threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._handlers[sig] = previous = signal.getsignal(sig)
+
+            def handle(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+                # On the loop, not here: the interrupted code may hold the streams' lock.
+                loop.call_soon_threadsafe(self._end_streams)
+                if callable(previous):
+                    previous(signum, frame)
+                elif previous == signal.SIG_DFL:
+                    signal.signal(signum, previous)
+                    signal.raise_signal(signum)
+
+            signal.signal(sig, handle)
+            self._ours[sig] = handle
+
+    def _restore_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig, previous in self._handlers.items():
+            if signal.getsignal(sig) is self._ours[sig]:  # not replaced since
+                signal.signal(sig, previous)
+        self._handlers.clear()
+        self._ours.clear()
 
     def _send(self, change: Change) -> None:
         with self._lock:
