@@ -11,7 +11,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from segue.cli import aliases, gates, grants
+from segue.cli import aliases, gates, grants, promotions
 from segue.cli.output import console, number, print_json, print_table, when
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(aliases.app, name="alias")
 app.add_typer(gates.app, name="gate")
 grants.register(app)
+promotions.register(app)
 
 
 def _registry():
