@@ -44,6 +44,8 @@ PROTOCOLS = ("segue+http", "segue+https")
 MISSING_BATCH = 10_000
 
 _CHUNK = 1 << 20
+_WINDOW_MIN = 4 << 20
+_WINDOW_MAX = 64 << 20
 _BLOB = re.compile(r"^blobs/sha256/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})$")
 
 
@@ -198,9 +200,9 @@ class SegueFileSystem(AbstractFileSystem):
     ) -> SegueFile:
         if mode not in ("rb", "wb"):
             raise ValueError(f"{path!r}: mode {mode!r} is not supported (rb or wb)")
-        return SegueFile(
-            self, path, mode, block_size or "default", autocommit, cache_options=cache_options
-        )
+        # Reads need no fsspec cache: SegueFile streams sequential reads from one GET.
+        cache_type = "none" if mode == "rb" else "readahead"
+        return SegueFile(self, path, mode, block_size or "default", autocommit, cache_type)
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -262,11 +264,40 @@ class SegueFileSystem(AbstractFileSystem):
 
 
 class SegueFile(AbstractBufferedFile):
-    """A file on a segue server: read with ranged GETs; written to a local temp file, then
-    sent in one streamed PUT when closed (nothing is stored if the block fails)."""
+    """A file on a segue server, read with ranged GETs streamed as they arrive: sequential
+    reads continue one response (asking for twice as much each time, up to 64 MiB), a seek
+    starts another. Written to a local temp file, then sent in one streamed PUT when closed;
+    nothing is sent if the ``with`` block fails."""
 
     fs: SegueFileSystem
     closed: bool
+    _window: _Window | None = None
+    _span = _WINDOW_MIN
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        end = min(end, self.size)  # fsspec asks for whole blocks, past the end of the file
+        out = bytearray()
+        while start < end:
+            window = self._window
+            if window is None or window.pos != start or window.done:
+                sequential = window is not None and window.pos == start
+                if window is not None:
+                    window.close()
+                self._span = min(2 * self._span, _WINDOW_MAX) if sequential else _WINDOW_MIN
+                stop = min(self.size, start + max(end - start, self._span))
+                window = self._window = _Window(self.fs, self.path, start, stop)
+            piece = window.read(end - start)
+            if not piece:
+                break  # the file is shorter than it was when opened
+            out += piece
+            start += len(piece)
+        return bytes(out)
+
+    def close(self) -> None:
+        if self._window is not None:
+            self._window.close()
+            self._window = None
+        super().close()
 
     def _initiate_upload(self) -> None:
         # Closed by commit or discard, once the PUT is sent or the write abandoned.
@@ -298,6 +329,59 @@ class SegueFile(AbstractBufferedFile):
             self.closed = True
             return
         self.close()
+
+
+class _Window:
+    """Bytes ``[start, end)`` of a file on a server, from one streamed ranged GET."""
+
+    def __init__(self, fs: SegueFileSystem, path: str, start: int, end: int) -> None:
+        session, _, key = fs._split(path)
+        route, _ = fs._route(key)
+        self.pos, self.end = start, end
+        self._left = b""
+        self._where = session.base_url
+        self._context = session.http.stream(
+            "GET", route, headers={"range": f"bytes={start}-{end - 1}"}
+        )
+        try:
+            response = self._context.__enter__()
+            if response.status_code == 404:
+                raise FileNotFoundError(path)
+            if response.status_code >= 400:
+                response.read()
+                raise_for_error(response, self._where)
+        except BaseException as exc:
+            self._context.__exit__(type(exc), exc, exc.__traceback__)
+            if isinstance(exc, httpx.HTTPError):
+                raise ServerError(f"cannot reach the Segue server at {self._where}: {exc}") from exc
+            raise
+        self._chunks = response.iter_raw()
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= self.end
+
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes from where the last read stopped (fewer only at the end)."""
+        parts, wanted = [], min(size, self.end - self.pos)
+        have = 0
+        try:
+            while have < wanted:
+                chunk = self._left or next(self._chunks, b"")
+                self._left = b""
+                if not chunk:
+                    break
+                take = chunk[: wanted - have]
+                self._left = chunk[len(take) :]
+                parts.append(take)
+                have += len(take)
+        except httpx.HTTPError as exc:
+            raise ServerError(f"cannot read from the Segue server at {self._where}: {exc}") from exc
+        self.pos += have
+        return b"".join(parts)
+
+    def close(self) -> None:
+        self._context.__exit__(None, None, None)
 
 
 def _octets(size: int) -> dict[str, str]:

@@ -203,10 +203,11 @@ class _Received:
         self.hasher = hashlib.sha256()
         self.size = 0
 
-    def write(self, data: bytes) -> None:
+    def hash(self, data: bytearray) -> None:
         self.hasher.update(data)
+
+    def write(self, data: bytearray) -> None:
         self.file.write(data)
-        self.size += len(data)
 
     def hexdigest(self) -> str:
         return self.hasher.hexdigest()
@@ -237,23 +238,26 @@ async def _receive(request: Request, state: ServerState) -> tuple[Path, _Receive
 
 
 async def _spool(request: Request, received: _Received) -> None:
-    # Chunks are gathered to about a MiB, then hashed and written in a worker thread while the
-    # next MiB arrives: the event loop never blocks on the disk, and at most two MiB wait.
-    pending: Awaitable[None] | None = None
+    # Chunks are gathered to about a MiB, then hashed in one worker thread and written in
+    # another (both let go of the GIL) while the next MiB arrives: the event loop never blocks
+    # on the disk, and at most two MiB of a body wait in memory.
+    pending: Awaitable[Any] | None = None
     batch = bytearray()
     try:
         async for chunk in request.stream():
             batch += chunk
-            if len(batch) >= _CHUNK:
+            if len(batch) >= _CHUNK or (not chunk and batch):
                 if pending is not None:
                     await pending
-                pending = asyncio.ensure_future(run_in_threadpool(received.write, bytes(batch)))
-                batch.clear()
+                received.size += len(batch)
+                pending = asyncio.gather(
+                    run_in_threadpool(received.hash, batch),
+                    run_in_threadpool(received.write, batch),
+                )
+                batch = bytearray()
         if pending is not None:
             await pending
             pending = None
-        if batch:
-            await run_in_threadpool(received.write, bytes(batch))
     except ClientDisconnect:
         raise _invalid(
             "content-length", "the client went away before sending the whole body"
