@@ -15,7 +15,11 @@ the authenticated actor (``user:bob``), which the client cannot choose.
 
 from __future__ import annotations
 
+import gc
 import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -276,14 +280,18 @@ def set_run_lifecycle(request: Request, run_id: RunIdPath, body: LifecycleBody) 
 @router.post("/runs/{run_id}/batch", status_code=204)
 def log_batch(request: Request, run_id: RunIdPath, body: BatchBody) -> Response:
     """Record params (immutable: 409 on a change), metric points and tags in one transaction."""
-    metrics = [
-        Metric(column.key, value, step, timestamp)
-        for column in body.metrics
-        for value, step, timestamp in zip(column.value, column.step, column.timestamp, strict=True)
-    ]
-    if len(metrics) > MAX_POINTS:
-        raise _invalid("metrics", f"a batch holds at most {MAX_POINTS} points, got {len(metrics)}")
-    _store(request).log_batch(run_id, metrics=metrics, params=body.params, tags=body.tags)
+    points = sum(len(column.value) for column in body.metrics)
+    if points > MAX_POINTS:
+        raise _invalid("metrics", f"a batch holds at most {MAX_POINTS} points, got {points}")
+    with _collection_paused():
+        metrics = [
+            Metric(column.key, value, step, timestamp)
+            for column in body.metrics
+            for value, step, timestamp in zip(
+                column.value, column.step, column.timestamp, strict=True
+            )
+        ]
+        _store(request).log_batch(run_id, metrics=metrics, params=body.params, tags=body.tags)
     return Response(status_code=204)
 
 
@@ -360,6 +368,35 @@ def record_environment(
 
 def _store(request: Request) -> SqlTrackingStore:
     return app.server_state(request).tracking
+
+
+_pauses = 0
+_pauses_lock = threading.Lock()
+_collecting = True
+
+
+@contextmanager
+def _collection_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a batch is turned into rows and written.
+
+    A batch of 50,000 points makes several hundred thousand objects that all live until it is
+    written, and the collector would walk them again and again for nothing (it doubled the
+    time of a batch). The batch frees them itself; collection resumes when the last batch in
+    progress ends.
+    """
+    global _pauses, _collecting
+    with _pauses_lock:
+        if _pauses == 0:
+            _collecting = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _pauses_lock:
+            _pauses -= 1
+            if _pauses == 0 and _collecting:
+                gc.enable()
 
 
 def _invalid(field: str, message: str) -> InvalidArgument:
