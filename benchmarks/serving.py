@@ -540,25 +540,34 @@ def _auth_cost(args: argparse.Namespace, env: dict[str, str], root: Path) -> Non
         f"segue serve with and without --auth, {args.workers} worker(s), 1-row bodies, c=64, "
         f"{args.auth_rounds} alternated run(s) of {args.seconds:g} s each; best kept"
     )
-    best: dict[str, Load] = {}
+    runs: dict[str, list[Load]] = {server.name: [] for server in servers}
     for _ in range(args.auth_rounds):
         for server in servers:
             loads, note = _bench_server(server, root, expected, args, concurrency=(64,))
             if not loads:
                 sys.exit(f"{server.name}: {note}")
-            load = loads[0]
-            if load.errors:
-                sys.exit(f"{server.name}: {load.errors} errors: {load.problems[:3]}")
-            if server.name not in best or load.rps > best[server.name].rps:
-                best[server.name] = load
-    for name, load in best.items():
+            if loads[0].errors:
+                sys.exit(f"{server.name}: {loads[0].errors} errors: {loads[0].problems[:3]}")
+            runs[server.name].append(loads[0])
+    spread = 0.0
+    for name, loads in runs.items():
+        best = max(loads, key=lambda load: load.rps)
+        rates = [load.rps for load in loads]
+        spread = max(spread, (max(rates) - min(rates)) / max(rates) * 100)
         print(
-            f"  {name:13s} {load.rps:9.1f} req/s  p50 {_ms(load.p50_ms)} ms  "
-            f"p99 {_ms(load.p99_ms)} ms"
+            f"  {name:13s} best {best.rps:7.1f} req/s  p50 {_ms(best.p50_ms)} ms  "
+            f"p99 {_ms(best.p99_ms)} ms  (runs: {', '.join(f'{r:.0f}' for r in rates)})"
         )
-    plain, auth = best["segue"].rps, best["segue --auth"].rps
+    plain = max(load.rps for load in runs["segue"])
+    auth = max(load.rps for load in runs["segue --auth"])
     cost = (plain - auth) / plain * 100
-    verdict = "MET" if cost < MAX_AUTH_COST_PCT else "MISSED"
+    if spread > MAX_AUTH_COST_PCT:
+        verdict = (
+            f"INCONCLUSIVE: runs of one server differ by up to {spread:.0f}%, more than the "
+            "target (a busy machine); see benchmarks/serving_auth.py for the check's own cost"
+        )
+    else:
+        verdict = "MET" if cost < MAX_AUTH_COST_PCT else "MISSED"
     print(f"throughput cost of --auth: {cost:+.1f}% (target < {MAX_AUTH_COST_PCT:.0f}%)  {verdict}")
     print(_load_average())
 
