@@ -55,6 +55,8 @@ class SegueFileSystem(AbstractFileSystem):
     Args:
         scheme: ``http`` or ``https``, how the servers are reached.
         token: the bearer token; None reads ``SEGUE_TOKEN``.
+        transport: an httpx transport for the requests (e.g. one with a proxy or a client
+            certificate), as fsspec storage options or ``fsspec.config.conf["segue+http"]``.
     """
 
     protocol = PROTOCOLS
@@ -62,7 +64,13 @@ class SegueFileSystem(AbstractFileSystem):
     #: Blob uploads are checked against their digest by the server as they are stored.
     verifies_uploads = True
 
-    def __init__(self, scheme: str = "http", token: str | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        scheme: str = "http",
+        token: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(**options)
         if scheme not in ("http", "https"):
             raise InvalidArgument(f"scheme must be http or https, got {scheme!r}")
@@ -72,6 +80,7 @@ class SegueFileSystem(AbstractFileSystem):
             token = settings().token
         self.scheme = scheme
         self._token = token
+        self._transport = transport
         self._sessions: dict[str, RemoteSession] = {}
 
     @staticmethod
@@ -97,7 +106,9 @@ class SegueFileSystem(AbstractFileSystem):
             raise InvalidArgument(f"artifact path {path!r} names no server (host:port/…)")
         session = self._sessions.get(address)
         if session is None:
-            session = RemoteSession(f"{self.scheme}://{address}", self._token)
+            session = RemoteSession(
+                f"{self.scheme}://{address}", self._token, transport=self._transport
+            )
             self._sessions[address] = session
         return session, address, key.strip("/")
 
