@@ -123,11 +123,13 @@ def get_model_request(request: Request, name: str, request_id: RequestId) -> Res
 
 
 @router.post("/models/{name}/requests/{request_id}/approve")
-def approve(request: Request, name: str, request_id: RequestId, body: Decision) -> Response:
+def approve(
+    request: Request, name: str, request_id: RequestId, body: Decision | None = None
+) -> Response:
     """Approve and move the alias if the gates pass now (403 for the proposer; 409 with the
-    ``report`` if a gate fails, and the request is then ``failed``)."""
+    ``report`` if a gate fails, and the request is then ``failed``). The body is optional."""
     found = _of_model(request, name, request_id)
-    approved = _promotions(request).approve(request_id, body.comment)
+    approved = _promotions(request).approve(request_id, body.comment if body else None)
     app.server_state(request).events.publish(found.model_name, found.alias)
     return app.json_response(approved)
 
