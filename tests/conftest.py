@@ -247,6 +247,13 @@ class LiveServer:
         self._thread.join(timeout=30)
 
 
+@pytest.fixture(scope="session")
+def live_server() -> Callable[..., LiveServer]:
+    """``live_server(state)``: a :class:`LiveServer` over ``state`` on a free port, for
+    fixtures wider than one test (the fixture that starts it stops it)."""
+    return lambda state: LiveServer(state, free_port())
+
+
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     """``start_server(store_uri, artifact_uri=None, no_auth=False, clock=time.time)``: a
