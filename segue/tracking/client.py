@@ -346,13 +346,10 @@ def _local_client(config: Settings) -> TrackingClient:
 def _remote_client(config: Settings) -> TrackingClient:
     """Through the ``segue server`` at ``SEGUE_TRACKING_URI``: no database, no artifact store
     of its own. Dead runs are reaped at most once per heartbeat interval."""
+    import segue.remote.fs  # noqa: F401  # registers segue+http(s):// with fsspec
     from segue.remote.http import RemoteSession
     from segue.remote.tracking import RestTrackingStore
 
-    try:
-        import segue.remote.fs  # noqa: F401  # registers segue+http(s):// with fsspec
-    except ImportError:  # artifacts through the server are not there yet: tracking still works
-        log.debug("segue.remote.fs is missing: artifact calls will fail in remote mode")
     assert config.tracking_uri is not None  # config.remote says so
     session = RemoteSession(config.tracking_uri, config.token)
     store = RestTrackingStore(session, reap_interval=config.heartbeat_interval)

@@ -74,6 +74,19 @@ def test_a_run_is_logged_through_the_server(remote: Remote) -> None:
     assert get_client().metric_history(run.id, "loss") == history
 
 
+def test_artifacts_go_through_the_server(remote: Remote, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    with segue.start_run(experiment="files") as run:
+        run.log_dict({"a": 1}, "config.json")
+        run.log_artifact(tmp_path / "notes.txt")
+
+    client = get_client()
+    assert client.artifact_uri == "segue+" + remote.url
+    assert [e.path for e in remote.store.list_artifacts(run.id)] == ["config.json", "notes.txt"]
+    assert client.read_artifact(run.id, "notes.txt") == b"hello"
+    assert json.loads(client.read_artifact(run.id, "config.json")) == {"a": 1}
+
+
 def test_search_runs_filters_on_the_server(remote: Remote) -> None:
     for acc in (0.5, 0.7, 0.9):
         with segue.start_run(experiment="search", params={"acc_set": acc}) as run:
