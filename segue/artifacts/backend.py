@@ -113,6 +113,9 @@ class FsspecBackend:
             NotFound: nothing is stored under ``key`` (or it is a folder).
         """
         fs, _ = self._fs_root
+        # Object-store filesystems answer from listings they cached; another writer may have
+        # stored this file since.
+        fs.invalidate_cache(self._path(key))
         try:
             info = fs.info(self._path(key))
         except FileNotFoundError as exc:
