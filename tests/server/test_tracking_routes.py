@@ -1,0 +1,127 @@
+"""``segue server``'s tracking routes over real HTTP: bad bodies are a 422 naming the field,
+what the store refuses keeps its status, and metric points travel as columns."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+RUN = {
+    "experiment_name": "exp",
+    "name": "run",
+    "status": "RUNNING",
+    "start_time": 1,
+    "end_time": None,
+    "heartbeat_at": 1,
+    "user": "ada",
+    "host": "box",
+    "python_version": "3.11.9",
+}
+
+
+@pytest.fixture
+def api(start_server, sqlite_template: Path, tmp_path: Path) -> Iterator[httpx.Client]:
+    """A client of a ``--no-auth`` server over a fresh SQLite store, at ``/api/v1``."""
+    db = tmp_path / "segue.db"
+    shutil.copyfile(sqlite_template, db)
+    server = start_server(f"sqlite:///{db}", no_auth=True)
+    with httpx.Client(base_url=f"{server.url}/api/v1") as client:
+        yield client
+
+
+@pytest.fixture
+def run_id(api: httpx.Client) -> str:
+    exp = api.post("/experiments", json={"name": "exp", "get_or_create": True}).json()
+    run_id = uuid.uuid4().hex
+    answer = api.post("/runs", json={"info": {**RUN, "id": run_id, "experiment_id": exp["id"]}})
+    assert answer.status_code == 201, answer.text
+    return run_id
+
+
+def _column(key: str, n: int, **override: Any) -> dict[str, Any]:
+    return {"key": key, "value": [0.5] * n, "step": list(range(n)), "timestamp": [1] * n} | override
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/experiments", {"name": ""}, "name"),
+        ("POST", "/experiments", {"name": "x" * 257}, "name"),
+        ("POST", "/experiments", {"name": "x", "owner": "me"}, "owner"),
+        ("POST", "/experiments", {"name": 42}, "name"),
+        ("POST", "/runs/search", {"filter": "metrics.acc >"}, "filter"),
+        ("POST", "/runs/search", {"order_by": ["metrics.acc DOWN"]}, "order_by"),
+        ("POST", "/runs/search", {"max_results": 0}, "max_results"),
+        ("POST", "/runs/search", {"max_results": 50_001}, "max_results"),
+        ("POST", "/runs/heartbeat", {"run_ids": ["a/b"], "now": 1}, "run_ids.0"),
+        ("POST", "/runs/reap", {"now": 1, "timeout_ms": -1}, "timeout_ms"),
+        ("POST", "/runs/{run}/status", {"status": "DONE", "end_time": 1}, "status"),
+        ("POST", "/runs/{run}/lifecycle", {"stage": "gone"}, "stage"),
+        ("POST", "/runs/{run}/batch", {"params": {"": "1"}}, "params."),
+        ("POST", "/runs/{run}/batch", {"params": {"p": "v" * 6001}}, "params.p"),
+        ("POST", "/runs/{run}/batch", {"metrics": [_column("m", 2, step=[0])]}, "metrics.0"),
+        ("POST", "/runs/{run}/batch", {"metrics": [_column("m", 1, step=[2**63])]}, None),
+        ("POST", "/runs/{run}/batch", {"metrics": [_column("m", 1, value=["x"])]}, None),
+        ("POST", "/runs/{run}/artifacts", {"entries": [{"path": "a", "digest": "d"}]}, None),
+        ("POST", "/runs/{run}/datasets", {"name": "d", "context": "train"}, "dataset"),
+        ("PUT", "/environments/abc", {"packages": {"numpy": 2}}, "packages.numpy"),
+        ("PUT", "/environments/a-b", {"packages": {}}, "digest"),
+    ],
+)
+def test_bad_input_is_a_422_naming_the_field(
+    api: httpx.Client, run_id: str, method: str, path: str, body: Any, field: str | None
+) -> None:
+    answer = api.request(method, path.format(run=run_id), json=body)
+
+    assert answer.status_code == 422, answer.text
+    error = answer.json()
+    assert error["type"] == "InvalidArgument"
+    assert error["field"], error
+    assert error["field"].startswith(field or ""), error
+
+
+def test_store_refusals_keep_their_status(api: httpx.Client, run_id: str) -> None:
+    assert api.post("/experiments", json={"name": "exp"}).status_code == 409
+    assert api.get("/experiments/nope").json()["type"] == "NotFound"
+    assert api.get(f"/runs/{'f' * 32}").status_code == 404
+    assert api.get("/run-prefixes/abc").status_code == 422  # too short
+    assert api.post(f"/runs/{run_id}/batch", json={"params": {"lr": "0.1"}}).status_code == 204
+    changed = api.post(f"/runs/{run_id}/batch", json={"params": {"lr": "0.2"}})
+    assert (changed.status_code, changed.json()["type"]) == (409, "Conflict")
+
+
+def test_metric_points_travel_as_columns(api: httpx.Client, run_id: str) -> None:
+    body = {
+        "metrics": [
+            _column("loss", 3, value=[1.0, "NaN", "-Infinity"]),
+            _column("acc", 1, value=[0.5], step=[7]),
+        ]
+    }
+    assert api.post(f"/runs/{run_id}/batch", json=body).status_code == 204
+
+    history = api.get(f"/runs/{run_id}/metric-history", params={"key": "loss"}).json()
+    run = api.get(f"/runs/{run_id}").json()
+
+    assert history == {
+        "key": "loss",
+        "value": [1.0, "NaN", "-Infinity"],
+        "step": [0, 1, 2],
+        "timestamp": [1, 1, 1],
+    }
+    assert run["data"]["metrics"]["acc"] == {"key": "acc", "value": 0.5, "step": 7, "timestamp": 1}
+
+
+def test_an_experiment_is_created_once(api: httpx.Client) -> None:
+    created = api.post("/experiments", json={"name": "churn", "description": "who leaves"})
+    again = api.post("/experiments", json={"name": "churn", "get_or_create": True})
+
+    assert created.status_code == 201
+    assert again.status_code == 200
+    assert again.json() == created.json()
+    assert [e["name"] for e in api.get("/experiments").json()] == ["churn"]
