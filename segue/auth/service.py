@@ -37,6 +37,7 @@ from segue.errors import (
 )
 from segue.store.auth import AuthStore
 from segue.store.entities import ApiToken, ModelGrant, User
+from segue.store.registry import check_model_name
 
 __all__ = [
     "GRANT_ROLES",
@@ -311,6 +312,7 @@ class AuthService:
             InvalidArgument: ``role`` is not viewer, editor or maintainer.
             NotFound: no such model or user.
         """
+        check_model_name(model)
         check_user_name(user)
         if role not in GRANT_ROLES:
             raise InvalidArgument(
@@ -321,15 +323,16 @@ class AuthService:
 
     def revoke_grant(self, model: str, user: str, actor: str) -> None:
         """Take back ``user``'s grant on ``model``; NotFound if they have none."""
-        self.store.delete_grant(model, check_user_name(user), actor)
+        self.store.delete_grant(check_model_name(model), check_user_name(user), actor)
 
     def list_grants(self, model: str) -> list[ModelGrant]:
-        return self.store.list_grants(model)
+        """The grants on ``model``, by user name."""
+        return self.store.list_grants(check_model_name(model))
 
     def model_role(self, principal: Principal, model: str | None) -> str:
         """The strongest of ``principal``'s role and their grant on ``model``."""
-        if model is None:
-            return principal.role
+        if model is None or not _is_model_name(model):
+            return principal.role  # no grant can name what is not a model name
         return strongest(principal.role, self.store.grant_role(model, principal.user))
 
     def authorize(self, principal: Principal, needed: str, model: str | None) -> None:
@@ -344,10 +347,20 @@ class AuthService:
                 f"token {principal.token_id} has scope 'predict': it is for inference servers "
                 "(segue serve --auth) only; create a token without --scope for this server"
             )
+        if at_least(principal.role, needed):
+            return  # a grant only raises a role: no need to look one up
         role = self.model_role(principal, model)
         if not at_least(role, needed):
             where = f" on model {model!r}" if model is not None else ""
             raise PermissionDenied(f"this needs role {needed}{where}; {principal.actor} is {role}")
+
+
+def _is_model_name(name: str) -> bool:
+    try:
+        check_model_name(name)
+    except InvalidArgument:
+        return False
+    return True
 
 
 def _utc(ms: int) -> str:
