@@ -112,10 +112,17 @@ class Load:
     p99_ms: float | None
     statuses: dict[str, int]
     problems: list[str]
+    #: CPU seconds the server's processes used during the run (Linux), else None.
+    cpu_s: float | None = None
 
     @property
     def rps(self) -> float:
         return self.ok / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        answered = self.ok + self.errors
+        return None if self.cpu_s is None or not answered else self.cpu_s / answered * 1e6
 
 
 # --- the model, its three packages, the request bodies ------------------------------------
@@ -260,6 +267,25 @@ def _check(server: Server, expected: dict[int, np.ndarray]) -> None:
             raise RuntimeError(f"{n}-row check request: wrong predictions {str(got)[:200]}")
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of ``pid`` and its descendants so far (None off Linux)."""
+    try:
+        stats = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError):
+                    text = Path(f"/proc/{entry}/stat").read_text()
+                    fields = text[text.rindex(")") + 2 :].split()
+                    stats[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    except OSError:
+        return None
+    tree, ticks = {pid}, 0
+    for _ in range(4):  # the server, its workers, and what they start
+        tree |= {child for child, (parent, _) in stats.items() if parent in tree}
+    ticks = sum(stats[p][1] for p in tree if p in stats)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _stop(proc: subprocess.Popen) -> str:
     """SIGTERM the server's process group; SIGKILL it if it lingers. Return what happened."""
     if proc.poll() is not None:
@@ -385,8 +411,12 @@ def _bench_server(
             _hey(url, body, 8, args.warmup_seconds, args.request_timeout, server.headers)
         for n, body in server.bodies.items():
             for c in concurrency:
+                cpu_before = _cpu_seconds(proc.pid)
                 text = _hey(url, body, c, server.seconds, args.request_timeout, server.headers)
+                cpu_after = _cpu_seconds(proc.pid)
                 load = parse_hey(text, server.name, n, c)
+                if cpu_before is not None and cpu_after is not None:
+                    load.cpu_s = cpu_after - cpu_before
                 loads.append(load)
                 p50 = "-" if load.p50_ms is None else f"{load.p50_ms:.1f} ms"
                 p99 = "-" if load.p99_ms is None else f"{load.p99_ms:.1f} ms"
@@ -557,6 +587,18 @@ def _auth_cost(args: argparse.Namespace, env: dict[str, str], root: Path) -> Non
         print(
             f"  {name:13s} best {best.rps:7.1f} req/s  p50 {_ms(best.p50_ms)} ms  "
             f"p99 {_ms(best.p99_ms)} ms  (runs: {', '.join(f'{r:.0f}' for r in rates)})"
+        )
+    cpu = {}
+    for name, loads in runs.items():
+        per_request = [load.cpu_us_per_request for load in loads]
+        if all(value is not None for value in per_request):
+            cpu[name] = statistics.median(value for value in per_request if value is not None)
+    if len(cpu) == 2:
+        extra = (cpu["segue --auth"] - cpu["segue"]) / cpu["segue"] * 100
+        print(
+            f"server CPU per request (median of runs; steadier than req/s on a busy machine): "
+            f"{cpu['segue']:.0f} µs without, {cpu['segue --auth']:.0f} µs with --auth "
+            f"({extra:+.1f}%)"
         )
     plain = max(load.rps for load in runs["segue"])
     auth = max(load.rps for load in runs["segue --auth"])
