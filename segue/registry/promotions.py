@@ -67,7 +67,7 @@ class Promotions:
             Conflict: the alias already points there, or the same move is pending.
         """
         check_alias(alias)
-        if not isinstance(reason, str) or not reason.strip():
+        if not isinstance(reason, str) or not reason.strip(" \t\n\r\f\v"):
             raise InvalidArgument("reason: say why this version should be promoted (--reason)")
         report = [_result(r) for r in self.registry.gate_report(name, alias, version)]
         return self.store.create_request(name, version, alias, reason, self._actor, report)
@@ -120,7 +120,7 @@ class Promotions:
             InvalidArgument: no comment given.
             Conflict: the request is no longer pending.
         """
-        if not isinstance(comment, str) or not comment.strip():
+        if not isinstance(comment, str) or not comment.strip(" \t\n\r\f\v"):
             raise InvalidArgument("comment: say why the request is rejected (--comment)")
         request = self._pending(request_id)
         return self.store.decide(request_id, "rejected", self._actor, comment, request.gate_report)

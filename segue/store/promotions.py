@@ -347,10 +347,14 @@ def _number(value: Any, what: str) -> int:
     return value
 
 
+#: What a reason or comment is stripped of: the whitespace the REST API's schema names too.
+_BLANK = " \t\n\r\f\v"
+
+
 def _reason(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value.strip(_BLANK):
         raise InvalidArgument("reason: say why, in a few words (it is kept in the audit log)")
-    return _storable(value.strip(), "reason")
+    return _storable(value.strip(_BLANK), "reason")
 
 
 def _comment(value: Any) -> str | None:
@@ -358,7 +362,7 @@ def _comment(value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidArgument(f"comment must be text, got {type(value).__name__}")
-    return _storable(value.strip(), "comment") or None
+    return _storable(value.strip(_BLANK), "comment") or None
 
 
 def _storable(text: str, what: str) -> str:

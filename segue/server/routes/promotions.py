@@ -27,9 +27,18 @@ from segue.store.registry import check_model_name
 
 router: APIRouter = APIRouter(tags=["promotions"])
 
-_NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
+# The schema says what the store accepts, so that a request the document calls valid is not
+# refused (and one it calls invalid is): the patterns of check_model_name and check_alias;
+# text without NUL (PostgreSQL cannot hold it), and a reason that is not blank.
+# (Lengths apart: a bounded repetition of Unicode \w compiles too large.)
+_MODEL = r"^[A-Za-z0-9][\w.\-]*$"
+_ALIAS = r"^[A-Za-z][\w\-]*$"
+_NO_NUL = r"^[^\x00]*$"
+_SAID = r"^[^\x00]*[^\x00 \t\n\r\f\v][^\x00]*$"
 
+ModelName = Annotated[str, Path(max_length=256, pattern=_MODEL)]
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT, pattern=_NO_NUL)]
+Said = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT, pattern=_SAID)]
 RequestId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Status = Literal["pending", "approved", "rejected", "failed"]
 
@@ -42,14 +51,20 @@ class NewRequest(_Body):
     """Propose pointing ``alias`` at ``version``, saying why (``POST .../requests``)."""
 
     version: Annotated[int, Field(ge=1, le=MAX_ID)]
-    alias: Annotated[str, StringConstraints(max_length=128, pattern=_NO_NUL)]
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT, pattern=_NO_NUL)]
+    alias: Annotated[str, StringConstraints(max_length=128, pattern=_ALIAS)]
+    reason: Said
 
 
-class Decision(_Body):
-    """An approver's comment (required to reject)."""
+class Approval(_Body):
+    """An approver's comment, if any."""
 
     comment: Text | None = None
+
+
+class Rejection(_Body):
+    """Why the request is rejected."""
+
+    comment: Said
 
 
 class PolicyBody(_Body):
@@ -76,13 +91,13 @@ def _of_model(request: Request, name: str, request_id: int) -> PromotionRequest:
 
 
 @router.get("/models/{name}/policy")
-def get_policy(request: Request, name: str) -> Response:
+def get_policy(request: Request, name: ModelName) -> Response:
     """``{"model_name", "require_approval", "updated_at", "updated_by"}``."""
     return app.json_response(app.server_state(request).promotions.get_policy(name))
 
 
 @router.put("/models/{name}/policy")
-def set_policy(request: Request, name: str, body: PolicyBody) -> Response:
+def set_policy(request: Request, name: ModelName, body: PolicyBody) -> Response:
     """Require (or stop requiring) an approved promotion request for every alias move."""
     return app.json_response(_promotions(request).set_policy(name, body.require_approval))
 
@@ -94,7 +109,7 @@ def set_policy(request: Request, name: str, body: PolicyBody) -> Response:
 def list_requests(
     request: Request,
     status: Status | None = None,
-    model: Annotated[str, Query(max_length=256, pattern=_NO_NUL)] | None = None,
+    model: Annotated[str, Query(max_length=256, pattern=_MODEL)] | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> Response:
     """Promotion requests, newest first, of one ``model`` and in one ``status`` if given."""
@@ -109,7 +124,7 @@ def get_request(request: Request, request_id: RequestId) -> Response:
 
 
 @router.post("/models/{name}/requests", status_code=201)
-def propose(request: Request, name: str, body: NewRequest) -> Response:
+def propose(request: Request, name: ModelName, body: NewRequest) -> Response:
     """Propose a move of one of the model's aliases; the gates are judged now and kept on
     the request."""
     created = _promotions(request).propose(name, body.version, body.alias, body.reason)
@@ -117,14 +132,14 @@ def propose(request: Request, name: str, body: NewRequest) -> Response:
 
 
 @router.get("/models/{name}/requests/{request_id}")
-def get_model_request(request: Request, name: str, request_id: RequestId) -> Response:
+def get_model_request(request: Request, name: ModelName, request_id: RequestId) -> Response:
     """One promotion request of the model."""
     return app.json_response(_of_model(request, name, request_id))
 
 
 @router.post("/models/{name}/requests/{request_id}/approve")
 def approve(
-    request: Request, name: str, request_id: RequestId, body: Decision | None = None
+    request: Request, name: ModelName, request_id: RequestId, body: Approval | None = None
 ) -> Response:
     """Approve and move the alias if the gates pass now (403 for the proposer; 409 with the
     ``report`` if a gate fails, and the request is then ``failed``). The body is optional."""
@@ -135,7 +150,7 @@ def approve(
 
 
 @router.post("/models/{name}/requests/{request_id}/reject")
-def reject(request: Request, name: str, request_id: RequestId, body: Decision) -> Response:
+def reject(request: Request, name: ModelName, request_id: RequestId, body: Rejection) -> Response:
     """Reject the request with a comment (required); nothing moves."""
     _of_model(request, name, request_id)
-    return app.json_response(_promotions(request).reject(request_id, body.comment or ""))
+    return app.json_response(_promotions(request).reject(request_id, body.comment))
