@@ -45,6 +45,8 @@ class ActiveRun:
         self.info = info
         self._on_end = on_end
         self._steps: dict[str, int] = {}
+        #: Metric keys already checked, so a logging loop checks each name once.
+        self._keys: set[str] = set()
         self._ended = False
 
     @property
@@ -124,7 +126,8 @@ class ActiveRun:
         now = self._client._now()
         points = []
         for key, value in metrics.items():
-            validation.check_key("metric", key)
+            if key not in self._keys:
+                validation.check_key("metric", key)
             number = validation.metric_value(key, value)
             if step is None:
                 point_step = self._steps.get(key, -1) + 1
@@ -134,6 +137,7 @@ class ActiveRun:
         # Advance the auto steps only once the whole batch is valid: a refused batch logs nothing.
         for point in points:
             self._steps[point.key] = max(point.step, self._steps.get(point.key, -1))
+            self._keys.add(point.key)
         self._client.log_metrics(self.id, points)
 
     def set_tag(self, key: str, value: Any) -> None:

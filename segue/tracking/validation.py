@@ -44,6 +44,8 @@ def tag_value(key: str, value: Any) -> str:
 
 
 def metric_value(key: str, value: Any) -> float:
+    if type(value) is float or type(value) is int:  # the common case, without ABC checks
+        return float(value)
     # NumPy booleans are no numbers.Real but convert to float: refuse them like Python's.
     is_bool = isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", "") == "b"
     if is_bool or not isinstance(value, numbers.Real):

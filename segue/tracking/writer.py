@@ -16,6 +16,7 @@ later write.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import defaultdict
@@ -84,6 +85,8 @@ class MetricWriter:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._running = False
+        self._pid = 0
         self._last_heartbeat = 0.0
         #: Points dropped because the backlog was full, per run.
         self.dropped: dict[str, int] = defaultdict(int)
@@ -231,6 +234,10 @@ class MetricWriter:
         self.flush()
 
     def _ensure_thread(self) -> None:
+        # Called for every logged point: a flag the loop clears on its way out (and the pid,
+        # as a forked child has no thread) spare the costly is_alive() of the common case.
+        if self._running and self._pid == os.getpid():
+            return
         if self._thread is None or not self._thread.is_alive():
             with self._lock:
                 if self._thread is None or not self._thread.is_alive():
@@ -238,18 +245,23 @@ class MetricWriter:
                     self._thread = threading.Thread(
                         target=self._loop, name="segue-metric-writer", daemon=True
                     )
+                    self._pid = os.getpid()
+                    self._running = True  # before start: the loop clears it when it ends
                     self._thread.start()
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self._flush_interval)
-            self._wake.clear()
-            try:
-                self.flush(background=True)
-                self._maybe_heartbeat()
-            except Exception:
-                # A bug here must not silently stop every later write: say so and go on.
-                log.exception("the metric writer failed; it keeps running")
+        try:
+            while not self._stop.is_set():
+                self._wake.wait(self._flush_interval)
+                self._wake.clear()
+                try:
+                    self.flush(background=True)
+                    self._maybe_heartbeat()
+                except Exception:
+                    # A bug here must not silently stop every later write: say so and go on.
+                    log.exception("the metric writer failed; it keeps running")
+        finally:
+            self._running = False
 
     def _maybe_heartbeat(self) -> None:
         now = self._clock()
