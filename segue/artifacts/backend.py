@@ -79,10 +79,13 @@ class FsspecBackend:
         else:
             fs.pipe_file(target, data)
 
-    def open(self, key: str) -> BinaryIO:
+    def open(self, key: str, *, block_size: int | None = None) -> BinaryIO:
+        """``key``'s file, for reading; ``block_size`` bounds what an object-store filesystem
+        reads ahead (s3fs: 50 MiB by default)."""
         fs, _ = self._fs_root
+        options = {} if block_size is None else {"block_size": block_size}
         try:
-            opened: BinaryIO = fs.open(self._path(key), "rb")
+            opened: BinaryIO = fs.open(self._path(key), "rb", **options)
         except FileNotFoundError as exc:
             raise NotFound(f"artifact blob {key!r} is missing from {self.url}") from exc
         return opened

@@ -43,6 +43,8 @@ LOG_FOLDERS = ("predictions", "feedback")
 MAX_PATH = 1024
 
 _CHUNK = 1 << 20
+#: What an object-store filesystem reads ahead for one download (bounds the server's memory).
+_READAHEAD = 4 << 20
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -323,7 +325,7 @@ def _download(request: Request, key: str, extra: dict[str, str]) -> Response:
     headers = {**_file_headers(end - start), **extra}
     if status == 206:
         headers["content-range"] = f"bytes {start}-{end - 1}/{size}"
-    opened = backend.open(key)
+    opened = backend.open(key, block_size=_READAHEAD)
     return StreamingResponse(_chunks(opened, start, end - start), status, headers)
 
 
