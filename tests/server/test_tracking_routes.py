@@ -3,6 +3,7 @@ what the store refuses keeps its status, and metric points travel as columns."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -55,6 +56,9 @@ def _column(key: str, n: int, **override: Any) -> dict[str, Any]:
         ("POST", "/experiments", {"name": "x" * 257}, "name"),
         ("POST", "/experiments", {"name": "x", "owner": "me"}, "owner"),
         ("POST", "/experiments", {"name": 42}, "name"),
+        ("POST", "/experiments", {"name": "a\x00b"}, "name"),  # no database stores a NUL
+        ("POST", "/experiments", {"name": "\ud800"}, "name"),  # nor a lone surrogate
+        ("POST", "/runs/{run}/batch", {"tags": {"t": "\x00"}}, "tags.t"),
         ("POST", "/runs/search", {"filter": "metrics.acc >"}, "filter"),
         ("POST", "/runs/search", {"order_by": ["metrics.acc DOWN"]}, "order_by"),
         ("POST", "/runs/search", {"max_results": 0}, "max_results"),
@@ -70,6 +74,22 @@ def _column(key: str, n: int, **override: Any) -> dict[str, Any]:
         ("POST", "/runs/{run}/batch", {"metrics": [_column("m", 1, value=["x"])]}, None),
         ("POST", "/runs/{run}/artifacts", {"entries": [{"path": "a", "digest": "d"}]}, None),
         ("POST", "/runs/{run}/datasets", {"name": "d", "context": "train"}, "dataset"),
+        (
+            "POST",
+            "/runs/{run}/datasets",
+            {
+                "name": "d",
+                "context": "train",
+                "dataset": {
+                    "digest": "1",
+                    "n_rows": 1,
+                    "n_columns": 1,
+                    "schema": [{"name": "\ud800"}],
+                    "profile": {},
+                },
+            },
+            "dataset",
+        ),
         ("PUT", "/environments/abc", {"packages": {"numpy": 2}}, "packages.numpy"),
         ("PUT", "/environments/a-b", {"packages": {}}, "digest"),
     ],
@@ -77,7 +97,10 @@ def _column(key: str, n: int, **override: Any) -> dict[str, Any]:
 def test_bad_input_is_a_422_naming_the_field(
     api: httpx.Client, run_id: str, method: str, path: str, body: Any, field: str | None
 ) -> None:
-    answer = api.request(method, path.format(run=run_id), json=body)
+    # Escaped JSON text, as a client may send lone surrogates that way.
+    content = json.dumps(body)
+    headers = {"content-type": "application/json"}
+    answer = api.request(method, path.format(run=run_id), content=content, headers=headers)
 
     assert answer.status_code == 422, answer.text
     error = answer.json()

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.responses import Response
@@ -47,21 +48,27 @@ MAX_RESULTS = 50_000
 MAX_TAG_VALUE = 1_000_000
 
 _INT64 = 2**63 - 1
+#: Text a database can store: no NUL character, no lone surrogate (a 422 instead of a 500).
+PLAIN = r"^[^\x00]*$"
 Int64 = Annotated[int, Field(ge=-_INT64 - 1, le=_INT64)]
 Millis = Annotated[int, Field(ge=0, le=_INT64)]
-Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY)]
+Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY, pattern=PLAIN)]
 RunId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z_-]+$")]
 Digest = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$")]
-Name = Annotated[str, Field(min_length=1, max_length=256)]
-Text = Annotated[str, Field(max_length=MAX_TAG_VALUE)]
+Name = Annotated[str, Field(min_length=1, max_length=256, pattern=PLAIN)]
+Text = Annotated[str, Field(max_length=MAX_TAG_VALUE, pattern=PLAIN)]
 Params = Annotated[
-    dict[Key, Annotated[str, Field(max_length=MAX_PARAM_VALUE)]], Field(max_length=MAX_ENTRIES)
+    dict[Key, Annotated[str, Field(max_length=MAX_PARAM_VALUE, pattern=PLAIN)]],
+    Field(max_length=MAX_ENTRIES),
 ]
 Tags = Annotated[dict[Key, Text], Field(max_length=MAX_ENTRIES)]
 Status = Literal["RUNNING", "FINISHED", "FAILED", "KILLED"]
 Stage = Literal["active", "deleted"]
 
-RunIdPath = Annotated[str, Path(max_length=64)]
+RunIdPath = Annotated[str, Path(max_length=64, pattern=PLAIN)]
+NamePath = Annotated[str, Path(max_length=256, pattern=PLAIN)]
+DigestPath = Annotated[str, Path(max_length=64, pattern=PLAIN)]
+PackageText = Annotated[str, Field(max_length=1000, pattern=PLAIN)]
 
 
 class _Body(BaseModel):
@@ -73,7 +80,7 @@ class _Body(BaseModel):
 
 class ExperimentBody(_Body):
     name: Name
-    description: Annotated[str, Field(max_length=MAX_TAG_VALUE)] | None = None
+    description: Annotated[str, Field(max_length=MAX_TAG_VALUE, pattern=PLAIN)] | None = None
     #: Answer the existing experiment instead of a 409 when the name is taken.
     get_or_create: bool = False
 
@@ -81,18 +88,18 @@ class ExperimentBody(_Body):
 class RunInfoBody(_Body):
     id: RunId
     experiment_id: Int64
-    experiment_name: Annotated[str, Field(max_length=256)]
+    experiment_name: Annotated[str, Field(max_length=256, pattern=PLAIN)]
     name: Name
     status: Status
     start_time: Millis
     end_time: Millis | None
     heartbeat_at: Millis
-    user: Annotated[str, Field(max_length=256)]
-    host: Annotated[str, Field(max_length=256)]
-    python_version: Annotated[str, Field(max_length=32)]
+    user: Annotated[str, Field(max_length=256, pattern=PLAIN)]
+    host: Annotated[str, Field(max_length=256, pattern=PLAIN)]
+    python_version: Annotated[str, Field(max_length=32, pattern=PLAIN)]
     lifecycle_stage: Stage = "active"
     parent_run_id: RunId | None = None
-    source_commit: Annotated[str, Field(max_length=64)] | None = None
+    source_commit: Annotated[str, Field(max_length=64, pattern=PLAIN)] | None = None
     source_dirty: bool | None = None
     entry_point: Text | None = None
     environment_digest: Digest | None = None
@@ -108,8 +115,10 @@ class CreateRunBody(_Body):
 class SearchBody(_Body):
     experiment_ids: Annotated[list[Int64], Field(max_length=MAX_ENTRIES)] | None = None
     #: The filter language of ``segue.search_runs`` (``metrics.acc > 0.9 and ...``).
-    filter: Annotated[str, Field(max_length=100_000)] | None = None
-    order_by: Annotated[list[Annotated[str, Field(max_length=1000)]], Field(max_length=50)] = []
+    filter: Annotated[str, Field(max_length=100_000, pattern=PLAIN)] | None = None
+    order_by: Annotated[
+        list[Annotated[str, Field(max_length=1000, pattern=PLAIN)]], Field(max_length=50)
+    ] = []
     max_results: Annotated[int, Field(ge=1, le=MAX_RESULTS)] = 1000
     include_deleted: bool = False
 
@@ -160,8 +169,8 @@ class BatchBody(_Body):
 
 
 class ArtifactBody(_Body):
-    path: Annotated[str, Field(min_length=1, max_length=1024)]
-    digest: Annotated[str, Field(min_length=1, max_length=64)]
+    path: Annotated[str, Field(min_length=1, max_length=1024, pattern=PLAIN)]
+    digest: Annotated[str, Field(min_length=1, max_length=64, pattern=PLAIN)]
     size: Annotated[int, Field(ge=0, le=_INT64)]
 
 
@@ -176,16 +185,24 @@ class DatasetBody(_Body):
     schema_: Annotated[list[dict[str, Any]], Field(alias="schema", max_length=100_000)]
     profile: dict[str, Any]
 
+    @model_validator(mode="after")
+    def _storable(self) -> DatasetBody:
+        try:  # a lone surrogate cannot be stored as text
+            orjson.dumps([self.schema_, self.profile])
+        except TypeError as exc:
+            raise ValueError(f"dataset schema and profile must be plain JSON: {exc}") from None
+        return self
+
 
 class DatasetLinkBody(_Body):
     name: Name
-    context: Annotated[str, Field(min_length=1, max_length=64)]
+    context: Annotated[str, Field(min_length=1, max_length=64, pattern=PLAIN)]
     dataset: DatasetBody
 
 
 class EnvironmentBody(_Body):
     packages: Annotated[
-        dict[Annotated[str, Field(max_length=1000)], Annotated[str, Field(max_length=1000)]],
+        dict[PackageText, PackageText],
         Field(max_length=100_000),
     ]
 
@@ -209,7 +226,7 @@ def create_experiment(request: Request, body: ExperimentBody) -> Response:
 
 
 @router.get("/experiments/{name}")
-def get_experiment(request: Request, name: Annotated[str, Path(max_length=256)]) -> Response:
+def get_experiment(request: Request, name: NamePath) -> Response:
     return app.json_response(_store(request).get_experiment(name))
 
 
@@ -252,7 +269,7 @@ def reap_stale_runs(request: Request, body: ReapBody) -> Response:
 
 
 @router.get("/run-prefixes/{prefix}")
-def resolve_run_id(request: Request, prefix: Annotated[str, Path(max_length=64)]) -> Response:
+def resolve_run_id(request: Request, prefix: DigestPath) -> Response:
     """The full id of the one run whose id starts with ``prefix`` (4 characters or more)."""
     return app.json_response({"run_id": _store(request).resolve_run_id(prefix)})
 
@@ -297,7 +314,9 @@ def log_batch(request: Request, run_id: RunIdPath, body: BatchBody) -> Response:
 
 @router.get("/runs/{run_id}/metric-history")
 def metric_history(
-    request: Request, run_id: RunIdPath, key: Annotated[str, Query(max_length=MAX_KEY)]
+    request: Request,
+    run_id: RunIdPath,
+    key: Annotated[str, Query(max_length=MAX_KEY, pattern=PLAIN)],
 ) -> Response:
     """Every point of metric ``key``, in step order, as columns ``value``, ``step``,
     ``timestamp``."""
@@ -317,7 +336,9 @@ def metric_history(
 
 @router.get("/runs/{run_id}/artifacts")
 def list_artifacts(
-    request: Request, run_id: RunIdPath, prefix: Annotated[str, Query(max_length=1024)] = ""
+    request: Request,
+    run_id: RunIdPath,
+    prefix: Annotated[str, Query(max_length=1024, pattern=PLAIN)] = "",
 ) -> Response:
     """The run's artifact records (path, digest, size), by path, under ``prefix``."""
     return app.json_response(_store(request).list_artifacts(run_id, prefix))
@@ -347,15 +368,13 @@ def log_dataset(request: Request, run_id: RunIdPath, body: DatasetLinkBody) -> R
 
 
 @router.get("/environments/{digest}")
-def get_environment(request: Request, digest: Annotated[str, Path(max_length=64)]) -> Response:
+def get_environment(request: Request, digest: DigestPath) -> Response:
     """The packages of an environment: ``{distribution: version}``."""
     return app.json_response(_store(request).get_environment(digest))
 
 
 @router.put("/environments/{digest}", status_code=204)
-def record_environment(
-    request: Request, digest: Annotated[str, Path(max_length=64)], body: EnvironmentBody
-) -> Response:
+def record_environment(request: Request, digest: DigestPath, body: EnvironmentBody) -> Response:
     """Record an environment once by digest (a digest already recorded keeps its packages)."""
     if not digest.isalnum():
         raise _invalid("digest", f"environment digest {digest!r} must be letters and digits")
