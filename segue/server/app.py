@@ -99,7 +99,7 @@ def check_routes(app: FastAPI) -> None:
             if route.path not in access.PUBLIC_MOUNTS:
                 raise InvalidArgument(f"mount {route.path} is not in access.PUBLIC_MOUNTS")
         elif isinstance(route, APIRoute):
-            for method in context.methods or route.methods:
+            for method in context.methods or route.methods or ():
                 if (method, path) not in access.ACCESS:
                     raise InvalidArgument(f"route {method} {path} is not in access.ACCESS")
             paths[id(route)] = str(path)
