@@ -51,6 +51,13 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _OCTETS = "application/octet-stream"
 
 Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+#: Uploads are the raw bytes, streamed (no JSON, no form): described for the API docs.
+_RAW_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {_OCTETS: {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
 
 
 class MissingBody(BaseModel):
@@ -79,7 +86,7 @@ def blob_get(request: Request, digest: str) -> Response:
     return _download(request, blob_key(_digest(digest)), {"x-segue-sha256": digest})
 
 
-@router.put("/blobs/{digest}", status_code=201)
+@router.put("/blobs/{digest}", status_code=201, openapi_extra=_RAW_BODY)
 async def blob_put(request: Request, digest: str) -> Response:
     """Store the body as the blob ``digest``: refused (422, nothing kept) unless its bytes hash
     to ``digest`` and number ``Content-Length``. Storing a blob already there is a no-op."""
@@ -129,7 +136,7 @@ def file_get(request: Request, path: str) -> Response:
     return _download(request, _log_path(path), {})
 
 
-@router.put("/files/{path:path}", status_code=201)
+@router.put("/files/{path:path}", status_code=201, openapi_extra=_RAW_BODY)
 async def file_put(request: Request, path: str) -> Response:
     """Write the body to ``path``, replacing what is there: readers see the old file or all of
     the new one, never part of it. Refused (422) without a ``Content-Length`` it matches."""
