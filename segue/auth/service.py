@@ -41,6 +41,8 @@ from segue.store.registry import check_model_name
 
 __all__ = [
     "GRANT_ROLES",
+    "TOKEN_NAME_PATTERN",
+    "USER_NAME_PATTERN",
     "AuthService",
     "check_token_name",
     "check_user_name",
@@ -54,9 +56,13 @@ GRANT_ROLES: tuple[str, ...] = ("viewer", "editor", "maintainer")
 #: A token's last use is written at most this often (milliseconds).
 LAST_USE_EVERY_MS = 60_000
 
-_USER_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+#: What a user name may be (also the HTTP API's schema for it).
+USER_NAME_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+#: What a token name may be: no control characters, not only blanks (1 to 128 characters).
+TOKEN_NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+_USER_NAME = re.compile(USER_NAME_PATTERN[1:-1])
+_TOKEN_NAME = re.compile(TOKEN_NAME_PATTERN[1:-1])
 _PUBLIC_ID = re.compile(r"[0-9a-f]{8}")
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _EXPIRES = re.compile(r"(\d+)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -74,7 +80,7 @@ def check_token_name(name: object) -> str:
     """``name`` if it is a valid token name: 1 to 128 printable characters."""
     if not isinstance(name, str) or not name.strip() or len(name) > 128:
         raise InvalidArgument(f"token name {name!r} must be 1 to 128 characters")
-    if _UNPRINTABLE.search(name):
+    if not _TOKEN_NAME.fullmatch(name):
         raise InvalidArgument(f"token name {name!r} must not contain control characters")
     return name
 

@@ -9,24 +9,32 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from starlette.responses import Response
 
-from segue.errors import InvalidArgument
+from segue.auth.service import TOKEN_NAME_PATTERN, USER_NAME_PATTERN
 
 # The module, not its names: segue.server.app imports the routers while it loads.
 from segue.server import app
 
 router = APIRouter(tags=["users and tokens"])
 
-UserName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+UserName = Annotated[str, StringConstraints(pattern=USER_NAME_PATTERN)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=1024)]
-TokenName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00]*$")]
+TokenName = Annotated[str, StringConstraints(max_length=128, pattern=TOKEN_NAME_PATTERN)]
 Role = Literal["viewer", "editor", "maintainer", "admin"]
 GrantRole = Literal["viewer", "editor", "maintainer"]
 #: At most about a hundred years; null: the token never expires.
 ExpiresIn = Annotated[float, Field(gt=0, le=100 * 365 * 86400, allow_inf_nan=False)]
+#: Path parameters, in the shapes the service accepts (anything else: a 422 naming them).
+UserParam = Annotated[str, Path(pattern=USER_NAME_PATTERN, description="A user name.")]
+ModelParam = Annotated[
+    str, Path(max_length=256, pattern=r"^[A-Za-z0-9][\w.\-]*$", description="A model.")
+]
+PublicId = Annotated[
+    str, Path(pattern=r"^[0-9a-f]{8}$", description="The token's public id (tokens list).")
+]
 
 
 class _Body(BaseModel):
@@ -42,10 +50,11 @@ class NewUser(_Body):
 
 
 class UserChange(_Body):
-    """What to change about a user (``PATCH /users/{user}``): any of the three."""
+    """What to change about a user (``PATCH /users/{user}``): any of the three (none: the
+    user as they are)."""
 
     role: Role | None = None
-    disabled: bool | None = None
+    disabled: StrictBool | None = None
     password: Password | None = None
 
 
@@ -87,10 +96,8 @@ def add_user(request: Request, body: NewUser) -> Response:
 
 
 @router.patch("/users/{user}")
-def change_user(request: Request, user: str, body: UserChange) -> Response:
+def change_user(request: Request, user: UserParam, body: UserChange) -> Response:
     """Change a user's role, disable or enable them, or set their password."""
-    if body.role is None and body.disabled is None and body.password is None:
-        raise InvalidArgument("give at least one of role, disabled and password")
     auth, actor = app.server_state(request).auth, _actor(request)
     auth.get_user(user)  # NotFound before any change
     if body.password is not None:
@@ -108,7 +115,9 @@ def change_user(request: Request, user: str, body: UserChange) -> Response:
 @router.get("/tokens")
 def list_tokens(
     request: Request,
-    user: Annotated[str | None, Query(max_length=64, description="Only this user's.")] = None,
+    user: Annotated[
+        str | None, Query(pattern=USER_NAME_PATTERN, description="Only this user's.")
+    ] = None,
 ) -> Response:
     """Every token (of one user): public id, user, name, scope and dates; never the secret."""
     return app.json_response(app.server_state(request).auth.list_tokens(user))
@@ -124,7 +133,7 @@ def create_token(request: Request, body: NewToken) -> Response:
 
 
 @router.delete("/tokens/{public_id}")
-def revoke_token(request: Request, public_id: str) -> Response:
+def revoke_token(request: Request, public_id: PublicId) -> Response:
     """Revoke a token by its public id: it fails from the next request on."""
     auth = app.server_state(request).auth
     return app.json_response(auth.revoke_token(public_id, _actor(request)))
@@ -134,20 +143,20 @@ def revoke_token(request: Request, public_id: str) -> Response:
 
 
 @router.get("/models/{name}/grants")
-def list_grants(request: Request, name: str) -> Response:
+def list_grants(request: Request, name: ModelParam) -> Response:
     """The users with a grant on the model, and their role there."""
     return app.json_response(app.server_state(request).auth.list_grants(name))
 
 
 @router.put("/models/{name}/grants/{user}")
-def grant(request: Request, name: str, user: str, body: GrantBody) -> Response:
+def grant(request: Request, name: ModelParam, user: UserParam, body: GrantBody) -> Response:
     """Give a user a role on this model (viewer, editor or maintainer), replacing any grant."""
     auth = app.server_state(request).auth
     return app.json_response(auth.grant(name, user, body.role, _actor(request)))
 
 
 @router.delete("/models/{name}/grants/{user}", status_code=204)
-def revoke_grant(request: Request, name: str, user: str) -> Response:
+def revoke_grant(request: Request, name: ModelParam, user: UserParam) -> Response:
     """Take back a user's grant on this model."""
     app.server_state(request).auth.revoke_grant(name, user, _actor(request))
     return Response(status_code=204)
