@@ -18,7 +18,14 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from segue.errors import Conflict, GateFailed, InvalidArgument, PermissionDenied, SegueError
+from segue.errors import (
+    Conflict,
+    GateFailed,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    SegueError,
+)
 from segue.registry.service import Registry
 from segue.store.aliases import check_alias
 from segue.store.entities import ModelPolicy, PromotionRequest
@@ -82,6 +89,7 @@ class Promotions:
             Conflict: the request is no longer pending.
             GateFailed: a gate fails now; the request is ``failed`` with this report and the
                 alias has not moved.
+            NotFound: the version is gone; the request is ``failed``.
         """
         request = self._pending(request_id)
         if _actor_id(request.proposed_by) == self.registry.actor.id:
@@ -90,7 +98,11 @@ class Promotions:
                 "someone else must approve it"
             )
         name, alias, version = request.model_name, request.alias, request.version
-        report = [_result(r) for r in self.registry.gate_report(name, alias, version)]
+        try:
+            report = [_result(r) for r in self.registry.gate_report(name, alias, version)]
+        except NotFound:  # the version was deleted since: this request can never pass
+            self.store.decide(request_id, "failed", self._actor, comment, request.gate_report)
+            raise
         if not all(r["passed"] for r in report):
             self.store.decide(request_id, "failed", self._actor, comment, report)
             raise _gate_failed(request, report)

@@ -3,6 +3,7 @@ gates judged again at the moment of approval."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -203,6 +204,41 @@ def test_a_gate_that_fails_between_the_check_and_the_move_fails_the_request(
     assert failed.status == "failed"
     assert [(g["value"], g["passed"]) for g in failed.gate_report] == [(0.5, False)]
     assert [m[1] for m in moves(registry)] == ["propose", "approve", "approval_failed"]
+
+
+def test_an_approval_of_a_deleted_version_fails_the_request(as_user, churn, registry):
+    request = as_user("bob").propose("churn", 3, "champion", "0.95 beats 0.9")
+    registry.delete_version("churn", 3)
+
+    with pytest.raises(NotFound, match="no version 3"):
+        as_user("carol").approve(request.id)
+
+    assert as_user("carol").get(request.id).status == "failed"
+    assert registry.get_model("churn").aliases == {"champion": 1}
+
+
+def test_two_approvers_at_once_move_the_alias_once(as_user, churn, registry):
+    request = as_user("bob").propose("churn", 3, "champion", "0.95 beats 0.9")
+    approvers = [as_user("carol"), as_user("dan")]
+    barrier = threading.Barrier(2)
+    results: list[object] = [None, None]
+
+    def approve(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = approvers[i].approve(request.id)
+        except Conflict as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=approve, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+    assert sorted(type(r).__name__ for r in results) == ["Conflict", "PromotionRequest"]
+    assert registry.get_model("churn").aliases == {"champion": 3}
+    assert [m[1] for m in moves(registry)] == ["propose", "approve", "set_alias"]
 
 
 def test_reject(as_user, churn, registry):
