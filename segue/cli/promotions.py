@@ -119,7 +119,7 @@ def list_requests(
         return
     title = f"Promotion requests ({len(found)})"
     table = Table(title=title, box=box.SIMPLE_HEAD)
-    for column in ("id", "model", "alias", "version", "status", "gates", "proposed", "by"):
+    for column in ("id", "model", "alias", "version", "status", "gates", "when", "proposed by"):
         table.add_column(column, no_wrap=True, justify="right" if column == "id" else "left")
     table.add_column("decided by", no_wrap=True)
     table.add_column("reason")
