@@ -41,6 +41,7 @@ from segue.store.registry import check_model_name
 
 __all__ = [
     "GRANT_ROLES",
+    "MAX_EXPIRES_IN",
     "TOKEN_NAME_PATTERN",
     "USER_NAME_PATTERN",
     "AuthService",
@@ -53,6 +54,8 @@ log = logging.getLogger("segue.auth")
 
 #: Roles a per-model grant may give: admin is a role of the whole server, never of one model.
 GRANT_ROLES: tuple[str, ...] = ("viewer", "editor", "maintainer")
+#: The longest lifetime a token may be given, in seconds (100 years); else create it without.
+MAX_EXPIRES_IN = 100 * 365 * 86400
 #: A token's last use is written at most this often (milliseconds).
 LAST_USE_EVERY_MS = 60_000
 
@@ -233,10 +236,11 @@ class AuthService:
             isinstance(expires_in, bool)
             or not isinstance(expires_in, (int, float))
             or not math.isfinite(expires_in)
-            or expires_in <= 0
+            or not 0 < expires_in <= MAX_EXPIRES_IN
         ):
             raise InvalidArgument(
-                f"expires_in must be a positive number of seconds, got {expires_in!r}"
+                f"expires_in must be a positive number of seconds up to {MAX_EXPIRES_IN} "
+                f"(100 years), got {expires_in!r}"
             )
         if self.store.get_user(user).disabled:
             raise Conflict(

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from starlette.responses import Response
 
-from segue.auth.service import TOKEN_NAME_PATTERN, USER_NAME_PATTERN
+from segue.auth.service import MAX_EXPIRES_IN, TOKEN_NAME_PATTERN, USER_NAME_PATTERN
 
 # The module, not its names: segue.server.app imports the routers while it loads.
 from segue.server import app
@@ -26,7 +26,7 @@ TokenName = Annotated[str, StringConstraints(max_length=128, pattern=TOKEN_NAME_
 Role = Literal["viewer", "editor", "maintainer", "admin"]
 GrantRole = Literal["viewer", "editor", "maintainer"]
 #: At most about a hundred years; null: the token never expires.
-ExpiresIn = Annotated[float, Field(gt=0, le=100 * 365 * 86400, allow_inf_nan=False)]
+ExpiresIn = Annotated[float, Field(gt=0, le=MAX_EXPIRES_IN, allow_inf_nan=False)]
 #: Path parameters, in the shapes the service accepts (anything else: a 422 naming them).
 UserParam = Annotated[str, Path(pattern=USER_NAME_PATTERN, description="A user name.")]
 ModelParam = Annotated[
