@@ -169,9 +169,10 @@ def test_the_client_sends_its_token(app_serving, served_cancer, key_file: Path) 
 
     rows = served_cancer.X[:3]
     with _served(_serve(app_serving, Guard(keys=KeyFile(key_file)))) as base:
-        with pytest.raises(Unauthenticated, match="needs a token"):
-            Client(base).predict(rows)
-        assert len(Client(base, token=KEY).predict(rows).predictions) == 3
+        with Client(base) as anonymous, pytest.raises(Unauthenticated, match="needs a token"):
+            anonymous.predict(rows)
+        with Client(base, token=KEY) as client:
+            assert len(client.predict(rows).predictions) == 3
 
 
 # --- the failure limit ----------------------------------------------------------------------
