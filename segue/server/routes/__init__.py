@@ -10,6 +10,10 @@ from segue.server.routes import tracking  # noqa: E402
 
 ROUTERS.append(tracking.router)
 
+from segue.server.routes import registry  # noqa: E402
+
+ROUTERS.append(registry.router)
+
 from segue.server.routes import artifacts  # noqa: E402
 
 ROUTERS.append(artifacts.router)
