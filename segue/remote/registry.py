@@ -29,12 +29,12 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from segue.errors import SegueError
+from segue.errors import InvalidArgument, SegueError
 from segue.remote.http import RemoteSession
 from segue.store import codec
 from segue.store.aliases import AliasListener, check_alias
 from segue.store.entities import AuditEntry, Gate, ModelVersion, RegisteredModel
-from segue.store.registry import check_model_name
+from segue.store.registry import check_digest_prefix, check_model_name
 
 __all__ = ["RestRegistryStore"]
 
@@ -122,6 +122,11 @@ class RestRegistryStore:
         return f"{self._model(name)}/aliases/{_seg(alias)}"
 
     def get_alias(self, name: str, alias: str) -> int | None:
+        try:
+            check_alias(alias)
+        except InvalidArgument:  # a name no alias can have: unset, as the SQL store says
+            self.get_model(name)
+            return None
         version = self.session.call("GET", self._alias(name, alias))["version"]
         return None if version is None else int(version)
 
@@ -186,6 +191,7 @@ class RestRegistryStore:
         return codec.load(list[AuditEntry], found)
 
     def versions_for_dataset(self, digest: str) -> list[ModelVersion]:
+        check_digest_prefix(digest)
         found = self.session.call("GET", f"/datasets/{_seg(digest)}/versions")
         return codec.load(list[ModelVersion], found)
 

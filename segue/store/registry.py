@@ -45,6 +45,15 @@ def check_model_name(name: Any) -> str:
     return name
 
 
+def check_digest_prefix(digest: Any) -> str:
+    """``digest`` if it is a data set's sha256 or at least its first 8 characters."""
+    if not isinstance(digest, str) or not 8 <= len(digest) <= 64 or not digest.isalnum():
+        raise InvalidArgument(
+            f"data set digest {digest!r}: give the sha256 or at least its first 8 characters"
+        )
+    return digest
+
+
 class RegistryStore(Protocol):
     """What the model registry needs from a metadata store."""
 
@@ -363,10 +372,7 @@ class SqlRegistryStore:
 
     def versions_for_dataset(self, digest: str) -> list[ModelVersion]:
         """Every version whose run logged the data set ``digest`` (or a prefix of 8+ chars)."""
-        if not isinstance(digest, str) or len(digest) < 8 or not digest.isalnum():
-            raise InvalidArgument(
-                f"data set digest {digest!r}: give the sha256 or at least its first 8 characters"
-            )
+        check_digest_prefix(digest)
         match = (
             RunDatasetRow.digest == digest
             if len(digest) == 64

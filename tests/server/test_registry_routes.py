@@ -103,10 +103,13 @@ def test_a_failing_gate_refuses_the_move_with_its_report(team):
 
 
 def test_force_needs_a_reason(team):
-    for reason in (None, "", "   "):
+    refused = team.move("max", 2, force=True)
+    assert refused.status_code == 422, refused.text
+    assert "--force needs --reason" in refused.json()["error"]
+    for reason in ("", "   "):
         refused = team.move("max", 2, force=True, reason=reason)
         assert refused.status_code == 422, refused.text
-        assert "--force needs --reason" in refused.json()["error"]
+        assert refused.json()["field"] == "reason"
     assert team.champion() == 1
 
 

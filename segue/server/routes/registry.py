@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.responses import Response
@@ -27,16 +27,28 @@ from segue.store.registry import check_model_name
 
 router = APIRouter(tags=["registry"])
 
-_NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
+# The schema says what the store accepts, so that a request the document calls valid is not
+# refused (and one it calls invalid is): the patterns of check_model_name, check_alias and
+# parse_requirement, and text without NUL (PostgreSQL cannot hold it). Lengths apart: a
+# bounded repetition of Unicode \w compiles too large.
+_MODEL = r"^[A-Za-z0-9][\w.\-]*$"
+_ALIAS = r"^[A-Za-z][\w\-]*$"
+_NUMBER = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
+_REQUIREMENT = rf"^\s*metrics\.[\w\-./:]+\s*(>=|<=|==|!=|>|<)\s*([A-Za-z][\w\-]*|{_NUMBER})\s*$"
+_NO_NUL = r"^[^\x00]*$"
+_SAID = r"^[^\x00]*[^\x00 \t\n\r\f\v][^\x00]*$"  # not blank
 _INT32 = 2**31 - 1
 
-
-Name = Annotated[str, StringConstraints(max_length=256, pattern=_NO_NUL)]
+ModelName = Annotated[str, Path(max_length=256, pattern=_MODEL)]
+AliasParam = Annotated[str, Path(max_length=128, pattern=_ALIAS)]
+RunId = Annotated[str, Path(max_length=64, pattern=_NO_NUL)]
+DatasetDigest = Annotated[str, Path(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9]+$")]
+Name = Annotated[str, StringConstraints(max_length=256, pattern=_MODEL)]
 TagKey = Annotated[str, StringConstraints(max_length=250, pattern=_NO_NUL)]
 TagValue = Annotated[str, StringConstraints(max_length=5_000, pattern=_NO_NUL)]
-AliasName = Annotated[str, StringConstraints(max_length=128, pattern=_NO_NUL)]
-Requirement = Annotated[str, StringConstraints(max_length=1_000, pattern=_NO_NUL)]
-Reason = Annotated[str, StringConstraints(max_length=10_000, pattern=_NO_NUL)]
+AliasName = Annotated[str, StringConstraints(max_length=128, pattern=_ALIAS)]
+Requirement = Annotated[str, StringConstraints(max_length=1_000, pattern=_REQUIREMENT)]
+Said = Annotated[str, StringConstraints(max_length=10_000, pattern=_SAID)]
 LongText = Annotated[str, StringConstraints(max_length=100_000, pattern=_NO_NUL)]
 Version = Annotated[int, Field(ge=1, le=_INT32)]
 GateId = Annotated[int, Field(ge=1, le=_INT32)]
@@ -73,10 +85,19 @@ class AliasMoveBody(_Body):
     ``reason``, which the audit log records.
     """
 
+    # A forced move without a reason is refused: the schema says so too.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {"properties": {"force": {"const": True}}, "required": ["force"]},
+            "then": {"properties": {"reason": {"type": "string"}}, "required": ["reason"]},
+        },
+    )
+
     version: Version
     expected: Version | None = None
     force: bool = False
-    reason: Reason | None = None
+    reason: Said | None = None
 
 
 class NewGate(_Body):
@@ -92,7 +113,7 @@ class Delivery(_Body):
     sink: Name
     ok: bool
     attempts: Annotated[int, Field(ge=0, le=1_000_000)] = 1
-    error: Reason | None = None
+    error: LongText | None = None
 
 
 class NewAlert(_Body):
@@ -130,19 +151,19 @@ def create_model(request: Request, body: NewModel) -> Response:
 
 
 @router.get("/models/{name}")
-def get_model(request: Request, name: str) -> Response:
+def get_model(request: Request, name: ModelName) -> Response:
     """One registered model."""
     return app.json_response(app.server_state(request).registry_store.get_model(_name(name)))
 
 
 @router.get("/models/{name}/versions")
-def list_versions(request: Request, name: str) -> Response:
+def list_versions(request: Request, name: ModelName) -> Response:
     """The versions of a model, oldest first."""
     return app.json_response(app.server_state(request).registry_store.list_versions(_name(name)))
 
 
 @router.post("/models/{name}/versions", status_code=201)
-def create_version(request: Request, name: str, body: NewVersion) -> Response:
+def create_version(request: Request, name: ModelName, body: NewVersion) -> Response:
     """Register the package at ``runs:/<run_id>/<artifact_path>`` as the next version."""
     store = app.server_state(request).registry_store
     created = store.create_version(
@@ -158,7 +179,7 @@ def create_version(request: Request, name: str, body: NewVersion) -> Response:
 
 
 @router.get("/models/{name}/versions/{version}")
-def get_version(request: Request, name: str, version: Version) -> Response:
+def get_version(request: Request, name: ModelName, version: Version) -> Response:
     """One version: its run, package, flavor and aliases."""
     return app.json_response(
         app.server_state(request).registry_store.get_version(_name(name), version)
@@ -166,7 +187,7 @@ def get_version(request: Request, name: str, version: Version) -> Response:
 
 
 @router.delete("/models/{name}/versions/{version}", status_code=204)
-def delete_version(request: Request, name: str, version: Version) -> Response:
+def delete_version(request: Request, name: ModelName, version: Version) -> Response:
     """Delete a version (409 while an alias points at it)."""
     state = app.server_state(request)
     state.registry(app.caller(request)).delete_version(_name(name), version)
@@ -174,7 +195,7 @@ def delete_version(request: Request, name: str, version: Version) -> Response:
 
 
 @router.get("/models/{name}/versions/{version}/lineage")
-def lineage(request: Request, name: str, version: Version) -> Response:
+def lineage(request: Request, name: ModelName, version: Version) -> Response:
     """Everything a version came from: run, params, metrics, data sets, code, promotions."""
     state = app.server_state(request)
     return app.json_response(state.registry(app.caller(request)).lineage(_name(name), version))
@@ -184,7 +205,7 @@ def lineage(request: Request, name: str, version: Version) -> Response:
 
 
 @router.get("/models/{name}/aliases/{alias}")
-def get_alias(request: Request, name: str, alias: str) -> Response:
+def get_alias(request: Request, name: ModelName, alias: AliasParam) -> Response:
     """``{"model", "alias", "version"}``: the version the alias points at (null: unset)."""
     store = app.server_state(request).registry_store
     try:
@@ -197,7 +218,9 @@ def get_alias(request: Request, name: str, alias: str) -> Response:
 
 
 @router.put("/models/{name}/aliases/{alias}")
-def set_alias(request: Request, name: str, alias: str, body: AliasMoveBody) -> Response:
+def set_alias(
+    request: Request, name: ModelName, alias: AliasParam, body: AliasMoveBody
+) -> Response:
     """Point the alias at a version if every gate declared for it passes (409 with the
     gates' ``report`` if one fails; ``force`` with a ``reason`` overrides them)."""
     state = app.server_state(request)
@@ -219,7 +242,7 @@ def _check_policy(state: ServerState, name: str, alias: str, version: int) -> No
 
 
 @router.delete("/models/{name}/aliases/{alias}", status_code=204)
-def delete_alias(request: Request, name: str, alias: str) -> Response:
+def delete_alias(request: Request, name: ModelName, alias: AliasParam) -> Response:
     """Remove the alias (servers following it keep serving what they have)."""
     state = app.server_state(request)
     state.registry(app.caller(request)).delete_alias(_name(name), alias)
@@ -250,8 +273,8 @@ async def alias_events(request: Request) -> AsyncIterator[ServerSentEvent]:
 @router.get("/models/{name}/gates")
 def list_gates(
     request: Request,
-    name: str,
-    alias: Annotated[str | None, Query(max_length=128, pattern=_NO_NUL)] = None,
+    name: ModelName,
+    alias: Annotated[str | None, Query(max_length=128, pattern=_ALIAS)] = None,
 ) -> Response:
     """The gates of a model, or of one of its aliases, in the order they were added."""
     store = app.server_state(request).registry_store
@@ -259,14 +282,14 @@ def list_gates(
 
 
 @router.post("/models/{name}/gates", status_code=201)
-def add_gate(request: Request, name: str, body: NewGate) -> Response:
+def add_gate(request: Request, name: ModelName, body: NewGate) -> Response:
     """Declare a gate: ``metrics.<name> <op> <number or alias>``."""
     registry = app.server_state(request).registry(app.caller(request))
     return app.json_response(registry.add_gate(_name(name), body.alias, body.requirement), 201)
 
 
 @router.delete("/models/{name}/gates/{gate_id}")
-def remove_gate(request: Request, name: str, gate_id: GateId) -> Response:
+def remove_gate(request: Request, name: ModelName, gate_id: GateId) -> Response:
     """Remove a gate; answers the gate removed."""
     registry = app.server_state(request).registry(app.caller(request))
     return app.json_response(registry.remove_gate(_name(name), gate_id))
@@ -276,24 +299,20 @@ def remove_gate(request: Request, name: str, gate_id: GateId) -> Response:
 
 
 @router.get("/models/{name}/history")
-def history(request: Request, name: str, limit: Annotated[Limit, Query()] = 1000) -> Response:
+def history(request: Request, name: ModelName, limit: Annotated[Limit, Query()] = 1000) -> Response:
     """The model's audit log, oldest first: who changed what, when and why."""
     return app.json_response(app.server_state(request).registry_store.history(_name(name), limit))
 
 
 @router.get("/runs/{run_id}/versions")
-def versions_for_run(request: Request, run_id: str) -> Response:
+def versions_for_run(request: Request, run_id: RunId) -> Response:
     """The registered versions made from a run."""
-    if len(run_id) > 64 or "\x00" in run_id:  # no run has such an id
-        return app.json_response([])
     return app.json_response(app.server_state(request).registry_store.versions_for_run(run_id))
 
 
 @router.get("/datasets/{digest}/versions")
-def versions_for_dataset(request: Request, digest: str) -> Response:
+def versions_for_dataset(request: Request, digest: DatasetDigest) -> Response:
     """The versions whose runs used a data set (its sha256, or 8+ of its first characters)."""
-    if len(digest) > 64:
-        raise InvalidArgument(f"data set digest {digest[:80]!r}…: a sha256 has 64 characters")
     return app.json_response(app.server_state(request).registry_store.versions_for_dataset(digest))
 
 
@@ -301,13 +320,15 @@ def versions_for_dataset(request: Request, digest: str) -> Response:
 
 
 @router.get("/models/{name}/alerts")
-def list_alerts(request: Request, name: str, limit: Annotated[Limit, Query()] = 100) -> Response:
+def list_alerts(
+    request: Request, name: ModelName, limit: Annotated[Limit, Query()] = 100
+) -> Response:
     """The model's most recent alert firings, newest first."""
     return app.json_response(app.server_state(request).alerts.list(_name(name), limit))
 
 
 @router.post("/models/{name}/alerts", status_code=201)
-def record_alert(request: Request, name: str, body: NewAlert) -> Response:
+def record_alert(request: Request, name: ModelName, body: NewAlert) -> Response:
     """Record one firing of a monitoring rule, with where it was delivered."""
     alert = app.server_state(request).alerts.record(
         _name(name),
