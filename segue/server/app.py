@@ -275,13 +275,31 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
     if exc.status_code == 404:
         message = f"no route {request.url.path!r}; see /docs for this server's API"
+    elif exc.status_code == 405:
+        # Starlette names the methods of the first route that matched the path only; a path
+        # served by several routes (GET and PUT of an alias) allows all of theirs.
+        allowed = _allowed_methods(request)
+        headers["allow"] = ", ".join(allowed)
+        use = " or ".join(allowed)
+        message = f"{request.method} is not allowed on {request.url.path}: use {use}"
     else:
         message = str(exc.detail)
-    return error_response(
-        request, exc.status_code, message, kind="HTTPError", headers=dict(exc.headers or {})
-    )
+    return error_response(request, exc.status_code, message, kind="HTTPError", headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    from starlette.routing import compile_path
+
+    methods: set[str] = set()
+    for context in iter_route_contexts(request.app.routes):
+        if isinstance(context.original_route, APIRoute):
+            regex, _, _ = compile_path(str(context.path))
+            if regex.match(request.url.path):
+                methods |= set(context.methods or context.original_route.methods or ())
+    return sorted(methods)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
