@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from segue.version import __version__
 
 _EXPORTS = {
-    "segue.config": ["set_tracking_uri"],
     "segue.errors": [
         "AlreadyExists",
         "Conflict",
@@ -45,6 +44,7 @@ _EXPORTS = {
         "search_runs",
         "set_tag",
         "set_tags",
+        "set_tracking_uri",
         "start_run",
     ],
 }
@@ -98,7 +98,6 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from segue.config import set_tracking_uri
     from segue.errors import (
         AlreadyExists,
         Conflict,
@@ -127,5 +126,6 @@ if TYPE_CHECKING:
         search_runs,
         set_tag,
         set_tags,
+        set_tracking_uri,
         start_run,
     )

@@ -43,6 +43,7 @@ FUNCTIONS = {
     "search_runs",
     "set_tag",
     "set_tags",
+    "set_tracking_uri",
     "start_run",
 }
 REGISTRY = {"get_registry", "load_model", "register_model"}

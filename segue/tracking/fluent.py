@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from segue.config import set_tracking_uri as set_tracking_uri  # segue.set_tracking_uri
 from segue.errors import InvalidArgument
 from segue.store.entities import Dataset, Run
 from segue.tracking.client import close_client, get_client
