@@ -54,6 +54,7 @@ def _column(key: str, n: int, **override: Any) -> dict[str, Any]:
     [
         ("POST", "/experiments", {"name": ""}, "name"),
         ("POST", "/experiments", {"name": "x" * 257}, "name"),
+        ("POST", "/experiments", {"name": " \t "}, "name"),
         ("POST", "/experiments", {"name": "x", "owner": "me"}, "owner"),
         ("POST", "/experiments", {"name": 42}, "name"),
         ("POST", "/experiments", {"name": "a\x00b"}, "name"),  # no database stores a NUL
@@ -91,7 +92,7 @@ def _column(key: str, n: int, **override: Any) -> dict[str, Any]:
             "dataset",
         ),
         ("PUT", "/environments/abc", {"packages": {"numpy": 2}}, "packages.numpy"),
-        ("PUT", "/environments/a-b", {"packages": {}}, "digest"),
+        ("PUT", "/environments/a-b", {"packages": {}}, "path.digest"),
     ],
 )
 def test_bad_input_is_a_422_naming_the_field(

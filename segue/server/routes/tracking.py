@@ -55,7 +55,9 @@ Millis = Annotated[int, Field(ge=0, le=_INT64)]
 Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY, pattern=PLAIN)]
 RunId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z_-]+$")]
 Digest = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$")]
-Name = Annotated[str, Field(min_length=1, max_length=256, pattern=PLAIN)]
+#: A name the store accepts: some character that is not a space (and no NUL).
+NAMED = r"^[^\x00]*[^\x00\s][^\x00]*$"
+Name = Annotated[str, Field(min_length=1, max_length=256, pattern=NAMED)]
 Text = Annotated[str, Field(max_length=MAX_TAG_VALUE, pattern=PLAIN)]
 Params = Annotated[
     dict[Key, Annotated[str, Field(max_length=MAX_PARAM_VALUE, pattern=PLAIN)]],
@@ -67,7 +69,8 @@ Stage = Literal["active", "deleted"]
 
 RunIdPath = Annotated[str, Path(max_length=64, pattern=PLAIN)]
 NamePath = Annotated[str, Path(max_length=256, pattern=PLAIN)]
-DigestPath = Annotated[str, Path(max_length=64, pattern=PLAIN)]
+DigestPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z]+$")]
+PrefixPath = Annotated[str, Path(min_length=4, max_length=32, pattern=r"^[0-9A-Za-z]+$")]
 PackageText = Annotated[str, Field(max_length=1000, pattern=PLAIN)]
 
 
@@ -269,7 +272,7 @@ def reap_stale_runs(request: Request, body: ReapBody) -> Response:
 
 
 @router.get("/run-prefixes/{prefix}")
-def resolve_run_id(request: Request, prefix: DigestPath) -> Response:
+def resolve_run_id(request: Request, prefix: PrefixPath) -> Response:
     """The full id of the one run whose id starts with ``prefix`` (4 characters or more)."""
     return app.json_response({"run_id": _store(request).resolve_run_id(prefix)})
 
@@ -376,8 +379,6 @@ def get_environment(request: Request, digest: DigestPath) -> Response:
 @router.put("/environments/{digest}", status_code=204)
 def record_environment(request: Request, digest: DigestPath, body: EnvironmentBody) -> Response:
     """Record an environment once by digest (a digest already recorded keeps its packages)."""
-    if not digest.isalnum():
-        raise _invalid("digest", f"environment digest {digest!r} must be letters and digits")
     _store(request).record_environment(digest, body.packages)
     return Response(status_code=204)
 
