@@ -158,7 +158,7 @@ def guard(options: ServeOptions) -> Guard:
     if options.auth:
         config = settings()
         if config.remote and config.tracking_uri:
-            tokens = TokenCache(remote_tokens(config.tracking_uri))
+            tokens = TokenCache(remote_tokens(config.tracking_uri, config.token))
         else:
             tokens = TokenCache(store_tokens())
     return Guard(keys=keys, tokens=tokens)

@@ -343,27 +343,24 @@ def store_tokens() -> Callable[[str], Any]:
     return service.authenticate
 
 
-def remote_tokens(base_url: str) -> Callable[[str], Any]:
+def remote_tokens(base_url: str, token: str | None) -> Callable[[str], Any]:
     """``authenticate`` through the team server at ``base_url`` (``--auth`` in remote mode).
 
-    The token is presented to ``GET /api/v1/whoami``: 200 is a valid token, and so is 403,
-    which the team server answers only after it authenticated the token (a ``predict``-scoped
-    token is refused its API but is exactly what inference needs); 401 is not valid.
+    Each presented token is sent to ``POST /api/v1/tokens/introspect`` with this server's own
+    token (``SEGUE_TOKEN``): an inactive answer is refused here, and bad tokens never count
+    against this server's failure limit on the team server.
     """
     from segue.auth.secrets import parse_token
-    from segue.errors import PermissionDenied
+    from segue.errors import Unauthenticated
     from segue.remote.http import RemoteSession
 
-    session = RemoteSession(base_url, timeout=10.0)
+    session = RemoteSession(base_url, token, timeout=10.0)
 
-    def authenticate(token: str) -> Any:
-        # Refused here, not by the team server: its failure limit counts this server's
-        # address, and a client sending garbage must not use it up.
-        parse_token(token)
-        try:
-            response = session.send("GET", "/whoami", headers={"authorization": f"Bearer {token}"})
-        except PermissionDenied:
-            return {"scope": "predict"}
-        return response.json()
+    def authenticate(presented: str) -> Any:
+        parse_token(presented)  # malformed: refused without a round trip
+        answer = session.call("POST", "/tokens/introspect", json={"token": presented})
+        if not answer.get("active"):
+            raise Unauthenticated("unknown, revoked or expired token")
+        return answer
 
     return authenticate

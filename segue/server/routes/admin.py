@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from starlette.responses import Response
 
 from segue.auth.service import MAX_EXPIRES_IN, TOKEN_NAME_PATTERN, USER_NAME_PATTERN
+from segue.errors import Unauthenticated
 
 # The module, not its names: segue.server.app imports the routers while it loads.
 from segue.server import app
@@ -130,6 +131,31 @@ def create_token(request: Request, body: NewToken) -> Response:
         body.user, body.name, _actor(request), expires_in=body.expires_in, scope=body.scope
     )
     return app.json_response({"token": token, "api_token": listed}, 201)
+
+
+class Introspection(_Body):
+    """A token to check (``POST /tokens/introspect``)."""
+
+    token: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+@router.post("/tokens/introspect")
+def introspect_token(request: Request, body: Introspection) -> Response:
+    """Whether a token is valid now: ``{"active": true, "user", "role", "scope"}`` or
+    ``{"active": false}``.
+
+    For inference servers (``segue serve --auth`` in remote mode) checking their clients'
+    tokens with a token of their own: an inactive token is an answer, not a failed
+    authentication of the caller, so a client sending bad tokens to an inference server
+    does not use up that server's failure limit here.
+    """
+    try:
+        principal = app.server_state(request).auth.authenticate(body.token)
+    except Unauthenticated:
+        return app.json_response({"active": False})
+    return app.json_response(
+        {"active": True, "user": principal.user, "role": principal.role, "scope": principal.scope}
+    )
 
 
 @router.delete("/tokens/{public_id}")
