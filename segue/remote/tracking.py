@@ -7,7 +7,7 @@ against a remote server as against a database.
 What cannot change once stored is kept client-side: an experiment by name once seen, and the
 environments already recorded (by digest), so starting a run is one request. Reaping dead runs
 (which the tracking client asks for at every run start) is sent at most once per
-``reap_interval`` seconds of the caller's clock. Metric points travel as columns per key, up to
+``reap_interval`` seconds of the caller's clock. Metric points travel grouped by key, up to
 :data:`POINTS_PER_REQUEST` points a request.
 
 Example:
@@ -174,10 +174,10 @@ class RestTrackingStore:
         path = f"{_run(run_id)}/batch"
         first: dict[str, Any] = {"params": dict(params or {}), "tags": dict(tags or {})}
         if len(metrics) <= POINTS_PER_REQUEST:
-            self.session.call("POST", path, json={**first, "metrics": _columns(metrics)})
+            self.session.call("POST", path, json={**first, "metrics": _points(metrics)})
             return
         for start in range(0, len(metrics), POINTS_PER_REQUEST):
-            chunk = _columns(metrics[start : start + POINTS_PER_REQUEST])
+            chunk = _points(metrics[start : start + POINTS_PER_REQUEST])
             self.session.call("POST", path, json={**first, "metrics": chunk})
             first = {}
 
@@ -264,23 +264,18 @@ def _fits_a_path(name: str) -> bool:
     return bool(name) and "/" not in name and name not in (".", "..")
 
 
-def _columns(metrics: Sequence[Metric]) -> list[dict[str, Any]]:
-    """Points as one ``{"key", "value", "step", "timestamp"}`` object of columns per key, in
+def _points(metrics: Sequence[Metric]) -> list[dict[str, Any]]:
+    """Points as one ``{"key", "points": [[value, step, timestamp], ...]}`` object per key, in
     the order logged; values that are not finite as ``"NaN"``/``"Infinity"``/``"-Infinity"``."""
-    by_key: dict[str, tuple[list[float | str], list[int], list[int]]] = {}
+    by_key: dict[str, list[tuple[float | str, int, int]]] = {}
     isfinite = math.isfinite
     for m in metrics:
-        columns = by_key.get(m.key)
-        if columns is None:
-            columns = by_key[m.key] = ([], [], [])
+        points = by_key.get(m.key)
+        if points is None:
+            points = by_key[m.key] = []
         value = m.value
-        columns[0].append(value if isfinite(value) else _non_finite(value))
-        columns[1].append(m.step)
-        columns[2].append(m.timestamp)
-    return [
-        {"key": key, "value": values, "step": steps, "timestamp": times}
-        for key, (values, steps, times) in by_key.items()
-    ]
+        points.append((value if isfinite(value) else _non_finite(value), m.step, m.timestamp))
+    return [{"key": key, "points": points} for key, points in by_key.items()]
 
 
 def _non_finite(value: float) -> str:

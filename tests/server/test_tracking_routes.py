@@ -45,8 +45,11 @@ def run_id(api: httpx.Client) -> str:
     return run_id
 
 
-def _column(key: str, n: int, **override: Any) -> dict[str, Any]:
-    return {"key": key, "value": [0.5] * n, "step": list(range(n)), "timestamp": [1] * n} | override
+POINT = "metrics.0.points.0"  # the first point of the first key
+
+
+def _points(key: str, n: int, value: Any = 0.5, step: Any = None) -> dict[str, Any]:
+    return {"key": key, "points": [[value, i if step is None else step, 1] for i in range(n)]}
 
 
 @pytest.mark.parametrize(
@@ -70,9 +73,9 @@ def _column(key: str, n: int, **override: Any) -> dict[str, Any]:
         ("POST", "/runs/{run}/lifecycle", {"stage": "gone"}, "stage"),
         ("POST", "/runs/{run}/batch", {"params": {"": "1"}}, "params."),
         ("POST", "/runs/{run}/batch", {"params": {"p": "v" * 6001}}, "params.p"),
-        ("POST", "/runs/{run}/batch", {"metrics": [_column("m", 2, step=[0])]}, "metrics.0"),
-        ("POST", "/runs/{run}/batch", {"metrics": [_column("m", 1, step=[2**63])]}, None),
-        ("POST", "/runs/{run}/batch", {"metrics": [_column("m", 1, value=["x"])]}, None),
+        ("POST", "/runs/{run}/batch", {"metrics": [{"key": "m", "points": [[0.5, 1]]}]}, POINT),
+        ("POST", "/runs/{run}/batch", {"metrics": [_points("m", 1, step=2**63)]}, POINT + ".1"),
+        ("POST", "/runs/{run}/batch", {"metrics": [_points("m", 1, value="x")]}, POINT + ".0"),
         ("POST", "/runs/{run}/artifacts", {"entries": [{"path": "a", "digest": "d"}]}, None),
         ("POST", "/runs/{run}/datasets", {"name": "d", "context": "train"}, "dataset"),
         (
@@ -120,11 +123,11 @@ def test_store_refusals_keep_their_status(api: httpx.Client, run_id: str) -> Non
     assert (changed.status_code, changed.json()["type"]) == (409, "Conflict")
 
 
-def test_metric_points_travel_as_columns(api: httpx.Client, run_id: str) -> None:
+def test_metric_points_travel_grouped_by_key(api: httpx.Client, run_id: str) -> None:
     body = {
         "metrics": [
-            _column("loss", 3, value=[1.0, "NaN", "-Infinity"]),
-            _column("acc", 1, value=[0.5], step=[7]),
+            {"key": "loss", "points": [[1.0, 0, 1], ["NaN", 1, 1], ["-Infinity", 2, 1]]},
+            {"key": "acc", "points": [[0.5, 7, 1]]},
         ]
     }
     assert api.post(f"/runs/{run_id}/batch", json=body).status_code == 204
