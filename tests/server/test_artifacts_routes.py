@@ -317,3 +317,19 @@ def test_a_viewer_reads_blobs_but_cannot_store_them(start_server, sqlite_templat
     assert call("vic", "GET", f"/blobs/{DIGEST}").content == DATA
     assert call("ed", "PUT", f"/files/{SEGMENT}", content=b"x").status_code == 201
     assert call("ed", "DELETE", f"/files/{SEGMENT}").status_code == 403  # maintainers delete
+
+
+def test_a_file_and_a_folder_cannot_share_a_name(server):
+    assert server.http.put("/files/predictions/churn/a", content=b"x").status_code == 201
+    under_a_file = server.http.put("/files/predictions/churn/a/b", content=b"y")
+    assert under_a_file.status_code == 409 and under_a_file.json()["field"] == "path"
+    over_a_folder = server.http.put("/files/predictions/churn", content=b"z")
+    assert over_a_folder.status_code == 409
+    assert server.stored() == ["predictions/churn/a"] and server.staged() == []
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PUT"])
+def test_blobs_missing_only_takes_post(server, method):
+    answer = server.http.request(method, "/blobs/missing", content=b"x")
+    assert answer.status_code == 405
+    assert "POST" in answer.headers["allow"]

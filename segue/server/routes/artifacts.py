@@ -24,13 +24,15 @@ from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
 from segue.artifacts.cas import blob_key
-from segue.errors import IntegrityError, InvalidArgument, NotFound
+from segue.errors import Conflict, IntegrityError, InvalidArgument, NotFound
 from segue.server.app import error_response, json_response, server_state
 from segue.server.state import ServerState
 
@@ -51,6 +53,19 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _OCTETS = "application/octet-stream"
 
 Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+#: What the path parameters accept, stated in the OpenAPI schema; the handlers check it
+#: themselves so that a refusal names the parameter (``digest``, ``path``).
+_DIGEST_SCHEMA = {"pattern": "^[0-9a-f]{64}$"}
+_PATH_SCHEMA = {
+    "pattern": r"^(predictions|feedback)(/[^/.\x00-\x1f\x7f\\][^/\x00-\x1f\x7f\\]*)+$",
+    "maxLength": MAX_PATH,
+}
+_PREFIX_SCHEMA = {
+    "pattern": r"^((predictions|feedback)(/[^/.\x00-\x1f\x7f\\][^/\x00-\x1f\x7f\\]*)*/?)?$"
+}
+DigestPath = Annotated[str, PathParam(json_schema_extra=_DIGEST_SCHEMA)]
+PrefixQuery = Annotated[str, Query(max_length=MAX_PATH, json_schema_extra=_PREFIX_SCHEMA)]
+LogPath = Annotated[str, PathParam(json_schema_extra=_PATH_SCHEMA)]
 #: Uploads are the raw bytes, streamed (no JSON, no form): described for the API docs.
 _RAW_BODY: dict[str, Any] = {
     "requestBody": {
@@ -73,7 +88,7 @@ def missing_blobs(request: Request, body: MissingBody) -> Response:
 
 
 @router.head("/blobs/{digest}")
-def blob_head(request: Request, digest: str) -> Response:
+def blob_head(request: Request, digest: DigestPath) -> Response:
     """The blob's size (``Content-Length``) and digest; 404 when it is not stored."""
     state = server_state(request)
     size = state.backend.size(blob_key(_digest(digest)))
@@ -81,13 +96,13 @@ def blob_head(request: Request, digest: str) -> Response:
 
 
 @router.get("/blobs/{digest}")
-def blob_get(request: Request, digest: str) -> Response:
+def blob_get(request: Request, digest: DigestPath) -> Response:
     """The blob's bytes, streamed (``Range`` supported), its digest in ``x-segue-sha256``."""
     return _download(request, blob_key(_digest(digest)), {"x-segue-sha256": digest})
 
 
 @router.put("/blobs/{digest}", status_code=201, openapi_extra=_RAW_BODY)
-async def blob_put(request: Request, digest: str) -> Response:
+async def blob_put(request: Request, digest: DigestPath) -> Response:
     """Store the body as the blob ``digest``: refused (422, nothing kept) unless its bytes hash
     to ``digest`` and number ``Content-Length``. Storing a blob already there is a no-op."""
     _digest(digest)
@@ -109,9 +124,7 @@ async def blob_put(request: Request, digest: str) -> Response:
 
 
 @router.get("/files")
-def files_list(
-    request: Request, prefix: Annotated[str, Query(max_length=MAX_PATH)] = ""
-) -> Response:
+def files_list(request: Request, prefix: PrefixQuery = "") -> Response:
     """``[{"name", "size", "type"}]`` of what is directly under the folder ``prefix`` (a log
     folder, or "" for the root), or of ``prefix`` itself if it is a file; 404 if nothing is."""
     state = server_state(request)
@@ -124,20 +137,20 @@ def files_list(
 
 
 @router.head("/files/{path:path}")
-def file_head(request: Request, path: str) -> Response:
+def file_head(request: Request, path: LogPath) -> Response:
     """The file's size (``Content-Length``); 404 when it is missing."""
     size = server_state(request).backend.size(_log_path(path))
     return Response(headers=_file_headers(size))
 
 
 @router.get("/files/{path:path}")
-def file_get(request: Request, path: str) -> Response:
+def file_get(request: Request, path: LogPath) -> Response:
     """The file's bytes, streamed, or the ``Range: bytes=…`` asked for (206)."""
     return _download(request, _log_path(path), {})
 
 
 @router.put("/files/{path:path}", status_code=201, openapi_extra=_RAW_BODY)
-async def file_put(request: Request, path: str) -> Response:
+async def file_put(request: Request, path: LogPath) -> Response:
     """Write the body to ``path``, replacing what is there: readers see the old file or all of
     the new one, never part of it. Refused (422) without a ``Content-Length`` it matches."""
     key = _log_path(path)
@@ -145,13 +158,17 @@ async def file_put(request: Request, path: str) -> Response:
     staged, received = await _receive(request, state)
     try:
         await run_in_threadpool(state.backend.put_file, key, staged, move=True)
+    except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+        conflict = Conflict(f"path {key!r}: a file and a folder cannot share a name ({exc})")
+        conflict.field = "path"  # type: ignore[attr-defined]  # the error body names it
+        raise conflict from None
     finally:
         await run_in_threadpool(_discard, staged)
     return json_response({"name": key, "size": received.size}, 201)
 
 
 @router.delete("/files/{path:path}", status_code=204)
-def file_delete(request: Request, path: str) -> Response:
+def file_delete(request: Request, path: LogPath) -> Response:
     """Delete the file at ``path``; 404 when it is missing."""
     state = server_state(request)
     key = _log_path(path)
@@ -170,6 +187,8 @@ def _invalid(field: str, message: str) -> InvalidArgument:
 
 
 def _digest(digest: str) -> str:
+    if digest == "missing":  # /blobs/missing is its own route, which only takes POST
+        raise HTTPException(405, "/blobs/missing takes POST only", headers={"allow": "POST"})
     if not _DIGEST.match(digest):
         raise _invalid("digest", f"digest must be 64 lowercase hex characters, got {digest!r}")
     return digest
@@ -185,8 +204,9 @@ def _log_path(path: str, field: str = "path") -> str:
     if path.startswith("/") or "\\" in path:
         raise _invalid(field, f"{field} {shown} must be relative, with '/' between folders")
     parts = path.split("/")
-    if any(part in ("", ".", "..") for part in parts):
-        raise _invalid(field, f"{field} {shown} has an empty, '.' or '..' part")
+    if any(not part or part.startswith(".") for part in parts):
+        # '.', '..' and hidden names (temp files of writers in progress) alike.
+        raise _invalid(field, f"{field} {shown} has an empty part or one starting with '.'")
     if parts[0] not in LOG_FOLDERS:
         raise _invalid(
             field, f"{field} {shown} must be under one of {', '.join(LOG_FOLDERS)} (the logs)"
