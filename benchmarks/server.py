@@ -18,8 +18,10 @@ Measures
   3. a filtered, sorted search over ``--search-runs`` runs over HTTP (a metric and a param
      filter, sorted by the metric, 100 results, as a DataFrame): the median of
      ``--search-reps`` calls after one warm-up call. Both databases are seeded before their
-     server starts, through each tool's own SQL store in-process (Segue's SqlTrackingStore,
-     MLflow's SqlAlchemyStore), with the same runs (fixed seed).
+     server starts, at the same time, through each tool's own SQL store in-process (Segue's
+     SqlTrackingStore, MLflow's SqlAlchemyStore; the seeding process alone skips fsync), with
+     the same runs (fixed seed). Seeding is the slow part of a run: MLflow's store takes about
+     15 ms a run on an idle machine, several times that on a busy one.
   4. uploading one file of ``--size`` MiB of random bytes as a run's artifact, in MiB/s, with
      the peak resident memory (RSS) of the client process and of the server's processes
      (sampled every 10 ms with psutil, the server's children counted in).
