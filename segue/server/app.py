@@ -235,10 +235,11 @@ def error_response(
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-    body = {"error": message, "type": kind, "field": field, "request_id": request_id[:128]}
+    request_id = (request.headers.get("x-request-id") or uuid.uuid4().hex)[:128]
+    body: dict[str, Any] = {"error": message, "type": kind, "field": field}
+    body["request_id"] = request_id
     body.update(extra or {})
-    return json_response(body, status, {"x-request-id": body["request_id"], **(headers or {})})
+    return json_response(body, status, {"x-request-id": request_id, **(headers or {})})
 
 
 async def _segue_error(request: Request, exc: Exception) -> Response:

@@ -118,7 +118,8 @@ def run(host: str, port: int, workers: int = 1, *, no_auth: bool = False) -> Non
             log_level="warning",
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
             lifespan="on",
-            **_fast_io(),
+            loop=_available("uvloop", "asyncio"),
+            http=_available("httptools", "h11"),
         )
         bound = sock.getsockname()[1]
         for warning in warnings:
@@ -154,13 +155,8 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _fast_io() -> dict[str, str]:
+def _available(module: str, otherwise: str) -> Any:
+    """``module``'s name if it is installed (uvloop, httptools: faster I/O), else ``otherwise``."""
     import importlib.util
 
-    def available(module: str) -> bool:
-        return importlib.util.find_spec(module) is not None
-
-    return {
-        "loop": "uvloop" if available("uvloop") else "asyncio",
-        "http": "httptools" if available("httptools") else "h11",
-    }
+    return module if importlib.util.find_spec(module) is not None else otherwise

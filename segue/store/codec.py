@@ -73,7 +73,7 @@ def _load(tp: Any, data: Any, where: str) -> Any:
                 kwargs[f.name] = _load(hints[f.name], data[f.name], f"{where}.{f.name}")
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise InvalidArgument(f"{where}.{f.name}: missing")
-        return tp(**kwargs)
+        return typing.cast(Any, tp)(**kwargs)
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
