@@ -115,10 +115,12 @@ def run(work: Path, size_mib: int, reps: int) -> None:
         idle = process.memory_info().rss
         blob = work / "artifacts" / blob_key(digest)
         results: dict[str, list[dict[str, Any]]] = {"put_file": [], "upload": [], "download": []}
-        for _ in range(reps):
+        for rep in range(reps):
             results["put_file"].append(_client(process, env, base, str(source), "put_file"))
             blob.unlink()
             results["upload"].append(_client(process, env, base, str(source), "upload", digest))
+            if rep < reps - 1:
+                blob.unlink()  # the last one stays, for the download
         target = str(work / "down.bin")
         results["download"].append(
             _client(process, env, base, target, "download", digest, str(size))
