@@ -10,11 +10,11 @@ whose ``report`` lists every gate's value and threshold.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from starlette.responses import Response
 
 from segue.errors import InvalidArgument, PermissionDenied
@@ -33,7 +33,8 @@ router = APIRouter(tags=["registry"])
 # bounded repetition of Unicode \w compiles too large.
 _MODEL = r"^[A-Za-z0-9][\w.\-]*$"
 _ALIAS = r"^[A-Za-z][\w\-]*$"
-_NUMBER = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
+# A finite number: at most 100 digits before the point and a two-digit exponent.
+_NUMBER = r"[-+]?([0-9]{1,100}\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,2})?"
 _REQUIREMENT = rf"^\s*metrics\.[\w\-./:]+\s*(>=|<=|==|!=|>|<)\s*([A-Za-z][\w\-]*|{_NUMBER})\s*$"
 _NO_NUL = r"^[^\x00]*$"
 _SAID = r"^[^\x00]*[^\x00 \t\n\r\f\v][^\x00]*$"  # not blank
@@ -55,8 +56,29 @@ GateId = Annotated[int, Field(ge=1, le=_INT32)]
 Limit = Annotated[int, Field(ge=1, le=100_000)]
 
 
+def _whole(value: Any) -> Any:
+    # JSON's integers, as the schema says: 3 or 3.0, not true or "3".
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be an integer")
+    return value
+
+
+# In bodies (path and query values arrive as text and are read as numbers there).
+BodyVersion = Annotated[int, Field(ge=1, le=_INT32), BeforeValidator(_whole)]
+Flag = Annotated[bool, Field(strict=True)]
+Number = Annotated[float, Field(strict=True)]
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _every_key(schema: dict[str, Any]) -> None:
+    # pydantic states a key pattern as patternProperties, which leaves other keys (and their
+    # values) unchecked: say instead that every key matches it and every value is a tag value.
+    for pattern, values in schema.pop("patternProperties", {}).items():
+        schema["propertyNames"] = {**schema.get("propertyNames", {}), "pattern": pattern}
+        schema["additionalProperties"] = values
 
 
 class NewModel(_Body):
@@ -64,7 +86,9 @@ class NewModel(_Body):
 
     name: Name
     description: LongText | None = None
-    tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=1_000)
+    tags: dict[TagKey, TagValue] = Field(
+        default_factory=dict, max_length=1_000, json_schema_extra=_every_key
+    )
 
 
 class NewVersion(_Body):
@@ -94,9 +118,9 @@ class AliasMoveBody(_Body):
         },
     )
 
-    version: Version
-    expected: Version | None = None
-    force: bool = False
+    version: BodyVersion
+    expected: BodyVersion | None = None
+    force: Flag = False
     reason: Said | None = None
 
 
@@ -111,8 +135,8 @@ class Delivery(_Body):
     """How one firing went to one sink."""
 
     sink: Name
-    ok: bool
-    attempts: Annotated[int, Field(ge=0, le=1_000_000)] = 1
+    ok: Flag
+    attempts: Annotated[int, Field(ge=0, le=1_000_000), BeforeValidator(_whole)] = 1
     error: LongText | None = None
 
 
@@ -121,11 +145,11 @@ class NewAlert(_Body):
 
     rule: Name
     signal: Name
-    value: float | None = None
-    threshold: Annotated[float, Field(allow_inf_nan=False)]
+    value: Number | None = None
+    threshold: Annotated[float, Field(strict=True, allow_inf_nan=False)]
     message: LongText
     delivered: list[Delivery] = Field(default_factory=list, max_length=100)
-    at: Annotated[int, Field(ge=0, le=2**62)] | None = None
+    at: Annotated[int, Field(ge=0, le=2**53), BeforeValidator(_whole)] | None = None
 
 
 def _name(name: str) -> str:
