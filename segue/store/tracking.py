@@ -365,7 +365,10 @@ class SqlTrackingStore:
         max_results: int,
         include_deleted: bool = False,
     ) -> list[Run]:
-        stmt = search.build_query(experiment_ids, where, order_by, max_results, include_deleted)
+        dialect = self._db.engine.dialect.name
+        stmt = search.build_query(
+            experiment_ids, where, order_by, max_results, include_deleted, dialect
+        )
         with self._db.read() as s:
             return run_data.load_runs(s, list(s.scalars(stmt)))
 

@@ -9,6 +9,7 @@ import contextlib
 import uuid
 from collections.abc import Iterator
 
+import pytest
 import sqlalchemy as sa
 
 from segue.store.engine import open_engine
@@ -93,3 +94,75 @@ def test_search_with_nothing_found_skips_the_loads(store_uri: str) -> None:
 
     assert found == []
     assert len([s for s in seen if s.lstrip().upper().startswith("SELECT")]) == 1
+
+
+# -- a filter that requires the sort metric ---------------------------------------------------
+
+
+def _store_ties(store: SqlTrackingStore) -> dict[str, list[tuple[str, float | None, int]]]:
+    """Runs of a big and a small experiment whose acc values tie, are NaN or are missing:
+    (run id, acc or None for NaN, start time) per experiment."""
+    runs: dict[str, list[tuple[str, float | None, int]]] = {"big": [], "small": []}
+    values = (0.7, 0.5, float("nan"), 0.7, None, 0.5, 0.9, float("nan"), 0.5)
+    for i in range(36):
+        name = "small" if i % 4 == 0 else "big"
+        exp = store.get_or_create_experiment(name)
+        start = T0 + (i // 2) * 1000  # pairs of runs start together: id breaks the tie
+        info = RunInfo(
+            id=uuid.UUID(int=(i * 7919) % 1000 + 1).hex,
+            experiment_id=exp.id,
+            experiment_name=exp.name,
+            name=f"run-{i:02d}",
+            status="FINISHED",
+            start_time=start,
+            end_time=None,
+            heartbeat_at=start,
+            user="ada",
+            host="box",
+            python_version="3.11.9",
+        )
+        store.create_run(info, {})
+        value = values[i % len(values)]
+        if value is not None:
+            store.log_batch(info.id, metrics=[Metric("acc", value, 0, T0)])
+            runs[name].append((info.id, None if value != value else value, start))
+    return runs
+
+
+def _reference(
+    runs: list[tuple[str, float | None, int]], descending: bool, keep: float | None
+) -> list[str]:
+    """Sorted by acc (NaN last), then newest first, then id; ``keep``: only acc >= keep."""
+    if keep is not None:
+        runs = [r for r in runs if r[1] is not None and r[1] >= keep]
+    ordered = sorted(runs, key=lambda r: r[0])
+    ordered.sort(key=lambda r: r[2], reverse=True)
+    present = sorted(
+        (r for r in ordered if r[1] is not None), key=lambda r: r[1], reverse=descending
+    )
+    return [r[0] for r in present] + [r[0] for r in ordered if r[1] is None]
+
+
+@pytest.mark.parametrize("descending", [True, False])
+@pytest.mark.parametrize(
+    ("text", "keep"), [("metrics.acc IS NOT NULL", None), ("metrics.acc >= 0.5", 0.5)]
+)
+def test_sort_by_a_required_metric_keeps_ties_and_nan_in_order(
+    store_uri: str, text: str, keep: float | None, descending: bool
+) -> None:
+    """Ties sort newest first then by id, NaN last, in an experiment holding most runs (read
+    in the metric's order) as in one holding few (each run tested)."""
+    store = SqlTrackingStore(open_engine(store_uri))
+    runs = _store_ties(store)
+    ids = {e.name: e.id for e in store.list_experiments()}
+    order = parse_order_by(["metrics.acc DESC" if descending else "metrics.acc"])
+
+    for experiments, expected in (
+        (["big"], _reference(runs["big"], descending, keep)),
+        (["small"], _reference(runs["small"], descending, keep)),
+        (None, _reference(runs["big"] + runs["small"], descending, keep)),
+    ):
+        scope = None if experiments is None else [ids[e] for e in experiments]
+        for limit in (1000, 5):
+            found = store.search_runs(scope, parse_filter(text), order, limit)
+            assert [r.id for r in found] == expected[:limit], (experiments, limit)

@@ -492,6 +492,84 @@ def test_filter_order_and_limit_together(corpus: Corpus) -> None:
     assert len(found) == 4
 
 
+SORTED_BY_THE_FILTERED_METRIC: list[
+    tuple[str, list[str], list[tuple[Callable[[Row], object], bool]]]
+] = [
+    ("metrics.acc > 0.6", ["metrics.acc DESC"], [(acc, True)]),
+    ("metrics.acc > 0.6", ["metrics.acc"], [(acc, False)]),
+    ("metrics.acc <= 0.75 and params.model != 'xgb'", ["metrics.acc DESC"], [(acc, True)]),
+    ("metrics.acc != 0.57 and tags.priority = 'high'", ["metrics.acc"], [(acc, False)]),
+    (
+        "metrics.acc IS NOT NULL and metrics.loss < 0.8",
+        ["metrics.acc DESC", "params.max_depth"],
+        [(acc, True), *_param_order("max_depth", False)],
+    ),
+    (
+        "metrics.acc NOT IN (0.5, 0.57)",
+        ["metrics.acc DESC", "name"],
+        [(acc, True), (lambda r: r.name, False)],
+    ),
+    (
+        "metrics.acc IN (0.5, 0.62, 0.64, 0.71) and metrics.acc > 0.55",
+        ["metrics.acc DESC"],
+        [(acc, True)],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("max_results", "experiments"),
+    [
+        (1000, None),
+        (3, None),
+        (1000, ["search-a"]),
+        (3, ["search-a"]),
+        (1000, ["search-b"]),
+        (2, ["search-b"]),
+        (1000, ["search-a", "search-b"]),
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize(
+    ("text", "order_by", "columns"),
+    SORTED_BY_THE_FILTERED_METRIC,
+    ids=[f"{text} / {' '.join(order)}" for text, order, _ in SORTED_BY_THE_FILTERED_METRIC],
+)
+def test_filter_and_order_by_the_same_metric(
+    corpus: Corpus,
+    text: str,
+    order_by: list[str],
+    columns: list[tuple[Callable[[Row], object], bool]],
+    max_results: int,
+    experiments: list[str] | None,
+) -> None:
+    """Sorted by a metric the filter requires, within an experiment that holds most runs,
+    one that holds few, or all: the store may read such runs in the metric's order."""
+    predicates = dict(FILTERS) | {
+        "metrics.acc > 0.6": lambda r: _has(acc(r), lambda v: v > 0.6),
+        "metrics.acc <= 0.75 and params.model != 'xgb'": (
+            lambda r: (
+                _has(acc(r), lambda v: v <= 0.75) and _has(param("model")(r), lambda v: v != "xgb")
+            )
+        ),
+        "metrics.acc != 0.57 and tags.priority = 'high'": (
+            lambda r: _has(acc(r), lambda v: v != 0.57) and tag("priority")(r) == "high"
+        ),
+        "metrics.acc IS NOT NULL and metrics.loss < 0.8": (
+            lambda r: acc(r) is not None and _has(loss(r), lambda v: v < 0.8)
+        ),
+        "metrics.acc IN (0.5, 0.62, 0.64, 0.71) and metrics.acc > 0.55": (
+            lambda r: acc(r) in (0.62, 0.64, 0.71)
+        ),
+    }
+    expected = _expected(corpus, predicates[text], columns, experiments, max_results=max_results)
+
+    found = _search(corpus, text, order_by, experiments, max_results=max_results)
+
+    assert found == expected
+    assert found
+
+
 # -- experiments and deleted runs ----------------------------------------------------------
 
 
