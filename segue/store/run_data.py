@@ -7,14 +7,15 @@ no statement outgrows SQLite's variable limit or PostgreSQL's 65,535 parameters.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import cast
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import repeat
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from segue.errors import Conflict
+from segue.errors import Conflict, InvalidArgument
 from segue.store.entities import Metric, Run, RunData, RunInfo
 from segue.store.schema import ExperimentRow, LatestMetricRow, MetricRow, ParamRow, RunRow, TagRow
 from segue.store.sessions import Database
@@ -57,18 +58,64 @@ def write_tags(s: Session, db: Database, run_id: str, tags: Mapping[str, str]) -
     s.execute(upsert, rows)
 
 
-def write_metrics(s: Session, db: Database, run_id: str, metrics: Sequence[Metric]) -> None:
-    """Append ``metrics`` to their histories and keep each key's latest point (highest step,
-    then newest timestamp) for search and ``get_run``."""
-    # The table, not the ORM class: a Core executemany skips the ORM's per-row bookkeeping,
-    # which costs as much as the insert itself.
-    history = cast(sa.Table, MetricRow.__table__)
-    s.execute(sa.insert(history), [_metric_values(run_id, m) for m in metrics])
-    latest: dict[str, Metric] = {}
+#: One metric's points as columns of equal length: values, steps and timestamps.
+MetricColumns = tuple[Sequence[float], Sequence[int], Sequence[int]]
+
+_HISTORY_COLUMNS = ("run_id", "key", "value", "step", "timestamp")
+
+
+def metric_columns(metrics: Sequence[Metric]) -> dict[str, MetricColumns]:
+    """``metrics`` as columns per key, in the order logged."""
+    columns: dict[str, tuple[list[float], list[int], list[int]]] = {}
     for m in metrics:
-        best = latest.get(m.key)
-        if best is None or (m.step, m.timestamp) >= (best.step, best.timestamp):
-            latest[m.key] = m
+        found = columns.get(m.key)
+        if found is None:
+            found = columns[m.key] = ([], [], [])
+        found[0].append(m.value)
+        found[1].append(m.step)
+        found[2].append(m.timestamp)
+    return dict(columns)
+
+
+def write_metric_columns(
+    s: Session, db: Database, run_id: str, columns: Mapping[str, MetricColumns]
+) -> None:
+    """Append each key's points, given as columns, to its history and keep its latest point.
+
+    The history rows skip SQLAlchemy's per-row work: on SQLite one driver executemany of
+    plain tuples per key, on PostgreSQL one ``INSERT ... SELECT FROM unnest(arrays)`` per key
+    (a statement of five parameters however many points). A NaN value is stored as NULL.
+
+    Raises:
+        InvalidArgument: a key's three columns differ in length.
+    """
+    conn = s.connection()
+    postgres = db.dialect == "postgresql"
+    insert = _history_insert(db.dialect, conn.dialect.identifier_preparer.quote)
+    latest: list[dict[str, object]] = []
+    for key, (values, steps, stamps) in columns.items():
+        if not len(values) == len(steps) == len(stamps):
+            raise InvalidArgument(
+                f"metric {key!r}: {len(values)} values, {len(steps)} steps and "
+                f"{len(stamps)} timestamps; each point needs all three"
+            )
+        if not values:
+            continue
+        stored: Sequence[float | None] = values
+        if any(v != v for v in values):  # NaN is the one value unequal to itself
+            stored = [None if v != v else v for v in values]
+        if postgres:
+            conn.exec_driver_sql(insert, (run_id, key, list(stored), list(steps), list(stamps)))
+        else:
+            rows = list(zip(repeat(run_id), repeat(key), stored, steps, stamps, strict=False))
+            conn.exec_driver_sql(insert, rows)  # one tuple a row
+        # The highest (step, timestamp); among equals the last logged (the highest index).
+        step, stamp, last = max(zip(steps, stamps, range(len(values)), strict=True))
+        latest.append(
+            {"run_id": run_id, "key": key, "value": stored[last], "step": step, "timestamp": stamp}
+        )
+    if not latest:
+        return
     table = LatestMetricRow.__table__
     stmt = db.insert(LatestMetricRow)
     newer = sa.or_(
@@ -80,17 +127,37 @@ def write_metrics(s: Session, db: Database, run_id: str, metrics: Sequence[Metri
         set_={c: stmt.excluded[c] for c in ("value", "step", "timestamp")},
         where=newer,
     )
-    s.execute(upsert, [_metric_values(run_id, m) for m in latest.values()])
+    s.execute(upsert, latest)
+
+
+@functools.cache
+def _history_insert(dialect: str, quote: Callable[[str], str]) -> str:
+    """The driver-level INSERT of history rows for ``dialect``."""
+    table = quote(MetricRow.__tablename__)
+    names = ", ".join(quote(c) for c in _HISTORY_COLUMNS)
+    if dialect == "postgresql":
+        # In the arrays' order (WITH ORDINALITY), so ids follow the order points were logged.
+        return (
+            f"INSERT INTO {table} ({names}) SELECT %s, %s, u.v, u.s, u.t FROM "
+            "unnest(%s::float8[], %s::bigint[], %s::bigint[]) WITH ORDINALITY AS u(v, s, t, n) "
+            "ORDER BY u.n"
+        )
+    return f"INSERT INTO {table} ({names}) VALUES (?, ?, ?, ?, ?)"
 
 
 def metric_history(s: Session, run_id: str, key: str) -> list[Metric]:
     """Every point of metric ``key`` of the run, by step, then time, then logging order."""
     stmt = (
-        sa.select(MetricRow)
+        sa.select(MetricRow.value, MetricRow.step, MetricRow.timestamp)
         .where(MetricRow.run_id == run_id, MetricRow.key == key)
         .order_by(MetricRow.step, MetricRow.timestamp, MetricRow.id)
     )
-    return [_metric(r) for r in s.scalars(stmt)]
+    # Plain rows, not ORM objects: a history can hold millions of points.
+    nan = math.nan
+    return [
+        Metric(key, nan if value is None else value, step, stamp)
+        for value, step, stamp in s.execute(stmt)
+    ]
 
 
 def load_runs(s: Session, ids: Sequence[str]) -> list[Run]:
@@ -116,16 +183,6 @@ def load_runs(s: Session, ids: Sequence[str]) -> list[Run]:
         for t in s.scalars(sa.select(TagRow).where(TagRow.run_id.in_(chunk))):
             tags[t.run_id][t.key] = t.value
     return [Run(infos[i], RunData(params[i], metrics[i], tags[i])) for i in ids if i in infos]
-
-
-def _metric_values(run_id: str, m: Metric) -> dict[str, object]:
-    return {
-        "run_id": run_id,
-        "key": m.key,
-        "value": None if math.isnan(m.value) else m.value,
-        "step": m.step,
-        "timestamp": m.timestamp,
-    }
 
 
 def _chunks(ids: Sequence[str]) -> Iterable[list[str]]:

@@ -120,7 +120,17 @@ class ActiveRun:
 
     def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
         """Record one point; without ``step`` the key's previous step + 1 is used (from 0)."""
-        self.log_metrics({key: value}, step=step)
+        # log_metrics for one point, without its dict and loops: this runs once a point.
+        if key not in self._keys:
+            validation.check_key("metric", key)
+        number = validation.metric_value(key, value)
+        last = self._steps.get(key, -1)
+        step = last + 1 if step is None else validation.metric_step(key, step)
+        point = Metric(key, number, step, self._client._now())
+        if step > last:
+            self._steps[key] = step
+        self._keys.add(key)
+        self._client.log_metrics(self.id, (point,))
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         now = self._client._now()

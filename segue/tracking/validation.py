@@ -63,6 +63,8 @@ def metric_value(key: str, value: Any) -> float:
 
 
 def metric_step(key: str, step: Any) -> int:
+    if type(step) is int:  # the common case, without ABC checks
+        return step
     if isinstance(step, bool) or not isinstance(step, numbers.Integral):
         raise InvalidArgument(f"metric {key!r}: step must be an integer, got {step!r}")
     return int(step)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from segue.errors import AlreadyExists
+from segue.errors import AlreadyExists, InvalidArgument
 from segue.store.engine import open_engine
 from segue.store.entities import (
     Dataset,
@@ -156,3 +156,40 @@ def test_the_first_artifact_root_claimed_is_the_one_every_client_gets(
     assert not [r for r in results if isinstance(r, Exception)], results
     assert len(set(results)) == 1  # racing first clients agree on one root
     assert store.claim_artifact_root("/somewhere/else") == results[0]
+
+
+def test_metric_columns_are_stored_as_logged_with_the_latest_point_per_key(
+    store: SqlTrackingStore, run_id: str
+) -> None:
+    nan, inf = float("nan"), float("inf")
+    store.log_metric_columns(
+        run_id,
+        {
+            "loss": ([0.5, nan, 0.25, 0.75], [0, 1, 2, 2], [T0, T0, T0 + 5, T0 + 5]),
+            "acc": ([inf], [7], [T0]),
+            "empty": ([], [], []),
+        },
+        params={"C": "1.0"},
+        tags={"team": "a"},
+    )
+    history = store.get_metric_history(run_id, "loss")
+    assert [p.step for p in history] == [0, 1, 2, 2]
+    assert history[0].value == 0.5 and history[1].value != history[1].value  # NaN kept
+    assert [p.value for p in history[2:]] == [0.25, 0.75]  # equal steps: in logging order
+    run = store.get_run(run_id)
+    # Equal (step, timestamp): the point logged last is the latest.
+    assert run.data.metrics["loss"].value == 0.75
+    assert run.data.metrics["acc"].value == inf
+    assert "empty" not in run.data.metrics
+    assert run.data.params == {"C": "1.0"} and run.data.tags == {"team": "a"}
+    # A later batch moves the latest point only forward in (step, timestamp).
+    store.log_metric_columns(run_id, {"loss": ([9.0, 1.0], [1, 3], [T0, T0])})
+    assert store.get_run(run_id).data.metrics["loss"].value == 1.0
+
+
+def test_metric_columns_of_unequal_lengths_store_nothing(
+    store: SqlTrackingStore, run_id: str
+) -> None:
+    with pytest.raises(InvalidArgument, match="'bad': 1 values, 2 steps"):
+        store.log_metric_columns(run_id, {"good": ([1.0], [0], [T0]), "bad": ([1.0], [0, 1], [T0])})
+    assert store.get_metric_history(run_id, "good") == []

@@ -31,7 +31,7 @@ from segue.errors import InvalidArgument
 
 # The module, not its names: segue.server.app imports the routers while it loads.
 from segue.server import app
-from segue.store.entities import ArtifactEntry, Dataset, Metric, RunInfo
+from segue.store.entities import ArtifactEntry, Dataset, RunInfo
 from segue.store.filters import parse_filter, parse_order_by
 from segue.store.tracking import SqlTrackingStore
 from segue.tracking.validation import MAX_KEY, MAX_PARAM_VALUE
@@ -293,12 +293,17 @@ def log_batch(request: Request, run_id: RunIdPath, body: BatchBody) -> Response:
     if count > MAX_POINTS:
         raise _invalid("metrics", f"a batch holds at most {MAX_POINTS} points, got {count}")
     with _collection_paused():
-        metrics = [
-            Metric(group.key, value, step, timestamp)
-            for group in body.metrics
-            for value, step, timestamp in group.points
-        ]
-        _store(request).log_batch(run_id, metrics=metrics, params=body.params, tags=body.tags)
+        # Straight from the parsed triples to columns per key: no object per point.
+        columns: dict[str, tuple[list[float], list[int], list[int]]] = {}
+        for group in body.metrics:
+            if not group.points:
+                continue
+            values, steps, stamps = zip(*group.points, strict=True)
+            found = columns.setdefault(group.key, ([], [], []))
+            found[0].extend(values)
+            found[1].extend(steps)
+            found[2].extend(stamps)
+        _store(request).log_metric_columns(run_id, columns, params=body.params, tags=body.tags)
     return Response(status_code=204)
 
 
