@@ -108,6 +108,6 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("PATCH", "/api/v1/users/{user}"): _A,
     ("GET", "/api/v1/tokens"): _A,
     ("POST", "/api/v1/tokens"): _A,
-    ("POST", "/api/v1/tokens/introspect"): _V,
+    ("POST", "/api/v1/token-introspection"): _V,
     ("DELETE", "/api/v1/tokens/{public_id}"): _A,
 }

@@ -294,13 +294,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def _allowed_methods(request: Request) -> list[str]:
     from starlette.routing import compile_path
 
-    methods: set[str] = set()
+    # The most specific templates win, as in routing: /blobs/missing, not /blobs/{digest}.
+    by_template: dict[str, set[str]] = {}
     for context in iter_route_contexts(request.app.routes):
         if isinstance(context.original_route, APIRoute):
-            regex, _, _ = compile_path(str(context.path))
+            path = str(context.path)
+            regex, _, _ = compile_path(path)
             if regex.match(request.url.path):
-                methods |= set(context.methods or context.original_route.methods or ())
-    return sorted(methods)
+                methods = set(context.methods or context.original_route.methods or ())
+                by_template.setdefault(path, set()).update(methods)
+    if not by_template:
+        return []
+    fewest = min(t.count("{") for t in by_template)
+    return sorted({m for t, ms in by_template.items() if t.count("{") == fewest for m in ms})
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

@@ -346,7 +346,7 @@ def store_tokens() -> Callable[[str], Any]:
 def remote_tokens(base_url: str, token: str | None) -> Callable[[str], Any]:
     """``authenticate`` through the team server at ``base_url`` (``--auth`` in remote mode).
 
-    Each presented token is sent to ``POST /api/v1/tokens/introspect`` with this server's own
+    Each presented token is sent to ``POST /api/v1/token-introspection`` with this server's own
     token (``SEGUE_TOKEN``): an inactive answer is refused here, and bad tokens never count
     against this server's failure limit on the team server.
     """
@@ -358,7 +358,7 @@ def remote_tokens(base_url: str, token: str | None) -> Callable[[str], Any]:
 
     def authenticate(presented: str) -> Any:
         parse_token(presented)  # malformed: refused without a round trip
-        answer = session.call("POST", "/tokens/introspect", json={"token": presented})
+        answer = session.call("POST", "/token-introspection", json={"token": presented})
         if not answer.get("active"):
             raise Unauthenticated("unknown, revoked or expired token")
         return answer

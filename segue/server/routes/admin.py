@@ -134,12 +134,12 @@ def create_token(request: Request, body: NewToken) -> Response:
 
 
 class Introspection(_Body):
-    """A token to check (``POST /tokens/introspect``)."""
+    """A token to check (``POST /token-introspection``)."""
 
     token: Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
-@router.post("/tokens/introspect")
+@router.post("/token-introspection")
 def introspect_token(request: Request, body: Introspection) -> Response:
     """Whether a token is valid now: ``{"active": true, "user", "role", "scope"}`` or
     ``{"active": false}``.

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from starlette.responses import Response
 
 from segue.errors import NotFound
@@ -70,7 +70,7 @@ class Rejection(_Body):
 class PolicyBody(_Body):
     """Whether every move of the model's aliases needs an approved promotion request."""
 
-    require_approval: bool
+    require_approval: StrictBool  # JSON 0 is not false (as the schema says)
 
 
 def _promotions(request: Request) -> Promotions:

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from starlette.responses import Response
 
 from segue.errors import InvalidArgument
@@ -50,8 +50,9 @@ MAX_TAG_VALUE = 1_000_000
 _INT64 = 2**63 - 1
 #: Text a database can store: no NUL character, no lone surrogate (a 422 instead of a 500).
 PLAIN = r"^[^\x00]*$"
-Int64 = Annotated[int, Field(ge=-_INT64 - 1, le=_INT64)]
-Millis = Annotated[int, Field(ge=0, le=_INT64)]
+# Strict numbers and booleans: JSON false is not 0, nor 0 false (as the schema says).
+Int64 = Annotated[int, Field(ge=-_INT64 - 1, le=_INT64, strict=True)]
+Millis = Annotated[int, Field(ge=0, le=_INT64, strict=True)]
 Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY, pattern=PLAIN)]
 RunId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z_-]+$")]
 Digest = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$")]
@@ -85,7 +86,7 @@ class ExperimentBody(_Body):
     name: Name
     description: Annotated[str, Field(max_length=MAX_TAG_VALUE, pattern=PLAIN)] | None = None
     #: Answer the existing experiment instead of a 409 when the name is taken.
-    get_or_create: bool = False
+    get_or_create: StrictBool = False
 
 
 class RunInfoBody(_Body):
@@ -103,7 +104,7 @@ class RunInfoBody(_Body):
     lifecycle_stage: Stage = "active"
     parent_run_id: RunId | None = None
     source_commit: Annotated[str, Field(max_length=64, pattern=PLAIN)] | None = None
-    source_dirty: bool | None = None
+    source_dirty: StrictBool | None = None
     entry_point: Text | None = None
     environment_digest: Digest | None = None
     status_reason: Text | None = None
@@ -122,8 +123,8 @@ class SearchBody(_Body):
     order_by: Annotated[
         list[Annotated[str, Field(max_length=1000, pattern=PLAIN)]], Field(max_length=50)
     ] = []
-    max_results: Annotated[int, Field(ge=1, le=MAX_RESULTS)] = 1000
-    include_deleted: bool = False
+    max_results: Annotated[int, Field(ge=1, le=MAX_RESULTS, strict=True)] = 1000
+    include_deleted: StrictBool = False
 
 
 class HeartbeatBody(_Body):
@@ -163,7 +164,7 @@ class BatchBody(_Body):
 class ArtifactBody(_Body):
     path: Annotated[str, Field(min_length=1, max_length=1024, pattern=PLAIN)]
     digest: Annotated[str, Field(min_length=1, max_length=64, pattern=PLAIN)]
-    size: Annotated[int, Field(ge=0, le=_INT64)]
+    size: Annotated[int, Field(ge=0, le=_INT64, strict=True)]
 
 
 class ArtifactsBody(_Body):
@@ -172,8 +173,8 @@ class ArtifactsBody(_Body):
 
 class DatasetBody(_Body):
     digest: Digest
-    n_rows: Annotated[int, Field(ge=0, le=_INT64)]
-    n_columns: Annotated[int, Field(ge=0, le=2**31 - 1)]
+    n_rows: Annotated[int, Field(ge=0, le=_INT64, strict=True)]
+    n_columns: Annotated[int, Field(ge=0, le=2**31 - 1, strict=True)]
     schema_: Annotated[list[dict[str, Any]], Field(alias="schema", max_length=100_000)]
     profile: dict[str, Any]
 
@@ -208,7 +209,11 @@ def list_experiments(request: Request) -> Response:
     return app.json_response(_store(request).list_experiments())
 
 
-@router.post("/experiments", status_code=201)
+@router.post(
+    "/experiments",
+    status_code=201,
+    responses={200: {"description": "``get_or_create``: the experiment already existed."}},
+)
 def create_experiment(request: Request, body: ExperimentBody) -> Response:
     """Create an experiment (409 if the name is taken, unless ``get_or_create``)."""
     store = _store(request)
