@@ -22,11 +22,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segue.errors import IntegrityError, InvalidArgument
 from segue.models.flavors import _pin, detect_flavor, get_flavor
-from segue.models.signature import Signature, infer_signature, validate_input
+
+# Signatures need pandas and NumPy; they are imported where a model is built or loaded, so a
+# registry that only lists and moves versions (segue server) does not import them.
+if TYPE_CHECKING:
+    from segue.models.signature import Signature
 
 MANIFEST = "segue-model.json"
 FORMAT = "segue-model/1"
@@ -70,6 +74,8 @@ class Manifest:
             raise InvalidArgument(f"{where}: not a Segue model manifest ({exc})") from None
 
     def get_signature(self) -> Signature | None:
+        from segue.models.signature import Signature
+
         return None if self.signature is None else Signature.from_dict(self.signature)
 
 
@@ -95,6 +101,7 @@ def build_package(
     The saved files are loaded back and, when there is an input example, asked to predict on
     it: a package that cannot be loaded is never written.
     """
+    from segue.models.signature import infer_signature
     from segue.version import __version__
 
     flavor = detect_flavor(model)
@@ -283,6 +290,8 @@ class LoadedModel:
     def _input(self, data: Any) -> Any:
         if self.signature is None:
             return data
+        from segue.models.signature import validate_input
+
         # A SchemaWarning names the caller's line: this frame, predict's, then the caller's.
         return validate_input(data, self.signature, stacklevel=4)
 

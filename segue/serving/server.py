@@ -17,14 +17,17 @@ import logging
 import os
 import socket
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
 from segue.errors import InvalidArgument
-from segue.serving.assembly import build_app, load_routes
-from segue.serving.deployment import Route, ServedModel
-from segue.serving.options import ServeOptions
+
+# The app, its models and options (pandas, NumPy) are imported where they are used, so
+# `segue server`, which only borrows bind(), does not import them.
+if TYPE_CHECKING:
+    from segue.serving.deployment import Route, ServedModel
+    from segue.serving.options import ServeOptions
 
 __all__ = ["app_from_env", "bind", "describe", "run"]
 
@@ -34,6 +37,9 @@ GRACEFUL_SHUTDOWN_SECONDS = 30
 
 def app_from_env() -> FastAPI:
     """uvicorn's app factory for ``--workers > 1``: options from ``SEGUE_SERVE_*``."""
+    from segue.serving.assembly import build_app
+    from segue.serving.options import ServeOptions
+
     _log_to_stderr()
     return build_app(ServeOptions.from_env(os.environ))
 
@@ -112,6 +118,9 @@ def run(options: ServeOptions) -> None:
     """
     import uvicorn
     from uvicorn.supervisors import Multiprocess
+
+    from segue.serving.assembly import build_app, load_routes
+    from segue.serving.deployment import ServedModel
 
     _log_to_stderr()
     sock = bind(options.host, options.port)

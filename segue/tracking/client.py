@@ -15,14 +15,10 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from segue.artifacts import ContentStore, FsspecBackend
 from segue.config import Settings, settings
-from segue.data.frames import dataset_digest, dataset_schema, to_frame
-from segue.data.profile import profile_frame
 from segue.errors import InvalidArgument
 from segue.store.engine import open_engine
 from segue.store.entities import (
@@ -40,8 +36,10 @@ from segue.store.sessions import is_transient
 from segue.store.tracking import SqlTrackingStore, TrackingStore
 from segue.tracking import environment, validation
 from segue.tracking.artifacts import RunArtifacts
-from segue.tracking.frames import runs_frame
 from segue.tracking.writer import MetricsLost, MetricWriter
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_EXPERIMENT = "Default"
 MAX_RESULTS = 50_000
@@ -268,6 +266,10 @@ class TrackingClient:
     def log_dataset(self, run_id: str, data: Any, name: str, context: str = "train") -> Dataset:
         validation.check_key("dataset", name)
         validation.check_key("dataset context", context)
+        # pandas is imported here, not at the top, so a server that never profiles data skips it.
+        from segue.data.frames import dataset_digest, dataset_schema, to_frame
+        from segue.data.profile import profile_frame
+
         frame = to_frame(data)
         dataset = Dataset(
             digest=dataset_digest(frame),
@@ -309,6 +311,8 @@ class TrackingClient:
         return self.store.search_runs(ids, where, order, max_results, include_deleted)
 
     def search_runs(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        from segue.tracking.frames import runs_frame
+
         return runs_frame(self.find_runs(*args, **kwargs))
 
 

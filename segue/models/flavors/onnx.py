@@ -10,22 +10,24 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from segue.errors import InvalidArgument
 from segue.models.flavors import Saved, _check_empty_dir, _pin, _version
 
+if TYPE_CHECKING:
+    import numpy as np
+
 _FILE = "model.onnx"
-#: onnxruntime's input type names -> the NumPy dtype a DataFrame is converted to.
+#: onnxruntime's input type names -> the NumPy dtype a DataFrame is converted to (by name, so
+#: importing this module does not import NumPy).
 _DTYPES = {
-    "tensor(float)": np.float32,
-    "tensor(double)": np.float64,
-    "tensor(int64)": np.int64,
-    "tensor(int32)": np.int32,
-    "tensor(bool)": np.bool_,
-    "tensor(string)": np.object_,
+    "tensor(float)": "float32",
+    "tensor(double)": "float64",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(bool)": "bool",
+    "tensor(string)": "object",
 }
 
 
@@ -81,6 +83,8 @@ class OnnxModel:
         self.session = session
 
     def predict(self, X: Any) -> np.ndarray:
+        import numpy as np
+
         return np.asarray(self._run(X)[0])
 
     def _run(self, X: Any) -> list[Any]:
@@ -100,6 +104,8 @@ class OnnxClassifier(OnnxModel):
     """An :class:`OnnxModel` whose second output is class probabilities."""
 
     def predict_proba(self, X: Any) -> np.ndarray:
+        import numpy as np
+
         probabilities = self._run(X)[1]
         if isinstance(probabilities, list):
             # ZipMap output: one {class: probability} dict per row, in the classes' order.

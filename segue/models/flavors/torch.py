@@ -17,12 +17,13 @@ import inspect
 import json
 import sys
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from segue.errors import InvalidArgument
 from segue.models.flavors import Saved, _check_empty_dir, _detail, _pin, _version
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _SCRIPT_FILE = "model.pt"
 _WEIGHTS_FILE = "weights.pt"
@@ -110,6 +111,7 @@ class TorchModel:
         return torch.softmax(output, dim=1).numpy()
 
     def _forward(self, X: Any) -> Any:
+        import numpy as np
         import torch
 
         # A C-ordered copy: DataFrames hand out read-only, column-major arrays; torch will not
