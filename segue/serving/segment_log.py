@@ -27,7 +27,7 @@ from typing import Generic, TypeVar
 import pyarrow as pa
 
 from segue.artifacts.backend import FsspecBackend
-from segue.errors import InvalidArgument
+from segue.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from segue.monitoring import segments
 
 __all__ = ["SegmentLog"]
@@ -82,6 +82,7 @@ class SegmentLog(ABC, Generic[T]):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_flush = clock()
+        self._refused_at = -math.inf
         self._seq = itertools.count()
         #: Records dropped: beyond ``max_backlog`` while storage was slow or failing, or
         #: impossible to encode.
@@ -188,6 +189,18 @@ class SegmentLog(ABC, Generic[T]):
                 return
             try:
                 self.flush_if_due()
+            except (Unauthenticated, PermissionDenied) as exc:
+                # Through a team server: retried (an admin may fix the role), said once a minute.
+                now = self._clock()
+                if now - self._refused_at >= 60:
+                    self._refused_at = now
+                    log.error(
+                        "the team server refuses to keep the %s log (%s): this server's "
+                        "SEGUE_TOKEN needs the editor role; records wait (at most "
+                        "max_backlog) and are retried",
+                        self._kind,
+                        exc,
+                    )
             except Exception:
                 log.warning("could not write the %s log; will retry", self._kind, exc_info=True)
 
