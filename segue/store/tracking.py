@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -154,20 +154,30 @@ class SqlTrackingStore:
     # -- runs ----------------------------------------------------------------------------
 
     def create_run(self, info: RunInfo, tags: Mapping[str, str] | None = None) -> RunInfo:
+        digest = info.environment_digest
+        # What must exist and what must not, in one query; Core inserts, no ORM unit of work:
+        # a run starts in a few statements.
+        checks = sa.select(
+            sa.exists().where(ExperimentRow.id == info.experiment_id),
+            sa.exists().where(RunRow.id == info.id),
+            sa.exists().where(RunRow.id == info.parent_run_id),
+            sa.exists().where(EnvironmentRow.digest == digest),
+        )
         with self._db.write() as s, s.begin():
-            if s.get(ExperimentRow, info.experiment_id) is None:
+            experiment, taken, parent, environment = s.execute(checks).one()
+            if not experiment:
                 raise NotFound(f"experiment {info.experiment_id} does not exist")
-            if s.get(RunRow, info.id) is not None:
+            if taken:
                 raise AlreadyExists(f"run {info.id!r} already exists")
-            if info.parent_run_id and s.get(RunRow, info.parent_run_id) is None:
+            if info.parent_run_id and not parent:
                 raise NotFound(f"parent run {info.parent_run_id!r} does not exist")
-            digest = info.environment_digest
-            if digest and s.get(EnvironmentRow, digest) is None:
+            if digest and not environment:
                 raise NotFound(f"environment {digest} does not exist; record it before the run")
-            s.add(RunRow(**{k: v for k, v in vars(info).items() if k != "experiment_name"}))
-            s.flush()
-            for key, value in (tags or {}).items():
-                s.add(TagRow(run_id=info.id, key=key, value=value))
+            row = {k: v for k, v in vars(info).items() if k != "experiment_name"}
+            s.execute(sa.insert(cast(sa.Table, RunRow.__table__)), [row])
+            if tags:
+                rows = [{"run_id": info.id, "key": k, "value": v} for k, v in tags.items()]
+                s.execute(sa.insert(cast(sa.Table, TagRow.__table__)), rows)
         return info
 
     def get_run(self, run_id: str) -> Run:

@@ -152,3 +152,18 @@ def test_an_experiment_is_created_once(api: httpx.Client) -> None:
     assert again.status_code == 200
     assert again.json() == created.json()
     assert [e["name"] for e in api.get("/experiments").json()] == ["churn"]
+
+
+def test_a_batch_body_takes_what_the_standard_json_parser_takes(
+    api: httpx.Client, run_id: str
+) -> None:
+    # Batches are parsed by orjson, which refuses a NaN literal and a number too big for a
+    # double; the standard library, which the other routes use, takes them, and so does this one.
+    body = b'{"metrics": [{"key": "m", "points": [[NaN, 0, 1], [1e400, 1, 1]]}]}'
+    headers = {"content-type": "application/json"}
+    assert api.post(f"/runs/{run_id}/batch", content=body, headers=headers).status_code == 204
+    history = api.get(f"/runs/{run_id}/metric-history", params={"key": "m"}).json()
+    assert history["value"] == ["NaN", "Infinity"]
+
+    broken = api.post(f"/runs/{run_id}/batch", content=b'{"metrics": [', headers=headers)
+    assert broken.status_code == 422 and broken.json()["type"] == "InvalidArgument"

@@ -16,14 +16,16 @@ the authenticated actor (``user:bob``), which the client cannot choose.
 from __future__ import annotations
 
 import gc
+import json
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from starlette.responses import Response
 
@@ -291,7 +293,6 @@ def set_run_lifecycle(request: Request, run_id: RunIdPath, body: LifecycleBody) 
     return Response(status_code=204)
 
 
-@router.post("/runs/{run_id}/batch", status_code=204)
 def log_batch(request: Request, run_id: RunIdPath, body: BatchBody) -> Response:
     """Record params (immutable: 409 on a change), metric points and tags in one transaction."""
     count = sum(len(group.points) for group in body.metrics)
@@ -310,6 +311,42 @@ def log_batch(request: Request, run_id: RunIdPath, body: BatchBody) -> Response:
             found[2].extend(stamps)
         _store(request).log_metric_columns(run_id, columns, params=body.params, tags=body.tags)
     return Response(status_code=204)
+
+
+class _FastJsonRequest(Request):
+    """A request whose JSON body orjson parses (three times faster than the standard library on
+    a batch of points); bodies orjson refuses (a ``NaN`` literal, ``1e400``, a lone surrogate)
+    are parsed by the standard library, so what is accepted stays the same."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:
+                self._json = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                self._json = json.loads(body)
+        return self._json
+
+
+class _FastJsonRoute(APIRoute):
+    """A route whose body is parsed by :class:`_FastJsonRequest` (metric batches are big)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def parsed_fast(request: Request) -> Response:
+            return await handler(_FastJsonRequest(request.scope, request.receive))
+
+        return parsed_fast
+
+
+router.add_api_route(
+    "/runs/{run_id}/batch",
+    log_batch,
+    methods=["POST"],
+    status_code=204,
+    route_class_override=_FastJsonRoute,
+)
 
 
 @router.get("/runs/{run_id}/metric-history")
