@@ -5,21 +5,17 @@ server's authenticated user in the audit log and no database of the client's own
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
 import segue
-from segue.cli import main
 from segue.errors import GateFailed
 from segue.registry.service import get_registry
 from segue.store.registry import SqlRegistryStore
-from segue.tracking.client import close_client
 
 
 def _scaled(factor: float) -> Callable[[pd.DataFrame], Any]:
@@ -36,26 +32,10 @@ class Remote:
 
 
 @pytest.fixture
-def remote(start_server, sqlite_template: Path, tmp_path: Path, monkeypatch) -> Iterator[Remote]:
-    """A server with a maintainer ``mia``; the client's variables point at it with her token,
-    and at a database path that does not exist."""
-    db = tmp_path / "server.db"
-    shutil.copyfile(sqlite_template, db)
-    server = start_server(f"sqlite:///{db}")
-    server.state.auth.add_user("mia", "maintainer", actor="local:test")
-    token, _ = server.state.auth.create_token("mia", "laptop", actor="local:test")
-    nowhere = tmp_path / "nowhere"
-    monkeypatch.setenv("SEGUE_TRACKING_URI", server.url)
-    monkeypatch.setenv("SEGUE_TOKEN", token)
-    monkeypatch.setenv("SEGUE_HOME", str(nowhere / "home"))
-    monkeypatch.setenv("SEGUE_STORE_URI", f"sqlite:///{nowhere / 'segue.db'}")
-    monkeypatch.delenv("SEGUE_ARTIFACT_URI", raising=False)
-    monkeypatch.chdir(tmp_path)
-    try:
-        yield Remote(server.url, server.state.registry_store)
-    finally:
-        close_client()
-    assert not list(nowhere.rglob("*.db")), "remote mode opened a database of its own"
+def remote(remote_mode) -> Remote:
+    """A server with a maintainer ``mia``, the client in remote mode with her token."""
+    server = remote_mode("mia", "maintainer")
+    return Remote(server.url, server.state.registry_store)
 
 
 @pytest.fixture
@@ -67,14 +47,6 @@ def churn(remote: Remote) -> Remote:
             run.log_metric("acc", acc)
             run.log_model(_scaled(k), input_example=example, register_as="churn")
     return remote
-
-
-def _cli(capsys, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exited:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exited.value.code or 0), out, err
 
 
 def test_the_sdk_registers_gates_and_moves_aliases_through_the_server(churn: Remote) -> None:
@@ -96,26 +68,26 @@ def test_the_sdk_registers_gates_and_moves_aliases_through_the_server(churn: Rem
     assert list(served.predict(pd.DataFrame({"x": [1.0]}))) == [2.0]
 
 
-def test_the_cli_moves_aliases_through_the_server(churn: Remote, capsys) -> None:
-    code, _, err = _cli(capsys, "models", "alias", "set", "churn", "champion", "1")
+def test_the_cli_moves_aliases_through_the_server(churn: Remote, cli) -> None:
+    code, _, err = cli("models", "alias", "set", "churn", "champion", "1")
     assert code == 0, err
-    _cli(capsys, "models", "gate", "add", "churn", "-a", "champion", "-r", "metrics.acc >= 0.8")
+    cli("models", "gate", "add", "churn", "-a", "champion", "-r", "metrics.acc >= 0.8")
 
-    code, _, err = _cli(capsys, "models", "alias", "set", "churn", "champion", "2")
+    code, _, err = cli("models", "alias", "set", "churn", "champion", "2")
     assert code == 2 and "metrics.acc >= 0.8" in err and len(err.splitlines()) == 1
-    code, _, err = _cli(capsys, "models", "alias", "set", "churn", "champion", "2", "--force")
+    code, _, err = cli("models", "alias", "set", "churn", "champion", "2", "--force")
     assert code == 2 and "--reason" in err
     args = ("models", "alias", "set", "churn", "champion", "2", "--force", "--reason", "hotfix")
-    code, _, err = _cli(capsys, *args)
+    code, _, err = cli(*args)
     assert code == 0, err
 
-    code, out, err = _cli(capsys, "models", "history", "churn", "--json")
+    code, out, err = cli("models", "history", "churn", "--json")
     assert code == 0, err
     last = json.loads(out)[-1]
     assert (last["actor"], last["action"], last["reason"]) == ("user:mia", "set_alias", "hotfix")
 
 
-def test_alert_firings_go_through_the_server(churn: Remote, capsys) -> None:
+def test_alert_firings_go_through_the_server(churn: Remote, cli) -> None:
     from segue.cli.monitoring_commands import alert_store
 
     store = alert_store()
@@ -123,7 +95,7 @@ def test_alert_firings_go_through_the_server(churn: Remote, capsys) -> None:
     delivered = [{"sink": "log", "ok": True, "attempts": 1, "error": None}]
     store.record("churn", "drift", "drift_share", 0.5, 0.3, "drift_share 0.5 > 0.3", delivered)
 
-    code, out, err = _cli(capsys, "monitor", "alerts", "models:/churn@champion", "--json")
+    code, out, err = cli("monitor", "alerts", "models:/churn@champion", "--json")
     assert code == 0, err
     (alert,) = json.loads(out)
     assert (alert["model"], alert["rule"], alert["delivered"]) == ("churn", "drift", delivered)

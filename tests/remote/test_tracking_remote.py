@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,39 +12,22 @@ from pathlib import Path
 import pytest
 
 import segue
-from segue.cli import main
 from segue.store.tracking import SqlTrackingStore
-from segue.tracking.client import close_client, get_client
+from segue.tracking.client import get_client
 
 
 @dataclass
 class Remote:
     url: str
     store: SqlTrackingStore  # the server's own store, to check what reached it
-    nowhere: Path  # where SEGUE_STORE_URI and SEGUE_HOME point: nothing may appear there
 
 
 @pytest.fixture
-def remote(start_server, sqlite_template: Path, tmp_path: Path, monkeypatch) -> Iterator[Remote]:
-    """A server with a user ``ana`` (editor); the client's variables point at it with her
-    token, and at a database path that does not exist."""
-    db = tmp_path / "server.db"
-    shutil.copyfile(sqlite_template, db)
-    server = start_server(f"sqlite:///{db}")
-    server.state.auth.add_user("ana", "editor", actor="local:test")
-    token, _ = server.state.auth.create_token("ana", "laptop", actor="local:test")
-    nowhere = tmp_path / "nowhere"
-    monkeypatch.setenv("SEGUE_TRACKING_URI", server.url)
-    monkeypatch.setenv("SEGUE_TOKEN", token)
-    monkeypatch.setenv("SEGUE_HOME", str(nowhere / "home"))
-    monkeypatch.setenv("SEGUE_STORE_URI", f"sqlite:///{nowhere / 'segue.db'}")
-    monkeypatch.delenv("SEGUE_ARTIFACT_URI", raising=False)
-    monkeypatch.chdir(tmp_path)
-    try:
-        yield Remote(server.url, server.state.tracking, nowhere)
-    finally:
-        close_client()
-    assert not nowhere.exists(), "remote mode touched the local store"
+def remote(remote_mode, tmp_path: Path) -> Iterator[Remote]:
+    """A server with a user ``ana`` (editor), the client in remote mode with her token."""
+    server = remote_mode("ana", "editor")
+    yield Remote(server.url, server.state.tracking)
+    assert not (tmp_path / "nowhere").exists(), "remote mode touched the local store"
 
 
 def test_a_run_is_logged_through_the_server(remote: Remote) -> None:
@@ -100,35 +82,27 @@ def test_search_runs_filters_on_the_server(remote: Remote) -> None:
     assert set(found["experiment"]) == {"search"}
 
 
-def _cli(capsys, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exited:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exited.value.code or 0), out, err
-
-
-def test_runs_list_and_show_go_through_the_server(remote: Remote, capsys, monkeypatch) -> None:
+def test_runs_list_and_show_go_through_the_server(remote: Remote, cli, monkeypatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
     with segue.start_run(experiment="cli", name="shown") as run:
         run.log_params({"depth": 3})
         run.log_metric("acc", 0.875)
 
-    code, out, err = _cli(capsys, "runs", "list", "-e", "cli", "-f", "metrics.acc > 0.8", "--json")
+    code, out, err = cli("runs", "list", "-e", "cli", "-f", "metrics.acc > 0.8", "--json")
     assert code == 0, err
     (listed,) = json.loads(out)
     assert listed["info"]["id"] == run.id
     assert listed["metrics"] == {"acc": 0.875}
 
-    code, out, err = _cli(capsys, "runs", "show", run.id[:8], "--json")
+    code, out, err = cli("runs", "show", run.id[:8], "--json")
     assert code == 0, err
     shown = json.loads(out)
     assert (shown["info"]["name"], shown["params"]) == ("shown", {"depth": "3"})
 
-    code, out, err = _cli(capsys, "runs", "show", run.id[:8])
+    code, out, err = cli("runs", "show", run.id[:8])
     assert code == 0, err
     assert run.id in out and "shown" in out
 
-    code, out, err = _cli(capsys, "runs", "list", "-f", "metrics.acc >")
+    code, out, err = cli("runs", "list", "-f", "metrics.acc >")
     assert code == 2
     assert err.startswith("error: invalid filter") and len(err.splitlines()) == 1

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import queue
 import threading
-import uuid
 
 import pytest
 
-from segue.store.entities import Experiment, RunInfo
 from segue.store.registry import SqlRegistryStore
 from segue.store.tracking import SqlTrackingStore
-
-T0 = 1_700_000_000_000
 
 
 @pytest.fixture
@@ -21,27 +17,11 @@ def registry_store(store: SqlTrackingStore) -> SqlRegistryStore:
 
 
 @pytest.fixture
-def versions(store: SqlTrackingStore, registry_store: SqlRegistryStore) -> str:
+def versions(registry_store: SqlRegistryStore, run_id: str) -> str:
     """Model ``churn`` with versions 1 and 2."""
-    experiment: Experiment = store.create_experiment("exp")
-    run = store.create_run(
-        RunInfo(
-            id=uuid.uuid4().hex,
-            experiment_id=experiment.id,
-            experiment_name=experiment.name,
-            name="run",
-            status="RUNNING",
-            start_time=T0,
-            end_time=None,
-            heartbeat_at=T0,
-            user="ada",
-            host="box",
-            python_version="3.11.9",
-        )
-    )
     registry_store.create_model("churn", "ada")
     for _ in range(2):
-        registry_store.create_version("churn", run.id, "model", "d" * 64, "sklearn", "ada")
+        registry_store.create_version("churn", run_id, "model", "d" * 64, "sklearn", "ada")
     return "churn"
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from segue.errors import Conflict, InvalidArgument, NotFound
-from segue.store.entities import ModelPolicy, PromotionRequest, RunInfo
+from segue.store.entities import Experiment, ModelPolicy, PromotionRequest, RunInfo
 from segue.store.promotions import SqlPromotionStore
 from segue.store.registry import SqlRegistryStore
 from segue.store.tracking import SqlTrackingStore
@@ -26,24 +26,12 @@ REPORT = [
 
 
 @pytest.fixture
-def registry_store(store: SqlTrackingStore) -> SqlRegistryStore:
+def registry_store(
+    store: SqlTrackingStore, exp: Experiment, run_info: Callable[..., RunInfo]
+) -> SqlRegistryStore:
     """``churn`` with versions 1 and 2, ``fraud`` with version 1; churn@champion -> 1."""
     registry = SqlRegistryStore(store.engine)
-    experiment = store.create_experiment("exp")
-    info = RunInfo(
-        id=uuid.uuid4().hex,
-        experiment_id=experiment.id,
-        experiment_name=experiment.name,
-        name="run",
-        status="FINISHED",
-        start_time=T0,
-        end_time=T0,
-        heartbeat_at=T0,
-        user="ada",
-        host="box",
-        python_version="3.11.9",
-    )
-    run_id = store.create_run(info).id
+    run_id = store.create_run(run_info(exp, status="FINISHED", end_time=T0)).id
     for name, count in (("churn", 2), ("fraud", 1)):
         registry.create_model(name, "user:ada")
         for _ in range(count):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,24 +17,6 @@ from segue.store.sessions import Database, is_transient
 from segue.store.tracking import SqlTrackingStore
 
 T0 = 1_700_000_000_000
-
-
-def _run(store: SqlTrackingStore, experiment: str = "exp") -> str:
-    exp = store.get_or_create_experiment(experiment)
-    info = RunInfo(
-        id=uuid.uuid4().hex,
-        experiment_id=exp.id,
-        experiment_name=exp.name,
-        name="run",
-        status="RUNNING",
-        start_time=T0,
-        end_time=None,
-        heartbeat_at=T0,
-        user="ada",
-        host="box",
-        python_version="3.11.9",
-    )
-    return store.create_run(info).id
 
 
 @pytest.fixture
@@ -57,9 +38,9 @@ def impatient(sqlite_uri: str) -> Iterator[SqlTrackingStore]:
 
 
 def test_reads_do_not_wait_for_a_writer_on_sqlite(
-    sqlite_uri: str, impatient: SqlTrackingStore
+    sqlite_uri: str, impatient: SqlTrackingStore, run_info: Callable[..., RunInfo]
 ) -> None:
-    run_id = _run(impatient)
+    run_id = impatient.create_run(run_info(impatient.create_experiment("exp"))).id
     impatient.log_batch(run_id, metrics=[Metric("acc", 0.5, 0, T0)], params={"C": "1"})
     impatient.record_artifacts(run_id, [ArtifactEntry("a.txt", "0" * 64, 1)])
     writer = create_engine(sqlite_uri)
@@ -105,10 +86,9 @@ def test_sqlite_read_sessions_begin_deferred_and_write_sessions_immediate(
 # -- statements under the databases' parameter limits --------------------------------------
 
 
-def test_big_batches_stay_under_the_parameter_limits(store: SqlTrackingStore) -> None:
+def test_big_batches_stay_under_the_parameter_limits(store: SqlTrackingStore, run_id: str) -> None:
     # Enough rows that one multi-row statement would need more than 65,535 bound values
     # (PostgreSQL's limit) and more than 32,766 (SQLite's).
-    run_id = _run(store)
     params = {f"p{i}": str(i) for i in range(17_000)}
     tags = {f"t{i}": "x" for i in range(22_000)}
     metrics = [Metric(f"m{i}", float(i), 0, T0) for i in range(14_000)]

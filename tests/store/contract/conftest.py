@@ -4,6 +4,8 @@
 same database within one test: the SQL stores over a fresh SQLite or PostgreSQL database, or
 the REST stores over a live ``segue server`` (uvicorn in a thread, real HTTP, ``--no-auth``:
 access control is tested in ``tests/server``) that is itself backed by a fresh SQLite database.
+``run_info``, ``exp`` and ``run_id`` (made through ``tracking_store``) come from
+``tests/store/conftest.py``, which the SQL-only store tests share.
 """
 
 from __future__ import annotations

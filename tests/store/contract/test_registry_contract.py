@@ -22,7 +22,7 @@ import pytest
 from segue.artifacts import ContentStore, FsspecBackend
 from segue.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from segue.models.package import MANIFEST, build_package
-from segue.store.entities import ArtifactEntry, Dataset, Experiment, ModelVersion, RunInfo
+from segue.store.entities import ArtifactEntry, Dataset, ModelVersion
 from segue.store.registry import RegistryStore
 from segue.store.tracking import TrackingStore
 
@@ -71,34 +71,8 @@ def actor(backend):
     return recorded
 
 
-def run_info(experiment: Experiment) -> RunInfo:
-    return RunInfo(
-        id=uuid.uuid4().hex,
-        experiment_id=experiment.id,
-        experiment_name=experiment.name,
-        name="run",
-        status="RUNNING",
-        start_time=T0,
-        end_time=None,
-        heartbeat_at=T0,
-        user="ada",
-        host="box",
-        python_version="3.11.9",
-    )
-
-
 def dataset(digest: str) -> Dataset:
     return Dataset(digest, 10, 2, [{"name": "x", "dtype": "float64"}], {"columns": {}})
-
-
-@pytest.fixture
-def exp(tracking_store: TrackingStore) -> Experiment:
-    return tracking_store.create_experiment("exp")
-
-
-@pytest.fixture
-def run_id(tracking_store: TrackingStore, exp: Experiment) -> str:
-    return tracking_store.create_run(run_info(exp)).id
 
 
 @pytest.fixture
@@ -252,6 +226,8 @@ def test_delete_is_refused_while_an_alias_points_at_the_version(store, run_id, d
     store.delete_alias("churn", "canary", "ada")
     store.delete_version("churn", 1, "ada")
     assert store.list_versions("churn") == []
+    with pytest.raises(NotFound, match="no version 1"):
+        store.delete_version("churn", 1, "ada")
 
 
 # -- aliases --------------------------------------------------------------------------------
@@ -420,7 +396,7 @@ def test_refused_changes_leave_no_audit_entry(store, three_versions):
 # -- lineage queries ------------------------------------------------------------------------
 
 
-def test_versions_for_dataset_and_for_run(store, tracking_store, exp, package):
+def test_versions_for_dataset_and_for_run(store, tracking_store, exp, package, run_info):
     first = tracking_store.create_run(run_info(exp)).id
     second = tracking_store.create_run(run_info(exp)).id
     shared, holdout, unused = "1" * 64, "2" * 64, "3" * 64

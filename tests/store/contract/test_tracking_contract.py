@@ -29,33 +29,6 @@ def store(tracking_store: TrackingStore) -> TrackingStore:
     return tracking_store
 
 
-def run_info(experiment: Experiment, run_id: str | None = None, **fields: object) -> RunInfo:
-    values: dict[str, object] = {
-        "id": run_id or uuid.uuid4().hex,
-        "experiment_id": experiment.id,
-        "experiment_name": experiment.name,
-        "name": "run",
-        "status": "RUNNING",
-        "start_time": T0,
-        "end_time": None,
-        "heartbeat_at": T0,
-        "user": "ada",
-        "host": "box",
-        "python_version": "3.11.9",
-    }
-    return RunInfo(**(values | fields))  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def exp(store: TrackingStore) -> Experiment:
-    return store.create_experiment("exp")
-
-
-@pytest.fixture
-def run_id(store: TrackingStore, exp: Experiment) -> str:
-    return store.create_run(run_info(exp)).id
-
-
 # -- experiments ---------------------------------------------------------------------------
 
 
@@ -87,7 +60,9 @@ def test_get_or_create_experiment_is_idempotent(store: TrackingStore) -> None:
     assert store.get_or_create_experiment("described") == created
 
 
-def test_list_experiments_counts_active_runs(store: TrackingStore) -> None:
+def test_list_experiments_counts_active_runs(
+    store: TrackingStore, run_info: Callable[..., RunInfo]
+) -> None:
     a = store.create_experiment("a")
     b = store.create_experiment("b")
     c = store.create_experiment("c")
@@ -115,7 +90,9 @@ def test_bad_experiment_names_are_rejected(store: TrackingStore) -> None:
 # -- runs ----------------------------------------------------------------------------------
 
 
-def test_run_info_round_trips_every_field(store: TrackingStore, exp: Experiment) -> None:
+def test_run_info_round_trips_every_field(
+    store: TrackingStore, exp: Experiment, run_info: Callable[..., RunInfo]
+) -> None:
     parent = store.create_run(run_info(exp, name="parent"))
     store.record_environment("e" * 64, {"numpy": "2.0.0"})
     info = RunInfo(
@@ -150,7 +127,9 @@ def test_run_info_round_trips_every_field(store: TrackingStore, exp: Experiment)
     assert run.data.metrics == {}
 
 
-def test_source_dirty_keeps_true_false_and_unknown(store: TrackingStore, exp: Experiment) -> None:
+def test_source_dirty_keeps_true_false_and_unknown(
+    store: TrackingStore, exp: Experiment, run_info: Callable[..., RunInfo]
+) -> None:
     for dirty in (True, False, None):
         info = store.create_run(run_info(exp, source_dirty=dirty))
 
@@ -158,7 +137,9 @@ def test_source_dirty_keeps_true_false_and_unknown(store: TrackingStore, exp: Ex
         assert store.get_run(info.id).info.source_dirty is dirty
 
 
-def test_nested_run_needs_an_existing_parent(store: TrackingStore, exp: Experiment) -> None:
+def test_nested_run_needs_an_existing_parent(
+    store: TrackingStore, exp: Experiment, run_info: Callable[..., RunInfo]
+) -> None:
     orphan = run_info(exp, parent_run_id="f" * 32)
 
     with pytest.raises(NotFound, match="parent run"):
@@ -167,7 +148,9 @@ def test_nested_run_needs_an_existing_parent(store: TrackingStore, exp: Experime
         store.get_run(orphan.id)
 
 
-def test_run_in_unknown_experiment_raises_not_found(store: TrackingStore) -> None:
+def test_run_in_unknown_experiment_raises_not_found(
+    store: TrackingStore, run_info: Callable[..., RunInfo]
+) -> None:
     ghost = Experiment(999_999, "ghost", None, "active", T0)
 
     with pytest.raises(NotFound, match="experiment 999999"):
@@ -176,14 +159,16 @@ def test_run_in_unknown_experiment_raises_not_found(store: TrackingStore) -> Non
 
 
 def test_run_with_unknown_environment_raises_not_found(
-    store: TrackingStore, exp: Experiment
+    store: TrackingStore, exp: Experiment, run_info: Callable[..., RunInfo]
 ) -> None:
     with pytest.raises(NotFound, match="environment"):
         store.create_run(run_info(exp, environment_digest="0" * 64))
     assert store.search_runs(None, None, [], 10) == []
 
 
-def test_duplicate_run_id_raises_already_exists(store: TrackingStore, exp: Experiment) -> None:
+def test_duplicate_run_id_raises_already_exists(
+    store: TrackingStore, exp: Experiment, run_info: Callable[..., RunInfo]
+) -> None:
     info = store.create_run(run_info(exp, name="first"))
 
     with pytest.raises(AlreadyExists, match=info.id):
@@ -211,7 +196,7 @@ def test_set_run_status(store: TrackingStore, run_id: str) -> None:
 
 
 def test_deleted_runs_are_hidden_from_search_until_restored(
-    store: TrackingStore, exp: Experiment
+    store: TrackingStore, exp: Experiment, run_info: Callable[..., RunInfo]
 ) -> None:
     keep = store.create_run(run_info(exp, start_time=T0 + 1))
     gone = store.create_run(run_info(exp, start_time=T0 + 2))
@@ -234,7 +219,7 @@ def test_deleted_runs_are_hidden_from_search_until_restored(
 
 
 @pytest.fixture
-def ids(store: TrackingStore, exp: Experiment) -> dict[str, str]:
+def ids(store: TrackingStore, exp: Experiment, run_info: Callable[..., RunInfo]) -> dict[str, str]:
     named = {"a": "abcd1111" + "0" * 24, "b": "abcd2222" + "0" * 24, "c": "0123" + "9" * 28}
     for run_id in named.values():
         store.create_run(run_info(exp, run_id=run_id))
@@ -274,7 +259,9 @@ def test_resolve_malformed_prefix_raises(store: TrackingStore, ids: dict[str, st
 # -- heartbeats ----------------------------------------------------------------------------
 
 
-def test_heartbeat_touches_running_runs_only(store: TrackingStore, exp: Experiment) -> None:
+def test_heartbeat_touches_running_runs_only(
+    store: TrackingStore, exp: Experiment, run_info: Callable[..., RunInfo]
+) -> None:
     running = store.create_run(run_info(exp))
     done = store.create_run(run_info(exp, status="FINISHED", end_time=T0 + 5))
 
@@ -286,7 +273,7 @@ def test_heartbeat_touches_running_runs_only(store: TrackingStore, exp: Experime
 
 
 def test_reap_stale_runs_kills_only_silent_running_runs(
-    store: TrackingStore, exp: Experiment
+    store: TrackingStore, exp: Experiment, run_info: Callable[..., RunInfo]
 ) -> None:
     timeout, now = 60_000, T0 + 600_000
     stale = store.create_run(run_info(exp, heartbeat_at=T0 + 123))
@@ -407,7 +394,9 @@ def test_empty_log_batch_is_a_no_op(store: TrackingStore, run_id: str) -> None:
 # -- tags ----------------------------------------------------------------------------------
 
 
-def test_tags_are_upserted(store: TrackingStore, exp: Experiment) -> None:
+def test_tags_are_upserted(
+    store: TrackingStore, exp: Experiment, run_info: Callable[..., RunInfo]
+) -> None:
     info = store.create_run(run_info(exp), {"team": "vision", "stage": "dev"})
 
     store.log_batch(info.id, tags={"team": "nlp", "note": "second try"})
@@ -469,7 +458,9 @@ def _dataset(digest: str, n_rows: int = 100) -> Dataset:
     )
 
 
-def test_datasets_are_listed_per_run(store: TrackingStore, exp: Experiment) -> None:
+def test_datasets_are_listed_per_run(
+    store: TrackingStore, exp: Experiment, run_info: Callable[..., RunInfo]
+) -> None:
     first = store.create_run(run_info(exp)).id
     second = store.create_run(run_info(exp)).id
     train, test = _dataset("1" * 64), _dataset("2" * 64, n_rows=20)
