@@ -136,7 +136,7 @@ class MetricWriter:
             self._buffer[run_id].extend(points)
             self._size += len(points)
             full = self._size >= min(_EAGER_FLUSH, self._max_backlog)
-        if full:
+        if full and not self._wake.is_set():  # set() takes a lock: once per wake, not a point
             self._wake.set()
 
     def _drop(self, run_id: str, count: int) -> None:
