@@ -24,12 +24,19 @@ def upgrade(
     $SEGUE_HOME/artifacts), for every client that will use it.
     """
     from segue.config import settings
+    from segue.errors import InvalidArgument
     from segue.store.engine import create_engine
     from segue.store.engine import upgrade as run_upgrade
     from segue.store.tracking import SqlTrackingStore
     from segue.tracking.client import artifact_root
 
     config = settings()
+    if config.remote:
+        raise InvalidArgument(
+            f"SEGUE_TRACKING_URI is set: the database behind {config.tracking_uri} is migrated "
+            "on the server's host (run segue db upgrade there, with its SEGUE_STORE_URI); "
+            "unset SEGUE_TRACKING_URI to migrate a local store"
+        )
     engine = create_engine(config.store_uri)
     before, after = run_upgrade(engine)
     root = artifact_root(SqlTrackingStore(engine), config)

@@ -143,7 +143,7 @@ def quickstart(
     )
     print_table(drift_table(caught))
     console.print(verdict_line(drift))
-    console.print(f"metadata:  {config.store_uri}")
+    console.print(f"metadata:  {config.tracking_uri or config.store_uri}")
     console.print(f"artifacts: {artifact_uri}")
     best = results[0].run_id[:8]
     console.print(

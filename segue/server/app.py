@@ -174,12 +174,12 @@ def _authorize(request: Request) -> None:
         return
     client = client_address(request)
     state.limiter.check(client)
-    token = _bearer(request)
     try:
+        token = _bearer(request)
         if token is None:
             raise Unauthenticated(
-                "this route needs a token: send 'Authorization: Bearer <token>' "
-                "(create one with 'segue tokens create NAME')"
+                "this route needs a token: send 'Authorization: Bearer <token>' (clients: set "
+                "SEGUE_TOKEN; create one with 'segue tokens create NAME')"
             )
         principal = state.auth.authenticate(token)
     except Unauthenticated:

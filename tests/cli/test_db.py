@@ -119,3 +119,11 @@ def test_other_commands_on_an_unreachable_database(cli, monkeypatch):
 
     assert "SEGUE_STORE_URI" in cli("runs", "list").error_line()
     assert "SEGUE_STORE_URI" in cli("experiments", "list", "--json").error_line()
+
+
+def test_upgrade_in_remote_mode_is_refused_and_creates_nothing(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGUE_TRACKING_URI", "http://segue.internal:5000")
+    refused = cli("db", "upgrade")
+    assert refused.code == 2
+    assert "SEGUE_TRACKING_URI is set" in refused.err and "server's host" in refused.err
+    assert not list(tmp_path.rglob("*.db"))

@@ -80,13 +80,18 @@ def team(store_uri: str, start_server, tmp_path: Path) -> Team:
     registry.add_gate("churn", "champion", "metrics.acc >= champion")
     auth = AuthService(SqlAuthStore(engine))
     tokens = {}
-    for user, role in (("ed", "editor"), ("carol", "viewer"), ("max", "maintainer")):
+    for user, role in (
+        ("ed", "editor"),
+        ("carol", "viewer"),
+        ("max", "maintainer"),
+        ("ada", "admin"),
+    ):
         auth.add_user(user, role, "local:ops")
     for user in ("fay", "vic"):
         auth.add_user(user, "viewer", "local:ops")
     auth.grant("churn", "carol", "maintainer", "local:ops")
     auth.grant("fraud", "fay", "maintainer", "local:ops")
-    for user in ("ed", "carol", "max", "fay", "vic"):
+    for user in ("ed", "carol", "max", "fay", "vic", "ada"):
         tokens[user], _ = auth.create_token(user, "laptop", "local:ops")
     server = start_server(store_uri, artifacts)
     yield Team(server.url, tokens, client, runs)
@@ -194,6 +199,21 @@ def test_a_policy_refuses_direct_moves_even_for_maintainers_while_requests_work(
         team.call("fay", "PUT", "/models/fraud/aliases/champion", json={"version": 1}).status_code
         == 200
     )
+
+
+def test_only_an_admin_lifts_the_policy_and_unsetting_the_alias_is_held_by_it_too(team):
+    on = team.call("carol", "PUT", "/models/churn/policy", json={"require_approval": True})
+    assert on.status_code == 200, on.text
+
+    lift = team.call("carol", "PUT", "/models/churn/policy", json={"require_approval": False})
+    unset = team.call("max", "DELETE", "/models/churn/aliases/champion")
+
+    assert lift.status_code == 403 and "needs role admin" in lift.json()["error"]
+    assert unset.status_code == 403 and "requires approved promotion" in unset.json()["error"]
+    assert team.champion() == 1
+    lifted = team.call("ada", "PUT", "/models/churn/policy", json={"require_approval": False})
+    assert lifted.status_code == 200 and lifted.json()["require_approval"] is False
+    assert team.call("max", "DELETE", "/models/churn/aliases/champion").status_code == 204
 
 
 def test_an_approval_after_the_candidate_stopped_passing_does_not_move_the_alias(team):

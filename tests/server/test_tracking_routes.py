@@ -167,3 +167,17 @@ def test_a_batch_body_takes_what_the_standard_json_parser_takes(
 
     broken = api.post(f"/runs/{run_id}/batch", content=b'{"metrics": [', headers=headers)
     assert broken.status_code == 422 and broken.json()["type"] == "InvalidArgument"
+
+
+def test_the_created_by_tag_is_the_servers_to_write(api: httpx.Client, run_id: str) -> None:
+    forged = {"tags": {"segue.created_by": "user:admin"}}
+
+    later = api.post(f"/runs/{run_id}/batch", json=forged)
+    experiment = api.get("/experiments/exp").json()["id"]
+    info = {**RUN, "id": "f" * 32, "experiment_id": experiment}
+    at_creation = api.post("/runs", json={"info": info, **forged})
+
+    for answer in (later, at_creation):
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["field"] == "tags.segue.created_by"
+    assert "segue.created_by" not in api.get(f"/runs/{run_id}").json()["data"]["tags"]

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from starlette.responses import Response
 
-from segue.errors import NotFound
+from segue.errors import NotFound, PermissionDenied
 from segue.registry.promotions import Promotions
 
 # The module, not its names: segue.server.app imports the routers while it loads.
@@ -98,7 +98,15 @@ def get_policy(request: Request, name: ModelName) -> Response:
 
 @router.put("/models/{name}/policy")
 def set_policy(request: Request, name: ModelName, body: PolicyBody) -> Response:
-    """Require (or stop requiring) an approved promotion request for every alias move."""
+    """Require (or stop requiring) an approved promotion request for every alias move: a
+    maintainer of the model may turn it on, only an admin may lift it."""
+    principal = app.caller(request)
+    if not body.require_approval and principal.role != "admin":
+        # The policy binds the model's maintainers: only an admin lifts it.
+        raise PermissionDenied(
+            f"lifting {name}'s approval policy needs role admin; {principal.actor} is "
+            f"{principal.role}"
+        )
     return app.json_response(_promotions(request).set_policy(name, body.require_approval))
 
 

@@ -257,8 +257,13 @@ def set_alias(
     return app.json_response(move)
 
 
-def _check_policy(state: ServerState, name: str, alias: str, version: int) -> None:
+def _check_policy(state: ServerState, name: str, alias: str, version: int | None) -> None:
     if state.promotions.requires_approval(name):
+        if version is None:
+            raise PermissionDenied(
+                f"{name} requires approved promotion requests to change its aliases: "
+                f"an admin can lift the policy (segue models policy {name} --no-require-approval)"
+            )
         raise PermissionDenied(
             f"{name} requires an approved promotion request to move an alias: "
             f'segue models propose {name}/{version} --alias {alias} --reason "..."'
@@ -269,6 +274,7 @@ def _check_policy(state: ServerState, name: str, alias: str, version: int) -> No
 def delete_alias(request: Request, name: ModelName, alias: AliasParam) -> Response:
     """Remove the alias (servers following it keep serving what they have)."""
     state = app.server_state(request)
+    _check_policy(state, _name(name), alias, None)  # unsetting is a move too
     state.registry(app.caller(request)).delete_alias(_name(name), alias)
     state.events.publish(name, alias)
     return Response(status_code=204)

@@ -42,6 +42,7 @@ router = APIRouter(tags=["tracking"])
 
 #: The tag naming who created a run through an authenticating server.
 CREATED_BY = "segue.created_by"
+_SERVER_TAG = f"tags.{CREATED_BY} is the server's to write: it names who created the run"
 #: Metric points one request may carry (the client sends 50,000 at most).
 MAX_POINTS = 200_000
 #: Params or tags one request may carry.
@@ -236,6 +237,8 @@ def get_experiment(request: Request, name: NamePath) -> Response:
 def create_run(request: Request, body: CreateRunBody) -> Response:
     """Create a run from its info (id, experiment, times, user, source) and first tags."""
     tags = dict(body.tags)
+    if CREATED_BY in tags:
+        raise _invalid(f"tags.{CREATED_BY}", _SERVER_TAG)
     principal = app.caller(request)
     if principal.kind != "anonymous":
         tags[CREATED_BY] = str(principal.actor)
@@ -295,6 +298,8 @@ def set_run_lifecycle(request: Request, run_id: RunIdPath, body: LifecycleBody) 
 
 def log_batch(request: Request, run_id: RunIdPath, body: BatchBody) -> Response:
     """Record params (immutable: 409 on a change), metric points and tags in one transaction."""
+    if CREATED_BY in body.tags:
+        raise _invalid(f"tags.{CREATED_BY}", _SERVER_TAG)
     count = sum(len(group.points) for group in body.metrics)
     if count > MAX_POINTS:
         raise _invalid("metrics", f"a batch holds at most {MAX_POINTS} points, got {count}")
