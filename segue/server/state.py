@@ -12,10 +12,10 @@ from sqlalchemy.engine import Engine
 
 from segue.artifacts import ContentStore, FsspecBackend
 from segue.auth.principal import Principal
+from segue.auth.ratelimit import FailureLimiter
 from segue.config import Settings
 from segue.registry.service import Registry
 from segue.server.events import AliasEvents
-from segue.server.ratelimit import FailureLimiter
 from segue.store.alerts import SqlAlertStore
 from segue.store.promotions import SqlPromotionStore
 from segue.store.registry import SqlRegistryStore

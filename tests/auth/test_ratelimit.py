@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from segue.auth.ratelimit import FailureLimiter
 from segue.errors import TooManyRequests
-from segue.server.ratelimit import FailureLimiter
 
 
 class Clock:
