@@ -42,6 +42,8 @@ from segue.store.registry import check_model_name
 __all__ = [
     "GRANT_ROLES",
     "MAX_EXPIRES_IN",
+    "SESSION_SCOPE",
+    "SESSION_SECONDS",
     "TOKEN_NAME_PATTERN",
     "USER_NAME_PATTERN",
     "AuthService",
@@ -56,6 +58,10 @@ log = logging.getLogger("segue.auth")
 GRANT_ROLES: tuple[str, ...] = ("viewer", "editor", "maintainer")
 #: The longest lifetime a token may be given, in seconds (100 years); else create it without.
 MAX_EXPIRES_IN = 100 * 365 * 86400
+#: The scope of a web UI session's token (taken only from the session cookie).
+SESSION_SCOPE = "session"
+#: How long a web UI login lasts.
+SESSION_SECONDS = 12 * 3600
 #: A token's last use is written at most this often (milliseconds).
 LAST_USE_EVERY_MS = 60_000
 
@@ -202,6 +208,38 @@ class AuthService:
         if secrets.needs_rehash(stored):
             self.store.set_password_hash(name, secrets.hash_password(password))
         return Principal(user.name, user.role)
+
+    # -- web sessions ----------------------------------------------------------------------
+
+    def start_session(self, name: str, password: str) -> tuple[str, Principal]:
+        """Log ``name`` in to the web UI: a session token for the cookie, and who they are.
+
+        A session is a token of scope ``session`` named ``web session`` that expires after
+        :data:`SESSION_SECONDS`: ``segue tokens list`` shows it and ``segue tokens revoke``
+        ends it. The server takes it only from the session cookie, never as a bearer token.
+
+        Raises:
+            Unauthenticated: a wrong name or password, or a disabled user.
+        """
+        principal = self.verify_password(name, password)
+        now = self._now()
+        for _ in range(5):
+            token, public_id = secrets.new_token()
+            try:
+                self.store.add_token(
+                    principal.user,
+                    public_id,
+                    "web session",
+                    secrets.hash_token(token),
+                    SESSION_SCOPE,
+                    at=now,
+                    expires_at=now + SESSION_SECONDS * 1000,
+                )
+            except AlreadyExists:
+                continue
+            log.info("%s logged in to the web UI (session %s)", principal.actor, public_id)
+            return token, Principal(principal.user, principal.role, public_id, SESSION_SCOPE)
+        raise Conflict("could not draw an unused session id; try again")
 
     # -- tokens ----------------------------------------------------------------------------
 

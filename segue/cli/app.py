@@ -51,6 +51,7 @@ app.command(
     "server",
     epilog="Example: SEGUE_STORE_URI=postgresql+psycopg://db/segue segue server --host 0.0.0.0",
 )(server.server)
+app.command("ui", epilog="Example: SEGUE_HOME=/tmp/demo segue ui --port 5000")(server.ui)
 app.command("serve", epilog="Example: segue serve models:/churn@champion --port 8000 --workers 2")(
     serve.serve
 )

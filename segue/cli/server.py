@@ -26,3 +26,13 @@ def server(
     from segue.server.run import run
 
     run(host, port, workers, no_auth=no_auth)
+
+
+def ui(
+    port: int = typer.Option(5000, "--port", "-p", min=0, max=65535, help="Port to listen on."),
+) -> None:
+    """Open the web UI of the local store (SEGUE_HOME, or SEGUE_STORE_URI) for yourself: the
+    team server on 127.0.0.1 with no login. Then browse http://127.0.0.1:PORT/."""
+    from segue.server.run import run
+
+    run("127.0.0.1", port, 1, local_ui=True)

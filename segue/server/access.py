@@ -17,7 +17,7 @@ __all__ = ["ACCESS", "PUBLIC", "PUBLIC_MOUNTS", "Rule"]
 
 PUBLIC = "public"
 #: Mounted apps (static files) are not routes with dependencies: each is listed here, public.
-PUBLIC_MOUNTS = frozenset({"/static/vendor"})
+PUBLIC_MOUNTS = frozenset({"/static/vendor", "/static/ui"})
 
 
 @dataclass(frozen=True)
@@ -110,4 +110,13 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/tokens"): _A,
     ("POST", "/api/v1/token-introspection"): _V,
     ("DELETE", "/api/v1/tokens/{public_id}"): _A,
+    # == web UI pages (the session cookie; forms and htmx requests carry the CSRF token) ==
+    ("GET", "/login"): Rule(PUBLIC),
+    ("POST", "/login"): Rule(PUBLIC),
+    ("POST", "/logout"): _V,
+    ("GET", "/"): _V,
+    # -- experiments, runs, compare --------------------------------------------------------
+    # -- run pages ---------------------------------------------------------------------------
+    # -- models ------------------------------------------------------------------------------
+    # -- monitoring --------------------------------------------------------------------------
 }

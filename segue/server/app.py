@@ -27,7 +27,15 @@ from starlette.responses import Response
 from starlette.routing import Mount
 
 from segue.auth.principal import Principal
-from segue.errors import GateFailed, InvalidArgument, SegueError, TooManyRequests, Unauthenticated
+from segue.auth.service import SESSION_SCOPE
+from segue.errors import (
+    GateFailed,
+    InvalidArgument,
+    PermissionDenied,
+    SegueError,
+    TooManyRequests,
+    Unauthenticated,
+)
 from segue.server import access
 from segue.server.state import ServerState
 from segue.static.docs import add_docs
@@ -62,7 +70,7 @@ def create_app(state: ServerState) -> FastAPI:
         openapi_url=f"{API}/openapi.json",
         docs_url=None,
         redoc_url=None,
-        dependencies=[Depends(_authorize)],
+        dependencies=[Depends(_authorize), Depends(_check_csrf)],
         lifespan=lifespan,
     )
     app.state.segue = state
@@ -76,6 +84,9 @@ def create_app(state: ServerState) -> FastAPI:
         f"{API}/whoami", _whoami, methods=["GET"], tags=["server"], responses=ERROR_RESPONSES
     )
     add_docs(app)
+    from segue.server.ui import add_ui
+
+    add_ui(app)
     app.add_exception_handler(SegueError, _segue_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
@@ -172,6 +183,12 @@ def _authorize(request: Request) -> None:
     if state.no_auth:
         request.state.principal = ANONYMOUS
         return
+    model = request.path_params.get(rule.model) if rule.model else None
+    if _is_page(request):
+        principal = _session(request, state)
+        state.auth.authorize(principal, rule.role, model)
+        request.state.principal = principal
+        return
     client = client_address(request)
     state.limiter.check(client)
     try:
@@ -182,12 +199,57 @@ def _authorize(request: Request) -> None:
                 "SEGUE_TOKEN; create one with 'segue tokens create NAME')"
             )
         principal = state.auth.authenticate(token)
+        if principal.scope == SESSION_SCOPE:
+            raise Unauthenticated("a web session is not an API token; create one with 'segue tokens create NAME'")
     except Unauthenticated:
         state.limiter.failed(client)
         raise
-    model = request.path_params.get(rule.model) if rule.model else None
     state.auth.authorize(principal, rule.role, model)
     request.state.principal = principal
+
+
+def _is_page(request: Request) -> bool:
+    from segue.server.ui import is_page
+
+    return is_page(request)
+
+
+def _session(request: Request, state: ServerState) -> Principal:
+    """The user of a web page: from the session cookie a login set."""
+    from segue.server.ui.render import SESSION_COOKIE
+
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise Unauthenticated("log in to see this page")
+    try:
+        principal = state.auth.authenticate(token)
+    except Unauthenticated as exc:
+        raise Unauthenticated(f"your session has ended ({exc}); log in again") from None
+    if principal.scope != SESSION_SCOPE:
+        raise Unauthenticated("log in to see this page")
+    return principal
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _check_csrf(request: Request) -> None:
+    """Refuse a page's form or htmx request that changes something without the CSRF token
+    (sent as the ``csrf_token`` form field or the ``X-CSRF-Token`` header)."""
+    if request.method in _SAFE_METHODS or not _is_page(request):
+        return
+    from segue.server.ui.render import CSRF_FIELD, CSRF_HEADER, csrf_matches
+
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        value = (await request.form()).get(CSRF_FIELD)
+        sent = value if isinstance(value, str) else None
+    if not csrf_matches(request, sent):
+        raise PermissionDenied(
+            "this form's CSRF token is missing or stale: reload the page and try again"
+        )
 
 
 def _bearer(request: Request) -> str | None:
@@ -244,6 +306,10 @@ def error_response(
 
 async def _segue_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SegueError)
+    if _is_page(request):
+        from segue.server.ui.errors import page_error
+
+        return page_error(request, exc)
     extra: dict[str, Any] = {}
     headers: dict[str, str] = {}
     if isinstance(exc, GateFailed):
@@ -271,6 +337,10 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     where = [str(p) for p in first.get("loc", ()) if p not in ("body",)]
     field = ".".join(where) or None
     message = f"{field}: {first.get('msg', 'invalid')}" if field else str(first.get("msg"))
+    if _is_page(request):
+        from segue.server.ui.errors import page_error
+
+        return page_error(request, InvalidArgument(message))
     return error_response(request, 422, message, kind="InvalidArgument", field=field)
 
 
@@ -288,6 +358,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         message = f"{request.method} is not allowed on {request.url.path}: use {use}"
     else:
         message = str(exc.detail)
+    if _is_page(request):
+        from segue.server.ui.errors import status_page
+
+        return status_page(request, exc.status_code, message, headers=headers)
     return error_response(request, exc.status_code, message, kind="HTTPError", headers=headers)
 
 
@@ -311,6 +385,10 @@ def _allowed_methods(request: Request) -> list[str]:
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    if _is_page(request):
+        from segue.server.ui.errors import status_page
+
+        return status_page(request, 500, f"internal error ({type(exc).__name__}); see the server log")
     return error_response(
         request, 500, f"internal error ({type(exc).__name__}); see the server log", kind="Internal"
     )

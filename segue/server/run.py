@@ -88,8 +88,13 @@ def check_start(state: ServerState, host: str, no_auth: bool) -> list[str]:
     ]
 
 
-def run(host: str, port: int, workers: int = 1, *, no_auth: bool = False) -> None:
-    """Serve until SIGINT/SIGTERM, then let in-flight requests finish."""
+def run(
+    host: str, port: int, workers: int = 1, *, no_auth: bool = False, local_ui: bool = False
+) -> None:
+    """Serve until SIGINT/SIGTERM, then let in-flight requests finish.
+
+    ``local_ui`` is ``segue ui``: the same server for one person, on 127.0.0.1 with no login.
+    """
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
@@ -97,8 +102,10 @@ def run(host: str, port: int, workers: int = 1, *, no_auth: bool = False) -> Non
 
     _log_to_stderr()
     config = settings()
+    if local_ui:
+        host, no_auth = "127.0.0.1", True
     state = _state(config, no_auth)
-    warnings = check_start(state, host, no_auth)
+    warnings = [] if local_ui else check_start(state, host, no_auth)
     sock = bind(host, port)
     try:
         app: Any
@@ -124,12 +131,20 @@ def run(host: str, port: int, workers: int = 1, *, no_auth: bool = False) -> Non
         bound = sock.getsockname()[1]
         for warning in warnings:
             print(f"segue: WARNING {warning}", file=sys.stderr, flush=True)
-        print(
-            f"segue: server for {describe(config)} on http://{_url_host(host)}:{bound} "
-            f"({workers} worker(s)); API at /api/v1, docs at /docs",
-            file=sys.stderr,
-            flush=True,
-        )
+        if local_ui:
+            print(
+                f"segue: the UI of {describe(config)} is at http://127.0.0.1:{bound}/ "
+                "(no login: this machine only); Ctrl+C stops it",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            print(
+                f"segue: server for {describe(config)} on http://{_url_host(host)}:{bound} "
+                f"({workers} worker(s)); UI at /, API at /api/v1, docs at /docs",
+                file=sys.stderr,
+                flush=True,
+            )
         if workers > 1:
             Multiprocess(uv, sockets=[sock]).run()
         else:
