@@ -200,7 +200,9 @@ def _authorize(request: Request) -> None:
             )
         principal = state.auth.authenticate(token)
         if principal.scope == SESSION_SCOPE:
-            raise Unauthenticated("a web session is not an API token; create one with 'segue tokens create NAME'")
+            raise Unauthenticated(
+                "a web session is not an API token; create one with 'segue tokens create NAME'"
+            )
     except Unauthenticated:
         state.limiter.failed(client)
         raise
@@ -388,7 +390,8 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     if _is_page(request):
         from segue.server.ui.errors import status_page
 
-        return status_page(request, 500, f"internal error ({type(exc).__name__}); see the server log")
+        message = f"internal error ({type(exc).__name__}); see the server log"
+        return status_page(request, 500, message)
     return error_response(
         request, 500, f"internal error ({type(exc).__name__}); see the server log", kind="Internal"
     )

@@ -76,9 +76,7 @@ def templates() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(
-        when=when, ago=ago, num=num, duration=duration, bytes=size, iso=iso, pct=pct
-    )
+    env.filters.update(when=when, ago=ago, num=num, duration=duration, bytes=size, iso=iso, pct=pct)
     env.globals.update(version=__version__, static=static, user_label=principal_label)
     return env
 

@@ -75,8 +75,12 @@ class UI:
         if role is not None:
             answer = client.post(
                 "/login",
-                data={"name": self.users[role], "password": PASSWORD, "next": "/",
-                      "csrf_token": client.csrf},  # type: ignore[attr-defined]
+                data={
+                    "name": self.users[role],
+                    "password": PASSWORD,
+                    "next": "/",
+                    "csrf_token": client.csrf,
+                },  # type: ignore[attr-defined]
             )
             assert answer.status_code == 303, answer.text
         return client
@@ -154,7 +158,7 @@ class Problems:
 
 @pytest.fixture
 def page(browser) -> Iterator[Any]:
-    """A fresh browser tab (1366×768) that fails the test on a console error, an uncaught
+    """A fresh browser tab (1366 by 768) that fails the test on a console error, an uncaught
     exception, or a request that failed or answered 4xx/5xx; ``page.problems.allow(regex)``
     expects some."""
     context = browser.new_context(viewport={"width": 1366, "height": 768})

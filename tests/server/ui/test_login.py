@@ -41,7 +41,9 @@ def test_login_and_every_form_need_the_csrf_token(ui):
     answer = client.post("/login", data={"name": "vic", "password": PASSWORD})
     assert answer.status_code == 403
     assert "CSRF token is missing or stale" in answer.text
-    forged = client.post("/login", data={"name": "vic", "password": PASSWORD, "csrf_token": "0" * 64})
+    forged = client.post(
+        "/login", data={"name": "vic", "password": PASSWORD, "csrf_token": "0" * 64}
+    )
     assert forged.status_code == 403
     logged_in = ui.client("viewer")
     assert logged_in.post("/logout").status_code == 403  # no token: still logged in
