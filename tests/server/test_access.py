@@ -1,8 +1,10 @@
 """Who may call each route of ``segue server``, proven by walking the route table.
 
-Every route that is not public answers 401 without a token, 403 to a token of each role
+Every API route that is not public answers 401 without a token, 403 to a token of each role
 weaker than its rule (on a model without grants) and 403 to a ``predict`` token whatever its
-user's role. Failed authentications are limited per client (429 with Retry-After).
+user's role. Every web page that is not public sends a browser without a session to the login
+and answers 403 to a session of each weaker role. Failed authentications are limited per
+client (429 with Retry-After).
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ PARAMS = {
     "path": "predictions/x",
     "user": "viewer",
     "public_id": "0123abcd",
+    "key": "loss",
 }
+PASSWORD = "walk the table"
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 
 
@@ -66,6 +70,16 @@ class Walk:
     tokens: dict[str, str]
     predict: str
 
+    def session(self, role: str) -> tuple[httpx.Client, str]:
+        """A browser-like client logged in as the user of ``role``, and its CSRF token."""
+        client = httpx.Client(base_url=self.url, timeout=30)
+        form = client.get("/login").text
+        csrf = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', form)
+        assert csrf
+        fields = {"name": role, "password": PASSWORD, "csrf_token": csrf.group(1)}
+        assert client.post("/login", data=fields).status_code == 303
+        return client, csrf.group(1)
+
 
 @pytest.fixture
 def store_uri(sqlite_template: Path, tmp_path: Path) -> str:
@@ -83,7 +97,7 @@ def walk(store_uri, start_server) -> Walk:
     auth = AuthService(SqlAuthStore(engine), clock=clock)
     tokens = {}
     for role in ROLES:
-        auth.add_user(role, role, "local:ops")
+        auth.add_user(role, role, "local:ops", password=PASSWORD)
         tokens[role], _ = auth.create_token(role, "walk", "local:ops")
     predict, _ = auth.create_token("admin", "edge", "local:ops", scope="predict")
     server = start_server(store_uri, clock=clock)
@@ -114,7 +128,7 @@ def test_every_route_refuses_a_missing_token_and_every_weaker_role(walk):
     with httpx.Client(base_url=walk.url, timeout=30) as client:
         for method, template in sorted(set(routes(walk.app))):
             rule = access.ACCESS[(method, template)]
-            if rule.role == access.PUBLIC:
+            if rule.role == access.PUBLIC or not template.startswith("/api/"):
                 continue
             path = _fill(template)
             sends = method in ("POST", "PUT", "PATCH")
@@ -145,12 +159,37 @@ def test_every_route_refuses_a_missing_token_and_every_weaker_role(walk):
     assert checked >= 10
 
 
+def test_every_page_sends_a_stranger_to_the_login_and_refuses_every_weaker_role(walk):
+    sessions = {role: walk.session(role) for role in ROLES}
+    checked = 0
+    with httpx.Client(base_url=walk.url, timeout=30) as stranger:
+        for method, template in sorted(set(routes(walk.app))):
+            rule = access.ACCESS[(method, template)]
+            if rule.role == access.PUBLIC or template.startswith("/api/") or template == "/docs":
+                continue
+            path, where = _fill(template), f"{method} {template}"
+            answer = stranger.request(method, path)
+            assert answer.status_code == 303, (where, answer.text)
+            assert answer.headers["location"].startswith("/login?next="), where
+            for role in ROLES[: rank(rule.role)]:
+                client, csrf = sessions[role]
+                form = {"csrf_token": csrf} if method != "GET" else None
+                answer = client.request(method, path, data=form)
+                assert answer.status_code == 403, (where, role, answer.text)
+                assert f"this needs role {rule.role}" in answer.text, where
+                assert "text/html" in answer.headers["content-type"], where
+            checked += 1
+    assert checked >= 1
+
+
 def test_public_routes_are_an_explicit_short_list():
     public = sorted(key for key, rule in access.ACCESS.items() if rule.role == access.PUBLIC)
     assert public == [
         ("GET", "/api/v1/health"),
         ("GET", "/api/v1/openapi.json"),
         ("GET", "/docs"),
+        ("GET", "/login"),
+        ("POST", "/login"),
     ]
 
 
