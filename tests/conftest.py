@@ -256,7 +256,8 @@ def live_server() -> Callable[..., LiveServer]:
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
-    """``start_server(store_uri, artifact_uri=None, no_auth=False, clock=time.time)``: a
+    """``start_server(store_uri, artifact_uri=None, no_auth=False, local_only=False,
+    clock=time.time)``: a
     server over that store (artifacts under ``tmp_path`` by default), stopped at the end."""
     from segue.config import settings
     from segue.server.state import ServerState
@@ -269,6 +270,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
         artifact_uri: str | None = None,
         *,
         no_auth: bool = False,
+        local_only: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> LiveServer:
         env = {
@@ -276,7 +278,10 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
             "SEGUE_STORE_URI": store_uri,
             "SEGUE_ARTIFACT_URI": artifact_uri or str(tmp_path / "server-artifacts"),
         }
-        state = ServerState(settings(env), open_engine(store_uri), no_auth=no_auth, clock=clock)
+        engine = open_engine(store_uri)
+        state = ServerState(
+            settings(env), engine, no_auth=no_auth, local_only=local_only, clock=clock
+        )
         server = LiveServer(state, free_port())
         started.append(server)
         return server

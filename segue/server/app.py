@@ -180,6 +180,9 @@ def _authorize(request: Request) -> None:
         request.state.principal = None
         return
     state = server_state(request)
+    host = _host_name(request)
+    if state.local_only and host not in _LOOPBACK_NAMES:
+        raise PermissionDenied(f"this server answers only at 127.0.0.1; the request named {host!r}")
     if state.no_auth:
         request.state.principal = ANONYMOUS
         return
@@ -208,6 +211,16 @@ def _authorize(request: Request) -> None:
         raise
     state.auth.authorize(principal, rule.role, model)
     request.state.principal = principal
+
+
+_LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
+
+
+def _host_name(request: Request) -> str:
+    host = request.headers.get("host", "")
+    if host.startswith("["):
+        return host.partition("]")[0] + "]"
+    return host.rpartition(":")[0] if ":" in host else host
 
 
 def _is_page(request: Request) -> bool:

@@ -39,13 +39,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _state(config: Settings, no_auth: bool) -> ServerState:
+def _state(config: Settings, no_auth: bool, local_only: bool = False) -> ServerState:
     if config.remote:
         raise InvalidArgument(
             "SEGUE_TRACKING_URI is set: segue server serves a metadata store of its own "
             "(SEGUE_STORE_URI), not another server; unset SEGUE_TRACKING_URI"
         )
-    return ServerState(config, open_engine(config.store_uri), no_auth=no_auth)
+    engine = open_engine(config.store_uri)
+    return ServerState(config, engine, no_auth=no_auth, local_only=local_only)
 
 
 def app_from_env() -> FastAPI:
@@ -104,7 +105,7 @@ def run(
     config = settings()
     if local_ui:
         host, no_auth = "127.0.0.1", True
-    state = _state(config, no_auth)
+    state = _state(config, no_auth, local_only=local_ui)
     warnings = [] if local_ui else check_start(state, host, no_auth)
     sock = bind(host, port)
     try:

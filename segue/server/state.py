@@ -34,12 +34,15 @@ class ServerState:
         config: the settings the server runs with (``SEGUE_STORE_URI``, ``SEGUE_ARTIFACT_URI``).
         engine: the metadata store's engine, migrated.
         no_auth: every caller is an anonymous admin (``--no-auth``).
+        local_only: answer only requests addressed to a loopback name (``segue ui``: a web
+            page elsewhere cannot reach the server by pointing its own name at 127.0.0.1).
         clock: epoch seconds, injectable for tests (token expiry, rate limits).
     """
 
     config: Settings
     engine: Engine
     no_auth: bool = False
+    local_only: bool = False
     clock: Callable[[], float] = time.time
     limiter: FailureLimiter = field(init=False)
 

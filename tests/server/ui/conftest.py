@@ -118,7 +118,10 @@ def ui(ui_home: Path, tmp_path: Path, start_server) -> UI:
 def local_ui(ui_home: Path, tmp_path: Path, start_server) -> UI:
     """``segue ui``'s server (no login) over a fresh copy of the quickstart store."""
     home = _copy_home(ui_home, tmp_path / "home")
-    server = start_server(f"sqlite:///{home / 'segue.db'}", str(home / "artifacts"), no_auth=True)
+    artifacts = str(home / "artifacts")
+    server = start_server(
+        f"sqlite:///{home / 'segue.db'}", artifacts, no_auth=True, local_only=True
+    )
     return UI(server.url, server, home)
 
 

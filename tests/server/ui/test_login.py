@@ -96,6 +96,17 @@ def test_the_local_ui_needs_no_login(local_ui):
     with httpx.Client(base_url=local_ui.url) as client:
         assert client.get("/").headers["location"] == "/experiments"
         assert client.get("/login").headers["location"] == "/"
+        assert client.get("/", headers={"host": "localhost:5000"}).status_code == 303
+
+
+def test_the_local_ui_answers_only_to_loopback_names(local_ui):
+    # A page elsewhere that points its own name at 127.0.0.1 (DNS rebinding) reaches nothing.
+    with httpx.Client(base_url=local_ui.url) as client:
+        page = client.get("/", headers={"host": "evil.example:5000"})
+        assert page.status_code == 403
+        assert "answers only at 127.0.0.1" in page.text
+        api = client.get("/api/v1/experiments", headers={"host": "evil.example"})
+        assert api.status_code == 403
 
 
 def test_the_login_page_in_a_browser(ui, page, login):
