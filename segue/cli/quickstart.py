@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import shlex
 import sys
+from collections.abc import Mapping
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -82,6 +85,7 @@ def quickstart(
                 "drift": drift,
                 "store_uri": config.store_uri,
                 "artifact_uri": artifact_uri,
+                "ui": dict(zip(("command", "url"), ui_command(os.environ, config.tracking_uri))),
             }
         )
         return
@@ -152,3 +156,22 @@ def quickstart(
         f"[bold]segue runs compare {results[0].run_id[:8]} {results[1].run_id[:8]}[/] · "
         f"[bold]segue models card {MODEL}/{promotion.version.version}[/]"
     )
+    from rich.markup import escape
+
+    command, url = ui_command(os.environ, config.tracking_uri)
+    if command:
+        console.print(f"web UI:    [bold]{escape(command)}[/]", highlight=False)
+        console.print(f"           then open {url}", highlight=False)
+    else:
+        console.print(f"web UI:    open {url}", highlight=False)
+
+
+def ui_command(env: Mapping[str, str], tracking_uri: str | None) -> tuple[str, str]:
+    """``(command, url)`` that open what quickstart recorded in the web UI: ``segue ui`` with
+    the settings that name the store (``SEGUE_HOME=/tmp/demo segue ui``), or, when it
+    recorded to a team server, no command and that server's URL."""
+    if tracking_uri:
+        return "", tracking_uri.rstrip("/") + "/"
+    names = ("SEGUE_HOME", "SEGUE_STORE_URI")
+    settings = [f"{name}={shlex.quote(env[name])}" for name in names if env.get(name)]
+    return " ".join([*settings, "segue ui"]), "http://127.0.0.1:5000/"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 
 import pytest
 from rich.cells import cell_len
 
 import segue.quickstart
+from segue.cli.quickstart import ui_command
 from segue.quickstart import CANDIDATES, EXPERIMENT
 from segue.tracking.client import get_client
 
@@ -42,6 +44,10 @@ def test_quickstart_json(cli, segue_env, tmp_path):
     assert report["experiment"] == EXPERIMENT
     assert report["store_uri"] == segue_env.store_uri
     assert report["artifact_uri"] == segue_env.artifact_uri
+    assert report["ui"] == {
+        "command": f"SEGUE_HOME={tmp_path / 'home'} SEGUE_STORE_URI={segue_env.store_uri} segue ui",
+        "url": "http://127.0.0.1:5000/",
+    }
     ranking = report["runs"]
     assert sorted(r["name"] for r in ranking) == sorted(c.name for c in CANDIDATES)
     aucs = [r["metrics"]["roc_auc"] for r in ranking]
@@ -158,6 +164,13 @@ def test_quickstart_table(cli, segue_env, monkeypatch):
     assert rows[first][1].strip() == "1"  # the best ROC AUC ranks first
     assert rows[second][1].strip() == "2"
     assert f"metadata:  {segue_env.store_uri}" in result.out
+    # It ends with the command that opens what it recorded in the web UI.
+    home = os.environ["SEGUE_HOME"]
+    command = f"SEGUE_HOME={home} SEGUE_STORE_URI={segue_env.store_uri} segue ui"
+    assert result.out.splitlines()[-2:] == [
+        f"web UI:    {command}",
+        "           then open http://127.0.0.1:5000/",
+    ]
     assert f"segue runs show {first}" in result.out
     assert f"segue runs compare {first} {second}" in result.out
     assert "Promotion of breast-cancer v1 to champion" in result.out
@@ -189,3 +202,28 @@ def test_quickstart_in_a_terminal_shows_progress_not_step_lines(cli, segue_env, 
     # The tables (the drift table's p-values too) fold to fit; nothing is cut.
     assert "…" not in out
     assert max(cell_len(line) for line in out.splitlines()) <= 80
+
+
+@pytest.mark.parametrize(
+    ("env", "tracking_uri", "expected"),
+    [
+        ({}, None, ("segue ui", "http://127.0.0.1:5000/")),
+        (
+            {"SEGUE_HOME": "/tmp/demo"},
+            None,
+            ("SEGUE_HOME=/tmp/demo segue ui", "http://127.0.0.1:5000/"),
+        ),
+        (
+            {"SEGUE_HOME": "/tmp/my demo"},
+            None,
+            ("SEGUE_HOME='/tmp/my demo' segue ui", "http://127.0.0.1:5000/"),
+        ),
+        (
+            {"SEGUE_HOME": "/tmp/demo"},
+            "http://segue.internal:5000",
+            ("", "http://segue.internal:5000/"),
+        ),
+    ],
+)
+def test_quickstart_names_the_ui_command(env, tracking_uri, expected):
+    assert ui_command(env, tracking_uri) == expected
