@@ -117,6 +117,11 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/"): _V,
     # -- experiments, runs, compare --------------------------------------------------------
     # -- run pages ---------------------------------------------------------------------------
+    ("GET", "/runs/{run_id}"): _V,
+    ("GET", "/runs/{run_id}/metrics/{key:path}.json"): _V,
+    ("GET", "/runs/{run_id}/artifacts"): _V,
+    ("GET", "/runs/{run_id}/artifacts/{path:path}"): _V,
+    ("GET", "/runs/{run_id}/raw/{path:path}"): _V,
     # -- models ------------------------------------------------------------------------------
     # -- monitoring --------------------------------------------------------------------------
 }

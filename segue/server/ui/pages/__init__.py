@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from segue.server.ui.pages import home
+from segue.server.ui.pages import artifacts, run
 
-ROUTERS = [home.router]
+ROUTERS = [home.router, run.router, artifacts.router]
