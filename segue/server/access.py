@@ -123,5 +123,13 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/runs/{run_id}/artifacts/{path:path}"): _V,
     ("GET", "/runs/{run_id}/raw/{path:path}"): _V,
     # -- models ------------------------------------------------------------------------------
+    ("GET", "/models"): _V,
+    ("GET", "/models/{name}"): _VM,
+    ("GET", "/models/{name}/requests"): _VM,
+    ("GET", "/models/{name}/versions/{version}/card"): _VM,
+    ("GET", "/models/{name}/gate-report"): _VM,
+    ("POST", "/models/{name}/aliases"): _MM,
+    ("POST", "/models/{name}/requests/{request_id}/approve"): _MM,
+    ("POST", "/models/{name}/requests/{request_id}/reject"): _MM,
     # -- monitoring --------------------------------------------------------------------------
 }

@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from segue.server.ui.pages import home
 from segue.server.ui.pages import artifacts, run
+from segue.server.ui.pages import models, models_actions
 
-ROUTERS = [home.router, run.router, artifacts.router]
+ROUTERS = [home.router, run.router, artifacts.router, models.router, models_actions.router]
