@@ -116,6 +116,9 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("POST", "/logout"): _V,
     ("GET", "/"): _V,
     # -- experiments, runs, compare --------------------------------------------------------
+    ("GET", "/experiments"): _V,
+    ("GET", "/runs"): _V,
+    ("GET", "/compare"): _V,
     # -- run pages ---------------------------------------------------------------------------
     ("GET", "/runs/{run_id}"): _V,
     ("GET", "/runs/{run_id}/metrics/{key:path}.json"): _V,

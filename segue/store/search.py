@@ -44,18 +44,21 @@ def build_query(
     max_results: int,
     include_deleted: bool = False,
     dialect: str = "postgresql",
+    offset: int = 0,
 ) -> sa.Select[Any]:
-    """SELECT the ids of the matching runs, sorted, limited to ``max_results``.
+    """SELECT the ids of the matching runs, sorted, the ``max_results`` after the first
+    ``offset``.
 
     ``dialect`` is the database's (``engine.dialect.name``): it decides how the statement lets
     the database choose between the run-driven and the index-driven form.
     """
     driving = _driving_metric(where, order_by)
     if driving is None:
-        return _run_driven(experiment_ids, where, order_by, include_deleted).limit(max_results)
+        stmt = _run_driven(experiment_ids, where, order_by, include_deleted)
+        return stmt.limit(max_results).offset(offset)
     indexed = _index_driven(experiment_ids, where, order_by, include_deleted, driving)
     if dialect != "sqlite" or experiment_ids is None:
-        return indexed.limit(max_results)
+        return indexed.limit(max_results).offset(offset)
     # SQLite: both forms in one statement, one of them limited to no rows (SQLite skips a
     # query whose LIMIT is 0 without reading anything).
     searched = sa.select(sa.func.count()).where(RunRow.experiment_id.in_(list(experiment_ids)))
@@ -65,9 +68,10 @@ def build_query(
     by_index = _index_driven(
         experiment_ids, where, order_by, include_deleted, driving, labelled=True
     )
+    wanted = offset + max_results
     limited = (
-        by_runs.limit(sa.case((use_index, 0), else_=max_results)).subquery(),
-        by_index.limit(sa.case((use_index, max_results), else_=0)).subquery(),
+        by_runs.limit(sa.case((use_index, 0), else_=wanted)).subquery(),
+        by_index.limit(sa.case((use_index, wanted), else_=0)).subquery(),
     )
     both = sa.union_all(*(sa.select(*part.c) for part in limited)).subquery()
     order = [
@@ -78,7 +82,17 @@ def build_query(
         sa.select(both.c.id)
         .order_by(*order, both.c.start_time.desc(), both.c.id)
         .limit(max_results)
+        .offset(offset)
     )
+
+
+def filtered_runs(
+    experiment_ids: Sequence[int] | None, where: Expr | None, include_deleted: bool = False
+) -> sa.Select[Any]:
+    """SELECT the ids of the runs of ``experiment_ids`` (None: all) ``where`` matches,
+    unsorted: what a count of the matches counts."""
+    stmt = _runs(experiment_ids, include_deleted)
+    return stmt if where is None else stmt.where(_compile(where))
 
 
 def _run_driven(

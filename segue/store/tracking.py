@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from segue.errors import AlreadyExists, InvalidArgument, NotFound
-from segue.store import datasets, roots, run_data, search
+from segue.store import datasets, overview, roots, run_data, search
 from segue.store.entities import (
     ArtifactEntry,
     Dataset,
@@ -385,13 +385,39 @@ class SqlTrackingStore:
         order_by: Sequence[OrderKey],
         max_results: int,
         include_deleted: bool = False,
+        offset: int = 0,
     ) -> list[Run]:
+        """The matching runs, sorted; ``offset`` skips that many first (a page of a table)."""
+        if offset < 0 or max_results < 0:
+            raise InvalidArgument(f"offset {offset} and max_results {max_results} must be >= 0")
         dialect = self._db.engine.dialect.name
         stmt = search.build_query(
-            experiment_ids, where, order_by, max_results, include_deleted, dialect
+            experiment_ids, where, order_by, max_results, include_deleted, dialect, offset
         )
         with self._db.read() as s:
             return run_data.load_runs(s, list(s.scalars(stmt)))
+
+    # -- what the web UI's tables show (SQL stores only) ---------------------------------
+
+    def count_runs(
+        self,
+        experiment_ids: Sequence[int] | None,
+        where: Expr | None,
+        include_deleted: bool = False,
+    ) -> int:
+        """How many runs :meth:`search_runs` would find with no limit."""
+        with self._db.read() as s:
+            return overview.count_runs(s, experiment_ids, where, include_deleted)
+
+    def run_keys(self, experiment_ids: Sequence[int] | None) -> overview.RunKeys:
+        """The param, metric and tag keys the newest runs of ``experiment_ids`` carry."""
+        with self._db.read() as s:
+            return overview.run_keys(s, experiment_ids)
+
+    def experiment_activity(self) -> list[overview.ExperimentActivity]:
+        """Every experiment with its run count and last activity, in one query."""
+        with self._db.read() as s:
+            return overview.experiment_activity(s)
 
 
 def _now() -> int:

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from segue.server.ui.pages import home
+from segue.server.ui.pages import compare, experiments, runs
 from segue.server.ui.pages import artifacts, run
 from segue.server.ui.pages import models, models_actions
 
-ROUTERS = [home.router, run.router, artifacts.router, models.router, models_actions.router]
+ROUTERS = [
+    home.router,
+    experiments.router,
+    runs.router,
+    compare.router,
+    run.router,
+    artifacts.router,
+    models.router,
+    models_actions.router,
+]
