@@ -1,9 +1,10 @@
 """A model's lineage as a graph in five columns: data sets -> runs -> versions -> aliases ->
-served traffic, laid out for a server-rendered SVG (``templates/_model_lineage.html``).
+served traffic, laid out on the server (``templates/model_lineage.html`` draws it).
 
 :func:`lineage_graph` is pure: it takes what the registry, the tracking store and the
 prediction log know (plain records) and returns nodes with positions, and edges as SVG path
-data. The template escapes every label; links go on the nodes.
+data. The template draws the edges in an SVG and each node as a link placed over it (plain
+HTML links, which every browser and crawler follows); it escapes every label.
 
 Example::
 
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 #: Geometry in SVG user units (px at scale 1).
-NODE_W = {"dataset": 210, "run": 250, "version": 150, "alias": 150, "traffic": 210}
+NODE_W = {"dataset": 210, "run": 250, "version": 180, "alias": 150, "traffic": 210}
 NODE_H = 46
 ROW_GAP = 14
 COL_GAP = 70
@@ -100,6 +101,9 @@ class Edge:
     target: str
     path: str
     label: str = ""
+    #: Where the label goes: the middle of the curve.
+    mid_x: float = 0.0
+    mid_y: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -229,9 +233,7 @@ def _layout(
             placed[node_id] = Node(node_id, kind, shown, small, tip, href, x, y, width)
         x += width + COL_GAP
     drawn = [
-        Edge(a, b, _curve(placed[a], placed[b]), label)
-        for a, b, label in edges
-        if a in placed and b in placed
+        _edge(placed[a], placed[b], label) for a, b, label in edges if a in placed and b in placed
     ]
     return Graph(x - COL_GAP + LEFT, height, heads, list(placed.values()), drawn)
 
@@ -242,10 +244,11 @@ def _fit(text: str, width: float, per_char: float) -> str:
     return text if len(text) <= room else text[: room - 1] + "…"
 
 
-def _curve(a: Node, b: Node) -> str:
+def _edge(a: Node, b: Node, label: str) -> Edge:
     x1, y1 = a.x + a.w, a.y + a.h / 2
     x2, y2 = b.x, b.y + b.h / 2
     bend = (x2 - x1) / 2
-    return (
+    path = (
         f"M{x1:.1f},{y1:.1f} C{x1 + bend:.1f},{y1:.1f} {x2 - bend:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
     )
+    return Edge(a.id, b.id, path, label, (x1 + x2) / 2, (y1 + y2) / 2)

@@ -182,7 +182,7 @@ def test_the_models_pages_in_a_browser_at_desktop_and_phone_width(ui, page):
             assert overflow <= 1, (path, width, overflow)
     assert not dialogs
     page.goto(f"{ui.url}/models/{MODEL}?tab=lineage")
-    page.click("svg.lineage a[href='/models/breast-cancer?tab=card&version=1']")
+    page.click(".lineage a.lnode[href='/models/breast-cancer?tab=card&version=1']")
     page.wait_for_url(re.compile(r".*tab=card&version=1$"))
     frame = page.frame_locator(".card-frame iframe")
     assert "Model card: breast-cancer version 1" in frame.locator("h1").inner_text()
