@@ -32,6 +32,7 @@ __all__ = [
     "parse_columns",
     "parse_sort",
     "positive",
+    "with_sorted",
 ]
 
 #: The run attributes every table shows, in order, with their headers.
@@ -91,6 +92,15 @@ def parse_columns(values: Sequence[str]) -> list[Column]:
 def default_columns(metrics: Sequence[str], params: Sequence[str], n: int = 4) -> list[Column]:
     """The first ``n`` metrics and ``n`` params (by name): a table to start from."""
     return [Column("metric", k) for k in metrics[:n]] + [Column("param", k) for k in params[:n]]
+
+
+def with_sorted(columns: list[Column], key: OrderKey) -> list[Column]:
+    """``columns`` and, when the table is sorted by a param, metric or tag it lacks, that one
+    (a sort by a column nobody sees is a puzzle)."""
+    if key.kind == "attribute":
+        return columns
+    column = Column(key.kind, key.key)
+    return columns if column in columns else [*columns, column]
 
 
 def parse_sort(sort: str | None, direction: str | None) -> tuple[str, bool, list[OrderKey]]:

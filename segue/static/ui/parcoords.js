@@ -42,7 +42,8 @@
       element.appendChild(none);
       return;
     }
-    var width = Math.max(element.clientWidth || 300, 280);
+    // Axes stay at least 110 px apart: on a narrow screen the chart scrolls sideways.
+    var width = Math.max(element.clientWidth || 300, 110 * (axes.length - 1) + 110);
     var height = spec.height || 320;
     var canvas = document.createElement("canvas");
     var ratio = window.devicePixelRatio || 1;
@@ -54,7 +55,9 @@
     element.appendChild(canvas);
     var ctx = canvas.getContext("2d");
     ctx.scale(ratio, ratio);
-    var top = 34, bottom = height - 22, left = 48, right = width - 56;
+    // A run without a value on an axis crosses it at "none", below the axis, so every run
+    // stays one unbroken line.
+    var top = 34, bottom = height - 44, noneY = height - 18, left = 48, right = width - 56;
     var gap = (right - left) / (axes.length - 1);
     var scales = axes.map(function (axis) {
       if (axis.type === "category") {
@@ -66,7 +69,7 @@
       }
       var e = extent(axis.values);
       axis._extent = e;
-      return function (v) { return v == null ? null : bottom - (bottom - top) * (v - e[0]) / (e[1] - e[0]); };
+      return function (v) { return v == null ? noneY : bottom - (bottom - top) * (v - e[0]) / (e[1] - e[0]); };
     });
     var colors = spec.color ? spec.color.values : [];
     var ce = extent(colors);
@@ -82,7 +85,6 @@
       axes.forEach(function (axis, k) {
         var y = scales[k](axis.values[r]);
         var x = left + gap * k;
-        if (y == null) { started = false; return; }
         if (started) ctx.lineTo(x, y); else ctx.moveTo(x, y);
         started = true;
       });
@@ -101,6 +103,10 @@
       ctx.fillStyle = "#5c6577";
       var labels = axis.type === "category" ? (axis.categories || []).map(function (c, i) { return [c, i]; })
         : ticks(axis._extent[0], axis._extent[1], 5).map(function (v) { return [v, v]; });
+      if (axis.type !== "category" && axis.values.some(function (v) { return v == null; })) {
+        ctx.fillText("none", x - 5, noneY + 4);
+        ctx.beginPath(); ctx.arc(x, noneY, 2, 0, 2 * Math.PI); ctx.fill();
+      }
       labels.forEach(function (pair) {
         var y = axis.type === "category" ? scales[k](pair[0]) : scales[k](pair[1]);
         var text = axis.type === "category" ? String(pair[0]) : fmt(pair[0]);

@@ -56,6 +56,13 @@ def test_sort_parses_any_column_and_refuses_nonsense():
             rt.parse_sort(sort, way)
 
 
+def test_the_sorted_column_is_always_shown():
+    columns = rt.parse_columns(["params.C"])
+    assert rt.with_sorted(columns, rt.parse_sort("metrics.f1", None)[2][0])[-1].name == "metrics.f1"
+    assert rt.with_sorted(columns, rt.parse_sort("params.C", None)[2][0]) == columns
+    assert rt.with_sorted(columns, rt.parse_sort("name", None)[2][0]) == columns
+
+
 def test_a_filter_error_is_split_at_its_position():
     text = "metrics.acc > 0.9 and params.lr LIKE"
     error = rt.filter_error(text, "invalid filter at position 32 near 'LIKE': expected ...")

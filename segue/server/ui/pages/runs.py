@@ -65,6 +65,7 @@ def table(
     sorted_by, descending, order = rt.parse_sort(sort, direction)
     keys = store.run_keys(ids)
     chosen = rt.parse_columns(column_values) or rt.default_columns(keys.metrics, keys.params)
+    chosen = rt.with_sorted(chosen, order[0])
     context: dict[str, Any] = {
         "experiment_names": [e.name for e in experiments],
         "filter": text,
