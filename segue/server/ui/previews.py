@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 from urllib.parse import quote
 
 from segue.errors import InvalidArgument
@@ -30,26 +30,32 @@ from segue.tracking import validation
 __all__ = [
     "CSV_ROWS",
     "HEAD_BYTES",
+    "PARQUET_GROUP_BYTES",
     "Folder",
     "Kind",
     "Table",
     "csv_head",
     "folder_prefix",
+    "is_active",
     "kind",
     "listing",
     "looks_binary",
+    "media_type",
+    "parquet_head",
     "path_crumbs",
     "pretty_json",
     "raw_headers",
     "text_of",
 ]
 
-Kind = Literal["image", "text", "json", "csv", "html", "binary"]
+Kind = Literal["image", "text", "json", "csv", "parquet", "html", "binary"]
 
 #: The most bytes a preview reads from the start of a file.
 HEAD_BYTES = 512 * 1024
-#: Rows of a CSV file a preview shows.
+#: Rows of a CSV or Parquet file a preview shows.
 CSV_ROWS = 50
+#: The largest first row group of a Parquet file a preview reads.
+PARQUET_GROUP_BYTES = 64 * 1024 * 1024
 
 _IMAGES = {
     "png": "image/png",
@@ -146,6 +152,8 @@ def kind(path: str) -> Kind:
         return "json"
     if ext in ("csv", "tsv"):
         return "csv"
+    if ext == "parquet":
+        return "parquet"
     if ext in _TEXT:
         return "text"
     return "binary"
@@ -239,3 +247,33 @@ def csv_head(head: bytes, *, tab: bool = False, rows: int = CSV_ROWS) -> Table:
     except (ValueError, pd.errors.ParserError) as exc:
         raise InvalidArgument(f"not a CSV file pandas can read: {exc}") from None
     return Table([str(c) for c in frame.columns], frame.astype(str).values.tolist())
+
+
+def parquet_head(file: BinaryIO, *, rows: int = CSV_ROWS) -> Table:
+    """The first ``rows`` rows of the Parquet file open as ``file`` (seekable): its footer and
+    first row group are read, nothing more.
+
+    Raises:
+        InvalidArgument: when it is no Parquet file, or its first row group is larger than
+            :data:`PARQUET_GROUP_BYTES` (too much to read for a preview).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(file)
+        meta = parquet.metadata
+        if meta.num_row_groups and meta.row_group(0).total_byte_size > PARQUET_GROUP_BYTES:
+            raise InvalidArgument("its first row group is too large to preview; download it")
+        batch = next(parquet.iter_batches(batch_size=rows), None)
+    except pa.ArrowException as exc:
+        raise InvalidArgument(f"not a Parquet file pyarrow can read: {exc}") from None
+    names = [str(name) for name in parquet.schema_arrow.names]
+    if batch is None:
+        return Table(names, [])
+    columns = [[_cell(v) for v in column.to_pylist()] for column in batch.columns]
+    return Table(names, [list(row) for row in zip(*columns, strict=True)])
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)

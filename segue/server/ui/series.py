@@ -94,6 +94,18 @@ def decimate(
 
 def _extremes(ys: Sequence[float | None], start: int, end: int) -> list[int]:
     """The indexes of the lowest and highest finite values in ``ys[start:end]``, in order."""
+    chunk = ys[start:end]
+    try:  # the common case, no gaps: min and max run in C
+        low = start + chunk.index(min(chunk))  # type: ignore[type-var]
+        high = start + chunk.index(max(chunk))  # type: ignore[type-var]
+    except (TypeError, ValueError):  # a None among the values, or an empty bucket
+        return _extremes_with_gaps(ys, start, end)
+    if math.isfinite(ys[low]) and math.isfinite(ys[high]):  # type: ignore[arg-type]
+        return [low] if low == high else sorted((low, high))
+    return _extremes_with_gaps(ys, start, end)
+
+
+def _extremes_with_gaps(ys: Sequence[float | None], start: int, end: int) -> list[int]:
     low = high = -1
     low_value = high_value = 0.0
     for i in range(start, end):

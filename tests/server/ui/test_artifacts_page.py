@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 
 import httpx
@@ -132,6 +133,15 @@ def test_the_artifacts_of_a_quickstart_run_are_listed_and_browsable(ui):
     assert raw.headers["content-type"] == "image/png"
     assert hashlib.sha256(raw.content).hexdigest() == png.digest
     assert client.get(f"/runs/{run.id}/artifacts", params={"path": "nope/"}).status_code == 404
+
+
+def test_a_parquet_preview_reads_the_first_rows(ui):
+    run = quickstart_runs(ui)[PNG_RUN]
+    page = ui.client("viewer").get(f"/runs/{run.id}/artifacts/model/reference_sample.parquet")
+    assert page.status_code == 200
+    assert "<th>mean radius</th>" in page.text and "The first 50 rows" in page.text
+    with pytest.raises(InvalidArgument, match="not a Parquet file"):
+        previews.parquet_head(io.BytesIO(b"PAR1 but not really"))
 
 
 def test_previews_of_text_json_csv_and_html(ui, files_run):

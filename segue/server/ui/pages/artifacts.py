@@ -156,6 +156,13 @@ def _preview(state: ServerState, entry: ArtifactEntry) -> dict[str, Any]:
     shown["truncated"] = entry.size > previews.HEAD_BYTES
     if kind in ("image", "html", "binary"):
         return shown
+    if kind == "parquet":
+        try:
+            with _open(state, entry) as opened:
+                shown["table"] = previews.parquet_head(opened)
+        except (IntegrityError, InvalidArgument) as exc:
+            shown["problem"] = str(exc)
+        return shown
     try:
         head = _head(state, entry)
     except IntegrityError as exc:

@@ -51,6 +51,7 @@ def run_page(request: Request, run_id: str, compare: Compare = []) -> Response: 
         "run": run,
         "info": run.info,
         "others": others,
+        "compare_url": f"/compare?{urlencode([('run', r.id) for r in [run, *others]])}",
         "problems": problems,
         "duration": run_view.duration_ms(run.info, int(time.time() * 1000)),
         "charts": shown,
