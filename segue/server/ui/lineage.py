@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: Geometry in SVG user units (px at scale 1).
-NODE_W = {"dataset": 210, "run": 250, "version": 180, "alias": 150, "traffic": 210}
+NODE_W = {"dataset": 240, "run": 250, "version": 180, "alias": 150, "traffic": 210}
 NODE_H = 46
 ROW_GAP = 14
 COL_GAP = 70
@@ -100,10 +100,8 @@ class Edge:
     source: str
     target: str
     path: str
+    #: How the source was used (a data set's context: training, evaluation…).
     label: str = ""
-    #: Where the label goes: the middle of the curve.
-    mid_x: float = 0.0
-    mid_y: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -148,6 +146,10 @@ def lineage_graph(
             columns[kind].append((node_id, label, sub, title, href))
         return node_id
 
+    contexts: dict[str, set[str]] = {}
+    for uses in datasets.values():
+        for use in uses:
+            contexts.setdefault(use.digest, set()).add(use.context)
     for v in ordered:
         run = runs.get(v.run_id)
         run_id = add(
@@ -159,12 +161,13 @@ def lineage_graph(
             f"/runs/{v.run_id}",
         )
         for use in datasets.get(v.run_id, ()):
+            used_as = "/".join(sorted(contexts[use.digest]))
             data_id = add(
                 "dataset",
                 use.digest,
                 use.name,
-                f"sha256:{use.digest[:10]} · {use.rows:,} rows",
-                f"data set {use.name} sha256:{use.digest} ({use.rows:,} rows)",
+                f"{used_as} · {use.rows:,} rows · {use.digest[:8]}",
+                f"data set {use.name} ({used_as}), sha256:{use.digest}, {use.rows:,} rows",
                 f"/runs/{v.run_id}",
             )
             edges.append((data_id, run_id, use.context))
@@ -251,4 +254,4 @@ def _edge(a: Node, b: Node, label: str) -> Edge:
     path = (
         f"M{x1:.1f},{y1:.1f} C{x1 + bend:.1f},{y1:.1f} {x2 - bend:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
     )
-    return Edge(a.id, b.id, path, label, (x1 + x2) / 2, (y1 + y2) / 2)
+    return Edge(a.id, b.id, path, label)

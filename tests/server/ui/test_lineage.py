@@ -64,6 +64,11 @@ def test_the_graph_has_five_columns_left_to_right():
     assert {(f"run:{RUN_B}", "version:2"), (f"run:{RUN_B}", "version:3")} <= edges
     assert ("version:1", "alias:champion") in edges
     assert all(e.path.startswith("M") and " C" in e.path for e in graph.edges)
+    subs = {n.id: n.sub for n in graph.nodes if n.kind == "dataset"}
+    assert subs == {
+        f"dataset:{'d' * 64}": "training · 1,000 rows · dddddddd",
+        f"dataset:{'e' * 64}": "evaluation · 50 rows · eeeeeeee",
+    }
 
 
 def test_nodes_never_overlap_and_link_where_they_should():
