@@ -123,6 +123,7 @@ def test_other_runs_are_overlaid_on_the_same_charts(ui):
     assert "compare: run &#39;nope&#39; does not exist" in page.text  # said inline, not a 500
     assert f'<input type="hidden" name="compare" value="{other.id}">' in page.text
     assert '<th class="num">forest-d4</th>' in page.text  # latest values side by side
+    assert f'href="/compare?run={main.id}&amp;run={other.id}"' in page.text
     points = client.get(f"/runs/{main.id}/metrics/cv_roc_auc.json", params={"compare": other.id})
     assert [s["label"] for s in points.json()["series"]] == ["logreg-C1", "forest-d4"]
 
