@@ -85,7 +85,7 @@ def quickstart(
                 "drift": drift,
                 "store_uri": config.store_uri,
                 "artifact_uri": artifact_uri,
-                "ui": dict(zip(("command", "url"), ui_command(os.environ, config.tracking_uri))),
+                "ui": dict(ui_command(os.environ, config.tracking_uri)),
             }
         )
         return
@@ -158,7 +158,8 @@ def quickstart(
     )
     from rich.markup import escape
 
-    command, url = ui_command(os.environ, config.tracking_uri)
+    ui = ui_command(os.environ, config.tracking_uri)
+    command, url = ui["command"], ui["url"]
     if command:
         console.print(f"web UI:    [bold]{escape(command)}[/]", highlight=False)
         console.print(f"           then open {url}", highlight=False)
@@ -166,12 +167,12 @@ def quickstart(
         console.print(f"web UI:    open {url}", highlight=False)
 
 
-def ui_command(env: Mapping[str, str], tracking_uri: str | None) -> tuple[str, str]:
-    """``(command, url)`` that open what quickstart recorded in the web UI: ``segue ui`` with
+def ui_command(env: Mapping[str, str], tracking_uri: str | None) -> dict[str, str]:
+    """``{"command", "url"}`` that open what quickstart recorded in the web UI: ``segue ui`` with
     the settings that name the store (``SEGUE_HOME=/tmp/demo segue ui``), or, when it
     recorded to a team server, no command and that server's URL."""
     if tracking_uri:
-        return "", tracking_uri.rstrip("/") + "/"
+        return {"command": "", "url": tracking_uri.rstrip("/") + "/"}
     names = ("SEGUE_HOME", "SEGUE_STORE_URI")
     settings = [f"{name}={shlex.quote(env[name])}" for name in names if env.get(name)]
-    return " ".join([*settings, "segue ui"]), "http://127.0.0.1:5000/"
+    return {"command": " ".join([*settings, "segue ui"]), "url": "http://127.0.0.1:5000/"}

@@ -76,7 +76,7 @@ def test_report(cli, logged, tmp_path: Path) -> None:
     result = cli("monitor", "report", "models:/cancer/1", "-o", str(out), "--since", "1h")
     assert result.code == 0, result.err
     page = out.read_text()
-    assert "mean radius" in page and 'src="data:image/png;base64,' in page
+    assert "mean radius" in page and "data-chart='heatmap'" in page
 
 
 def test_watch_once_fires_records_and_lists(cli, logged, tmp_path: Path) -> None:

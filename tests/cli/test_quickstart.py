@@ -204,26 +204,22 @@ def test_quickstart_in_a_terminal_shows_progress_not_step_lines(cli, segue_env, 
     assert max(cell_len(line) for line in out.splitlines()) <= 80
 
 
+LOCAL = "http://127.0.0.1:5000/"
+
+
 @pytest.mark.parametrize(
-    ("env", "tracking_uri", "expected"),
+    ("env", "tracking_uri", "command", "url"),
     [
-        ({}, None, ("segue ui", "http://127.0.0.1:5000/")),
-        (
-            {"SEGUE_HOME": "/tmp/demo"},
-            None,
-            ("SEGUE_HOME=/tmp/demo segue ui", "http://127.0.0.1:5000/"),
-        ),
-        (
-            {"SEGUE_HOME": "/tmp/my demo"},
-            None,
-            ("SEGUE_HOME='/tmp/my demo' segue ui", "http://127.0.0.1:5000/"),
-        ),
+        ({}, None, "segue ui", LOCAL),
+        ({"SEGUE_HOME": "/tmp/demo"}, None, "SEGUE_HOME=/tmp/demo segue ui", LOCAL),
+        ({"SEGUE_HOME": "/tmp/my demo"}, None, "SEGUE_HOME='/tmp/my demo' segue ui", LOCAL),
         (
             {"SEGUE_HOME": "/tmp/demo"},
             "http://segue.internal:5000",
-            ("", "http://segue.internal:5000/"),
+            "",
+            "http://segue.internal:5000/",
         ),
     ],
 )
-def test_quickstart_names_the_ui_command(env, tracking_uri, expected):
-    assert ui_command(env, tracking_uri) == expected
+def test_quickstart_names_the_ui_command(env, tracking_uri, command, url):
+    assert ui_command(env, tracking_uri) == {"command": command, "url": url}

@@ -1,0 +1,66 @@
+"""``/monitoring``: the served models; ``/monitoring/{name}``: one model's traffic, latency,
+errors, predictions, drift per feature over time, unseen values, performance and alerts.
+
+The window is in the query string (``window=24h`` back from now, or ``start``/``end`` as ISO
+times or epoch seconds, and ``bucket=1h``), so a view can be shared as a link.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from segue.monitoring.dashboard import dashboard, parse_window, served_models
+from segue.monitoring.service import Monitor
+from segue.server.app import caller, server_state
+from segue.server.ui.render import render
+
+router = APIRouter()
+
+#: The windows offered as links (any duration works in the URL).
+WINDOWS = ("1h", "6h", "24h", "7d", "30d")
+
+
+@router.get("/monitoring")
+def monitoring(request: Request, window: str = "24h") -> Response:
+    """Every served model (those with a prediction log), with its requests in the window."""
+    span = parse_window(now=time.time(), window=window)
+    registry = server_state(request).registry(caller(request))
+    models = served_models(registry.tracking.artifact_uri, start=span.start, end=span.end)
+    context = {"models": models, "window": window, "windows": WINDOWS}
+    return render(
+        request, "monitoring.html", context, title="Monitoring", crumbs=[("Monitoring", None)]
+    )
+
+
+@router.get("/monitoring/{name}")
+def served_model(
+    request: Request,
+    name: str,
+    window: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    bucket: str | None = None,
+    version: str | None = None,
+) -> Response:
+    """One served model's monitoring over the window."""
+    span = parse_window(now=time.time(), window=window, start=start, end=end, bucket=bucket)
+    state = server_state(request)
+    registry = state.registry(caller(request))
+    monitor = Monitor(registry, registry.tracking.artifact_uri)
+    board = dashboard(
+        monitor,
+        name,
+        start=span.start,
+        end=span.end,
+        bucket=span.bucket,
+        version=version or None,
+        alerts=state.alerts,
+    )
+    context = {"board": board, "window": window, "windows": WINDOWS}
+    crumbs = [("Monitoring", "/monitoring"), (name, None)]
+    return render(
+        request, "monitoring_model.html", context, title=f"{name} · monitoring", crumbs=crumbs
+    )
