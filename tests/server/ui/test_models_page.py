@@ -78,6 +78,8 @@ def test_the_versions_tab_shows_each_gate_verdict_with_values(ui):
     version_1 = html[html.index('id="version-1"') :]
     version_2 = html[html.index('id="version-2"') : html.index('id="version-1"')]
     assert "passes" in version_1
+    run_name = ui.state.tracking.get_run(champion.run_id).info.name
+    assert "status-finished" in version_1 and run_name in version_1  # the run's status, name
     assert "fails 1 of 2" in version_2  # not better than the champion
     assert 'id="alias-form"' not in html  # a viewer cannot move aliases
 
@@ -111,7 +113,8 @@ def test_bad_input_is_a_page_not_a_crash(ui):
     client = ui.client("viewer")
     assert client.get("/models/no-such-model").status_code == 404
     assert client.get(f"/models/{MODEL}?tab=nope&page=x&version=y").status_code == 200
-    assert client.get(f"/models/{MODEL}?tab=card&version=999").status_code == 200
+    unknown = client.get(f"/models/{MODEL}?tab=card&version=999")
+    assert unknown.status_code == 200 and f"/models/{MODEL}/versions/1/card" in unknown.text
     assert client.get(f"/models/{MODEL}/versions/999/card").status_code == 404
     assert client.get(f"/models/{MODEL}/versions/x/card").status_code == 422
     assert client.get(f"/models/{MODEL}/requests?status=<b>").status_code == 200

@@ -85,19 +85,23 @@ def model_page(
     if tab == "versions":
         number = _whole(page, 1)
         shown = versions[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
+        runs = models_data.runs_of(registry, shown)
         context.update(
             page=number,
             page_size=PAGE_SIZE,
             shown=shown,
-            results=models_data.version_gates(registry, model, shown, gates),
+            runs=runs,
+            results=models_data.version_gates(registry, model, runs, gates),
         )
     elif tab == "history":
         context["history"] = model_view.history_rows(registry.history(name))
     elif tab == "lineage":
         context["graph"], context["left_out"] = models_data.lineage_graph(state, model)
     else:
-        default = model.aliases.get("champion", model.latest_version)
-        context["card_version"] = _whole(version, default or 0) if versions else None
+        numbers = [v.version for v in versions]
+        default = model.aliases.get("champion", numbers[0] if numbers else None)
+        chosen = _whole(version, default or 0)
+        context["card_version"] = chosen if chosen in numbers else default
     title = f"{name} · {tab}" if tab != "versions" else name
     return render(request, "model.html", context, title=title, crumbs=crumbs(name))
 

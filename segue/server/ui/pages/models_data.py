@@ -6,7 +6,7 @@ the prediction log says about served traffic. Shaping is left to
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from segue.auth.principal import Principal
@@ -16,7 +16,7 @@ from segue.registry.lineage import current_run
 from segue.registry.service import Registry
 from segue.server.state import ServerState
 from segue.server.ui import lineage, model_view
-from segue.store.entities import Gate, ModelVersion, RegisteredModel
+from segue.store.entities import Gate, ModelVersion, RegisteredModel, Run
 
 #: How far back the lineage graph counts served requests.
 TRAFFIC_DAYS = 30
@@ -45,22 +45,30 @@ def model_rows(state: ServerState) -> list[model_view.ModelRow]:
     return model_view.model_rows(models, counts)
 
 
-def metrics_of(registry: Registry, version: ModelVersion) -> dict[str, float]:
-    """The latest value of each metric of the version's run ({} if the run is gone)."""
-    try:
-        run = current_run(registry.tracking, version.run_id)
-    except NotFound:
-        return {}
-    return {k: m.value for k, m in run.data.metrics.items()}
+def runs_of(registry: Registry, versions: Sequence[ModelVersion]) -> dict[int, Run | None]:
+    """The run each version was made from (None if it is gone), with every metric logged."""
+    found: dict[str, Run | None] = {}
+    for v in versions:
+        if v.run_id not in found:
+            try:
+                found[v.run_id] = current_run(registry.tracking, v.run_id)
+            except NotFound:
+                found[v.run_id] = None
+    return {v.version: found[v.run_id] for v in versions}
+
+
+def _metrics(run: Run | None) -> dict[str, float]:
+    return {} if run is None else {k: m.value for k, m in run.data.metrics.items()}
 
 
 def version_gates(
     registry: Registry,
     model: RegisteredModel,
-    versions: Sequence[ModelVersion],
+    runs: Mapping[int, Run | None],
     gates: Sequence[Gate],
 ) -> dict[int, dict[str, list[gate_rules.GateResult]]]:
-    """Each version's result for each alias's gates, judged now (as a move would judge them)."""
+    """Each version's result for each alias's gates, judged now (as a move would judge them);
+    ``runs``: the run of each version to judge (:func:`runs_of`)."""
     requirements = {
         alias: [g.requirement for g in found]
         for alias, found in model_view.gates_by_alias(gates).items()
@@ -70,12 +78,14 @@ def version_gates(
     holders: dict[str, dict[str, float] | None] = {}
     for alias in model_view.referenced_aliases(requirements):
         number = model.aliases.get(alias)
-        holders[alias] = (
-            None
-            if number is None
-            else metrics_of(registry, registry.get_version(model.name, number))
-        )
-    metrics = {v.version: metrics_of(registry, v) for v in versions}
+        if number is None:
+            holders[alias] = None
+            continue
+        held = runs.get(number)
+        if held is None:
+            held = runs_of(registry, [registry.get_version(model.name, number)])[number]
+        holders[alias] = _metrics(held)
+    metrics = {version: _metrics(run) for version, run in runs.items()}
     return model_view.judge(requirements, metrics, holders)
 
 
