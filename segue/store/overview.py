@@ -42,11 +42,15 @@ class RunKeys:
 
 
 def count_runs(
-    s: Session, experiment_ids: Sequence[int] | None, where: Expr | None, include_deleted: bool
+    s: Session,
+    experiment_ids: Sequence[int] | None,
+    where: Expr | None,
+    include_deleted: bool,
+    dialect: str,
 ) -> int:
     """How many runs of ``experiment_ids`` (None: all) match ``where``."""
-    matching = search.filtered_runs(experiment_ids, where, include_deleted).subquery()
-    return int(s.scalar(sa.select(sa.func.count()).select_from(matching)) or 0)
+    stmt = search.count_query(experiment_ids, where, include_deleted, dialect)
+    return int(s.scalar(stmt) or 0)
 
 
 def run_keys(s: Session, experiment_ids: Sequence[int] | None) -> RunKeys:

@@ -86,6 +86,66 @@ def build_query(
     )
 
 
+def split_on_sort_metric(
+    where: Expr | None, order_by: Sequence[OrderKey]
+) -> tuple[Expr, Expr] | None:
+    """The filters of the runs that have the first sort metric and of those that lack it,
+    when that metric is one the filter does not require (else None).
+
+    Searching the first, then the second with the rest of the sort order, finds the same runs
+    in the same order as one search (runs lacking a sort key sort last; a NaN value, stored as
+    NULL, sorts after the numbers and before them), and the first search reads the metric's
+    index in order and stops at the end of the page instead of sorting every run.
+    """
+    if not order_by or order_by[0].kind != "metric" or _driving_metric(where, order_by):
+        return None
+    key = order_by[0].key
+    has = Comparison("metric", key, "IS NOT NULL", None)
+    lacks = Comparison("metric", key, "IS NULL", None)
+    return _and(where, has), _and(where, lacks)
+
+
+def _and(where: Expr | None, test: Comparison) -> Expr:
+    return test if where is None else BoolOp("and", (*_conjuncts(where), test))
+
+
+def count_query(
+    experiment_ids: Sequence[int] | None,
+    where: Expr | None,
+    include_deleted: bool = False,
+    dialect: str = "postgresql",
+) -> sa.Select[Any]:
+    """SELECT how many runs of ``experiment_ids`` (None: all) ``where`` matches.
+
+    When the filter compares a metric, SQLite counts along the ``latest_metrics(key, value)``
+    index from the first such test (the runs with a matching value, not every run tested),
+    chosen as :func:`build_query` chooses: when the searched experiments hold at least half of
+    all runs. PostgreSQL plans the plain count itself.
+    """
+    by_runs = filtered_runs(experiment_ids, where, include_deleted)
+    test = next((t for t in _conjuncts(where) if _compares_metric(t)), None)
+    if test is None or dialect != "sqlite":
+        return sa.select(sa.func.count()).select_from(by_runs.subquery())
+    key = OrderKey("metric", test.key, False)
+    by_index = _index_driven(experiment_ids, where, [key], include_deleted, key).order_by(None)
+    if experiment_ids is None:
+        return sa.select(sa.func.count()).select_from(by_index.subquery())
+    searched = sa.select(sa.func.count()).where(RunRow.experiment_id.in_(list(experiment_ids)))
+    total = sa.select(sa.func.count()).select_from(RunRow)
+    use_index = searched.scalar_subquery() * 2 >= total.scalar_subquery()
+    # LIMIT -1 is no limit in SQLite, LIMIT 0 skips the query without reading anything.
+    parts = (
+        by_runs.limit(sa.case((use_index, 0), else_=-1)).subquery(),
+        by_index.limit(sa.case((use_index, -1), else_=0)).subquery(),
+    )
+    counts = [sa.select(sa.func.count()).select_from(p).scalar_subquery() for p in parts]
+    return sa.select(counts[0] + counts[1])
+
+
+def _compares_metric(test: Expr) -> TypeGuard[Comparison]:
+    return isinstance(test, Comparison) and test.kind == "metric" and test.value is not None
+
+
 def filtered_runs(
     experiment_ids: Sequence[int] | None, where: Expr | None, include_deleted: bool = False
 ) -> sa.Select[Any]:

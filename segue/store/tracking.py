@@ -38,6 +38,9 @@ from segue.store.schema import (
 from segue.store.sessions import Database, rowcount
 
 ARTIFACT_ROOT = "artifact_root"
+#: Pages of a search sorted by a metric ending within this many runs read the metric's index
+#: in order (see :func:`segue.store.search.split_on_sort_metric`); deeper ones sort every run.
+_SPLIT_DEPTH = 5000
 
 
 class TrackingStore(Protocol):
@@ -406,8 +409,53 @@ class SqlTrackingStore:
         include_deleted: bool = False,
     ) -> int:
         """How many runs :meth:`search_runs` would find with no limit."""
+        dialect = self._db.engine.dialect.name
         with self._db.read() as s:
-            return overview.count_runs(s, experiment_ids, where, include_deleted)
+            return overview.count_runs(s, experiment_ids, where, include_deleted, dialect)
+
+    def search_page(
+        self,
+        experiment_ids: Sequence[int] | None,
+        where: Expr | None,
+        order_by: Sequence[OrderKey],
+        max_results: int,
+        offset: int = 0,
+    ) -> list[Run]:
+        """:meth:`search_runs` for a page of a table: the same runs, and when the first sort
+        key is a metric the filter does not require, a page near the top is read along that
+        metric's index (then, if the page reaches them, from the runs lacking it) instead of
+        sorting every run: two statements instead of one, milliseconds instead of a full sort.
+        """
+        split = search.split_on_sort_metric(where, order_by)
+        if split is None or offset + max_results > _SPLIT_DEPTH:
+            return self.search_runs(experiment_ids, where, order_by, max_results, offset=offset)
+        if offset < 0 or max_results < 0:
+            raise InvalidArgument(f"offset {offset} and max_results {max_results} must be >= 0")
+        dialect = self._db.engine.dialect.name
+        has, lacks = split
+        with self._db.read() as s:
+            query = search.build_query(
+                experiment_ids, has, order_by, max_results, False, dialect, offset
+            )
+            ids = list(s.scalars(query))
+            if len(ids) < max_results:
+                # The page reaches the runs lacking the metric: skip as many of them as the
+                # offset passes beyond the runs having it.
+                skip = 0
+                if not ids and offset:
+                    having = search.count_query(experiment_ids, has, False, dialect)
+                    skip = max(0, offset - int(s.scalar(having) or 0))
+                rest = search.build_query(
+                    experiment_ids,
+                    lacks,
+                    order_by[1:],
+                    max_results - len(ids),
+                    False,
+                    dialect,
+                    skip,
+                )
+                ids += list(s.scalars(rest))
+            return run_data.load_runs(s, ids)
 
     def run_keys(self, experiment_ids: Sequence[int] | None) -> overview.RunKeys:
         """The param, metric and tag keys the newest runs of ``experiment_ids`` carry."""

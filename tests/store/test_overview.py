@@ -77,3 +77,24 @@ def test_experiment_activity_is_counts_and_last_times(filled):
     assert rows["empty"].run_count == 0 and rows["empty"].last_start is None
     # the most recently active first
     assert next(row.experiment.name for row in store.experiment_activity()) == "empty"
+
+
+def test_a_page_sorted_by_a_metric_is_the_page_of_one_search(store, run_info):
+    """search_page reads runs having the metric along its index, then those lacking it: the
+    same runs, in the same order, as search_runs, on every page."""
+    exp = store.create_experiment("pages")
+    for i in range(12):
+        info = store.create_run(run_info(exp, name=f"r{i:02d}", start_time=T0 + i))
+        metrics = [] if i % 4 == 0 else [Metric("acc", float(i % 5), 0, T0)]
+        store.log_batch(info.id, metrics=metrics, params={"p": str(i % 3)})
+    for text in (None, "params.p != '1'", "params.p = '2' or metrics.acc > 2"):
+        where = parse_filter(text)
+        for spec in (["metrics.acc DESC"], ["metrics.acc", "params.p DESC"]):
+            order = parse_order_by(spec)
+            whole = [r.id for r in store.search_runs([exp.id], where, order, 100)]
+            assert store.count_runs([exp.id], where) == len(whole)
+            for size in (1, 4, 5):
+                paged = []
+                for offset in range(0, len(whole) + size, size):
+                    paged += [r.id for r in store.search_page([exp.id], where, order, size, offset)]
+                assert paged == whole, (text, spec, size)

@@ -89,6 +89,6 @@ def table(
         return context
     total = store.count_runs(ids, where)
     shown = rt.page_of(number, size, total)
-    runs = store.search_runs(ids, where, order, size, offset=shown.offset) if total else []
+    runs = store.search_page(ids, where, order, size, shown.offset) if total else []
     context.update(runs=runs, total=total, page=shown)
     return context
