@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from segue.errors import InvalidArgument, NotFound
-from segue.monitoring import charts, logs, segments
-from segue.monitoring.drift import DriftReport, FeatureDrift, assess, compare, verdict
+from segue.monitoring import charts, logs, segments, timeline
+from segue.monitoring.drift import DriftReport, verdict
 from segue.monitoring.readers import read_predictions
-from segue.monitoring.signals import error_rates
+from segue.monitoring.timeline import FeatureView
 from segue.monitoring.window import buckets, parse_duration, parse_since
 
 if TYPE_CHECKING:
@@ -109,14 +108,6 @@ class ServedModel:
     name: str
     requests: int
     last_request: float | None
-
-
-@dataclass(frozen=True)
-class FeatureView:
-    """One feature's drift over the window and its reference vs current histogram spec."""
-
-    drift: FeatureDrift
-    histogram: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -248,7 +239,7 @@ def dashboard(
     predictions[:] = [logs.split_output(o)[0] for o in rows["output"]]
     row_times = rows["time"].to_numpy(dtype=float)
     board: dict[str, Any] = {"drift": None, "features": [], "unseen": []}
-    specs = _operations(served, edges)
+    specs = timeline.operation_charts(served, edges)
     per_bucket = [predictions[(row_times >= a) & (row_times < b)] for a, b in edges]
     reference = _reference(monitor, resolved, notes)
     label = True
@@ -258,7 +249,9 @@ def dashboard(
     if not len(served):
         notes.append(f"no requests to {model} were logged in this window")
     if reference is not None and len(rows):
-        board = _drift(reference, frame, predictions, row_times, edges, width, version)
+        board = timeline.drift_over_time(
+            reference, frame, predictions, row_times, edges, width, version
+        )
         specs["heatmap"] = board.pop("heatmap")
         specs["prediction_histogram"] = board.pop("prediction_histogram")
         specs["drift_share"] = board.pop("drift_share")
@@ -336,122 +329,3 @@ def _performance(
     except (NotFound, InvalidArgument) as exc:
         notes.append(f"performance not computed: {exc}")
         return None
-
-
-def latency_over_time(
-    served: pd.DataFrame, edges: Sequence[tuple[float, float]]
-) -> dict[str, list[float]]:
-    """Per bucket of a prediction-log frame: ``requests``, ``latency_p50_ms``,
-    ``latency_p99_ms`` and the ``server_error_rate`` (5xx) and ``client_error_rate`` (4xx)
-    shares; NaN where a bucket had no requests. Pure."""
-    times = served["time"].to_numpy(dtype=float) if len(served) else np.array([])
-    names = ("latency_p50_ms", "latency_p99_ms", "server_error_rate", "client_error_rate")
-    out: dict[str, list[float]] = {"requests": [], **{name: [] for name in names}}
-    for a, b in edges:
-        part = served[(times >= a) & (times < b)] if len(served) else served
-        out["requests"].append(float(len(part)))
-        if not len(part):
-            for name in names:
-                out[name].append(math.nan)
-            continue
-        latency = part["latency_ms"].to_numpy(dtype=float)
-        out["latency_p50_ms"].append(float(np.percentile(latency, 50)))
-        out["latency_p99_ms"].append(float(np.percentile(latency, 99)))
-        server, client = error_rates(part["status"].to_numpy())
-        out["server_error_rate"].append(server)
-        out["client_error_rate"].append(client)
-    return out
-
-
-def _operations(served: pd.DataFrame, edges: Sequence[tuple[float, float]]) -> dict[str, Any]:
-    """Volume, latency and error-rate charts: one point per bucket (gaps where empty)."""
-    series = latency_over_time(served, edges)
-    starts = [a for a, _ in edges]
-    end = edges[-1][1] if edges else None
-    percent = {
-        "server (5xx)": [v * 100 for v in series["server_error_rate"]],
-        "client (4xx)": [v * 100 for v in series["client_error_rate"]],
-    }
-    latency = {"p50": series["latency_p50_ms"], "p99": series["latency_p99_ms"]}
-    return {
-        "volume": charts.time_lines(
-            "requests per bucket", "", starts, {"requests": series["requests"]}, end=end
-        ),
-        "latency": charts.time_lines("latency", "ms", starts, latency, end=end),
-        "errors": charts.time_lines("share of requests", "%", starts, percent, end=end),
-    }
-
-
-def _drift(
-    reference: Any,
-    frame: pd.DataFrame,
-    predictions: np.ndarray,
-    row_times: np.ndarray,
-    edges: Sequence[tuple[float, float]],
-    width: float,
-    version: str | None,
-) -> dict[str, Any]:
-    """The window's drift report, drift per feature per bucket, histograms, unseen values."""
-    from segue.monitoring.drift import DriftConfig
-
-    start, end = edges[0][0], edges[-1][1]
-    report = assess(
-        reference, frame, predictions, DriftConfig(), start=start, end=end, version=version
-    )
-    over_time: dict[str, list[FeatureDrift | None]] = {f.feature: [] for f in report.features}
-    if report.prediction is not None:
-        over_time["prediction"] = []
-    for a, b in edges:
-        mask = (row_times >= a) & (row_times < b)
-        found: dict[str, FeatureDrift] = {}
-        if mask.any():
-            features, prediction = compare(
-                reference, frame[mask].reset_index(drop=True), predictions[mask]
-            )
-            found = {f.feature: f for f in features}
-            if prediction is not None:
-                found["prediction"] = prediction
-        for name, results in over_time.items():
-            results.append(found.get(name))
-    share = []
-    for i in range(len(edges)):
-        tested = [
-            results[i]
-            for name, results in over_time.items()
-            if name != "prediction" and results[i] is not None
-        ]
-        share.append(
-            sum(r.drifted for r in tested if r) / len(tested) * 100 if tested else math.nan
-        )
-    views = []
-    for f in report.features:
-        sample = None
-        if reference.sample is not None and f.feature in reference.sample.columns:
-            sample = reference.sample[f.feature]
-        current = frame[f.feature] if f.feature in frame.columns else pd.Series([], dtype=object)
-        profile = reference.columns.get(f.feature, {})
-        spec = charts.feature_histogram(profile, sample, current, f, label=f.feature)
-        views.append(FeatureView(f, spec))
-    profile = reference.predictions or {}
-    current = pd.Series(list(predictions), dtype=object)
-    if profile.get("kind") == "numeric":
-        sample = pd.Series(profile.get("sample") or [], dtype=object)
-        predicted = charts.numeric_histogram(profile, sample, current, label="prediction")
-    else:
-        new = report.prediction.unseen["new_categories"] if report.prediction else []
-        predicted = charts.category_histogram(profile, current, new, label="prediction")
-    every = [*report.features, *([report.prediction] if report.prediction else [])]
-    return {
-        "drift": report,
-        "features": views,
-        "unseen": charts.unseen_rows(every),
-        "heatmap": charts.drift_heatmap([a for a, _ in edges], width, over_time),
-        "prediction_histogram": predicted,
-        "drift_share": charts.time_lines(
-            "features drifted",
-            "%",
-            [a for a, _ in edges],
-            {"drift share": share},
-            end=edges[-1][1],
-        ),
-    }
