@@ -12,8 +12,6 @@ import time
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from segue.monitoring.dashboard import dashboard, parse_window, served_models
-from segue.monitoring.service import Monitor
 from segue.server.app import caller, server_state
 from segue.server.ui.render import render
 
@@ -26,6 +24,9 @@ WINDOWS = ("1h", "6h", "24h", "7d", "30d")
 @router.get("/monitoring")
 def monitoring(request: Request, window: str = "24h") -> Response:
     """Every served model (those with a prediction log), with its requests in the window."""
+    # Monitoring reads Parquet with pandas: imported by its pages, not when the server starts.
+    from segue.monitoring.dashboard import parse_window, served_models
+
     span = parse_window(now=time.time(), window=window)
     registry = server_state(request).registry(caller(request))
     models = served_models(registry.tracking.artifact_uri, start=span.start, end=span.end)
@@ -46,6 +47,9 @@ def served_model(
     version: str | None = None,
 ) -> Response:
     """One served model's monitoring over the window."""
+    from segue.monitoring.dashboard import dashboard, parse_window
+    from segue.monitoring.service import Monitor
+
     span = parse_window(now=time.time(), window=window, start=start, end=end, bucket=bucket)
     state = server_state(request)
     registry = state.registry(caller(request))
