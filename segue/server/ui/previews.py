@@ -190,7 +190,9 @@ def raw_headers(path: str, size: int, digest: str, *, download: bool) -> dict[st
         "content-security-policy": _SANDBOX,
         "x-content-type-options": "nosniff",
         "x-segue-sha256": digest,
-        "cache-control": "private, max-age=3600",
+        # A path may be logged again with other bytes: revalidate, by the digest, every time.
+        "etag": f'"{digest}"',
+        "cache-control": "private, no-cache",
     }
 
 

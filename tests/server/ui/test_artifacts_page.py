@@ -127,8 +127,9 @@ def test_the_artifacts_of_a_quickstart_run_are_listed_and_browsable(ui):
     assert png.digest in html and "1 folder · 2 files" in html
     inside = client.get(f"/runs/{run.id}/artifacts", params={"path": "model/"})
     assert "segue-model.json" in inside.text and "↑ up to the top" in inside.text
-    folder = client.get(f"/runs/{run.id}/artifacts/model")
-    assert folder.status_code == 303 and folder.headers["location"].endswith("?path=model%2F")
+    for folder in ("model", "model/"):
+        answer = client.get(f"/runs/{run.id}/artifacts/{folder}")
+        assert answer.status_code == 303 and answer.headers["location"].endswith("?path=model%2F")
     raw = client.get(f"/runs/{run.id}/raw/confusion_matrix.png")
     assert raw.headers["content-type"] == "image/png"
     assert hashlib.sha256(raw.content).hexdigest() == png.digest
@@ -176,6 +177,11 @@ def test_raw_bytes_are_streamed_verified_and_sandboxed(ui, files_run):
     assert log.headers["content-disposition"].startswith('attachment; filename="train.log"')
     assert hashlib.sha256(log.content).hexdigest() == entries["logs/train.log"].digest
     assert int(log.headers["content-length"]) == entries["logs/train.log"].size
+    assert log.headers["etag"] == f'"{entries["logs/train.log"].digest}"'
+    again = client.get(
+        f"/runs/{files_run}/raw/logs/train.log", headers={"if-none-match": log.headers["etag"]}
+    )
+    assert again.status_code == 304 and not again.content
 
 
 def test_a_corrupted_blob_never_arrives_whole(ui, files_run):

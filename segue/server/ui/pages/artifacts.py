@@ -65,7 +65,7 @@ def artifact_page(request: Request, run_id: str, path: str) -> Response:
     """A preview of the artifact at ``path`` (a folder's path shows its listing)."""
     state = server_state(request)
     store = state.tracking
-    validation.artifact_path(path)
+    validation.artifact_path(path.removesuffix("/"))  # "dir/" names a folder
     run = store.get_run(resolve(store, run_id))
     entry = _entry(state, run, path)
     if entry is None:
@@ -97,6 +97,8 @@ def artifact_raw(request: Request, run_id: str, path: str, download: bool = Fals
     if entry is None:
         raise NotFound(f"run {run.id} has no artifact {path!r} (it is a folder)")
     headers = previews.raw_headers(entry.path, entry.size, entry.digest, download=download)
+    if request.headers.get("if-none-match") == headers["etag"]:
+        return Response(status_code=304, headers={"etag": headers["etag"]})
     if entry.size <= previews.HEAD_BYTES:  # small: checked whole before a byte is sent
         data = state.content.read_bytes(entry.digest, entry.size, name=entry.path)
         return Response(data, headers=headers)
