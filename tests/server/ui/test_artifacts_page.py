@@ -8,6 +8,8 @@ import json
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from segue.artifacts.cas import blob_key
 from segue.errors import InvalidArgument
@@ -61,6 +63,24 @@ def test_a_listing_shows_folders_first_with_what_they_hold():
     assert [f.path for f in files] == ["b.txt"]
     folders, files = previews.listing(entries, "a/")
     assert [f.path for f in folders] == ["a/y/"] and [f.path for f in files] == ["a/x.png"]
+
+
+names = st.text(alphabet="ab.<>'\" ", min_size=1, max_size=3).filter(lambda n: n not in (".", ".."))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(names, min_size=1, max_size=3).map("/".join), max_size=30, unique=True))
+def test_a_listing_accounts_for_every_file_below_its_folder_once(paths):
+    entries = [entry(p, len(p)) for p in paths]
+    for prefix in ["", *{p.split("/")[0] + "/" for p in paths}]:
+        folders, files = previews.listing(entries, prefix)
+        below = [e for e in entries if e.path.startswith(prefix)]
+        assert sum(f.files for f in folders) + len(files) == len(below)
+        assert sum(f.size for f in folders) + sum(f.size for f in files) == sum(
+            e.size for e in below
+        )
+        assert all("/" not in f.path[len(prefix) :] for f in files)
+        assert [f.name for f in folders] == sorted({f.name for f in folders})
 
 
 @pytest.mark.parametrize("bad", ["../", "a/../b/", "/etc/", "a//b", "./a", "a\\b", "a\x00b"])
