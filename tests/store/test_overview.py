@@ -58,6 +58,10 @@ def test_count_runs_counts_what_search_finds(filled):
     assert store.count_runs(None, parse_filter("metrics.acc > 0.25")) == 4
     assert store.count_runs([a.id], parse_filter("tags.team = 'x' or params.depth = '0'")) == 4
     assert store.count_runs([b.id], parse_filter("metrics.acc > 0")) == 0
+    both = parse_filter("metrics.acc IS NOT NULL and params.depth > 2 and tags.team != 'z'")
+    assert store.count_runs([a.id], both) == 4
+    assert store.count_runs(None, parse_filter("tags.team IS NULL")) == 2
+    assert store.count_runs(None, parse_filter("params.lr IN (0.1, 0.2)")) == 2
 
 
 def test_run_keys_lists_the_keys_of_the_experiments(filled):
