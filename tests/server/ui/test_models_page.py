@@ -105,7 +105,10 @@ def test_the_history_lineage_and_card_tabs(ui):
     assert "default-src 'none'" in framed.headers["content-security-policy"]
     assert "Model card: breast-cancer version 1" in framed.text
     markdown = client.get(f"/models/{MODEL}/versions/1/card?format=md")
-    assert markdown.headers["content-type"].startswith("text/plain")
+    assert markdown.headers["content-type"].startswith("text/markdown")
+    assert (
+        markdown.headers["content-disposition"] == 'attachment; filename="breast-cancer-1-card.md"'
+    )
     assert markdown.text.startswith("# Model card: breast-cancer version 1")
 
 

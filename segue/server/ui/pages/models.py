@@ -7,6 +7,7 @@ Moving aliases and deciding requests are in :mod:`segue.server.ui.pages.models_a
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 from urllib.parse import quote
 
@@ -135,12 +136,16 @@ def requests_page(request: Request, name: str, status: str = "pending") -> Respo
 
 @router.get("/models/{name}/versions/{version}/card")
 def card(request: Request, name: str, version: Version, format: str = "html") -> Response:
-    """The model card of a version: an HTML page (for a sandboxed frame) or Markdown."""
+    """The model card of a version: an HTML page (for a sandboxed frame), or Markdown to save
+    (``?format=md``)."""
     registry = server_state(request).registry(caller(request))
     lineage = registry.lineage(check_model_name(name), version)
     if format == "md":
         text = render_card(lineage, "md")
-        return Response(text, 200, _CARD_HEADERS, media_type="text/plain; charset=utf-8")
+        # Model names may hold any letter; a header holds only ASCII safely.
+        plain = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+        saved = {"content-disposition": f'attachment; filename="{plain}-{version}-card.md"'}
+        return Response(text, 200, {**_CARD_HEADERS, **saved}, media_type="text/markdown")
     return HTMLResponse(render_card(lineage, "html"), 200, _CARD_HEADERS)
 
 
