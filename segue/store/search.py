@@ -6,7 +6,8 @@ Two forms of the same query:
   (runs lacking a sort key sort last), then sorted. Its cost grows with the experiment.
 - index-driven, when the first sort key is a metric the filter requires (``metrics.acc > 0.5``
   ordered by ``metrics.acc``): the runs are read in the order of the ``latest_metrics(key,
-  value)`` index and the query stops once it has ``max_results``. Its cost grows with the runs
+  value)`` index and the query stops once it has ``max_results``. A param the filter requires
+  is read the same way along ``params(key, value_num)``. Its cost grows with the runs
   read before enough match, which is small unless the searched experiments are a small part
   of all runs.
 
@@ -97,11 +98,13 @@ def split_on_sort_metric(
     NULL, sorts after the numbers and before them), and the first search reads the metric's
     index in order and stops at the end of the page instead of sorting every run.
     """
-    if not order_by or order_by[0].kind != "metric" or _driving_metric(where, order_by):
+    if not order_by or order_by[0].kind not in ("metric", "param"):
         return None
-    key = order_by[0].key
-    has = Comparison("metric", key, "IS NOT NULL", None)
-    lacks = Comparison("metric", key, "IS NULL", None)
+    if _driving_metric(where, order_by):
+        return None
+    kind, key = order_by[0].kind, order_by[0].key
+    has = Comparison(kind, key, "IS NOT NULL", None)
+    lacks = Comparison(kind, key, "IS NULL", None)
     return _and(where, has), _and(where, lacks)
 
 
@@ -153,8 +156,10 @@ def _index_driven(
     driving: OrderKey,
     labelled: bool = False,
 ) -> sa.Select[Any]:
-    """The runs joined to the required first sort metric, its tests applied to the joined row."""
-    joined = aliased(LatestMetricRow)
+    """The runs joined to the required first sort metric (or param), its tests applied to the
+    joined row."""
+    param = driving.kind == "param"
+    joined: Any = aliased(ParamRow if param else LatestMetricRow)
     stmt = _runs(experiment_ids, include_deleted).join(
         joined, sa.and_(joined.run_id == RunRow.id, joined.key == driving.key)
     )
@@ -165,14 +170,25 @@ def _index_driven(
     for test in tests:
         if test in pushed:
             if test.op != "IS NOT NULL":
-                stmt = stmt.where(_apply(joined.value, test))
+                numeric = not param or _is_numeric(test.value)
+                stmt = stmt.where(
+                    _apply(joined.value_num if param and numeric else joined.value, test)
+                )
         else:
             stmt = stmt.where(_compile(test))
-    # A compared value is never NULL (NaN), so the order needs no NULLS LAST, which lets
-    # PostgreSQL read its ascending index backwards for a descending sort.
-    compared = any(t.op != "IS NOT NULL" for t in pushed)
-    sort: list[Any] = [(joined.value, driving.descending)]
-    nulls_last = [not compared]
+    if param:
+        # Numbers first by the (key, value_num) index, text params after them by their text.
+        sort: list[Any] = [
+            (joined.value_num, driving.descending),
+            (joined.value, driving.descending),
+        ]
+        nulls_last = [True, True]
+    else:
+        # A compared value is never NULL (NaN), so the order needs no NULLS LAST, which lets
+        # PostgreSQL read its ascending index backwards for a descending sort.
+        compared = any(t.op != "IS NOT NULL" for t in pushed)
+        sort = [(joined.value, driving.descending)]
+        nulls_last = [not compared]
     for key in order_by[1:]:
         columns, stmt = _sort_columns(stmt, key)
         sort += [(column, key.descending) for column in columns]
@@ -214,8 +230,8 @@ def _directions(order_by: Sequence[OrderKey]) -> list[bool]:
 
 
 def _driving_metric(where: Expr | None, order_by: Sequence[OrderKey]) -> OrderKey | None:
-    """The first sort key when it is a metric every run the filter matches has."""
-    if not order_by or order_by[0].kind != "metric" or where is None:
+    """The first sort key when it is a metric (or param) every run the filter matches has."""
+    if not order_by or order_by[0].kind not in ("metric", "param") or where is None:
         return None
     first = order_by[0]
     required = any(_on_key(t, first) and t.op != "IS NULL" for t in _conjuncts(where))

@@ -84,16 +84,19 @@ def test_experiment_activity_is_counts_and_last_times(filled):
 
 
 def test_a_page_sorted_by_a_metric_is_the_page_of_one_search(store, run_info):
-    """search_page reads runs having the metric along its index, then those lacking it: the
-    same runs, in the same order, as search_runs, on every page."""
+    """search_page reads runs having the metric (or param) along its index, then those
+    lacking it: the same runs, in the same order, as search_runs, on every page."""
     exp = store.create_experiment("pages")
     for i in range(12):
         info = store.create_run(run_info(exp, name=f"r{i:02d}", start_time=T0 + i))
         metrics = [] if i % 4 == 0 else [Metric("acc", float(i % 5), 0, T0)]
-        store.log_batch(info.id, metrics=metrics, params={"p": str(i % 3)})
-    for text in (None, "params.p != '1'", "params.p = '2' or metrics.acc > 2"):
+        params = {"p": str(i % 3)} if i % 5 else {"p": ("x", "y")[i % 2]}
+        store.log_batch(info.id, metrics=metrics, params=params)
+    filters = (None, "params.p != '1'", "params.p = '2' or metrics.acc > 2", "params.p > 0")
+    for text in filters:
         where = parse_filter(text)
-        for spec in (["metrics.acc DESC"], ["metrics.acc", "params.p DESC"]):
+        specs = (["metrics.acc DESC"], ["metrics.acc", "params.p DESC"], ["params.p DESC"])
+        for spec in (*specs, ["params.p", "metrics.acc DESC"]):
             order = parse_order_by(spec)
             whole = [r.id for r in store.search_runs([exp.id], where, order, 100)]
             assert store.count_runs([exp.id], where) == len(whole)
