@@ -25,6 +25,12 @@
   Segue.palette = PALETTE;
   Segue.kinds = Segue.kinds || {};
 
+  // Ticks of a step axis: whole numbers only (never "step 0.5").
+  var STEPS = [];
+  for (var exp = 0; exp < 13; exp++) {
+    [1, 2, 5].forEach(function (m) { STEPS.push(m * Math.pow(10, exp)); });
+  }
+
   function utc(seconds) { return uPlot.tzDate(new Date(seconds * 1000), "Etc/UTC"); }
   Segue.utc = utc;
 
@@ -123,7 +129,9 @@
         scales: { x: { time: time }, y: { distr: state.log ? 3 : 1 } },
         series: defs,
         axes: [
-          { label: axisLabel(spec.x), labelSize: 22, size: 46 },
+          time ? { label: axisLabel(spec.x), labelSize: 22, size: 46 }
+               : { label: axisLabel(spec.x), labelSize: 22, size: 46, incrs: STEPS,
+                   values: function (u, splits) { return splits.map(formatNumber); } },
           { label: axisLabel(spec.y), labelSize: 22, size: 64,
             values: function (u, splits) { return splits.map(formatNumber); } }
         ],
