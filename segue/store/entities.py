@@ -28,6 +28,16 @@ class Metric:
 
 
 @dataclass(frozen=True)
+class MetricHistory:
+    """A metric's history as columns, by step, then time, then logging order: ``values``
+    holds None where the point was NaN."""
+
+    steps: list[int]
+    values: list[float | None]
+    timestamps: list[int]
+
+
+@dataclass(frozen=True)
 class RunInfo:
     id: str
     experiment_id: int

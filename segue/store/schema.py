@@ -106,7 +106,8 @@ class MetricRow(Base):
     step: Mapped[int] = mapped_column(BigInteger)
     timestamp: Mapped[int] = mapped_column(BigInteger)
 
-    __table_args__ = (Index(None, "run_id", "key", "step"),)
+    #: A history read (by run and key, in step, time and logging order) uses only this index.
+    __table_args__ = (Index(None, "run_id", "key", "step", "timestamp", "id", "value"),)
 
 
 class LatestMetricRow(Base):

@@ -134,6 +134,22 @@ def test_metric_columns_are_stored_as_logged_with_the_latest_point_per_key(
     assert store.get_run(run_id).data.metrics["loss"].value == 1.0
 
 
+def test_a_history_read_as_columns_matches_the_history(
+    store: SqlTrackingStore, run_id: str
+) -> None:
+    nan = float("nan")
+    store.log_metric_columns(
+        run_id, {"loss": ([0.75, nan, 0.5, 0.25], [2, 1, 0, 2], [T0 + 5, T0, T0, T0 + 5])}
+    )
+    history = store.get_metric_history(run_id, "loss")
+    columns = store.get_metric_columns(run_id, "loss")
+    assert columns.steps == [p.step for p in history] == [0, 1, 2, 2]
+    assert columns.timestamps == [p.timestamp for p in history]
+    assert columns.values == [0.5, None, 0.75, 0.25]  # NaN as None; equal steps as logged
+    empty = store.get_metric_columns(run_id, "nothing")
+    assert (empty.steps, empty.values, empty.timestamps) == ([], [], [])
+
+
 def test_metric_columns_of_unequal_lengths_store_nothing(
     store: SqlTrackingStore, run_id: str
 ) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from segue.store.entities import Metric
 
-__all__ = ["MAX_POINTS", "Series", "chart_spec", "columns", "decimate", "labels"]
+__all__ = ["MAX_POINTS", "Series", "chart_spec", "columns", "decimate", "finite", "labels"]
 
 #: Points a chart gets per series; longer series are decimated on the server.
 MAX_POINTS = 100_000
@@ -52,6 +52,12 @@ def columns(history: Iterable[Metric]) -> tuple[list[int], list[float | None]]:
         xs.append(point.step)
         ys.append(point.value if isfinite(point.value) else None)
     return xs, ys
+
+
+def finite(values: Sequence[float | None]) -> list[float | None]:
+    """``values`` with None for anything not finite (JSON has no NaN or infinity)."""
+    isfinite = math.isfinite
+    return [v if v is not None and isfinite(v) else None for v in values]
 
 
 def decimate(

@@ -160,7 +160,8 @@ def _series(store: SqlTrackingStore, runs: list[Run], key: str) -> list[series.S
         if key not in run.data.metrics:
             lines.append(series.Series(label, [], [], 0))
             continue
-        xs, ys = series.columns(store.get_metric_history(run.id, key))
+        history = store.get_metric_columns(run.id, key)
+        xs, ys = history.steps, series.finite(history.values)
         total = len(xs)
         xs, ys = series.decimate(xs, ys)
         lines.append(series.Series(label, xs, ys, total))
