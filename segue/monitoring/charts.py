@@ -44,19 +44,25 @@ def time_lines(
     times: Sequence[float],
     series: Mapping[str, Sequence[Any]],
     *,
+    start: float | None = None,
     end: float | None = None,
     empty: str = "No requests in this window.",
     height: int = 240,
 ) -> dict[str, Any]:
     """A ``lines`` spec over real UTC time: one line per ``series`` entry, one point per
-    bucket start in ``times`` (epoch seconds); None/NaN leave a gap. ``end``: the window's
-    end, added as an empty point so the time axis spans the whole window."""
+    bucket start in ``times`` (epoch seconds); None/NaN leave a gap. ``start``, ``end``: the
+    window's, added as empty points so the time axis spans the whole window."""
     xs = [float(t) for t in times]
-    pad: list[float | None] = [] if end is None or (xs and end <= xs[-1]) else [None]
-    if pad:
-        xs.append(float(end))  # type: ignore[arg-type]
+    before: list[float | None] = []
+    after: list[float | None] = []
+    if start is not None and (not xs or start < xs[0]):
+        xs.insert(0, float(start))
+        before.append(None)
+    if end is not None and (not xs or end > xs[-1]):
+        xs.append(float(end))
+        after.append(None)
     lines = [
-        {"label": name, "x": xs, "y": [clean(v) for v in values] + pad}
+        {"label": name, "x": xs, "y": [*before, *(clean(v) for v in values), *after]}
         for name, values in series.items()
         if any(clean(v) is not None for v in values)
     ]

@@ -265,6 +265,7 @@ def dashboard(
             "",
             [w.start for w in performance.windows],
             {k: [w.metrics.get(k, math.nan) for w in performance.windows] for k in names},
+            start=start,
             end=end,
         )
     return Dashboard(

@@ -135,4 +135,6 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("POST", "/models/{name}/requests/{request_id}/approve"): _MM,
     ("POST", "/models/{name}/requests/{request_id}/reject"): _MM,
     # -- monitoring --------------------------------------------------------------------------
+    ("GET", "/monitoring"): _V,
+    ("GET", "/monitoring/{name}"): _VM,
 }

@@ -196,3 +196,9 @@ def test_parse_window_refuses_what_it_cannot_read(query, message):
 def test_bucket_width_aims_for_the_target():
     assert bucket_width(0, 86400, 24) == 3600
     assert bucket_width(0, 86400) == 7200
+
+
+def test_time_lines_span_the_window_on_both_sides():
+    spec = charts.time_lines("metric", "", [60.0], {"f1": [0.9]}, start=0.0, end=120.0)
+    assert spec["series"][0]["x"] == [0.0, 60.0, 120.0]
+    assert spec["series"][0]["y"] == [None, 0.9, None]

@@ -133,19 +133,23 @@
       ctx.textAlign = "right"; ctx.textBaseline = "middle";
       rows.forEach(function (name, i) { ctx.fillText(fit(ctx, name, left - 30), left - 6, TOP + i * ROW + ROW / 2); });
       // x ticks: at most one label per 90 px, dates when the window spans days
-      var days = times[times.length - 1] - times[0] >= 86400;
+      // Dates on the labels when the window crosses a UTC midnight, times alone otherwise.
+      var days = Math.floor(times[0] / 86400) !== Math.floor((times[times.length - 1] + spec.width - 1) / 86400);
       var room = ctx.measureText(utcText(times[0], days)).width + 16;
       var every = Math.max(1, Math.ceil(room / cellWidth));
       ctx.textAlign = "center"; ctx.textBaseline = "top";
       var axisY = TOP + rows.length * ROW;
+      var lastEnd = -Infinity;
       for (var k = 0; k < times.length; k += every) {
         var x = left + k * cellWidth;
         ctx.fillRect(x, axisY, 1, 4);
-        var text = utcText(times[k], days);
-        // Left-aligned at its tick (labels are spaced by their width), kept inside the canvas.
-        var shift = Math.min(0, total - 2 - (x + ctx.measureText(text).width));
+        var text = utcText(times[k], days), size = ctx.measureText(text).width;
+        // Left-aligned at its tick, kept inside the canvas, never over the previous label.
+        var at = Math.min(x, total - 2 - size);
+        if (at < lastEnd + 8) continue;
         ctx.textAlign = "left";
-        ctx.fillText(text, x + shift, axisY + 6);
+        ctx.fillText(text, at, axisY + 6);
+        lastEnd = at + size;
       }
       ctx.textAlign = "center";
       ctx.fillStyle = "#5c6577";

@@ -161,7 +161,9 @@ def test_performance_from_feedback_labels(ui):
     table = page.text[page.text.index('id="performance"') :]
     assert re.search(r"<td>accuracy</td><td class=\"num\">1</td>", table)
     assert "training v1" in table
-    performance = _spec(page.text, "performance")
+    ids = re.findall(r' id="([^"]+)"', page.text)
+    assert len(ids) == len(set(ids))  # sections and charts are told apart
+    performance = _spec(page.text, "performance-chart")
     assert {s["label"] for s in performance["series"]} >= {"accuracy", "f1"}
 
 

@@ -6,6 +6,7 @@ from segue.server.ui.pages import home
 from segue.server.ui.pages import compare, experiments, runs
 from segue.server.ui.pages import artifacts, run
 from segue.server.ui.pages import models, models_actions
+from segue.server.ui.pages import monitoring
 
 ROUTERS = [
     home.router,
@@ -16,4 +17,5 @@ ROUTERS = [
     artifacts.router,
     models.router,
     models_actions.router,
+    monitoring.router,
 ]
