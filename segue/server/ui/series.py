@@ -7,20 +7,18 @@ point so spikes survive, as the eye would see them on a chart a few thousand pix
 
 Example::
 
-    >>> xs, ys = columns(store.get_metric_history(run_id, "loss"))
-    >>> xs, ys = decimate(xs, ys, 1000)
+    >>> history = store.get_metric_columns(run_id, "loss")
+    >>> xs, ys = decimate(history.steps, finite(history.values), 1000)
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from segue.store.entities import Metric
-
-__all__ = ["MAX_POINTS", "Series", "chart_spec", "columns", "decimate", "finite", "labels"]
+__all__ = ["MAX_POINTS", "Series", "chart_spec", "decimate", "finite", "labels"]
 
 #: Points a chart gets per series; longer series are decimated on the server.
 MAX_POINTS = 100_000
@@ -41,17 +39,6 @@ class Series:
     @property
     def decimated(self) -> bool:
         return len(self.xs) < self.total
-
-
-def columns(history: Iterable[Metric]) -> tuple[list[int], list[float | None]]:
-    """A metric history as (steps, values); values that are not finite become None."""
-    xs: list[int] = []
-    ys: list[float | None] = []
-    isfinite = math.isfinite
-    for point in history:
-        xs.append(point.step)
-        ys.append(point.value if isfinite(point.value) else None)
-    return xs, ys
 
 
 def finite(values: Sequence[float | None]) -> list[float | None]:

@@ -80,14 +80,9 @@ def test_a_bucket_without_finite_values_stays_a_gap():
     assert out_x[0] == 0 and 1 in out_x and out_y[out_x.index(1)] is None
 
 
-def test_columns_turn_values_json_cannot_carry_into_gaps():
-    history = [
-        Metric("loss", 0.5, 0, 1),
-        Metric("loss", math.nan, 1, 2),
-        Metric("loss", math.inf, 2, 3),
-        Metric("loss", -0.25, 3, 4),
-    ]
-    assert series.columns(history) == ([0, 1, 2, 3], [0.5, None, None, -0.25])
+def test_values_json_cannot_carry_become_gaps():
+    values = [0.5, None, math.nan, math.inf, -math.inf, -0.25]
+    assert series.finite(values) == [0.5, None, None, None, None, -0.25]
 
 
 def test_labels_name_runs_and_add_the_full_id_only_when_names_clash():

@@ -81,8 +81,8 @@ def overlay(
     for run, label in zip(runs, labels, strict=True):
         if key not in run.data.metrics:
             continue
-        xs, ys = series.columns(store.get_metric_history(run.id, key))
-        xs, ys = series.decimate(xs, ys, OVERLAY_POINTS)
+        history = store.get_metric_columns(run.id, key)
+        xs, ys = series.decimate(history.steps, series.finite(history.values), OVERLAY_POINTS)
         lines.append({"label": label, "x": xs, "y": ys})
     return {
         "key": key,
