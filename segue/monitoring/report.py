@@ -249,7 +249,9 @@ def _unseen_section(unseen: Sequence[dict[str, Any]]) -> str:
         + "</tr>"
         for u in unseen
     ]
-    header = "".join(f"<th>{_e(h)}</th>" for h in head)
+    header = "".join(
+        f"<th{' class=num' if i >= 2 else ''}>{_e(h)}</th>" for i, h in enumerate(head)
+    )
     return _section(
         "Unseen values",
         f"<div class='table-wrap'><table class='unseen'><thead><tr>{header}</tr></thead>"
