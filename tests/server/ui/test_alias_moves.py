@@ -36,7 +36,7 @@ def test_a_maintainer_moves_past_a_failing_gate_only_when_forced_with_a_reason(u
     page.problems.allow(r"console: Failed to load resource: .* 409")
     page.problems.allow(rf"console: Response Status Error Code 409 from {MOVE}")  # htmx says so
     form.locator("button[type=submit]").click()
-    result = page.locator("#alias-result")
+    result = page.locator("#gate-preview")
     expect(result).to_contain_text("champion was not moved to version 2")
     expect(result.locator("tr.fail")).to_have_count(failing)
     assert "metrics.roc_auc >= 0.9999" in result.inner_text()
