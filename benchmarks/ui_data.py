@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -128,11 +129,19 @@ def progress_bar():  # type: ignore[no-untyped-def]
 
 
 def _migrate(db: Path) -> None:
-    from segue.store.engine import create_engine, upgrade
+    from segue.store.engine import create_engine, current_revision, head_revision, upgrade
 
     engine = create_engine(f"sqlite:///{db}")
     try:
-        upgrade(engine)
+        before = current_revision(engine)
+        if before != head_revision():
+            if before is not None:
+                print(f"migrating {db} from {before} to {head_revision()}", file=sys.stderr)
+            started = time.perf_counter()
+            upgrade(engine)
+            if before is not None:
+                took = time.perf_counter() - started
+                print(f"migrated {db} in {took:.0f} s", file=sys.stderr, flush=True)
     finally:
         engine.dispose()
 
@@ -285,9 +294,14 @@ def _load_long_run(conn: sa.Connection, experiment_id: int, rng: random.Random) 
 
 def build_segue_store(home: Path, runs: int, steps: int, batch: int = 500) -> dict:
     """Build (once) a Segue store of ``runs`` runs with ``steps`` steps per metric under
-    ``home`` (its ``segue.db``); return what was generated (cached in ``done.json``)."""
+    ``home`` (its ``segue.db``); return what was generated (cached in ``done.json``).
+
+    A store cached by an older Segue is migrated to this one's schema first (``segue ui``
+    would do it at start, with no progress shown: a new index over 100M metric rows takes
+    minutes)."""
     done = home / DONE
     if done.exists():
+        _migrate(home / "segue.db")
         return json.loads(done.read_text())
     if home.exists():
         for leftover in home.iterdir():  # a build that was interrupted
