@@ -164,21 +164,30 @@
       return;
     }
     var n = series.length;
+    // Bars of one bin side by side: each series' bars start at their own offset within the
+    // bin (in x units, as uPlot's disp options take them), together 90% of the bin's width.
+    var bin = categories ? 1 : (xs.length > 1 ? xs[1] - xs[0] : 1);
+    var barWidth = 0.9 * bin / n;
     var data = [xs], defs = [{ label: spec.x && spec.x.label || "x",
       value: function (u, v) { return categories ? categories[v] : formatNumber(v); } }];
     series.forEach(function (s, k) {
       var color = s.color || PALETTE[k % PALETTE.length];
+      var lefts = xs.map(function (x) { return x - 0.45 * bin + k * barWidth; });
+      var widths = xs.map(function () { return barWidth; });
       data.push(s.y);
-      defs.push({ label: s.label, stroke: color, fill: color + "99", width: 1,
-        paths: uPlot.paths.bars({ size: [0.9 / n, Infinity], align: 0,
-          disp: { x0: { unit: 2, values: function () { return xs.map(function () { return (k - (n - 1) / 2) * 0.9 / n; }); } } } }),
+      defs.push({ label: s.label, stroke: color, fill: color + "b3", width: 1,
+        paths: uPlot.paths.bars({ disp: {
+          x0: { unit: 3, values: function () { return lefts; } },
+          size: { unit: 3, values: function () { return widths; } } } }),
         points: { show: false },
         value: function (u, v) { return formatNumber(v); } });
     });
     var options = {
       width: width(element), height: spec.height || 220,
-      scales: { x: { time: false, range: function (u, lo, hi) {
-        var step = xs.length > 1 ? (xs[1] - xs[0]) : 1; return [lo - step / 2, hi + step / 2]; } } },
+      scales: {
+        x: { time: false, range: function (u, lo, hi) { return [lo - bin / 2, hi + bin / 2]; } },
+        y: { range: function (u, lo, hi) { return [0, hi > 0 ? hi * 1.05 : 1]; } }
+      },
       series: defs,
       axes: [
         { label: axisLabel(spec.x), labelSize: 22, size: categories ? 60 : 46,
