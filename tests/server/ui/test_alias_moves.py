@@ -184,3 +184,30 @@ def test_only_other_maintainers_decide_requests(ui):
     assert "metrics.roc_auc &gt;= champion" in failed.text
     assert ui.state.promotions.get_request(request.id).status == "failed"
     assert alias_of(ui, "champion") == 1
+
+
+@pytest.mark.slow
+def test_a_viewer_sees_requests_but_no_way_to_change_them_in_a_browser(ui, page):
+    weaker_version(ui)
+    ui.state.promotions.set_policy(MODEL, True, "user:ada")
+    mia = ui.client("maintainer")
+    data = {"csrf_token": mia.csrf, "alias": "challenger", "version": "2", "reason": "try it"}
+    assert mia.post(MOVE, data=data).status_code == 303
+    log_in(page, ui, "viewer", f"/models/{MODEL}")
+    expect(page.locator("section.pending article.request")).to_contain_text("try it")
+    assert page.locator("#alias-form").count() == 0
+    assert page.locator("form.decide").count() == 0
+    # A move forged from the viewer's own page, with its CSRF token, is still refused.
+    page.problems.allow(rf"HTTP 403: POST .*{MOVE}$")
+    page.problems.allow(r"console: Failed to load resource: .* 403")
+    status = page.evaluate(
+        """async (url) => {
+            const token = JSON.parse(document.body.getAttribute('hx-headers'))['X-CSRF-Token'];
+            const body = new URLSearchParams({alias: 'champion', version: '2', force: 'on',
+                                              reason: 'forged', csrf_token: token});
+            return (await fetch(url, {method: 'POST', body})).status;
+        }""",
+        MOVE,
+    )
+    assert status == 403
+    assert alias_of(ui, "champion") == 1
