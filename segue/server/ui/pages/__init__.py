@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from segue.server.ui.pages import home
-from segue.server.ui.pages import compare, experiments, runs
-from segue.server.ui.pages import artifacts, run
-from segue.server.ui.pages import models, models_actions
-from segue.server.ui.pages import monitoring
+from segue.server.ui.pages import (
+    artifacts,
+    compare,
+    experiments,
+    home,
+    models,
+    models_actions,
+    monitoring,
+    run,
+    runs,
+)
 
 ROUTERS = [
     home.router,
