@@ -130,6 +130,8 @@ def test_under_an_approval_policy_a_move_is_a_request_another_maintainer_decides
     assert alias_of(ui, "challenger") is None
 
     page.click("button:has-text('Log out')")
+    page.wait_for_url(re.compile(r".*/login$"))
+    page.wait_for_load_state("networkidle")
     log_in(page, ui, "admin", f"/models/{MODEL}")
     expect(page.locator("section.pending article.request")).to_have_count(1)
     page.goto(f"{ui.url}/models/{MODEL}/requests")
