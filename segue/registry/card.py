@@ -332,7 +332,8 @@ body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #
 h1 { font-size: 1.6rem; border-bottom: 1px solid #d0d7de; padding-bottom: .3rem; }
 h2 { font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #eaeef2; }
 h3 { font-size: 1.05rem; margin-top: 1.2rem; }
-table { border-collapse: collapse; margin: .5rem 0; }
+table { border-collapse: collapse; margin: .5rem 0; display: block; max-width: 100%;
+        overflow-x: auto; }
 th, td { border: 1px solid #d0d7de; padding: .25rem .6rem; text-align: left;
          vertical-align: top; }
 th { background: #f6f8fa; }
@@ -365,6 +366,7 @@ def _html(blocks: list[Block]) -> str:
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_esc(title)}</title>\n<style>\n{_CSS}\n</style>\n</head>\n<body>\n"
         + "\n".join(body)
         + "\n</body>\n</html>\n"
