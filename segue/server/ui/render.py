@@ -148,7 +148,10 @@ def _respond(
     response = HTMLResponse(body, status, {**PAGE_HEADERS, **(headers or {})})
     seed = getattr(request.state, "csrf_seed", None)
     if seed is not None and request.cookies.get(CSRF_COOKIE) != seed:
-        set_cookie(request, response, CSRF_COOKIE, seed, max_age=None, samesite="strict")
+        # Lax, not Strict: a link from another site must still send it, or the page it opens
+        # would draw a new one and refuse every form already open in other tabs. The token is
+        # an HMAC of the cookie, which no other site can read, so Lax costs nothing.
+        set_cookie(request, response, CSRF_COOKIE, seed, max_age=None, samesite="lax")
     return response
 
 

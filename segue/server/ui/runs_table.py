@@ -164,7 +164,7 @@ def positive(name: str, value: str | None, default: int, most: int) -> int:
     """A query parameter that must be a whole number from 1 to ``most``."""
     if value is None or value == "":
         return default
-    if not value.isdigit() or not 1 <= int(value) <= most:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= most:
         raise InvalidArgument(f"{name}={value!r}: give a whole number from 1 to {most:,}")
     return int(value)
 

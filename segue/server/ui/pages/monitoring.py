@@ -8,17 +8,26 @@ times or epoch seconds, and ``bucket=1h``), so a view can be shared as a link.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from segue.errors import InvalidArgument
 from segue.server.app import caller, server_state
 from segue.server.ui.render import render
+
+if TYPE_CHECKING:
+    from segue.monitoring.dashboard import Window
 
 router = APIRouter()
 
 #: The windows offered as links (any duration works in the URL).
 WINDOWS = ("1h", "6h", "24h", "7d", "30d")
+#: The last second of year 9999: the prediction log names its segments by date.
+LATEST = 253_402_300_799
+#: The largest version number the registry stores.
+MAX_VERSION = 2**31 - 1
 
 
 @router.get("/monitoring")
@@ -27,7 +36,7 @@ def monitoring(request: Request, window: str = "24h") -> Response:
     # Monitoring reads Parquet with pandas: imported by its pages, not when the server starts.
     from segue.monitoring.dashboard import parse_window, served_models
 
-    span = parse_window(now=time.time(), window=window)
+    span = within_dates(parse_window(now=time.time(), window=window))
     registry = server_state(request).registry(caller(request))
     models = served_models(registry.tracking.artifact_uri, start=span.start, end=span.end)
     context = {"models": models, "window": window, "windows": WINDOWS}
@@ -51,6 +60,9 @@ def served_model(
     from segue.monitoring.service import Monitor
 
     span = parse_window(now=time.time(), window=window, start=start, end=end, bucket=bucket)
+    span = within_dates(span)
+    if version and not (version.isascii() and version.isdigit() and int(version) <= MAX_VERSION):
+        raise InvalidArgument(f"version: {version!r} is not a version number")
     state = server_state(request)
     registry = state.registry(caller(request))
     monitor = Monitor(registry, registry.tracking.artifact_uri)
@@ -68,3 +80,17 @@ def served_model(
     return render(
         request, "monitoring_model.html", context, title=f"{name} · monitoring", crumbs=crumbs
     )
+
+
+def within_dates(span: Window) -> Window:
+    """``span`` if it lies between 1970 and the end of year 9999 (the prediction log's
+    segments are named by date).
+
+    Raises:
+        InvalidArgument: a window that starts before 1970 or ends after 9999.
+    """
+    if span.start < 0 or span.end > LATEST:
+        raise InvalidArgument(
+            "the window must lie between 1970-01-01 and 9999-12-31 (UTC): choose a shorter one"
+        )
+    return span

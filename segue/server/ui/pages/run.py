@@ -22,7 +22,7 @@ from starlette.responses import RedirectResponse, Response
 from segue.errors import InvalidArgument, NotFound
 from segue.server.app import server_state
 from segue.server.ui import previews, run_view, series
-from segue.server.ui.render import render
+from segue.server.ui.render import PAGE_HEADERS, render
 from segue.store.entities import Run
 from segue.store.tracking import SqlTrackingStore
 
@@ -85,7 +85,8 @@ def metric_points(request: Request, run_id: str, key: str, compare: Compare = []
         "total": sum(line.total for line in lines),
         "drawn": sum(len(line.xs) for line in lines),
     }
-    return Response(orjson.dumps(body), media_type="application/json")
+    # The page's headers too: nosniff, no caching of what a session may read.
+    return Response(orjson.dumps(body), headers=PAGE_HEADERS, media_type="application/json")
 
 
 def resolve(store: SqlTrackingStore, run_id: str) -> str:
