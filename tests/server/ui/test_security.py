@@ -283,3 +283,24 @@ def test_a_link_from_another_site_leaves_open_forms_working(ui, page, login):
         page.click("form[action='/logout'] button")
     assert answer.value.status == 303
     page.wait_for_url(re.compile(r".*/login$"))
+
+
+@pytest.mark.slow
+def test_charts_draw_user_strings_as_text_in_a_browser(ui, page, login):
+    """Run names reach the charts (legends, tooltips) through JSON and scripts: they must
+    come out as text, never as elements."""
+    run = _evil_run(ui)
+    other = _quickstart_run(ui)[1]
+    fired: list[str] = []
+    page.on("dialog", lambda dialog: (fired.append(dialog.message), dialog.dismiss()))
+    login(page, ui, "viewer")
+    for url in (f"/runs/{run}?compare={other}", f"/compare?run={run}&run={other}"):
+        page.goto(ui.url + url)
+        page.wait_for_selector(".chart-box canvas, .chart canvas, canvas")
+        assert page.locator("img[src='x']").count() == 0, url
+        inline = page.eval_on_selector_all(
+            "script", "all => all.filter(s => !s.src && s.type !== 'application/json').length"
+        )
+        assert inline == 0, url
+        assert EVIL in page.inner_text("body"), url
+    assert not fired
