@@ -77,7 +77,8 @@ class RunRow(Base):
     lifecycle_stage: Mapped[str] = mapped_column(String(16), default="active")
 
     __table_args__ = (
-        Index(None, "experiment_id", "start_time"),
+        # Counts and pages of an experiment's live runs read this index alone.
+        Index(None, "experiment_id", "lifecycle_stage", "start_time", "id"),
         Index(None, "status"),
         Index(None, "parent_run_id"),
     )
@@ -91,7 +92,8 @@ class ParamRow(Base):
     #: The value as a number when it reads as one, so filters can compare numerically.
     value_num: Mapped[float | None] = mapped_column(Float)
 
-    __table_args__ = (Index(None, "key", "value_num"),)
+    # run_id: a filter's matching runs are gathered from this index alone.
+    __table_args__ = (Index(None, "key", "value_num", "run_id"),)
 
 
 class MetricRow(Base):
@@ -120,7 +122,8 @@ class LatestMetricRow(Base):
     step: Mapped[int] = mapped_column(BigInteger)
     timestamp: Mapped[int] = mapped_column(BigInteger)
 
-    __table_args__ = (Index(None, "key", "value"),)
+    # run_id: a filter's matching runs are gathered from this index alone.
+    __table_args__ = (Index(None, "key", "value", "run_id"),)
 
 
 class TagRow(Base):
