@@ -11,6 +11,7 @@ caller can cause; a 500 only for a bug, with the traceback in the server log.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -154,6 +155,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 ANONYMOUS = Principal("anonymous", "admin", kind="anonymous")
 
 
+@functools.cache
+def _local_user() -> Principal:
+    from segue.identity import local_actor
+
+    return Principal(local_actor().name, "admin", kind="local")
+
+
 def server_state(request: Request) -> ServerState:
     state: ServerState = request.app.state.segue
     return state
@@ -184,7 +192,9 @@ def _authorize(request: Request) -> None:
     if state.local_only and host not in _LOOPBACK_NAMES:
         raise PermissionDenied(f"this server answers only at 127.0.0.1; the request named {host!r}")
     if state.no_auth:
-        request.state.principal = ANONYMOUS
+        # segue ui acts as the person at this machine (the audit log names them, as the CLI
+        # does); a --no-auth server cannot know who calls it.
+        request.state.principal = _local_user() if state.local_only else ANONYMOUS
         return
     model = request.path_params.get(rule.model) if rule.model else None
     if _is_page(request):

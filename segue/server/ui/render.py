@@ -315,4 +315,6 @@ def principal_label(principal: Principal | None) -> str:
     """How the navigation bar names the signed-in user."""
     if principal is None:
         return ""
-    return "local (no login)" if principal.kind == "anonymous" else principal.user
+    if principal.kind == "anonymous":
+        return "anonymous (no login)"
+    return f"{principal.user} (no login)" if principal.kind == "local" else principal.user
