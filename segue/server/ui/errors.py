@@ -8,7 +8,7 @@ htmx swaps where the request's result would have gone, so the error shows where 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -32,8 +32,7 @@ _TITLES = {
 def page_error(request: Request, exc: SegueError) -> Response:
     """The page (or fragment) for a :class:`SegueError` raised by a page's route."""
     if isinstance(exc, Unauthenticated):
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        login = f"/login?next={quote(target, safe='')}"
+        login = f"/login?next={quote(_back_to(request), safe='')}"
         if is_htmx(request):
             return Response(status_code=401, headers={"hx-redirect": login})
         return RedirectResponse(login, 303)
@@ -41,6 +40,15 @@ def page_error(request: Request, exc: SegueError) -> Response:
     status = exc.http_status if exc.http_status < 500 else 500
     report = list(exc.report) if isinstance(exc, GateFailed) else None
     return status_page(request, status, str(exc), headers=headers, report=report)
+
+
+def _back_to(request: Request) -> str:
+    """Where a login should lead back to: the page itself, or for htmx the page the fragment
+    was asked from (``HX-Current-URL``), not the bare fragment."""
+    url = urlsplit(request.headers.get("hx-current-url", "")) if is_htmx(request) else None
+    if url is not None and url.netloc == request.url.netloc and url.path.startswith("/"):
+        return url.path + (f"?{url.query}" if url.query else "")
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
 
 
 def status_page(

@@ -304,3 +304,18 @@ def test_charts_draw_user_strings_as_text_in_a_browser(ui, page, login):
         assert inline == 0, url
         assert EVIL in page.inner_text("body"), url
     assert not fired
+
+
+def test_an_htmx_request_without_a_session_logs_in_back_to_its_page(ui):
+    with httpx.Client(base_url=ui.url) as client:
+        answer = client.get(
+            "/models/breast-cancer/gate-report?alias=champion&version=1",
+            headers={"hx-request": "true", "hx-current-url": f"{ui.url}/models/breast-cancer"},
+        )
+        assert answer.status_code == 401
+        assert answer.headers["hx-redirect"] == "/login?next=%2Fmodels%2Fbreast-cancer"
+        elsewhere = client.get(
+            "/runs?page=2",
+            headers={"hx-request": "true", "hx-current-url": "https://evil.example/x"},
+        )
+        assert elsewhere.headers["hx-redirect"] == "/login?next=%2Fruns%3Fpage%3D2"
