@@ -122,3 +122,24 @@ def test_the_login_page_in_a_browser(ui, page, login):
     assert page.inner_text(".who").startswith("mia")
     cookie = next(c for c in page.context.cookies() if c["name"] == "segue_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+
+
+def test_the_local_ui_acts_as_the_person_at_this_machine(local_ui, monkeypatch):
+    from segue.identity import local_actor
+
+    me = local_actor().name
+    with httpx.Client(base_url=local_ui.url) as client:
+        page = client.get("/experiments")
+        assert f"{me} (no login)" in page.text
+        assert "Log out" not in page.text
+        moved = client.post(
+            "/models/breast-cancer/aliases",
+            data={
+                "alias": "staging",
+                "version": "1",
+                "csrf_token": csrf_of(page.text),
+            },
+        )
+        assert moved.status_code in (200, 303), moved.text
+    history = local_ui.state.registry_store.history("breast-cancer")
+    assert history[-1].actor == f"local:{me}"
