@@ -31,6 +31,22 @@
     [1, 2, 5].forEach(function (m) { STEPS.push(m * Math.pow(10, exp)); });
   }
 
+  // Time ticks in 24-hour UTC, as the tables print times: "12-05 14:00", "14:30", "12-05".
+  var TIME_FORMATS = null;
+  function timeTicks(u, splits, axisIdx, space, incr) {
+    TIME_FORMATS = TIME_FORMATS || {
+      day: uPlot.fmtDate("{YYYY}-{MM}-{DD}"),
+      minute: uPlot.fmtDate("{MM}-{DD} {HH}:{mm}"),
+      short: uPlot.fmtDate("{HH}:{mm}"),
+      second: uPlot.fmtDate("{HH}:{mm}:{ss}")
+    };
+    var span = splits.length > 1 ? splits[splits.length - 1] - splits[0] : 0;
+    var format = incr >= 86400 ? TIME_FORMATS.day
+      : incr < 60 ? TIME_FORMATS.second
+      : span >= 86400 ? TIME_FORMATS.minute : TIME_FORMATS.short;
+    return splits.map(function (s) { return format(utc(s)); });
+  }
+
   function utc(seconds) { return uPlot.tzDate(new Date(seconds * 1000), "Etc/UTC"); }
   Segue.utc = utc;
 
@@ -129,7 +145,7 @@
         scales: { x: { time: time }, y: { distr: state.log ? 3 : 1 } },
         series: defs,
         axes: [
-          time ? { label: axisLabel(spec.x), labelSize: 22, size: 46 }
+          time ? { label: axisLabel(spec.x), labelSize: 22, size: 46, values: timeTicks }
                : { label: axisLabel(spec.x), labelSize: 22, size: 46, incrs: STEPS,
                    values: function (u, splits) { return splits.map(formatNumber); } },
           { label: axisLabel(spec.y), labelSize: 22, size: 64,
@@ -139,6 +155,7 @@
         cursor: { drag: { x: true, y: false } }
       };
       if (!time) defs[0].label = spec.x && spec.x.label || "x";
+      else defs[0] = { label: "time (UTC)", value: "{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}" };
       if (plot) plot.destroy();
       plot = new uPlot(options, data, holder);
       element._plot = plot;
@@ -232,11 +249,12 @@
 
   function init() {
     if (window.htmx) {
-      // Errors (4xx/5xx) are swapped in like any answer: they show where the request was made.
+      // Errors are swapped in like any answer: they show where the request was made. A 4xx
+      // (a refused filter, a gate that failed) is an answer the page shows, not a fault.
       htmx.config.responseHandling = [
         { code: "204", swap: false },
-        { code: "[23]..", swap: true },
-        { code: "[45]..", swap: true, error: true }
+        { code: "[234]..", swap: true },
+        { code: "5..", swap: true, error: true }
       ];
     }
     Segue.drawCharts(document);
