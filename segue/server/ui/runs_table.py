@@ -90,8 +90,10 @@ def parse_columns(values: Sequence[str]) -> list[Column]:
 
 
 def default_columns(metrics: Sequence[str], params: Sequence[str], n: int = 4) -> list[Column]:
-    """The first ``n`` metrics and ``n`` params (by name): a table to start from."""
-    return [Column("metric", k) for k in metrics[:n]] + [Column("param", k) for k in params[:n]]
+    """Every metric when there are at most ``2 * n`` (else the first ``n``) and the first
+    ``n`` params, by name: a table to start from."""
+    shown = metrics if len(metrics) <= 2 * n else metrics[:n]
+    return [Column("metric", k) for k in shown] + [Column("param", k) for k in params[:n]]
 
 
 def with_sorted(columns: list[Column], key: OrderKey) -> list[Column]:

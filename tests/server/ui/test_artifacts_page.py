@@ -10,6 +10,7 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from playwright.sync_api import expect
 
 from segue.artifacts.cas import blob_key
 from segue.errors import InvalidArgument
@@ -238,7 +239,7 @@ def test_an_image_artifact_opens_in_a_browser(ui, page):
     log_in(page, ui, f"/runs/{run.id}")
     page.click("text=confusion_matrix.png")
     image = page.wait_for_selector(".preview img")
-    page.wait_for_function("document.querySelector('.preview img').complete")
+    expect(page.locator(".preview img")).to_have_js_property("complete", True)
     assert image.evaluate("img => img.naturalWidth") > 0
 
 

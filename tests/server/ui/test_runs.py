@@ -226,9 +226,7 @@ def test_filter_sort_and_page_in_a_browser(ui, page, login):
     assert page.inner_text(".pager .count") == "1\u20137 of 7 runs"
     page.fill("input[name=filter]", "tags.family = 'random_forest'")
     page.press("input[name=filter]", "Enter")
-    page.wait_for_function(
-        "document.querySelector('.pager .count').textContent.includes('of 2 runs')"
-    )
+    page.locator(".pager .count", has_text="of 2 runs").wait_for()
     assert "filter=tags.family" in page.url  # the URL is shareable
     page.click("th a[title='sort by metrics.accuracy']")
     page.wait_for_url(re.compile(r".*sort=metrics\.accuracy.*"))
@@ -266,4 +264,5 @@ def test_compare_three_runs_in_a_browser(ui, page, login):
     assert page.locator(".compare-metrics td.best").count() >= 1
     page.wait_for_selector("#parcoords canvas")
     page.wait_for_selector(".compare-charts .chart canvas")
-    assert page.locator(".compare-charts .chart-box").count() >= 3
+    # a chart for each metric some run logged at several steps (one value a run: the table)
+    assert page.locator(".compare-charts .chart-box").count() >= 1

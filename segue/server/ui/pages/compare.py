@@ -59,6 +59,7 @@ def comparison(
         raise InvalidArgument(f"metric={metric!r}: none of these runs has it; pick one of {keys}")
     chosen = metric or (keys[0] if keys else None)
     now = int(time.time() * 1000)
+    charts = [overlay(store, runs, labels, key) for key in keys]
     return {
         "error": None,
         "runs": runs,
@@ -68,9 +69,15 @@ def comparison(
         "only_differences": only_differences,
         "metrics": metrics,
         "metric": chosen,
-        "overlays": [overlay(store, runs, labels, key) for key in keys],
+        "overlays": [chart for chart in charts if _has_steps(chart)],
         "parcoords": compare_view.parcoords_spec(runs, labels, chosen),
     }
+
+
+def _has_steps(chart: dict[str, Any]) -> bool:
+    """Whether a run logged the chart's metric at more than one step (a single value per run
+    is in the metrics table; a chart of one dot a run says nothing more)."""
+    return any(len(line["x"]) > 1 for line in chart["spec"]["series"])
 
 
 def overlay(
