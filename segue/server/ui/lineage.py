@@ -212,7 +212,7 @@ def lineage_graph(
 
 
 def _as_int(text: str) -> int:
-    return int(text) if text.isdigit() else -1
+    return int(text) if text.isascii() and text.isdigit() else -1
 
 
 def _layout(

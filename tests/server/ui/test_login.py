@@ -114,7 +114,7 @@ def test_the_login_page_in_a_browser(ui, page, login):
     assert page.title() == "Log in · Segue"
     page.fill("input[name=name]", "mia")
     page.fill("input[name=password]", "wrong password")
-    page.problems.allow(r"HTTP 401: POST .*/login")
+    page.problems.allow(r"HTTP 401: POST .*/login|status of 401")
     page.click("button[type=submit]")
     assert "wrong user name or password" in page.inner_text(".error")
     login(page, ui, "maintainer")

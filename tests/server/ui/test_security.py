@@ -111,11 +111,6 @@ def test_no_page_answers_500_to_junk_in_its_query_string(ui):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the models pages answer 500 to ?page=\u00b2 (tab=versions) and ?version=\u00b2 "
-    "(tab=card, gate-report): str.isdigit() holds for '\u00b2', int() refuses it",
-)
 def test_no_models_page_answers_500_to_junk_in_its_query_string(ui):
     routes = _routes(*_quickstart_run(ui))
     failed = _junk_failures(ui, {k: v for k, v in routes.items() if k.startswith("/models")})

@@ -151,6 +151,6 @@ def card(request: Request, name: str, version: Version, format: str = "html") ->
 
 def _whole(text: str | None, default: int) -> int:
     """A positive whole number from the query string, or ``default`` for anything else."""
-    if text is None or not text.isdigit():
+    if text is None or not (text.isascii() and text.isdigit()):
         return default
     return max(1, min(int(text), 2**31 - 1))

@@ -103,7 +103,7 @@ def _of_model(request: Request, name: str, request_id: int) -> PromotionRequest:
 
 
 def _version(text: str) -> int:
-    if not text.strip().isdigit() or not 1 <= int(text) < 2**31:
+    if not (text.strip().isascii() and text.strip().isdigit()) or not 1 <= int(text) < 2**31:
         raise InvalidArgument(f"version {text!r}: choose one of the model's version numbers")
     return int(text)
 
