@@ -328,7 +328,8 @@ def _md_cell(cell: Cell) -> str:
 
 _CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328;
-       max-width: 60rem; margin: 2rem auto; padding: 0 1rem; }
+       max-width: 60rem; margin: 2rem auto; padding: 0 1rem; overflow-wrap: anywhere; }
+pre { white-space: pre-wrap; }
 h1 { font-size: 1.6rem; border-bottom: 1px solid #d0d7de; padding-bottom: .3rem; }
 h2 { font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #eaeef2; }
 h3 { font-size: 1.05rem; margin-top: 1.2rem; }
