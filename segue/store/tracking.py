@@ -197,7 +197,11 @@ class SqlTrackingStore:
             raise InvalidArgument(
                 f"run id {prefix!r}: give the id or at least its first 4 characters"
             )
-        stmt = sa.select(RunRow.id).where(RunRow.id.startswith(prefix.lower())).limit(2)
+        prefix = prefix.lower()
+        if len(prefix) == RUN_ID_LENGTH:  # a whole id: its primary key (LIKE scans every run)
+            stmt = sa.select(RunRow.id).where(RunRow.id == prefix)
+        else:
+            stmt = sa.select(RunRow.id).where(RunRow.id.startswith(prefix)).limit(2)
         with self._db.read() as s:
             found = list(s.scalars(stmt))
         if not found:
@@ -473,6 +477,10 @@ class SqlTrackingStore:
         """Every experiment with its run count and last activity, in one query."""
         with self._db.read() as s:
             return overview.experiment_activity(s)
+
+
+#: Characters of a run id (a uuid4's hex).
+RUN_ID_LENGTH = 32
 
 
 def _now() -> int:

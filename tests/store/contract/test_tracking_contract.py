@@ -247,6 +247,8 @@ def test_resolve_ambiguous_or_unknown_prefix_raises(
         store.resolve_run_id("abcd")
     with pytest.raises(NotFound, match="'ffff'"):
         store.resolve_run_id("ffff")
+    with pytest.raises(NotFound, match="does not exist"):
+        store.resolve_run_id("f" * 32)  # a whole id that no run has
 
 
 def test_resolve_malformed_prefix_raises(store: TrackingStore, ids: dict[str, str]) -> None:
