@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from segue.monitoring.timeline import latency_over_time
 from segue.monitoring.report import bucket_width
 from segue.monitoring.service import Monitor
+from segue.monitoring.timeline import latency_over_time
 from segue.registry.service import get_registry
 
 
