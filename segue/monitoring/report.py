@@ -212,14 +212,7 @@ def _drift_table(board: Dashboard) -> str:
         ]
         cls = " class='drifted'" if f.drifted else ""
         rows.append(f"<tr{cls}>" + _cells(cells, numeric) + "</tr>")
-    header = "".join(
-        f"<th{' class=num' if i in numeric else ''}>{_e(h)}</th>" for i, h in enumerate(head)
-    )
-    return _section(
-        "Drift by feature",
-        f"<div class='table-wrap'><table><thead><tr>{header}</tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table></div>",
-    )
+    return _section("Drift by feature", _table(head, rows, set(numeric)))
 
 
 def _unseen_section(unseen: Sequence[dict[str, Any]]) -> str:
@@ -249,14 +242,8 @@ def _unseen_section(unseen: Sequence[dict[str, Any]]) -> str:
         + "</tr>"
         for u in unseen
     ]
-    header = "".join(
-        f"<th{' class=num' if i >= 2 else ''}>{_e(h)}</th>" for i, h in enumerate(head)
-    )
-    return _section(
-        "Unseen values",
-        f"<div class='table-wrap'><table class='unseen'><thead><tr>{header}</tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table></div>",
-    )
+    numeric = set(range(2, len(head)))
+    return _section("Unseen values", _table(head, rows, numeric, "unseen"))
 
 
 def _features(board: Dashboard) -> str:
@@ -379,3 +366,16 @@ def _num(value: Any) -> str:
 
 def _when(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _table(head: Sequence[str], rows: Sequence[str], numeric: set[int], cls: str = "") -> str:
+    """A table of already-rendered ``rows`` under escaped ``head`` cells (``numeric``: the
+    columns whose headers align right)."""
+    header = "".join(
+        f"<th{' class=num' if i in numeric else ''}>{_e(h)}</th>" for i, h in enumerate(head)
+    )
+    attr = f" class='{cls}'" if cls else ""
+    return (
+        f"<div class='table-wrap'><table{attr}><thead><tr>{header}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
