@@ -12,7 +12,7 @@ import hashlib
 import os
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import EllipsisType
@@ -224,11 +224,14 @@ class Registry:
         force: bool = False,
         reason: str | None = None,
         expected: int | EllipsisType | None = ...,
+        details: Mapping[str, Any] | None = None,
     ) -> AliasMove:
         """Point ``alias`` at ``version`` if every gate declared for the alias passes.
 
         ``expected``, when given, is the version the alias must still point at (None: unset)
-        for the move to happen, as a client that decided on that view asks.
+        for the move to happen, as a client that decided on that view asks. ``details`` are
+        recorded in the audit entry beside the gate report (e.g. what caused an automated
+        move).
 
         Raises:
             GateFailed: a gate failed (its report names each gate's value and threshold).
@@ -255,7 +258,11 @@ class Registry:
                     + "; ".join(r.describe() for r in report),
                     report,
                 )
-            details = {"gates": [vars(r) for r in report], "forced": bool(force and failed)}
+            recorded = {
+                **dict(details or {}),
+                "gates": [vars(r) for r in report],
+                "forced": bool(force and failed),
+            }
             try:
                 self.store.set_alias(
                     name,
@@ -264,7 +271,7 @@ class Registry:
                     expected=previous,
                     actor=self._audit_actor,
                     reason=reason,
-                    details=details,
+                    details=recorded,
                 )
             except Conflict:
                 continue  # another client moved it first: decide again against the new holder
