@@ -256,3 +256,77 @@ class ModelPolicy:
     require_approval: bool
     updated_at: int | None = None
     updated_by: str | None = None
+
+
+# -- schedules ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewSchedule:
+    """A schedule as ``segue schedule add`` declares it, before the store gives it an id.
+
+    ``trigger`` is ``cron``, ``alert`` or ``version``; ``spec`` the cron text, the alert rule
+    or the model name; ``options`` holds ``executor``, ``experiment``, ``address`` (and the
+    loop's policy for a schedule with ``loop`` set).
+    """
+
+    name: str
+    pipeline: str
+    trigger: str
+    spec: str
+    params: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    loop: str | None = None
+    paused: bool = False
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A stored schedule (times in epoch milliseconds).
+
+    ``cursor`` is how far its trigger has been read: ``at`` (nothing that happened before it
+    starts a run: the creation or the last resume), and ``fired`` (the last cron time fired),
+    ``alert_id`` or ``version`` (the last alert or model version seen).
+    """
+
+    id: int
+    name: str
+    pipeline: str
+    params: dict[str, Any]
+    trigger: str
+    spec: str
+    paused: bool
+    created_at: int
+    created_by: str
+    cursor: dict[str, Any]
+    options: dict[str, Any]
+    loop: str | None = None
+    #: The last change (creation, pause, resume): when and by whom.
+    updated_at: int = 0
+    updated_by: str = ""
+
+
+@dataclass(frozen=True)
+class Firing:
+    """One firing of a schedule: a trigger event claimed by one scheduler, and its fate.
+
+    ``status`` is ``claimed``, ``running``, ``succeeded``, ``failed`` or ``blocked``; while
+    claimed or running, ``owner`` holds it until ``lease_until`` (epoch ms) unless it renews
+    the lease. ``attempt`` counts the takeovers after a lease expired (1 for the first).
+    """
+
+    id: int
+    schedule_id: int
+    schedule: str
+    key: str
+    cause: dict[str, Any]
+    status: str
+    owner: str
+    claimed_at: int
+    lease_until: int
+    started_at: int | None
+    ended_at: int | None
+    run_id: str | None
+    error: str | None
+    steps: list[dict[str, Any]]
+    attempt: int = 1

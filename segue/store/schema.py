@@ -20,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -363,3 +364,69 @@ class StorePropertyRow(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+# -- schedules -----------------------------------------------------------------------------
+
+
+class ScheduleRow(Base):
+    """A pipeline to start on a cron time, an alert firing or a new model version."""
+
+    __tablename__ = "schedules"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    #: The pipeline target: ``module:fn`` or ``path/file.py:fn``.
+    pipeline: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: ``cron``, ``alert`` or ``version``.
+    trigger: Mapped[str] = mapped_column(String(16))
+    #: The cron expression, the alert rule or the model name.
+    spec: Mapped[str] = mapped_column(String(256))
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(String(256))
+    #: The last change (pause, resume): when and by whom.
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    updated_by: Mapped[str] = mapped_column(String(256))
+    #: How far the trigger has been read (see ``segue.store.entities.Schedule``).
+    cursor: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: ``executor``, ``experiment``, ``address``; a loop's policy under ``loop``.
+    options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: The closed loop this schedule belongs to, if any.
+    loop: Mapped[str | None] = mapped_column(String(128))
+
+
+class FiringRow(Base):
+    """One trigger event of a schedule, claimed by one scheduler: the lease and the outcome.
+
+    UNIQUE(schedule_id, key) is the lease: of two schedulers inserting the same event's key,
+    one inserts and runs it, the other finds it taken.
+    """
+
+    __tablename__ = "schedule_firings"
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id"))
+    #: ``cron:<ISO minute UTC>``, ``alert:<id>``, ``version:<model>/<n>``; ``~<n>`` for a retry.
+    key: Mapped[str] = mapped_column(String(384))
+    cause: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: ``claimed``, ``running``, ``succeeded``, ``failed`` or ``blocked``.
+    status: Mapped[str] = mapped_column(String(16))
+    #: The scheduler holding (or that held) the lease, such as ``host:pid``.
+    owner: Mapped[str] = mapped_column(String(256))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    claimed_at: Mapped[int] = mapped_column(BigInteger)
+    lease_until: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[int | None] = mapped_column(BigInteger)
+    ended_at: Mapped[int | None] = mapped_column(BigInteger)
+    run_id: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    #: A loop cycle's progress: ``{"step", "status", "at", "detail"}`` objects.
+    steps: Mapped[list[Any]] = mapped_column(JSON)
+
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "key"),
+        # A schedule's history, newest first.
+        Index(None, "schedule_id", "id"),
+        # Leases that ran out: claimed or running firings past lease_until.
+        Index(None, "status", "lease_until"),
+    )
