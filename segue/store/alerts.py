@@ -22,6 +22,9 @@ from segue.store.entities import Alert
 from segue.store.schema import AlertRow
 from segue.store.sessions import Database
 
+# Inside SqlAlertStore, ``list`` names its method, not the builtin.
+_Alerts = list[Alert]
+
 
 class AlertStore(Protocol):
     """What monitoring needs to keep a history of alert firings."""
@@ -90,6 +93,20 @@ class SqlAlertStore:
             sa.select(AlertRow)
             .where(AlertRow.model == model)
             .order_by(AlertRow.id.desc())
+            .limit(limit)
+        )
+        with self._db.read() as s:
+            return [_alert(row) for row in s.scalars(stmt)]
+
+    def since(self, rule: str, after_id: int, limit: int = 100) -> _Alerts:
+        """The firings of ``rule`` (any model) with an id above ``after_id``, oldest first, at
+        most ``limit``: what an on-alert schedule has not read yet."""
+        if not isinstance(limit, int) or limit < 1:
+            raise InvalidArgument(f"limit must be a positive integer, got {limit!r}")
+        stmt = (
+            sa.select(AlertRow)
+            .where(AlertRow.rule == rule, AlertRow.id > after_id)
+            .order_by(AlertRow.id)
             .limit(limit)
         )
         with self._db.read() as s:

@@ -268,7 +268,8 @@ class AlertRow(Base):
     #: One ``{"sink", "ok", "attempts", "error"}`` object per sink.
     delivered: Mapped[list[Any]] = mapped_column(JSON)
 
-    __table_args__ = (Index(None, "model", "id"),)
+    # (rule, id): an on-alert schedule reads its rule's new firings (migration 0008).
+    __table_args__ = (Index(None, "model", "id"), Index(None, "rule", "id"))
 
 
 # -- identities and access ------------------------------------------------------------------

@@ -364,3 +364,25 @@ def test_schedulers_racing_to_take_over_one_expired_lease_retry_it_once(
     assert len(won) == 1, results
     history = store.history()
     assert [(f.key, f.status) for f in history] == [(f"{KEY}~2", "claimed"), (KEY, "failed")]
+
+
+# -- what on-alert schedules read ----------------------------------------------------------
+
+
+def test_alerts_since_a_cursor_are_a_rule_s_newer_firings_oldest_first(store_uri):
+    from segue.store.alerts import SqlAlertStore
+
+    alerts = SqlAlertStore(open_engine(store_uri))
+    fired = [
+        alerts.record(model, rule, "drift_share", 0.5, 0.3, "m", [], at=T0 + n)
+        for n, (model, rule) in enumerate(
+            [("churn", "drift"), ("fraud", "drift"), ("churn", "errors"), ("churn", "drift")]
+        )
+    ]
+    drift = [fired[0], fired[1], fired[3]]
+    assert alerts.since("drift", 0) == drift
+    assert alerts.since("drift", fired[0].id) == drift[1:]
+    assert alerts.since("drift", 0, limit=2) == drift[:2]
+    assert alerts.since("drift", fired[3].id) == []
+    with pytest.raises(InvalidArgument, match="limit"):
+        alerts.since("drift", 0, limit=0)

@@ -4,6 +4,7 @@
 new versions) and how far that trigger has been read. ``schedule_firings`` holds each trigger
 event a scheduler claimed: UNIQUE(schedule_id, key) makes the claim a lease that only one of
 several schedulers can win, ``lease_until`` lets another take over when the holder dies.
+An index on the alerts' (rule, id) lets an on-alert schedule read its rule's new firings.
 
 Revision ID: 0008
 Revises: 0007
@@ -19,6 +20,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("alerts", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_alerts_rule_id"), ["rule", "id"], unique=False)
     op.create_table(
         "schedules",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -84,3 +87,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_schedule_firings_schedule_id_id"))
     op.drop_table("schedule_firings")
     op.drop_table("schedules")
+    with op.batch_alter_table("alerts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_alerts_rule_id"))
