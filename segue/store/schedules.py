@@ -99,6 +99,7 @@ class ScheduleStore(Protocol):
         owner: str,
         lease_s: float,
         now_ms: int,
+        cursor: Mapping[str, Any] | None = None,
     ) -> Firing | None: ...
     def renew(self, firing_id: int, *, owner: str, lease_s: float, now_ms: int) -> bool: ...
     def start(self, firing_id: int, run_id: str | None) -> None: ...
@@ -213,10 +214,12 @@ class SqlScheduleStore:
             return gone
 
     def advance(self, name: str, cursor: Mapping[str, Any]) -> None:
-        """Merge ``cursor`` into the schedule's cursor (how far its trigger has been read)."""
+        """Merge ``cursor`` into the schedule's cursor (how far its trigger has been read); a
+        number in it never moves back (a slow scheduler cannot undo a faster one's progress).
+        """
         with self._db.write() as s, s.begin():
             row = _schedule_row(s, name, lock=True)
-            row.cursor = {**row.cursor, **_json_object(cursor, "cursor")}
+            row.cursor = _merged(row.cursor, cursor)
 
     # -- firings ---------------------------------------------------------------------------
 
@@ -229,8 +232,11 @@ class SqlScheduleStore:
         owner: str,
         lease_s: float,
         now_ms: int,
+        cursor: Mapping[str, Any] | None = None,
     ) -> Firing | None:
-        """Claim the trigger event ``key`` of a schedule for ``owner``, leased for ``lease_s``.
+        """Claim the trigger event ``key`` of a schedule for ``owner``, leased for ``lease_s``,
+        and advance the schedule's cursor to ``cursor`` (if given) in the same transaction, so
+        no scheduler can claim an event and die before its cursor moves past it.
 
         Returns the new firing (``claimed``), or None when the event is someone else's (its
         key is taken), the schedule is paused, or it has a firing in flight (one at a time).
@@ -248,7 +254,10 @@ class SqlScheduleStore:
             if schedule.paused or _in_flight(s, schedule_id):
                 return None
             values = _firing_values(schedule_id, key, cause, owner, lease_s, now_ms, attempt=1)
-            return self._insert(s, schedule.name, values)
+            firing = self._insert(s, schedule.name, values)
+            if firing is not None and cursor is not None:
+                schedule.cursor = _merged(schedule.cursor, cursor)
+            return firing
 
     def _insert(self, s: Session, schedule: str, values: dict[str, Any]) -> Firing | None:
         stmt = (
@@ -459,6 +468,15 @@ def _json_object(value: Any, what: str) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(f"{what} must hold JSON values only: {exc}") from exc
     return dict(value)
+
+
+def _merged(cursor: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(cursor)
+    for key, value in _json_object(new, "cursor").items():
+        old = merged.get(key)
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (old, value))
+        merged[key] = max(old, value) if numbers else value
+    return merged
 
 
 def _steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:

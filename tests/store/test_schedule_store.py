@@ -126,11 +126,26 @@ def test_pause_records_who_and_resume_reads_the_trigger_from_then_on(store, cloc
     assert store.set_paused("nightly", False, "local:carol").cursor == resumed.cursor
 
 
-def test_advance_merges_into_the_cursor(store):
+def test_advance_merges_into_the_cursor_and_never_moves_a_number_back(store):
     store.add(nightly(trigger="alert", spec="drift"), "local:ada")
     store.advance("nightly", {"alert_id": 7})
-    store.advance("nightly", {"alert_id": 9})
-    assert store.get("nightly").cursor == {"at": T0, "alert_id": 9}
+    store.advance("nightly", {"alert_id": 9, "note": "a"})
+    store.advance("nightly", {"alert_id": 8, "note": "b"})  # a slower scheduler
+    assert store.get("nightly").cursor == {"at": T0, "alert_id": 9, "note": "b"}
+
+
+def test_a_claim_advances_the_cursor_in_its_transaction_only_when_it_wins(store):
+    schedule = store.add(nightly(trigger="alert", spec="drift"), "local:ada")
+    first = store.claim(
+        schedule.id, "alert:3", CAUSE, owner="a", lease_s=60, now_ms=T0, cursor={"alert_id": 3}
+    )
+    assert store.get("nightly").cursor == {"at": T0, "alert_id": 3}
+    lost = store.claim(
+        schedule.id, "alert:4", CAUSE, owner="b", lease_s=60, now_ms=T0, cursor={"alert_id": 4}
+    )
+    assert lost is None  # the schedule has a firing in flight: alert 4 waits
+    assert store.get("nightly").cursor == {"at": T0, "alert_id": 3}
+    store.finish(first.id, "succeeded", run_id=None, error=None, steps=None)
 
 
 def test_a_claimed_firing_runs_and_finishes_with_its_run(store, clock):
