@@ -25,6 +25,7 @@ _EXPORTS = {
         "NotFound",
         "SegueError",
     ],
+    "segue.pipelines.spec": ["pipeline", "step"],
     "segue.registry.service": ["get_registry", "load_model", "register_model"],
     "segue.serving.client": ["Client"],
     "segue.tracking.fluent": [
@@ -75,12 +76,14 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "pipeline",
     "register_model",
     "search_runs",
     "set_tag",
     "set_tags",
     "set_tracking_uri",
     "start_run",
+    "step",
 ]
 
 
@@ -107,6 +110,7 @@ if TYPE_CHECKING:
         NotFound,
         SegueError,
     )
+    from segue.pipelines.spec import pipeline, step
     from segue.registry.service import get_registry, load_model, register_model
     from segue.serving.client import Client
     from segue.tracking.fluent import (

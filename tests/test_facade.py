@@ -39,14 +39,17 @@ FUNCTIONS = {
     "log_param",
     "log_params",
     "log_text",
+    "pipeline",
     "register_model",
     "search_runs",
     "set_tag",
     "set_tags",
     "set_tracking_uri",
     "start_run",
+    "step",
 }
 REGISTRY = {"get_registry", "load_model", "register_model"}
+PIPELINES = {"pipeline", "step"}
 CLASSES = {"Client": "segue.serving.client"}
 #: Heavy dependencies ``import segue`` must not pull in.
 HEAVY = ("pandas", "sqlalchemy", "alembic", "numpy", "sklearn", "matplotlib", "fsspec", "pyarrow")
@@ -70,7 +73,12 @@ def test_each_error_resolves(name):
 def test_each_function_resolves(name):
     function = getattr(segue, name)
     assert inspect.isfunction(function)
-    home = "segue.registry.service" if name in REGISTRY else "segue.tracking.fluent"
+    if name in REGISTRY:
+        home = "segue.registry.service"
+    elif name in PIPELINES:
+        home = "segue.pipelines.spec"
+    else:
+        home = "segue.tracking.fluent"
     assert function is getattr(importlib.import_module(home), name)
 
 
@@ -113,3 +121,9 @@ def test_import_segue_does_not_import_heavy_dependencies():
 
 def test_the_errors_resolve_without_heavy_dependencies():
     assert modules_loaded_by("import segue; segue.NotFound; segue.IntegrityError") == []
+
+
+def test_marking_a_pipeline_imports_no_heavy_dependency():
+    code = "import segue\n@segue.step\ndef f(x: int) -> int: return x\n"
+    code += "@segue.pipeline\ndef p(): f(1)"
+    assert modules_loaded_by(code) == []

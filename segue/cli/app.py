@@ -10,6 +10,7 @@ from segue.cli import (
     experiments,
     models,
     monitor,
+    pipeline,
     predict,
     predictions,
     quickstart,
@@ -39,6 +40,7 @@ app.add_typer(predictions.app, name="predictions")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(users.app, name="users")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(pipeline.app, name="pipeline")
 app.command(
     "predict",
     epilog="Example: segue predict models:/churn@champion -i customers.parquet -o scored.parquet",

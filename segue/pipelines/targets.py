@@ -1,0 +1,154 @@
+"""Finding pipelines and steps by name: ``pkg.module:fn`` or ``path/to/file.py:fn``.
+
+A file target is executed afresh each time it is loaded (the code on disk is the code that
+runs, and is the code that is hashed), with its folder first on ``sys.path`` so it can import
+its neighbours, as ``python path/to/file.py`` would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import sys
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from segue.errors import InvalidArgument, NotFound
+from segue.pipelines.executors import FunctionRef
+from segue.pipelines.spec import PipelineSpec, StepSpec
+
+__all__ = ["function_ref", "import_step", "load_target", "normalise_target"]
+
+
+def normalise_target(target: str) -> tuple[str, str, Path | None]:
+    """(module or file, function name, file path or None) of ``target``.
+
+    Raises:
+        InvalidArgument: no ``:fn`` part.
+    """
+    location, sep, name = target.rpartition(":")
+    if not sep or not location or not name or not name.replace(".", "_").isidentifier():
+        raise InvalidArgument(
+            f"pipeline target {target!r} must be module:function or path/to/file.py:function"
+        )
+    if location.endswith(".py") or os.sep in location or "/" in location:
+        return location, name, Path(location).expanduser()
+    return location, name, None
+
+
+def load_target(target: str) -> tuple[PipelineSpec, str]:
+    """The pipeline named by ``target`` and the target as recorded (``segue.pipeline`` tag).
+
+    Raises:
+        NotFound: the module, file or function does not exist.
+        InvalidArgument: the function is not marked ``@segue.pipeline``.
+
+    Example:
+        >>> spec, name = load_target("pipelines/churn.py:retrain")
+    """
+    location, name, path = normalise_target(target)
+    if path is not None:
+        if not path.is_file():
+            raise NotFound(f"pipeline file {str(path)!r} does not exist")
+        module = load_file(path)
+        recorded = f"{location}:{name}"
+    else:
+        if os.getcwd() not in sys.path:
+            sys.path.append(os.getcwd())  # `module:fn` as `python -m` finds it, never shadowing
+        try:
+            module = importlib.import_module(location)
+        except ModuleNotFoundError as exc:
+            if exc.name and location.startswith(exc.name):
+                raise NotFound(f"module {location!r} not found (is it on PYTHONPATH?)") from None
+            raise
+        recorded = f"{location}:{name}"
+    obj = _attribute(module, name)
+    if obj is None:
+        raise NotFound(f"{target!r}: {module.__name__} has no {name!r}")
+    spec = getattr(obj, "__segue_pipeline__", None)
+    if not isinstance(spec, PipelineSpec):
+        raise InvalidArgument(f"{target!r} is not marked @segue.pipeline")
+    return spec, recorded
+
+
+def load_file(path: Path) -> types.ModuleType:
+    """Execute the Python file ``path`` as a module (afresh) and register it in sys.modules."""
+    path = path.resolve()
+    name = path.stem
+    existing = sys.modules.get(name)
+    if not name.isidentifier() or (
+        existing is not None and getattr(existing, "__file__", None) != str(path)
+    ):
+        # Never shadow another module of that name (a file called json.py, say).
+        name = f"segue_target_{hashlib.sha256(str(path).encode()).hexdigest()[:10]}_{path.stem}"
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise InvalidArgument(f"{str(path)!r} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    previous = sys.modules.get(name)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        if previous is None:
+            sys.modules.pop(name, None)
+        else:
+            sys.modules[name] = previous
+        raise
+    return module
+
+
+def function_ref(spec: StepSpec) -> FunctionRef:
+    """Where a worker finds the step ``spec`` (by module name, or by file)."""
+    module = sys.modules.get(spec.module)
+    file = getattr(module, "__file__", None) if module is not None else None
+    return FunctionRef(spec.module, spec.qualname, file)
+
+
+def import_step(ref: FunctionRef) -> Callable[..., Any]:
+    """The undecorated function of the step at ``ref``, importing its module if needed."""
+    module = sys.modules.get(ref.module)
+    if module is None or (ref.file and getattr(module, "__file__", None) != ref.file):
+        module = _import(ref)
+    obj = _attribute(module, ref.qualname)
+    if obj is None:
+        raise NotFound(f"step {ref} not found in {module.__name__}")
+    spec = getattr(obj, "__segue_step__", None)
+    return spec.fn if isinstance(spec, StepSpec) else obj
+
+
+def _import(ref: FunctionRef) -> types.ModuleType:
+    try:
+        module = importlib.import_module(ref.module)
+        if not ref.file or getattr(module, "__file__", None) == ref.file:
+            return module
+    except ImportError:
+        if not ref.file:
+            raise
+    assert ref.file is not None
+    path = Path(ref.file)
+    spec = importlib.util.spec_from_file_location(ref.module, path)
+    if spec is None or spec.loader is None:
+        raise NotFound(f"step {ref}: {ref.file!r} cannot be loaded")
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[ref.module] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _attribute(module: types.ModuleType, qualname: str) -> Any:
+    obj: Any = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
