@@ -260,6 +260,8 @@ class _Execution:
         self.cause = cause
         self.on_step = on_step
         self.refs: dict[str, dict[str, OutputRef]] = {}
+        #: Successful step runs found ahead of time, by cache key (see _prefetch).
+        self.known: dict[str, Run] = {}
         self.results: dict[str, StepResult] = {}
         self.running: dict[str, tuple[str, str, float]] = {}  # node -> (run id, key, start)
         self.env = {k: v for k, v in os.environ.items() if k.startswith("SEGUE_")}
@@ -415,6 +417,9 @@ class _Execution:
         )
 
     def _lookup(self, key: str) -> Run | None:
+        known = self.known.get(key)
+        if known is not None:
+            return known
         where = parse_filter(f"tags.`segue.step.key` = '{key}' and status = 'FINISHED'")
         found = self.store.search_runs(None, where, _NEWEST, 1)
         if not found or "segue.step.outputs" not in found[0].data.tags:
@@ -461,9 +466,20 @@ class _Execution:
         previous = self.store.search_runs(None, where, _NEWEST, 1)
         if previous and previous[0].info.status == "FAILED":
             tags["segue.resumed_from"] = previous[0].id
+        if previous and self.cache:
+            self._prefetch(previous[0].id)
         info = self.client.create_run(self.experiment, self.dag.pipeline.name, params, tags)
         self.client.log_dict(info.id, self.dag.describe(self.target), "pipeline/dag.json")
         return info
+
+    def _prefetch(self, previous: str) -> None:
+        """The last run of this pipeline with these params had these successful steps: one
+        query for what would be a lookup per step when the run is a re-run (the usual case)."""
+        where = parse_filter(f"tags.`segue.pipeline.run` = '{previous}' and status = 'FINISHED'")
+        for child in self.store.search_runs(None, where, _NEWEST, 50_000):
+            key = child.data.tags.get("segue.step.key")
+            if key and "segue.step.outputs" in child.data.tags:
+                self.known.setdefault(key, child)
 
     def _create_child(
         self,
