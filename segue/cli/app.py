@@ -8,6 +8,7 @@ from segue.cli import (
     artifacts,
     db,
     experiments,
+    loop,
     models,
     monitor,
     pipeline,
@@ -41,6 +42,7 @@ app.add_typer(monitor.app, name="monitor")
 app.add_typer(users.app, name="users")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(pipeline.app, name="pipeline")
+app.add_typer(loop.app, name="loop")
 app.command(
     "predict",
     epilog="Example: segue predict models:/churn@champion -i customers.parquet -o scored.parquet",
