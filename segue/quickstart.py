@@ -382,6 +382,7 @@ def close_the_loop(
             step("the scheduler starts the loop: retrain, register, gate, promote")
             cycle = _tick(store, alerts, registry)
             after = _await_swap(client, cycle, before)
+            traffic.await_answers(after, 20)
             step(f"the server answers with version {after}")
     return Closed(
         url,
@@ -480,6 +481,14 @@ class _Traffic:
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+
+    def await_answers(self, version: str, n: int, guard_s: float = 30.0) -> None:
+        """Wait until ``n`` answers came from ``version`` (the swap seen by a client)."""
+        import time
+
+        deadline = time.monotonic() + guard_s
+        while self.answered_by[version] < n and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def _run(self) -> None:
         from segue.errors import SegueError

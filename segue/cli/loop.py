@@ -119,7 +119,7 @@ def status(
     json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """Show the loop's last cycle step by step: alert, retrain, register, gate, promote, swap."""
-    from segue.pipelines.loop import describe_step, get_loop
+    from segue.pipelines.loop import get_loop
 
     store, _ = _stores()
     schedule = get_loop(store, name)
@@ -137,6 +137,15 @@ def status(
     if cycle is None:
         console.print(f"no cycle yet: it starts when alert {schedule.spec} fires")
         return
+    print_table(*cycle_tables(cycle))
+    if cycle.error and cycle.status != "blocked":
+        console.print(f"[red]error:[/] {cycle.error}", highlight=False)
+
+
+def cycle_tables(cycle: Any) -> list[Table]:
+    """A cycle's steps as a table (with what each did), and its gate report when it has one."""
+    from segue.pipelines.loop import describe_step
+
     style = CYCLE_STYLE.get(cycle.status, "white")
     title = f"Cycle {cycle.id} ({cycle.key}): [{style}]{cycle.status}[/]"
     table = Table(title=title, box=box.SIMPLE_HEAD)
@@ -150,13 +159,11 @@ def status(
             when(step["at"]),
             Text(describe_step(step)),
         )
-    parts: list[Any] = [table]
+    tables = [table]
     gates = next((s for s in cycle.steps if s["detail"].get("gates") is not None), None)
     if gates is not None:
-        parts.append(_gate_table(gates["detail"]))
-    print_table(*parts)
-    if cycle.error and cycle.status != "blocked":
-        console.print(f"[red]error:[/] {cycle.error}", highlight=False)
+        tables.append(_gate_table(gates["detail"]))
+    return tables
 
 
 def _gate_table(detail: dict[str, Any]) -> Table:

@@ -197,7 +197,12 @@ def history(
     if json:
         print_json(entries)
         return
-    table = Table(title=f"History of {name}", box=box.SIMPLE_HEAD)
+    print_table(history_table(f"History of {name}", entries))
+
+
+def history_table(title: str, entries: list) -> Table:
+    """A model's audit log entries as a table: when, who, action, target, change, reason."""
+    table = Table(title=title, box=box.SIMPLE_HEAD)
     for column in ("when", "who", "action", "target", "change", "reason"):
         table.add_column(column, no_wrap=column in ("when", "action"))
     for e in entries:
@@ -205,7 +210,7 @@ def history(
         change = "" if before == after == "-" else f"{before} -> {after}"
         cells = (when(e.at), e.actor, e.action, e.target or "-", change, e.reason or "-")
         table.add_row(*map(Text, cells))
-    print_table(table)
+    return table
 
 
 def _state(state: dict | None) -> str:

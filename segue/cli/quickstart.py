@@ -17,6 +17,12 @@ from segue.cli.output import console, number, print_json, print_table
 
 def quickstart(
     json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    loop: bool = typer.Option(
+        False,
+        "--loop",
+        help="Then close the loop: a shifted batch fires a drift alert, a pipeline retrains, "
+        "the gates judge, the alias moves and the server swaps versions.",
+    ),
 ) -> None:
     """Train a handful of scikit-learn models on a bundled data set, tracking everything."""
     from segue.config import settings
@@ -62,6 +68,9 @@ def quickstart(
         parent_id, results = train_candidates(on_done=advance)
     step(f"registering the best run as {MODEL} and moving champion through its gates")
     promotion = promote_best(results[0])
+    if loop:
+        _close_the_loop(json, step, parent_id, results, promotion)
+        return
     step(f"serving models:/{MODEL}@champion and querying it through the client")
     served = serve_and_query()
     step("checking the served traffic for drift")
@@ -89,6 +98,96 @@ def quickstart(
             }
         )
         return
+    _print_selection(results, promotion)
+    answers = Table(
+        title=f"Served models:/{MODEL}@champion at {served.url}: answers from the client"
+    )
+    for column in ("row", "mean radius", "mean texture", "prediction", "actual", "version"):
+        answers.add_column(column, justify="right")
+    for i, (row, predicted, actual) in enumerate(
+        zip(served.rows, served.predictions, served.labels, strict=True)
+    ):
+        answers.add_row(
+            str(i),
+            f"{row['mean radius']:.2f}",
+            f"{row['mean texture']:.2f}",
+            str(predicted),
+            str(actual),
+            served.version,
+        )
+    print_table(answers)
+    from segue.cli.monitor import drift_table, verdict_line
+
+    caught = dataclasses.replace(drift, features=[f for f in drift.features if f.drifted])
+    console.print(
+        f"sent {served.shifted_rows} more rows with {', '.join(SHIFTED)} inflated by 50%; "
+        "the drift check against the training profile (drifted features only):"
+    )
+    print_table(drift_table(caught))
+    console.print(verdict_line(drift))
+    _print_footer(config, artifact_uri, results, promotion)
+
+
+def _close_the_loop(json: bool, step, parent_id: str, results: list, promotion) -> None:
+    """``--loop``: serve the champion, let a shifted batch fire the drift rule and the loop
+    retrain, gate, promote and hot-swap; show each step and the audit trail."""
+    from segue.cli.loop import cycle_tables
+    from segue.cli.models import history_table
+    from segue.config import settings
+    from segue.quickstart import EXPERIMENT, LOOP, MODEL, close_the_loop
+    from segue.tracking.client import get_client
+
+    closed = close_the_loop(step)
+    config = settings()
+    artifact_uri = get_client().artifact_uri
+    if json:
+        print_json(
+            {
+                "experiment": EXPERIMENT,
+                "parent_run_id": parent_id,
+                "runs": results,
+                "registered": {
+                    "model": MODEL,
+                    "version": promotion.version.version,
+                    "uri": f"models:/{MODEL}@champion",
+                    "gates": promotion.move.report,
+                },
+                "loop": closed,
+                "store_uri": config.store_uri,
+                "artifact_uri": artifact_uri,
+                "ui": dict(ui_command(os.environ, config.tracking_uri)),
+            }
+        )
+        return
+    _print_selection(results, promotion)
+    alerts = Table(title=f"Drift check of models:/{MODEL}@champion: the alert")
+    for column in ("rule", "signal", "value", "threshold", "alert"):
+        alerts.add_column(column)
+    for firing, alert in zip(closed.check.firings, closed.check.alerts, strict=True):
+        condition = f"{firing.op} {number(firing.threshold)}"
+        alerts.add_row(firing.rule, firing.signal, number(firing.value), condition, str(alert.id))
+    print_table(alerts)
+    print_table(*cycle_tables(closed.cycle))
+    by_version = ", ".join(f"{n} by version {v}" for v, n in sorted(closed.answered_by.items()))
+    console.print(
+        f"the server at {closed.url} answered with version [bold]{closed.before}[/] before the "
+        f"cycle and version [bold]{closed.after}[/] after it; a client asked "
+        f"{closed.sent} times meanwhile ({by_version}): {closed.failed} failed",
+        highlight=False,
+    )
+    print_table(history_table(f"Audit trail of {MODEL}", closed.audit))
+    console.print(f"the loop took {closed.seconds:.1f} s from serving to the swap")
+    _print_footer(config, artifact_uri, results, promotion)
+    console.print(
+        f"the loop:  [bold]segue loop status {LOOP}[/] · [bold]segue models history {MODEL}[/]",
+        highlight=False,
+    )
+
+
+def _print_selection(results: list, promotion) -> None:
+    """The ranking of the candidates and the champion's promotion through its gates."""
+    from segue.quickstart import EXPERIMENT, MODEL
+
     table = Table(title=f"Experiment '{EXPERIMENT}': runs ranked by test ROC AUC")
     for column in ("rank", "run", "name", "model", "roc_auc", "accuracy", "f1"):
         table.add_column(
@@ -121,32 +220,12 @@ def quickstart(
         f"registered [bold]models:/{MODEL}/{promotion.version.version}[/] "
         f"(run {promotion.version.run_id[:8]}), now [bold]models:/{MODEL}@champion[/]"
     )
-    answers = Table(
-        title=f"Served models:/{MODEL}@champion at {served.url}: answers from the client"
-    )
-    for column in ("row", "mean radius", "mean texture", "prediction", "actual", "version"):
-        answers.add_column(column, justify="right")
-    for i, (row, predicted, actual) in enumerate(
-        zip(served.rows, served.predictions, served.labels, strict=True)
-    ):
-        answers.add_row(
-            str(i),
-            f"{row['mean radius']:.2f}",
-            f"{row['mean texture']:.2f}",
-            str(predicted),
-            str(actual),
-            served.version,
-        )
-    print_table(answers)
-    from segue.cli.monitor import drift_table, verdict_line
 
-    caught = dataclasses.replace(drift, features=[f for f in drift.features if f.drifted])
-    console.print(
-        f"sent {served.shifted_rows} more rows with {', '.join(SHIFTED)} inflated by 50%; "
-        "the drift check against the training profile (drifted features only):"
-    )
-    print_table(drift_table(caught))
-    console.print(verdict_line(drift))
+
+def _print_footer(config, artifact_uri: str, results: list, promotion) -> None:
+    """Where everything went, what to look at next, and how to open it in the web UI."""
+    from segue.quickstart import MODEL
+
     console.print(f"metadata:  {config.tracking_uri or config.store_uri}")
     console.print(f"artifacts: {artifact_uri}")
     best = results[0].run_id[:8]
