@@ -85,11 +85,7 @@ def kind_for_annotation(annotation: Any, *, pickle: bool) -> str | None:
     if origin is typing.Literal:
         return "json"
     if origin in (list, dict, tuple):
-        if all(
-            kind_for_annotation(a, pickle=False) == "json"
-            for a in typing.get_args(annotation)
-            if a is not Ellipsis
-        ):
+        if all(_is_json(a) for a in typing.get_args(annotation) if a is not Ellipsis):
             return "json"
         if pickle:
             return "pickle"
@@ -101,6 +97,13 @@ def kind_for_annotation(annotation: Any, *, pickle: bool) -> str | None:
     if pickle:
         return "pickle"
     raise Unmaterializable(f"no materializer stores {_name(annotation)}")
+
+
+def _is_json(annotation: Any) -> bool:
+    try:
+        return kind_for_annotation(annotation, pickle=False) == "json"
+    except Unmaterializable:
+        return False
 
 
 def _kind_for_type(cls: type) -> str | None:

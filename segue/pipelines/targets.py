@@ -81,9 +81,12 @@ def load_file(path: Path) -> types.ModuleType:
     name = path.stem
     existing = sys.modules.get(name)
     if not name.isidentifier() or (
-        existing is not None and getattr(existing, "__file__", None) != str(path)
+        existing is not None
+        and getattr(existing, "__file__", None) != str(path)
+        and not getattr(existing, "__segue_target__", False)
     ):
-        # Never shadow another module of that name (a file called json.py, say).
+        # Never shadow a module imported by name (a file called json.py, say); a pipeline
+        # file of the same name loaded earlier is simply replaced.
         name = f"segue_target_{hashlib.sha256(str(path).encode()).hexdigest()[:10]}_{path.stem}"
     folder = str(path.parent)
     if folder not in sys.path:
@@ -92,6 +95,7 @@ def load_file(path: Path) -> types.ModuleType:
     if spec is None or spec.loader is None:
         raise InvalidArgument(f"{str(path)!r} is not a Python file")
     module = importlib.util.module_from_spec(spec)
+    module.__segue_target__ = True  # type: ignore[attr-defined]
     previous = sys.modules.get(name)
     sys.modules[name] = module
     try:
