@@ -92,6 +92,35 @@ def settings(env: Mapping[str, str] | None = None) -> Settings:
     )
 
 
+def environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``SEGUE_*`` variables that point another process at the same stores or server.
+
+    For workers that start elsewhere (Ray tasks, subprocesses): every ``SEGUE_*`` variable of
+    ``env`` (default: ``os.environ``), with ``SEGUE_HOME``, a relative SQLite file and a
+    relative artifact folder made absolute, since a worker may start in another folder.
+
+    Example:
+        >>> ray.init(runtime_env={"env_vars": environment()})
+    """
+    env = os.environ if env is None else env
+    resolved = settings(env)
+    found = {key: value for key, value in env.items() if key.startswith("SEGUE_")}
+    found["SEGUE_HOME"] = str(resolved.home)
+    if not resolved.remote:
+        found["SEGUE_STORE_URI"] = _absolute_sqlite(resolved.store_uri)
+        if resolved.artifact_uri_set:
+            found["SEGUE_ARTIFACT_URI"] = resolved.artifact_uri
+    return found
+
+
+def _absolute_sqlite(uri: str) -> str:
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri == f"{prefix}:memory:":
+        return uri
+    path = Path(uri[len(prefix) :])
+    return uri if path.is_absolute() else f"{prefix}{path.absolute()}"
+
+
 def _tracking_uri(text: str | None) -> str | None:
     if not text or not text.strip():
         return None

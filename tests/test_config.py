@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from segue.config import settings
+from segue.config import environment, settings
 from segue.errors import InvalidArgument
 
 
@@ -107,3 +107,29 @@ def test_set_tracking_uri_sets_and_clears_the_variable(monkeypatch):
     assert not settings().remote
     with pytest.raises(InvalidArgument):
         segue.set_tracking_uri("127.0.0.1:5000")
+
+
+def test_environment_points_a_worker_elsewhere_at_the_same_stores(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = {
+        "SEGUE_HOME": "home",
+        "SEGUE_STORE_URI": "sqlite:///meta.db",
+        "SEGUE_ARTIFACT_URI": "blobs",
+        "SEGUE_FLUSH_INTERVAL": "2",
+        "HOME": "/root",
+    }
+
+    assert environment(env) == {
+        "SEGUE_HOME": str(tmp_path / "home"),
+        "SEGUE_STORE_URI": f"sqlite:///{tmp_path / 'meta.db'}",
+        "SEGUE_ARTIFACT_URI": str(tmp_path / "blobs"),
+        "SEGUE_FLUSH_INTERVAL": "2",
+    }
+    assert environment({}) == {
+        "SEGUE_HOME": str(tmp_path / ".segue"),
+        "SEGUE_STORE_URI": f"sqlite:///{tmp_path / '.segue' / 'segue.db'}",
+    }
+    remote = {"SEGUE_TRACKING_URI": "http://segue.internal:5000", "SEGUE_TOKEN": "sgt_x"}
+    assert environment(remote) == {**remote, "SEGUE_HOME": str(tmp_path / ".segue")}
+    postgres = {"SEGUE_STORE_URI": "postgresql://db/segue"}
+    assert environment(postgres)["SEGUE_STORE_URI"] == "postgresql://db/segue"

@@ -7,6 +7,11 @@ row group's memory.) The
 output is written under a temporary name beside the target and renamed into place at the end,
 so a failed run leaves nothing half-written at the output path (and any old file untouched).
 
+Many files (a folder or a glob, see :mod:`segue.serving.batch_inputs`) are scored one after
+the other by :func:`score_files`, all or nothing: every output is written under its temporary
+name first and renamed into place only once every input has been scored.
+:mod:`segue.serving.ray_batch` scores the same plan on a Ray cluster, with the same functions.
+
 Example:
     >>> model = segue.load_model("models:/churn@champion")
     >>> score_file(model, "customers.parquet", "scored.parquet", proba=True).rows
@@ -31,9 +36,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from segue.errors import InvalidArgument
+from segue.serving.batch_inputs import FORMATS, BatchPlan
 
-#: File name endings read and written, by format.
-_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 _COUNT_BLOCK = 1 << 20
 #: What a file that is not the CSV or Parquet it claims to be raises.
 _UNREADABLE = (pa.ArrowInvalid, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError)
@@ -45,11 +49,13 @@ Progress = Callable[[int, "int | None"], None]
 
 @dataclass(frozen=True)
 class ScoreResult:
-    """What :func:`score_file` wrote: rows, where, and how long it took."""
+    """What :func:`score_file` or :func:`score_files` wrote: rows, where (a file, or the
+    folder of the outputs), how long it took, and how many files."""
 
     rows: int
     output_path: Path
     seconds: float
+    files: int = 1
 
 
 def score_file(
@@ -80,26 +86,16 @@ def score_file(
             output columns that would clash with input columns.
         OSError: the input cannot be read or the output written.
     """
-    if not (isinstance(chunk_size, int) and chunk_size >= 1):
-        raise InvalidArgument(f"chunk size must be a positive number of rows, got {chunk_size!r}")
+    check_chunk_size(chunk_size)
     source, target = Path(input_path), Path(output_path)
-    reader_format, writer_format = _format(source, "input"), _format(target, "output")
+    reader_format = _format(source, "input")
+    _format(target, "output")
     started = time.perf_counter()
-    names = _column_names(model)
     total = _count_rows(source, reader_format)
     target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:12]}")
-    done = 0
+    temp = temp_path(target)
     try:
-        with _writer(temp, writer_format) as write:
-            for offset, chunk in _chunks(source, reader_format, chunk_size, names):
-                where = f"{source}, chunk starting at row {offset}"
-                write(_score(model, chunk, names, proba, offset, where), offset)
-                done += len(chunk)
-                if on_progress is not None:
-                    on_progress(done, total)
-        if done == 0:
-            raise InvalidArgument(f"{source}: no rows to score")
+        done = score_into(model, source, temp, chunk_size, proba, on_progress, total)
         os.replace(temp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -107,8 +103,134 @@ def score_file(
     return ScoreResult(done, target, time.perf_counter() - started)
 
 
+def score_files(
+    model: Any,
+    plan: BatchPlan,
+    chunk_size: int = 10_000,
+    proba: bool = False,
+    on_progress: Progress | None = None,
+) -> ScoreResult:
+    """Score every input of ``plan`` into its output, one file after the other, all or nothing.
+
+    Every input's columns are checked before any row is scored; the outputs are renamed into
+    place only once all inputs are scored, so a failure leaves no new output behind.
+
+    Args:
+        model, chunk_size, proba: as for :func:`score_file`.
+        plan: the input -> output pairs (:func:`segue.serving.batch_inputs.plan_batch`).
+        on_progress: called after each chunk with (rows done, total rows of all inputs).
+
+    Returns:
+        A :class:`ScoreResult` whose ``output_path`` is ``plan.output``.
+
+    Raises:
+        InvalidArgument, OSError: as :func:`score_file`, naming the file.
+
+    Example:
+        >>> score_files(model, plan_batch("in/", "out/")).files
+        12
+    """
+    check_chunk_size(chunk_size)
+    started = time.perf_counter()
+    totals = check_inputs(model, plan)
+    total = sum(totals)
+    done = 0
+    with staged(plan) as temps:
+        for (source, _), temp in zip(plan.pairs, temps, strict=True):
+
+            def advance(rows: int, _total: int | None, before: int = done) -> None:
+                if on_progress is not None:
+                    on_progress(before + rows, total)
+
+            done += score_into(model, source, temp, chunk_size, proba, advance)
+    return ScoreResult(done, plan.output, time.perf_counter() - started, len(plan.pairs))
+
+
+def check_chunk_size(chunk_size: int) -> None:
+    """Refuse a chunk size that is not a positive number of rows."""
+    if not (isinstance(chunk_size, int) and chunk_size >= 1):
+        raise InvalidArgument(f"chunk size must be a positive number of rows, got {chunk_size!r}")
+
+
+def check_inputs(model: Any, plan: BatchPlan) -> list[int]:
+    """Check every input's type and columns, and the outputs' types, before scoring a row.
+
+    Returns:
+        Each input's row count (exact for Parquet; for CSV a line count, for progress only).
+    """
+    names = _column_names(model)
+    totals = []
+    for source, target in plan.pairs:
+        fmt = _format(source, "input")
+        _format(target, "output")
+        totals.append(_count_rows(source, fmt))
+        _check_columns(source, _read_column_names(source, fmt), names)
+    return totals
+
+
+@contextlib.contextmanager
+def staged(plan: BatchPlan) -> Iterator[list[Path]]:
+    """A temporary path beside each output of ``plan`` to score into.
+
+    When the block ends without an error, each is renamed into place; when it fails, they are
+    removed, and so is the output folder if it was made for them and is still empty.
+    """
+    made = plan.folder and not plan.output.exists()
+    for _, target in plan.pairs:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    temps = [temp_path(target) for _, target in plan.pairs]
+    committed = False
+    try:
+        yield temps
+        for (_, target), temp in zip(plan.pairs, temps, strict=True):
+            os.replace(temp, target)
+        committed = True
+    finally:
+        for temp in temps:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+        if made and not committed:
+            with contextlib.suppress(OSError):
+                plan.output.rmdir()
+
+
+def temp_path(target: Path) -> Path:
+    """A hidden name beside ``target``, of the same type, to write it under before renaming it
+    into place."""
+    return target.with_name(f".{target.stem}.tmp-{uuid.uuid4().hex[:12]}{target.suffix}")
+
+
+def score_into(
+    model: Any,
+    source: Path,
+    target: Path,
+    chunk_size: int,
+    proba: bool,
+    on_progress: Progress | None = None,
+    total: int | None = None,
+) -> int:
+    """Score ``source`` into ``target`` (written in place: pass a temporary path), chunk by
+    chunk; the formats follow the names.
+
+    Returns:
+        The rows written.
+    """
+    names = _column_names(model)
+    done = 0
+    with _writer(target, _format(target, "output")) as write:
+        for offset, chunk in _chunks(source, _format(source, "input"), chunk_size, names):
+            where = f"{source}, chunk starting at row {offset}"
+            write(_score(model, chunk, names, proba, offset, where), offset)
+            done += len(chunk)
+            if on_progress is not None:
+                on_progress(done, total)
+    if done == 0:
+        raise InvalidArgument(f"{source}: no rows to score")
+    return done
+
+
 def _format(path: Path, what: str) -> str:
-    found = _FORMATS.get(path.suffix.lower())
+    found = FORMATS.get(path.suffix.lower())
     if found is None:
         raise InvalidArgument(
             f"{what} {str(path)!r}: unsupported file type {path.suffix or '(none)'!r}; "
@@ -164,6 +286,16 @@ def _chunks(
         raise InvalidArgument(
             f"{path}: cannot be read as {fmt.upper()} after row {offset}: {exc}"
         ) from None
+
+
+def _read_column_names(path: Path, fmt: str) -> list[str]:
+    try:
+        if fmt == "parquet":
+            return list(pq.read_schema(path).names)
+        return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+    except _UNREADABLE as exc:
+        message = f"{path}: cannot be read as {fmt.upper()} after row 0: {exc}"
+        raise InvalidArgument(message) from None
 
 
 def _check_columns(path: Path, present: list[str], names: list[str] | None) -> None:

@@ -100,3 +100,68 @@ def test_a_bad_column_is_one_line_and_leaves_no_output(cli, cancer, tmp_path):
 def test_usage_errors(cli, cancer, args, expected):
     assert expected in cli("predict", *args).error_line()
     assert not Path("out.csv").exists()
+
+
+def parts(frame: pd.DataFrame, folder: Path) -> None:
+    """``frame`` in three Parquet files ``part-<i>.parquet`` in ``folder``."""
+    folder.mkdir()
+    for i, rows in enumerate([slice(0, 100), slice(100, 350), slice(350, None)]):
+        frame.iloc[rows].to_parquet(folder / f"part-{i}.parquet", index=False)
+
+
+@sqlite_only
+@pytest.mark.parametrize("given", ["parts", "parts/*.parquet", "parts/part-?.parquet"])
+def test_predict_a_folder_or_a_glob_into_a_folder(cli, cancer, tmp_path, given):
+    parts(cancer, tmp_path / "parts")
+
+    result = cli("predict", "cancer@champion", "-i", given, "-o", "scored", "--chunk-size", "64")
+
+    assert result.code == 0, result.err
+    assert "wrote 569 rows with predictions of models:/cancer@champion to scored (3 files)" in (
+        result.out
+    )
+    names = sorted(p.name for p in (tmp_path / "scored").iterdir())
+    assert names == ["part-0.parquet", "part-1.parquet", "part-2.parquet"]
+    scored = pd.concat([pd.read_parquet(tmp_path / "scored" / n) for n in names])
+    expected = segue.load_model("models:/cancer/1").predict(cancer)
+    np.testing.assert_array_equal(scored["prediction"], expected)
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["-i", "files/*.json", "-o", "out"], "input 'files/*.json': no files match"),
+        (["-i", "files", "-o", "out"], "mixes Parquet (in.parquet) and CSV (in.csv) files"),
+        (["-i", "files/*.parquet", "-o", "files/in.csv"], "output 'files/in.csv' is a file"),
+        (["-i", "files/*.csv", "-o", "files"], "would overwrite the input it scores"),
+        (["-i", "files/in.csv", "-o", "out.csv", "--address", "auto"], "use it with --engine ray"),
+        (["-i", "files/in.csv", "-o", "out.csv", "--engine", "spark"], "'spark' is not one of"),
+    ],
+)
+def test_bad_batches_are_one_line(cli, cancer, args, expected):
+    assert expected in cli("predict", "cancer/1", *args).error_line()
+    assert not Path("out").exists()
+    assert not Path("out.csv").exists()
+
+
+@pytest.mark.slow
+@sqlite_only
+def test_predict_on_ray_writes_what_the_local_engine_writes(cli, cancer, tmp_path):
+    parts(cancer.assign(customer=[f"c{i}" for i in range(len(cancer))]), tmp_path / "parts")
+    local = cli("predict", "cancer@champion", "-i", "parts", "-o", "local", "--proba")
+
+    # No Ray running: the command starts a local one for the job and stops it after.
+    result = cli(
+        "predict", "cancer@champion", "-i", "parts", "-o", "ray", "--engine", "ray", "--proba"
+    )
+
+    assert local.code == 0, local.err
+    assert result.code == 0, result.err
+    assert "wrote 569 rows with predictions of models:/cancer@champion to ray (3 files)" in (
+        result.out
+    )
+    for name in ["part-0.parquet", "part-1.parquet", "part-2.parquet"]:
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / "ray" / name), pd.read_parquet(tmp_path / "local" / name)
+        )

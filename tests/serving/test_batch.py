@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pytest
 
 import segue
 from segue.errors import InvalidArgument
-from segue.serving.batch import score_file
+from segue.serving.batch import score_file, score_files
+from segue.serving.batch_inputs import plan_batch
 
 #: For what does not depend on the database.
 sqlite_only = pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
@@ -217,3 +219,88 @@ def test_a_header_only_file_has_no_rows(cancer, files):
 def test_bad_chunk_size(cancer, files):
     with pytest.raises(InvalidArgument, match="chunk size"):
         score_file(segue.load_model(cancer.uri), files / "a.csv", files / "b.csv", 0)
+
+
+# --- many files: a folder or a glob, one output per input ----------------------------------
+
+
+def split(frame: pd.DataFrame, folder: Path, suffix: str, parts: int = 3) -> list[Path]:
+    """``frame`` cut into ``parts`` files ``part-<i>.<suffix>`` of uneven sizes in ``folder``."""
+    folder.mkdir(exist_ok=True)
+    bounds = [0, 100, 350, len(frame)][: parts + 1]
+    return [
+        write(frame.iloc[start:end], folder / f"part-{i}.{suffix}")
+        for i, (start, end) in enumerate(itertools.pairwise(bounds))
+    ]
+
+
+@sqlite_only
+@pytest.mark.parametrize("suffix", ["parquet", "csv"])
+def test_scores_a_folder_into_one_file_per_input(cancer, files, suffix):
+    model = segue.load_model(cancer.uri)
+    inputs = split(with_ids(cancer.X), files / "in", suffix)
+
+    result = score_files(model, plan_batch(files / "in", files / "out"), chunk_size=64, proba=True)
+
+    assert (result.rows, result.files, result.output_path) == (569, 3, files / "out")
+    assert sorted(p.name for p in (files / "out").iterdir()) == [p.name for p in inputs]
+    for source in inputs:
+        score_file(model, source, files / f"alone.{suffix}", chunk_size=64, proba=True)
+        pd.testing.assert_frame_equal(
+            read(files / "out" / source.name), read(files / f"alone.{suffix}")
+        )
+    scored = pd.concat([read(files / "out" / p.name) for p in inputs], ignore_index=True)
+    np.testing.assert_array_equal(scored["prediction"], model.predict(cancer.X))
+    assert scored["customer"].tolist() == with_ids(cancer.X)["customer"].tolist()
+
+
+@sqlite_only
+def test_a_glob_and_progress_over_all_files(cancer, files):
+    model = segue.load_model(cancer.uri)
+    split(cancer.X, files / "in", "parquet")
+    calls = []
+
+    result = score_files(
+        model,
+        plan_batch(f"{files}/in/*.parquet", files / "out"),
+        200,
+        False,
+        lambda *a: calls.append(a),
+    )
+
+    assert result.rows == 569
+    assert calls == [(100, 569), (300, 569), (350, 569), (550, 569), (569, 569)]
+
+
+@sqlite_only
+def test_one_bad_file_leaves_no_output_at_all(cancer, files):
+    model = segue.load_model(cancer.uri)
+    frame = cancer.X.copy()
+    frame.loc[400, "worst area"] = np.nan  # in the last file
+    split(frame, files / "in", "parquet")
+
+    with pytest.raises(InvalidArgument, match=r"part-2\.parquet, chunk starting at row 0: .* 50;"):
+        score_files(model, plan_batch(files / "in", files / "out"))
+    assert not (files / "out").exists()
+
+    (files / "out").mkdir()
+    (files / "out" / "part-0.parquet").write_text("yesterday's scores")
+    with pytest.raises(InvalidArgument):
+        score_files(model, plan_batch(files / "in", files / "out"))
+    assert [p.name for p in (files / "out").iterdir()] == ["part-0.parquet"]
+    assert (files / "out" / "part-0.parquet").read_text() == "yesterday's scores"
+
+
+@sqlite_only
+def test_a_missing_column_in_any_file_is_refused_before_scoring(cancer, files):
+    model = segue.load_model(cancer.uri)
+    inputs = split(cancer.X, files / "in", "csv")
+    write(cancer.X.iloc[350:].drop(columns=["mean area"]), inputs[2])
+    calls = []
+
+    with pytest.raises(InvalidArgument, match=r"part-2\.csv: no column 'mean area'"):
+        score_files(
+            model, plan_batch(files / "in", files / "out"), 50, False, lambda *a: calls.append(a)
+        )
+    assert calls == []  # not one row scored
+    assert not (files / "out").exists()
