@@ -16,6 +16,7 @@ from segue.cli import (
     predictions,
     quickstart,
     runs,
+    schedule,
     serve,
     server,
     tokens,
@@ -43,6 +44,7 @@ app.add_typer(users.app, name="users")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(loop.app, name="loop")
+app.add_typer(schedule.app, name="schedule")
 app.command(
     "predict",
     epilog="Example: segue predict models:/churn@champion -i customers.parquet -o scored.parquet",
@@ -55,6 +57,7 @@ app.command(
     "server",
     epilog="Example: SEGUE_STORE_URI=postgresql+psycopg://db/segue segue server --host 0.0.0.0",
 )(server.server)
+app.command("scheduler", epilog="Example: segue scheduler --interval 10")(schedule.scheduler)
 app.command("ui", epilog="Example: SEGUE_HOME=/tmp/demo segue ui --port 5000")(server.ui)
 app.command("serve", epilog="Example: segue serve models:/churn@champion --port 8000 --workers 2")(
     serve.serve
