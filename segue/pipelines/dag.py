@@ -146,7 +146,8 @@ def list_pipeline_runs(client: Any, *, pipeline: str | None = None, limit: int =
     """Pipeline runs (parent runs), newest first; only ``pipeline``'s when given."""
     text = "tags.`segue.kind` = 'pipeline'"
     if pipeline is not None:
-        text += " and tags.`segue.pipeline` = '" + pipeline.replace("'", "''") + "'"
+        quoted = pipeline.replace("\\", "\\\\").replace("'", "\\'")
+        text += f" and tags.`segue.pipeline` = '{quoted}'"
     return list(client.store.search_runs(None, parse_filter(text), _NEWEST, limit))
 
 

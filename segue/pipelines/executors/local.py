@@ -104,7 +104,11 @@ class LocalExecutor:
             return future.result()
         except BrokenProcessPool as exc:
             self._pool = None  # a new pool for the next steps
-            error = f"the worker process running step {task.node!r} died: {exc}"
+            # Every step in flight in the pool fails with it: which process died is unknown.
+            error = (
+                f"a worker process died while step {task.node!r} was running (a crash, "
+                f"os._exit or out of memory); rerun to resume: {exc}"
+            )
         except Exception as exc:  # the outcome could not come back (it did not pickle, ...)
             error = f"step {task.node!r}: {type(exc).__name__}: {exc}"
         return StepOutcome(task.node, "FAILED", {}, 1, 0.0, error=error)

@@ -1,0 +1,99 @@
+"""The local executor: parallel branches in worker processes, a lone step in this process."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from segue.errors import InvalidArgument
+from segue.pipelines.executors import Executor, get_executor
+from segue.pipelines.executors.local import LocalExecutor
+from segue.pipelines.runtime import run_pipeline
+
+BRANCHES = """
+import os
+import segue
+
+
+@segue.step
+def left() -> int:
+    return os.getpid()
+
+
+@segue.step
+def right() -> int:
+    return os.getpid()
+
+
+@segue.step
+def join(a: int, b: int) -> list:
+    return [a, b, os.getpid()]
+
+
+@segue.pipeline
+def flow():
+    return join(left(), right())
+"""
+
+DIES = """
+import os
+import segue
+
+
+@segue.step
+def fine() -> int:
+    return 1
+
+
+@segue.step
+def dies() -> int:
+    os._exit(3)
+
+
+@segue.pipeline
+def flow():
+    return fine(), dies()
+"""
+
+
+def test_independent_branches_run_in_separate_worker_processes(segue_env, write_module):
+    result = run_pipeline(write_module(BRANCHES) + ":flow")
+
+    assert result.status == "FINISHED", result.error
+    left, right, join = result.output()
+    assert os.getpid() not in (left, right)
+    # The join is alone when it is ready: it runs here, with no process hop.
+    assert join == os.getpid()
+
+
+def test_a_linear_chain_runs_in_this_process(segue_env, write_module):
+    result = run_pipeline(write_module(BRANCHES) + ":flow", workers=1)
+
+    assert result.output() == [os.getpid()] * 3
+
+
+def test_a_worker_process_that_dies_fails_the_run_without_stopping_it(segue_env, write_module):
+    result = run_pipeline(write_module(DIES) + ":flow")
+
+    assert result.status == "FAILED"
+    # A step still in flight in the broken pool fails too (which process died is unknown).
+    assert result.step("fine").status in ("FINISHED", "FAILED")
+    assert result.step("dies").status == "FAILED"
+    assert "worker process died while step 'dies' was running" in result.step("dies").error
+    resumed = run_pipeline(write_module(DIES.replace("os._exit(3)", "return 2")) + ":flow")
+    assert resumed.status == "FINISHED"
+
+
+def test_get_executor():
+    executor = get_executor("local", workers=2)
+    assert isinstance(executor, Executor)
+    assert (executor.name, executor.workers) == ("local", 2)
+    assert executor.wait() == []
+    executor.close()
+    with pytest.raises(InvalidArgument, match="executor must be one of local, ray"):
+        get_executor("dask")
+    with pytest.raises(InvalidArgument, match="--address is for the ray executor"):
+        get_executor("local", address="ray://x:10001")
+    with pytest.raises(InvalidArgument, match="workers must be a positive integer"):
+        LocalExecutor(workers=0)
