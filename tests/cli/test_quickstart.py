@@ -204,6 +204,82 @@ def test_quickstart_in_a_terminal_shows_progress_not_step_lines(cli, segue_env, 
     assert max(cell_len(line) for line in out.splitlines()) <= 80
 
 
+@pytest.mark.slow
+@sqlite_only
+def test_quickstart_loop_closes_the_loop(cli, segue_env, monkeypatch):
+    _two_candidates(monkeypatch)
+
+    result = cli("quickstart", "--loop", "--json")
+    report = result.json()
+
+    steps = result.err.splitlines()
+    assert "the scheduler starts the loop: retrain, register, gate, promote" in steps
+    assert steps[-1] == "the server answers with version 2"
+    loop = report["loop"]
+    # The server itself says what it served before and after; a client asked throughout.
+    assert (loop["before"], loop["after"]) == ("1", "2")
+    assert loop["failed"] == 0
+    assert loop["answered_by"]["2"] >= 20 and loop["answered_by"]["1"] > 0
+    assert loop["seconds"] < 60
+    (firing,) = loop["check"]["firings"]
+    assert (firing["rule"], firing["signal"]) == ("breast-cancer-drift", "drift_share")
+    cycle = loop["cycle"]
+    assert cycle["status"] == "succeeded"
+    assert [(s["step"], s["status"]) for s in cycle["steps"]] == [
+        (step, "ok") for step in ("alert", "retrain", "register", "gate", "promote", "swap")
+    ]
+    gate = next(s["detail"] for s in cycle["steps"] if s["step"] == "gate")
+    assert [g["requirement"] for g in gate["gates"]] == [
+        "metrics.roc_auc >= 0.95",
+        "metrics.roc_auc >= champion",
+    ]
+    moved = loop["audit"][-1]
+    assert (moved["actor"], moved["action"], moved["after"]["version"]) == (
+        "loop:breast-cancer",
+        "set_alias",
+        2,
+    )
+    assert moved["reason"] == (
+        f"moved by pipeline run {cycle['run_id']}, started by alert firing "
+        f"{loop['check']['alerts'][0]['id']} of rule breast-cancer-drift"
+    )
+    # The retraining pipeline trained on the original data plus the 200 labelled rows.
+    registry = segue.get_registry()
+    champion = registry.resolve("models:/breast-cancer@champion")
+    assert champion.version == 2
+    metrics = registry.lineage("breast-cancer", 2)["metrics"]
+    assert metrics["train_rows"] == 426 + loop["shifted_rows"]
+    # The new champion carries its reference data: drift monitoring goes on.
+    from segue.monitoring.service import Monitor
+
+    assert Monitor(registry, segue_env.artifact_uri).reference(champion) is not None
+
+
+@pytest.mark.slow
+@sqlite_only
+def test_quickstart_loop_tables(cli, segue_env, monkeypatch):
+    _two_candidates(monkeypatch)
+
+    result = cli("quickstart", "--loop")
+
+    assert result.code == 0, result.err
+    out = result.out
+    assert "Drift check of models:/breast-cancer@champion: the alert" in out
+    assert "Cycle 1 (alert:1): succeeded" in out
+    assert "Gates of breast-cancer@champion for version 2" in out
+    assert re.search(
+        r"answered with version 1 before the cycle and version 2 after it; a client asked "
+        r"\d+ times meanwhile \(\d+ by version 1, \d+ by version 2\): 0 failed",
+        out,
+    )
+    assert "Audit trail of breast-cancer" in out
+    assert "loop:breast-cancer" in out
+    assert "the loop:  segue loop status breast-cancer · segue models history breast-cancer" in out
+    assert cli("loop", "status", "breast-cancer", "--json").json()["last_cycle"]["status"] == (
+        "succeeded"
+    )
+
+
 LOCAL = "http://127.0.0.1:5000/"
 
 
