@@ -119,6 +119,8 @@ def function_ref(spec: StepSpec) -> FunctionRef:
 def import_step(ref: FunctionRef) -> Callable[..., Any]:
     """The undecorated function of the step at ``ref``, importing its module if needed."""
     module = sys.modules.get(ref.module)
+    if ref.module == "__main__" and ref.file:
+        module = sys.modules.get(f"segue_main_{Path(ref.file).stem}", module)
     if module is None or (ref.file and getattr(module, "__file__", None) != ref.file):
         module = _import(ref)
     obj = _attribute(module, ref.qualname)
@@ -138,13 +140,16 @@ def _import(ref: FunctionRef) -> types.ModuleType:
             raise
     assert ref.file is not None
     path = Path(ref.file)
-    spec = importlib.util.spec_from_file_location(ref.module, path)
+    # A script's steps (``python flow.py`` calling run_pipeline) live in its __main__: loaded
+    # here under another name, or its ``if __name__ == "__main__":`` would run the pipeline.
+    name = ref.module if ref.module != "__main__" else f"segue_main_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise NotFound(f"step {ref}: {ref.file!r} cannot be loaded")
     if str(path.parent) not in sys.path:
         sys.path.insert(0, str(path.parent))
     module = importlib.util.module_from_spec(spec)
-    sys.modules[ref.module] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 

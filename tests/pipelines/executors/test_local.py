@@ -97,3 +97,51 @@ def test_get_executor():
         get_executor("local", address="ray://x:10001")
     with pytest.raises(InvalidArgument, match="workers must be a positive integer"):
         LocalExecutor(workers=0)
+
+
+SCRIPT = """
+import os
+import segue
+from segue.pipelines.runtime import run_pipeline
+
+
+@segue.step
+def a() -> int:
+    return os.getpid()
+
+
+@segue.step
+def b() -> int:
+    return os.getpid()
+
+
+@segue.step
+def c(x: int, y: int) -> list:
+    return [x, y, os.getpid()]
+
+
+@segue.pipeline
+def flow():
+    return c(a(), b())
+
+
+if __name__ == "__main__":
+    result = run_pipeline(flow)
+    print(result.status, *result.output(), os.getpid())
+"""
+
+
+def test_a_script_running_its_own_pipeline_works_with_worker_processes(segue_env, tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
+    status, a, b, c, main = done.stdout.split()
+    assert status == "FINISHED"
+    assert c == main and main not in (a, b)  # the branches ran in workers, not re-running it
