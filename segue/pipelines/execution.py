@@ -284,7 +284,8 @@ class Execution:
         }
         where = parse_filter(f"tags.`segue.pipeline.key` = '{key}'")
         previous = self.store.search_runs(None, where, _NEWEST, 1)
-        if previous and previous[0].info.status == "FAILED":
+        # An interrupted run (KILLED) is resumed like a failed one.
+        if previous and previous[0].info.status in ("FAILED", "KILLED"):
             tags["segue.resumed_from"] = previous[0].id
         if previous and self.cache:
             self._prefetch(previous[0].id)

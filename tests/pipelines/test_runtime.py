@@ -32,6 +32,7 @@ def load(rows: int = 3) -> pd.DataFrame:
 @segue.step
 def total(data: pd.DataFrame) -> int:
     segue.log_metric("rows", len(data))
+    segue.log_param("source", "load")
     return int(helper(data.x.sum()))
 
 
@@ -117,6 +118,8 @@ def test_a_run_is_a_parent_run_with_a_child_run_per_step(segue_env, flow):
     assert paths["outputs/output.parquet"] == load.data.tags["segue.output.output"]
     assert client.read_artifact(load.id, "logs.txt") == b"loading 4\n"
     assert total.data.metrics["rows"].value == 4  # segue.log_metric inside a step
+    assert total.data.params == {"source": "load"}
+    assert segue.active_run() is None  # the step's run was current only while it ran
     assert {s.node: s.outputs["output"] for s in result.steps} == {
         n: r.data.tags["segue.output.output"] for n, r in runs.items()
     }
@@ -534,3 +537,20 @@ def test_on_step_reports_each_step_as_it_ends(segue_env, flow):
     run_pipeline(flow(), on_step=lambda s: seen.append((s.node, s.status)))
 
     assert seen == [("load", "FINISHED"), ("total", "FINISHED"), ("report", "FINISHED")]
+
+
+def test_an_interrupted_run_is_killed_and_the_next_one_resumes_it(segue_env, flow):
+    def interrupt(step):
+        if step.node == "total":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(flow(), on_step=interrupt)
+    [killed] = get_client().find_runs(filter="tags.`segue.kind` = 'pipeline'")
+    assert killed.info.status == "KILLED"
+    assert set(children(killed.id)) == {"load", "total"}
+
+    resumed = run_pipeline(flow())
+    assert executed(resumed) == ["report"]
+    tags = get_client().get_run(resumed.run_id).data.tags
+    assert tags["segue.resumed_from"] == killed.id
