@@ -43,7 +43,7 @@ class ExecutorName(str, enum.Enum):
 
 
 def _engine() -> Any:
-    """The metadata database: schedules are read and run beside it, as ``segue scheduler``."""
+    """The metadata database, which ``segue scheduler`` runs beside."""
     from segue.config import settings
     from segue.errors import InvalidArgument
     from segue.store.engine import open_engine
@@ -51,13 +51,22 @@ def _engine() -> Any:
     config = settings()
     if config.remote:
         raise InvalidArgument(
-            "schedules live in the metadata database: unset SEGUE_TRACKING_URI and set "
-            "SEGUE_STORE_URI to the server's database"
+            "segue scheduler runs beside the metadata database: unset SEGUE_TRACKING_URI and "
+            "set SEGUE_STORE_URI to the server's database"
         )
     return open_engine(config.store_uri)
 
 
 def _store() -> Any:
+    """The schedules: in the metadata database, or on the server at ``SEGUE_TRACKING_URI``."""
+    from segue.config import settings
+
+    config = settings()
+    if config.tracking_uri is not None:
+        from segue.remote.http import RemoteSession
+        from segue.remote.schedules import RestScheduleStore
+
+        return RestScheduleStore(RemoteSession(config.tracking_uri, config.token))
     from segue.store.schedules import SqlScheduleStore
 
     return SqlScheduleStore(_engine())
@@ -102,7 +111,7 @@ def add(
 ) -> None:
     """Add a schedule: exactly one of --cron, --on-alert, --on-new-version."""
     from segue.errors import InvalidArgument
-    from segue.pipelines.triggers import check_cron
+    from segue.pipelines.triggers import check_trigger
     from segue.store.entities import NewSchedule
 
     triggers = {"cron": cron, "alert": on_alert, "version": on_new_version}
@@ -110,10 +119,7 @@ def add(
     if len(given) != 1:
         raise InvalidArgument("give exactly one of --cron, --on-alert, --on-new-version")
     [(trigger, spec)] = given
-    if trigger == "cron":
-        spec = check_cron(spec)
-    elif not spec.strip():
-        raise InvalidArgument(f"--on-{'alert' if trigger == 'alert' else 'new-version'} is empty")
+    spec = check_trigger(trigger, spec)
     target, params = _checked_pipeline(pipeline, param, trigger)
     options = {"executor": executor.value, "address": address, "experiment": experiment}
     new = NewSchedule(

@@ -40,6 +40,7 @@ __all__ = [
     "accepted_params",
     "alert_events",
     "check_cron",
+    "check_trigger",
     "cron_events",
     "due_cron",
     "next_cron",
@@ -117,6 +118,28 @@ def check_cron(expression: str) -> str:
             "@daily, @weekly, @monthly, @yearly"
         )
     return text
+
+
+def check_trigger(trigger: str, spec: str) -> str:
+    """``spec`` (stripped) if it suits ``trigger``: a cron expression, an alert rule's name, a
+    model's name.
+
+    Raises:
+        InvalidArgument: an unknown trigger, a bad cron expression, an empty rule, a malformed
+            model name.
+    """
+    from segue.store.registry import check_model_name
+
+    if trigger == "cron":
+        return check_cron(spec)
+    text = spec.strip() if isinstance(spec, str) else ""
+    if trigger == "alert":
+        if not text or len(text) > 256:
+            raise InvalidArgument("an on-alert schedule needs the alert rule's name")
+        return text
+    if trigger == "version":
+        return check_model_name(text)
+    raise InvalidArgument(f"trigger {trigger!r}: expected cron, alert or version")
 
 
 def due_cron(expression: str, *, after_ms: int, now_ms: int) -> datetime | None:

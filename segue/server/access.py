@@ -102,6 +102,15 @@ ACCESS: dict[tuple[str, str], Rule] = {
     # -- monitoring ------------------------------------------------------------------------
     ("GET", "/api/v1/models/{name}/alerts"): _VM,
     ("POST", "/api/v1/models/{name}/alerts"): _EM,
+    # -- schedules: viewers read, maintainers change ---------------------------------------
+    ("GET", "/api/v1/schedules"): _V,
+    ("POST", "/api/v1/schedules"): _M,
+    ("GET", "/api/v1/schedules/{name}"): _V,
+    ("POST", "/api/v1/schedules/{name}/pause"): _M,
+    ("POST", "/api/v1/schedules/{name}/resume"): _M,
+    ("DELETE", "/api/v1/schedules/{name}"): _M,
+    ("GET", "/api/v1/schedules/{name}/history"): _V,
+    ("GET", "/api/v1/firings"): _V,
     # -- users and tokens ------------------------------------------------------------------
     ("GET", "/api/v1/users"): _A,
     ("POST", "/api/v1/users"): _A,

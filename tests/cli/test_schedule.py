@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -138,10 +139,10 @@ def test_schedules_are_added_listed_paused_resumed_and_removed(cli, pipelines, t
         assert "schedule 'gone' does not exist" in cli("schedule", verb, "gone").error_line()
 
 
-def test_schedules_need_the_metadata_database_itself(cli, pipelines, monkeypatch):
+def test_the_scheduler_needs_the_metadata_database_itself(cli, pipelines, monkeypatch):
     monkeypatch.setenv("SEGUE_TRACKING_URI", "http://127.0.0.1:9")
-    result = cli("schedule", "list")
-    assert "unset SEGUE_TRACKING_URI" in result.error_line()
+    result = cli("scheduler", "--once")
+    assert "segue scheduler runs beside the metadata database" in result.error_line()
 
 
 def test_an_alert_firing_starts_the_pipeline_once_with_its_details(cli, pipelines, segue_env):
@@ -169,3 +170,35 @@ def test_an_alert_firing_starts_the_pipeline_once_with_its_details(cli, pipeline
     assert len(cli("schedule", "history", "--json").json()) == 1
     table = cli("schedule", "history")
     assert firing["run_id"] in table.out and f"alert:{fired.id}" in table.out
+
+
+@pytest.mark.slow
+def test_the_scheduler_process_stops_cleanly_on_sigterm(segue_env, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import segue
+
+    env = {**os.environ, "PYTHONPATH": str(Path(segue.__file__).resolve().parents[1])}
+    command = [sys.executable, "-c", "from segue.cli import main; main()", "scheduler"]
+    process = subprocess.Popen(
+        [*command, "--interval", "0.1"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        started = process.stderr.readline()  # blocks until the scheduler says it is looking
+        assert "looking every 0.1s" in started, started + process.stderr.read()
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert "SIGTERM, stopping" in err and "stopped" in err.splitlines()[-1]

@@ -25,3 +25,7 @@ ROUTERS.append(admin.router)
 from segue.server.routes import promotions  # noqa: E402
 
 ROUTERS.append(promotions.router)
+
+from segue.server.routes import schedules  # noqa: E402
+
+ROUTERS.append(schedules.router)
