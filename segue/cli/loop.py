@@ -144,7 +144,7 @@ def status(
 
 def cycle_tables(cycle: Any) -> list[Table]:
     """A cycle's steps as a table (with what each did), and its gate report when it has one."""
-    from segue.pipelines.loop import describe_step
+    from segue.pipelines.cycle import describe_step
 
     style = CYCLE_STYLE.get(cycle.status, "white")
     title = f"Cycle {cycle.id} ({cycle.key}): [{style}]{cycle.status}[/]"

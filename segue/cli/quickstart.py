@@ -134,7 +134,8 @@ def _close_the_loop(json: bool, step, parent_id: str, results: list, promotion) 
     from segue.cli.loop import cycle_tables
     from segue.cli.models import history_table
     from segue.config import settings
-    from segue.quickstart import EXPERIMENT, LOOP, MODEL, close_the_loop
+    from segue.quickstart import EXPERIMENT, MODEL
+    from segue.quickstart.loop import LOOP, close_the_loop
     from segue.tracking.client import get_client
 
     closed = close_the_loop(step)
