@@ -146,4 +146,10 @@ ACCESS: dict[tuple[str, str], Rule] = {
     # -- monitoring --------------------------------------------------------------------------
     ("GET", "/monitoring"): _V,
     ("GET", "/monitoring/{name}"): _VM,
+    # -- pipelines, loops, schedules ---------------------------------------------------------
+    ("GET", "/pipelines"): _V,
+    ("GET", "/pipelines/{run_id}"): _V,
+    ("GET", "/loops"): _V,
+    ("GET", "/loops/{name}"): _V,
+    ("GET", "/schedules"): _V,
 }

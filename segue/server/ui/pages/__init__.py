@@ -7,9 +7,11 @@ from segue.server.ui.pages import (
     compare,
     experiments,
     home,
+    loops,
     models,
     models_actions,
     monitoring,
+    pipelines,
     run,
     runs,
 )
@@ -24,4 +26,6 @@ ROUTERS = [
     models.router,
     models_actions.router,
     monitoring.router,
+    pipelines.router,
+    loops.router,
 ]
