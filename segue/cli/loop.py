@@ -80,6 +80,13 @@ def add(
         "(run `segue scheduler` to follow the alerts)",
         highlight=False,
     )
+    if not registry.list_gates(policy.model, promote_to):
+        console.print(
+            f"note: {policy.model}@{promote_to} has no gates, so every candidate will be "
+            f"promoted; add some with `segue models gate add {policy.model} --alias "
+            f"{promote_to} --require ...`",
+            highlight=False,
+        )
 
 
 @app.command("list", epilog="Example: segue loop list --json")

@@ -111,6 +111,21 @@ def test_add_list_pause_resume_remove(cli, churn):
     assert cli("loop", "list", "--json").json() == []
 
 
+def test_adding_a_loop_says_what_it_does_and_warns_of_an_ungated_alias(cli, churn):
+    said = _add(cli, churn)
+    assert said.code == 0, said.err
+    assert "loop churn: when churn-drift fires for churn, run " in said.out
+    assert "then move churn@champion if its gates pass" in said.out
+    assert "no gates" not in said.out
+
+    segue.get_registry().set_alias("churn", "prod", 1)
+    ungated = cli(
+        "loop", "add", "prod", "--model", "churn", "--retrain", f"{churn}:retrain",
+        "--on-alert", "churn-drift", "--promote-to", "prod",
+    )  # fmt: skip
+    assert "note: churn@prod has no gates, so every candidate will be promoted" in ungated.out
+
+
 def test_a_relative_file_target_is_stored_as_an_absolute_path(cli, churn, monkeypatch):
     monkeypatch.chdir(Path(churn).parent)
 
