@@ -9,6 +9,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from sklearn.linear_model import LogisticRegression
 
 import segue
@@ -154,3 +157,31 @@ def test_an_unstorable_value_is_refused_without_pickle(segue_env):
 
     with segue.start_run(experiment="m") as run, pytest.raises(m.Unmaterializable):
         m.save_output(get_client(), run.id, "output", Opaque(1), None)
+
+
+# -- properties -----------------------------------------------------------------------------
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(JSON)
+def test_any_json_value_round_trips_and_hashes_by_content(value):
+    data = m.encode(value, "json")
+    assert m.decode(data, "json") == value
+    assert m.kind_for_value(value, pickle=False) == "json"
+    assert m.encode(m.decode(data, "json"), "json") == data
+
+
+@given(hnp.arrays(hnp.scalar_dtypes(), hnp.array_shapes(min_dims=0, max_dims=3, max_side=4)))
+def test_any_numeric_array_round_trips(array):
+    back = m.decode(m.encode(array, "npy"), "npy")
+    assert back.dtype == array.dtype and back.shape == array.shape
+    np.testing.assert_array_equal(back, array)
