@@ -363,8 +363,11 @@ def _outputs(
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
     try:
         return typing.get_type_hints(fn)
-    except Exception:  # an annotation naming something not importable: judge nothing
-        return {}
+    except (NameError, AttributeError, TypeError, SyntaxError):
+        # A string annotation naming what is imported only for type checkers: judge the
+        # annotations that are real objects, and leave the others to the values.
+        raw = getattr(fn, "__annotations__", {})
+        return {name: value for name, value in raw.items() if not isinstance(value, str)}
 
 
 def _unoptional(annotation: Any) -> Any:

@@ -328,3 +328,21 @@ def test_any_integer_survives_the_command_line(n):
 @given(st.text().filter(lambda s: "\x00" not in s))
 def test_any_text_survives_the_command_line(text):
     assert parse_param(spec(typed), f"name={text}") == ("name", text)
+
+
+def test_annotations_that_cannot_be_resolved_are_left_to_the_values():
+    namespace: dict[str, Any] = {"segue": segue}
+    exec(
+        "from __future__ import annotations\n"
+        "@segue.step\n"
+        "def odd(x: NotImported) -> AlsoNot:\n"
+        "    return x\n"
+        "@segue.pipeline\n"
+        "def flow(x: int = 1):\n"
+        "    return odd(x)\n",
+        namespace,
+    )
+
+    dag = dag_of(namespace["flow"])
+    assert dag.nodes["odd"].params == {"x": 1}
+    assert dag.nodes["odd"].kinds == {"output": None}  # chosen from the value when it runs
