@@ -17,7 +17,7 @@ claims. When every slot is taken, nothing more is claimed (what is due stays due
 tick or another scheduler). A launch's error fails its firing; it never stops the scheduler.
 
 A firing is launched by ``launch(schedule, firing) -> LaunchOutcome``: by default
-:class:`PipelineLauncher` (``run_pipeline`` with the schedule's params, the trigger's params the
+:class:`PipelineLauncher` (the runtime with the schedule's params, the trigger's params the
 pipeline declares, and the firing as the run's cause). A schedule with ``loop`` set is launched
 by ``launchers["loop"]`` (``segue scheduler`` passes :func:`loop_launcher`, the closed loop's
 cycle).
@@ -61,6 +61,7 @@ from segue.store.schedules import OUTCOMES, ScheduleStore
 from segue.store.sessions import describe, is_transient
 
 if TYPE_CHECKING:
+    from segue.pipelines.spec import PipelineSpec
     from segue.store.alerts import AlertStore
 
 __all__ = [
@@ -107,54 +108,57 @@ def run_cause(schedule: Schedule, firing: Firing) -> dict[str, Any]:
 
 
 class PipelineLauncher:
-    """The default launch: runs ``schedule``'s pipeline for a firing with ``run_pipeline``,
-    in the calling thread.
+    """The default launch: runs ``schedule``'s pipeline for a firing with the runtime, in the
+    calling thread, logging each step as it ends.
 
     Params: the schedule's, then the trigger's (``alert_*``, or ``model`` and ``version``) that
     the pipeline declares; the others stay in the cause. Options: ``executor``, ``address``,
     ``experiment``.
 
     Args:
-        run: :func:`segue.pipelines.runtime.run_pipeline` (injectable for tests).
-        load: the pipeline function of a target (default: through ``load_target``).
+        run: :func:`segue.pipelines.runtime.run_loaded` (injectable for tests).
+        load: the pipeline of a target and the target as recorded (default
+            :func:`segue.pipelines.targets.load_target`).
     """
 
     def __init__(
         self,
         run: Callable[..., Any] | None = None,
-        load: Callable[[str], Callable[..., Any]] | None = None,
+        load: Callable[[str], tuple[PipelineSpec, str]] | None = None,
     ) -> None:
         self._run = run
         self._load = load
 
     def __call__(self, schedule: Schedule, firing: Firing) -> LaunchOutcome:
-        run = self._run or _run_pipeline()
-        fn = (self._load or _pipeline_function)(schedule.pipeline)
-        params = {**schedule.params, **accepted_params(fn, trigger_params(firing.cause))}
+        from segue.pipelines.runtime import run_loaded
+        from segue.pipelines.targets import load_target
+
+        spec, target = (self._load or load_target)(schedule.pipeline)
+        params = {**schedule.params, **accepted_params(spec.fn, trigger_params(firing.cause))}
         options = schedule.options
-        result = run(
-            schedule.pipeline,
+
+        def on_step(step: Any) -> None:
+            log.info(
+                "firing %s of %s: step %s %s%s",
+                firing.id,
+                schedule.name,
+                step.node,
+                step.status,
+                " (cached)" if step.cached_from else "",
+            )
+
+        result = (self._run or run_loaded)(
+            spec,
+            target,
             params,
             executor=str(options.get("executor") or "local"),
             address=options.get("address"),
             experiment=options.get("experiment"),
             cause=run_cause(schedule, firing),
+            on_step=on_step,
         )
         status = "succeeded" if result.status == "FINISHED" else "failed"
         return LaunchOutcome(status, result.run_id, result.error)
-
-
-def _run_pipeline() -> Callable[..., Any]:
-    from segue.pipelines.runtime import run_pipeline
-
-    return run_pipeline
-
-
-def _pipeline_function(target: str) -> Callable[..., Any]:
-    from segue.pipelines.targets import load_target
-
-    spec, _ = load_target(target)
-    return spec.fn
 
 
 def loop_launcher(

@@ -10,7 +10,9 @@ from datetime import datetime, timezone
 
 import pytest
 
+import segue
 from segue.pipelines.scheduler import LaunchOutcome, PipelineLauncher, Scheduler
+from segue.pipelines.spec import spec_of
 from segue.store.alerts import SqlAlertStore
 from segue.store.engine import create_engine, open_engine
 from segue.store.entities import NewSchedule, RunInfo
@@ -187,21 +189,22 @@ def test_each_new_alert_firing_starts_one_run_with_its_details(store_uri, schedu
 def test_an_alert_run_gets_the_details_its_pipeline_declares_as_params(store_uri, store, clock):
     calls = []
 
+    @segue.pipeline
     def retrain(model: str = "churn", alert_id: int = 0, alert_value: float = 0.0):
         raise AssertionError("the runtime runs it, not the launcher")
 
     class Result:
         status, run_id, error = "FINISHED", "r1", None
 
-    def run(target, params, **options):
-        calls.append((target, params, options))
+    def run(spec, target, params, **options):
+        calls.append((spec, target, params, options))
         return Result()
 
     engine = open_engine(store_uri)
     alerts = SqlAlertStore(engine)
     scheduler = Scheduler(
         store,
-        launch=PipelineLauncher(run=run, load=lambda target: retrain),
+        launch=PipelineLauncher(run=run, load=lambda target: (spec_of(retrain), target)),
         alerts=alerts,
         clock=clock,
         owner="one",
@@ -211,8 +214,8 @@ def test_an_alert_run_gets_the_details_its_pipeline_declares_as_params(store_uri
         "fraud", "drift", "drift_share", 0.5, 0.3, "m", [], at=int(at(6, 11) * 1000)
     )
     [firing] = fire(scheduler, at(6, 11, 1))
-    [(target, params, options)] = calls
-    assert target == "flows:retrain"
+    [(spec, target, params, options)] = calls
+    assert (spec, target) == (spec_of(retrain), "flows:retrain")
     assert params == {"model": "fraud", "alert_id": fired.id, "alert_value": 0.5}
     assert options["executor"] == "ray" and options["address"] is None
     assert options["cause"] == {**firing.cause, "firing": firing.id}
