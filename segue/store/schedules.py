@@ -412,6 +412,14 @@ class SqlScheduleStore:
         """
         _check_lease(lease_s)
         with self._db.write() as s, s.begin():
+            schedule_id = s.scalar(
+                sa.select(FiringRow.schedule_id).where(FiringRow.id == firing_id)
+            )
+            if schedule_id is None:
+                return None
+            # Locks in the order every write here takes them, the schedule's row first (claim,
+            # advance, remove), so that a takeover and a removal cannot deadlock.
+            schedule = s.get(ScheduleRow, schedule_id, with_for_update=True)
             old = s.get(FiringRow, firing_id, with_for_update=True, populate_existing=True)
             if old is None or old.status not in ACTIVE or old.lease_until >= now_ms:
                 return None
@@ -421,7 +429,6 @@ class SqlScheduleStore:
                 f"lease expired: scheduler {old.owner} stopped renewing it "
                 f"(lease until {_iso(old.lease_until)}); taken over by {owner}"
             )
-            schedule = s.get(ScheduleRow, old.schedule_id)
             if schedule is None or schedule.paused or old.attempt >= MAX_ATTEMPTS:
                 return None
             attempt = old.attempt + 1
