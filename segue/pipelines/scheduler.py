@@ -186,6 +186,7 @@ class _Job:
     outcome: LaunchOutcome | None = None
     #: The lease went to another scheduler, or close() failed the firing: stop renewing.
     released: bool = False
+    #: Set when the thread has ended (its outcome recorded, or kept in ``outcome``).
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -368,6 +369,12 @@ class Scheduler:
         job.thread.start()
 
     def _run(self, job: _Job, launch: Launch | None) -> None:
+        try:
+            self._work(job, launch)
+        finally:
+            job.done.set()
+
+    def _work(self, job: _Job, launch: Launch | None) -> None:
         if launch is None:
             error = (
                 f"schedule {job.schedule.name!r} belongs to loop {job.schedule.loop!r}, and "
@@ -457,7 +464,6 @@ class Scheduler:
     def _forget(self, job: _Job) -> None:
         with self._lock:
             self._jobs.pop(job.firing.id, None)
-        job.done.set()
 
     def _held(self) -> list[_Job]:
         with self._lock:
@@ -480,8 +486,10 @@ class Scheduler:
     # -- the process -----------------------------------------------------------------------
 
     def wait(self, firing_id: int, timeout: float | None = None) -> bool:
-        """Wait until this scheduler's firing ``firing_id`` has ended (at most ``timeout``
-        seconds); returns whether it has (True for a firing it does not run)."""
+        """Wait until the launch of this scheduler's firing ``firing_id`` has ended (at most
+        ``timeout`` seconds); returns whether it has (True for a firing it does not run). Its
+        outcome is recorded then, unless the store could not take it (the next tick retries).
+        """
         with self._lock:
             job = self._jobs.get(firing_id)
         return job is None or job.done.wait(timeout)

@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime, timezone
 
 import pytest
+import sqlalchemy
 
 import segue
 from segue.pipelines.scheduler import LaunchOutcome, PipelineLauncher, Scheduler
@@ -470,4 +471,32 @@ def test_run_forever_ticks_until_stopped_then_waits_for_its_firings(store, clock
     scheduler.run_forever(_OneTick(), interval=10, grace=None)
     [firing] = store.history()
     assert (firing.key, firing.status) == ("cron:2026-12-07T03:00Z", "succeeded")
+    assert scheduler.running == []
+
+
+class _Flaky(SqlScheduleStore):
+    """A store whose database is unreachable for the first ``finish``: an outage cannot be
+    caused on demand in the middle of a firing otherwise."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.outages = 1
+
+    def finish(self, firing_id, status, **kwargs):
+        if self.outages:
+            self.outages -= 1
+            raise sqlalchemy.exc.TimeoutError("QueuePool limit reached")
+        return super().finish(firing_id, status, **kwargs)
+
+
+def test_an_outcome_the_store_could_not_take_is_recorded_on_the_next_tick(store_uri, clock):
+    flaky = _Flaky(open_engine(store_uri), clock=clock)
+    scheduler = Scheduler(flaky, launch=Recorder(), clock=clock, owner="one")
+    add(flaky)
+    [firing] = scheduler.tick(at(7, 3))
+    assert scheduler.wait(firing.id, 60) and flaky.outages == 0
+    assert flaky.get_firing(firing.id).status == "running"  # held, its lease renewed
+    assert [f.id for f in scheduler.running] == [firing.id]
+    assert scheduler.tick(at(7, 3, 1)) == []
+    assert flaky.get_firing(firing.id).status == "succeeded"
     assert scheduler.running == []
