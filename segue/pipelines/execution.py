@@ -83,7 +83,7 @@ class Execution:
         #: Successful step runs found ahead of time, by cache key (see _prefetch).
         self.known: dict[str, Run] = {}
         self.results: dict[str, StepResult] = {}
-        self.running: dict[str, tuple[str, str, float]] = {}  # node -> (run id, key, start)
+        self.running: dict[str, tuple[str, float]] = {}  # node -> (run id, perf_counter start)
         self.env = {k: v for k, v in os.environ.items() if k.startswith("SEGUE_")}
 
     # -- the walk ----------------------------------------------------------------------
@@ -119,11 +119,9 @@ class Execution:
             progressed = False
             for node in list(waiting.values()):
                 upstream = self.dag.upstream(node.id)
-                if any(self.results.get(u, _PENDING).status != "FINISHED" for u in upstream):
-                    if any(
-                        self.results.get(u, _PENDING).status in ("FAILED", "KILLED")
-                        for u in upstream
-                    ):
+                states = {self._status(u) for u in upstream}
+                if states - {"FINISHED"}:
+                    if states & {"FAILED", "KILLED"}:
                         del waiting[node.id]
                         self._skip(node, upstream)
                         progressed = True
@@ -148,7 +146,7 @@ class Execution:
                 return
         run_id = self._create_child(node, key, inputs, status="RUNNING")
         self.client.writer.watch(run_id)
-        self.running[node.id] = (run_id, key, time.perf_counter())
+        self.running[node.id] = (run_id, time.perf_counter())
         self.executor.submit(
             StepTask(
                 node=node.id,
@@ -167,7 +165,7 @@ class Execution:
         )
 
     def _finish(self, outcome: StepOutcome) -> None:
-        run_id, _, started = self.running.pop(outcome.node)
+        run_id, started = self.running.pop(outcome.node)
         outputs = dict(outcome.outputs)
         tags = {"segue.attempts": str(outcome.attempts)}
         if outcome.status == "FINISHED":
@@ -202,6 +200,10 @@ class Execution:
         )
         self._done(StepResult(node.id, run_id, "KILLED", None, 0.0, 0, {}, reason))
 
+    def _status(self, node: str) -> str:
+        result = self.results.get(node)
+        return "PENDING" if result is None else result.status
+
     def _done(self, result: StepResult) -> None:
         self.results[result.node] = result
         if self.on_step is not None:
@@ -211,7 +213,7 @@ class Execution:
         """The walk itself broke (an interrupt, a store error): end what was started."""
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         error = f"{type(exc).__name__}: {exc}"
-        for run_id, _, _ in self.running.values():
+        for run_id, _ in self.running.values():
             try:
                 self.client.end_run(run_id, "KILLED", error)
             except Exception as failure:  # the parent must still be ended
@@ -316,7 +318,7 @@ class Execution:
         Not ``client.create_run``: the parent already reaped dead runs and recorded the
         environment and the source, which a step would only repeat.
         """
-        now = self.client._now()
+        now = int(time.time() * 1000)
         info = replace(
             self.parent,
             id=uuid.uuid4().hex,
@@ -342,13 +344,6 @@ class Execution:
         if node.params:
             self.client.log_params(info.id, {k: param_text(v) for k, v in node.params.items()})
         return info.id
-
-
-class _Pending:
-    status = "PENDING"
-
-
-_PENDING = _Pending()
 
 
 def _root(result: StepResult) -> str:
