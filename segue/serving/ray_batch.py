@@ -157,12 +157,51 @@ def _run(
         {"index": i, "source": str(source.absolute()), "temp": str(temp.absolute())}
         for i, ((source, _), temp) in enumerate(zip(plan.pairs, temps, strict=True))
     ]
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    scorer = {"model_uri": model_uri, "chunk_size": chunk_size, "proba": proba, "tally": tally}
+    job = (model_uri, items, chunk_size, proba, tally, workers, environment())
     stop = threading.Event()
     watcher = threading.Thread(
         target=_watch, args=(ray, tally, total, on_progress, stop), daemon=True
     )
+    watcher.start()
+    try:
+        if _through_client(ray):
+            # Ray Data cannot run in a Ray Client's process (ray://): the job that drives the
+            # workers runs in a task on the cluster, and reports here.
+            done, failure = ray.get(ray.remote(num_cpus=0)(_score_job).remote(*job))
+        else:
+            done, failure = _score_job(*job)
+    finally:
+        stop.set()
+        watcher.join()
+        ray.kill(tally)
+    if failure is not None:
+        raise _rebuild(failure, plan.pairs[int(failure["index"])][0])
+    if on_progress is not None:
+        on_progress(done, total)
+    return done
+
+
+def _through_client(ray: Any) -> bool:
+    from ray.util.client import ray as client
+
+    return bool(client.is_connected())
+
+
+def _score_job(
+    model_uri: str,
+    items: list[dict[str, Any]],
+    chunk_size: int,
+    proba: bool,
+    tally: Any,
+    workers: int | None,
+    env: dict[str, str],
+) -> tuple[int, dict[str, Any] | None]:
+    """Score ``items`` (index, source, temporary output) with a pool of :class:`_FileScorer`
+    workers; return the rows written and the first failure (in file order), if any."""
+    import ray
+
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    scorer = {"model_uri": model_uri, "chunk_size": chunk_size, "proba": proba, "tally": tally}
     done = 0
     with _data_context(ray):
         dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
@@ -176,21 +215,13 @@ def _run(
             num_cpus=1,
             # Ray Data restarts a worker that dies and retries its file: safe, since a file
             # is scored again from its first row into the same temporary output.
-            runtime_env={"env_vars": environment()},
+            runtime_env={"env_vars": env},
         )
-        watcher.start()
-        try:
-            for row in dataset.iter_rows():
-                if row["error"]:
-                    raise _rebuild(row, plan.pairs[int(row["index"])][0])
-                done += int(row["rows"])
-        finally:
-            stop.set()
-            watcher.join()
-            ray.kill(tally)
-    if on_progress is not None:
-        on_progress(done, total)
-    return done
+        for row in dataset.iter_rows():
+            if row["error"]:
+                return done, {key: row[key] for key in ("index", "error", "kind", "filename")}
+            done += int(row["rows"])
+    return done, None
 
 
 @contextlib.contextmanager
