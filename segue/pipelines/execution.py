@@ -33,6 +33,7 @@ from segue.pipelines.results import PipelineResult, StepResult
 from segue.pipelines.targets import function_ref
 from segue.store.entities import Run, RunInfo
 from segue.store.filters import parse_filter, parse_order_by
+from segue.tracking import validation
 
 __all__ = ["Execution", "param_text"]
 
@@ -84,6 +85,8 @@ class Execution:
         self.known: dict[str, Run] = {}
         self.results: dict[str, StepResult] = {}
         self.running: dict[str, tuple[str, float]] = {}  # node -> (run id, perf_counter start)
+        #: Runs of cached and skipped steps not written yet: (info, tags, params).
+        self.unwritten: list[tuple[RunInfo, dict[str, str], dict[str, str]]] = []
         self.env = {k: v for k, v in os.environ.items() if k.startswith("SEGUE_")}
 
     # -- the walk ----------------------------------------------------------------------
@@ -92,6 +95,7 @@ class Execution:
         self.parent = self._start_parent()
         try:
             self._walk()
+            self._write()
         except BaseException as exc:
             self._abort(exc)
             raise
@@ -133,6 +137,7 @@ class Execution:
                 continue
             if not self.running:
                 break
+            self._write()  # what is known is stored before waiting on the executor
             for outcome in self.executor.wait():
                 self._finish(outcome)
 
@@ -196,7 +201,7 @@ class Execution:
         root = self.results[culprit]
         reason = f"upstream failed: {culprit if root.status == 'FAILED' else _root(root)}"
         run_id = self._create_child(
-            node, None, {}, status="KILLED", extra={"segue.step.skipped": reason}
+            node, None, {}, status="KILLED", extra={"segue.step.skipped": reason}, later=True
         )
         self._done(StepResult(node.id, run_id, "KILLED", None, 0.0, 0, {}, reason))
 
@@ -213,6 +218,10 @@ class Execution:
         """The walk itself broke (an interrupt, a store error): end what was started."""
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         error = f"{type(exc).__name__}: {exc}"
+        try:
+            self._write()
+        except Exception as failure:  # the runs started must still be ended
+            log.error("the runs of cached steps could not be written: %s", failure)
         for run_id, _ in self.running.values():
             try:
                 self.client.end_run(run_id, "KILLED", error)
@@ -258,7 +267,7 @@ class Execution:
         }
         origin = hit.data.tags.get("segue.cached_from", hit.id)
         tags = {"segue.cached_from": origin, "segue.attempts": "0", **_output_tags(outputs)}
-        run_id = self._create_child(node, key, inputs, status="FINISHED", extra=tags)
+        run_id = self._create_child(node, key, inputs, status="FINISHED", extra=tags, later=True)
         self.refs[node.id] = outputs
         self._done(
             StepResult(
@@ -312,8 +321,10 @@ class Execution:
         *,
         status: str,
         extra: Mapping[str, str] | None = None,
+        later: bool = False,
     ) -> str:
-        """A step's run, in the parent's experiment and environment, in one transaction.
+        """A step's run, in the parent's experiment and environment, in one transaction; with
+        ``later``, kept for :meth:`_write` to store with others (a run that ended already).
 
         Not ``client.create_run``: the parent already reaped dead runs and recorded the
         environment and the source, which a step would only repeat.
@@ -340,10 +351,32 @@ class Execution:
         }
         if key is not None:
             tags["segue.step.key"] = key
+        params = {
+            validation.check_key("param", k): validation.param_value(k, param_text(v))
+            for k, v in node.params.items()
+        }
+        if later:
+            self.unwritten.append((info, tags, params))
+            return info.id
         self.store.create_run(info, tags)
-        if node.params:
-            self.client.log_params(info.id, {k: param_text(v) for k, v in node.params.items()})
+        if params:
+            self.store.log_batch(info.id, params=params)
         return info.id
+
+    def _write(self) -> None:
+        """Store the runs kept by :meth:`_create_child`: one transaction where the store has
+        the batch primitive (SQL stores), else a run at a time."""
+        batch, self.unwritten = self.unwritten, []
+        if not batch:
+            return
+        create_runs = getattr(self.store, "create_runs", None)
+        if create_runs is not None:
+            create_runs(batch)
+            return
+        for info, tags, params in batch:
+            self.store.create_run(info, tags)
+            if params:
+                self.store.log_batch(info.id, params=params)
 
 
 def _root(result: StepResult) -> str:

@@ -14,6 +14,7 @@ from typing import Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from segue.errors import AlreadyExists, InvalidArgument, NotFound
 from segue.store import datasets, overview, roots, run_data, search
@@ -158,31 +159,24 @@ class SqlTrackingStore:
     # -- runs ----------------------------------------------------------------------------
 
     def create_run(self, info: RunInfo, tags: Mapping[str, str] | None = None) -> RunInfo:
-        digest = info.environment_digest
-        # What must exist and what must not, in one query; Core inserts, no ORM unit of work:
-        # a run starts in a few statements.
-        checks = sa.select(
-            sa.exists().where(ExperimentRow.id == info.experiment_id),
-            sa.exists().where(RunRow.id == info.id),
-            sa.exists().where(RunRow.id == info.parent_run_id),
-            sa.exists().where(EnvironmentRow.digest == digest),
-        )
         with self._db.write() as s, s.begin():
-            experiment, taken, parent, environment = s.execute(checks).one()
-            if not experiment:
-                raise NotFound(f"experiment {info.experiment_id} does not exist")
-            if taken:
-                raise AlreadyExists(f"run {info.id!r} already exists")
-            if info.parent_run_id and not parent:
-                raise NotFound(f"parent run {info.parent_run_id!r} does not exist")
-            if digest and not environment:
-                raise NotFound(f"environment {digest} does not exist; record it before the run")
-            row = {k: v for k, v in vars(info).items() if k != "experiment_name"}
-            s.execute(sa.insert(cast(sa.Table, RunRow.__table__)), [row])
-            if tags:
-                rows = [{"run_id": info.id, "key": k, "value": v} for k, v in tags.items()]
-                s.execute(sa.insert(cast(sa.Table, TagRow.__table__)), rows)
+            _insert_run(s, info, tags)
         return info
+
+    def create_runs(
+        self, runs: Sequence[tuple[RunInfo, Mapping[str, str], Mapping[str, str]]]
+    ) -> None:
+        """Several runs, each ``(info, tags, params)``, in one transaction: all or none.
+
+        The batch primitive a pipeline uses for its cached steps' runs (one commit, not one a
+        step). Not part of :class:`TrackingStore`: a store without it gets ``create_run`` and
+        ``log_batch`` a run at a time.
+        """
+        with self._db.write() as s, s.begin():
+            for info, tags, params in runs:
+                _insert_run(s, info, tags)
+                if params:
+                    run_data.write_params(s, self._db, info.id, params)
 
     def get_run(self, run_id: str) -> Run:
         with self._db.read() as s:
@@ -481,6 +475,32 @@ class SqlTrackingStore:
 
 #: Characters of a run id (a uuid4's hex).
 RUN_ID_LENGTH = 32
+
+
+def _insert_run(s: Session, info: RunInfo, tags: Mapping[str, str] | None) -> None:
+    digest = info.environment_digest
+    # What must exist and what must not, in one query; Core inserts, no ORM unit of work:
+    # a run starts in a few statements.
+    checks = sa.select(
+        sa.exists().where(ExperimentRow.id == info.experiment_id),
+        sa.exists().where(RunRow.id == info.id),
+        sa.exists().where(RunRow.id == info.parent_run_id),
+        sa.exists().where(EnvironmentRow.digest == digest),
+    )
+    experiment, taken, parent, environment = s.execute(checks).one()
+    if not experiment:
+        raise NotFound(f"experiment {info.experiment_id} does not exist")
+    if taken:
+        raise AlreadyExists(f"run {info.id!r} already exists")
+    if info.parent_run_id and not parent:
+        raise NotFound(f"parent run {info.parent_run_id!r} does not exist")
+    if digest and not environment:
+        raise NotFound(f"environment {digest} does not exist; record it before the run")
+    row = {k: v for k, v in vars(info).items() if k != "experiment_name"}
+    s.execute(sa.insert(cast(sa.Table, RunRow.__table__)), [row])
+    if tags:
+        rows = [{"run_id": info.id, "key": k, "value": v} for k, v in tags.items()]
+        s.execute(sa.insert(cast(sa.Table, TagRow.__table__)), rows)
 
 
 def _now() -> int:
