@@ -121,13 +121,17 @@ def _connect(ray: Any, address: str | None) -> bool:
     """Connect to ``address`` or the running Ray; True when this call started Ray."""
     if ray.is_initialized():
         return False
-    ray.init(
-        address=address,
-        runtime_env={"env_vars": environment()},
-        logging_level=logging.ERROR,
-        include_dashboard=False,
-        log_to_driver=False,
-    )
+    try:
+        ray.init(
+            address=address,
+            runtime_env={"env_vars": environment()},
+            logging_level=logging.ERROR,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
+    except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        raise InvalidArgument(f"cannot connect to {where}: {exc}") from None
     return True
 
 

@@ -145,14 +145,18 @@ class RayExecutor:
         import ray
 
         if not ray.is_initialized():
-            with _quiet():
-                ray.init(
-                    address=self.address,
-                    runtime_env={"env_vars": environment()},
-                    logging_level=logging.ERROR,
-                    include_dashboard=False,
-                    log_to_driver=False,  # a step's output goes to its run's logs.txt
-                )
+            try:
+                with _quiet():
+                    ray.init(
+                        address=self.address,
+                        runtime_env={"env_vars": environment()},
+                        logging_level=logging.ERROR,
+                        include_dashboard=False,
+                        log_to_driver=False,  # a step's output goes to its run's logs.txt
+                    )
+            except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
+                where = f"the Ray cluster at {self.address}" if self.address else "a local Ray"
+                raise InvalidArgument(f"cannot connect to {where}: {exc}") from None
             self._owned = True
         self._ray, self._remote = ray, ray.remote(_run_step)
         return ray
