@@ -8,9 +8,12 @@ import json
 import re
 import shutil
 import textwrap
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -45,6 +48,8 @@ def scale(data: dict, factor: int = 2) -> dict:
 
 @segue.step
 def count(data: dict) -> int:
+    while os.path.exists(WAIT_FLAG):  # a test holds the step running
+        time.sleep(0.05)
     return len(data["rows"])
 
 
@@ -70,6 +75,7 @@ class Flows:
     store_uri: str
     artifact_uri: str
     target: str
+    wait: Path
     first: PipelineResult
     cached: PipelineResult
     failed: PipelineResult
@@ -93,7 +99,10 @@ def flows(tmp_path_factory, sqlite_store) -> Iterator[Flows]:
     root = tmp_path_factory.mktemp("ui-pipelines")
     flag = root / "fail"
     module = root / "flow.py"
-    module.write_text(f"FAIL_FLAG = {str(flag)!r}\n" + textwrap.dedent(FLOW))
+    wait = root / "wait"
+    module.write_text(
+        f"FAIL_FLAG = {str(flag)!r}\nWAIT_FLAG = {str(wait)!r}\n" + textwrap.dedent(FLOW)
+    )
     target = f"{module}:flow"
     with sqlite_store(root) as env:
         close_client()
@@ -111,6 +120,7 @@ def flows(tmp_path_factory, sqlite_store) -> Iterator[Flows]:
             env["SEGUE_STORE_URI"],
             env["SEGUE_ARTIFACT_URI"],
             target,
+            wait,
             first,
             cached,
             failed,
@@ -380,3 +390,49 @@ def test_the_dag_in_a_browser(flows, start_server, page):
     assert page.locator("svg.lineage-edges path.edge").count() == 4
     page.locator('.dnode[data-step="scale"] .outputs a').click()
     page.wait_for_url(re.compile(r".*/artifacts/outputs/output\.json$"))
+
+
+def test_a_running_pipeline_page_follows_the_run_until_it_ends(
+    flows, start_server, page, tmp_path, monkeypatch
+):
+    copy = tmp_path / "segue.db"
+    shutil.copyfile(flows.store_uri.removeprefix("sqlite:///"), copy)
+    monkeypatch.setenv("SEGUE_STORE_URI", f"sqlite:///{copy}")
+    server = start_server(f"sqlite:///{copy}", flows.artifact_uri, no_auth=True, local_only=True)
+    flows.wait.touch()
+    results: list[PipelineResult] = []
+    close_client()
+    runner = threading.Thread(
+        target=lambda: results.append(run_pipeline(flows.target, {"rows": 9}))
+    )
+    runner.start()
+    try:
+        held = _until(lambda: _running_step(server.state.tracking, "count"))
+        page.goto(f"{server.url}/pipelines/{held.data.tags['segue.pipeline.run']}")
+        page.wait_for_selector('.dnode-running[data-step="count"]')
+        assert page.locator("#live[hx-trigger]").count() == 1
+        assert page.locator('.dnode-pending[data-step="report"]').is_visible()
+    finally:
+        flows.wait.unlink()
+        runner.join(120)
+        close_client()
+    assert results and results[0].status == "FINISHED"
+    page.wait_for_selector('.dnode-finished[data-step="report"]', timeout=30_000)
+    assert page.locator("#live[hx-trigger]").count() == 0  # the reloading stopped
+
+
+def _running_step(store, node: str):
+    from segue.store.filters import parse_filter
+
+    where = parse_filter(f"tags.`segue.step` = '{node}' and status = 'RUNNING'")
+    found = store.search_runs(None, where, [], 1)
+    return found[0] if found else None
+
+
+def _until(probe, guard_s: float = 60.0):
+    """``probe()``'s first true answer; ``guard_s`` only turns a hang into a failure."""
+    deadline = time.monotonic() + guard_s
+    while not (found := probe()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+    return found
