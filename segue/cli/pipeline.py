@@ -119,7 +119,7 @@ def list_runs(
                     "start_time": r.info.start_time,
                     "end_time": r.info.end_time,
                     "executor": r.data.tags.get("segue.executor"),
-                    "cause": r.data.tags.get("segue.cause"),
+                    "cause": _cause(r.data.tags.get("segue.cause", "")),
                     "resumed_from": r.data.tags.get("segue.resumed_from"),
                     "params": r.data.params,
                 }
@@ -208,14 +208,18 @@ def _tree(view: Any) -> Tree:
     return tree
 
 
-def _cause_kind(text: str) -> str:
+def _cause(text: str) -> Any:
     import json
 
     try:
-        cause = json.loads(text)
+        return json.loads(text)
     except ValueError:
-        return text or "-"
+        return text or None
+
+
+def _cause_kind(text: str) -> str:
+    cause = _cause(text)
     if not isinstance(cause, dict):
-        return "-"
+        return str(cause or "-")
     detail = cause.get("schedule") or cause.get("rule") or cause.get("loop")
     return f"{cause.get('kind', '-')}" + (f" ({detail})" if detail else "")

@@ -54,6 +54,7 @@ def test_run_prints_the_dag_and_show_and_list_read_it_back(segue_env, cli, targe
     run = listed[0]
     assert (run["pipeline"], run["status"], run["executor"]) == (target, "FINISHED", "local")
     assert run["params"] == {"rows": "4", "scale": "0.5", "tags": "null"}
+    assert run["cause"] == {"kind": "manual"}
 
     again = cli("pipeline", "run", target, "--param", "rows=4", "-p", "scale=0.5", "--json")
     data = again.json()
