@@ -8,8 +8,9 @@ default the CPU count), so independent branches run in parallel, each reading it
 the artifact store.
 
 Workers are forked from a fork server that has imported Segue once, so a worker starts in
-milliseconds and inherits no database connection or thread of this process; each opens its own
-client from the ``SEGUE_*`` variables the task carries.
+milliseconds and inherits no database connection or thread of this process (where there is no
+fork server, on Windows, they are spawned); each opens its own client from the ``SEGUE_*``
+variables the task carries.
 """
 
 from __future__ import annotations
@@ -115,7 +116,10 @@ class LocalExecutor:
 
     def _ensure_pool(self) -> futures.ProcessPoolExecutor:
         if self._pool is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["segue.pipelines.worker"])
+            if "forkserver" in multiprocessing.get_all_start_methods():
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload(["segue.pipelines.worker"])
+            else:  # Windows: each worker starts a fresh interpreter
+                context = multiprocessing.get_context("spawn")
             self._pool = futures.ProcessPoolExecutor(self.workers, mp_context=context)
         return self._pool
