@@ -21,6 +21,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.context import BaseContext
 from typing import Any
 
 from segue.errors import InvalidArgument
@@ -116,9 +117,10 @@ class LocalExecutor:
 
     def _ensure_pool(self) -> futures.ProcessPoolExecutor:
         if self._pool is None:
+            context: BaseContext
             if "forkserver" in multiprocessing.get_all_start_methods():
                 context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload(["segue.pipelines.worker"])
+                multiprocessing.set_forkserver_preload(["segue.pipelines.worker"])
             else:  # Windows: each worker starts a fresh interpreter
                 context = multiprocessing.get_context("spawn")
             self._pool = futures.ProcessPoolExecutor(self.workers, mp_context=context)
