@@ -16,15 +16,17 @@ each in a thread of its own, so a long pipeline occupies one slot and never stop
 claims. When every slot is taken, nothing more is claimed (what is due stays due for the next
 tick or another scheduler). A launch's error fails its firing; it never stops the scheduler.
 
-A firing is launched by ``launch(schedule, firing) -> LaunchOutcome``: by default
-:class:`PipelineLauncher` (the runtime with the schedule's params, the trigger's params the
-pipeline declares, and the firing as the run's cause). A schedule with ``loop`` set is launched
-by ``launchers["loop"]`` (``segue scheduler`` passes :func:`loop_launcher`, the closed loop's
-cycle).
+A firing is launched by ``launch(schedule, firing) -> LaunchOutcome`` (see
+:mod:`segue.pipelines.launch`): by default :class:`PipelineLauncher` (the runtime with the
+schedule's params, the trigger's params the pipeline declares, and the firing as the run's
+cause). A schedule with ``loop`` set is launched by ``launchers["loop"]`` (``segue scheduler``
+passes :func:`loop_launcher`, the closed loop's cycle).
 
 :meth:`Scheduler.run_forever` ticks every ``interval`` seconds until its stop event is set,
 then :meth:`Scheduler.close` waits ``grace`` seconds for the running firings and fails those
 still running, saying why: nothing is left ``running`` in the store by a scheduler that left.
+An outcome the store could not take (the database briefly away) is kept, with the lease, and
+recorded on the next tick.
 
 Example:
     >>> scheduler = Scheduler(SqlScheduleStore(engine), alerts=SqlAlertStore(engine),
@@ -42,27 +44,29 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 from segue.errors import Conflict, NotFound, SegueError
+
+# The launches live in their own module; the scheduler's users import them from here too.
+from segue.pipelines.launch import (
+    Launch,
+    LaunchOutcome,
+    PipelineLauncher,
+    loop_launcher,
+    run_cause,
+)
 from segue.pipelines.triggers import (
     BATCH,
     AlertFeed,
     Evaluation,
     VersionFeed,
-    accepted_params,
     alert_events,
     cron_events,
-    trigger_params,
     version_events,
 )
 from segue.store.entities import Firing, Schedule
 from segue.store.schedules import OUTCOMES, ScheduleStore
 from segue.store.sessions import describe, is_transient
-
-if TYPE_CHECKING:
-    from segue.pipelines.spec import PipelineSpec
-    from segue.store.alerts import AlertStore
 
 __all__ = [
     "Launch",
@@ -77,102 +81,9 @@ __all__ = [
 log = logging.getLogger("segue.scheduler")
 
 
-@dataclass(frozen=True)
-class LaunchOutcome:
-    """How a launched firing ended: ``status`` ``succeeded``, ``failed`` or ``blocked``, the
-    pipeline run (if one started), the error, and a loop cycle's steps (None: keep those
-    recorded on the way)."""
-
-    status: str
-    run_id: str | None = None
-    error: str | None = None
-    steps: list[dict[str, Any]] | None = None
-
-
-#: What starts a firing's work and says how it ended.
-Launch = Callable[[Schedule, Firing], LaunchOutcome]
-
-
 def default_owner() -> str:
     """This process as a lease holder: ``host:pid``."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def run_cause(schedule: Schedule, firing: Firing) -> dict[str, Any]:
-    """The cause a firing's run records (``segue.cause``): the trigger event with the schedule
-    and the firing (and ``attempt`` for a retry after a lease expired)."""
-    cause = {**firing.cause, "schedule": schedule.name, "firing": firing.id}
-    if firing.attempt > 1:
-        cause["attempt"] = firing.attempt
-    return cause
-
-
-class PipelineLauncher:
-    """The default launch: runs ``schedule``'s pipeline for a firing with the runtime, in the
-    calling thread, logging each step as it ends.
-
-    Params: the schedule's, then the trigger's (``alert_*``, or ``model`` and ``version``) that
-    the pipeline declares; the others stay in the cause. Options: ``executor``, ``address``,
-    ``experiment``.
-
-    Args:
-        run: :func:`segue.pipelines.runtime.run_loaded` (injectable for tests).
-        load: the pipeline of a target and the target as recorded (default
-            :func:`segue.pipelines.targets.load_target`).
-    """
-
-    def __init__(
-        self,
-        run: Callable[..., Any] | None = None,
-        load: Callable[[str], tuple[PipelineSpec, str]] | None = None,
-    ) -> None:
-        self._run = run
-        self._load = load
-
-    def __call__(self, schedule: Schedule, firing: Firing) -> LaunchOutcome:
-        from segue.pipelines.runtime import run_loaded
-        from segue.pipelines.targets import load_target
-
-        spec, target = (self._load or load_target)(schedule.pipeline)
-        params = {**schedule.params, **accepted_params(spec.fn, trigger_params(firing.cause))}
-        options = schedule.options
-
-        def on_step(step: Any) -> None:
-            log.info(
-                "firing %s of %s: step %s %s%s",
-                firing.id,
-                schedule.name,
-                step.node,
-                step.status,
-                " (cached)" if step.cached_from else "",
-            )
-
-        result = (self._run or run_loaded)(
-            spec,
-            target,
-            params,
-            executor=str(options.get("executor") or "local"),
-            address=options.get("address"),
-            experiment=options.get("experiment"),
-            cause=run_cause(schedule, firing),
-            on_step=on_step,
-        )
-        status = "succeeded" if result.status == "FINISHED" else "failed"
-        return LaunchOutcome(status, result.run_id, result.error)
-
-
-def loop_launcher(
-    store: ScheduleStore, alerts: AlertStore, clock: Callable[[], float] = time.time
-) -> Launch:
-    """The launch of a loop's firing: one cycle of :func:`segue.pipelines.loop.run_cycle`."""
-
-    def launch(schedule: Schedule, firing: Firing) -> LaunchOutcome:
-        from segue.pipelines.loop import run_cycle
-
-        outcome = run_cycle(schedule, firing, store=store, alerts=alerts, clock=clock)
-        return LaunchOutcome(outcome.status, outcome.run_id, outcome.error, outcome.steps)
-
-    return launch
 
 
 @dataclass
