@@ -18,9 +18,9 @@ from typing import Any
 from urllib.parse import quote
 
 from segue.pipelines.loop import BLOCKED_RULE, STEPS, LoopPolicy, describe_step
-from segue.store.entities import Firing
+from segue.store.entities import Firing, Schedule
 
-__all__ = ["CycleStep", "cycle_steps"]
+__all__ = ["CycleStep", "cycle_steps", "policy_of"]
 
 Link = tuple[str, str]
 
@@ -41,6 +41,17 @@ class CycleStep:
     text: str
     links: list[Link] = field(default_factory=list)
     gates: list[Mapping[str, Any]] | None = None
+
+
+def policy_of(schedule: Schedule) -> LoopPolicy | None:
+    """The policy a loop's schedule holds, or None when its options do not hold one (a
+    schedule changed by hand): the list still shows the loop, without its policy."""
+    policy = schedule.options.get("loop")
+    if schedule.loop is None or not isinstance(policy, Mapping):
+        return None
+    if not all(isinstance(policy.get(key), str) for key in ("model", "promote_to")):
+        return None
+    return LoopPolicy.of(schedule)
 
 
 def cycle_steps(policy: LoopPolicy, firing: Firing) -> list[CycleStep]:

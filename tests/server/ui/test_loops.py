@@ -5,6 +5,7 @@ its gate; the schedules page; escaping; access."""
 from __future__ import annotations
 
 import re
+import shutil
 import textwrap
 import time
 from collections.abc import Iterator
@@ -246,6 +247,20 @@ def test_unknown_loops_and_plain_schedules_are_404(loops, server):
     assert get(server, "/loops/nope").status_code == 404
     assert get(server, "/loops/nightly").status_code == 404  # a schedule, not a loop
     assert get(server, "/loops/churn?cycles=abc").status_code == 422
+
+
+def test_a_loop_whose_schedule_holds_no_policy_is_listed_and_explained(
+    loops, start_server, tmp_path
+):
+    copy = tmp_path / "segue.db"
+    shutil.copyfile(loops.store_uri.removeprefix("sqlite:///"), copy)
+    server = start_server(f"sqlite:///{copy}", loops.artifact_uri, no_auth=True)
+    odd = NewSchedule("odd", "flows.py:retrain", "alert", "churn-drift", loop="odd")
+    SqlScheduleStore(server.state.engine).add(odd, str(ACTOR))
+    listed = get(server, "/loops")
+    assert listed.status_code == 200 and "no policy in its options" in _row(listed.text, "odd")
+    page = get(server, "/loops/odd")
+    assert page.status_code == 422 and "holds no policy" in page.text
 
 
 def test_a_stranger_is_sent_to_the_login(loops, start_server):

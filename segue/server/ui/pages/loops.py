@@ -12,10 +12,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from segue.pipelines.loop import LoopPolicy, get_loop, list_loops
+from segue.errors import InvalidArgument
+from segue.pipelines.loop import get_loop, list_loops
 from segue.server.app import server_state
 from segue.server.ui import runs_table as rt
-from segue.server.ui.cycle_view import cycle_steps
+from segue.server.ui.cycle_view import cycle_steps, policy_of
 from segue.server.ui.render import Crumb, render
 from segue.store.entities import Firing, Schedule
 from segue.store.schedules import SqlScheduleStore
@@ -38,8 +39,7 @@ def loops_page(request: Request) -> Response:
     """Every loop with its policy and its last cycle."""
     store = _store(request)
     rows = [
-        {"schedule": s, "policy": LoopPolicy.of(s), "last": _last(store, s)}
-        for s in list_loops(store)
+        {"schedule": s, "policy": policy_of(s), "last": _last(store, s)} for s in list_loops(store)
     ]
     return render(request, "loops.html", {"rows": rows}, title="Loops", crumbs=[("Loops", None)])
 
@@ -49,7 +49,12 @@ def loop_page(request: Request, name: str, cycles: str | None = None) -> Respons
     """One loop: its policy and its cycles, newest first, step by step."""
     store = _store(request)
     schedule = get_loop(store, name)
-    policy = LoopPolicy.of(schedule)
+    policy = policy_of(schedule)
+    if policy is None:
+        raise InvalidArgument(
+            f"loop {name!r} holds no policy (model and alias) in its schedule's options; "
+            f"declare it again: segue loop remove {name} && segue loop add {name} ..."
+        )
     limit = rt.positive("cycles", cycles, CYCLES, MOST_CYCLES)
     firings = store.history(name, limit + 1)
     shown = [{"firing": f, "steps": cycle_steps(policy, f)} for f in firings[:limit]]
