@@ -149,7 +149,8 @@ class Execution:
             if hit is not None:
                 self._record_cached(node, key, inputs, hit)
                 return
-        run_id = self._create_child(node, key, inputs, status="RUNNING")
+        info = self._create_child(node, key, inputs, status="RUNNING")
+        run_id = info.id
         self.client.writer.watch(run_id)
         self.running[node.id] = (run_id, time.perf_counter())
         self.executor.submit(
@@ -166,6 +167,7 @@ class Execution:
                 backoff=node.spec.backoff,
                 resources=node.spec.resources,
                 env=self.env,
+                run=info,
             )
         )
 
@@ -202,7 +204,7 @@ class Execution:
         reason = f"upstream failed: {culprit if root.status == 'FAILED' else _root(root)}"
         run_id = self._create_child(
             node, None, {}, status="KILLED", extra={"segue.step.skipped": reason}, later=True
-        )
+        ).id
         self._done(StepResult(node.id, run_id, "KILLED", None, 0.0, 0, {}, reason))
 
     def _status(self, node: str) -> str:
@@ -267,7 +269,7 @@ class Execution:
         }
         origin = hit.data.tags.get("segue.cached_from", hit.id)
         tags = {"segue.cached_from": origin, "segue.attempts": "0", **_output_tags(outputs)}
-        run_id = self._create_child(node, key, inputs, status="FINISHED", extra=tags, later=True)
+        run_id = self._create_child(node, key, inputs, status="FINISHED", extra=tags, later=True).id
         self.refs[node.id] = outputs
         self._done(
             StepResult(
@@ -322,7 +324,7 @@ class Execution:
         status: str,
         extra: Mapping[str, str] | None = None,
         later: bool = False,
-    ) -> str:
+    ) -> RunInfo:
         """A step's run, in the parent's experiment and environment, in one transaction; with
         ``later``, kept for :meth:`_write` to store with others (a run that ended already).
 
@@ -357,11 +359,11 @@ class Execution:
         }
         if later:
             self.unwritten.append((info, tags, params))
-            return info.id
+            return info
         self.store.create_run(info, tags)
         if params:
             self.store.log_batch(info.id, params=params)
-        return info.id
+        return info
 
     def _write(self) -> None:
         """Store the runs kept by :meth:`_create_child`: one transaction where the store has

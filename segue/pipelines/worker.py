@@ -49,7 +49,7 @@ def run_task(
     error: str | None = None
     values: dict[str, Any] = {}
     stored: dict[str, OutputRef] = {}
-    with _active(client, task.run_id), contextlib.ExitStack() as capture:
+    with _active(client, task), contextlib.ExitStack() as capture:
         capture.enter_context(contextlib.redirect_stdout(logs))
         capture.enter_context(contextlib.redirect_stderr(logs))
         try:
@@ -129,7 +129,7 @@ def _apply_env(env: Mapping[str, str]) -> None:
 
 
 @contextlib.contextmanager
-def _active(client: Any, run_id: str) -> Iterator[None]:
+def _active(client: Any, task: StepTask) -> Iterator[None]:
     """The step's child run as the active run, for ``segue.log_metric`` & co. inside it.
 
     The runtime created the run and ends it; this only makes it current here (the fluent
@@ -138,7 +138,8 @@ def _active(client: Any, run_id: str) -> Iterator[None]:
     from segue.tracking import fluent
     from segue.tracking.runs import ActiveRun
 
-    run = ActiveRun(client, client.get_run(run_id).info)
+    info = task.run if task.run is not None else client.get_run(task.run_id).info
+    run = ActiveRun(client, info)
     token = fluent._active.set((*fluent._active.get(), run))
     try:
         yield

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from segue.errors import InvalidArgument
+from segue.store.entities import RunInfo
 
 __all__ = [
     "EXECUTORS",
@@ -99,6 +100,7 @@ class StepTask:
         resources: ``{"num_cpus": ..., "num_gpus": ...}`` for executors that place tasks.
         env: the ``SEGUE_*`` variables of the process that launched the pipeline, so a worker
             elsewhere opens the same stores.
+        run: the child run's record as created (so a worker need not read it back).
     """
 
     node: str
@@ -113,6 +115,7 @@ class StepTask:
     backoff: float = 1.0
     resources: Mapping[str, float] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
+    run: RunInfo | None = None
 
 
 @dataclass(frozen=True)
