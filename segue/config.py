@@ -97,7 +97,8 @@ def environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
     For workers that start elsewhere (Ray tasks, subprocesses): every ``SEGUE_*`` variable of
     ``env`` (default: ``os.environ``), with ``SEGUE_HOME``, a relative SQLite file and a
-    relative artifact folder made absolute, since a worker may start in another folder.
+    relative artifact folder made absolute, since a worker may start in another folder (in
+    remote mode ``SEGUE_HOME`` only if it is set: there it holds nothing but caches).
 
     Example:
         >>> ray.init(runtime_env={"env_vars": environment()})
@@ -105,7 +106,9 @@ def environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
     env = os.environ if env is None else env
     resolved = settings(env)
     found = {key: value for key, value in env.items() if key.startswith("SEGUE_")}
-    found["SEGUE_HOME"] = str(resolved.home)
+    # Through a server, home only holds caches: a worker elsewhere keeps its own unless told.
+    if "SEGUE_HOME" in found or not resolved.remote:
+        found["SEGUE_HOME"] = str(resolved.home)
     if not resolved.remote:
         found["SEGUE_STORE_URI"] = _absolute_sqlite(resolved.store_uri)
         if resolved.artifact_uri_set:

@@ -130,6 +130,7 @@ def test_environment_points_a_worker_elsewhere_at_the_same_stores(tmp_path, monk
         "SEGUE_STORE_URI": f"sqlite:///{tmp_path / '.segue' / 'segue.db'}",
     }
     remote = {"SEGUE_TRACKING_URI": "http://segue.internal:5000", "SEGUE_TOKEN": "sgt_x"}
-    assert environment(remote) == {**remote, "SEGUE_HOME": str(tmp_path / ".segue")}
+    assert environment(remote) == remote
+    assert environment({**remote, "SEGUE_HOME": "h"})["SEGUE_HOME"] == str(tmp_path / "h")
     postgres = {"SEGUE_STORE_URI": "postgresql://db/segue"}
     assert environment(postgres)["SEGUE_STORE_URI"] == "postgresql://db/segue"
