@@ -347,14 +347,8 @@ def scheduler(
         lease_s=max(60.0, 6 * interval),
     )
     with _log_to_stderr() as log:
-        log.info(
-            "scheduler %s: %d schedules, looking every %ss, %d at once",
-            runner.owner,
-            len(store.list()),
-            interval,
-            workers,
-        )
         if once:
+            _announce(log, runner, store, interval, workers)
             launched = runner.tick()
             runner.close(grace=None)
             log.info("scheduler %s: %d firings started and ended", runner.owner, len(launched))
@@ -370,13 +364,26 @@ def scheduler(
             )
             stop.set()
 
+        # Handlers first, then the line saying it runs: a SIGTERM sent on that line stops it
+        # cleanly instead of killing it.
         previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        _announce(log, runner, store, interval, workers)
         try:
             runner.run_forever(stop, interval=interval, grace=grace)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         log.info("scheduler %s: stopped", runner.owner)
+
+
+def _announce(log: logging.Logger, runner: Any, store: Any, interval: float, workers: int) -> None:
+    log.info(
+        "scheduler %s: %d schedules, looking every %ss, %d at once",
+        runner.owner,
+        len(store.list()),
+        interval,
+        workers,
+    )
 
 
 @contextlib.contextmanager
