@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from segue.errors import InvalidArgument
 from segue.server.ui.runs_table import Page, page_of
 from segue.store.entities import Run
 from segue.store.filters import Expr, parse_filter, parse_order_by
 from segue.store.tracking import SqlTrackingStore
 
 __all__ = [
+    "STATUSES",
     "CauseView",
     "Link",
     "PipelineRow",
@@ -77,21 +79,39 @@ class CauseView:
     links: list[Link]
 
 
-def _filter(pipeline: str | None) -> Expr:
+#: The statuses the list filters by (``?status=``).
+STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
+
+
+def _filter(pipeline: str | None, status: str | None) -> Expr:
     text = "tags.`segue.kind` = 'pipeline'"
     if pipeline:
         text += " and tags.`segue.pipeline` = '" + pipeline.replace("'", "''") + "'"
+    if status:
+        if status not in STATUSES:
+            raise InvalidArgument(f"status={status!r}: give one of {', '.join(STATUSES)}")
+        text += f" and status = '{status}'"
     where = parse_filter(text)
     assert where is not None
     return where
 
 
 def pipeline_page(
-    store: SqlTrackingStore, *, pipeline: str | None, page: int, size: int
+    store: SqlTrackingStore,
+    *,
+    pipeline: str | None,
+    page: int,
+    size: int,
+    status: str | None = None,
 ) -> tuple[list[PipelineRow], Page, int]:
     """Page ``page`` of the pipeline runs (``size`` a page, newest first; only
-    ``pipeline``'s when given), the page's place, and how many runs there are in all."""
-    where = _filter(pipeline)
+    ``pipeline``'s and only those with ``status`` when given), the page's place, and how many
+    runs there are in all.
+
+    Raises:
+        InvalidArgument: a status that is not one of :data:`STATUSES`.
+    """
+    where = _filter(pipeline, status)
     total = store.count_runs(None, where)
     shown = page_of(page, size, total)
     runs = store.search_page(None, where, _NEWEST, size, shown.offset) if total else []

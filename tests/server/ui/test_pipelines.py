@@ -184,6 +184,11 @@ def test_the_list_pages_and_filters_by_pipeline_in_the_query_string(flows, serve
     assert "1\u20135 of 5" in mine
     other = get(server, "/pipelines?pipeline=nowhere.py:flow")
     assert other.status_code == 200 and "No run of this pipeline yet" in other.text
+    failed = get(server, "/pipelines?status=FAILED").text
+    assert "1\u20131 of 1 pipeline runs" in failed and flows.failed.run_id in failed
+    assert 'href="/pipelines?status=FAILED&amp;page=' not in failed  # one page only
+    assert "is killed" in get(server, "/pipelines?status=KILLED").text
+    assert get(server, "/pipelines?status=<b>").status_code == 422
     assert get(server, "/pipelines?page=zero").status_code == 422
     assert get(server, "/pipelines?per_page=100000").status_code == 422
 

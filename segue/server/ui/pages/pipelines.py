@@ -18,7 +18,7 @@ from segue.server.app import server_state
 from segue.server.ui import runs_table as rt
 from segue.server.ui.pages.run import resolve
 from segue.server.ui.pipeline_graph import dag_graph
-from segue.server.ui.pipeline_view import cause_view, pipeline_page
+from segue.server.ui.pipeline_view import STATUSES, cause_view, pipeline_page
 from segue.server.ui.render import Crumb, render
 
 router = APIRouter()
@@ -28,18 +28,26 @@ PAGE_SIZE = 50
 
 @router.get("/pipelines")
 def pipelines_page(
-    request: Request, pipeline: str = "", page: str | None = None, per_page: str | None = None
+    request: Request,
+    pipeline: str = "",
+    status: str = "",
+    page: str | None = None,
+    per_page: str | None = None,
 ) -> Response:
-    """Pipeline runs, newest first, a page at a time."""
+    """Pipeline runs, newest first, a page at a time (of one pipeline, with one status)."""
     store = server_state(request).tracking
     number = rt.positive("page", page, 1, 10**7)
     size = rt.positive("per_page", per_page, PAGE_SIZE, 500)
-    rows, shown, total = pipeline_page(store, pipeline=pipeline or None, page=number, size=size)
+    rows, shown, total = pipeline_page(
+        store, pipeline=pipeline or None, status=status or None, page=number, size=size
+    )
     context = {
         "rows": rows,
         "page": shown,
         "total": total,
         "pipeline": pipeline,
+        "status": status,
+        "statuses": STATUSES,
         "now": int(time.time() * 1000),
     }
     crumbs: list[Crumb] = [("Pipelines", "/pipelines" if pipeline else None)]
