@@ -21,8 +21,9 @@ from segue.identity import Actor
 from segue.monitoring.alerts import deliver, evaluate_rules
 from segue.monitoring.rules import parse_rules
 from segue.monitoring.sinks import LogSink
+from segue.pipelines.launch import loop_launcher
 from segue.pipelines.loop import STEPS, LoopPolicy, add_loop
-from segue.pipelines.scheduler import Scheduler, loop_launcher
+from segue.pipelines.scheduler import Scheduler
 from segue.server.ui.cycle_view import cycle_steps
 from segue.store.alerts import SqlAlertStore
 from segue.store.entities import Firing, NewSchedule
