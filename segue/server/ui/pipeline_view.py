@@ -23,7 +23,7 @@ from urllib.parse import quote, urlencode
 from segue.errors import InvalidArgument
 from segue.server.ui.runs_table import Page, page_of
 from segue.store.entities import Run
-from segue.store.filters import Expr, parse_filter, parse_order_by
+from segue.store.filters import BoolOp, Comparison, Expr, parse_order_by
 from segue.store.tracking import SqlTrackingStore
 
 __all__ = [
@@ -84,16 +84,16 @@ STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
 
 
 def _filter(pipeline: str | None, status: str | None) -> Expr:
-    text = "tags.`segue.kind` = 'pipeline'"
+    # Built as a tree, not parsed from text: a pipeline's path may hold any character,
+    # quotes included, which the filter language's string literals cannot escape.
+    tests = [Comparison("tag", "segue.kind", "=", "pipeline")]
     if pipeline:
-        text += " and tags.`segue.pipeline` = '" + pipeline.replace("'", "''") + "'"
+        tests.append(Comparison("tag", "segue.pipeline", "=", pipeline))
     if status:
         if status not in STATUSES:
             raise InvalidArgument(f"status={status!r}: give one of {', '.join(STATUSES)}")
-        text += f" and status = '{status}'"
-    where = parse_filter(text)
-    assert where is not None
-    return where
+        tests.append(Comparison("attribute", "status", "=", status))
+    return BoolOp("and", tuple(tests)) if len(tests) > 1 else tests[0]
 
 
 def pipeline_page(
@@ -134,8 +134,7 @@ def step_counts(store: SqlTrackingStore, parents: Sequence[str]) -> dict[str, St
     """The steps of each pipeline run in ``parents``, counted, from one search."""
     if not parents:
         return {}
-    ids = ", ".join(f"'{p}'" for p in parents if p.isalnum())
-    where = parse_filter(f"tags.`segue.pipeline.run` IN ({ids})")
+    where = Comparison("tag", "segue.pipeline.run", "IN", tuple(parents))
     tally: dict[str, dict[str, int]] = {p: {} for p in parents}
     for child in store.search_runs(None, where, [], _MAX_STEPS):
         parent = child.data.tags.get("segue.pipeline.run", "")

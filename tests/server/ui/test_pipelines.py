@@ -182,6 +182,8 @@ def test_the_list_pages_and_filters_by_pipeline_in_the_query_string(flows, serve
     assert "5\u20135 of 5" in past
     mine = get(server, "/pipelines?" + urlencode({"pipeline": flows.target})).text
     assert "1\u20135 of 5" in mine
+    quoted = get(server, "/pipelines?" + urlencode({"pipeline": "/home/o'neil/a\\b.py:flow"}))
+    assert quoted.status_code == 200 and "No run of this pipeline yet" in quoted.text
     other = get(server, "/pipelines?pipeline=nowhere.py:flow")
     assert other.status_code == 200 and "No run of this pipeline yet" in other.text
     failed = get(server, "/pipelines?status=FAILED").text
