@@ -17,7 +17,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from segue.pipelines.dag import StepView
@@ -29,7 +29,7 @@ BOX_W = 240
 BOX_H = 84
 ROW_GAP = 16
 COL_GAP = 56
-TOP = 8
+TOP = 16
 LEFT = 8
 
 
@@ -96,6 +96,7 @@ def dag_graph(steps: Sequence[StepView]) -> DagGraph:
         x = LEFT + depth * (BOX_W + COL_GAP)
         for row, step in enumerate(column):
             placed[step.id] = Box(step, depth, x, TOP + offset + row * pitch)
+    lanes = _lanes(placed.values(), tallest)
     edges: list[DagEdge] = []
     for step in steps:
         by_source: dict[str, list[str]] = {}
@@ -103,17 +104,47 @@ def dag_graph(steps: Sequence[StepView]) -> DagGraph:
             by_source.setdefault(source.split(".")[0], []).append(arg)
         for source, args in sorted(by_source.items()):
             if source in placed:
-                edges.append(_edge(placed[source], placed[step.id], ", ".join(sorted(args))))
+                label = ", ".join(sorted(args))
+                edges.append(_edge(placed[source], placed[step.id], label, lanes))
     width = LEFT * 2 + (max(columns, default=0) + 1) * (BOX_W + COL_GAP) - COL_GAP
-    height = TOP * 2 + max(tallest, 1) * pitch - ROW_GAP
-    return DagGraph(float(width), float(height), list(placed.values()), edges)
+    return DagGraph(float(width), _height(tallest), list(placed.values()), edges)
 
 
-def _edge(a: Box, b: Box, label: str) -> DagEdge:
-    x1, y1 = a.x + a.w, a.y + a.h / 2
-    x2, y2 = b.x, b.y + b.h / 2
-    bend = max((x2 - x1) / 2, COL_GAP / 2)
-    path = (
-        f"M{x1:.1f},{y1:.1f} C{x1 + bend:.1f},{y1:.1f} {x2 - bend:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
-    )
+def _height(rows: int) -> float:
+    return float(TOP * 2 + max(rows, 1) * (BOX_H + ROW_GAP) - ROW_GAP)
+
+
+def _lanes(boxes: Iterable[Box], rows: int) -> dict[int, list[float]]:
+    """For each column, the heights where an edge may cross it without running under a
+    box: above its first box, between two boxes, below its last."""
+    tops: dict[int, list[float]] = {}
+    for box in boxes:
+        tops.setdefault(box.depth, []).append(box.y)
+    lanes: dict[int, list[float]] = {}
+    for depth, ys in tops.items():
+        ys.sort()
+        free = [ys[0] - ROW_GAP / 2] + [y + BOX_H + ROW_GAP / 2 for y in ys]
+        lanes[depth] = [y for y in free if 0 < y < _height(rows)]
+    return lanes
+
+
+def _edge(a: Box, b: Box, label: str, lanes: dict[int, list[float]]) -> DagEdge:
+    """An edge from ``a``'s right side to ``b``'s left; one that skips columns crosses each
+    of them in the lane nearest its straight line, never under a step's box."""
+    x, y = a.x + a.w, a.y + a.h / 2
+    end_x, end_y = b.x, b.y + b.h / 2
+    path = f"M{x:.1f},{y:.1f}"
+    for depth in range(a.depth + 1, b.depth):
+        left = LEFT + depth * (BOX_W + COL_GAP)
+        share = (left - a.x) / max(end_x - a.x, 1)
+        aim = y + (end_y - y) * share
+        lane = min(lanes.get(depth, [aim]), key=lambda candidate: abs(candidate - aim))
+        path += _curve(x, y, left, lane) + f" L{left + BOX_W:.1f},{lane:.1f}"
+        x, y = left + BOX_W, lane
+    path += _curve(x, y, end_x, end_y)
     return DagEdge(a.step.id, b.step.id, label, path)
+
+
+def _curve(x1: float, y1: float, x2: float, y2: float) -> str:
+    bend = max((x2 - x1) / 2, COL_GAP / 2)
+    return f" C{x1 + bend:.1f},{y1:.1f} {x2 - bend:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"

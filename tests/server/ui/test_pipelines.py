@@ -358,6 +358,28 @@ def test_steps_sit_in_columns_by_depth_and_never_overlap(flows, server):
     assert dag_graph([]).empty
 
 
+def test_an_edge_that_skips_a_column_crosses_it_between_boxes_not_under_them():
+    from segue.pipelines.dag import StepView
+
+    steps = [
+        StepView("a", "m:a", "FINISHED"),
+        StepView("b", "m:b", "FINISHED", inputs={"x": "a"}),
+        StepView("c", "m:c", "FINISHED", inputs={"x": "b", "y": "a.output.1"}),
+    ]
+    graph = dag_graph(steps)
+    edges = {(e.source, e.target): e for e in graph.edges}
+    assert set(edges) == {("a", "b"), ("b", "c"), ("a", "c")}
+    assert edges[("a", "c")].label == "y"
+    assert " L" not in edges[("a", "b")].path  # next column: one curve
+    b = next(box for box in graph.boxes if box.step.id == "b")
+    crossing = re.search(r" L([\d.]+),([\d.]+)", edges[("a", "c")].path)
+    assert crossing, edges[("a", "c")].path
+    lane = float(crossing.group(2))
+    assert not b.y <= lane <= b.y + b.h  # never under b's box
+    assert 0 < lane < graph.height
+    assert float(crossing.group(1)) == b.x + b.w
+
+
 @pytest.mark.parametrize(
     ("cause", "text"),
     [
