@@ -89,7 +89,7 @@ def run(
     if json:
         print_json(view.to_dict())
     else:
-        console.print(_tree(view))
+        _print_tree(_tree(view))
         if result.error:
             console.print(Text(f"error: {result.error}", style="red"))
     if result.status != "FINISHED":
@@ -156,7 +156,7 @@ def show(
     if json:
         print_json(view.to_dict())
         return
-    console.print(_tree(view))
+    _print_tree(_tree(view))
 
 
 _MARKS = {"FINISHED": "✓", "FAILED": "✗", "KILLED": "-", "RUNNING": "…", "PENDING": "·"}
@@ -164,7 +164,8 @@ _MARKS = {"FINISHED": "✓", "FAILED": "✗", "KILLED": "-", "RUNNING": "…", "
 
 def _step_line(node: str, state: str, cached_from: str | None, seconds: float | None) -> Text:
     mark = "↺" if cached_from else _MARKS.get(state, "?")
-    line = Text(f"{mark} ")
+    # fold, never crop: ids and hashes stay whole on a narrow terminal
+    line = Text(f"{mark} ", overflow="fold")
     line.append(node, style="bold")
     line.append(f"  {state}" if not cached_from else "  cached", style=_style(state, cached_from))
     if cached_from:
@@ -180,9 +181,18 @@ def _style(state: str, cached_from: str | None) -> str:
     return {"FINISHED": "green", "FAILED": "red", "KILLED": "yellow"}.get(state, "cyan")
 
 
+def _print_tree(tree: Tree) -> None:
+    # In a terminal Rich folds long labels onto more lines; piped, the tree is as wide as its
+    # lines (as tables are), so no id or hash is ever cut.
+    if console.is_terminal:
+        console.print(tree)
+    else:
+        print_table(tree)
+
+
 def _tree(view: Any) -> Tree:
     """The DAG as a tree: each step under its first upstream step, its other ones named."""
-    head = Text()
+    head = Text(overflow="fold")
     head.append(view.pipeline, style="bold")
     head.append(f"  run {view.run.id}  ")
     head.append(view.status, style=_style(view.status, None))
@@ -193,7 +203,7 @@ def _tree(view: Any) -> Tree:
     branches: dict[str, Tree] = {}
     for step in view.steps:
         label = _step_line(step.id, step.status, step.cached_from, step.seconds)
-        label.append(f"  run {step.run_id}" if step.run_id else "", style="dim")
+        label.append(f"\nrun {step.run_id}" if step.run_id else "", style="dim")
         upstream = step.upstream
         if len(upstream) > 1:
             label.append(f"  (after {', '.join(upstream)})", style="dim")

@@ -131,3 +131,15 @@ def test_show_refuses_a_run_that_is_not_a_pipeline(segue_env, cli):
 
     assert "is not a pipeline run" in cli("pipeline", "show", run.id).error_line()
     assert "does not exist" in cli("pipeline", "show", "ffffffff").error_line()
+
+
+def test_show_piped_at_80_columns_cuts_no_id(segue_env, cli, target, monkeypatch):
+    first = cli("pipeline", "run", target, "--json").json()
+    again = cli("pipeline", "run", target, "--json").json()  # cached: two ids per step line
+    monkeypatch.setenv("COLUMNS", "80")
+
+    shown = cli("pipeline", "show", again["run_id"]).out
+
+    for step in again["steps"]:
+        assert step["run_id"] in shown and step["cached_from"] in shown
+    assert first["run_id"] != again["run_id"]
