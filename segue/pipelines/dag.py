@@ -15,7 +15,7 @@ from typing import Any
 
 from segue.errors import InvalidArgument
 from segue.store.entities import Run, RunInfo
-from segue.store.filters import parse_filter, parse_order_by
+from segue.store.filters import BoolOp, Comparison, Expr, parse_filter, parse_order_by
 
 __all__ = ["PipelineView", "StepView", "describe_pipeline_run", "list_pipeline_runs"]
 
@@ -144,11 +144,21 @@ def describe_pipeline_run(client: Any, run_id: str) -> PipelineView:
 
 def list_pipeline_runs(client: Any, *, pipeline: str | None = None, limit: int = 50) -> list[Run]:
     """Pipeline runs (parent runs), newest first; only ``pipeline``'s when given."""
-    text = "tags.`segue.kind` = 'pipeline'"
+    return list(client.store.search_runs(None, pipeline_runs_filter(pipeline), _NEWEST, limit))
+
+
+def pipeline_runs_filter(pipeline: str | None = None, status: str | None = None) -> Expr:
+    """The search for pipeline runs (of ``pipeline``, with ``status``, when given).
+
+    Built as a tree, not parsed from text: a pipeline's path may hold any character, quotes
+    included, which the filter language's string literals cannot escape.
+    """
+    tests: list[Expr] = [Comparison("tag", "segue.kind", "=", "pipeline")]
     if pipeline is not None:
-        quoted = pipeline.replace("\\", "\\\\").replace("'", "\\'")
-        text += f" and tags.`segue.pipeline` = '{quoted}'"
-    return list(client.store.search_runs(None, parse_filter(text), _NEWEST, limit))
+        tests.append(Comparison("tag", "segue.pipeline", "=", pipeline))
+    if status is not None:
+        tests.append(Comparison("attribute", "status", "=", status))
+    return BoolOp("and", tuple(tests)) if len(tests) > 1 else tests[0]
 
 
 def _step(node: dict[str, Any], child: Run | None) -> StepView:

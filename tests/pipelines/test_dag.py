@@ -81,6 +81,7 @@ def test_a_failed_then_resumed_run_reads_back_as_its_dag(segue_env, write_module
     listed = list_pipeline_runs(client)
     assert [r.id for r in listed] == [resumed.run_id, failed.run_id]
     assert list_pipeline_runs(client, pipeline="other.py:flow") == []
+    assert list_pipeline_runs(client, pipeline="it's \\ odd.py:flow") == []  # any character
     assert len(list_pipeline_runs(client, pipeline=target, limit=1)) == 1
 
 

@@ -21,9 +21,10 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from segue.errors import InvalidArgument
+from segue.pipelines.dag import pipeline_runs_filter
 from segue.server.ui.runs_table import Page, page_of
 from segue.store.entities import Run
-from segue.store.filters import BoolOp, Comparison, Expr, parse_order_by
+from segue.store.filters import Comparison, Expr, parse_order_by
 from segue.store.tracking import SqlTrackingStore
 
 __all__ = [
@@ -84,16 +85,9 @@ STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
 
 
 def _filter(pipeline: str | None, status: str | None) -> Expr:
-    # Built as a tree, not parsed from text: a pipeline's path may hold any character,
-    # quotes included, which the filter language's string literals cannot escape.
-    tests = [Comparison("tag", "segue.kind", "=", "pipeline")]
-    if pipeline:
-        tests.append(Comparison("tag", "segue.pipeline", "=", pipeline))
-    if status:
-        if status not in STATUSES:
-            raise InvalidArgument(f"status={status!r}: give one of {', '.join(STATUSES)}")
-        tests.append(Comparison("attribute", "status", "=", status))
-    return BoolOp("and", tuple(tests)) if len(tests) > 1 else tests[0]
+    if status and status not in STATUSES:
+        raise InvalidArgument(f"status={status!r}: give one of {', '.join(STATUSES)}")
+    return pipeline_runs_filter(pipeline or None, status or None)
 
 
 def pipeline_page(
