@@ -59,7 +59,8 @@ def test_every_page_loads_without_errors_as_a_maintainer(ui, page, login):
     login(page, ui, "maintainer")
     seen = walk(page, ui.url)
     paths = {kind.split("?")[0] for kind in seen}
-    for expected in ("/experiments", "/runs", "/runs/{run}", "/models", "/monitoring"):
+    pages = ("/experiments", "/runs", "/runs/{run}", "/models", "/monitoring", "/pipelines")
+    for expected in (*pages, "/loops"):
         assert expected in paths, f"the walk never reached {expected}: {sorted(paths)}"
 
 
