@@ -7,6 +7,7 @@ import os
 import shlex
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -28,7 +29,6 @@ def quickstart(
     from segue.config import settings
     from segue.quickstart import (
         CANDIDATES,
-        EXPERIMENT,
         MODEL,
         SHIFTED,
         drift_of_served,
@@ -80,22 +80,9 @@ def quickstart(
     artifact_uri = get_client().artifact_uri
     if json:
         print_json(
-            {
-                "experiment": EXPERIMENT,
-                "parent_run_id": parent_id,
-                "runs": results,
-                "registered": {
-                    "model": MODEL,
-                    "version": promotion.version.version,
-                    "uri": f"models:/{MODEL}@champion",
-                    "gates": promotion.move.report,
-                },
-                "served": served,
-                "drift": drift,
-                "store_uri": config.store_uri,
-                "artifact_uri": artifact_uri,
-                "ui": dict(ui_command(os.environ, config.tracking_uri)),
-            }
+            _document(
+                parent_id, results, promotion, config, artifact_uri, served=served, drift=drift
+            )
         )
         return
     _print_selection(results, promotion)
@@ -134,7 +121,7 @@ def _close_the_loop(json: bool, step, parent_id: str, results: list, promotion) 
     from segue.cli.loop import cycle_tables
     from segue.cli.models import history_table
     from segue.config import settings
-    from segue.quickstart import EXPERIMENT, MODEL
+    from segue.quickstart import MODEL
     from segue.quickstart.loop import LOOP, close_the_loop
     from segue.tracking.client import get_client
 
@@ -142,23 +129,7 @@ def _close_the_loop(json: bool, step, parent_id: str, results: list, promotion) 
     config = settings()
     artifact_uri = get_client().artifact_uri
     if json:
-        print_json(
-            {
-                "experiment": EXPERIMENT,
-                "parent_run_id": parent_id,
-                "runs": results,
-                "registered": {
-                    "model": MODEL,
-                    "version": promotion.version.version,
-                    "uri": f"models:/{MODEL}@champion",
-                    "gates": promotion.move.report,
-                },
-                "loop": closed,
-                "store_uri": config.store_uri,
-                "artifact_uri": artifact_uri,
-                "ui": dict(ui_command(os.environ, config.tracking_uri)),
-            }
-        )
+        print_json(_document(parent_id, results, promotion, config, artifact_uri, loop=closed))
         return
     _print_selection(results, promotion)
     alerts = Table(title=f"Drift check of models:/{MODEL}@champion: the alert")
@@ -183,6 +154,30 @@ def _close_the_loop(json: bool, step, parent_id: str, results: list, promotion) 
         f"the loop:  [bold]segue loop status {LOOP}[/] · [bold]segue models history {MODEL}[/]",
         highlight=False,
     )
+
+
+def _document(
+    parent_id: str, results: list, promotion, config, artifact_uri: str, **outcome: Any
+) -> dict[str, Any]:
+    """The ``--json`` document: what was trained and registered, then ``outcome`` (what was
+    served and its drift, or the loop), then where everything went."""
+    from segue.quickstart import EXPERIMENT, MODEL
+
+    return {
+        "experiment": EXPERIMENT,
+        "parent_run_id": parent_id,
+        "runs": results,
+        "registered": {
+            "model": MODEL,
+            "version": promotion.version.version,
+            "uri": f"models:/{MODEL}@champion",
+            "gates": promotion.move.report,
+        },
+        **outcome,
+        "store_uri": config.store_uri,
+        "artifact_uri": artifact_uri,
+        "ui": dict(ui_command(os.environ, config.tracking_uri)),
+    }
 
 
 def _print_selection(results: list, promotion) -> None:
