@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shutil
 import signal
@@ -109,6 +110,16 @@ def store_uri(request, tmp_path: Path) -> str:
     uri = request.getfixturevalue("pg_uri")
     _truncate(uri)
     return uri
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    """One local Ray for the module, as a cluster of two CPUs (``usefixtures("ray_cluster")``)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
+    yield
+    ray.shutdown()
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@ with its token, and open no store of their own."""
 
 from __future__ import annotations
 
-import logging
 import textwrap
-from collections.abc import Iterator
 
 import pandas as pd
 import pytest
@@ -16,17 +14,7 @@ from segue.serving.batch import score_files
 from segue.serving.batch_inputs import plan_batch
 from segue.serving.ray_batch import score_files_on_ray
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def ray_cluster() -> Iterator[None]:
-    """One local Ray for the module, as a cluster of two CPUs."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
-    yield
-    ray.shutdown()
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]
 
 
 FLOW = """

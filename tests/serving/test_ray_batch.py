@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,18 +18,9 @@ from segue.serving.ray_batch import score_files_on_ray
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.usefixtures("ray_cluster"),
     pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True),
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def ray_cluster() -> Iterator[None]:
-    """One local Ray for the module, as a cluster of two CPUs."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
-    yield
-    ray.shutdown()
 
 
 def split(frame: pd.DataFrame, folder: Path, suffix: str) -> list[Path]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,18 +14,9 @@ from segue.tracking.client import get_client
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.usefixtures("ray_cluster"),
     pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True),
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def ray_cluster() -> Iterator[None]:
-    """One local Ray for the module, as a cluster of two CPUs."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
-    yield
-    ray.shutdown()
 
 
 # A branch (left and right both read `source`) joined again. `wipe` can empty the artifact
