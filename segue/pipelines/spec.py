@@ -177,16 +177,7 @@ def step(
         spec = StepSpec(
             func, label, bool(cache), retries, float(backoff), dict(resources or {}), bool(pickle)
         )
-
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            tracer = TRACER.get()
-            if tracer is None:
-                return func(*args, **kwargs)
-            return tracer.call_step(spec, args, kwargs)
-
-        wrapper.__segue_step__ = spec  # type: ignore[attr-defined]
-        return wrapper
+        return _traced(func, "__segue_step__", spec, lambda t, a, k: t.call_step(spec, a, k))
 
     return mark if fn is None else mark(fn)
 
@@ -225,18 +216,31 @@ def pipeline(
         if not callable(func):
             raise InvalidArgument(f"@segue.pipeline marks a function, got {func!r}")
         spec = PipelineSpec(func, name or func.__name__, experiment)
-
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            tracer = TRACER.get()
-            if tracer is None:
-                return func(*args, **kwargs)
-            return tracer.call_pipeline(spec, args, kwargs)
-
-        wrapper.__segue_pipeline__ = spec  # type: ignore[attr-defined]
-        return wrapper
+        return _traced(
+            func, "__segue_pipeline__", spec, lambda t, a, k: t.call_pipeline(spec, a, k)
+        )
 
     return mark if fn is None else mark(fn)
+
+
+def _traced(
+    func: Callable[..., Any],
+    attribute: str,
+    spec: StepSpec | PipelineSpec,
+    call: Callable[[Tracer, tuple[Any, ...], dict[str, Any]], Any],
+) -> Callable[..., Any]:
+    """``func`` with ``spec`` recorded as ``attribute``: it runs as itself, except while a
+    pipeline is traced, when ``call`` hands the call to the tracer instead."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        tracer = TRACER.get()
+        if tracer is None:
+            return func(*args, **kwargs)
+        return call(tracer, args, kwargs)
+
+    setattr(wrapper, attribute, spec)
+    return wrapper
 
 
 def spec_of(obj: Any) -> StepSpec | PipelineSpec | None:
