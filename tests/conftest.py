@@ -123,6 +123,15 @@ def ray_cluster() -> Iterator[None]:
 
 
 @pytest.fixture
+def ops(monkeypatch):
+    """``tests/monitoring/opsdata.py``: the prediction and label logs the monitoring tests share."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "monitoring"))
+    import opsdata
+
+    return opsdata
+
+
+@pytest.fixture
 def segue_env(store_uri: str, tmp_path: Path, monkeypatch) -> Settings:
     """Point the ``SEGUE_*`` variables at a fresh store, for the fluent API and the CLI."""
     monkeypatch.setenv("SEGUE_HOME", str(tmp_path / "home"))

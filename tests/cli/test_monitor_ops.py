@@ -10,14 +10,6 @@ import pytest
 
 
 @pytest.fixture
-def ops(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "monitoring"))
-    import opsdata
-
-    return opsdata
-
-
-@pytest.fixture
 def logged(segue_env, ops):
     """The cancer model, 60 requests logged over the last half hour (the online path scaled
     the inputs differently for the first 30), and labels for all of them."""

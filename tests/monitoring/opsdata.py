@@ -2,7 +2,7 @@
 
 A pipeline trained on the breast-cancer set and registered as ``cancer`` with the fluent API,
 and prediction/feedback logs written straight through the log classes (no server needed).
-Import it with ``monkeypatch.syspath_prepend`` (see the ``ops`` fixtures).
+Tests get it through the ``ops`` fixture (tests/conftest.py).
 """
 
 from __future__ import annotations

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,14 +17,6 @@ from segue.monitoring.performance import (
 )
 from segue.monitoring.service import Monitor
 from segue.registry.service import get_registry
-
-
-@pytest.fixture
-def ops(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).parent))
-    import opsdata
-
-    return opsdata
 
 
 @pytest.fixture

@@ -27,14 +27,6 @@ def store_uri(sqlite_template, tmp_path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-@pytest.fixture
-def ops(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).parent))
-    import opsdata
-
-    return opsdata
-
-
 def _specs(page: str) -> dict[str, tuple[str, dict]]:
     """``{chart id: (kind, spec)}`` of every chart in a report."""
     kinds = dict(re.findall(r"id='([\w-]+)' data-chart='(\w+)'", page))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -52,14 +51,6 @@ def test_an_empty_window_has_no_rates() -> None:
 
 
 # -- a check resolves its model once --------------------------------------------------------
-
-
-@pytest.fixture
-def ops(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).parent))
-    import opsdata
-
-    return opsdata
 
 
 def test_drift_and_metrics_of_one_check_describe_the_same_version(

@@ -12,14 +12,6 @@ from segue.registry.service import get_registry
 
 
 @pytest.fixture
-def ops(monkeypatch):
-    monkeypatch.syspath_prepend(str(__import__("pathlib").Path(__file__).parent))
-    import opsdata
-
-    return opsdata
-
-
-@pytest.fixture
 def monitor(segue_env) -> Monitor:
     return Monitor(get_registry(), segue_env.artifact_uri)
 

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
 import segue
 from segue.errors import InvalidArgument
 from segue.pipelines.fresh import labelled_predictions
-
-
-@pytest.fixture
-def ops(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "monitoring"))
-    import opsdata
-
-    return opsdata
 
 
 @pytest.fixture
