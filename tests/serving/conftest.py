@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import httpx
@@ -254,3 +256,29 @@ def oip_server(oip_store: dict[str, str]) -> Iterator[str]:
     yield f"127.0.0.1:{port}"
     server.should_exit = True
     thread.join()
+
+
+# --- input and output files of batch scoring --------------------------------------------------
+
+
+def write(frame: pd.DataFrame, path: Path) -> Path:
+    """``frame`` written to ``path``, as CSV or Parquet by its suffix."""
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+    return path
+
+
+def read(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+
+
+def split(frame: pd.DataFrame, folder: Path, suffix: str, parts: int = 3) -> list[Path]:
+    """``frame`` cut into ``parts`` files ``part-<i>.<suffix>`` of uneven sizes in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    bounds = [0, 100, 350, len(frame)][: parts + 1]
+    return [
+        write(frame.iloc[start:end], folder / f"part-{i}.{suffix}")
+        for i, (start, end) in enumerate(itertools.pairwise(bounds))
+    ]

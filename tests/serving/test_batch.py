@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 from pathlib import Path
 
@@ -15,6 +14,8 @@ from segue.errors import InvalidArgument
 from segue.serving.batch import score_file, score_files
 from segue.serving.batch_inputs import plan_batch
 
+from .conftest import read, split, write
+
 #: For what does not depend on the database.
 sqlite_only = pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True)
 
@@ -25,18 +26,6 @@ def files(tmp_path) -> Path:
     folder = tmp_path / "files"
     folder.mkdir()
     return folder
-
-
-def write(frame: pd.DataFrame, path: Path) -> Path:
-    if path.suffix == ".csv":
-        frame.to_csv(path, index=False)
-    else:
-        frame.to_parquet(path, index=False)
-    return path
-
-
-def read(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
 
 
 def with_ids(X: pd.DataFrame) -> pd.DataFrame:
@@ -222,16 +211,6 @@ def test_bad_chunk_size(cancer, files):
 
 
 # --- many files: a folder or a glob, one output per input ----------------------------------
-
-
-def split(frame: pd.DataFrame, folder: Path, suffix: str, parts: int = 3) -> list[Path]:
-    """``frame`` cut into ``parts`` files ``part-<i>.<suffix>`` of uneven sizes in ``folder``."""
-    folder.mkdir(exist_ok=True)
-    bounds = [0, 100, 350, len(frame)][: parts + 1]
-    return [
-        write(frame.iloc[start:end], folder / f"part-{i}.{suffix}")
-        for i, (start, end) in enumerate(itertools.pairwise(bounds))
-    ]
 
 
 @sqlite_only

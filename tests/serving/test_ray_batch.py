@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,29 +15,13 @@ from segue.serving.batch import score_files
 from segue.serving.batch_inputs import plan_batch
 from segue.serving.ray_batch import score_files_on_ray
 
+from .conftest import read, split
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.usefixtures("ray_cluster"),
     pytest.mark.parametrize("store_uri", ["sqlite"], indirect=True),
 ]
-
-
-def split(frame: pd.DataFrame, folder: Path, suffix: str) -> list[Path]:
-    """``frame`` cut into three files of uneven sizes, ``part-<i>.<suffix>``, in ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, rows in enumerate([slice(0, 100), slice(100, 350), slice(350, None)]):
-        path = folder / f"part-{i}.{suffix}"
-        if suffix == "csv":
-            frame.iloc[rows].to_csv(path, index=False)
-        else:
-            frame.iloc[rows].to_parquet(path, index=False)
-        paths.append(path)
-    return paths
-
-
-def read(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
 
 
 @pytest.mark.parametrize("suffix", ["parquet", "csv"])
