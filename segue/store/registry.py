@@ -8,7 +8,6 @@ writes its audit entry in the same transaction as the change itself.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from functools import partial
 from typing import Any, Protocol
@@ -22,6 +21,7 @@ from segue.store import aliases, audit, gates
 from segue.store.aliases import AliasListener, check_alias
 from segue.store.audit import now_ms as _now
 from segue.store.entities import AuditEntry, Gate, ModelVersion, RegisteredModel
+from segue.store.names import check_name
 from segue.store.notify import listen_aliases, supports_notify
 from segue.store.schema import (
     ModelTagRow,
@@ -32,17 +32,10 @@ from segue.store.schema import (
 )
 from segue.store.sessions import Database
 
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]{0,255}$")
-
 
 def check_model_name(name: Any) -> str:
-    # fullmatch: with match, '$' also accepts a trailing newline ("churn\n").
-    if not isinstance(name, str) or not _MODEL_NAME.fullmatch(name):
-        raise InvalidArgument(
-            f"model name {name!r} must start with a letter or digit and contain only letters, "
-            "digits, '_', '-' and '.' (at most 256 characters)"
-        )
-    return name
+    """``name`` if it is a valid model name, else InvalidArgument saying what is allowed."""
+    return check_name("model", name, 256)
 
 
 def check_digest_prefix(digest: Any) -> str:

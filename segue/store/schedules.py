@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -39,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from segue.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from segue.store.entities import Firing, NewSchedule, Schedule
+from segue.store.names import check_name
 from segue.store.schema import FiringRow, ScheduleRow
 from segue.store.sessions import Database, rowcount
 
@@ -67,18 +67,10 @@ MAX_HISTORY = 10_000
 _Steps = list[dict[str, Any]]
 _Firings = list[Firing]
 
-_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]{0,127}$")
-
 
 def check_schedule_name(name: Any) -> str:
     """``name`` if it is a valid schedule name, else InvalidArgument saying what is allowed."""
-    # fullmatch: with match, '$' also accepts a trailing newline.
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise InvalidArgument(
-            f"schedule name {name!r} must start with a letter or digit and contain only "
-            "letters, digits, '_', '-' and '.' (at most 128 characters)"
-        )
-    return name
+    return check_name("schedule", name, 128)
 
 
 class ScheduleStore(Protocol):
