@@ -195,10 +195,9 @@ class Execution:
         )
 
     def _skip(self, node: Node, upstream: set[str]) -> None:
+        # Another upstream step may still be running: only the ended ones have a result.
         culprit = next(
-            u
-            for u in self.dag.nodes
-            if u in upstream and self.results[u].status in ("FAILED", "KILLED")
+            u for u in self.dag.nodes if u in upstream and self._status(u) in ("FAILED", "KILLED")
         )
         root = self.results[culprit]
         reason = f"upstream failed: {culprit if root.status == 'FAILED' else _root(root)}"

@@ -554,3 +554,59 @@ def test_an_interrupted_run_is_killed_and_the_next_one_resumes_it(segue_env, flo
     assert executed(resumed) == ["report"]
     tags = get_client().get_run(resumed.run_id).data.tags
     assert tags["segue.resumed_from"] == killed.id
+
+
+RACING = """
+import time
+from pathlib import Path
+import segue
+
+RELEASE = Path({release!r})
+
+
+@segue.step
+def slow() -> int:
+    deadline = time.monotonic() + 60
+    while not RELEASE.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return 1
+
+
+@segue.step
+def fast() -> int:
+    raise RuntimeError("fast broke")
+
+
+@segue.step
+def join(a: int, b: int) -> int:
+    return a + b
+
+
+@segue.pipeline
+def flow():
+    return join(slow(), fast())
+"""
+
+
+def test_a_failure_while_another_branch_runs_kills_the_dependents(
+    segue_env, write_module, tmp_path
+):
+    # slow is held until fast's failure has been reported: the walk then sees join with one
+    # upstream step failed and the other still running.
+    release = tmp_path / "release"
+    target = write_module(RACING.format(release=str(release))) + ":flow"
+
+    def on_step(step):
+        if step.node == "fast":
+            release.touch()
+
+    result = run_pipeline(target, executor=LocalExecutor(workers=2), on_step=on_step)
+    assert result.status == "FAILED"
+    assert result.error is not None and "step 'fast' failed" in result.error
+    assert {s.node: s.status for s in result.steps} == {
+        "slow": "FINISHED",
+        "fast": "FAILED",
+        "join": "KILLED",
+    }
+    runs = children(result.run_id)
+    assert runs["join"].data.tags["segue.step.skipped"] == "upstream failed: fast"
