@@ -43,16 +43,11 @@ class Tracer(Protocol):
 
 
 @dataclass(frozen=True)
-class StepSpec:
-    """What ``@segue.step`` records: the function and how the runtime should treat it."""
+class _Marked:
+    """A marked function and its name: what a step's and a pipeline's spec have in common."""
 
     fn: Callable[..., Any]
     name: str
-    cache: bool = True
-    retries: int = 0
-    backoff: float = 1.0
-    resources: Mapping[str, float] = field(default_factory=dict)
-    pickle: bool = False
 
     @property
     def module(self) -> str:
@@ -61,6 +56,17 @@ class StepSpec:
     @property
     def qualname(self) -> str:
         return self.fn.__qualname__
+
+
+@dataclass(frozen=True)
+class StepSpec(_Marked):
+    """What ``@segue.step`` records: the function and how the runtime should treat it."""
+
+    cache: bool = True
+    retries: int = 0
+    backoff: float = 1.0
+    resources: Mapping[str, float] = field(default_factory=dict)
+    pickle: bool = False
 
     @property
     def function(self) -> str:
@@ -69,20 +75,10 @@ class StepSpec:
 
 
 @dataclass(frozen=True)
-class PipelineSpec:
+class PipelineSpec(_Marked):
     """What ``@segue.pipeline`` records: the function, its name and its experiment."""
 
-    fn: Callable[..., Any]
-    name: str
     experiment: str | None = None
-
-    @property
-    def module(self) -> str:
-        return self.fn.__module__
-
-    @property
-    def qualname(self) -> str:
-        return self.fn.__qualname__
 
 
 @dataclass(frozen=True)
