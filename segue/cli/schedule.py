@@ -101,10 +101,10 @@ def add(
         [], "--param", "-p", help="k=v, repeatable; v is parsed by the param's annotation."
     ),
     executor: ExecutorName = typer.Option(
-        ExecutorName.local, "--executor", help="local: processes here; ray: a Ray cluster."
-    ),
-    address: str | None = typer.Option(
-        None, "--address", help="The Ray cluster for --executor ray (ray://HOST:10001, auto)."
+        ExecutorName.local,
+        "--executor",
+        help="local: processes beside the scheduler; ray: the Ray cluster the scheduler is "
+        "started with (segue scheduler --ray-address).",
     ),
     experiment: str | None = typer.Option(None, "--experiment", "-e", help="The runs' experiment."),
     json: bool = typer.Option(False, "--json", help="Print the schedule as JSON."),
@@ -121,7 +121,7 @@ def add(
     [(trigger, spec)] = given
     spec = check_trigger(trigger, spec)
     target, params = _checked_pipeline(pipeline, param, trigger)
-    options = {"executor": executor.value, "address": address, "experiment": experiment}
+    options = {"executor": executor.value, "experiment": experiment}
     new = NewSchedule(
         name,
         target,
@@ -325,13 +325,23 @@ def scheduler(
     grace: float = typer.Option(
         30.0, "--grace", min=0, help="On SIGTERM or Ctrl-C: seconds to let running firings end."
     ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        envvar="SEGUE_RAY_ADDRESS",
+        help="The Ray cluster of the schedules whose executor is ray (ray://HOST:10001, auto; "
+        "default: a local Ray). Its workers get this process's SEGUE_* variables.",
+    ),
 ) -> None:
     """Run the schedules: start each due firing once, even with several schedulers running.
 
     Stops on SIGTERM or Ctrl-C: claims nothing more, lets running firings end for --grace
     seconds, and records those still running as failed (the scheduler stopped).
+
+    The Ray cluster is this process's choice (--ray-address), never a schedule's: the Ray
+    workers receive its SEGUE_* variables (the database's password, a token).
     """
-    from segue.pipelines.scheduler import Scheduler, loop_launcher
+    from segue.pipelines.scheduler import PipelineLauncher, Scheduler, loop_launcher
     from segue.store.alerts import SqlAlertStore
     from segue.store.registry import SqlRegistryStore
     from segue.store.schedules import SqlScheduleStore
@@ -340,7 +350,8 @@ def scheduler(
     store, alerts = SqlScheduleStore(engine), SqlAlertStore(engine)
     runner = Scheduler(
         store,
-        launchers={"loop": loop_launcher(store, alerts)},
+        launch=PipelineLauncher(ray_address=ray_address),
+        launchers={"loop": loop_launcher(store, alerts, ray_address=ray_address)},
         alerts=alerts,
         versions=SqlRegistryStore(engine),
         workers=workers,

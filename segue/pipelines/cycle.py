@@ -97,6 +97,7 @@ def retrain(
     cause: Mapping[str, Any],
     steps: Steps,
     run: Callable[..., Any] | None,
+    ray_address: str | None = None,
 ) -> Any:
     """The pipeline's result (None if it could not start), with the ``retrain`` step."""
     if run is None:
@@ -116,7 +117,7 @@ def retrain(
             policy.retrain,
             params,
             executor=options.get("executor", "local"),
-            address=options.get("address"),
+            address=ray_address,
             experiment=options.get("experiment"),
             cause=dict(cause),
         )

@@ -62,22 +62,27 @@ class PipelineLauncher:
     calling thread, logging each step as it ends.
 
     Params: the schedule's, then the trigger's (``alert_*``, or ``model`` and ``version``) that
-    the pipeline declares; the others stay in the cause. Options: ``executor``, ``address``,
-    ``experiment``.
+    the pipeline declares; the others stay in the cause. Options: ``executor``,
+    ``experiment``. The Ray cluster is this scheduler's ``ray_address``, never the schedule's:
+    the workers get the scheduler's ``SEGUE_*`` variables, its secrets included.
 
     Args:
         run: :func:`segue.pipelines.runtime.run_loaded` (injectable for tests).
         load: the pipeline of a target and the target as recorded (default
             :func:`segue.pipelines.targets.load_target`).
+        ray_address: the Ray cluster of the schedules whose executor is ``ray`` (None: the
+            Ray this process is connected to, or a local one).
     """
 
     def __init__(
         self,
         run: Callable[..., Any] | None = None,
         load: Callable[[str], tuple[PipelineSpec, str]] | None = None,
+        ray_address: str | None = None,
     ) -> None:
         self._run = run
         self._load = load
+        self._ray_address = ray_address
 
     def __call__(self, schedule: Schedule, firing: Firing) -> LaunchOutcome:
         from segue.pipelines.runtime import run_loaded
@@ -102,7 +107,7 @@ class PipelineLauncher:
             target,
             params,
             executor=str(options.get("executor") or "local"),
-            address=options.get("address"),
+            address=self._ray_address,
             experiment=options.get("experiment"),
             cause=run_cause(schedule, firing),
             on_step=on_step,
@@ -112,14 +117,20 @@ class PipelineLauncher:
 
 
 def loop_launcher(
-    store: ScheduleStore, alerts: AlertStore, clock: Callable[[], float] = time.time
+    store: ScheduleStore,
+    alerts: AlertStore,
+    clock: Callable[[], float] = time.time,
+    ray_address: str | None = None,
 ) -> Launch:
-    """The launch of a loop's firing: one cycle of :func:`segue.pipelines.loop.run_cycle`."""
+    """The launch of a loop's firing: one cycle of :func:`segue.pipelines.loop.run_cycle`
+    (on the Ray cluster ``ray_address`` for a loop whose executor is ``ray``)."""
 
     def launch(schedule: Schedule, firing: Firing) -> LaunchOutcome:
         from segue.pipelines.loop import run_cycle
 
-        outcome = run_cycle(schedule, firing, store=store, alerts=alerts, clock=clock)
+        outcome = run_cycle(
+            schedule, firing, store=store, alerts=alerts, clock=clock, ray_address=ray_address
+        )
         return LaunchOutcome(outcome.status, outcome.run_id, outcome.error, outcome.steps)
 
     return launch

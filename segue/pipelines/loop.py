@@ -202,6 +202,7 @@ def run_cycle(
     sinks: list[Sink] | None = None,
     run: Callable[..., Any] | None = None,
     clock: Callable[[], float] = time.time,
+    ray_address: str | None = None,
 ) -> CycleOutcome:
     """Run one cycle of the loop ``schedule`` for the alert firing ``firing`` (what the
     scheduler launches for a loop), recording each step in the firing.
@@ -214,6 +215,8 @@ def run_cycle(
         sinks: where a ``loop.blocked`` alert is delivered (default: the log).
         run: :func:`segue.pipelines.runtime.run_pipeline` (injectable for tests).
         clock: epoch seconds, for the steps' times.
+        ray_address: the Ray cluster, for a loop whose executor is ``ray`` (the scheduler's
+            choice, never the schedule's).
 
     Returns:
         The outcome, for the scheduler to finish the firing with.
@@ -231,7 +234,7 @@ def run_cycle(
         "schedule": schedule.name,
         "firing": firing.id,
     }
-    result = retrain(policy, schedule, firing, cause, steps, run)
+    result = retrain(policy, schedule, firing, cause, steps, run, ray_address)
     if result is None or result.status != "FINISHED":
         run_id = None if result is None else result.run_id
         return steps.end("failed", run_id, steps.done[-1]["detail"].get("error"))

@@ -23,8 +23,8 @@ from segue.store.schedules import check_schedule_name
 
 __all__ = ["RestScheduleStore"]
 
-#: The options a schedule added over the API may carry.
-_OPTIONS = ("executor", "address", "experiment")
+#: The options a schedule added over the API may carry (the Ray cluster is the scheduler's).
+_OPTIONS = ("executor", "experiment")
 
 # Inside RestScheduleStore, ``list`` names its method, not the builtin.
 _Firings = list[Firing]

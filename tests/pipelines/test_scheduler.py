@@ -205,12 +205,19 @@ def test_an_alert_run_gets_the_details_its_pipeline_declares_as_params(store_uri
     alerts = SqlAlertStore(engine)
     scheduler = Scheduler(
         store,
-        launch=PipelineLauncher(run=run, load=lambda target: (spec_of(retrain), target)),
+        launch=PipelineLauncher(
+            run=run,
+            load=lambda target: (spec_of(retrain), target),
+            ray_address="ray://trusted:10001",
+        ),
         alerts=alerts,
         clock=clock,
         owner="one",
     )
-    add(store, "on-drift", "alert", "drift", params={"model": "fraud"}, options={"executor": "ray"})
+    # A Ray address stored with the schedule (as older versions allowed) is never used: the
+    # scheduler's own environment would go to that cluster.
+    options = {"executor": "ray", "address": "ray://elsewhere:10001"}
+    add(store, "on-drift", "alert", "drift", params={"model": "fraud"}, options=options)
     fired = alerts.record(
         "fraud", "drift", "drift_share", 0.5, 0.3, "m", [], at=int(at(6, 11) * 1000)
     )
@@ -218,7 +225,7 @@ def test_an_alert_run_gets_the_details_its_pipeline_declares_as_params(store_uri
     [(spec, target, params, options)] = calls
     assert (spec, target) == (spec_of(retrain), "flows:retrain")
     assert params == {"model": "fraud", "alert_id": fired.id, "alert_value": 0.5}
-    assert options["executor"] == "ray" and options["address"] is None
+    assert options["executor"] == "ray" and options["address"] == "ray://trusted:10001"
     assert options["cause"] == {**firing.cause, "firing": firing.id}
     assert options["cause"]["kind"] == "alert" and options["cause"]["signal"] == "drift_share"
     assert outcomes(store) == [(f"alert:{fired.id}", "succeeded", "r1")]

@@ -121,3 +121,27 @@ def test_the_rest_store_round_trips_schedules_and_firings(remote_mode, pipeline)
     assert rest.remove("on-v", "ignored").name == "on-v"
     with pytest.raises(NotFound):
         rest.get("on-v")
+
+
+def test_a_schedule_names_no_ray_cluster_over_the_api(remote_mode, pipeline):
+    # The scheduler ships its environment (the database's password) to the Ray cluster it
+    # runs a schedule on: a caller must not be able to point it at a cluster of theirs.
+    server = remote_mode("ada", "admin")
+    from segue.config import settings
+
+    config = settings()
+    session = RemoteSession(config.tracking_uri, config.token)
+    body = {
+        "name": "exfil",
+        "pipeline": pipeline,
+        "trigger": "cron",
+        "spec": "@daily",
+        "options": {"executor": "ray", "address": "ray://attacker:10001"},
+    }
+    with pytest.raises(InvalidArgument, match=r"options\.address: .*segue scheduler --ray-address"):
+        session.call("POST", "/schedules", json=body)
+    with pytest.raises(InvalidArgument, match=r"options\.address"):
+        session.call("POST", "/schedules", json=body | {"options": {"address": None}})
+    assert SqlScheduleStore(server.state.engine).list() == []
+    added = session.call("POST", "/schedules", json=body | {"options": {"executor": "ray"}})
+    assert added["options"] == {"executor": "ray"}

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, StrictBool, StringConstraints
+from pydantic import BaseModel, ConfigDict, StrictBool, StringConstraints, field_validator
+from pydantic.json_schema import SkipJsonSchema
 from starlette.responses import Response
 
 from segue.pipelines.targets import normalise_target
@@ -38,11 +39,24 @@ class _Body(BaseModel):
 
 
 class ScheduleOptions(_Body):
-    """How the scheduler runs the pipeline: the executor, the Ray cluster, the experiment."""
+    """How the scheduler runs the pipeline: the executor and the experiment.
+
+    No Ray address: the scheduler ships its environment (the database's password, a token) to
+    the cluster it connects to, so the cluster is its host's choice (``segue scheduler
+    --ray-address``), never a caller's.
+    """
 
     executor: Literal["local", "ray"] = "local"
-    address: Annotated[str, StringConstraints(max_length=1024, pattern=_TEXT)] | None = None
     experiment: Annotated[str, StringConstraints(max_length=256, pattern=_TEXT)] | None = None
+    address: SkipJsonSchema[Any] = None
+
+    @field_validator("address")
+    @classmethod
+    def _no_address(cls, value: Any) -> None:
+        raise ValueError(
+            "not accepted: the scheduler's host chooses the Ray cluster (segue scheduler "
+            "--ray-address or SEGUE_RAY_ADDRESS)"
+        )
 
 
 class NewScheduleBody(_Body):
@@ -78,7 +92,9 @@ def list_schedules(request: Request) -> Response:
 def add_schedule(request: Request, body: NewScheduleBody) -> Response:
     """Add a schedule; its trigger is read from now on (409 if the name is taken)."""
     normalise_target(body.pipeline)
-    options = {k: v for k, v in body.options.model_dump().items() if v is not None}
+    options = {
+        k: v for k, v in body.options.model_dump(exclude={"address"}).items() if v is not None
+    }
     new = NewSchedule(
         body.name,
         body.pipeline,
