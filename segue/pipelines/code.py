@@ -7,9 +7,13 @@ so does every step after it that calls it, transitively. Library code is covered
 environment record instead, not by the hash: upgrading pandas does not invalidate a cache.
 
 What a function calls is read from its bytecode: the global names it loads (and those of the
-functions nested in it), resolved in its module's globals; ``module.attr`` where ``module`` is a
-project module is followed too. Calls made only through values (``getattr``, callbacks passed
-in) are not seen.
+functions nested in it), resolved in its module's globals, and the variables it closes over;
+``module.attr`` and ``pkg.sub.attr`` where the modules are project modules are followed too.
+The *data* it reads this way counts as well, so ``FACTOR = 2`` -> ``3`` reruns the step: a plain
+value (None, bool, number, str, bytes, and tuples, lists, dicts, sets of those, up to
+:data:`_MAX_ITEMS` items) by its repr, an instance of a project class by that class's source.
+Calls made only through values (``getattr``, callbacks passed in) are not seen, nor are other
+objects' contents (a DataFrame held in a global).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import sys
 import sysconfig
 import types
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -69,12 +74,28 @@ def _unwrap(obj: Any) -> Any:
     return inspect.unwrap(obj) if callable(obj) else obj
 
 
+_MAX_ITEMS = 10_000
+
+
+@dataclass(frozen=True)
+class _Value:
+    """Data a function reads (a global or a closed-over variable), as it enters the hash."""
+
+    key: str
+    text: str
+
+
 def _sources(root: Callable[..., Any]) -> dict[str, str]:
-    """``module:qualname`` -> source, for ``root`` and every project object it reaches."""
+    """``module:qualname`` -> source, for ``root`` and every project object it reaches; and
+    ``module:name=`` -> repr for the plain values they read."""
     found: dict[str, str] = {}
     pending: list[Any] = [root]
     while pending:
-        obj = _unwrap(pending.pop())
+        item = pending.pop()
+        if isinstance(item, _Value):
+            found[item.key] = item.text
+            continue
+        obj = _unwrap(item)
         key = f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', '?')}"
         if key in found:
             continue
@@ -100,7 +121,7 @@ def _is_code_object(obj: Any) -> bool:
 
 
 def _reached(obj: Any) -> Iterator[Any]:
-    """The project functions and classes ``obj``'s code names."""
+    """The project functions and classes ``obj``'s code names, and the data it reads."""
     if inspect.isclass(obj):
         for member in vars(obj).values():
             target = member.__func__ if isinstance(member, (classmethod, staticmethod)) else member
@@ -111,19 +132,69 @@ def _reached(obj: Any) -> Iterator[Any]:
     namespace = getattr(obj, "__globals__", None)
     if code is None or namespace is None:
         return
+    module = getattr(obj, "__module__", "?")
     names = set(_names(code))
-    for name in names:
-        value = namespace.get(name)
-        if value is None:
+    for name in sorted(names):
+        if name in namespace and not name.startswith("__"):
+            yield from _classify(namespace[name], f"{module}:{name}", names, set())
+    cells = getattr(obj, "__closure__", None) or ()
+    for name, cell in zip(code.co_freevars, cells, strict=False):
+        try:
+            value = cell.cell_contents
+        except ValueError:  # a cell not filled yet
             continue
-        if isinstance(value, types.ModuleType):
-            if is_project_file(getattr(value, "__file__", None)):
-                for attr in names:
-                    member = getattr(value, attr, None)
-                    if member is not None and _is_project(member):
-                        yield member
-        elif _is_project(value):
-            yield value
+        yield from _classify(value, f"{module}:{obj.__qualname__}.<closure {name}>", names, set())
+
+
+def _classify(value: Any, key: str, names: set[str], seen: set[int]) -> Iterator[Any]:
+    """What ``value`` (found under ``key``) adds to the hash: a project function or class to
+    follow, a plain value, the class of a project object, or a project module's members that
+    the code names (``pkg.sub.fn``: ``sub`` and ``fn`` are among the names it loads)."""
+    if isinstance(value, types.ModuleType):
+        if id(value) in seen or not is_project_file(getattr(value, "__file__", None)):
+            return
+        seen.add(id(value))
+        for attr in sorted(names):
+            if not attr.startswith("__") and hasattr(value, attr):
+                member = getattr(value, attr)
+                yield from _classify(member, f"{value.__name__}:{attr}", names, seen)
+        return
+    if _is_project(value):
+        yield value
+        return
+    text = _plain(value, [_MAX_ITEMS])
+    if text is not None:
+        yield _Value(f"{key}=", text)
+    elif _is_project(type(value)):
+        yield type(value)
+
+
+_SCALARS = (type(None), bool, int, float, complex, str, bytes)
+
+
+def _plain(value: Any, budget: list[int]) -> str | None:
+    """The repr of a plain value, or None when it is not one (or holds over the budget)."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        return None
+    if isinstance(value, _SCALARS):
+        return repr(value)
+    if isinstance(value, (tuple, list)):
+        parts = [_plain(v, budget) for v in value]
+        if any(p is None for p in parts):
+            return None
+        return f"{type(value).__name__}({', '.join(p for p in parts if p is not None)})"
+    if isinstance(value, (set, frozenset)):
+        items = [_plain(v, budget) for v in value]
+        if any(p is None for p in items):
+            return None
+        return f"{type(value).__name__}({', '.join(sorted(p for p in items if p))})"
+    if isinstance(value, dict):
+        pairs = [(_plain(k, budget), _plain(v, budget)) for k, v in value.items()]
+        if any(k is None or v is None for k, v in pairs):
+            return None
+        return "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"
+    return None
 
 
 def _names(code: types.CodeType) -> Iterator[str]:

@@ -98,3 +98,109 @@ def test_library_code_is_not_project_code():
     assert is_project_file(__file__)
     assert not is_project_file(None)
     assert not is_project_file("<stdin>")
+
+
+def step_hash(write_module, source: str, name: str) -> str:
+    from pathlib import Path
+
+    return code_hash(load_file(Path(write_module(source, name))).step)
+
+
+CONSTANT = """
+import segue
+
+FACTOR = {factor!r}
+UNUSED = {unused!r}
+
+@segue.step
+def step(x: int) -> int:
+    return x * FACTOR
+"""
+
+
+def test_a_change_in_a_module_constant_the_step_reads_changes_the_hash(write_module):
+    def of(factor, unused=0):
+        return step_hash(write_module, CONSTANT.format(factor=factor, unused=unused), "const")
+
+    assert of(2) == of(2)
+    assert of(2) != of(3)
+    assert of((1, 2)) != of((1, 3))
+    assert of({"a": [1, 2]}) != of({"a": [1, 3]})
+    assert of(frozenset({1})) != of(frozenset({2}))
+    assert of(2, unused=1) == of(2, unused=2)  # a constant the step does not read
+
+
+def test_an_instance_of_a_project_class_counts_by_its_class_source(write_module):
+    source = """
+    import segue
+
+    class Scale:
+        def apply(self, x):
+            return x * {factor}
+
+    SCALE = Scale()
+
+    @segue.step
+    def step(x: int) -> int:
+        return SCALE.apply(x)
+    """
+    assert step_hash(write_module, source.format(factor=2), "inst") != step_hash(
+        write_module, source.format(factor=3), "inst"
+    )
+
+
+def test_closed_over_values_and_functions_change_the_hash(write_module):
+    source = """
+    import segue
+
+    def make(factor):
+        def helper(x):
+            return x + {inc}
+
+        def inner(x: int) -> int:
+            return helper(x) * factor
+
+        return inner
+
+    step = segue.step(make({factor}))
+    """
+
+    def of(factor, inc):
+        return step_hash(write_module, source.format(factor=factor, inc=inc), "closure")
+
+    assert of(2, 1) == of(2, 1)
+    assert of(2, 1) != of(3, 1)  # a closed-over value
+    assert of(2, 1) != of(2, 2)  # a closed-over function
+
+
+def test_a_function_reached_through_a_package_path_is_followed(write_module, tmp_path):
+    from pathlib import Path
+
+    package = tmp_path / "flows" / "deep_pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("from deep_pkg import sub\n")
+    (package / "sub.py").write_text("LIMIT = 1\n\ndef fn(x):\n    return x - 1\n")
+    flow = write_module(
+        """
+        import segue
+        import deep_pkg
+
+        @segue.step
+        def step(x: int) -> int:
+            return min(deep_pkg.sub.fn(x), deep_pkg.sub.LIMIT)
+        """,
+        "uses_deep",
+    )
+
+    def of() -> str:
+        for name in ("deep_pkg", "deep_pkg.sub"):
+            sys.modules.pop(name, None)
+        return code_hash(load_file(Path(flow)).step)
+
+    first = of()
+    assert first == of()
+    (package / "sub.py").write_text("LIMIT = 1\n\ndef fn(x):\n    return x - 2\n")
+    second = of()
+    assert second != first
+    (package / "sub.py").write_text("LIMIT = 2\n\ndef fn(x):\n    return x - 2\n")
+    assert of() != second
