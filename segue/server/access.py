@@ -102,9 +102,11 @@ ACCESS: dict[tuple[str, str], Rule] = {
     # -- monitoring ------------------------------------------------------------------------
     ("GET", "/api/v1/models/{name}/alerts"): _VM,
     ("POST", "/api/v1/models/{name}/alerts"): _EM,
-    # -- schedules: viewers read, maintainers change ---------------------------------------
+    # -- schedules: viewers read, maintainers pause, resume and remove; only admins add ----
+    # A schedule's pipeline is code the scheduler imports and runs on its host, beside the
+    # database: naming that code (and its params) is an admin's call.
     ("GET", "/api/v1/schedules"): _V,
-    ("POST", "/api/v1/schedules"): _M,
+    ("POST", "/api/v1/schedules"): _A,
     ("GET", "/api/v1/schedules/{name}"): _V,
     ("POST", "/api/v1/schedules/{name}/pause"): _M,
     ("POST", "/api/v1/schedules/{name}/resume"): _M,

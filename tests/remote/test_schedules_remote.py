@@ -1,5 +1,6 @@
-"""``segue schedule`` through ``segue server``: maintainers add, pause, resume and remove
-schedules, viewers read them and their firings, and the server records who acted."""
+"""``segue schedule`` through ``segue server``: admins add schedules (their pipeline is code the
+scheduler runs), maintainers pause, resume and remove them, viewers read them and their
+firings, and the server records who acted."""
 
 from __future__ import annotations
 
@@ -35,8 +36,8 @@ def pipeline(tmp_path):
     return f"{path}:flow"
 
 
-def test_a_maintainer_manages_schedules_through_the_server(remote_mode, cli, pipeline):
-    server = remote_mode("mia", "maintainer")
+def test_an_admin_manages_schedules_through_the_server(remote_mode, cli, pipeline):
+    server = remote_mode("mia", "admin")
     code, out, err = cli(
         "schedule",
         "add",
@@ -71,6 +72,20 @@ def test_a_maintainer_manages_schedules_through_the_server(remote_mode, cli, pip
     assert SqlScheduleStore(server.state.engine).list() == []
 
 
+def test_a_maintainer_pauses_and_removes_schedules_but_adds_none(remote_mode, cli, pipeline):
+    server = remote_mode("max", "maintainer")
+    schedules = SqlScheduleStore(server.state.engine)
+    schedules.add(NewSchedule("nightly", pipeline, "cron", "0 3 * * *"), "local:ops")
+    code, _, err = cli("schedule", "add", "other", "--pipeline", pipeline, "--cron", "@daily")
+    assert code == 2 and "this needs role admin" in err
+    assert cli("schedule", "pause", "nightly")[0] == 0
+    assert schedules.get("nightly").updated_by == "user:max"
+    assert cli("schedule", "resume", "nightly")[0] == 0
+    assert cli("schedule", "history", "nightly")[0] == 0
+    assert cli("schedule", "remove", "nightly")[0] == 0
+    assert schedules.list() == []
+
+
 def test_a_viewer_reads_schedules_but_changes_none(remote_mode, cli, pipeline):
     server = remote_mode("vic", "viewer")
     schedules = SqlScheduleStore(server.state.engine)
@@ -84,7 +99,7 @@ def test_a_viewer_reads_schedules_but_changes_none(remote_mode, cli, pipeline):
     code, out, err = cli("schedule", "pause", "nightly")
     assert code == 2 and "this needs role maintainer" in err
     code, out, err = cli("schedule", "add", "other", "--pipeline", pipeline, "--cron", "@daily")
-    assert code == 2 and "this needs role maintainer" in err
+    assert code == 2 and "this needs role admin" in err
     assert [s.name for s in schedules.list()] == ["nightly"]
 
 

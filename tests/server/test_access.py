@@ -222,6 +222,21 @@ def test_every_rule_names_a_real_route(walk):
     assert not missing, f"{len(missing)} ACCESS entries have no route: {', '.join(missing)}"
 
 
+def test_only_admins_add_schedules_whose_code_the_scheduler_runs():
+    # A schedule's pipeline is code the scheduler imports on its host, beside the database.
+    schedules = {key: rule.role for key, rule in access.ACCESS.items() if "schedules" in key[1]}
+    assert schedules == {
+        ("GET", "/api/v1/schedules"): "viewer",
+        ("POST", "/api/v1/schedules"): "admin",
+        ("GET", "/api/v1/schedules/{name}"): "viewer",
+        ("POST", "/api/v1/schedules/{name}/pause"): "maintainer",
+        ("POST", "/api/v1/schedules/{name}/resume"): "maintainer",
+        ("DELETE", "/api/v1/schedules/{name}"): "maintainer",
+        ("GET", "/api/v1/schedules/{name}/history"): "viewer",
+        ("GET", "/schedules"): "viewer",
+    }
+
+
 def test_rules_name_roles_and_model_parameters_that_exist():
     for (method, path), rule in access.ACCESS.items():
         assert rule.role in (*ROLES, access.PUBLIC), (method, path)

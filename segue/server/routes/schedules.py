@@ -1,10 +1,11 @@
 """``/api/v1`` routes of schedules: list, add, pause, resume, remove, and their firings.
 
-Viewers read; maintainers and admins change. The server checks a schedule's trigger (a cron
-expression, an alert rule, a model name) and the shape of its pipeline target; importing the
-pipeline is the client's part (``segue schedule add`` does it before calling), since the code
-lives beside the scheduler, not in the server. Claiming and running firings is
-``segue scheduler``'s work, next to the database: it has no route.
+Viewers read; maintainers pause, resume and remove; only admins add, since a schedule's
+pipeline is code the scheduler imports and runs on its host. The server checks a schedule's
+trigger (a cron expression, an alert rule, a model name) and the shape of its pipeline
+target; importing the pipeline is the client's part (``segue schedule add`` does it before
+calling), since the code lives beside the scheduler, not in the server. Claiming and running
+firings is ``segue scheduler``'s work, next to the database: it has no route.
 """
 
 from __future__ import annotations
