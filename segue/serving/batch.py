@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from segue.errors import InvalidArgument
-from segue.serving.batch_inputs import FORMATS, BatchPlan
+from segue.serving.batch_inputs import BatchPlan, file_format
 
 _COUNT_BLOCK = 1 << 20
 #: What a file that is not the CSV or Parquet it claims to be raises.
@@ -88,8 +88,8 @@ def score_file(
     """
     check_chunk_size(chunk_size)
     source, target = Path(input_path), Path(output_path)
-    reader_format = _format(source, "input")
-    _format(target, "output")
+    reader_format = file_format(source, "input")
+    file_format(target, "output")
     started = time.perf_counter()
     total = _count_rows(source, reader_format)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -161,8 +161,8 @@ def check_inputs(model: Any, plan: BatchPlan) -> list[int]:
     names = _column_names(model)
     totals = []
     for source, target in plan.pairs:
-        fmt = _format(source, "input")
-        _format(target, "output")
+        fmt = file_format(source, "input")
+        file_format(target, "output")
         totals.append(_count_rows(source, fmt))
         _check_columns(source, _read_column_names(source, fmt), names)
     return totals
@@ -217,8 +217,8 @@ def score_into(
     """
     names = _column_names(model)
     done = 0
-    with _writer(target, _format(target, "output")) as write:
-        for offset, chunk in _chunks(source, _format(source, "input"), chunk_size, names):
+    with _writer(target, file_format(target, "output")) as write:
+        for offset, chunk in _chunks(source, file_format(source, "input"), chunk_size, names):
             where = f"{source}, chunk starting at row {offset}"
             write(_score(model, chunk, names, proba, offset, where), offset)
             done += len(chunk)
@@ -227,16 +227,6 @@ def score_into(
     if done == 0:
         raise InvalidArgument(f"{source}: no rows to score")
     return done
-
-
-def _format(path: Path, what: str) -> str:
-    found = FORMATS.get(path.suffix.lower())
-    if found is None:
-        raise InvalidArgument(
-            f"{what} {str(path)!r}: unsupported file type {path.suffix or '(none)'!r}; "
-            "use .parquet or .csv"
-        )
-    return found
 
 
 def _column_names(model: Any) -> list[str] | None:

@@ -96,15 +96,22 @@ def _folder_files(folder: Path) -> list[Path]:
     )
 
 
+def file_format(path: Path, what: str, hint: str = "") -> str:
+    """``"parquet"`` or ``"csv"``, by ``path``'s suffix; else InvalidArgument naming the file
+    as ``what`` ("input", "output"), with ``hint`` after the advice."""
+    found = FORMATS.get(path.suffix.lower())
+    if found is None:
+        raise InvalidArgument(
+            f"{what} {str(path)!r}: unsupported file type {path.suffix or '(none)'!r}; "
+            f"use .parquet or .csv{hint}"
+        )
+    return found
+
+
 def _check_formats(inputs: list[Path], text: str) -> None:
     found: dict[str, Path] = {}
     for path in inputs:
-        fmt = FORMATS.get(path.suffix.lower())
-        if fmt is None:
-            raise InvalidArgument(
-                f"input {str(path)!r}: unsupported file type {path.suffix or '(none)'!r}; "
-                "use .parquet or .csv (or a glob that matches only those)"
-            )
+        fmt = file_format(path, "input", " (or a glob that matches only those)")
         found.setdefault(fmt, path)
     if len(found) > 1:
         raise InvalidArgument(
