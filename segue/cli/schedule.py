@@ -195,7 +195,10 @@ def _next_time(schedule: Any, now_ms: int) -> int | None:
     from segue.pipelines.triggers import next_cron
 
     after = max(now_ms, int(schedule.cursor.get("fired", 0)))
-    return int(next_cron(schedule.spec, after_ms=after).timestamp() * 1000)
+    try:
+        return int(next_cron(schedule.spec, after_ms=after).timestamp() * 1000)
+    except Exception:  # a stored expression that never fires: list it anyway, with no time
+        return None
 
 
 @app.command("list", epilog="Example: segue schedule list --json")

@@ -14,7 +14,9 @@ Any number of schedulers may run against one store: a claim is won by one of the
 schedule runs one firing at a time; this scheduler runs at most ``workers`` firings at once,
 each in a thread of its own, so a long pipeline occupies one slot and never stops the others'
 claims. When every slot is taken, nothing more is claimed (what is due stays due for the next
-tick or another scheduler). A launch's error fails its firing; it never stops the scheduler.
+tick or another scheduler). A launch's error fails its firing, and an error evaluating one
+schedule is logged with its name: neither stops the scheduler (the store's transient errors
+end the tick, retried by :meth:`Scheduler.run_forever`).
 
 A firing is launched by ``launch(schedule, firing) -> LaunchOutcome`` (see
 :mod:`segue.pipelines.launch`): by default :class:`PipelineLauncher` (the runtime with the
@@ -166,8 +168,13 @@ class Scheduler:
                 continue
             try:
                 firing = self._fire(schedule, now_ms)
-            except SegueError as exc:
-                log.error("schedule %s: %s", schedule.name, exc)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise  # the store is away: run_forever retries the whole tick
+                # One schedule that cannot be evaluated (a cron that never fires, stored
+                # before add refused it) never stops the others.
+                trace = None if isinstance(exc, SegueError) else exc
+                log.error("schedule %s: %s", schedule.name, describe(exc), exc_info=trace)
                 continue
             if firing is not None:
                 launched.append(firing)

@@ -99,13 +99,19 @@ class Evaluation:
 # -- cron ----------------------------------------------------------------------------------
 
 
+#: Where check_cron looks for a first time: any fixed instant works (five fields name no year).
+_CRON_PROBE = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
 def check_cron(expression: str) -> str:
-    """``expression`` if it is a valid cron expression (five fields, UTC, or ``@daily``...).
+    """``expression`` if it is a valid cron expression (five fields, UTC, or ``@daily``...)
+    that fires at some time (``0 0 31 2 *``, the 31st of February, never does).
 
     Raises:
-        InvalidArgument: naming the expression and the expected form.
+        InvalidArgument: naming the expression and the expected form, or saying it never
+            fires.
     """
-    from croniter import croniter
+    from croniter import CroniterError, croniter
 
     text = expression.strip() if isinstance(expression, str) else ""
     fields = text.split()
@@ -117,6 +123,13 @@ def check_cron(expression: str) -> str:
             "day-of-month month day-of-week, in UTC (such as '0 3 * * *'), or @hourly, "
             "@daily, @weekly, @monthly, @yearly"
         )
+    try:
+        croniter(text, _CRON_PROBE).get_next(datetime)
+    except CroniterError:
+        raise InvalidArgument(
+            f"cron expression {expression!r} never fires: no date matches its day of the "
+            "month and month (such as the 31st of February)"
+        ) from None
     return text
 
 

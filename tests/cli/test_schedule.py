@@ -58,6 +58,7 @@ def add(cli, name, pipeline, *args):
     [
         (["--cron", "0 3 * *"], "cron expression '0 3 * *' is not valid"),
         (["--cron", "61 * * * *"], "is not valid"),
+        (["--cron", "0 0 31 2 *"], "cron expression '0 0 31 2 *' never fires"),
         ([], "give exactly one of --cron, --on-alert, --on-new-version"),
         (["--cron", "0 3 * * *", "--on-alert", "drift"], "give exactly one of"),
         (["--on-alert", "drift", "--param", "nope=1"], "unknown param 'nope'"),
@@ -137,6 +138,30 @@ def test_schedules_are_added_listed_paused_resumed_and_removed(cli, pipelines, t
     assert [s["name"] for s in cli("schedule", "list", "--json").json()] == ["nightly"]
     for verb in ("pause", "resume", "remove", "history"):
         assert "schedule 'gone' does not exist" in cli("schedule", verb, "gone").error_line()
+
+
+def test_a_stored_cron_that_never_fires_neither_breaks_list_nor_stops_the_scheduler(
+    cli, pipelines, segue_env
+):
+    from segue.store.entities import NewSchedule
+    from segue.store.schedules import SqlScheduleStore
+
+    # Stored before add refused it: the 31st of February.
+    store = SqlScheduleStore(open_engine(segue_env.store_uri))
+    store.add(NewSchedule("impossible", f"{pipelines}:flow", "cron", "0 0 31 2 *"), "local:ada")
+    assert add(cli, "on-drift", f"{pipelines}:flow", "--on-alert", "drift").code == 0
+    listed = cli("schedule", "list", "--json").json()
+    assert [(s["name"], s["next_at"]) for s in listed] == [("impossible", None), ("on-drift", None)]
+    table = cli("schedule", "list")
+    assert table.code == 0 and "impossible" in table.out
+    SqlAlertStore(open_engine(segue_env.store_uri)).record(
+        "churn", "drift", "drift_share", 0.5, 0.3, "drift_share 0.5 > 0.3", []
+    )
+    result = cli("scheduler", "--once")
+    assert result.code == 0, result.err
+    assert "schedule impossible: InvalidArgument: cron expression" in result.err
+    [firing] = cli("schedule", "history", "--json").json()
+    assert (firing["schedule"], firing["status"]) == ("on-drift", "succeeded")
 
 
 def test_the_scheduler_needs_the_metadata_database_itself(cli, pipelines, monkeypatch):

@@ -421,6 +421,21 @@ def test_a_launch_that_raises_fails_its_firing_with_the_error(store, clock):
     assert len(store.history()) == 2
 
 
+def test_a_schedule_that_cannot_be_evaluated_never_stops_the_others(
+    scheduler, store, launch, caplog
+):
+    # Stored before add checked that a cron expression fires: the 31st of February.
+    add(store, "impossible", spec="0 0 31 2 *")
+    add(store, "nightly")
+    with caplog.at_level("ERROR", logger="segue.scheduler"):
+        launched = fire(scheduler, at(7, 3))
+        assert [f.schedule for f in launched] == ["nightly"]
+    assert [name for name, _, _ in launch.launched] == ["nightly"]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any(e.startswith("schedule impossible: ") for e in errors), errors
+    assert [f.schedule for f in fire(scheduler, at(8, 3))] == ["nightly"]  # and it goes on
+
+
 def test_a_loop_schedule_is_launched_by_the_loop_launcher(store, clock):
     pipeline, loop = Recorder(), Recorder()
 

@@ -15,6 +15,7 @@ from segue.pipelines.triggers import (
     accepted_params,
     alert_events,
     check_cron,
+    check_trigger,
     cron_events,
     due_cron,
     next_cron,
@@ -62,6 +63,18 @@ def test_valid_cron_expressions_pass(text):
 def test_bad_cron_expressions_are_refused_with_the_form_expected(text):
     with pytest.raises(InvalidArgument, match="five fields"):
         check_cron(text)
+
+
+@pytest.mark.parametrize("text", ["0 0 31 2 *", "0 0 30 2 *", "0 0 31 4,6 *"])
+def test_a_cron_expression_that_never_fires_is_refused(text):
+    with pytest.raises(InvalidArgument, match=r"never fires"):
+        check_cron(text)
+    with pytest.raises(InvalidArgument, match=r"never fires"):
+        check_trigger("cron", text)
+
+
+def test_a_cron_expression_of_leap_days_fires_and_passes():
+    assert check_cron("0 0 29 2 *") == "0 0 29 2 *"
 
 
 def test_a_schedule_created_at_10_fires_at_the_next_3_not_for_the_past():
