@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from segue.pipelines import materializers
+from segue.pipelines.capture import capture
 from segue.pipelines.executors import OutputRef, StepOutcome, StepTask
 from segue.pipelines.targets import import_step
 
@@ -31,6 +32,7 @@ def run_task(
     *,
     sleep: Callable[[float], None] = time.sleep,
     resolve: Callable[[OutputRef], Any] | None = None,
+    worker: bool = True,
 ) -> tuple[StepOutcome, dict[str, Any]]:
     """Run ``task``; return its outcome and its output values (name -> value).
 
@@ -38,8 +40,19 @@ def run_task(
         sleep: how the backoff between attempts waits (tests pass a no-op).
         resolve: gives an input's value (an executor holding it in memory); default: loaded
             from the artifact store (:func:`load_ref`), its hash verified.
+        worker: this is a worker process (or a Ray task), not the launching process: it takes
+            the task's ``SEGUE_*`` variables into its environment (the launching process has
+            them already, and other threads of it share ``os.environ``), and a
+            KeyboardInterrupt in the step fails the step. In the launching process a
+            KeyboardInterrupt is the user's Ctrl-C and propagates (the run ends KILLED).
+
+    A step calling ``sys.exit`` fails (not retried), wherever it runs.
     """
-    _apply_env(task.env)
+    if worker:
+        _apply_env(task.env)
+    stops: tuple[type[BaseException], ...] = (
+        (SystemExit, KeyboardInterrupt) if worker else (SystemExit,)
+    )
     from segue.tracking.client import get_client
 
     client = get_client()
@@ -49,9 +62,7 @@ def run_task(
     error: str | None = None
     values: dict[str, Any] = {}
     stored: dict[str, OutputRef] = {}
-    with _active(client, task), contextlib.ExitStack() as capture:
-        capture.enter_context(contextlib.redirect_stdout(logs))
-        capture.enter_context(contextlib.redirect_stderr(logs))
+    with _active(client, task), capture(logs):
         try:
             fn = import_step(task.function)
             kwargs = {arg: (resolve or load_ref)(ref) for arg, ref in task.inputs.items()}
@@ -71,6 +82,11 @@ def run_task(
                     print(error, file=logs)
                     if attempt <= task.retries:
                         sleep(task.backoff * 2 ** (attempt - 1))
+                except stops as exc:  # an exit is no transient fault: no retry
+                    error = traceback.format_exc()
+                    print(f"segue: step {task.node!r} stopped: {exc!r}", file=logs)
+                    print(error, file=logs)
+                    break
             if error is None:
                 try:
                     values = _split(task, result)

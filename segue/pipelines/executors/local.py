@@ -86,7 +86,7 @@ class LocalExecutor:
     def _run_here(self, task: StepTask) -> StepOutcome:
         from segue.pipelines.worker import run_task
 
-        outcome, values = run_task(task, sleep=self._sleep, resolve=self._resolve)
+        outcome, values = run_task(task, sleep=self._sleep, resolve=self._resolve, worker=False)
         for name, ref in outcome.outputs.items():
             if ref.kind != "model":  # a model input is always the loaded package, as elsewhere
                 self._values[(ref.run_id, ref.path)] = values[name]
