@@ -52,8 +52,8 @@ from segue.pipelines.cycle import (
 )
 from segue.store.aliases import check_alias
 from segue.store.entities import Firing, NewSchedule, Schedule
+from segue.store.names import check_name
 from segue.store.registry import check_model_name
-from segue.store.schedules import check_schedule_name
 
 if TYPE_CHECKING:
     from segue.monitoring.sinks import Sink
@@ -147,7 +147,7 @@ def add_loop(
         NotFound: the model is not registered.
         AlreadyExists: a schedule or loop of that name exists.
     """
-    check_schedule_name(policy.name)
+    check_name("loop", policy.name, 128)  # the schedule's name too: the same rule
     check_model_name(policy.model)
     check_alias(policy.promote_to)
     if not policy.rule.strip() or policy.rule == BLOCKED_RULE:

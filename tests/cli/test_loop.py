@@ -190,6 +190,15 @@ def test_bad_input_is_one_line_and_exit_2(cli, churn, args, message):
     assert cli("loop", "list", "--json").json() == []
 
 
+def test_a_bad_loop_name_is_called_a_loop_name(cli, churn):
+    line = cli(
+        "loop", "add", "bad/n", "--retrain", f"{churn}:retrain", "--on-alert", "churn-drift",
+        "--promote-to", "champion",
+    ).error_line()  # fmt: skip
+    assert line.startswith("error: loop name 'bad/n' must start with a letter or digit"), line
+    assert cli("loop", "list", "--json").json() == []
+
+
 def test_an_unset_alias_a_missing_pipeline_and_an_unknown_loop_are_one_line(cli, churn):
     no_alias = cli(
         "loop", "add", "churn", "--retrain", f"{churn}:retrain", "--on-alert", "churn-drift",

@@ -397,7 +397,7 @@ def test_a_loop_is_an_alert_schedule_holding_its_policy(loop):
         ({"rule": "loop.blocked"}, InvalidArgument, "not a rule a loop can follow"),
         ({"retrain": "no_such_module_here:retrain"}, NotFound, "no_such_module_here"),
         ({"params": {"lr": 0.1}}, InvalidArgument, "--param lr: .* takes no such param"),
-        ({"name": "two words"}, InvalidArgument, "schedule name"),
+        ({"name": "two words"}, InvalidArgument, "^loop name 'two words' must start"),
     ],
 )
 def test_a_bad_policy_is_refused_with_what_is_wrong(loop, change, error, message):
