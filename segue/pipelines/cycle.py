@@ -10,13 +10,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from segue.errors import InvalidArgument, SegueError
+from segue.errors import Conflict, InvalidArgument, NotFound, SegueError
 from segue.identity import Actor
 from segue.store.entities import Firing, Schedule
 
@@ -74,6 +75,24 @@ class Steps:
 
     def end(self, status: str, run_id: str | None, error: str | None = None) -> CycleOutcome:
         return CycleOutcome(status, run_id, error, list(self.done))
+
+    def lease_lost(self) -> str | None:
+        """Why this cycle must not move the alias, if its scheduler no longer holds the
+        firing's lease (it ran out: another scheduler may be retrying the firing); else None.
+
+        The refused ``promote`` step is recorded while the store still takes it.
+        """
+        now_ms = int(self.clock() * 1000)
+        if self.store.holds(self.firing.id, self.firing.owner, now_ms):
+            return None
+        error = (
+            f"lease lost: scheduler {self.firing.owner} no longer holds firing "
+            f"{self.firing.id} (its lease ran out), so this cycle moves nothing"
+        )
+        # The firing may already be failed by a takeover, or removed: nothing to record then.
+        with contextlib.suppress(Conflict, NotFound):
+            self.record("promote", "failed", {"error": error})
+        return error
 
 
 def loop_registry(registry: Registry | None, policy: LoopPolicy) -> Registry:

@@ -12,7 +12,8 @@ fires, the scheduler launches :func:`run_cycle`, which
 4. has the alias's gates judge it (``gate``): a failing gate stops the cycle (status
    ``blocked``) and fires a ``loop.blocked`` alert instead;
 5. moves the alias as the loop itself (actor ``loop:NAME``), the cause in the audit log
-   (``promote``);
+   (``promote``), if this scheduler still holds the firing's lease (else it ends ``failed``,
+   "lease lost", moving nothing);
 6. notes how the move reaches every ``segue serve`` following the alias, which swaps the
    new version in by itself (``swap``).
 
@@ -249,6 +250,9 @@ def run_cycle(
     report = loop.gate_report(policy.model, policy.promote_to, version)
     if all(r.passed for r in report):
         steps.record("gate", "ok", gate_detail(policy, version, report))
+        lost = steps.lease_lost()
+        if lost is not None:  # another scheduler's retry of this firing may move it
+            return steps.end("failed", result.run_id, lost)
         try:
             move = loop.set_alias(
                 policy.model,

@@ -94,6 +94,7 @@ class ScheduleStore(Protocol):
         cursor: Mapping[str, Any] | None = None,
     ) -> Firing | None: ...
     def renew(self, firing_id: int, *, owner: str, lease_s: float, now_ms: int) -> bool: ...
+    def holds(self, firing_id: int, owner: str, now_ms: int) -> bool: ...
     def start(self, firing_id: int, run_id: str | None) -> None: ...
     def finish(
         self,
@@ -281,6 +282,19 @@ class SqlScheduleStore:
         )
         with self._db.write() as s, s.begin():
             return rowcount(s.execute(stmt)) == 1
+
+    def holds(self, firing_id: int, owner: str, now_ms: int) -> bool:
+        """Whether ``owner`` still holds the lease on a firing in flight at ``now_ms``: False
+        once it ran out (even before another scheduler took the firing over), or the firing
+        ended, was taken over or removed. Checked before a step that cannot be undone."""
+        stmt = sa.select(FiringRow.id).where(
+            FiringRow.id == firing_id,
+            FiringRow.owner == owner,
+            FiringRow.status.in_(ACTIVE),
+            FiringRow.lease_until >= now_ms,
+        )
+        with self._db.read() as s:
+            return s.scalar(stmt) is not None
 
     def start(self, firing_id: int, run_id: str | None) -> None:
         """Mark a claimed firing running (again, to record ``run_id`` once it is known).

@@ -366,6 +366,42 @@ def test_a_cycle_records_its_steps_as_they_end(loop):
     assert [s["step"] for s in loop.store.get_firing(firing.id).steps] == list(STEPS)
 
 
+def test_a_cycle_whose_lease_ran_out_moves_nothing(loop):
+    """A scheduler that lost its firing's lease (another may be retrying it) never promotes."""
+    schedule = loop.add()
+    alert = loop.fire()
+    now_ms = int(time.time() * 1000)
+    firing = loop.store.claim(
+        schedule.id,
+        f"alert:{alert.id}",
+        {"kind": "alert", "rule": "churn-drift", "alert": alert.id, "model": "churn"},
+        owner="test",
+        lease_s=60,
+        now_ms=now_ms,
+    )
+
+    outcome = run_cycle(
+        schedule,
+        firing,
+        store=loop.store,
+        alerts=loop.alerts,
+        clock=lambda: (now_ms + 61_000) / 1000,  # past the lease, not yet renewed
+    )
+
+    assert outcome.status == "failed"
+    assert outcome.error.startswith(
+        f"lease lost: scheduler test no longer holds firing {firing.id}"
+    )
+    assert [(s["step"], s["status"]) for s in outcome.steps] == [
+        ("alert", "ok"),
+        ("retrain", "ok"),
+        ("register", "ok"),
+        ("gate", "ok"),
+        ("promote", "failed"),
+    ]
+    assert loop.registry.resolve("models:/churn@champion").version == 1
+
+
 # --- declaring a loop --------------------------------------------------------------------
 
 

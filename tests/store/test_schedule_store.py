@@ -275,6 +275,21 @@ def test_a_lease_is_renewed_only_by_its_owner_while_in_flight(store):
         store.renew(firing.id, owner="a", lease_s=0, now_ms=T0)
 
 
+def test_a_lease_is_held_by_its_owner_until_it_runs_out_or_the_firing_ends(store):
+    schedule = store.add(nightly(), "local:ada")
+    firing = store.claim(schedule.id, KEY, CAUSE, owner="a", lease_s=60, now_ms=T0)
+    assert store.holds(firing.id, "a", T0 + 60_000)
+    assert not store.holds(firing.id, "b", T0 + 30_000)
+    # ran out, though nobody has taken it over yet
+    assert not store.holds(firing.id, "a", T0 + 60_001)
+    retry = store.take_over(firing.id, owner="b", lease_s=60, now_ms=T0 + 60_001)
+    assert not store.holds(firing.id, "a", T0 + 30_000)  # failed by the takeover
+    assert store.holds(retry.id, "b", T0 + 61_000)
+    store.finish(retry.id, "succeeded", run_id=None, error=None, steps=None)
+    assert not store.holds(retry.id, "b", T0 + 61_000)
+    assert not store.holds(10**9, "b", T0)
+
+
 def test_an_expired_lease_is_failed_and_retried_under_a_new_attempt(store):
     schedule = store.add(nightly(), "local:ada")
     dead = store.claim(schedule.id, KEY, CAUSE, owner="a", lease_s=60, now_ms=T0)
