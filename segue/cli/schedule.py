@@ -131,6 +131,7 @@ def add(
         options={k: v for k, v in options.items() if v is not None},
     )
     schedule = _store().add(new, _actor())
+    _warn_if_unknown(trigger, spec)
     if json:
         print_json(schedule)
         return
@@ -171,6 +172,32 @@ def _checked_pipeline(pipeline: str, texts: list[str], trigger: str) -> tuple[st
                 f"pipeline {spec.name!r}: missing param {name!r} (pass --param {name}=...)"
             )
     return target, params
+
+
+def _warn_if_unknown(trigger: str, spec: str) -> None:
+    """One line on stderr when the model of an on-new-version schedule does not exist yet, or
+    no alert of an on-alert schedule's rule has fired yet (a typo, most likely); the schedule
+    is kept, since either may come later. Through a server, only the model is checked."""
+    import sys
+
+    from segue.config import settings
+    from segue.errors import NotFound
+
+    warning = None
+    if trigger == "version":
+        from segue.registry.service import get_registry
+
+        try:
+            get_registry().get_model(spec)
+        except NotFound:
+            warning = f"model {spec!r} does not exist yet: its first version will start this"
+    elif trigger == "alert" and settings().tracking_uri is None:
+        from segue.store.alerts import SqlAlertStore
+
+        if not SqlAlertStore(_engine()).since(spec, 0, 1):
+            warning = f"no alert of rule {spec!r} has fired yet: is it the rule's name?"
+    if warning is not None:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _absolute(target: str) -> str:

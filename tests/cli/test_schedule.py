@@ -12,6 +12,7 @@ import pytest
 
 from segue.store.alerts import SqlAlertStore
 from segue.store.engine import open_engine
+from segue.store.registry import SqlRegistryStore
 
 PIPELINES = """
 import segue
@@ -96,6 +97,29 @@ def test_a_param_the_pipeline_needs_must_be_given_unless_the_trigger_gives_it(cl
     result = add(cli, "b", f"{pipelines}:by_version", "--cron", "@daily")
     assert "missing param 'model'" in result.error_line()
     assert add(cli, "b", f"{pipelines}:by_version", "--on-new-version", "churn").code == 0
+
+
+def test_an_unknown_rule_or_model_is_kept_with_a_one_line_warning(cli, pipelines, segue_env):
+    result = add(cli, "on-drift", f"{pipelines}:flow", "--on-alert", "nosuchrule")
+    assert result.code == 0, result.err
+    assert result.err.strip() == (
+        "warning: no alert of rule 'nosuchrule' has fired yet: is it the rule's name?"
+    )
+    result = add(cli, "on-v", f"{pipelines}:by_version", "--on-new-version", "nosuchmodel")
+    assert result.code == 0, result.err
+    assert result.err.strip() == (
+        "warning: model 'nosuchmodel' does not exist yet: its first version will start this"
+    )
+    assert [s["name"] for s in cli("schedule", "list", "--json").json()] == ["on-drift", "on-v"]
+    # a rule that has fired, a model that exists: no warning
+    SqlAlertStore(open_engine(segue_env.store_uri)).record(
+        "churn", "drift", "drift_share", 0.5, 0.3, "drift_share 0.5 > 0.3", []
+    )
+    SqlRegistryStore(open_engine(segue_env.store_uri)).create_model("churn", "local:ada")
+    result = add(cli, "a", f"{pipelines}:flow", "--on-alert", "drift")
+    assert (result.code, result.err.strip()) == (0, "")
+    result = add(cli, "b", f"{pipelines}:by_version", "--on-new-version", "churn")
+    assert (result.code, result.err.strip()) == (0, "")
 
 
 def test_a_duplicate_name_is_refused(cli, pipelines):
