@@ -12,12 +12,13 @@ import importlib
 import importlib.util
 import os
 import sys
+import traceback
 import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from segue.errors import InvalidArgument, NotFound
+from segue.errors import InvalidArgument, NotFound, SegueError
 from segue.pipelines.executors import FunctionRef
 from segue.pipelines.spec import PipelineSpec, StepSpec
 
@@ -45,7 +46,8 @@ def load_target(target: str) -> tuple[PipelineSpec, str]:
 
     Raises:
         NotFound: the module, file or function does not exist.
-        InvalidArgument: the function is not marked ``@segue.pipeline``.
+        InvalidArgument: the function is not marked ``@segue.pipeline``, or the file or module
+            fails to import (a syntax error, an exception, a missing dependency).
 
     Example:
         >>> spec, name = load_target("pipelines/churn.py:retrain")
@@ -54,7 +56,14 @@ def load_target(target: str) -> tuple[PipelineSpec, str]:
     if path is not None:
         if not path.is_file():
             raise NotFound(f"pipeline file {str(path)!r} does not exist")
-        module = load_file(path)
+        try:
+            module = load_file(path)
+        except SegueError:  # a bad @segue.step definition says so itself
+            raise
+        except Exception as exc:
+            raise InvalidArgument(
+                f"pipeline file {location!r} failed to import: {_failure(exc, path)}"
+            ) from exc
         recorded = f"{location}:{name}"
     else:
         if os.getcwd() not in sys.path:
@@ -64,7 +73,15 @@ def load_target(target: str) -> tuple[PipelineSpec, str]:
         except ModuleNotFoundError as exc:
             if exc.name and location.startswith(exc.name):
                 raise NotFound(f"module {location!r} not found (is it on PYTHONPATH?)") from None
+            raise InvalidArgument(
+                f"pipeline module {location!r} failed to import: {_failure(exc, None)}"
+            ) from exc
+        except SegueError:
             raise
+        except Exception as exc:
+            raise InvalidArgument(
+                f"pipeline module {location!r} failed to import: {_failure(exc, None)}"
+            ) from exc
         recorded = f"{location}:{name}"
     obj = _attribute(module, name)
     if obj is None:
@@ -152,6 +169,23 @@ def _import(ref: FunctionRef) -> types.ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _failure(exc: BaseException, path: Path | None) -> str:
+    """``SyntaxError: invalid syntax (line 2)``: the error and, where known, the line of the
+    pipeline file it comes from."""
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} (line {exc.lineno})"
+    text = f"{type(exc).__name__}: {exc}"
+    if path is not None:
+        lines = [
+            frame.lineno
+            for frame in traceback.extract_tb(exc.__traceback__)
+            if Path(frame.filename).resolve() == path.resolve()
+        ]
+        if lines:
+            text += f" (line {lines[-1]})"
+    return text
 
 
 def _attribute(module: types.ModuleType, qualname: str) -> Any:

@@ -143,3 +143,24 @@ def test_show_piped_at_80_columns_cuts_no_id(segue_env, cli, target, monkeypatch
     for step in again["steps"]:
         assert step["run_id"] in shown and step["cached_from"] in shown
     assert first["run_id"] != again["run_id"]
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("import segue\ndef flow(:\n", "SyntaxError: "),
+        ("import segue\nraise RuntimeError('no config')\n", "RuntimeError: no config (line 2)"),
+        ("import segue\nimport no_such_dependency\n", "ModuleNotFoundError: "),
+    ],
+)
+def test_a_pipeline_file_that_fails_to_import_is_exit_2(segue_env, cli, tmp_path, source, message):
+    (tmp_path / "broken.py").write_text(source)
+
+    result = cli("pipeline", "run", "broken.py:flow")
+    line = result.error_line()
+
+    assert result.code == 2
+    assert line.startswith("error: pipeline file 'broken.py' failed to import: ")
+    assert message in line
+    if message == "SyntaxError: ":
+        assert "(line 2)" in line
