@@ -205,7 +205,7 @@ def resume(name: str = typer.Argument(..., help="Loop name.")) -> None:
 
 @app.command("remove", epilog="Example: segue loop remove churn")
 def remove(name: str = typer.Argument(..., help="Loop name.")) -> None:
-    """Remove a loop and the history of its cycles (its pipeline runs stay)."""
+    """Remove a loop; its cycles stay in `segue schedule history`, as do its pipeline runs."""
     from segue.identity import local_actor
     from segue.pipelines.loop import get_loop
 

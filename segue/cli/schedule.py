@@ -303,7 +303,7 @@ def remove(
     name: str = typer.Argument(..., help="Schedule name."),
     json: bool = typer.Option(False, "--json", help="Print the removed schedule as JSON."),
 ) -> None:
-    """Remove a schedule and its firings' history (the runs it started stay)."""
+    """Remove a schedule; its firings stay in `segue schedule history`, as do its runs."""
     schedule = _store().remove(name, _actor())
     if json:
         print_json(schedule)

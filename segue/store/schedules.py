@@ -62,6 +62,8 @@ OUTCOMES = ("succeeded", "failed", "blocked")
 MAX_ATTEMPTS = 3
 #: The most firings one history call returns.
 MAX_HISTORY = 10_000
+#: How a removed schedule's name starts (``~<id>``): no schedule name can (check_name).
+_REMOVED = "~"
 
 # Aliases: inside the classes below, ``list`` names their method, not the builtin.
 _Steps = list[dict[str, Any]]
@@ -176,8 +178,9 @@ class SqlScheduleStore:
 
     def list(self) -> list[Schedule]:
         """Every schedule, by name."""
+        stmt = sa.select(ScheduleRow).where(~ScheduleRow.name.startswith(_REMOVED))
         with self._db.read() as s:
-            rows = s.scalars(sa.select(ScheduleRow).order_by(ScheduleRow.name))
+            rows = s.scalars(stmt.order_by(ScheduleRow.name))
             return [_schedule(row) for row in rows]
 
     def set_paused(self, name: str, paused: bool, actor: str) -> Schedule:
@@ -194,16 +197,28 @@ class SqlScheduleStore:
             return _schedule(row)
 
     def remove(self, name: str, actor: str) -> Schedule:
-        """Delete ``name`` and its firings' history; returns the schedule as it was.
+        """Remove ``name``; returns the schedule as it was.
 
-        A firing still running finds its record gone when it ends (its run stays in the
-        tracking store, tagged with its cause).
+        The row stays, out of sight (a tombstone name, ``~<id>``, frees the name; who removed
+        it and when go into its options under ``removed``), so its firings' history (a loop's
+        cycles) is kept: :meth:`history` of every schedule still lists them, under the
+        removed schedule's name. A firing in flight is failed, naming who removed it; its
+        scheduler finds it ended (its run stays in the tracking store, tagged with its cause).
         """
+        now = self._now()
         with self._db.write() as s, s.begin():
             row = _schedule_row(s, name, lock=True)
             gone = _schedule(row)
-            s.execute(sa.delete(FiringRow).where(FiringRow.schedule_id == row.id))
-            s.delete(row)
+            s.execute(
+                sa.update(FiringRow)
+                .where(FiringRow.schedule_id == row.id, FiringRow.status.in_(ACTIVE))
+                .values(status="failed", ended_at=now, error=f"schedule removed by {actor}")
+            )
+            row.options = {**row.options, "removed": {"name": name, "at": now, "by": actor}}
+            row.name = f"{_REMOVED}{row.id}"
+            row.paused = True  # claims and takeovers refuse a paused schedule
+            row.updated_at = now
+            row.updated_by = actor
             return gone
 
     def advance(self, name: str, cursor: Mapping[str, Any]) -> None:
@@ -232,10 +247,11 @@ class SqlScheduleStore:
         no scheduler can claim an event and die before its cursor moves past it.
 
         Returns the new firing (``claimed``), or None when the event is someone else's (its
-        key is taken), the schedule is paused, or it has a firing in flight (one at a time).
+        key is taken), the schedule is paused or removed, or it has a firing in flight (one at
+        a time).
 
         Raises:
-            NotFound: no schedule has that id (it was removed).
+            NotFound: no schedule has that id.
         """
         _check_lease(lease_s)
         with self._db.write() as s, s.begin():
@@ -243,7 +259,7 @@ class SqlScheduleStore:
             # IMMEDIATE already does), so the in-flight check below cannot race.
             schedule = s.get(ScheduleRow, schedule_id, with_for_update=True)
             if schedule is None:
-                raise NotFound(f"schedule #{schedule_id} does not exist (it was removed)")
+                raise NotFound(f"schedule #{schedule_id} does not exist")
             if schedule.paused or _in_flight(s, schedule_id):
                 return None
             values = _firing_values(schedule_id, key, cause, owner, lease_s, now_ms, attempt=1)
@@ -268,7 +284,7 @@ class SqlScheduleStore:
         """Extend ``owner``'s lease on a firing in flight to ``now_ms + lease_s``.
 
         Returns False when the lease is no longer ``owner``'s: the firing was taken over after
-        the lease expired, was finished, or removed with its schedule.
+        the lease expired, was finished, or failed when its schedule was removed.
         """
         _check_lease(lease_s)
         stmt = (
@@ -539,16 +555,27 @@ def _in_flight(s: Session, schedule_id: int) -> bool:
 
 def _schedule_row(s: Session, name: str, *, lock: bool = False) -> ScheduleRow:
     stmt = sa.select(ScheduleRow).where(ScheduleRow.name == name)
-    row = s.scalar(stmt.with_for_update() if lock else stmt)
+    row = None if name.startswith(_REMOVED) else s.scalar(stmt.with_for_update() if lock else stmt)
     if row is None:
         raise NotFound(f"schedule {name!r} does not exist; see `segue schedule list`")
     return row
 
 
 def _with_name() -> sa.Select[FiringRow, str]:
-    return sa.select(FiringRow, ScheduleRow.name).join(
-        ScheduleRow, ScheduleRow.id == FiringRow.schedule_id
+    # A removed schedule's firings are shown under the name it had.
+    removed = sa.case(
+        (
+            ScheduleRow.name.startswith(_REMOVED),
+            sa.func.coalesce(_removed_name(), ScheduleRow.name),
+        ),
+        else_=ScheduleRow.name,
     )
+    return sa.select(FiringRow, removed).join(ScheduleRow, ScheduleRow.id == FiringRow.schedule_id)
+
+
+def _removed_name() -> sa.ColumnElement[str]:
+    name: sa.ColumnElement[str] = ScheduleRow.options[("removed", "name")].as_string()
+    return name
 
 
 def _iso(ms: int) -> str:

@@ -250,14 +250,42 @@ def test_history_is_newest_first_per_schedule_up_to_the_limit(store):
         store.history(limit=0)
 
 
-def test_removing_a_schedule_removes_its_history(store):
+def test_removing_a_schedule_keeps_its_history_and_says_who_removed_it(store):
     schedule = store.add(nightly(), "local:ada")
-    firing = store.claim(schedule.id, KEY, CAUSE, owner="a", lease_s=60, now_ms=T0)
-    assert store.remove("nightly", "local:ada").name == "nightly"
-    assert store.list() == [] and store.history() == []
+    done = store.claim(schedule.id, KEY, CAUSE, owner="a", lease_s=60, now_ms=T0)
+    done = store.finish(done.id, "succeeded", run_id="r1", error=None, steps=[{"step": "x"}])
+    firing = store.claim(schedule.id, f"{KEY}b", CAUSE, owner="a", lease_s=60, now_ms=T0)
+    assert store.remove("nightly", "local:bob").name == "nightly"
+    assert store.list() == []
+    with pytest.raises(NotFound, match="schedule 'nightly' does not exist"):
+        store.get("nightly")
     with pytest.raises(NotFound):
+        store.history("nightly")
+    # the firings stay, under the name the schedule had; the one in flight is failed
+    kept, failed = store.history()
+    assert kept == store.get_firing(firing.id) and done == failed
+    assert (kept.schedule, kept.status, kept.error) == (
+        "nightly",
+        "failed",
+        "schedule removed by local:bob",
+    )
+    assert (failed.run_id, failed.steps) == ("r1", [{"step": "x"}])
+    with pytest.raises(Conflict, match="schedule removed by local:bob"):
         store.finish(firing.id, "succeeded", run_id=None, error=None, steps=None)
-    assert store.add(nightly(), "local:ada").name == "nightly"  # the name is free again
+    assert not store.renew(firing.id, owner="a", lease_s=60, now_ms=T0)
+    # nothing claims it, nothing retries it
+    assert store.claim(schedule.id, "cron:later", CAUSE, owner="a", lease_s=60, now_ms=T0) is None
+    assert store.expired(T0 + 10**9) == []
+    # the name is free again, and the new schedule's history starts empty
+    again = store.add(nightly(), "local:ada")
+    assert again.name == "nightly" and again.id != schedule.id
+    assert store.history("nightly") == [] and len(store.history()) == 2
+    assert [s.name for s in store.list()] == ["nightly"]
+    with pytest.raises(NotFound):
+        store.get(f"~{schedule.id}")  # a removed schedule's row is out of reach
+    # removed twice under the same name: both histories kept
+    store.remove("nightly", "local:bob")
+    assert store.list() == [] and len(store.history()) == 2
 
 
 def test_a_lease_is_renewed_only_by_its_owner_while_in_flight(store):

@@ -128,7 +128,7 @@ def resume_schedule(request: Request, name: ScheduleName) -> Response:
 
 @router.delete("/schedules/{name}")
 def remove_schedule(request: Request, name: ScheduleName) -> Response:
-    """Remove the schedule and its firings' history; answers the schedule as it was."""
+    """Remove the schedule (its firings' history stays); answers the schedule as it was."""
     return app.json_response(_store(request).remove(name, _actor(request)))
 
 
