@@ -183,6 +183,15 @@ def candidate(policy: LoopPolicy, loop: Registry, result: Any, steps: Steps) -> 
         )
         steps.record("register", "failed", {"model": policy.model, "error": error})
         return None
+    made = result.step(result.returned)
+    if made.cached_from is not None:
+        # The package is one an earlier run made (and likely registered): no new candidate.
+        error = (
+            f"the retrain produced no new model: step {made.node!r} was cached from run "
+            f"{made.cached_from}"
+        )
+        steps.record("register", "failed", {"model": policy.model, "uri": uri, "error": error})
+        return None
     try:
         version = loop.register(uri, policy.model)
     except Exception as exc:  # a package that fails verification: say so in the cycle

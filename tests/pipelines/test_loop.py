@@ -458,3 +458,22 @@ def test_get_loop_refuses_a_plain_schedule(loop):
     with pytest.raises(NotFound, match="loop 'nightly' does not exist"):
         get_loop(loop.store, "nightly")
     assert list_loops(loop.store) == []
+
+
+def test_a_cached_model_is_no_new_candidate(loop):
+    loop.add()
+    loop.fire()
+    assert loop.cycle().status == "succeeded"
+    first = loop.registry.list_versions("churn")[-1]
+
+    loop.fire(0.6)  # same training params: the model step is a cache hit
+    firing = loop.cycle()
+
+    assert firing.status == "failed"
+    register = firing.steps[-1]
+    assert register["step"] == "register" and register["status"] == "failed"
+    assert firing.error == (
+        f"the retrain produced no new model: step 'train' was cached from run {first.run_id}"
+    )
+    assert [v.version for v in loop.registry.list_versions("churn")] == [1, 2]
+    assert loop.registry.resolve("models:/churn@champion").version == 2
