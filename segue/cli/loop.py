@@ -66,7 +66,7 @@ def add(
 
     if executor not in ("local", "ray"):
         raise InvalidArgument(f"--executor {executor!r}: expected local or ray")
-    spec, target = load_target(_absolute(retrain))
+    spec, target = load_target(retrain)  # a file by its absolute path, for the scheduler
     params = dict(parse_param(spec, text) for text in param)
     store, registry = _stores()
     policy = LoopPolicy(name, model or name, target, on_alert, promote_to, params, executor)
@@ -243,13 +243,3 @@ def _loop_json(schedule: Any) -> dict[str, Any]:
         "created_at": schedule.created_at,
         "created_by": schedule.created_by,
     }
-
-
-def _absolute(target: str) -> str:
-    """A file target as an absolute path, so a scheduler started elsewhere finds it."""
-    from pathlib import Path
-
-    location, sep, fn = target.rpartition(":")
-    if sep and (location.endswith(".py") or "/" in location) and Path(location).is_file():
-        return f"{Path(location).resolve()}:{fn}"
-    return target

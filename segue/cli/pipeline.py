@@ -106,8 +106,10 @@ def list_runs(
 ) -> None:
     """List pipeline runs, newest first."""
     from segue.pipelines.dag import list_pipeline_runs
+    from segue.pipelines.targets import recorded_target
 
-    runs = list_pipeline_runs(_client(), pipeline=pipeline, limit=limit)
+    wanted = None if pipeline is None else recorded_target(pipeline)
+    runs = list_pipeline_runs(_client(), pipeline=wanted, limit=limit)
     if json:
         print_json(
             [

@@ -11,7 +11,6 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -153,7 +152,7 @@ def _checked_pipeline(pipeline: str, texts: list[str], trigger: str) -> tuple[st
     from segue.pipelines.triggers import ALERT_PARAMS, VERSION_PARAMS
 
     try:
-        spec, target = load_target(_absolute(pipeline))
+        spec, target = load_target(pipeline)
     except SegueError:
         raise
     except Exception as exc:  # the user's module itself fails to import
@@ -198,14 +197,6 @@ def _warn_if_unknown(trigger: str, spec: str) -> None:
             warning = f"no alert of rule {spec!r} has fired yet: is it the rule's name?"
     if warning is not None:
         print(f"warning: {warning}", file=sys.stderr)
-
-
-def _absolute(target: str) -> str:
-    """A file target as an absolute path, so a scheduler started elsewhere finds it."""
-    location, sep, fn = target.rpartition(":")
-    if sep and (location.endswith(".py") or "/" in location) and Path(location).is_file():
-        return f"{Path(location).resolve()}:{fn}"
-    return target
 
 
 def _trigger_text(schedule: Any) -> str:

@@ -22,7 +22,7 @@ from segue.errors import InvalidArgument, NotFound, SegueError
 from segue.pipelines.executors import FunctionRef
 from segue.pipelines.spec import PipelineSpec, StepSpec
 
-__all__ = ["function_ref", "import_step", "load_target", "normalise_target"]
+__all__ = ["function_ref", "import_step", "load_target", "normalise_target", "recorded_target"]
 
 
 def normalise_target(target: str) -> tuple[str, str, Path | None]:
@@ -41,8 +41,26 @@ def normalise_target(target: str) -> tuple[str, str, Path | None]:
     return location, name, None
 
 
+def recorded_target(target: str) -> str:
+    """``target`` as runs and schedules record it: a file by its absolute path (whatever the
+    working directory it was given in: ``segue pipeline run p1.py:main`` and ``segue schedule
+    add`` record the same text, a re-run finds the run it resumes, a scheduler started
+    elsewhere finds the file), a module as given.
+
+    Raises:
+        InvalidArgument: no ``:fn`` part.
+
+    Example:
+        >>> recorded_target("p1.py:main")
+        '/home/ada/project/p1.py:main'
+    """
+    location, name, path = normalise_target(target)
+    return f"{path.resolve()}:{name}" if path is not None else f"{location}:{name}"
+
+
 def load_target(target: str) -> tuple[PipelineSpec, str]:
-    """The pipeline named by ``target`` and the target as recorded (``segue.pipeline`` tag).
+    """The pipeline named by ``target`` and the target as recorded (``segue.pipeline`` tag,
+    :func:`recorded_target`).
 
     Raises:
         NotFound: the module, file or function does not exist.
@@ -64,7 +82,7 @@ def load_target(target: str) -> tuple[PipelineSpec, str]:
             raise InvalidArgument(
                 f"pipeline file {location!r} failed to import: {_failure(exc, path)}"
             ) from exc
-        recorded = f"{location}:{name}"
+        recorded = recorded_target(target)
     else:
         if os.getcwd() not in sys.path:
             sys.path.append(os.getcwd())  # `module:fn` as `python -m` finds it, never shadowing

@@ -91,6 +91,23 @@ def test_a_failing_step_exits_1_and_says_which(segue_env, cli, target):
     assert "step 'check' failed: ValueError: too big" in result.out
 
 
+def test_a_file_target_is_recorded_by_its_absolute_path_as_schedules_record_it(
+    segue_env, cli, target
+):
+    relative = "pipelines/demo.py:flow"  # the working directory is the target's folder's parent
+    failed = cli("pipeline", "run", relative, "--param", "rows=100")
+    assert failed.code == 1
+    [run] = cli("pipeline", "list", "--json").json()
+    assert run["pipeline"] == target  # absolute
+    # the same pipeline named by its absolute path resumes the failed run
+    resumed = cli("pipeline", "run", target, "--param", "rows=100")
+    assert resumed.code == 1 and "↺ total" in resumed.err  # what succeeded is not rerun
+    runs = cli("pipeline", "list", "--pipeline", relative, "--json").json()
+    assert [r["resumed_from"] for r in runs] == [run["run_id"], None]
+    added = cli("schedule", "add", "nightly", "--pipeline", relative, "--cron", "@daily", "--json")
+    assert added.json()["pipeline"] == target
+
+
 def test_a_module_target_is_found_from_the_current_folder(segue_env, cli, target, tmp_path):
     result = cli("pipeline", "run", "pipelines.demo:flow", "--json")
 
