@@ -80,7 +80,7 @@ def test_bad_input_is_refused_in_one_line_and_nothing_stored(cli, pipelines, arg
         ("{dir}/missing.py:flow", "does not exist"),
         ("{dir}/flows.py:nothing", "has no 'nothing'"),
         ("{dir}/flows.py:plain", "is not marked @segue.pipeline"),
-        ("{dir}/broken.py:flow", "cannot be imported: SyntaxError"),
+        ("{dir}/broken.py:flow", "broken.py' failed to import: SyntaxError"),
         ("flow", "must be module:function or path/to/file.py:function"),
     ],
 )
