@@ -266,8 +266,9 @@ class NewSchedule:
     """A schedule as ``segue schedule add`` declares it, before the store gives it an id.
 
     ``trigger`` is ``cron``, ``alert`` or ``version``; ``spec`` the cron text, the alert rule
-    or the model name; ``options`` holds ``executor``, ``experiment``, ``address`` (and the
-    loop's policy for a schedule with ``loop`` set).
+    or the model name; ``options`` holds ``executor`` and ``experiment`` (and the loop's
+    policy for a schedule with ``loop`` set; who removed it, under ``removed``). The Ray
+    cluster is not a schedule's: ``segue scheduler --ray-address`` chooses it.
     """
 
     name: str

@@ -391,7 +391,8 @@ class ScheduleRow(Base):
     updated_by: Mapped[str] = mapped_column(String(256))
     #: How far the trigger has been read (see ``segue.store.entities.Schedule``).
     cursor: Mapped[dict[str, Any]] = mapped_column(JSON)
-    #: ``executor``, ``experiment``, ``address``; a loop's policy under ``loop``.
+    #: ``executor``, ``experiment``; a loop's policy under ``loop``; once removed (its name
+    #: then ``~<id>``), who removed it and when, under ``removed``.
     options: Mapped[dict[str, Any]] = mapped_column(JSON)
     #: The closed loop this schedule belongs to, if any.
     loop: Mapped[str | None] = mapped_column(String(128))
