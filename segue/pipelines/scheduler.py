@@ -426,9 +426,10 @@ class Scheduler:
 
     def close(self, grace: float | None = 30.0) -> None:
         """Stop: claim nothing more, wait ``grace`` seconds (None: as long as it takes) for
-        the running firings, and fail those still running, saying the scheduler stopped."""
+        the running firings, renewing their leases meanwhile, and fail those still running,
+        saying the scheduler stopped."""
         self._closed = True
-        self.drain(grace)
+        self._drain_renewing(grace)
         for job in self._held():
             job.released = True
             outcome = job.outcome or LaunchOutcome(
@@ -440,6 +441,23 @@ class Scheduler:
                 self._record(job, outcome)
             except Exception as exc:
                 log.error("firing %s of %s: %s", job.firing.id, job.schedule.name, describe(exc))
+
+    def _drain_renewing(self, timeout: float | None) -> bool:
+        # Still alive and still running its firings (segue scheduler --once waits here for
+        # as long as they take): keep their leases, or a loop cycle finds its lease lost and
+        # another scheduler may retry the firing.
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            wait = self._lease_s / 3 if left is None else min(self._lease_s / 3, max(0.0, left))
+            if self.drain(wait) or (left is not None and left <= wait):
+                return self.drain(0)
+            try:
+                self._renew(int(self._clock() * 1000))
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("renewing leases failed, retrying: %s", describe(exc))
 
     def run_forever(
         self, stop: threading.Event, interval: float = 10.0, grace: float | None = 30.0

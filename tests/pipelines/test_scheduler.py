@@ -5,6 +5,7 @@ dead scheduler's firing is taken over; a long run never stops the other schedule
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import datetime, timezone
 
@@ -484,6 +485,27 @@ class _OneTick(threading.Event):
     def wait(self, timeout=None):
         self.set()
         return True
+
+
+def test_close_keeps_the_leases_of_the_firings_it_waits_for(store_uri):
+    # segue scheduler --once ticks once, then waits in close() for what it started: a run
+    # longer than the lease must still hold it (a loop cycle checks before it promotes).
+    store = SqlScheduleStore(open_engine(store_uri))  # the real clock, as the lease's
+    held = []
+
+    def slow(schedule, firing):
+        time.sleep(1.0)  # three leases long
+        held.append(store.holds(firing.id, firing.owner, int(time.time() * 1000)))
+        return LaunchOutcome("succeeded", "r1")
+
+    alerts = SqlAlertStore(open_engine(store_uri))
+    scheduler = Scheduler(store, launch=slow, alerts=alerts, owner="one", lease_s=0.3)
+    add(store, "on-drift", "alert", "drift")
+    alerts.record("fraud", "drift", "drift_share", 0.5, 0.3, "m", [], at=int(time.time() * 1000))
+    [launched] = scheduler.tick()
+    scheduler.close(grace=None)
+    assert held == [True]
+    assert store.get_firing(launched.id).status == "succeeded"
 
 
 def test_run_forever_ticks_until_stopped_then_waits_for_its_firings(store, clock, launch):
