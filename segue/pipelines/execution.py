@@ -12,6 +12,11 @@ target and its params: how a re-run finds the run it resumes) and a child run
 ``segue.pipeline.run`` (its parent) and ``segue.step.outputs`` (JSON: output name ->
 ``{"run", "path", "digest", "kind"}``, where the output's artifact really is: for a cached
 step, in the run that executed it; a cached step's own run holds no copy).
+
+A cache hit is only ever a step run of a pipeline run in the same experiment: its
+``segue.pipeline.run`` is its parent, tagged ``segue.kind=pipeline``. Users cannot write
+``segue.`` tags (the client and the server refuse them), and a run carrying copied tags is
+still no step run of a pipeline.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from segue.errors import NotFound
 from segue.pipelines import materializers
 from segue.pipelines.executors import Executor, OutputRef, StepOutcome, StepTask
 from segue.pipelines.graph import Dag, Node
@@ -38,6 +44,8 @@ from segue.tracking import validation
 __all__ = ["Execution", "param_text"]
 
 _NEWEST = parse_order_by(["start_time DESC"])
+#: Runs with a matching cache key looked at, newest first, for one that is a real step run.
+_CANDIDATES = 20
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +96,8 @@ class Execution:
         #: Runs of cached and skipped steps not written yet: (info, tags, params).
         self.unwritten: list[tuple[RunInfo, dict[str, str], dict[str, str]]] = []
         self.env = {k: v for k, v in os.environ.items() if k.startswith("SEGUE_")}
+        #: Run id -> whether it is a pipeline run (checked once per parent of a cache hit).
+        self.pipelines: dict[str, bool] = {}
 
     # -- the walk ----------------------------------------------------------------------
 
@@ -179,7 +189,7 @@ class Execution:
             self.refs[outcome.node] = outputs
             tags.update(_output_tags(outputs))
         self.client.log_bytes(run_id, outcome.logs.encode(), "logs.txt")
-        self.client.set_tags(run_id, tags)
+        self.client.set_system_tags(run_id, tags)
         status, _ = self.client.end_run(run_id, outcome.status, outcome.error)
         self._done(
             StepResult(
@@ -253,10 +263,29 @@ class Execution:
         if known is not None:
             return known
         where = parse_filter(f"tags.`segue.step.key` = '{key}' and status = 'FINISHED'")
-        found = self.store.search_runs(None, where, _NEWEST, 1)
-        if not found or "segue.step.outputs" not in found[0].data.tags:
-            return None
-        return found[0]
+        experiment = [self.parent.experiment_id]
+        for found in self.store.search_runs(experiment, where, _NEWEST, _CANDIDATES):
+            if self._is_step_run(found):
+                return found
+        return None
+
+    def _is_step_run(self, run: Run) -> bool:
+        """Whether ``run`` is a step run of a real pipeline run: its ``segue.pipeline.run`` is
+        its parent, a pipeline run. Tags alone prove nothing (a copied key and outputs on
+        some other run must not feed a pipeline)."""
+        parent = run.data.tags.get("segue.pipeline.run")
+        if not parent or run.info.parent_run_id != parent:
+            return False
+        if "segue.step.outputs" not in run.data.tags:
+            return False
+        if parent not in self.pipelines:
+            try:
+                found = self.store.get_run(parent)
+            except NotFound:
+                return False
+            same = found.info.experiment_id == run.info.experiment_id
+            self.pipelines[parent] = same and found.data.tags.get("segue.kind") == "pipeline"
+        return self.pipelines[parent]
 
     def _record_cached(
         self, node: Node, key: str, inputs: Mapping[str, OutputRef], hit: Run
@@ -294,14 +323,19 @@ class Execution:
             "segue.executor": self.executor.name,
             "segue.cause": json.dumps(self.cause, sort_keys=True),
         }
-        where = parse_filter(f"tags.`segue.pipeline.key` = '{key}'")
-        previous = self.store.search_runs(None, where, _NEWEST, 1)
+        experiment = self.store.get_or_create_experiment(self.experiment)
+        where = parse_filter(
+            f"tags.`segue.pipeline.key` = '{key}' and tags.`segue.kind` = 'pipeline'"
+        )
+        previous = self.store.search_runs([experiment.id], where, _NEWEST, 1)
         # An interrupted run (KILLED) is resumed like a failed one.
         if previous and previous[0].info.status in ("FAILED", "KILLED"):
             tags["segue.resumed_from"] = previous[0].id
         if previous and self.cache:
             self._prefetch(previous[0].id)
-        info = self.client.create_run(self.experiment, self.dag.pipeline.name, params, tags)
+        info = self.client.create_run(
+            self.experiment, self.dag.pipeline.name, params, system_tags=tags
+        )
         self.client.log_dict(info.id, self.dag.describe(self.target), "pipeline/dag.json")
         return info
 
@@ -309,9 +343,10 @@ class Execution:
         """The last run of this pipeline with these params had these successful steps: one
         query for what would be a lookup per step when the run is a re-run (the usual case)."""
         where = parse_filter(f"tags.`segue.pipeline.run` = '{previous}' and status = 'FINISHED'")
+        self.pipelines[previous] = True
         for child in self.store.search_runs(None, where, _NEWEST, 50_000):
             key = child.data.tags.get("segue.step.key")
-            if key and "segue.step.outputs" in child.data.tags:
+            if key and child.info.parent_run_id == previous and self._is_step_run(child):
                 self.known.setdefault(key, child)
 
     def _create_child(

@@ -79,7 +79,8 @@ def import_mlflow_model(
         mlflow_run = find_mlflow_run(mlflow_model.folder, run_id, tracking_uri)
     tags = {"mlflow.source": str(mlflow_model.folder)}
     if mlflow_run is not None:
-        tags.update(mlflow_run.tags)
+        # segue.* tags say what a run is to Segue: an imported run's would be a forgery.
+        tags.update((k, v) for k, v in mlflow_run.tags.items() if not validation.is_reserved(k))
     if run_id is not None:
         tags["mlflow.run_id"] = run_id
     if mlflow_model.model_id is not None:

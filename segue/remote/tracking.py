@@ -109,7 +109,7 @@ class RestTrackingStore:
     # -- runs ----------------------------------------------------------------------------
 
     def create_run(self, info: RunInfo, tags: Mapping[str, str] | None = None) -> RunInfo:
-        body = {"info": codec.dump(info), "tags": dict(tags or {})}
+        body = {"info": codec.dump(info), "tags": dict(tags or {}), **_system(tags)}
         return codec.load(RunInfo, self.session.call("POST", "/runs", json=body))
 
     def get_run(self, run_id: str) -> Run:
@@ -172,7 +172,11 @@ class RestTrackingStore:
         :data:`POINTS_PER_REQUEST` points (params and tags go with the first, so a refused
         param stores nothing)."""
         path = f"{_run(run_id)}/batch"
-        first: dict[str, Any] = {"params": dict(params or {}), "tags": dict(tags or {})}
+        first: dict[str, Any] = {
+            "params": dict(params or {}),
+            "tags": dict(tags or {}),
+            **_system(tags),
+        }
         if len(metrics) <= POINTS_PER_REQUEST:
             self.session.call("POST", path, json={**first, "metrics": _points(metrics)})
             return
@@ -280,3 +284,11 @@ def _points(metrics: Sequence[Metric]) -> list[dict[str, Any]]:
 
 def _non_finite(value: float) -> str:
     return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _system(tags: Mapping[str, str] | None) -> dict[str, bool]:
+    """The flag the server wants on a request carrying Segue's own ``segue.`` tags: only
+    Segue code reaches the store with them (the client refuses them from users)."""
+    # The prefix of segue.tracking.validation.RESERVED_TAG_PREFIX (a layer this one may not
+    # import).
+    return {"system": True} if any(key.startswith("segue.") for key in tags or {}) else {}

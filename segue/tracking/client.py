@@ -98,15 +98,20 @@ class TrackingClient:
         tags: Mapping[str, Any] | None = None,
         parent_run_id: str | None = None,
         source: environment.Source | None = None,
+        *,
+        system_tags: Mapping[str, str] | None = None,
     ) -> RunInfo:
         """Start a run. ``source`` is where its code comes from (default: this process's git
-        commit and entry point); an import gives the source of the run it copies."""
+        commit and entry point); an import gives the source of the run it copies.
+
+        ``tags`` are the user's and may not start with ``segue.`` (InvalidArgument);
+        ``system_tags`` are Segue's own (the pipeline runtime's), written as they are."""
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise InvalidArgument(f"run name must be a non-empty string, got {name!r}")
         clean_tags = {
-            validation.check_key("tag", k): validation.tag_value(k, v)
-            for k, v in (tags or {}).items()
+            validation.user_tag_key(k): validation.tag_value(k, v) for k, v in (tags or {}).items()
         }
+        clean_tags.update(system_tags or {})
         clean_params = self._clean_params(params or {})
         # Writers reap (readers never write): runs whose process died stop looking live.
         self.reap_dead_runs()
@@ -215,11 +220,15 @@ class TrackingClient:
         self.writer.add(run_id, points)
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
-        clean = {
-            validation.check_key("tag", k): validation.tag_value(k, v) for k, v in tags.items()
-        }
+        """Set a run's tags; none may start with ``segue.`` (InvalidArgument)."""
+        clean = {validation.user_tag_key(k): validation.tag_value(k, v) for k, v in tags.items()}
         if clean:
             self.store.log_batch(run_id, tags=clean)
+
+    def set_system_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Segue's own ``segue.*`` tags (the pipeline runtime's), not for users."""
+        if tags:
+            self.store.log_batch(run_id, tags=dict(tags))
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         self.writer.flush(run_id)

@@ -29,6 +29,56 @@ def check_key(kind: str, key: Any) -> str:
     return key
 
 
+#: Tags under this prefix are Segue's own (who created a run, a pipeline's steps, cache keys):
+#: Segue reads them to decide what a run is, so users may not write them.
+RESERVED_TAG_PREFIX = "segue."
+
+#: The reserved tags the pipeline runtime writes (exact names, or prefixes ending in ``.``);
+#: over HTTP, the only ones a request flagged ``system`` may carry.
+RUNTIME_TAGS = frozenset(
+    {
+        "segue.kind",
+        "segue.pipeline",
+        "segue.pipeline.key",
+        "segue.pipeline.run",
+        "segue.executor",
+        "segue.cause",
+        "segue.resumed_from",
+        "segue.step",
+        "segue.step.function",
+        "segue.step.code",
+        "segue.step.key",
+        "segue.step.outputs",
+        "segue.step.skipped",
+        "segue.cached_from",
+        "segue.attempts",
+    }
+)
+_RUNTIME_TAG_PREFIXES = ("segue.input.", "segue.output.")
+
+
+def is_reserved(key: str) -> bool:
+    return key.startswith(RESERVED_TAG_PREFIX)
+
+
+def user_tag_key(key: Any) -> str:
+    """A tag name a user may set: a valid name outside the reserved ``segue.`` namespace."""
+    check_key("tag", key)
+    if is_reserved(key):
+        raise InvalidArgument(
+            f"tag {key!r} is reserved: tags starting with {RESERVED_TAG_PREFIX!r} are written "
+            "by Segue itself; choose another name"
+        )
+    return str(key)
+
+
+def runtime_tag_key(key: str) -> str:
+    """A reserved tag the pipeline runtime writes (the server's check on a ``system`` request)."""
+    if key in RUNTIME_TAGS or key.startswith(_RUNTIME_TAG_PREFIXES):
+        return key
+    raise InvalidArgument(f"tag {key!r} is reserved and not one the pipeline runtime writes")
+
+
 def param_value(key: str, value: Any) -> str:
     text = value if isinstance(value, str) else str(value)
     if len(text) > MAX_PARAM_VALUE:

@@ -610,3 +610,36 @@ def test_a_failure_while_another_branch_runs_kills_the_dependents(
     }
     runs = children(result.run_id)
     assert runs["join"].data.tags["segue.step.skipped"] == "upstream failed: fast"
+
+
+def test_a_run_carrying_a_copied_cache_key_is_never_a_cache_hit(segue_env, flow):
+    import uuid
+    from dataclasses import replace
+
+    # Someone runs the pipeline in their own experiment, then plants runs carrying its step
+    # runs' tags (cache key, outputs) where the victim runs it, written straight to the store
+    # (past the client's refusal of segue.* tags): none of them may feed the victim's run.
+    theirs = run_pipeline(flow(), experiment="scratch")
+    client = get_client()
+    victim = client.store.get_or_create_experiment("victim")
+    decoy = client.create_run("victim", "decoy")
+    for step in theirs.steps:
+        real = client.get_run(step.run_id)
+        for parent, pipeline_run in (
+            (None, theirs.run_id),  # no parent at all
+            (theirs.run_id, theirs.run_id),  # a real pipeline run, in another experiment
+            (decoy.id, decoy.id),  # a parent in the experiment, not a pipeline run
+        ):
+            info = replace(
+                real.info,
+                id=uuid.uuid4().hex,
+                experiment_id=victim.id,
+                experiment_name="victim",
+                parent_run_id=parent,
+            )
+            client.store.create_run(info, {**real.data.tags, "segue.pipeline.run": pipeline_run})
+
+    mine = run_pipeline(flow(), experiment="victim")
+    assert executed(mine) == ["load", "total", "report"]
+    again = run_pipeline(flow(), experiment="victim")
+    assert [s.cached_from for s in again.steps] == [s.run_id for s in mine.steps]

@@ -181,3 +181,35 @@ def test_the_created_by_tag_is_the_servers_to_write(api: httpx.Client, run_id: s
         assert answer.status_code == 422, answer.text
         assert answer.json()["field"] == "tags.segue.created_by"
     assert "segue.created_by" not in api.get(f"/runs/{run_id}").json()["data"]["tags"]
+
+
+@pytest.mark.parametrize(
+    ("tags", "system", "field"),
+    [
+        ({"segue.step.key": "k"}, False, "tags.segue.step.key"),  # a user's write
+        ({"segue.kind": "pipeline"}, False, "tags.segue.kind"),
+        ({"segue.anything": "x"}, True, "tags.segue.anything"),  # not a runtime tag
+        ({"segue.created_by": "user:admin"}, True, "tags.segue.created_by"),
+    ],
+)
+def test_segue_tags_are_reserved(
+    api: httpx.Client, run_id: str, tags: dict[str, str], system: bool, field: str
+) -> None:
+    later = api.post(f"/runs/{run_id}/batch", json={"tags": tags, "system": system})
+    experiment = api.get("/experiments/exp").json()["id"]
+    info = {**RUN, "id": "e" * 32, "experiment_id": experiment}
+    at_creation = api.post("/runs", json={"info": info, "tags": tags, "system": system})
+    for answer in (later, at_creation):
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["field"] == field
+        assert answer.json()["type"] == "InvalidArgument"
+    assert not set(tags) & set(api.get(f"/runs/{run_id}").json()["data"]["tags"])
+
+
+def test_the_pipeline_runtime_writes_its_tags_with_the_system_flag(
+    api: httpx.Client, run_id: str
+) -> None:
+    tags = {"segue.attempts": "1", "segue.output.model": "abc", "team": "fraud"}
+    answer = api.post(f"/runs/{run_id}/batch", json={"tags": tags, "system": True})
+    assert answer.status_code == 204, answer.text
+    assert api.get(f"/runs/{run_id}").json()["data"]["tags"].items() >= tags.items()

@@ -406,3 +406,26 @@ def test_get_flushes_buffered_metrics(segue_env):
     with segue.start_run() as run:
         run.log_metric("acc", 0.25)
         assert run.get().data.metrics["acc"].value == 0.25
+
+
+def test_users_may_not_set_segue_tags(segue_env):
+    # Segue reads segue.* tags to decide what a run is (a pipeline's step, a cache entry).
+
+    reserved = "tags starting with 'segue.' are written by Segue itself"
+    with pytest.raises(InvalidArgument, match=reserved):
+        segue.start_run(tags={"segue.step.key": "k"})
+    with segue.start_run() as run:
+        with pytest.raises(InvalidArgument, match=reserved):
+            segue.set_tag("segue.step.key", "k")
+        with pytest.raises(InvalidArgument, match=reserved):
+            segue.set_tags({"team": "fraud", "segue.step.outputs": "{}"})
+        with pytest.raises(InvalidArgument, match=reserved):
+            run.set_tag("segue.kind", "pipeline")
+        client = get_client()
+        with pytest.raises(InvalidArgument, match=reserved):
+            client.set_tags(run.id, {"segue.pipeline.run": run.id})
+        with pytest.raises(InvalidArgument, match=reserved):
+            client.create_run(tags={"segue.kind": "step"})
+        segue.set_tag("segue_team", "fraud")  # only the prefix with its dot is reserved
+    tags = get_client().get_run(run.id).data.tags
+    assert not [key for key in tags if key.startswith("segue.")]

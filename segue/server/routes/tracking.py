@@ -19,7 +19,7 @@ import gc
 import json
 import math
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
@@ -36,6 +36,7 @@ from segue.server import app
 from segue.store.entities import ArtifactEntry, Dataset, RunInfo
 from segue.store.filters import parse_filter, parse_order_by
 from segue.store.tracking import SqlTrackingStore
+from segue.tracking import validation
 from segue.tracking.validation import MAX_KEY, MAX_PARAM_VALUE
 
 router = APIRouter(tags=["tracking"])
@@ -117,6 +118,8 @@ class RunInfoBody(_Body):
 class CreateRunBody(_Body):
     info: RunInfoBody
     tags: Tags = {}
+    #: The pipeline runtime's request: ``segue.`` tags it writes are accepted (see _reserved).
+    system: StrictBool = False
 
 
 class SearchBody(_Body):
@@ -162,6 +165,7 @@ class BatchBody(_Body):
     metrics: Annotated[list[MetricPoints], Field(max_length=MAX_ENTRIES)] = []
     params: Params = {}
     tags: Tags = {}
+    system: StrictBool = False
 
 
 class ArtifactBody(_Body):
@@ -239,6 +243,7 @@ def create_run(request: Request, body: CreateRunBody) -> Response:
     tags = dict(body.tags)
     if CREATED_BY in tags:
         raise _invalid(f"tags.{CREATED_BY}", _SERVER_TAG)
+    _reserved(tags, body.system)
     principal = app.caller(request)
     if principal.kind != "anonymous":
         tags[CREATED_BY] = str(principal.actor)
@@ -300,6 +305,7 @@ def log_batch(request: Request, run_id: RunIdPath, body: BatchBody) -> Response:
     """Record params (immutable: 409 on a change), metric points and tags in one transaction."""
     if CREATED_BY in body.tags:
         raise _invalid(f"tags.{CREATED_BY}", _SERVER_TAG)
+    _reserved(body.tags, body.system)
     count = sum(len(group.points) for group in body.metrics)
     if count > MAX_POINTS:
         raise _invalid("metrics", f"a batch holds at most {MAX_POINTS} points, got {count}")
@@ -316,6 +322,26 @@ def log_batch(request: Request, run_id: RunIdPath, body: BatchBody) -> Response:
             found[2].extend(stamps)
         _store(request).log_metric_columns(run_id, columns, params=body.params, tags=body.tags)
     return Response(status_code=204)
+
+
+def _reserved(tags: Mapping[str, str], system: bool) -> None:
+    """Refuse ``segue.`` tags (Segue decides what a run is from them: a pipeline's step, a
+    cache entry) unless the request is the pipeline runtime's (``system``), and then only the
+    tags the runtime writes.
+
+    The runtime runs with its caller's credentials, so the flag tells a pipeline's bookkeeping
+    from an ordinary tag write, not one person from another: an editor who can run pipelines
+    could send it. What keeps a forged step run from feeding a pipeline is the runtime's own
+    check (a cache hit is a step run of a pipeline run in the same experiment)."""
+    for key in tags:
+        if not validation.is_reserved(key):
+            continue
+        try:
+            if not system:
+                validation.user_tag_key(key)
+            validation.runtime_tag_key(key)
+        except InvalidArgument as exc:
+            raise _invalid(f"tags.{key}", str(exc)) from None
 
 
 class _FastJsonRequest(Request):
