@@ -332,19 +332,19 @@ class Execution:
         if previous and previous[0].info.status in ("FAILED", "KILLED"):
             tags["segue.resumed_from"] = previous[0].id
         if previous and self.cache:
-            self._prefetch(previous[0].id)
+            self._prefetch(previous[0].id, experiment.id)
         info = self.client.create_run(
             self.experiment, self.dag.pipeline.name, params, system_tags=tags
         )
         self.client.log_dict(info.id, self.dag.describe(self.target), "pipeline/dag.json")
         return info
 
-    def _prefetch(self, previous: str) -> None:
+    def _prefetch(self, previous: str, experiment: int) -> None:
         """The last run of this pipeline with these params had these successful steps: one
         query for what would be a lookup per step when the run is a re-run (the usual case)."""
         where = parse_filter(f"tags.`segue.pipeline.run` = '{previous}' and status = 'FINISHED'")
-        self.pipelines[previous] = True
-        for child in self.store.search_runs(None, where, _NEWEST, 50_000):
+        self.pipelines[previous] = True  # found by its segue.kind, in this experiment
+        for child in self.store.search_runs([experiment], where, _NEWEST, 50_000):
             key = child.data.tags.get("segue.step.key")
             if key and child.info.parent_run_id == previous and self._is_step_run(child):
                 self.known.setdefault(key, child)

@@ -641,5 +641,18 @@ def test_a_run_carrying_a_copied_cache_key_is_never_a_cache_hit(segue_env, flow)
 
     mine = run_pipeline(flow(), experiment="victim")
     assert executed(mine) == ["load", "total", "report"]
+    # Newer copies of the victim's step runs, children of its pipeline run, in another
+    # experiment: the re-run's lookup of its last run's steps must not take them.
+    scratch = client.store.get_or_create_experiment("scratch")
+    for step in mine.steps:
+        real = client.get_run(step.run_id)
+        info = replace(
+            real.info,
+            id=uuid.uuid4().hex,
+            experiment_id=scratch.id,
+            experiment_name="scratch",
+            start_time=real.info.start_time + 60_000,
+        )
+        client.store.create_run(info, dict(real.data.tags))
     again = run_pipeline(flow(), experiment="victim")
     assert [s.cached_from for s in again.steps] == [s.run_id for s in mine.steps]
