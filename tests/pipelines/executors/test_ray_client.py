@@ -60,6 +60,7 @@ def cluster(tmp_path_factory) -> Iterator[str]:
     )  # fmt: skip
     try:
         _wait_for(port, head)
+        _wait_for_client(f"ray://127.0.0.1:{port}", env)
         yield f"ray://127.0.0.1:{port}"
     finally:
         head.send_signal(signal.SIGTERM)  # drains, then stops what it started
@@ -80,6 +81,22 @@ def _wait_for(port: int, head: subprocess.Popen[bytes]) -> None:
                 return
         time.sleep(0.5)
     raise TimeoutError("the Ray head node did not open its client port in 120 s")
+
+
+def _wait_for_client(address: str, env: dict[str, str]) -> None:
+    """Until a client gets a session: the client port opens before the head node can start
+    the per-client server, and a connection that early fails ("SpecificServer startup
+    failed")."""
+    probe = f"import ray; ray.init({address!r}, logging_level='ERROR'); ray.shutdown()"
+    failures = []
+    for _ in range(5):
+        done = subprocess.run(
+            [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+        )
+        if done.returncode == 0:
+            return
+        failures.append(done.stderr.strip().splitlines()[-1:])
+    raise RuntimeError(f"no Ray Client session on {address} after 5 tries: {failures}")
 
 
 FLOW = """
