@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,7 +33,7 @@ from typing import Any
 
 import pandas as pd
 
-from segue import errors
+from segue import errors, ray_session
 from segue.config import environment
 from segue.errors import InvalidArgument, SegueError
 from segue.serving import batch
@@ -81,8 +80,8 @@ def score_files_on_ray(
     started = time.perf_counter()
     totals = batch.check_inputs(model, plan)
     total = sum(totals)
-    with _quiet():
-        owned = _connect(ray, address)
+    with ray_session.quiet("ray.data"):
+        owned = ray_session.connect(address)
         try:
             with batch.staged(plan) as temps:
                 uri = _pinned_uri(model)
@@ -100,39 +99,6 @@ def _import_ray() -> Any:
     except ImportError:
         raise InvalidArgument("the ray engine needs Ray Data: pip install 'segue[ray]'") from None
     return ray
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Ray's and Ray Data's notices off for the job: the caller shows progress and a summary;
-    errors still show."""
-    loggers = [logging.getLogger(name) for name in ("ray", "ray.data")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
-
-
-def _connect(ray: Any, address: str | None) -> bool:
-    """Connect to ``address`` or the running Ray; True when this call started Ray."""
-    if ray.is_initialized():
-        return False
-    try:
-        ray.init(
-            address=address,
-            runtime_env={"env_vars": environment()},
-            logging_level=logging.ERROR,
-            include_dashboard=False,
-            log_to_driver=False,
-        )
-    except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
-        where = f"the Ray cluster at {address}" if address else "a local Ray"
-        raise InvalidArgument(f"cannot connect to {where}: {exc}") from None
-    return True
 
 
 def _pinned_uri(model: Any) -> str:

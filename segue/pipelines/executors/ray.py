@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from segue import ray_session
 from segue.config import environment
 from segue.errors import InvalidArgument
 from segue.pipelines.executors import OutputRef, StepOutcome, StepTask
@@ -144,20 +144,7 @@ class RayExecutor:
             return self._ray
         import ray
 
-        if not ray.is_initialized():
-            try:
-                with _quiet():
-                    ray.init(
-                        address=self.address,
-                        runtime_env={"env_vars": environment()},
-                        logging_level=logging.ERROR,
-                        include_dashboard=False,
-                        log_to_driver=False,  # a step's output goes to its run's logs.txt
-                    )
-            except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
-                where = f"the Ray cluster at {self.address}" if self.address else "a local Ray"
-                raise InvalidArgument(f"cannot connect to {where}: {exc}") from None
-            self._owned = True
+        self._owned = ray_session.connect(self.address)
         self._ray, self._remote = ray, ray.remote(_run_step)
         return ray
 
@@ -212,15 +199,3 @@ def _unmet(resources: Mapping[str, float], cluster: Mapping[str, float]) -> str 
                 f"{_RESOURCES[key]} in all; lower its @segue.step(resources=...) or add nodes"
             )
     return None
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Ray's notices off while connecting (errors still show)."""
-    logger = logging.getLogger("ray")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
