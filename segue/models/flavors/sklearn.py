@@ -10,8 +10,12 @@ model is saved with joblib instead and marked ``pickle_based``.
 
 from __future__ import annotations
 
+import importlib.abc
 import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from segue.errors import InvalidArgument
@@ -58,10 +62,9 @@ class SklearnFlavor:
         """Load the estimator; a skops file trusts only the types recorded at save time."""
         fmt = _detail(details, "format", self.name)
         if fmt == "skops":
-            import skops.io
-
+            skops_io = _import_skops_io()
             trusted = list(_detail(details, "trusted", self.name))
-            return skops.io.load(path / _SKOPS_FILE, trusted=trusted)
+            return skops_io.load(path / _SKOPS_FILE, trusted=trusted)
         if fmt == "joblib":
             import joblib
 
@@ -69,6 +72,60 @@ class SklearnFlavor:
         raise InvalidArgument(
             f"details: unknown sklearn format {fmt!r}; expected 'skops' or 'joblib'"
         )
+
+
+def _import_skops_io() -> ModuleType:
+    """``skops.io``, imported without scikit-learn's test packages and array-API backends.
+
+    On import, skops lists scikit-learn's estimators (its default trusted types) with
+    ``sklearn.utils.all_estimators``, which walks the whole package and so imports every
+    subpackage, its ``tests`` included, and ``sklearn.externals.array_api_compat.torch``,
+    which imports torch when it is installed: 2.6 s and 400 MB in a serving process that
+    needs neither. ``all_estimators`` skips those modules anyway, so refusing to import
+    them for that walk leaves skops' trusted types exactly as they are.
+    """
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    with _refused(_walk_only_modules):
+        import skops.io
+    return skops.io
+
+
+#: Array-API backends that scikit-learn vendors adapters for; each imports its framework.
+_ARRAY_BACKENDS = frozenset({"torch", "cupy", "dask", "jax", "ndonnx"})
+
+
+def _walk_only_modules(name: str) -> bool:
+    """scikit-learn modules that ``all_estimators`` imports while walking, then ignores."""
+    if not name.startswith("sklearn."):
+        return False
+    parts = name.split(".")
+    if "tests" in parts:
+        return True
+    return "array_api_compat" in parts and parts[-1] in _ARRAY_BACKENDS
+
+
+@contextmanager
+def _refused(refuse: Callable[[str], bool]) -> Iterator[None]:
+    """Inside the block, importing a module ``refuse(name)`` holds raises ImportError."""
+    finder = _Refuse(refuse)
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+
+
+class _Refuse(importlib.abc.MetaPathFinder):
+    def __init__(self, refuse: Callable[[str], bool]) -> None:
+        self.refuse = refuse
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> None:
+        if self.refuse(fullname):
+            raise ImportError(f"{fullname} is not needed to load a skops file", name=fullname)
+        return None
 
 
 def _is_trusted(type_name: str) -> bool:
