@@ -16,6 +16,8 @@ from segue.errors import InvalidArgument
 from segue.store.entities import Dataset, Run
 from segue.tracking.client import close_client, get_client
 from segue.tracking.runs import ActiveRun
+from segue.tracking.system_metrics import SystemMetricsMonitor
+from segue.tracking.system_metrics import interval_of as system_metrics_interval
 
 #: The stack of active runs, innermost last.
 _active: ContextVar[tuple[ActiveRun, ...]] = ContextVar("segue_active_runs", default=())
@@ -29,6 +31,8 @@ def start_run(
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
     nested: bool = False,
+    *,
+    system_metrics: bool | float = False,
 ) -> ActiveRun:
     """Start a run and make it the active one.
 
@@ -38,6 +42,9 @@ def start_run(
         name: run name (default: a generated one).
         params: params to log at once; tags: tags to set at once.
         nested: start a child of the active run instead of refusing while one is active.
+        system_metrics: sample CPU, memory, disk, network (and GPU) use into ``system/…``
+            metrics every 10 s, or every this many seconds (see
+            :mod:`segue.tracking.system_metrics`), until the run ends.
 
     Returns the :class:`ActiveRun`; as a context manager it ends the run FINISHED, FAILED (on an
     exception, recorded) or KILLED (on KeyboardInterrupt).
@@ -47,6 +54,7 @@ def start_run(
         ...     run.log_metric("acc", 0.91)
     """
     global _atexit_registered
+    interval = system_metrics_interval(system_metrics)
     stack = _active.get()
     if stack and not nested:
         raise InvalidArgument(
@@ -62,6 +70,8 @@ def start_run(
     run = ActiveRun(client, info, on_end=_forget)
     _active.set((*stack, run))
     _open.append(run)
+    if interval is not None:
+        run.add_closer(SystemMetricsMonitor(run.log_metrics, interval).start().stop)
     if not _atexit_registered:
         atexit.register(_end_open_runs)
         _atexit_registered = True

@@ -48,6 +48,9 @@ class ActiveRun:
         #: Metric keys already checked, so a logging loop checks each name once.
         self._keys: set[str] = set()
         self._ended = False
+        #: Run first thing when the run ends (last added first), before its metrics are
+        #: flushed: a system metrics sampler stops, autologging turned on for the run is off.
+        self._closers: list[Callable[[], None]] = []
 
     @property
     def id(self) -> str:
@@ -103,11 +106,24 @@ class ActiveRun:
             return
         self._ended = True
         try:
+            self._close()
             final, end_time = self._client.end_run(self.id, status, error)
             self.info = dataclasses.replace(self.info, status=final, end_time=end_time)
         finally:
             if self._on_end is not None:
                 self._on_end(self)
+
+    def add_closer(self, close: Callable[[], None]) -> None:
+        """Call ``close()`` when the run ends, before its last metrics are flushed."""
+        self._closers.append(close)
+
+    def _close(self) -> None:
+        while self._closers:
+            close = self._closers.pop()
+            try:
+                close()
+            except Exception as exc:  # a helper of the run must not keep it from ending
+                log.error("run %s: %r failed while the run ended: %s", self.id, close, exc)
 
     # -- logging -------------------------------------------------------------------------
 
