@@ -151,7 +151,12 @@ class SegmentLog(ABC, Generic[T]):
         """
         with self._lock:
             waiting = len(self._buffer)
-            due = self._clock() - self._last_flush >= self._flush_interval
+            now = self._clock()
+            due = now - self._last_flush >= self._flush_interval
+            if due and not waiting:
+                # Nothing to write: the next write is due an interval from now. Without this
+                # the writer thread, finding the interval long past, would wake every tick.
+                self._last_flush = now
         if waiting and (due or waiting >= self._max_rows):
             self.flush()
             return True

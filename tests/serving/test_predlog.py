@@ -254,6 +254,21 @@ def test_a_flush_is_due_after_the_interval_on_the_clock(tmp_path):
     assert len(segments(tmp_path)) == 1
 
 
+def test_an_idle_log_restarts_its_interval_instead_of_waking_every_tick(tmp_path):
+    # An empty buffer past its interval moves the last flush: the writer thread then sleeps a
+    # whole interval, not the 1 ms floor it used to spin on (880 wakes a second when idle).
+    clock = FakeClock()
+    log = PredictionLog(str(tmp_path), flush_interval=1.0, clock=clock)
+    clock.now += 5
+    assert not log.flush_if_due()  # nothing waiting: the interval starts again now
+    log.append(record(0, clock.now))
+    clock.now += 0.5
+    assert not log.flush_if_due()  # half an interval since the idle check
+    clock.now += 0.5
+    assert log.flush_if_due()
+    assert len(read_predictions(str(tmp_path), "churn")) == 1
+
+
 def test_max_rows_flushes_before_the_interval(tmp_path):
     clock = FakeClock()
     log = PredictionLog(str(tmp_path), flush_interval=60.0, max_rows=10, clock=clock)
