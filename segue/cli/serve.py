@@ -53,8 +53,8 @@ def serve(
         5.0,
         "--poll-s",
         min=0.01,
-        help="Seconds between looks at the registry for moved aliases (on PostgreSQL a move "
-        "is also heard at once).",
+        help="Seconds between looks at the registry for moved aliases; a move is also heard "
+        "at once (PostgreSQL NOTIFY; SQLite's audit log, read every 0.2 s), by every worker.",
     ),
     log: bool = typer.Option(
         True, "--log/--no-log", help="Keep the prediction log and accept POST /feedback."

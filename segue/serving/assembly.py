@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,29 @@ def _watchers(routes: list[Route], name: str, config: ServeConfig, poll_s: float
             AliasWatcher(r, name, resolve=resolve, load=load, poll_s=poll_s, metrics=config.metrics)
             for r in routes
         ],
-        listen=registry.alias_listener(),
+        listen=registry.alias_listener() or _audit_listener(),
         metrics=config.metrics,
     )
+
+
+#: Seconds between looks at the registry's audit log where the store cannot announce moves.
+AUDIT_POLL_S = 0.2
+
+
+def _audit_listener() -> Callable[..., None] | None:
+    """Where the store announces nothing (SQLite), hear alias moves from its audit log.
+
+    Every move writes its audit entry, whichever process makes it, so each worker of a
+    server reads the same moves within :data:`AUDIT_POLL_S` of their commit: the workers
+    of ``--workers N`` all start loading the new version at once, as they do on a
+    PostgreSQL NOTIFY, instead of each at its own ``--poll-s``. The query reads only the
+    entries newer than the last one seen.
+    """
+    from segue.config import settings
+    from segue.store.engine import open_engine
+    from segue.store.notify import poll_aliases
+
+    config = settings()
+    if config.remote:
+        return None  # the team server pushes moves (Registry.alias_listener covers it)
+    return partial(poll_aliases, open_engine(config.store_uri), interval=AUDIT_POLL_S)
