@@ -93,6 +93,16 @@ class InferenceRecord:
         self._outputs: list | None = None
 
     @property
+    def input(self) -> ModelInput | None:
+        """The request's checked arrays, as parsed (None when it could not be parsed)."""
+        return self._input
+
+    @property
+    def output(self) -> Any:
+        """The model's answer for these rows, as predicted (an array, usually), or None."""
+        return self._output
+
+    @property
     def inputs(self) -> list[Any]:
         if self._inputs is None:
             self._inputs = [] if self._input is None else self._input.records()

@@ -32,11 +32,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import orjson
 import pyarrow as pa
 
 from segue.errors import InvalidArgument
 from segue.monitoring import segments
 from segue.monitoring.segments import ROLES
+from segue.serving.inputs import EXACT_JSON, ModelInput, records_json
 from segue.serving.segment_log import SegmentLog
 
 
@@ -122,13 +125,41 @@ class PredictionLog(SegmentLog[PredictionRecord]):
             "model": [r.model for r in items],
             "version": [str(r.version) for r in items],
             "role": [r.role for r in items],
-            "inputs": [segments.to_json(r.inputs) for r in items],
-            "outputs": [segments.to_json(r.outputs) for r in items],
+            "inputs": _inputs_json(items),
+            "outputs": [_outputs_json(r) for r in items],
             "latency_ms": [float(r.latency_ms) for r in items],
             "status": [int(r.status) for r in items],
             "error": [None if r.error is None else str(r.error) for r in items],
         }
         return pa.table(columns, schema=segments.PREDICTIONS_SCHEMA)
+
+
+def _inputs_json(items: list[PredictionRecord]) -> list[str]:
+    """Each record's ``inputs`` as JSON text. The server's records carry their request's
+    arrays (``input``): those are written from the arrays in bulk, with no dict per row."""
+    texts = [""] * len(items)
+    arrays: list[ModelInput] = []
+    where: list[int] = []
+    for i, record in enumerate(items):
+        given = getattr(record, "input", None)
+        if isinstance(given, ModelInput):
+            arrays.append(given)
+            where.append(i)
+        else:
+            texts[i] = segments.to_json(record.inputs)
+    for i, text in zip(where, records_json(arrays), strict=True):
+        texts[i] = text
+    return texts
+
+
+def _outputs_json(record: PredictionRecord) -> str:
+    """A record's ``outputs`` as JSON text; an array of predictions is written as it is."""
+    output = getattr(record, "output", None)
+    if isinstance(output, np.ndarray) and output.ndim and output.dtype in EXACT_JSON:
+        return orjson.dumps(
+            np.ascontiguousarray(output), option=orjson.OPT_SERIALIZE_NUMPY
+        ).decode()
+    return segments.to_json(record.outputs)
 
 
 class FeedbackLog(SegmentLog[tuple[str, Any, float]]):

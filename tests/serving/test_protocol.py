@@ -22,7 +22,7 @@ from segue.models.signature import (
     validate_input,
 )
 from segue.serving import binary
-from segue.serving.inputs import InputSchema, combine
+from segue.serving.inputs import JSON_CHUNK_ROWS, InputSchema, combine, records_json
 from segue.serving.protocol import (
     RequestError,
     parse_infer,
@@ -223,6 +223,47 @@ def test_records_give_back_the_rows_for_the_prediction_log():
 
     assert back[0]["age"] == 31 and back[1]["city"] == "Lima"
     assert math.isnan(back[1]["income"]) and back[1]["visits"] is None
+
+
+def _inputs_for_the_log() -> list:
+    """Requests of several schemas, in an interleaved order, across chunk bounds."""
+    floats = InputSchema(
+        Signature((ColumnSpec("a", "float64", nullable=True), ColumnSpec('b "x" 5%', "float64")))
+    )
+    ints = InputSchema(Signature((ColumnSpec("n", "int64"), ColumnSpec("m", "int64"))))
+    flags = InputSchema(Signature((ColumnSpec("f", "bool"),)))
+    singles = InputSchema(Signature((ColumnSpec("s", "float32"), ColumnSpec("t", "float32"))))
+    tensor64 = InputSchema(Signature(TensorSpec("float64", (-1, 2))))
+    rng = np.random.default_rng(3)
+    big = rng.normal(size=(JSON_CHUNK_ROWS + 7, 2)).tolist()
+    return [
+        parse_predict(body({"instances": ROWS}), SCHEMA).input,
+        parse_predict(
+            body({"inputs": {"a": [0.1, None, 1e300], 'b "x" 5%': [1, -0.0, 5e-324]}}), floats
+        ).input,
+        parse_predict(
+            body({"dataframe_split": {"columns": ["a", 'b "x" 5%'], "data": big}}), floats
+        ).input,
+        parse_predict(body({"instances": [{"n": 2**63 - 1, "m": -5}]}), ints).input,
+        parse_predict(
+            body({"dataframe_split": {"columns": ["a", 'b "x" 5%'], "data": [[1 / 3, 2]]}}), floats
+        ).input,
+        parse_predict(body({"instances": [{"f": True}, {"f": False}]}), flags).input,
+        parse_predict(body({"instances": [{"s": 0.1, "t": 3}]}), singles).input,
+        parse_predict(body({"inputs": [[0.1, 2.0], [float("1e-7"), -1]]}), tensor64).input,
+        parse_predict(body({"inputs": [[0.1, 2.0, 3.0]]}), TENSOR).input,
+        parse_predict(body({"inputs": {"a": [7.5], 'b "x" 5%': [8]}}), floats).input,
+    ]
+
+
+def test_the_logs_json_of_the_inputs_is_the_text_of_their_records():
+    inputs = _inputs_for_the_log()
+
+    texts = records_json(inputs)
+
+    for given, text in zip(inputs, texts, strict=True):
+        assert text == orjson.dumps(given.records(), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    assert json.loads(texts[1])[1] == {"a": None, 'b "x" 5%': -0.0}
 
 
 # --- errors ---------------------------------------------------------------------------------
