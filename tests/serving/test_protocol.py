@@ -261,8 +261,8 @@ def test_the_logs_json_of_the_inputs_is_the_text_of_their_records():
 
     texts = records_json(inputs)
 
-    for given, text in zip(inputs, texts, strict=True):
-        assert text == orjson.dumps(given.records(), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    for one, text in zip(inputs, texts, strict=True):
+        assert text == orjson.dumps(one.records(), option=orjson.OPT_SERIALIZE_NUMPY).decode()
     assert json.loads(texts[1])[1] == {"a": None, 'b "x" 5%': -0.0}
 
 
