@@ -8,6 +8,7 @@ from segue.cli import (
     artifacts,
     db,
     experiments,
+    importing,
     loop,
     models,
     monitor,
@@ -45,6 +46,7 @@ app.add_typer(tokens.app, name="tokens")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(loop.app, name="loop")
 app.add_typer(schedule.app, name="schedule")
+app.add_typer(importing.app, name="import")
 app.command(
     "predict",
     epilog="Example: segue predict models:/churn@champion -i customers.parquet -o scored.parquet",

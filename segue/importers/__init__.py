@@ -1,0 +1,1 @@
+"""Importers: copy another tool's store into Segue (``segue import …``)."""

@@ -1,0 +1,464 @@
+"""Write an MLflow store's records into Segue, idempotently and resumably.
+
+Each MLflow run becomes a Segue run of the experiment of the same name, with MLflow's run id
+where it is free (MLflow's ids and Segue's are both 32 hex digits), and the tags
+``mlflow.run_id``, ``mlflow.experiment_id`` and ``mlflow.import.source``. The tag
+``mlflow.import.state`` says how far its copy got: ``created`` (info, tags, params: one
+transaction for a batch of runs), ``metrics`` (every point, with the state, in one
+transaction), ``done`` (data sets and artifacts too). Before writing, the import looks the
+MLflow ids up among the experiment's runs: a ``done`` run is skipped, an unfinished one is
+taken up where it stopped, so a second import adds only what is new and an interrupted one
+resumes.
+
+Registered model versions become Segue versions through :mod:`segue.models.mlflow_import`
+(the flavors it loads); the others are recorded as skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from segue.errors import NotFound, SegueError
+from segue.importers.mlflow.records import (
+    Columns,
+    MlflowDatasetInput,
+    MlflowExperiment,
+    MlflowModel,
+    MlflowRunRecord,
+    MlflowSource,
+    MlflowVersion,
+    Unreadable,
+)
+from segue.importers.mlflow.summary import ImportSummary
+from segue.models.package import MANIFEST
+from segue.registry.service import Registry
+from segue.store.entities import RUN_STATUSES, ArtifactEntry, Dataset, Metric, Run, RunInfo
+from segue.store.tracking import SqlTrackingStore
+from segue.tracking import validation
+from segue.tracking.client import MAX_RESULTS, TrackingClient
+
+__all__ = ["STATE_TAG", "ImportSummary", "import_store"]
+
+RUN_ID_TAG = "mlflow.run_id"
+EXPERIMENT_ID_TAG = "mlflow.experiment_id"
+SOURCE_TAG = "mlflow.import.source"
+STATE_TAG = "mlflow.import.state"
+#: Runs created in one transaction, and whose metrics are read in one query.
+BATCH = 50
+_HEX_ID = re.compile(r"^[0-9a-f]{32}$")
+
+#: ``progress(phase, done, total)``: phases ``runs`` and ``versions``; ``created`` when a batch
+#: of runs is created (before their metrics).
+Progress = Callable[[str, int, int], None]
+
+
+def import_store(
+    source: MlflowSource,
+    registry: Registry,
+    *,
+    progress: Progress | None = None,
+    models: bool = True,
+    batch: int = BATCH,
+) -> ImportSummary:
+    """Copy everything ``source`` holds into the store ``registry`` writes to.
+
+    Args:
+        source: an opened MLflow store (see :func:`segue.importers.mlflow.open_source`).
+        registry: the Segue registry (and, through it, tracking client) to write into.
+        progress: called as runs and versions are copied.
+        models: copy registered models, versions and aliases too.
+        batch: runs created in one transaction (and whose metrics are read in one query).
+
+    Returns what was imported, found already imported and skipped (with reasons).
+
+    Example::
+
+        >>> summary = import_store(open_source("sqlite:///mlflow.db"), segue.get_registry())
+        >>> summary.runs_new
+        120
+    """
+    copier = _Copier(source, registry, progress or (lambda phase, done, total: None), batch)
+    copier.copy_runs()
+    if models:
+        copier.copy_models()
+    return copier.summary
+
+
+class _Copier:
+    def __init__(
+        self, source: MlflowSource, registry: Registry, progress: Progress, batch: int
+    ) -> None:
+        self.source = source
+        self.batch = batch
+        self.registry = registry
+        self.tracking: TrackingClient = registry.tracking
+        self.store = self.tracking.store
+        self.progress = progress
+        self.summary = ImportSummary(source.location)
+        #: MLflow run id -> Segue run id, for parents and model versions.
+        self.ids: dict[str, str] = {}
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def copy_runs(self) -> None:
+        plan: list[tuple[MlflowExperiment, int, list[MlflowRunRecord], dict[str, Run]]] = []
+        for experiment in self.source.experiments():
+            segue_id = self._experiment(experiment)
+            if segue_id is None:
+                continue
+            plan.append(
+                (experiment, segue_id, self.source.runs(experiment), self._imported(segue_id))
+            )
+        total = sum(len(runs) for _, _, runs, _ in plan)
+        done = 0
+        for experiment, segue_id, runs, imported in plan:
+            for start in range(0, len(runs), self.batch):
+                batch = runs[start : start + self.batch]
+                self._copy_batch(experiment, segue_id, batch, imported, done, total)
+                done += len(batch)
+                self.progress("runs", done, total)
+
+    def _experiment(self, experiment: MlflowExperiment) -> int | None:
+        try:
+            found = self.store.get_experiment(experiment.name)
+            self.summary.experiments_present += 1
+            return found.id
+        except NotFound:
+            pass
+        try:
+            created = self.store.create_experiment(
+                experiment.name, experiment.tags.get("mlflow.note.content") or None
+            )
+        except SegueError as exc:
+            self.summary.skip("experiment", f"experiment {experiment.name!r}", str(exc))
+            return None
+        self.summary.experiments_new += 1
+        return created.id
+
+    def _imported(self, experiment_id: int) -> dict[str, Run]:
+        """The experiment's runs already copied from MLflow, by MLflow run id."""
+        found: dict[str, Run] = {}
+        offset = 0
+        while True:
+            if isinstance(self.store, SqlTrackingStore):
+                page = self.store.search_runs(
+                    [experiment_id], None, [], MAX_RESULTS, include_deleted=True, offset=offset
+                )
+            else:
+                page = self.store.search_runs([experiment_id], None, [], MAX_RESULTS, True)
+            for run in page:
+                mlflow_id = run.data.tags.get(RUN_ID_TAG)
+                if mlflow_id and STATE_TAG in run.data.tags:
+                    found[mlflow_id] = run
+            if len(page) < MAX_RESULTS or not isinstance(self.store, SqlTrackingStore):
+                return found
+            offset += len(page)
+
+    def _copy_batch(
+        self,
+        experiment: MlflowExperiment,
+        segue_experiment: int,
+        batch: list[MlflowRunRecord],
+        imported: dict[str, Run],
+        done: int,
+        total: int,
+    ) -> None:
+        states: dict[str, str] = {}
+        new: list[tuple[RunInfo, dict[str, str], dict[str, str]]] = []
+        for record in batch:
+            existing = imported.get(record.id)
+            if existing is not None:
+                self.ids[record.id] = existing.id
+                states[record.id] = existing.data.tags[STATE_TAG]
+                continue
+            row = self._new_run(experiment, segue_experiment, record)
+            if row is not None:
+                new.append(row)
+                states[record.id] = "created"
+        if new:
+            self._create(new)
+            self.summary.runs_new += len(new)
+            self.progress("created", done + len(batch), total)
+        unfinished = [r for r in batch if states.get(r.id, "done") != "done"]
+        self.summary.runs_present += sum(1 for r in batch if states.get(r.id) == "done")
+        self.summary.runs_resumed += sum(1 for r in unfinished if r.id in imported)
+        needs_metrics = [r for r in unfinished if states[r.id] == "created"]
+        points = self.source.metrics(needs_metrics) if needs_metrics else {}
+        for record in unfinished:
+            run_id = self.ids[record.id]
+            if states[record.id] == "created":
+                self._metrics(record, run_id, points.get(record.id, {}))
+            self._datasets(record, run_id)
+            self._artifacts(record, run_id)
+            self.store.log_batch(run_id, tags={STATE_TAG: "done"})
+
+    def _new_run(
+        self, experiment: MlflowExperiment, segue_experiment: int, record: MlflowRunRecord
+    ) -> tuple[RunInfo, dict[str, str], dict[str, str]] | None:
+        what = f"run {record.id}"
+        tags = self._clean("tag", what, record.tags, _tag)
+        params = self._clean("param", what, record.params, validation.param_value)
+        tags.update(
+            {
+                RUN_ID_TAG: record.id,
+                EXPERIMENT_ID_TAG: record.experiment_id,
+                SOURCE_TAG: self.source.location,
+                STATE_TAG: "created",
+            }
+        )
+        status, reason = record.status, None
+        if status not in RUN_STATUSES or status == "RUNNING":
+            # A run still RUNNING in MLflow has no process here to send heartbeats.
+            status, reason = "KILLED", f"was {record.status} in MLflow when imported"
+        start = record.start_time or experiment.creation_time or 0
+        parent = self.ids.get(record.parent_id or "")
+        info = RunInfo(
+            id=self._free_id(record.id),
+            experiment_id=segue_experiment,
+            experiment_name=experiment.name,
+            name=record.name[:250] or record.id,
+            status=status,
+            start_time=start,
+            end_time=record.end_time if reason is None else (record.end_time or start),
+            heartbeat_at=record.end_time or start,
+            user=record.user or tags.get("mlflow.user") or "",
+            host="",
+            python_version="",
+            lifecycle_stage="deleted"
+            if "deleted" in (record.lifecycle_stage, experiment.lifecycle_stage)
+            else "active",
+            parent_run_id=parent,
+            source_commit=(tags.get("mlflow.source.git.commit") or None),
+            entry_point=(tags.get("mlflow.source.name") or None),
+            status_reason=reason,
+        )
+        self.ids[record.id] = info.id
+        return info, tags, params
+
+    def _free_id(self, mlflow_id: str) -> str:
+        """MLflow's run id when it is a Segue id no run has, else a new one."""
+        if _HEX_ID.match(mlflow_id):
+            try:
+                self.store.resolve_run_id(mlflow_id)
+            except NotFound:
+                return mlflow_id
+        return uuid.uuid4().hex
+
+    def _create(self, runs: list[tuple[RunInfo, dict[str, str], dict[str, str]]]) -> None:
+        if isinstance(self.store, SqlTrackingStore):
+            self.store.create_runs(runs)
+            return
+        for info, tags, params in runs:
+            self.store.create_run(info, tags)
+            if params:
+                self.store.log_batch(info.id, params=params)
+
+    def _clean(
+        self, kind: str, what: str, values: Mapping[str, str], check: Callable[[str, Any], str]
+    ) -> dict[str, str]:
+        out = {}
+        for key, value in values.items():
+            try:
+                validation.check_key(kind, key)
+                if validation.is_reserved(key):
+                    raise SegueError(f"{kind} {key!r} is in Segue's reserved namespace")
+                out[key] = check(key, value)
+            except SegueError as exc:
+                self.summary.skip(kind, f"{kind} {key!r} of {what}", str(exc))
+        return out
+
+    def _metrics(self, record: MlflowRunRecord, run_id: str, columns: dict[str, Columns]) -> None:
+        clean: dict[str, Columns] = {}
+        for key, cols in columns.items():
+            try:
+                validation.check_key("metric", key)
+            except SegueError as exc:
+                self.summary.skip("metric", f"metric {key!r} of run {record.id}", str(exc))
+                continue
+            clean[key] = cols
+            self.summary.metric_points += len(cols[0])
+        state = {STATE_TAG: "metrics"}
+        if isinstance(self.store, SqlTrackingStore):
+            self.store.log_metric_columns(run_id, clean, tags=state)
+            return
+        points = [
+            Metric(key, v, s, t)
+            for key, (values, steps, stamps) in clean.items()
+            for v, s, t in zip(values, steps, stamps, strict=True)
+        ]
+        self.store.log_batch(run_id, metrics=points, tags=state)
+
+    def _datasets(self, record: MlflowRunRecord, run_id: str) -> None:
+        for found in self.source.datasets(record):
+            try:
+                validation.check_key("dataset", found.name)
+                validation.check_key("dataset context", found.context)
+                self.store.log_dataset(run_id, found.name, found.context, _dataset(found))
+                self.summary.datasets += 1
+            except SegueError as exc:
+                self.summary.skip(
+                    "dataset", f"data set {found.name!r} of run {record.id}", str(exc)
+                )
+
+    def _artifacts(self, record: MlflowRunRecord, run_id: str) -> None:
+        with tempfile.TemporaryDirectory(prefix="segue-import-") as scratch:
+            try:
+                files = self.source.artifacts(record, Path(scratch))
+            except Unreadable as exc:
+                self.summary.skip("artifact", f"artifacts of run {record.id}", str(exc))
+                return
+            named: list[tuple[str, Path]] = []
+            for name, file in files:
+                try:
+                    named.append((validation.artifact_path(name), file))
+                except SegueError as exc:
+                    self.summary.skip("artifact", f"artifact {name!r} of run {record.id}", str(exc))
+            if not named:
+                return
+            stored = self.tracking.artifacts.put_files([file for _, file in named])
+        entries = [
+            ArtifactEntry(name, digest, size)
+            for (name, _), (digest, size) in zip(named, stored, strict=True)
+        ]
+        self.store.record_artifacts(run_id, entries)
+        self.summary.artifacts += len(entries)
+        self.summary.artifact_bytes += sum(e.size for e in entries)
+
+    # -- registered models ---------------------------------------------------------------
+
+    def copy_models(self) -> None:
+        models = self.source.models()
+        total = sum(len(m.versions) for m in models)
+        done = 0
+        for model in models:
+            numbers: dict[int, int] = {}
+            for version in model.versions:
+                number = self._version(model, version)
+                if number is not None:
+                    numbers[version.version] = number
+                done += 1
+                self.progress("versions", done, total)
+            self._aliases(model, numbers)
+
+    def _version(self, model: MlflowModel, version: MlflowVersion) -> int | None:
+        what = f"{model.name} version {version.version}"
+        path = f"mlflow-models/v{version.version}"
+        try:
+            existing = {
+                (v.run_id, v.artifact_path): v for v in self.registry.list_versions(model.name)
+            }
+        except NotFound:
+            existing = {}
+        except SegueError as exc:
+            self.summary.skip("version", what, str(exc))
+            return None
+        run_id = self.ids.get(version.run_id or "")
+        if run_id is None:
+            self.summary.skip("version", what, f"its run {version.run_id} was not imported")
+            return None
+        found = existing.get((run_id, path))
+        if found is not None:
+            self.summary.versions_present += 1
+            return found.version
+        description = f"MLflow {model.name} version {version.version}" + (
+            f": {version.description}" if version.description else ""
+        )
+        try:
+            if not self.store.list_artifacts(run_id, f"{path}/{MANIFEST}"):
+                self._log_model(version, run_id, path)
+            created = self.registry.register(f"runs:/{run_id}/{path}", model.name, description)
+        except (SegueError, Unreadable) as exc:
+            self.summary.skip("version", what, str(exc))
+            return None
+        self.summary.versions_new += 1
+        return created.version
+
+    def _log_model(self, version: MlflowVersion, run_id: str, path: str) -> None:
+        from segue.models.mlflow_import import read_mlflow_model
+
+        with tempfile.TemporaryDirectory(prefix="segue-import-") as scratch:
+            folder = self.source.model_folder(version, Path(scratch))
+            loaded = read_mlflow_model(folder)
+            self.registry.log_model(run_id, loaded.model, path, input_example=loaded.input_example)
+
+    def _aliases(self, model: MlflowModel, numbers: dict[int, int]) -> None:
+        wanted = dict(model.aliases)
+        for version in model.versions:  # MLflow 2's stages become aliases of the same name
+            if version.stage and version.stage.lower() not in ("none", "archived"):
+                wanted.setdefault(version.stage.lower(), version.version)
+        if not wanted:
+            return
+        try:
+            current = self.registry.get_model(model.name).aliases
+        except SegueError:
+            current = {}
+        for alias, mlflow_version in sorted(wanted.items()):
+            what = f"alias {model.name}@{alias}"
+            number = numbers.get(mlflow_version)
+            if number is None:
+                self.summary.skip("alias", what, f"version {mlflow_version} was not imported")
+            elif current.get(alias) == number:
+                self.summary.aliases_present += 1
+            elif alias in current:
+                self.summary.skip(
+                    "alias",
+                    what,
+                    f"already points at version {current[alias]} in Segue; left as is",
+                )
+            else:
+                try:
+                    self.registry.set_alias(model.name, alias, number, expected=None)
+                except SegueError as exc:
+                    self.summary.skip("alias", what, str(exc))
+                    continue
+                self.summary.aliases_new += 1
+
+
+def _tag(key: str, value: Any) -> str:
+    return validation.tag_value(key, value)
+
+
+def _dataset(found: MlflowDatasetInput) -> Dataset:
+    """MLflow's record of a data set as Segue's: its digest, size and columns (MLflow keeps no
+    per-column statistics; its profile, source and schema are kept under ``mlflow``)."""
+    schema = _json(found.schema)
+    profile = _json(found.profile)
+    specs = schema.get("mlflow_colspec") if isinstance(schema, dict) else None
+    columns = [
+        {"name": str(c.get("name", i)), "dtype": str(c.get("type", ""))}
+        for i, c in enumerate(specs if isinstance(specs, list) else [])
+        if isinstance(c, dict)
+    ]
+    n_rows = profile.get("num_rows") if isinstance(profile, dict) else None
+    return Dataset(
+        digest=found.digest,
+        n_rows=int(n_rows) if isinstance(n_rows, int) else 0,
+        n_columns=len(columns),
+        schema=columns,
+        profile={
+            "n_rows": n_rows,
+            "n_columns": len(columns),
+            "columns": {c["name"]: {"dtype": c["dtype"]} for c in columns},
+            "mlflow": {
+                "profile": profile,
+                "schema": schema,
+                "source_type": found.source_type,
+                "source": _json(found.source),
+            },
+        },
+    )
+
+
+def _json(text: str | None) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

@@ -1,0 +1,43 @@
+"""Open the MLflow store a URI names: a database, an ``mlruns`` folder or a server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+from segue.errors import InvalidArgument
+from segue.importers.mlflow.records import MlflowSource
+
+_DATABASES = ("sqlite", "postgresql", "mysql", "mssql")
+
+
+def open_source(uri: str) -> MlflowSource:
+    """The MLflow store at ``uri``: ``sqlite:///mlflow.db``, ``postgresql://…`` (any
+    SQLAlchemy URL MLflow takes), an ``mlruns`` folder (a path or ``file:`` URI), or a
+    running MLflow server (``http(s)://host:port``).
+
+    Raises:
+        InvalidArgument: ``uri`` is none of those, or names nothing there.
+
+    Example::
+
+        >>> open_source("./mlruns").location
+        '/home/ana/project/mlruns'
+    """
+    scheme = urlparse(uri).scheme
+    if scheme.split("+")[0] in _DATABASES:
+        from segue.importers.mlflow.sql import SqlSource
+
+        return SqlSource(uri)
+    if scheme in ("http", "https"):
+        from segue.importers.mlflow.http import HttpSource
+
+        return HttpSource(uri)
+    if scheme in ("", "file") or (len(scheme) == 1 and Path(uri).exists()):
+        from segue.importers.mlflow.files import FileSource
+
+        return FileSource(uri)
+    raise InvalidArgument(
+        f"--from {uri!r}: expected an MLflow database (sqlite:///mlflow.db, postgresql://…), "
+        "an mlruns folder, or an MLflow server (http://host:5000)"
+    )

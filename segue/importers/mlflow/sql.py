@@ -1,0 +1,390 @@
+"""An MLflow database (``sqlite:///mlflow.db``, ``postgresql://…``, ``mysql://…``) read with
+SQLAlchemy Core over MLflow's tables, without MLflow installed; opened for reading only.
+
+The tables are declared here with just the columns read (MLflow's schema is stable across
+2.x and 3.x for these); MLflow 3's ``workspace`` column is not read: every workspace is
+imported.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from segue.errors import InvalidArgument
+from segue.importers.mlflow import locations
+from segue.importers.mlflow.records import (
+    Columns,
+    MlflowDatasetInput,
+    MlflowExperiment,
+    MlflowModel,
+    MlflowRunRecord,
+    MlflowVersion,
+    Unreadable,
+)
+
+_meta = sa.MetaData()
+_experiments = sa.Table(
+    "experiments",
+    _meta,
+    sa.Column("experiment_id", sa.Integer),
+    sa.Column("name", sa.String),
+    sa.Column("lifecycle_stage", sa.String),
+    sa.Column("creation_time", sa.BigInteger),
+)
+_experiment_tags = sa.Table(
+    "experiment_tags",
+    _meta,
+    sa.Column("key", sa.String),
+    sa.Column("value", sa.String),
+    sa.Column("experiment_id", sa.Integer),
+)
+_runs = sa.Table(
+    "runs",
+    _meta,
+    sa.Column("run_uuid", sa.String),
+    sa.Column("name", sa.String),
+    sa.Column("user_id", sa.String),
+    sa.Column("status", sa.String),
+    sa.Column("start_time", sa.BigInteger),
+    sa.Column("end_time", sa.BigInteger),
+    sa.Column("lifecycle_stage", sa.String),
+    sa.Column("artifact_uri", sa.String),
+    sa.Column("experiment_id", sa.Integer),
+)
+_params = sa.Table(
+    "params",
+    _meta,
+    sa.Column("key", sa.String),
+    sa.Column("value", sa.String),
+    sa.Column("run_uuid", sa.String),
+)
+_tags = sa.Table(
+    "tags",
+    _meta,
+    sa.Column("key", sa.String),
+    sa.Column("value", sa.String),
+    sa.Column("run_uuid", sa.String),
+)
+_metrics = sa.Table(
+    "metrics",
+    _meta,
+    sa.Column("key", sa.String),
+    sa.Column("value", sa.Float),
+    sa.Column("timestamp", sa.BigInteger),
+    sa.Column("step", sa.BigInteger),
+    sa.Column("is_nan", sa.Boolean),
+    sa.Column("run_uuid", sa.String),
+)
+_datasets = sa.Table(
+    "datasets",
+    _meta,
+    sa.Column("dataset_uuid", sa.String),
+    sa.Column("name", sa.String),
+    sa.Column("digest", sa.String),
+    sa.Column("dataset_source_type", sa.String),
+    sa.Column("dataset_source", sa.Text),
+    sa.Column("dataset_schema", sa.Text),
+    sa.Column("dataset_profile", sa.Text),
+)
+_inputs = sa.Table(
+    "inputs",
+    _meta,
+    sa.Column("input_uuid", sa.String),
+    sa.Column("source_type", sa.String),
+    sa.Column("source_id", sa.String),
+    sa.Column("destination_type", sa.String),
+    sa.Column("destination_id", sa.String),
+)
+_input_tags = sa.Table(
+    "input_tags",
+    _meta,
+    sa.Column("input_uuid", sa.String),
+    sa.Column("name", sa.String),
+    sa.Column("value", sa.String),
+)
+_registered_models = sa.Table(
+    "registered_models",
+    _meta,
+    sa.Column("name", sa.String),
+    sa.Column("description", sa.String),
+)
+_model_versions = sa.Table(
+    "model_versions",
+    _meta,
+    sa.Column("name", sa.String),
+    sa.Column("version", sa.Integer),
+    sa.Column("description", sa.String),
+    sa.Column("current_stage", sa.String),
+    sa.Column("source", sa.String),
+    sa.Column("storage_location", sa.String),
+    sa.Column("run_id", sa.String),
+)
+_aliases = sa.Table(
+    "registered_model_aliases",
+    _meta,
+    sa.Column("name", sa.String),
+    sa.Column("alias", sa.String),
+    sa.Column("version", sa.Integer),
+)
+_CHUNK = 400  # run ids per IN (...) list
+
+
+class SqlSource:
+    """The MLflow database at ``uri`` (an SQLAlchemy URL as MLflow takes it)."""
+
+    def __init__(self, uri: str) -> None:
+        self.location = sa.engine.make_url(uri).render_as_string(hide_password=True)
+        self._uri = uri
+        self._engine: sa.engine.Engine | None = None
+        #: Relative artifact locations are resolved against the database's folder.
+        self._base = _sqlite_folder(uri)
+
+    @property
+    def engine(self) -> sa.engine.Engine:
+        if self._engine is None:
+            self._engine = _open(self._uri)
+        return self._engine
+
+    def _rows(self, stmt: sa.Select[Any]) -> list[Any]:
+        try:
+            with self.engine.connect() as conn:
+                return list(conn.execute(stmt))
+        except sa.exc.SQLAlchemyError as exc:
+            raise InvalidArgument(
+                f"--from {self.location}: not an MLflow tracking database ({exc.args[0]})"
+            ) from None
+
+    def experiments(self) -> list[MlflowExperiment]:
+        e = _experiments
+        rows = self._rows(sa.select(e).order_by(e.c.experiment_id))
+        tags: dict[str, dict[str, str]] = {}
+        for key, value, exp_id in self._rows(sa.select(_experiment_tags)):
+            tags.setdefault(str(exp_id), {})[key] = value or ""
+        return [
+            MlflowExperiment(
+                str(r.experiment_id),
+                r.name,
+                r.lifecycle_stage or "active",
+                r.creation_time,
+                tags.get(str(r.experiment_id), {}),
+            )
+            for r in rows
+        ]
+
+    def runs(self, experiment: MlflowExperiment) -> list[MlflowRunRecord]:
+        r = _runs
+        exp_id = int(experiment.id)
+        rows = self._rows(
+            sa.select(r).where(r.c.experiment_id == exp_id).order_by(r.c.start_time, r.c.run_uuid)
+        )
+        mine = sa.select(r.c.run_uuid).where(r.c.experiment_id == exp_id).scalar_subquery()
+        params: dict[str, dict[str, str]] = {}
+        for key, value, run_id in self._rows(
+            sa.select(_params).where(_params.c.run_uuid.in_(mine))
+        ):
+            params.setdefault(run_id, {})[key] = value
+        tags: dict[str, dict[str, str]] = {}
+        for key, value, run_id in self._rows(sa.select(_tags).where(_tags.c.run_uuid.in_(mine))):
+            tags.setdefault(run_id, {})[key] = value or ""
+        records = [
+            MlflowRunRecord(
+                id=row.run_uuid,
+                experiment_id=experiment.id,
+                name=row.name or tags.get(row.run_uuid, {}).get("mlflow.runName") or row.run_uuid,
+                status=row.status or "FINISHED",
+                start_time=row.start_time,
+                end_time=row.end_time,
+                lifecycle_stage=row.lifecycle_stage or "active",
+                user=row.user_id,
+                artifact_uri=row.artifact_uri,
+                params=params.get(row.run_uuid, {}),
+                tags=tags.get(row.run_uuid, {}),
+            )
+            for row in rows
+        ]
+        return parents_first(records)
+
+    def metrics(self, runs: Sequence[MlflowRunRecord]) -> Mapping[str, dict[str, Columns]]:
+        m = _metrics
+        out: dict[str, dict[str, Columns]] = {run.id: {} for run in runs}
+        ids = [run.id for run in runs]
+        nan = math.nan
+        for start in range(0, len(ids), _CHUNK):
+            stmt = (
+                sa.select(m.c.run_uuid, m.c.key, m.c.value, m.c.step, m.c.timestamp, m.c.is_nan)
+                .where(m.c.run_uuid.in_(ids[start : start + _CHUNK]))
+                .order_by(m.c.run_uuid, m.c.key, m.c.step, m.c.timestamp)
+            )
+            current_run = current_key = None
+            columns: Columns = ([], [], [])
+            for run_id, key, value, step, stamp, is_nan in self._raw(stmt):
+                if key != current_key or run_id != current_run:
+                    current_run, current_key = run_id, key
+                    columns = out[run_id].setdefault(key, ([], [], []))
+                columns[0].append(nan if is_nan else value)
+                columns[1].append(step)
+                columns[2].append(stamp)
+        return out
+
+    def _raw(self, stmt: sa.Select[Any]) -> list[tuple[Any, ...]]:
+        """Rows as the driver's tuples: a store's metrics are millions of points."""
+        try:
+            with self.engine.connect() as conn:
+                compiled = stmt.compile(
+                    dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
+                )
+                params: Any = compiled.params
+                if compiled.positional and compiled.positiontup is not None:
+                    params = tuple(params[name] for name in compiled.positiontup)
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                cursor = raw.cursor()
+                try:
+                    cursor.execute(compiled.string, params)
+                    return list(cursor.fetchall())
+                finally:
+                    cursor.close()
+        except sa.exc.SQLAlchemyError as exc:
+            raise InvalidArgument(f"--from {self.location}: {exc.args[0]}") from None
+
+    def datasets(self, run: MlflowRunRecord) -> list[MlflowDatasetInput]:
+        i, d, t = _inputs, _datasets, _input_tags
+        stmt = (
+            sa.select(i.c.input_uuid, d)
+            .join(d, d.c.dataset_uuid == i.c.source_id)
+            .where(
+                i.c.destination_type == "RUN",
+                i.c.destination_id == run.id,
+                i.c.source_type == "DATASET",
+            )
+        )
+        rows = self._rows(stmt)
+        if not rows:
+            return []
+        contexts = {
+            input_id: value
+            for input_id, name, value in self._rows(
+                sa.select(t).where(t.c.input_uuid.in_([row.input_uuid for row in rows]))
+            )
+            if name == "mlflow.data.context"
+        }
+        return [
+            MlflowDatasetInput(
+                name=row.name,
+                digest=row.digest,
+                context=contexts.get(row.input_uuid) or "train",
+                schema=row.dataset_schema,
+                profile=row.dataset_profile,
+                source_type=row.dataset_source_type,
+                source=row.dataset_source,
+            )
+            for row in rows
+        ]
+
+    def artifacts(self, run: MlflowRunRecord, scratch: Path) -> list[tuple[str, Path]]:
+        if not run.artifact_uri:
+            return []
+        return locations.list_files(run.artifact_uri, scratch, self._base)
+
+    def models(self) -> list[MlflowModel]:
+        v = _model_versions
+        versions: dict[str, list[MlflowVersion]] = {}
+        for row in self._rows(sa.select(v).order_by(v.c.name, v.c.version)):
+            versions.setdefault(row.name, []).append(
+                MlflowVersion(
+                    model=row.name,
+                    version=int(row.version),
+                    run_id=row.run_id,
+                    source=row.source,
+                    storage_location=row.storage_location,
+                    description=row.description,
+                    stage=row.current_stage if row.current_stage not in (None, "None") else None,
+                )
+            )
+        aliases: dict[str, dict[str, int]] = {}
+        for name, alias, version in self._rows(sa.select(_aliases)):
+            aliases.setdefault(name, {})[alias] = int(version)
+        rm = _registered_models
+        return [
+            MlflowModel(
+                row.name, row.description, versions.get(row.name, []), aliases.get(row.name, {})
+            )
+            for row in self._rows(sa.select(rm).order_by(rm.c.name))
+        ]
+
+    def model_folder(self, version: MlflowVersion, scratch: Path) -> Path:
+        where = model_location(version, self._artifact_uri)
+        return locations.local_folder(where, scratch, self._base)
+
+    def _artifact_uri(self, run_id: str) -> str | None:
+        rows = self._rows(sa.select(_runs.c.artifact_uri).where(_runs.c.run_uuid == run_id))
+        return rows[0][0] if rows else None
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+def model_location(version: MlflowVersion, artifact_uri: Any) -> str:
+    """Where the version's files are: MLflow 3 records them; MLflow 2's ``runs:/<id>/<path>``
+    source is a path in the run's artifacts; anything else is a location itself."""
+    if version.storage_location:
+        return version.storage_location
+    source = version.source or ""
+    if source.startswith("runs:/"):
+        run_id, _, path = source.removeprefix("runs:/").partition("/")
+        base = artifact_uri(run_id)
+        if base is None:
+            raise Unreadable(f"version {version.version}: its run {run_id} is not in the store")
+        return f"{base.rstrip('/')}/{path}"
+    if not source or source.startswith("models:/"):
+        raise Unreadable(f"version {version.version}: no storage location recorded for {source!r}")
+    return source
+
+
+def parents_first(runs: list[MlflowRunRecord]) -> list[MlflowRunRecord]:
+    """``runs`` reordered so that each run's parent (when in the list) comes before it."""
+    by_id = {run.id: run for run in runs}
+    placed: set[str] = set()
+    out: list[MlflowRunRecord] = []
+
+    def place(run: MlflowRunRecord, seen: frozenset[str]) -> None:
+        if run.id in placed:
+            return
+        parent = run.parent_id
+        if parent in by_id and parent not in seen:
+            place(by_id[parent], seen | {run.id})
+        placed.add(run.id)
+        out.append(run)
+
+    for run in runs:
+        place(run, frozenset())
+    return out
+
+
+def _open(uri: str) -> sa.engine.Engine:
+    url = sa.engine.make_url(uri)
+    if url.drivername.startswith("sqlite"):
+        path = url.database or ""
+        if not path or not Path(path).is_file():
+            raise InvalidArgument(f"--from {uri}: no such SQLite file")
+        # Read-only: an import never writes to the store it copies.
+        return sa.create_engine(f"sqlite:///file:{Path(path).resolve()}?mode=ro&uri=true")
+    if url.drivername == "postgresql":  # MLflow's spelling; Segue installs psycopg 3
+        url = url.set(drivername="postgresql+psycopg")
+    try:
+        return sa.create_engine(url)
+    except (ImportError, sa.exc.ArgumentError) as exc:
+        raise InvalidArgument(f"--from {uri}: cannot open this database ({exc})") from None
+
+
+def _sqlite_folder(uri: str) -> Path | None:
+    url = sa.engine.make_url(uri)
+    if url.drivername.startswith("sqlite") and url.database:
+        return Path(url.database).resolve().parent
+    return None

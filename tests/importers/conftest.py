@@ -1,0 +1,70 @@
+"""MLflow stores built by the real MLflow client, for the import tests.
+
+MLflow needs ``pandas<3`` and Segue's environment has pandas 3, so MLflow runs in its own
+environment: the interpreter at ``$SEGUE_MLFLOW_PYTHON`` (default ``.venv-mlflow/bin/python``
+in the repository; ``.ci/run`` builds it with ``mlflow==3.17.2``). Without it the tests are
+skipped locally and fail under CI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import segue
+
+ROOT = Path(segue.__file__).resolve().parents[1]
+BUILDER = Path(__file__).with_name("mlflow_store.py")
+
+
+def mlflow_python() -> Path:
+    path = Path(os.environ.get("SEGUE_MLFLOW_PYTHON") or ROOT / ".venv-mlflow" / "bin" / "python")
+    if not path.is_file():
+        message = f"no MLflow environment at {path} (set SEGUE_MLFLOW_PYTHON)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def build(uri: str, *args: str, cwd: Path) -> dict[str, Any]:
+    """Run the store builder against ``uri``; its JSON summary of the ids it made."""
+    done = subprocess.run(
+        [str(mlflow_python()), str(BUILDER), uri, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "GIT_PYTHON_REFRESH": "quiet"},
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"building the MLflow store failed:\n{done.stderr[-4000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+@pytest.fixture(scope="session")
+def mlflow_sqlite(tmp_path_factory) -> tuple[Path, dict[str, Any]]:
+    """An MLflow SQLite store (``mlflow.db`` + ``art``) and the ids it holds."""
+    root = tmp_path_factory.mktemp("mlflow-sqlite")
+    ids = build(f"sqlite:///{root / 'mlflow.db'}", str(root / "art"), cwd=root)
+    return root, ids
+
+
+@pytest.fixture(scope="session")
+def mlflow_files(tmp_path_factory) -> tuple[Path, dict[str, Any]]:
+    """An MLflow file store (``mlruns``) and the ids it holds."""
+    root = tmp_path_factory.mktemp("mlflow-files")
+    ids = build((root / "mlruns").as_uri(), cwd=root)
+    return root, ids
+
+
+def copy_sqlite(source: tuple[Path, dict[str, Any]], dest: Path) -> str:
+    """A copy of the SQLite store's database (its artifacts stay where they are)."""
+    shutil.copyfile(source[0] / "mlflow.db", dest / "mlflow.db")
+    return f"sqlite:///{dest / 'mlflow.db'}"
