@@ -117,6 +117,47 @@ def test_categories_beyond_the_profiles_top_are_not_new_if_the_sample_saw_them()
     assert city.unseen["new_categories"] == ["brand-new"]
 
 
+def _with_ties_and_nans(n: int, seed: int, shift: float) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "smooth": rng.normal(shift, 1, n),
+            "rounded": np.round(rng.normal(shift, 1, n), 1),
+            "counts": rng.poisson(3 + shift, n).astype(np.float64),
+        }
+    )
+    for column in frame.columns:
+        frame.loc[rng.random(n) < 0.03, column] = np.nan
+    return frame
+
+
+@pytest.mark.parametrize("rows", [900, 30_000])
+def test_ks_and_chi2_verdicts_are_scipys_on_the_same_samples(rows):
+    from scipy import stats as sstats
+
+    from segue.data.profile import bin_counts
+
+    reference = ReferenceData.from_frame(_with_ties_and_nans(20_000, 0, 0.0))
+    for shift in (0.0, 0.03, 0.3):
+        current = _with_ties_and_nans(rows, 1, shift)
+        for test in ("ks", "chi2"):
+            config = DriftConfig(methods=dict.fromkeys(current.columns, test))
+            for feature in compare(reference, current, None, config)[0]:
+                new = current[feature.feature].to_numpy()
+                new = new[np.isfinite(new)]
+                if test == "ks":
+                    old = reference.sample[feature.feature].to_numpy()
+                    expected = sstats.ks_2samp(old[np.isfinite(old)], new)
+                else:
+                    histogram = reference.columns[feature.feature]["histogram"]
+                    table = [histogram["counts"], bin_counts(new, histogram["edges"])]
+                    expected = sstats.chi2_contingency(np.array(table), correction=False)
+                assert feature.statistic == pytest.approx(expected.statistic, rel=1e-12)
+                assert feature.p_value == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
+                assert feature.drifted == (expected.pvalue < 0.05)
+                assert feature.n_current == len(new)
+
+
 def test_methods_and_thresholds_are_configurable(reference):
     current = training(800, seed=8)
     config = DriftConfig(methods={"age": "psi", "plan": "jensenshannon"}, psi=0.0001)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from scipy import stats as sstats
 from scipy.spatial import distance
 
+from segue.data.profile import bin_counts
 from segue.monitoring import stats
 
 TRIALS = 200
@@ -47,6 +48,50 @@ def test_ks_flags_a_shift():
 def test_ks_skips_missing_and_handles_empty():
     assert stats.ks([1.0, 2.0, np.nan], [1.0, 2.0]).statistic == 0.0
     assert math.isnan(stats.ks([], [1.0]).statistic)
+
+
+def _ties_and_nans(rng: np.random.Generator, n: int, kind: str, shift: float) -> np.ndarray:
+    if kind == "integers":  # many ties, within and across the samples
+        values = rng.integers(0, 20, n) + np.round(shift * 10)
+    elif kind == "rounded":
+        values = np.round(rng.normal(shift, 1, n), 1)
+    else:
+        values = rng.normal(shift, 1, n)
+    values = values.astype(np.float64)
+    values[rng.random(n) < 0.02] = np.nan
+    return values
+
+
+@pytest.mark.parametrize("kind", ["continuous", "rounded", "integers"])
+@pytest.mark.parametrize("sizes", [(5000, 60_000), (60_000, 3000), (700, 400), (20_000, 11_000)])
+def test_ks_is_scipys_to_the_last_bit_with_ties_and_nans(kind, sizes):
+    rng = _rng(sum(sizes) + len(kind))
+    for shift in (0.0, 0.01, 0.05):
+        a = _ties_and_nans(rng, sizes[0], kind, 0.0)
+        b = _ties_and_nans(rng, sizes[1], kind, shift)
+        result = stats.ks(a, b)
+        expected = sstats.ks_2samp(a[np.isfinite(a)], b[np.isfinite(b)])
+        assert result.statistic == expected.statistic
+        assert result.p_value == expected.pvalue
+        assert (result.p_value < 0.05) == (expected.pvalue < 0.05)
+
+
+def test_ks_sorted_with_one_sample_inside_a_gap_of_the_other():
+    a = np.sort(_rng(11).normal(size=20_000))
+    for b in (np.array([a[0] - 1.0]), np.array([a[-1] + 1.0]), np.array([a[100]] * 3)):
+        expected = sstats.ks_2samp(a, b)
+        assert stats.ks_sorted(a, b).statistic == expected.statistic
+        assert stats.ks_sorted(b, a).statistic == expected.statistic
+
+
+@pytest.mark.parametrize("bins", [1, 2, 10, 40])
+def test_sorted_bin_counts_follow_the_profile_rule(bins):
+    rng = _rng(12 + bins)
+    reference = np.round(rng.normal(size=3000), 1)
+    edges = np.quantile(reference, np.linspace(0, 1, bins + 1))  # repeated edges from ties
+    current = np.round(rng.normal(0.2, 1.5, size=50_000), 1)  # beyond both ends too
+    assert stats.sorted_bin_counts(np.sort(current), edges).tolist() == bin_counts(current, edges)
+    assert stats.sorted_bin_counts(np.sort(current), [0.5, 0.5]).tolist() == [50_000]
 
 
 # -- Wasserstein -----------------------------------------------------------------------------

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from segue.data.profile import (
-    bin_counts,
     category_counts,
     column_kind,
     numeric_values,
@@ -154,34 +153,67 @@ def _numeric_drift(
         values = numeric_values(series)
     else:  # JSON gave strings or mixed values: what is not a number counts as missing
         values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    missing = int(np.count_nonzero(np.isnan(values)))
-    finite = values[np.isfinite(values)] if missing or not np.isfinite(values).all() else values
+    finite, missing = _finite(values)
+    test = _method(name, "numeric", len(finite), config)
+    # KS and the binned tests sort the column once and read everything off the sorted values.
+    ordered = np.sort(finite) if test != "wasserstein" else None
     lo, hi = profile.get("min"), profile.get("max")
     unseen = {
         "new_categories": [],
-        "below_min": int(np.count_nonzero(finite < lo)) if lo is not None else 0,
-        "above_max": int(np.count_nonzero(finite > hi)) if hi is not None else 0,
+        "below_min": _count_below(finite, ordered, lo),
+        "above_max": _count_above(finite, ordered, hi),
         "new_missing": missing if profile.get("missing", 0) == 0 else 0,
     }
-    test = _method(name, "numeric", len(finite), config)
     histogram = profile.get("histogram") or {"edges": [], "counts": []}
     p_value = None
     if test in ("ks", "wasserstein"):
         reference = _reference_values(sample, histogram)
         n_reference = len(reference)
-        if test == "ks":
-            result = stats.ks(reference, finite)
+        if ordered is not None:
+            result = stats.ks_sorted(np.sort(reference), ordered)
             statistic, p_value = result.statistic, result.p_value
         else:
             statistic = stats.wasserstein_normed(reference, finite, std=profile.get("std"))
     else:
         n_reference = int(profile.get("count", 0))
         edges = histogram["edges"]
-        current_counts = bin_counts(finite, edges) if len(edges) >= 2 else []
+        current_counts = (
+            stats.sorted_bin_counts(ordered, edges).tolist()
+            if ordered is not None and len(edges) >= 2
+            else []
+        )
         statistic, p_value = _binned(test, histogram["counts"], current_counts)
     return _result(
         name, "numeric", test, statistic, p_value, n_reference, len(finite), unseen, config
     )
+
+
+def _finite(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """The finite values of a float column and how many were NaN (missing)."""
+    if len(values) == 0:
+        return values, 0
+    # min and max are NaN or infinite only when some value is: two fast passes in the
+    # common case instead of a mask and a copy.
+    if math.isfinite(values.min()) and math.isfinite(values.max()):
+        return values, 0
+    missing = int(np.count_nonzero(np.isnan(values)))
+    return values[np.isfinite(values)], missing
+
+
+def _count_below(finite: np.ndarray, ordered: np.ndarray | None, bound: float | None) -> int:
+    if bound is None or len(finite) == 0:
+        return 0
+    if ordered is not None:
+        return int(np.searchsorted(ordered, bound, side="left"))
+    return int(np.count_nonzero(finite < bound)) if finite.min() < bound else 0
+
+
+def _count_above(finite: np.ndarray, ordered: np.ndarray | None, bound: float | None) -> int:
+    if bound is None or len(finite) == 0:
+        return 0
+    if ordered is not None:
+        return len(ordered) - int(np.searchsorted(ordered, bound, side="right"))
+    return int(np.count_nonzero(finite > bound)) if finite.max() > bound else 0
 
 
 def _categorical_drift(
