@@ -4,7 +4,8 @@ The replicas share one store and know nothing of each other; HAProxy balances re
 them and health-checks ``/v2/health/ready``. Every replica swaps on its own when the alias
 moves, so for a while some replicas answer with the old version and some with the new: what
 must hold is that no request fails and that each replica, once it has answered with the new
-version, never answers with the old one again.
+version, never answers with the old one again. Then one replica is taken out of HAProxy and
+stopped (SIGTERM), as a scale-in would, still without a failed request.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import itertools
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import threading
 import time
@@ -59,6 +62,9 @@ listen stats
     bind 127.0.0.1:{stats_port}
     stats enable
     stats uri /stats
+
+global
+    stats socket ipv4@127.0.0.1:{admin_port} level admin
 """
 
 
@@ -77,15 +83,20 @@ def haproxy_binary() -> str:
 
 @contextlib.contextmanager
 def haproxy(
-    binary: str, folder: Path, replicas: list[str], port: int, stats_port: int
+    binary: str, folder: Path, replicas: list[str], port: int, stats_port: int, admin_port: int
 ) -> Iterator[subprocess.Popen[str]]:
-    """HAProxy in the foreground on ``port`` in front of ``replicas`` (``http://host:port``)."""
+    """HAProxy in the foreground on ``port`` in front of ``replicas`` (``http://host:port``),
+    its statistics on ``stats_port`` (HTTP) and its runtime API on ``admin_port``."""
     servers = "\n".join(
         f"    server r{k} {base.removeprefix('http://')} check inter 100ms fall 2 rise 1"
         for k, base in enumerate(replicas)
     )
     config = folder / "haproxy.cfg"
-    config.write_text(HAPROXY_CONFIG.format(port=port, stats_port=stats_port, servers=servers))
+    config.write_text(
+        HAPROXY_CONFIG.format(
+            port=port, stats_port=stats_port, admin_port=admin_port, servers=servers
+        )
+    )
     check = subprocess.run([binary, "-c", "-q", "-f", str(config)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     process = subprocess.Popen(
@@ -103,6 +114,16 @@ def haproxy(
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
+
+
+def haproxy_command(admin_port: int, command: str) -> str:
+    """One command to HAProxy's runtime API, and its answer."""
+    with socket.create_connection(("127.0.0.1", admin_port), timeout=10) as sock:
+        sock.sendall(command.encode() + b"\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode()
 
 
 def backends_up(stats: str) -> dict[str, tuple[str, str]]:
@@ -163,6 +184,10 @@ class Load:
         for thread in self._threads:
             thread.join(60)
 
+    def tick(self) -> int:
+        """Now, in the order requests are sent and answered."""
+        return next(self._ticks)
+
     def answered(self, more: int) -> Callable[[], bool]:
         target = len(self.answers) + more
         return lambda: len(self.answers) >= target
@@ -198,7 +223,7 @@ def serving_version(base: str, model: str) -> str | None:
 
 
 @pytest.mark.slow
-def test_replicas_behind_haproxy_follow_a_moved_alias_without_failing_a_request(
+def test_replicas_behind_haproxy_follow_a_moved_alias_and_scale_in_without_failing_a_request(
     segue_env, tiny, tmp_path, segue_serve, free_port
 ):
     binary = haproxy_binary()
@@ -215,19 +240,18 @@ def test_replicas_behind_haproxy_follow_a_moved_alias_without_failing_a_request(
                 pool.submit(stack.enter_context, segue_serve(env, tmp_path, *args))
                 for _ in range(REPLICAS)
             ]
-            replicas = [future.result()[0] for future in starting]
-        port, stats_port = free_port(), free_port()
-        stack.enter_context(haproxy(binary, tmp_path, replicas, port, stats_port))
+            replicas, processes = zip(*(future.result() for future in starting), strict=True)
+        port, stats_port, admin_port = free_port(), free_port(), free_port()
+        stack.enter_context(haproxy(binary, tmp_path, list(replicas), port, stats_port, admin_port))
         stats_url = f"http://127.0.0.1:{stats_port}/stats;csv"
 
-        def all_up() -> bool:
+        def backends() -> dict[str, tuple[str, str]]:
             try:
-                stats = httpx.get(stats_url, timeout=5).text
+                return backends_up(httpx.get(stats_url, timeout=5).text)
             except httpx.TransportError:
-                return False
-            return set(backends_up(stats).values()) == {("UP", "L7OK")}
+                return {}
 
-        until(all_up, "HAProxy sees every replica ready")
+        until(lambda: set(backends().values()) == {("UP", "L7OK")}, "every replica ready")
 
         with Load("127.0.0.1", port, "churn", CLIENTS) as load:
             until(load.answered(60), "answers before the move")
@@ -237,16 +261,30 @@ def test_replicas_behind_haproxy_follow_a_moved_alias_without_failing_a_request(
                 "every replica serving version 2",
             )
             until(load.answered(60), "answers after the move")
-        stats = backends_up(httpx.get(stats_url, timeout=5).text)
+            # Scale in: r0 leaves the balancer first, then stops while the others answer.
+            assert haproxy_command(admin_port, "set server replicas/r0 state maint").strip() == ""
+            until(lambda: backends()["r0"][0] == "MAINT", "r0 out of the balancer")
+            out_at = load.tick()
+            processes[0].send_signal(signal.SIGTERM)
+            _, err = processes[0].communicate(timeout=60)
+            until(load.answered(60), "answers after r0 stopped")
+        stats = backends()
 
     answers = load.answers
     assert [a for a in answers if a.status != 200] == []
-    assert stats == {f"r{k}": ("UP", "L7OK") for k in range(REPLICAS)}
-    assert {a.replica for a in answers} == set(stats)  # HAProxy used every replica
+    assert processes[0].returncode in (0, -signal.SIGTERM), err
+    assert stats.pop("r0")[0] == "MAINT"  # checks stop in maintenance
+    assert stats == {"r1": ("UP", "L7OK"), "r2": ("UP", "L7OK")}
+    assert {a.replica for a in answers} == {"r0", "r1", "r2"}  # HAProxy used every replica
+    assert [a for a in answers if a.replica == "r0" and a.sent > out_at] == []
     assert {a.version for a in answers} == {"1", "2"}
     for answer in answers:  # each answer is its version's model's
         assert answer.outputs == ([1.0, 2.0] if answer.version == "1" else [2.0, 4.0])
-    for replica in stats:  # one version at a time per replica: no way back after its swap
+    for replica in (
+        "r0",
+        "r1",
+        "r2",
+    ):  # one version at a time per replica: no way back after its swap
         mine = [a for a in answers if a.replica == replica]
         first_new = min(a.answered for a in mine if a.version == "2")
         assert {a.version for a in mine if a.sent > first_new} == {"2"}, replica
