@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from typing import Any
@@ -13,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from segue.cli.output import console, print_json, print_table
+from segue.cli.output import console, print_json, print_table, size
 
 app = typer.Typer(
     help="Predictions the inference server logged: inputs, outputs, version, latency, status.",
@@ -69,6 +70,58 @@ def tail(
             records = print_table(_table(frame, title, width), records=records)
     except KeyboardInterrupt:
         return  # how a follower ends
+
+
+@app.command(
+    "compact",
+    epilog="Example: segue predictions compact churn   (or --day 2026-06-15; --json for scripts)",
+)
+def compact(
+    model_uri: str = typer.Argument(
+        ..., help="The model: NAME or models:/NAME@ALIAS (its name selects the logs)."
+    ),
+    day: str = typer.Option(
+        None,
+        "--day",
+        help="Only this UTC day, YYYY-MM-DD (today's included). Default: every day before today.",
+        show_default=False,
+    ),
+    json: bool = typer.Option(False, "--json", help="Print JSON: one object per day and log."),
+) -> None:
+    """Merge a model's prediction and feedback log segments into one file per day.
+
+    The server writes a small segment about every second; reading a day means opening all
+    of them. Each day's segments become one Parquet file, published before any segment is
+    deleted: readers see every record exactly once while it runs, and after a crash (run it
+    again to finish). Segments written meanwhile wait for the next run.
+    """
+    from segue.monitoring.compaction import compact as compact_logs
+    from segue.tracking.client import get_client
+
+    name = model_name(model_uri)
+    done = compact_logs(get_client().artifact_uri, name, day=day)
+    if json:
+        print_json([dataclasses.asdict(d) for d in done])
+        return
+    merged = [d for d in done if d.segments or d.finished]
+    if not merged:
+        console.print(f"Nothing to compact for {escape(name)}.", highlight=False)
+        return
+    table = Table(title=f"Compacted logs of {name}", box=box.SIMPLE_HEAD)
+    for column in ("log", "day", "segments", "records", "before", "after", "day file"):
+        right = column in ("segments", "records", "before", "after")
+        table.add_column(column, justify="right" if right else "left", no_wrap=right)
+    for d in merged:
+        table.add_row(
+            d.kind,
+            d.day,
+            str(d.segments),
+            str(d.records),
+            size(d.bytes_before),
+            size(d.bytes_after),
+            Text(d.file),
+        )
+    print_table(table)
 
 
 def model_name(model_uri: str) -> str:

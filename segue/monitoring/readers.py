@@ -15,7 +15,8 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import fsspec
 import numpy as np
@@ -73,12 +74,13 @@ def read_predictions(
             raise InvalidArgument(f"role {role!r} is not one of {ROLES}")
         where = segments.both(where, ds.field("role") == role)
     fs, root = segments.filesystem(artifact_uri)
-    files = [
-        path
-        for path, _ in segments.segments_in_window(fs, f"{root}/predictions/{model}", start, end)
-    ]
-    table = segments.read_segments(fs, files, segments.PREDICTIONS_SCHEMA, where)
-    return _predictions_frame(table, decode)
+
+    def read() -> pa.Table:
+        base = f"{root}/predictions/{model}"
+        files = [path for path, _ in segments.segments_in_window(fs, base, start, end)]
+        return segments.read_segments(fs, files, segments.PREDICTIONS_SCHEMA, where)
+
+    return _predictions_frame(_relisting(read), decode)
 
 
 def read_feedback(
@@ -97,14 +99,14 @@ def read_feedback(
     """
     segments.check_model(model)
     fs, root = segments.filesystem(artifact_uri)
-    files = [
-        path for path, _ in segments.segments_in_window(fs, f"{root}/feedback/{model}", start, end)
-    ]
-    table = segments.by_time(
-        segments.read_segments(
-            fs, files, segments.FEEDBACK_SCHEMA, segments.time_window(start, end)
-        )
-    )
+
+    def read() -> pa.Table:
+        base = f"{root}/feedback/{model}"
+        files = [path for path, _ in segments.segments_in_window(fs, base, start, end)]
+        where = segments.time_window(start, end)
+        return segments.read_segments(fs, files, segments.FEEDBACK_SCHEMA, where)
+
+    table = segments.by_time(_relisting(read))
     frame = table.drop_columns(["label"]).to_pandas()
     labels = table.column("label").to_pylist()
     frame.insert(
@@ -133,29 +135,22 @@ def find_requests(
     if not wanted:
         return {}
     fs, root = segments.filesystem(artifact_uri)
-    files = [
-        path
-        for path, _ in segments.segments_in_window(fs, f"{root}/predictions/{model}", start, None)
-    ]
     where = ds.field("request_id").isin(pa.array(wanted, pa.string())) & (
         ds.field("role") != "shadow"
     )
     if start is not None:
         where = where & (ds.field("time") >= float(start))
-    holding = sorted(
-        set(
-            segments.read_segments(fs, files, segments.PREDICTIONS_SCHEMA, where, ["__filename"])
-            .column("__filename")
-            .to_pylist()
-        )
-    )
-    table = segments.read_segments(
-        fs,
-        holding,
-        segments.PREDICTIONS_SCHEMA,
-        where,
-        ["request_id", "status", "version", "inputs"],
-    )
+
+    def read() -> pa.Table:
+        base = f"{root}/predictions/{model}"
+        files = [path for path, _ in segments.segments_in_window(fs, base, start, None)]
+        schema = segments.PREDICTIONS_SCHEMA
+        named = segments.read_segments(fs, files, schema, where, ["__filename"])
+        holding = sorted(set(named.column("__filename").to_pylist()))
+        columns = ["request_id", "status", "version", "inputs"]
+        return segments.read_segments(fs, holding, schema, where, columns)
+
+    table = _relisting(read)
     found: dict[str, tuple[int, int, str]] = {}
     for request_id, status, version, inputs in zip(
         table.column("request_id").to_pylist(),
@@ -176,7 +171,8 @@ def tail_predictions(artifact_uri: str, model: str, n: int = 20) -> pd.DataFrame
     """
     segments.check_model(model)
     fs, root = segments.filesystem(artifact_uri)
-    return _tail(fs, segments.newest_first(fs, f"{root}/predictions/{model}"), n)
+    base = f"{root}/predictions/{model}"
+    return _relisting(lambda: _tail(fs, segments.newest_first(fs, base), n))
 
 
 def follow_predictions(
@@ -197,21 +193,83 @@ def follow_predictions(
     segments.check_model(model)
     fs, root = segments.filesystem(artifact_uri)
     base = f"{root}/predictions/{model}"
-    recent = segments.recent_segments(fs, base)
-    seen = {path for path, _ in recent}
-    older = (s for s in segments.newest_first(fs, base) if s[0] not in seen)
-    yield _tail(
-        fs, itertools.chain(sorted(recent, key=segments.newest_key, reverse=True), older), n
-    )
+
+    def first() -> tuple[pd.DataFrame, set[str]]:
+        recent = segments.recent_segments(fs, base)
+        listed = {path for path, _ in recent}
+        older = (s for s in segments.newest_first(fs, base) if s[0] not in listed)
+        newest = sorted(recent, key=segments.newest_key, reverse=True)
+        return _tail(fs, itertools.chain(newest, older), n), _seen(fs, recent)
+
+    frame, seen = _relisting(first)
+    yield frame
     sleep = sleep or time.sleep
     while True:
         sleep(interval)
-        recent = segments.recent_segments(fs, base)
-        new = [path for path, _ in recent if path not in seen]
-        seen = {path for path, _ in recent}
-        if new:
-            table = segments.read_segments(fs, sorted(new), segments.PREDICTIONS_SCHEMA, None)
+        table, seen = _relisting(partial(_published_since, fs, base, seen))
+        if table.num_rows:
             yield _predictions_frame(table, True)
+
+
+def _seen(fs: fsspec.AbstractFileSystem, listed: list[tuple[str, int]]) -> set[str]:
+    """The paths of ``listed`` and of the segments its day files hold (all read already)."""
+    seen = {path for path, _ in listed}
+    for path, _ in listed:
+        if segments.is_compacted(path):
+            folder = path.rsplit("/", 1)[0]
+            seen.update(f"{folder}/{name}" for name, _ in segments.sources_of(fs, path))
+    return seen
+
+
+def _published_since(
+    fs: fsspec.AbstractFileSystem, base: str, seen: set[str]
+) -> tuple[pa.Table, set[str]]:
+    """The records of the recent segments not in ``seen``, and what has been seen then.
+
+    A day file that appeared holds segments already read: only the rows of those it holds
+    that were not are taken from it (they are stored in the order its footer lists them).
+    """
+    recent = segments.recent_segments(fs, base)
+    tables = []
+    for path in sorted(path for path, _ in recent if path not in seen):
+        table = segments.read_segments(fs, [path], segments.PREDICTIONS_SCHEMA, None)
+        if segments.is_compacted(path):
+            table = _unseen_rows(fs, path, table, seen)
+        tables.append(table)
+    found = pa.concat_tables(tables) if tables else segments.PREDICTIONS_SCHEMA.empty_table()
+    return found, _seen(fs, recent)
+
+
+def _unseen_rows(
+    fs: fsspec.AbstractFileSystem, path: str, table: pa.Table, seen: set[str]
+) -> pa.Table:
+    folder = path.rsplit("/", 1)[0]
+    parts = []
+    start = 0
+    for name, rows in segments.sources_of(fs, path):
+        if f"{folder}/{name}" not in seen:
+            parts.append(table.slice(start, rows))
+        start += rows
+    return pa.concat_tables(parts) if parts else table.schema.empty_table()
+
+
+#: Times a read lists the segments again when one of them vanished while it read.
+_RELISTS = 5
+
+T = TypeVar("T")
+
+
+def _relisting(read: Callable[[], T]) -> T:
+    """``read()``, run again when a segment it listed is gone before it is read: a
+    compaction published a day file holding it and deleted it meanwhile, so listing again
+    finds its records, once, in the day file."""
+    for attempt in range(_RELISTS):
+        try:
+            return read()
+        except FileNotFoundError:
+            if attempt == _RELISTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _predictions_frame(table: pa.Table, decode: bool) -> pd.DataFrame:

@@ -17,6 +17,13 @@ predictions, a label) are stored as JSON text.
 
 A segment is identified here by ``(path, time_ms)``. Names starting with ``.`` or not ending in
 ``.parquet`` are never read: temp files of a write in progress, or of a writer that crashed.
+
+``segue predictions compact`` (:mod:`segue.monitoring.compaction`) merges a day's segments
+into one day file, ``<time_ms>-compacted-<12 hex>.parquet`` (no writer's segment has such a
+name), whose Parquet footer lists the segments it holds, in order, with their row counts
+(:data:`SOURCES_KEY`). The day file is published whole before any of them is deleted, and
+:func:`list_day` never returns a segment a day file lists: a reader sees each record once,
+whether the compaction finished, is running, or crashed between the two steps.
 """
 
 from __future__ import annotations
@@ -76,6 +83,9 @@ FEEDBACK_SCHEMA = pa.schema(
 )
 SUFFIX = ".parquet"
 DAY_SECONDS = 86_400
+#: The footer key of a day file: JSON ``[[segment name, rows], ...]`` of what it merged.
+SOURCES_KEY = b"segue.sources"
+_COMPACTED = re.compile(r"\d{13}-compacted-[0-9a-f]{12}\.parquet")
 #: The registry's rule for model names; names become folder names, so it matters here too.
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][\w.\-]{0,255}")
 _WRITER_ID = re.compile(r"[^A-Za-z0-9.]+")
@@ -197,7 +207,22 @@ def list_days(fs: fsspec.AbstractFileSystem, base: str) -> list[tuple[str, str]]
 
 
 def list_day(fs: fsspec.AbstractFileSystem, day_path: str) -> list[tuple[str, int]]:
-    """The published segments of one day as ``(path, newest record's epoch ms)``."""
+    """The published segments of one day as ``(path, newest record's epoch ms)``, leaving out
+    those a day file holds already (see :func:`sources_of`).
+
+    Raises:
+        FileNotFoundError: a day file listed here was deleted before its footer was read (a
+            compaction replaced it meanwhile): list again.
+    """
+    found = published(fs, day_path)
+    held = {name for path, _ in found if is_compacted(path) for name, _ in sources_of(fs, path)}
+    if not held:
+        return found
+    return [segment for segment in found if segment[0].rsplit("/", 1)[-1] not in held]
+
+
+def published(fs: fsspec.AbstractFileSystem, day_path: str) -> list[tuple[str, int]]:
+    """Every published segment of one day, day files and the segments they hold included."""
     found = []
     for path in _list(fs, day_path):
         name = path.rsplit("/", 1)[-1]
@@ -207,6 +232,37 @@ def list_day(fs: fsspec.AbstractFileSystem, day_path: str) -> list[tuple[str, in
         head = name.split("-", 1)[0]
         found.append((path, int(head) if head.isdigit() else 2**62))
     return found
+
+
+def is_compacted(path: str) -> bool:
+    """Whether ``path`` is a day file written by a compaction."""
+    return _COMPACTED.fullmatch(path.rsplit("/", 1)[-1]) is not None
+
+
+def compacted_name(newest_ms: int, token: str) -> str:
+    """The name of a day file whose newest record is at ``newest_ms`` (``token``: 12 hex)."""
+    return f"{newest_ms:013d}-compacted-{token}{SUFFIX}"
+
+
+#: Day files never change once published (each has a name of its own): footers read once.
+_SOURCES: dict[str, tuple[tuple[str, int], ...]] = {}
+_SOURCES_KEPT = 4096
+
+
+def sources_of(fs: fsspec.AbstractFileSystem, path: str) -> tuple[tuple[str, int], ...]:
+    """``(segment name, rows)`` of the segments the day file ``path`` merged, in the order
+    its rows hold them (read from its footer once per process)."""
+    cached = _SOURCES.get(path)
+    if cached is not None:
+        return cached
+    with fs.open(path, "rb") as f:
+        metadata = pq.ParquetFile(f).metadata.metadata or {}
+    listed = orjson.loads(metadata.get(SOURCES_KEY, b"[]"))
+    sources = tuple((str(name), int(rows)) for name, rows in listed)
+    if len(_SOURCES) >= _SOURCES_KEPT:
+        _SOURCES.clear()
+    _SOURCES[path] = sources
+    return sources
 
 
 def segments_in_window(
