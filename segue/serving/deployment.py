@@ -33,7 +33,7 @@ from segue.errors import InvalidArgument, NotFound
 from segue.models.package import LoadedModel
 from segue.serving.batching import Batcher
 from segue.serving.config import ServeConfig
-from segue.serving.inputs import InputSchema, combine
+from segue.serving.inputs import InputSchema, batch_call
 from segue.serving.protocol import OUTPUTS, InferRequest
 from segue.serving.routing import Router
 
@@ -159,11 +159,11 @@ def predict_batch(model: LoadedModel, requests: list[InferRequest]) -> list[dict
 
     Runs on the batcher's worker thread, so building the batch's DataFrame is off the loop.
     """
-    data = combine([request.input for request in requests])
+    data, predict, proba = batch_call(model, [request.input for request in requests])
     total = sum(request.input.n_rows for request in requests)
-    results = {"predict": _by_row(model.predict(data), total, "predict")}
+    results = {"predict": _by_row(predict(data), total, "predict")}
     if any("predict_proba" in request.outputs for request in requests):
-        results["predict_proba"] = _by_row(model.predict_proba(data), total, "predict_proba")
+        results["predict_proba"] = _by_row(proba(data), total, "predict_proba")
     answers = []
     start = 0
     for request in requests:

@@ -12,7 +12,8 @@ accepts on its fast path.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -29,7 +30,7 @@ from segue.serving.columns import NUMERIC, Block, block_array, other_column
 from segue.serving.errors import RequestError
 from segue.serving.tensors import cast_tensor, tensor_array
 
-__all__ = ["InputSchema", "ModelInput", "combine", "records_json"]
+__all__ = ["InputSchema", "ModelInput", "batch_call", "combine", "records_json"]
 
 #: Dtypes whose arrays orjson writes exactly as the Python values of ``tolist()`` (float16 and
 #: float32 it writes shorter, as their own precision, so those go through ``records()``).
@@ -64,6 +65,8 @@ class InputSchema:
         #: A row's JSON object as a %-format of its values, when rows can be written to JSON
         #: straight from the one block's array (see :func:`records_json`), else None.
         self.row_json_template: str | None = None
+        #: (loaded model, its estimator when it takes the block array directly, else None).
+        self.direct: tuple[Any, Any] | None = None
         if isinstance(inputs, TensorSpec):
             self.tensor = inputs
             self.tensor_dtype = None if inputs.dtype == "string" else np.dtype(inputs.dtype)
@@ -306,6 +309,53 @@ def _block_json(inputs: Sequence[ModelInput], chosen: list[int], texts: list[str
     filled = "\n".join([requests[inputs[i].n_rows] for i in chosen]) % values
     for i, filled_text in zip(chosen, filled.split("\n"), strict=True):
         texts[i] = filled_text
+
+
+#: What scikit-learn says when an estimator fitted on a DataFrame is given an array; on the
+#: direct path (see :func:`batch_call`) the columns are the ones it was fitted on, in order.
+_NO_NAMES = "X does not have valid feature names"
+_quiet: list[bool] = []
+
+
+def batch_call(
+    model: Any, inputs: Sequence[ModelInput]
+) -> tuple[Any, Callable[[Any], Any], Callable[[Any], Any]]:
+    """What to predict on for a batch, and the model's ``predict`` and ``predict_proba``.
+
+    Usually one DataFrame (:func:`combine`) for the loaded model, which checks it against the
+    signature once more. A scikit-learn estimator whose columns are one numeric block, fitted
+    on exactly the signature's columns in order (``feature_names_in_``), gets the block's 2-D
+    array instead: the requests were checked against the signature already, and the
+    estimator's DataFrame path costs more than the whole rest of a small batch's prediction.
+    """
+    schema = inputs[0].schema
+    raw = _direct_estimator(model, schema)
+    if raw is None:
+        return combine(inputs), model.predict, model.predict_proba
+    array = _stack([x.blocks[0] for x in inputs])
+    # The loaded model's predict_proba says why, for an estimator without one.
+    return array, raw.predict, getattr(raw, "predict_proba", model.predict_proba)
+
+
+def _direct_estimator(model: Any, schema: InputSchema) -> Any:
+    """The estimator that takes the block array directly (see :func:`batch_call`), or None."""
+    cached = schema.direct
+    if cached is not None and cached[0] is model:
+        return cached[1]
+    raw = getattr(model, "raw", None)
+    names = getattr(raw, "feature_names_in_", None)
+    fits = (
+        getattr(model, "flavor", None) == "sklearn"
+        and schema.single_block
+        and names is not None
+        and list(names) == schema.names
+        and callable(getattr(raw, "predict", None))
+    )
+    if fits and not _quiet:
+        warnings.filterwarnings("ignore", message=_NO_NAMES, category=UserWarning)
+        _quiet.append(True)
+    schema.direct = (model, raw if fits else None)
+    return raw if fits else None
 
 
 def combine(inputs: Sequence[ModelInput]) -> pd.DataFrame | np.ndarray:
