@@ -36,10 +36,12 @@ REPLICAS = 3
 CLIENTS = 6
 
 #: HAProxy's config: round robin over the replicas, each health-checked on OIP readiness.
-#: ``X-Replica`` names the replica that answered.
+#: ``X-Replica`` names the replica that answered; the runtime API (``stats socket``) takes
+#: replicas out.
 HAPROXY_CONFIG = """\
 global
     maxconn 256
+    stats socket ipv4@127.0.0.1:{admin_port} level admin
 
 defaults
     mode http
@@ -62,9 +64,6 @@ listen stats
     bind 127.0.0.1:{stats_port}
     stats enable
     stats uri /stats
-
-global
-    stats socket ipv4@127.0.0.1:{admin_port} level admin
 """
 
 
