@@ -4,11 +4,11 @@ Each MLflow run becomes a Segue run of the experiment of the same name, with MLf
 where it is free (MLflow's ids and Segue's are both 32 hex digits), and the tags
 ``mlflow.run_id``, ``mlflow.experiment_id`` and ``mlflow.import.source``. The tag
 ``mlflow.import.state`` says how far its copy got: ``created`` (info, tags, params: one
-transaction for a batch of runs), ``metrics`` (every point, with the state, in one
-transaction), ``done`` (data sets and artifacts too). Before writing, the import looks the
-MLflow ids up among the experiment's runs: a ``done`` run is skipped, an unfinished one is
-taken up where it stopped, so a second import adds only what is new and an interrupted one
-resumes.
+transaction for a batch of runs), then ``done`` once its data sets and artifacts are copied
+and every metric point is written, in one transaction with the state. Before writing, the
+import looks the MLflow ids up among the experiment's runs: a ``done`` run is skipped, an
+unfinished one is taken up where it stopped, so a second import adds only what is new and an
+interrupted one resumes.
 
 Registered model versions become Segue versions through :mod:`segue.models.mlflow_import`
 (the flavors it loads); the others are recorded as skipped with the reason.
@@ -21,6 +21,7 @@ import re
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,8 @@ STATE_TAG = "mlflow.import.state"
 BATCH = 50
 _HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 
-#: ``progress(phase, done, total)``: phases ``runs`` and ``versions``; ``created`` when a batch
-#: of runs is created (before their metrics).
+#: ``progress(phase, done, total)``: ``created`` as batches of runs are created (before their
+#: data), ``runs`` as runs are filled, ``versions`` as model versions are copied.
 Progress = Callable[[str, int, int], None]
 
 
@@ -116,13 +117,69 @@ class _Copier:
                 (experiment, segue_id, self.source.runs(experiment), self._imported(segue_id))
             )
         total = sum(len(runs) for _, _, runs, _ in plan)
-        done = 0
+        unfinished: list[MlflowRunRecord] = []
+        seen = 0
         for experiment, segue_id, runs, imported in plan:
             for start in range(0, len(runs), self.batch):
                 batch = runs[start : start + self.batch]
-                self._copy_batch(experiment, segue_id, batch, imported, done, total)
-                done += len(batch)
+                unfinished += self._create_batch(experiment, segue_id, batch, imported)
+                seen += len(batch)
+                self.progress("created", seen, total)
+        self._fill(unfinished, total)
+
+    def _create_batch(
+        self,
+        experiment: MlflowExperiment,
+        segue_experiment: int,
+        batch: list[MlflowRunRecord],
+        imported: dict[str, Run],
+    ) -> list[MlflowRunRecord]:
+        """Create the batch's new runs in one transaction; the runs still to fill."""
+        new: list[tuple[RunInfo, dict[str, str], dict[str, str]]] = []
+        unfinished = []
+        for record in batch:
+            existing = imported.get(record.id)
+            if existing is None:
+                new.append(self._new_run(experiment, segue_experiment, record))
+                unfinished.append(record)
+                continue
+            self.ids[record.id] = existing.id
+            if existing.data.tags[STATE_TAG] == "done":
+                self.summary.runs_present += 1
+            else:
+                self.summary.runs_resumed += 1
+                unfinished.append(record)
+        if new:
+            self._create(new)
+            self.summary.runs_new += len(new)
+        return unfinished
+
+    def _fill(self, runs: list[MlflowRunRecord], total: int) -> None:
+        """Copy the runs' data sets, artifacts and metrics; the next group's metrics are read
+        (in a thread) while this group's are written."""
+        done = total - len(runs)
+        self.progress("runs", done, total)
+        groups = [runs[i : i + self.batch] for i in range(0, len(runs), self.batch)]
+        if not groups:
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="mlflow-metrics") as reader:
+            pending = reader.submit(self.source.metrics, groups[0])
+            for i, group in enumerate(groups):
+                points = pending.result()
+                if i + 1 < len(groups):
+                    pending = reader.submit(self.source.metrics, groups[i + 1])
+                for record in group:
+                    self._finish(record, self.ids[record.id], points.get(record.id, {}))
+                done += len(group)
                 self.progress("runs", done, total)
+
+    def _finish(self, record: MlflowRunRecord, run_id: str, columns: dict[str, Columns]) -> None:
+        # Data sets and artifacts are upserts, so redoing them after an interruption is
+        # harmless; metrics are appended, so they go with the state ``done`` in one
+        # transaction: written once, however often the import is started.
+        self._datasets(record, run_id)
+        self._artifacts(record, run_id)
+        self._metrics(record, run_id, columns)
 
     def _experiment(self, experiment: MlflowExperiment) -> int | None:
         try:
@@ -160,47 +217,9 @@ class _Copier:
                 return found
             offset += len(page)
 
-    def _copy_batch(
-        self,
-        experiment: MlflowExperiment,
-        segue_experiment: int,
-        batch: list[MlflowRunRecord],
-        imported: dict[str, Run],
-        done: int,
-        total: int,
-    ) -> None:
-        states: dict[str, str] = {}
-        new: list[tuple[RunInfo, dict[str, str], dict[str, str]]] = []
-        for record in batch:
-            existing = imported.get(record.id)
-            if existing is not None:
-                self.ids[record.id] = existing.id
-                states[record.id] = existing.data.tags[STATE_TAG]
-                continue
-            row = self._new_run(experiment, segue_experiment, record)
-            if row is not None:
-                new.append(row)
-                states[record.id] = "created"
-        if new:
-            self._create(new)
-            self.summary.runs_new += len(new)
-            self.progress("created", done + len(batch), total)
-        unfinished = [r for r in batch if states.get(r.id, "done") != "done"]
-        self.summary.runs_present += sum(1 for r in batch if states.get(r.id) == "done")
-        self.summary.runs_resumed += sum(1 for r in unfinished if r.id in imported)
-        needs_metrics = [r for r in unfinished if states[r.id] == "created"]
-        points = self.source.metrics(needs_metrics) if needs_metrics else {}
-        for record in unfinished:
-            run_id = self.ids[record.id]
-            if states[record.id] == "created":
-                self._metrics(record, run_id, points.get(record.id, {}))
-            self._datasets(record, run_id)
-            self._artifacts(record, run_id)
-            self.store.log_batch(run_id, tags={STATE_TAG: "done"})
-
     def _new_run(
         self, experiment: MlflowExperiment, segue_experiment: int, record: MlflowRunRecord
-    ) -> tuple[RunInfo, dict[str, str], dict[str, str]] | None:
+    ) -> tuple[RunInfo, dict[str, str], dict[str, str]]:
         what = f"run {record.id}"
         tags = self._clean("tag", what, record.tags, _tag)
         params = self._clean("param", what, record.params, validation.param_value)
@@ -283,7 +302,7 @@ class _Copier:
                 continue
             clean[key] = cols
             self.summary.metric_points += len(cols[0])
-        state = {STATE_TAG: "metrics"}
+        state = {STATE_TAG: "done"}
         if isinstance(self.store, SqlTrackingStore):
             self.store.log_metric_columns(run_id, clean, tags=state)
             return

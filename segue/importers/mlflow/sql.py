@@ -131,7 +131,6 @@ _aliases = sa.Table(
     sa.Column("alias", sa.String),
     sa.Column("version", sa.Integer),
 )
-_CHUNK = 400  # run ids per IN (...) list
 
 
 class SqlSource:
@@ -210,47 +209,33 @@ class SqlSource:
         return parents_first(records)
 
     def metrics(self, runs: Sequence[MlflowRunRecord]) -> Mapping[str, dict[str, Columns]]:
+        """One query a run, through the driver's cursor: a store's metrics are millions of
+        points, so no object is made per point (the columns are sliced from ``zip``)."""
         m = _metrics
-        out: dict[str, dict[str, Columns]] = {run.id: {} for run in runs}
-        ids = [run.id for run in runs]
-        nan = math.nan
-        for start in range(0, len(ids), _CHUNK):
-            stmt = (
-                sa.select(m.c.run_uuid, m.c.key, m.c.value, m.c.step, m.c.timestamp, m.c.is_nan)
-                .where(m.c.run_uuid.in_(ids[start : start + _CHUNK]))
-                .order_by(m.c.run_uuid, m.c.key, m.c.step, m.c.timestamp)
-            )
-            current_run = current_key = None
-            columns: Columns = ([], [], [])
-            for run_id, key, value, step, stamp, is_nan in self._raw(stmt):
-                if key != current_key or run_id != current_run:
-                    current_run, current_key = run_id, key
-                    columns = out[run_id].setdefault(key, ([], [], []))
-                columns[0].append(nan if is_nan else value)
-                columns[1].append(step)
-                columns[2].append(stamp)
-        return out
-
-    def _raw(self, stmt: sa.Select[Any]) -> list[tuple[Any, ...]]:
-        """Rows as the driver's tuples: a store's metrics are millions of points."""
+        stmt = (
+            sa.select(m.c.key, m.c.value, m.c.step, m.c.timestamp, m.c.is_nan)
+            .where(m.c.run_uuid == sa.bindparam("run"))
+            .order_by(m.c.key, m.c.step, m.c.timestamp)  # MLflow's (run, key, step) index
+        )
+        out: dict[str, dict[str, Columns]] = {}
         try:
             with self.engine.connect() as conn:
-                compiled = stmt.compile(
-                    dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
-                )
-                params: Any = compiled.params
-                if compiled.positional and compiled.positiontup is not None:
-                    params = tuple(params[name] for name in compiled.positiontup)
+                compiled = stmt.compile(dialect=conn.dialect)
                 raw = conn.connection.driver_connection
                 assert raw is not None
                 cursor = raw.cursor()
                 try:
-                    cursor.execute(compiled.string, params)
-                    return list(cursor.fetchall())
+                    for run in runs:
+                        params: Any = compiled.construct_params({"run": run.id})
+                        if compiled.positional and compiled.positiontup is not None:
+                            params = tuple(params[name] for name in compiled.positiontup)
+                        cursor.execute(compiled.string, params)
+                        out[run.id] = _columns(cursor.fetchall())
                 finally:
                     cursor.close()
         except sa.exc.SQLAlchemyError as exc:
             raise InvalidArgument(f"--from {self.location}: {exc.args[0]}") from None
+        return out
 
     def datasets(self, run: MlflowRunRecord) -> list[MlflowDatasetInput]:
         i, d, t = _inputs, _datasets, _input_tags
@@ -328,6 +313,25 @@ class SqlSource:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+
+
+def _columns(rows: list[tuple[Any, ...]]) -> dict[str, Columns]:
+    """Rows ``(key, value, step, timestamp, is_nan)`` sorted by key, as columns per key."""
+    if not rows:
+        return {}
+    keys, values, steps, stamps, nans = zip(*rows, strict=True)
+    out: dict[str, Columns] = {}
+    start = 0
+    for key in dict.fromkeys(keys):
+        end = start + keys.count(key)
+        column = list(values[start:end])
+        if any(nans[start:end]):
+            column = [
+                math.nan if nan else v for v, nan in zip(column, nans[start:end], strict=True)
+            ]
+        out[key] = (column, list(steps[start:end]), list(stamps[start:end]))
+        start = end
+    return out
 
 
 def model_location(version: MlflowVersion, artifact_uri: Any) -> str:
