@@ -79,18 +79,20 @@ def run_evidently(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[float
 
 def run_segue(
     reference, current: pd.DataFrame, methods: dict[str, str], repeat: int = 1
-) -> tuple[float, dict]:
-    """Best time of ``repeat`` drift reports (every feature's test and the data set verdict),
-    end to end from the logged frame and the stored reference, and the per-feature results."""
+) -> tuple[tuple[float, float], dict]:
+    """Best (wall, CPU) seconds of ``repeat`` drift reports (every feature's test and the data
+    set verdict), end to end from the logged frame and the stored reference, and the
+    per-feature results. CPU time (all threads) is printed too: on a shared machine it moves
+    less with the load than the wall time does."""
     from segue.monitoring.drift import DriftConfig, assess, verdict
 
     config = DriftConfig(methods=methods)
-    best = math.inf
+    best = (math.inf, math.inf)
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         report = assess(reference, current, None, config)
         verdict(report)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, (time.perf_counter() - start, time.process_time() - cpu))
     return best, {f.feature: (f.test, f.statistic, f.p_value, f.drifted) for f in report.features}
 
 
@@ -173,16 +175,15 @@ def main() -> None:
 
     floor_s = sort_floor(current)
     width = 44
-    print(
-        f"\n{'Segue drift report, end to end (best of ' + str(args.repeat) + ')':{width}} seconds"
-    )
+    title = f"Segue drift report, end to end (best of {args.repeat})"
+    print(f"\n{title:{width}} wall s (CPU s)")
     label = "  tests as Evidently picks them" if evidently else "  default tests"
-    print(f"{label:{width}} {segue_s:7.3f}   ({segue[next(iter(segue))][0]})")
+    print(f"{label:{width}} {_times(segue_s)}   ({segue[next(iter(segue))][0]})")
     for test in ("ks", "chi2", "psi", "jensenshannon", "wasserstein"):
         seconds, ours = run_segue(
             stored, current, dict.fromkeys(current.columns, test), args.repeat
         )
-        line = f"{'  every feature by ' + test:{width}} {seconds:7.3f}"
+        line = f"{'  every feature by ' + test:{width}} {_times(seconds)}"
         if test in ("ks", "chi2"):
             scipy_s, theirs = run_scipy(stored, current, test)
             agree = sum(ours[name][3] == theirs[name][2] for name in current.columns)
@@ -191,7 +192,7 @@ def main() -> None:
                 for name in current.columns
             )
             line += (
-                f"   SciPy on the same samples {scipy_s:6.3f} s ({scipy_s / seconds:.1f}x); "
+                f"   SciPy on the same samples {scipy_s:6.3f} s ({scipy_s / seconds[0]:.1f}x); "
                 f"verdicts agree {agree}/{FEATURES}, statistic and p-value identical "
                 f"{exact}/{FEATURES}"
             )
@@ -199,8 +200,12 @@ def main() -> None:
     print(f"{'floor: one np.sort of every current column':{width}} {floor_s:7.3f}")
     if evidently:
         print(f"{'Evidently DataDriftPreset':{width}} {evidently_s:7.2f}")
-        print(f"ratio: Segue is {evidently_s / segue_s:.1f}x faster than Evidently")
+        print(f"ratio: Segue is {evidently_s / segue_s[0]:.1f}x faster than Evidently")
     print(f"load average (1, 5, 15 min): {_load()}")
+
+
+def _times(seconds: tuple[float, float]) -> str:
+    return f"{seconds[0]:7.3f} ({seconds[1]:.3f})"
 
 
 def _load() -> str:
