@@ -71,9 +71,7 @@ listen stats
 
 def haproxy_binary() -> str:
     """Debian's haproxy; CI installs it, so there a missing one fails the test."""
-    found = shutil.which("haproxy") or next(
-        (path for path in ("/usr/sbin/haproxy",) if os.access(path, os.X_OK)), None
-    )
+    found = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
     if found is None:
         message = "haproxy is not installed (apt-get install -y haproxy)"
         if os.environ.get("CI"):
@@ -243,10 +241,14 @@ def test_replicas_behind_haproxy_follow_a_moved_alias_and_scale_in_without_faili
             ]
             replicas, processes = zip(*(future.result() for future in starting), strict=True)
         port, stats_port, admin_port = free_port(), free_port(), free_port()
-        stack.enter_context(haproxy(binary, tmp_path, list(replicas), port, stats_port, admin_port))
+        proxy = stack.enter_context(
+            haproxy(binary, tmp_path, list(replicas), port, stats_port, admin_port)
+        )
         stats_url = f"http://127.0.0.1:{stats_port}/stats;csv"
 
         def backends() -> dict[str, tuple[str, str]]:
+            if proxy.poll() is not None:
+                pytest.fail(f"haproxy exited: {proxy.communicate()[1]}")
             try:
                 return backends_up(httpx.get(stats_url, timeout=5).text)
             except httpx.TransportError:
