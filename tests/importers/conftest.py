@@ -11,10 +11,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 import segue
@@ -68,3 +73,57 @@ def copy_sqlite(source: tuple[Path, dict[str, Any]], dest: Path) -> str:
     """A copy of the SQLite store's database (its artifacts stay where they are)."""
     shutil.copyfile(source[0] / "mlflow.db", dest / "mlflow.db")
     return f"sqlite:///{dest / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A running ``mlflow server`` (SQLite backend, artifacts served through the server)
+    holding the store the builder makes: its URL and the ids."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    python = mlflow_python()
+    server = subprocess.Popen(
+        [
+            str(python),
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / "server.log", "wb"),  # noqa: SIM115
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError((root / "server.log").read_text()[-4000:])
+            time.sleep(0.3)
+        yield url, build(url, cwd=root)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()

@@ -150,3 +150,13 @@ def test_second_import_adds_new_runs(mlflow_sqlite, segue_env, tmp_path: Path) -
     run = get_client().get_run(late)
     assert run.data.params == {"lr": "0.5"}
     assert run.data.tags["mlflow.run_id"] == late
+
+
+def test_server_imported_over_http(mlflow_server, segue_env) -> None:
+    url, ids = mlflow_server
+    summary = _import(url)
+    assert (summary.runs_new, summary.metric_points, summary.artifacts) == (7, 10, 3)
+    assert (summary.versions_new, summary.aliases_new) == (2, 2)
+    _check_store(ids)
+    again = _import(url)
+    assert (again.runs_new, again.runs_present, again.versions_present) == (0, 7, 2)
