@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from segue.version import __version__
 
 _EXPORTS = {
+    "segue.autologging": ["autolog"],
     "segue.errors": [
         "AlreadyExists",
         "Conflict",
@@ -62,6 +63,7 @@ __all__ = [
     "SegueError",
     "__version__",
     "active_run",
+    "autolog",
     "end_run",
     "get_registry",
     "get_run",
@@ -87,7 +89,13 @@ __all__ = [
 ]
 
 
+#: Submodules reachable as attributes after a bare ``import segue`` (``segue.torch.log_epoch``).
+_SUBMODULES = frozenset({"torch"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"segue.{name}")
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'segue' has no attribute {name!r}")
@@ -101,6 +109,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from segue.autologging import autolog
     from segue.errors import (
         AlreadyExists,
         Conflict,

@@ -25,6 +25,7 @@ ERRORS = {
 }
 FUNCTIONS = {
     "active_run",
+    "autolog",
     "end_run",
     "get_registry",
     "get_run",
@@ -75,6 +76,8 @@ def test_each_function_resolves(name):
     assert inspect.isfunction(function)
     if name in REGISTRY:
         home = "segue.registry.service"
+    elif name == "autolog":
+        home = "segue.autologging"
     elif name in PIPELINES:
         home = "segue.pipelines.spec"
     else:

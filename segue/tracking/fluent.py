@@ -32,6 +32,7 @@ def start_run(
     tags: Mapping[str, Any] | None = None,
     nested: bool = False,
     *,
+    autolog: bool = False,
     system_metrics: bool | float = False,
 ) -> ActiveRun:
     """Start a run and make it the active one.
@@ -42,6 +43,7 @@ def start_run(
         name: run name (default: a generated one).
         params: params to log at once; tags: tags to set at once.
         nested: start a child of the active run instead of refusing while one is active.
+        autolog: turn on :func:`segue.autolog` until this run ends (if it was not on already).
         system_metrics: sample CPU, memory, disk, network (and GPU) use into ``system/…``
             metrics every 10 s, or every this many seconds (see
             :mod:`segue.tracking.system_metrics`), until the run ends.
@@ -72,6 +74,10 @@ def start_run(
     _open.append(run)
     if interval is not None:
         run.add_closer(SystemMetricsMonitor(run.log_metrics, interval).start().stop)
+    if autolog:
+        from segue.autologging import autolog_during_run
+
+        autolog_during_run(run)
     if not _atexit_registered:
         atexit.register(_end_open_runs)
         _atexit_registered = True

@@ -1,0 +1,98 @@
+"""LightGBM autologging: params, per-iteration eval metrics as steps, feature importance, model.
+
+Patched: ``lightgbm.train`` (the native API) and ``LGBMModel.fit`` (``LGBMClassifier``,
+``LGBMRegressor``, ... which train through it; only the outermost call logs). Logged:
+
+- params: the ``params`` dict and ``num_boost_round`` (native), or ``get_params()`` plus the
+  scikit-learn training metrics of :mod:`segue.autologging.sklearn` (wrapper);
+- every validation set's metrics per boosting round, as ``<valid name>-<metric>`` at step =
+  round (``valid_0-binary_logloss``; the wrapper names its ``eval_set`` ``valid_0``, ...);
+  ``best_iteration`` when early stopping kept a best round;
+- ``feature_importance_split`` and ``feature_importance_gain`` as PNG bar charts and JSON;
+- the model as a Segue package: the wrapper as itself (the ``sklearn`` flavor), a native
+  ``Booster`` as itself (the ``python`` flavor: its ``predict`` takes DataFrames and arrays);
+  with the first training rows as input example, hence a signature.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from segue.autologging import core
+from segue.autologging.xgboost import log_eval_history
+from segue.tracking.runs import ActiveRun
+
+FRAMEWORK = "lightgbm"
+
+
+def enable() -> None:
+    import lightgbm
+    import lightgbm.sklearn
+
+    core.patch(FRAMEWORK, lightgbm, "train", _wrap_train)
+    core.patch_fits(FRAMEWORK, lightgbm.sklearn.LGBMModel, _record_wrapper)
+
+
+def disable() -> None:
+    core.unpatch(FRAMEWORK)
+
+
+def _wrap_train(original: Any) -> Any:
+    def train(params: dict[str, Any], train_set: Any, *args: Any, **kwargs: Any) -> Any:
+        import lightgbm
+
+        with core._outermost() as first:
+            if not first:
+                return original(params, train_set, *args, **kwargs)
+            with core.training_run(FRAMEWORK) as run:
+                results: dict[str, Any] = {}
+                example = None
+                if run is not None:
+                    with core.safely("adding the eval-recording callback"):
+                        callbacks = list(kwargs.get("callbacks") or [])
+                        kwargs["callbacks"] = [*callbacks, lightgbm.record_evaluation(results)]
+                    # Read before training: LightGBM frees the raw data once it is binned.
+                    example = core.input_example(getattr(train_set, "data", None))
+                booster = original(params, train_set, *args, **kwargs)
+                if run is not None:
+                    with core.safely("logging the lightgbm training"):
+                        rounds = args[0] if args else kwargs.get("num_boost_round", 100)
+                        with core.safely("logging the lightgbm params"):
+                            run.log_params(
+                                core.param_values({**dict(params or {}), "num_boost_round": rounds})
+                            )
+                        _log_training(run, results, booster)
+                        core.log_model(run, booster, example)
+                return booster
+
+    return train
+
+
+def _record_wrapper(
+    run: ActiveRun, model: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any
+) -> None:
+    from segue.autologging import sklearn
+
+    X = args[0] if args else kwargs.get("X")
+    y = args[1] if len(args) > 1 else kwargs.get("y")
+    with core.safely("logging the lightgbm params"):
+        run.log_params(core.param_values(model.get_params()))
+    with core.safely("computing training metrics"):
+        run.log_metrics(sklearn.training_metrics(model, X, y, kwargs.get("sample_weight")))
+    _log_training(run, dict(getattr(model, "evals_result_", {}) or {}), model.booster_)
+    core.log_model(run, model, core.input_example(X))
+
+
+def _log_training(run: ActiveRun, results: dict[str, Any], booster: Any) -> None:
+    with core.safely("logging the per-iteration eval metrics"):
+        log_eval_history(run, results)
+    with core.safely("logging the best iteration"):
+        if booster.best_iteration > 0:
+            run.log_metric("best_iteration", float(booster.best_iteration))
+    names = booster.feature_name()
+    for kind in ("split", "gain"):
+        importance: dict[str, float] = {}
+        with core.safely(f"reading the {kind} feature importance"):
+            values = booster.feature_importance(importance_type=kind)
+            importance = {name: float(v) for name, v in zip(names, values, strict=True)}
+        core.log_feature_importance(run, importance, kind, "LightGBM")

@@ -1,0 +1,140 @@
+"""XGBoost autologging: params, per-iteration eval metrics as steps, feature importance, model.
+
+Patched: ``xgboost.train`` (the native API) and ``XGBModel.fit`` (``XGBClassifier``,
+``XGBRegressor``, ... which train through it; only the outermost call logs). Logged:
+
+- params: the ``params`` dict and ``num_boost_round`` (native), or ``get_params()`` plus the
+  scikit-learn training metrics of :mod:`segue.autologging.sklearn` (wrapper);
+- every eval set's metrics per boosting round, as ``<eval name>-<metric>`` at step = round
+  (``validation_0-logloss`` for the wrapper's ``eval_set``); ``best_iteration`` and
+  ``best_score`` when early stopping kept a best round;
+- ``feature_importance_weight`` and ``feature_importance_gain`` as PNG bar charts and JSON;
+- the model as a Segue package: the wrapper as itself (the ``sklearn`` flavor), a native
+  ``Booster`` as a :class:`BoosterModel` (the ``python`` flavor) whose ``predict`` takes
+  DataFrames or arrays; with the first training rows as input example, hence a signature.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from segue.autologging import core
+from segue.tracking.runs import ActiveRun
+
+FRAMEWORK = "xgboost"
+
+
+class BoosterModel:
+    """A trained ``xgboost.Booster`` that predicts on DataFrames and arrays (not only DMatrix).
+
+    Example:
+        >>> BoosterModel(booster).predict(frame.head())
+    """
+
+    def __init__(self, booster: Any) -> None:
+        self.booster = booster
+
+    def predict(self, data: Any) -> Any:
+        import xgboost
+
+        return self.booster.predict(xgboost.DMatrix(data))
+
+
+def enable() -> None:
+    import xgboost
+    import xgboost.sklearn
+
+    core.patch(FRAMEWORK, xgboost, "train", _wrap_train)
+    core.patch_fits(FRAMEWORK, xgboost.sklearn.XGBModel, _record_wrapper)
+
+
+def disable() -> None:
+    core.unpatch(FRAMEWORK)
+
+
+def _wrap_train(original: Any) -> Any:
+    def train(params: dict[str, Any], dtrain: Any, *args: Any, **kwargs: Any) -> Any:
+        with core._outermost() as first:
+            if not first:
+                return original(params, dtrain, *args, **kwargs)
+            with core.training_run(FRAMEWORK) as run:
+                results = kwargs.get("evals_result")
+                if results is None and run is not None:
+                    results = kwargs["evals_result"] = {}
+                booster = original(params, dtrain, *args, **kwargs)
+                if run is not None:
+                    with core.safely("logging the xgboost training"):
+                        rounds = args[0] if args else kwargs.get("num_boost_round", 10)
+                        _record_native(run, params, rounds, results, booster, dtrain)
+                return booster
+
+    return train
+
+
+def _record_native(
+    run: ActiveRun, params: Any, rounds: int, results: Any, booster: Any, dtrain: Any
+) -> None:
+    with core.safely("logging the xgboost params"):
+        run.log_params(core.param_values({**dict(params or {}), "num_boost_round": rounds}))
+    _log_training(run, results or {}, booster)
+    with core.safely("reading the input example from the training DMatrix"):
+        example = _dmatrix_rows(dtrain)
+    core.log_model(run, BoosterModel(booster), example)
+
+
+def _record_wrapper(
+    run: ActiveRun, model: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any
+) -> None:
+    from segue.autologging import sklearn
+
+    X = args[0] if args else kwargs.get("X")
+    y = args[1] if len(args) > 1 else kwargs.get("y")
+    with core.safely("logging the xgboost params"):
+        run.log_params(core.param_values(model.get_params()))
+    with core.safely("computing training metrics"):
+        run.log_metrics(sklearn.training_metrics(model, X, y, kwargs.get("sample_weight")))
+    # Set by fit only when it had an eval_set (evals_result() raises otherwise).
+    results = dict(getattr(model, "evals_result_", None) or {})
+    _log_training(run, results, model.get_booster())
+    core.log_model(run, model, core.input_example(X))
+
+
+def _log_training(run: ActiveRun, results: dict[str, Any], booster: Any) -> None:
+    with core.safely("logging the per-iteration eval metrics"):
+        log_eval_history(run, results)
+    with core.safely("logging the best iteration"):
+        attributes = booster.attributes()
+        if "best_iteration" in attributes:
+            run.log_metrics(
+                {
+                    "best_iteration": float(attributes["best_iteration"]),
+                    "best_score": float(attributes["best_score"]),
+                }
+            )
+    for kind in ("weight", "gain"):
+        importance: dict[str, float] = {}
+        with core.safely(f"reading the {kind} feature importance"):
+            importance = booster.get_score(importance_type=kind)
+        core.log_feature_importance(run, importance, kind, "XGBoost")
+
+
+def log_eval_history(run: ActiveRun, results: dict[str, dict[str, list[Any]]]) -> None:
+    """``{eval name: {metric: [value per round]}}`` as ``<eval>-<metric>`` metrics, step = round.
+
+    A value that is a ``(mean, std)`` pair (``xgboost.cv``) is logged as its mean.
+    """
+    for data_name, metrics in results.items():
+        for metric_name, values in metrics.items():
+            key = f"{data_name}-{metric_name}"
+            for step, value in enumerate(values):
+                number = value[0] if isinstance(value, (tuple, list)) else value
+                run.log_metric(key, float(number), step=step)
+
+
+def _dmatrix_rows(dtrain: Any) -> Any:
+    """The first rows of a DMatrix, as a DataFrame with its feature names (or an array)."""
+    import pandas as pd
+
+    rows = dtrain.get_data()[: core.EXAMPLE_ROWS].toarray()
+    names = dtrain.feature_names
+    return pd.DataFrame(rows, columns=names) if names else rows
