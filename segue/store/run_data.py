@@ -7,6 +7,7 @@ no statement outgrows SQLite's variable limit or PostgreSQL's 65,535 parameters.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 from segue.errors import Conflict, InvalidArgument
 from segue.store.entities import Metric, MetricHistory, Run, RunData, RunInfo
 from segue.store.schema import ExperimentRow, LatestMetricRow, MetricRow, ParamRow, RunRow, TagRow
-from segue.store.sessions import Database
+from segue.store.sessions import Database, DriverCursor
 
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
 
@@ -31,7 +32,7 @@ def write_params(s: Session, db: Database, run_id: str, params: Mapping[str, str
         Conflict: a param is already recorded with another value (params are immutable).
     """
     rows = [
-        {"run_id": run_id, "key": k, "value": v, "value_num": _as_number(v)}
+        {"run_id": run_id, "key": k, "value": v, "value_num": as_number(v)}
         for k, v in params.items()
     ]
     s.execute(db.insert(ParamRow).on_conflict_do_nothing(), rows)
@@ -79,7 +80,7 @@ def metric_columns(metrics: Sequence[Metric]) -> dict[str, MetricColumns]:
 
 
 def write_metric_columns(
-    s: Session, db: Database, run_id: str, columns: Mapping[str, MetricColumns]
+    s: Session | sa.Connection, db: Database, run_id: str, columns: Mapping[str, MetricColumns]
 ) -> None:
     """Append each key's points, given as columns, to its history and keep its latest point.
 
@@ -90,45 +91,57 @@ def write_metric_columns(
     Raises:
         InvalidArgument: a key's three columns differ in length.
     """
-    conn = s.connection()
     postgres = db.dialect == "postgresql"
-    insert = _history_insert(db.dialect, conn.dialect.identifier_preparer.quote)
-    latest: list[dict[str, object]] = []
-    for key, (values, steps, stamps) in columns.items():
-        if not len(values) == len(steps) == len(stamps):
-            raise InvalidArgument(
-                f"metric {key!r}: {len(values)} values, {len(steps)} steps and "
-                f"{len(stamps)} timestamps; each point needs all three"
-            )
-        if not values:
-            continue
-        stored: Sequence[float | None] = values
-        if any(v != v for v in values):  # NaN is the one value unequal to itself
-            stored = [None if v != v else v for v in values]
-        if postgres:
-            conn.exec_driver_sql(insert, (run_id, key, list(stored), list(steps), list(stamps)))
-        else:
-            rows = list(zip(repeat(run_id), repeat(key), stored, steps, stamps, strict=False))
-            conn.exec_driver_sql(insert, rows)  # one tuple a row
-        # The highest (step, timestamp); among equals the last logged (the highest index).
-        step, stamp, last = max(zip(steps, stamps, range(len(values)), strict=True))
-        latest.append(
-            {"run_id": run_id, "key": key, "value": stored[last], "step": step, "timestamp": stamp}
-        )
-    if not latest:
-        return
-    table = LatestMetricRow.__table__
-    stmt = db.insert(LatestMetricRow)
-    newer = sa.or_(
-        stmt.excluded.step > table.c.step,
-        sa.and_(stmt.excluded.step == table.c.step, stmt.excluded.timestamp >= table.c.timestamp),
+    cursor = DriverCursor(s)
+    insert = _history_insert(db.dialect, cursor.quote)
+    latest: list[tuple[object, ...]] = []
+    try:
+        for key, (values, steps, stamps) in columns.items():
+            if not len(values) == len(steps) == len(stamps):
+                raise InvalidArgument(
+                    f"metric {key!r}: {len(values)} values, {len(steps)} steps and "
+                    f"{len(stamps)} timestamps; each point needs all three"
+                )
+            if not values:
+                continue
+            stored: Sequence[float | None] = values
+            if any(v != v for v in values):  # NaN is the one value unequal to itself
+                stored = [None if v != v else v for v in values]
+            if postgres:
+                cursor.execute(insert, (run_id, key, list(stored), list(steps), list(stamps)))
+            elif len(values) == 1:
+                cursor.execute(insert, (run_id, key, stored[0], steps[0], stamps[0]))
+            else:
+                rows = list(zip(repeat(run_id), repeat(key), stored, steps, stamps, strict=False))
+                cursor.executemany(insert, rows)  # one tuple a row
+            # The highest (step, timestamp); among equals the last logged (the highest index).
+            step, stamp, last = max(zip(steps, stamps, range(len(values)), strict=True))
+            latest.append((run_id, key, stored[last], step, stamp))
+        if latest:
+            upsert = _latest_upsert(db.dialect, cursor.quote)
+            if len(latest) == 1:
+                cursor.execute(upsert, latest[0])
+            else:
+                cursor.executemany(upsert, latest)
+    finally:
+        cursor.close()
+
+
+@functools.cache
+def _latest_upsert(dialect: str, quote: Callable[[str], str]) -> str:
+    """The driver-level upsert of a key's latest point: kept unless the new point has a
+    higher step, or the same step and a timestamp as late or later."""
+    table = quote(LatestMetricRow.__tablename__)
+    mark = "%s" if dialect == "postgresql" else "?"
+    names = ", ".join(quote(c) for c in _HISTORY_COLUMNS)
+    step, stamp = quote("step"), quote("timestamp")
+    updated = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in ("value", "step", "timestamp"))
+    return (
+        f"INSERT INTO {table} ({names}) VALUES ({', '.join([mark] * 5)}) "
+        f"ON CONFLICT ({quote('run_id')}, {quote('key')}) DO UPDATE SET {updated} "
+        f"WHERE excluded.{step} > {table}.{step} OR "
+        f"(excluded.{step} = {table}.{step} AND excluded.{stamp} >= {table}.{stamp})"
     )
-    upsert = stmt.on_conflict_do_update(
-        index_elements=["run_id", "key"],
-        set_={c: stmt.excluded[c] for c in ("value", "step", "timestamp")},
-        where=newer,
-    )
-    s.execute(upsert, latest)
 
 
 @functools.cache
@@ -191,27 +204,44 @@ def history_columns(s: Session, run_id: str, key: str) -> MetricHistory:
 
 def load_runs(s: Session, ids: Sequence[str]) -> list[Run]:
     """Runs with their data, in the order of ``ids`` (unknown ids left out): four queries
-    per chunk of ids."""
+    per chunk of ids, read as plain rows (no ORM object per row: a page of 1,000 runs holds
+    some 6,000 rows)."""
     infos: dict[str, RunInfo] = {}
     params: dict[str, dict[str, str]] = {i: {} for i in ids}
     metrics: dict[str, dict[str, Metric]] = {i: {} for i in ids}
     tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+    nan = math.nan
     for chunk in _chunks(ids):
         runs = (
-            sa.select(RunRow, ExperimentRow.name)
+            sa.select(*_RUN_COLUMNS, ExperimentRow.name)
             .join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id)
             .where(RunRow.id.in_(chunk))
         )
-        for row, exp_name in s.execute(runs):
-            infos[row.id] = _run_info(row, exp_name)
-        for p in s.scalars(sa.select(ParamRow).where(ParamRow.run_id.in_(chunk))):
-            params[p.run_id][p.key] = p.value
-        latest = sa.select(LatestMetricRow).where(LatestMetricRow.run_id.in_(chunk))
-        for m in s.scalars(latest):
-            metrics[m.run_id][m.key] = _metric(m)
-        for t in s.scalars(sa.select(TagRow).where(TagRow.run_id.in_(chunk))):
-            tags[t.run_id][t.key] = t.value
+        for row in s.execute(runs):
+            infos[row[0]] = RunInfo(*row[:2], row[-1], *row[2:-1])
+        chosen = sa.select(ParamRow.run_id, ParamRow.key, ParamRow.value)
+        for run_id, key, value in s.execute(chosen.where(ParamRow.run_id.in_(chunk))):
+            params[run_id][key] = value
+        latest = sa.select(
+            LatestMetricRow.run_id,
+            LatestMetricRow.key,
+            LatestMetricRow.value,
+            LatestMetricRow.step,
+            LatestMetricRow.timestamp,
+        ).where(LatestMetricRow.run_id.in_(chunk))
+        for run_id, key, number, step, stamp in s.execute(latest):
+            metrics[run_id][key] = Metric(key, nan if number is None else number, step, stamp)
+        chosen = sa.select(TagRow.run_id, TagRow.key, TagRow.value)
+        for run_id, key, value in s.execute(chosen.where(TagRow.run_id.in_(chunk))):
+            tags[run_id][key] = value
     return [Run(infos[i], RunData(params[i], metrics[i], tags[i])) for i in ids if i in infos]
+
+
+#: The runs' columns in the order of :class:`RunInfo`'s fields, its experiment name left out
+#: (the loaded row appends it).
+_RUN_COLUMNS = tuple(
+    RunRow.__table__.c[f.name] for f in dataclasses.fields(RunInfo) if f.name != "experiment_name"
+)
 
 
 def _chunks(ids: Sequence[str]) -> Iterable[list[str]]:
@@ -219,37 +249,9 @@ def _chunks(ids: Sequence[str]) -> Iterable[list[str]]:
         yield list(ids[start : start + _CHUNK])
 
 
-def _as_number(value: str) -> float | None:
+def as_number(value: str) -> float | None:
     try:
         number = float(value)
     except ValueError:
         return None
     return number if math.isfinite(number) else None
-
-
-def _metric(row: MetricRow | LatestMetricRow) -> Metric:
-    return Metric(row.key, math.nan if row.value is None else row.value, row.step, row.timestamp)
-
-
-def _run_info(row: RunRow, experiment_name: str) -> RunInfo:
-    return RunInfo(
-        id=row.id,
-        experiment_id=row.experiment_id,
-        experiment_name=experiment_name,
-        name=row.name,
-        status=row.status,
-        start_time=row.start_time,
-        end_time=row.end_time,
-        heartbeat_at=row.heartbeat_at,
-        user=row.user,
-        host=row.host,
-        python_version=row.python_version,
-        lifecycle_stage=row.lifecycle_stage,
-        parent_run_id=row.parent_run_id,
-        source_commit=row.source_commit,
-        source_dirty=row.source_dirty,
-        entry_point=row.entry_point,
-        environment_digest=row.environment_digest,
-        status_reason=row.status_reason,
-        error=row.error,
-    )

@@ -8,9 +8,11 @@ the data sets runs used in :mod:`segue.store.datasets`, and search's SQL in
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
-from collections.abc import Mapping, Sequence
-from typing import Protocol, cast
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -33,11 +35,12 @@ from segue.store.schema import (
     ArtifactRow,
     EnvironmentRow,
     ExperimentRow,
+    ParamRow,
     RunRow,
     StorePropertyRow,
     TagRow,
 )
-from segue.store.sessions import Database, rowcount
+from segue.store.sessions import Database, DriverCursor, rowcount
 
 ARTIFACT_ROOT = "artifact_root"
 #: Pages of a search sorted by a metric ending within this many runs read the metric's index
@@ -164,19 +167,119 @@ class SqlTrackingStore:
         return info
 
     def create_runs(
-        self, runs: Sequence[tuple[RunInfo, Mapping[str, str], Mapping[str, str]]]
+        self,
+        runs: Sequence[tuple[RunInfo, Mapping[str, str], Mapping[str, str]]],
+        metrics: Mapping[str, Sequence[Metric]] | None = None,
     ) -> None:
         """Several runs, each ``(info, tags, params)``, in one transaction: all or none.
 
         The batch primitive a pipeline uses for its cached steps' runs (one commit, not one a
-        step). Not part of :class:`TrackingStore`: a store without it gets ``create_run`` and
-        ``log_batch`` a run at a time.
+        step), and an import or a benchmark for thousands of runs: ``metrics`` holds points
+        per run id. What must exist (experiments, parents, earlier in the batch or stored;
+        environments) and what must not (the ids) is checked with a query per chunk, and the
+        rows go as one executemany per table. Not part of :class:`TrackingStore`: a store
+        without it gets ``create_run`` and ``log_batch`` a run at a time.
         """
+        if not runs:
+            return
         with self._db.write() as s, s.begin():
-            for info, tags, params in runs:
-                _insert_run(s, info, tags)
+            _check_new_runs(s, self._db, [info for info, _, _ in runs])
+            cursor = DriverCursor(s)
+            try:
+                sql = _run_sql(cursor.mark, cursor.quote)
+                rows = [tuple(getattr(i, name) for name in _RUN_FIELDS) for i, _, _ in runs]
+                cursor.executemany(sql.run, rows)
+                tags = [(i.id, k, v) for i, t, _ in runs for k, v in (t or {}).items()]
+                if tags:
+                    cursor.executemany(sql.tag, tags)
+                params = [
+                    (i.id, k, v, run_data.as_number(v))
+                    for i, _, p in runs
+                    for k, v in (p or {}).items()
+                ]
                 if params:
-                    run_data.write_params(s, self._db, info.id, params)
+                    cursor.executemany(sql.param, params)
+            finally:
+                cursor.close()
+            for run_id, points in (metrics or {}).items():
+                if points:
+                    columns = run_data.metric_columns(points)
+                    run_data.write_metric_columns(s, self._db, run_id, columns)
+
+    def open_run(
+        self,
+        experiment: str,
+        info: RunInfo,
+        tags: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        packages: Mapping[str, str] | None = None,
+    ) -> RunInfo:
+        """Start a run in ``experiment`` (created if new) with its tags and params, in one
+        transaction; return ``info`` with the experiment's id and name.
+
+        ``packages`` is the environment ``info.environment_digest`` names, recorded first if
+        the store lacks it. What a sweep's every run does: the statements go to the driver
+        as plain SQL, so a run starts in well under a millisecond. Not part of
+        :class:`TrackingStore`: without it a client calls ``get_or_create_experiment``,
+        ``record_environment``, ``create_run`` and ``log_batch``.
+        """
+        _check_name("experiment", experiment)
+        # A connection, not a session: no unit of work to set up for a handful of statements.
+        with self._db.engine.connect() as s, s.begin():
+            cursor = DriverCursor(s)
+            try:
+                sql = _run_sql(cursor.mark, cursor.quote)
+                checks = (experiment, info.id, info.parent_run_id, info.environment_digest)
+                found, taken, parent, environment = cursor.execute(sql.checks, checks).fetchone()
+                if found is None:
+                    stmt = self._db.insert(ExperimentRow).values(name=experiment, created_at=_now())
+                    s.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+                    found = cursor.execute(sql.experiment, (experiment,)).fetchone()[0]
+                if taken:
+                    raise AlreadyExists(f"run {info.id!r} already exists")
+                if info.parent_run_id and not parent:
+                    raise NotFound(f"parent run {info.parent_run_id!r} does not exist")
+                digest = info.environment_digest
+                if digest and not environment:
+                    if packages is None:
+                        raise NotFound(f"environment {digest} does not exist; record it first")
+                    stmt = self._db.insert(EnvironmentRow).values(digest=digest, packages=packages)
+                    s.execute(stmt.on_conflict_do_nothing())
+                info = dataclasses.replace(info, experiment_id=found, experiment_name=experiment)
+                cursor.execute(sql.run, tuple(getattr(info, name) for name in _RUN_FIELDS))
+                if tags:
+                    cursor.executemany(sql.tag, [(info.id, k, v) for k, v in tags.items()])
+                if params:
+                    rows = [(info.id, k, v, run_data.as_number(v)) for k, v in params.items()]
+                    cursor.executemany(sql.param, rows)
+            finally:
+                cursor.close()
+        return info
+
+    def finish_run(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric],
+        status: str,
+        end_time: int,
+        *,
+        error: str | None = None,
+    ) -> None:
+        """Write the run's last metric ``metrics`` and its final status in one transaction:
+        how a run ends. Not part of :class:`TrackingStore` (see :meth:`open_run`)."""
+        # A connection, not a session: no unit of work to set up for a handful of statements.
+        with self._db.engine.connect() as s, s.begin():
+            cursor = DriverCursor(s)
+            try:
+                sql = _run_sql(cursor.mark, cursor.quote)
+                ended = cursor.execute(sql.finish, (status, end_time, error, run_id)).rowcount
+            finally:
+                cursor.close()
+            if ended == 0:
+                raise NotFound(f"run {run_id!r} does not exist")
+            if metrics:
+                columns = run_data.metric_columns(metrics)
+                run_data.write_metric_columns(s, self._db, run_id, columns)
 
     def get_run(self, run_id: str) -> Run:
         with self._db.read() as s:
@@ -477,6 +580,37 @@ class SqlTrackingStore:
 RUN_ID_LENGTH = 32
 
 
+def _check_new_runs(s: Session, db: Database, infos: Sequence[RunInfo]) -> None:
+    """Raise what :func:`_insert_run` would for the first refused run of ``infos``, with a
+    query per chunk of ids instead of one per run."""
+
+    def stored(column: Any, values: set[Any]) -> set[Any]:
+        found: set[Any] = set()
+        for chunk in db.chunks(sorted(values, key=str), 1):
+            found.update(s.scalars(sa.select(column).where(column.in_(chunk))))
+        return found
+
+    ids = [i.id for i in infos]
+    experiments = stored(ExperimentRow.id, {i.experiment_id for i in infos})
+    taken = stored(RunRow.id, set(ids))
+    parents = stored(RunRow.id, {i.parent_run_id for i in infos if i.parent_run_id})
+    digests = {i.environment_digest for i in infos if i.environment_digest}
+    environments = stored(EnvironmentRow.digest, digests)
+    earlier: set[str] = set()
+    for info in infos:
+        if info.experiment_id not in experiments:
+            raise NotFound(f"experiment {info.experiment_id} does not exist")
+        if info.id in taken or info.id in earlier:
+            raise AlreadyExists(f"run {info.id!r} already exists")
+        parent = info.parent_run_id
+        if parent and parent not in parents and parent not in earlier:
+            raise NotFound(f"parent run {info.parent_run_id!r} does not exist")
+        digest = info.environment_digest
+        if digest and digest not in environments:
+            raise NotFound(f"environment {digest} does not exist; record it before the run")
+        earlier.add(info.id)
+
+
 def _insert_run(s: Session, info: RunInfo, tags: Mapping[str, str] | None) -> None:
     digest = info.environment_digest
     # What must exist and what must not, in one query; Core inserts, no ORM unit of work:
@@ -517,4 +651,46 @@ def _check_name(what: str, name: str) -> None:
 def _experiment(row: ExperimentRow, run_count: int = 0) -> Experiment:
     return Experiment(
         row.id, row.name, row.description, row.lifecycle_stage, row.created_at, run_count
+    )
+
+
+#: The columns of a run row, in the order the driver-level INSERT lists them.
+_RUN_FIELDS = tuple(c.name for c in RunRow.__table__.columns)
+
+
+@dataclasses.dataclass(frozen=True)
+class _RunSql:
+    experiment: str
+    checks: str
+    run: str
+    tag: str
+    param: str
+    finish: str
+
+
+@functools.cache
+def _run_sql(mark: str, quote: Callable[[str], str]) -> _RunSql:
+    """The driver-level statements that start and end a run, with ``mark`` for a parameter."""
+
+    def insert(table: str, columns: Sequence[str]) -> str:
+        names = ", ".join(quote(c) for c in columns)
+        return f"INSERT INTO {quote(table)} ({names}) VALUES ({', '.join([mark] * len(columns))})"
+
+    runs = quote(RunRow.__tablename__)
+    experiment = f"SELECT id FROM {quote(ExperimentRow.__tablename__)} WHERE name = {mark}"
+    return _RunSql(
+        experiment=experiment,
+        checks=(
+            f"SELECT ({experiment}), "
+            f"EXISTS (SELECT 1 FROM {runs} WHERE id = {mark}), "
+            f"EXISTS (SELECT 1 FROM {runs} WHERE id = {mark}), "
+            f"EXISTS (SELECT 1 FROM {quote(EnvironmentRow.__tablename__)} WHERE digest = {mark})"
+        ),
+        run=insert(RunRow.__tablename__, _RUN_FIELDS),
+        tag=insert(TagRow.__tablename__, ("run_id", "key", "value")),
+        param=insert(ParamRow.__tablename__, ("run_id", "key", "value", "value_num")),
+        finish=(
+            f"UPDATE {runs} SET status = {mark}, end_time = {mark}, status_reason = NULL, "
+            f"error = COALESCE({mark}, error) WHERE id = {mark}"
+        ),
     )

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import threading
@@ -68,6 +69,7 @@ class TrackingClient:
         self.artifacts = artifacts
         self.config = config
         self._clock = clock
+        self._last_reap = -math.inf
         #: Logs and reads the runs' artifacts; the ``*_artifact*`` methods below call it.
         self.run_artifacts = RunArtifacts(store, artifacts)
         self.writer = MetricWriter(
@@ -113,18 +115,25 @@ class TrackingClient:
         }
         clean_tags.update(system_tags or {})
         clean_params = self._clean_params(params or {})
-        # Writers reap (readers never write): runs whose process died stop looking live.
-        self.reap_dead_runs()
-        # Validate before creating the experiment, so a refused run leaves nothing behind.
-        exp = self.store.get_or_create_experiment(experiment or DEFAULT_EXPERIMENT)
-        digest, packages = environment.packages()
-        self.store.record_environment(digest, packages)
-        source = environment.source() if source is None else source
+        # Writers reap (readers never write): runs whose process died stop looking live. At
+        # most once a heartbeat interval: a sweep starting thousands of runs needs no more.
         now = self._now()
+        if now - self._last_reap >= self.config.heartbeat_interval * 1000:
+            self.reap_dead_runs()
+            self._last_reap = now
+        experiment = experiment or DEFAULT_EXPERIMENT
+        open_run = getattr(self.store, "open_run", None)
+        # Validate before creating the experiment, so a refused run leaves nothing behind.
+        # A store that starts a run in one transaction (open_run) creates it there.
+        exp = None if open_run else self.store.get_or_create_experiment(experiment)
+        digest, packages = environment.packages()
+        if open_run is None:
+            self.store.record_environment(digest, packages)
+        source = environment.source() if source is None else source
         info = RunInfo(
             id=uuid.uuid4().hex,
-            experiment_id=exp.id,
-            experiment_name=exp.name,
+            experiment_id=exp.id if exp else 0,
+            experiment_name=exp.name if exp else experiment,
             name=name or _run_name(),
             status="RUNNING",
             start_time=now,
@@ -139,9 +148,12 @@ class TrackingClient:
             entry_point=source.entry_point,
             environment_digest=digest,
         )
-        self.store.create_run(info, clean_tags)
-        if clean_params:
-            self.store.log_batch(info.id, params=clean_params)
+        if open_run is not None:
+            info = open_run(experiment, info, clean_tags, clean_params, packages)
+        else:
+            self.store.create_run(info, clean_tags)
+            if clean_params:
+                self.store.log_batch(info.id, params=clean_params)
         self.writer.watch(info.id)
         return info
 
@@ -158,6 +170,22 @@ class TrackingClient:
         """
         if status not in RUN_STATUSES or status == "RUNNING":
             raise InvalidArgument(f"status must be FINISHED, FAILED or KILLED, got {status!r}")
+        finish_run = getattr(self.store, "finish_run", None)
+        if finish_run is not None:
+            # The common case in one transaction: the last points and the status together.
+            end_time = self._now()
+            try:
+                finished = self.writer.finish(
+                    run_id, lambda points: finish_run(run_id, points, status, end_time, error=error)
+                )
+            except Exception as exc:
+                # The points are queued again: the steps below write (or report) them one by
+                # one, as a store without finish_run would.
+                log.debug("ending run %s in one transaction failed: %s", run_id, exc)
+                finished = False
+            if finished:
+                self.writer.unwatch(run_id)
+                return status, end_time
         lost: MetricsLost | None = None
         try:
             self.writer.flush(run_id)

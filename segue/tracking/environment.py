@@ -23,6 +23,7 @@ class Source:
     entry_point: str | None
 
 
+@cache
 def user() -> str:
     try:
         return getpass.getuser()
@@ -30,10 +31,12 @@ def user() -> str:
         return os.environ.get("USER", "unknown")
 
 
+@cache
 def host() -> str:
     return socket.gethostname()
 
 
+@cache
 def python_version() -> str:
     return platform.python_version()
 

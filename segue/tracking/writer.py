@@ -199,6 +199,30 @@ class MetricWriter:
                 if failure is not None:
                     raise failure
 
+    def finish(self, run_id: str, write: Callable[[list[Metric]], None]) -> bool:
+        """Hand the run's buffered points to ``write``, which stores them together with
+        whatever ends the run (one transaction instead of two).
+
+        Returns False, having written nothing, when an earlier background write of the run
+        failed for good (:meth:`flush` reports that). When ``write`` raises, the points go
+        back to the backlog and the error propagates.
+        """
+        with self._flush_lock:
+            with self._lock:
+                if run_id in self._lost:
+                    return False
+                points = self._buffer.pop(run_id, [])
+                self._size -= len(points)
+                if points:
+                    self._room.notify_all()
+            try:
+                write(points)
+            except BaseException:
+                if points:
+                    self._requeue(run_id, points)
+                raise
+        return True
+
     def _lose(self, run_id: str, count: int, exc: Exception) -> MetricsLost:
         with self._lock:
             earlier = self._lost.get(run_id)

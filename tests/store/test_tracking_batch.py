@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from segue.errors import AlreadyExists, NotFound
-from segue.store.entities import RunInfo
+from segue.store.entities import Metric, RunInfo
 from segue.store.tracking import SqlTrackingStore
 
 T0 = 1_700_000_000_000  # epoch ms; every time in these tests is explicit
@@ -67,5 +67,28 @@ def test_one_refused_run_writes_none(store: SqlTrackingStore, bad, error):
             [(info("1" * 32, exp.id), {}, {}), (info("2" * 32, exp.id, **bad), {}, {})]
         )
 
+    with pytest.raises(NotFound):
+        store.get_run("1" * 32)
+
+
+def test_create_runs_writes_their_metrics_and_children_of_runs_in_the_batch(
+    store: SqlTrackingStore,
+):
+    exp = store.get_or_create_experiment("batch")
+    parent, child = info("p" * 32, exp.id), info("c" * 32, exp.id, parent_run_id="p" * 32)
+    points = [Metric("acc", 0.5, 0, T0), Metric("acc", 0.75, 1, T0 + 1)]
+
+    store.create_runs([(parent, {}, {}), (child, {}, {})], metrics={"c" * 32: points})
+
+    assert store.get_run("c" * 32).info.parent_run_id == "p" * 32
+    assert store.get_run("c" * 32).data.metrics == {"acc": points[1]}
+    assert store.get_metric_history("c" * 32, "acc") == points
+    assert store.get_run("p" * 32).data.metrics == {}
+
+
+def test_create_runs_refuses_an_id_twice_in_one_batch(store: SqlTrackingStore):
+    exp = store.get_or_create_experiment("batch")
+    with pytest.raises(AlreadyExists):
+        store.create_runs([(info("1" * 32, exp.id), {}, {}), (info("1" * 32, exp.id), {}, {})])
     with pytest.raises(NotFound):
         store.get_run("1" * 32)

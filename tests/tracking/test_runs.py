@@ -159,6 +159,11 @@ def test_the_final_status_is_written_before_heartbeats_stop(store, content_store
             self.watched_at_end.append(run_id in client.writer.watched)
             store.set_run_status(run_id, *args, **kwargs)
 
+        def finish_run(self, run_id: str, *args: Any, **kwargs: Any) -> None:
+            # The points and the status in one transaction: how a run usually ends.
+            self.watched_at_end.append(run_id in client.writer.watched)
+            store.finish_run(run_id, *args, **kwargs)
+
         def __getattr__(self, name: str) -> Any:
             return getattr(store, name)
 

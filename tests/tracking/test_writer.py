@@ -71,6 +71,12 @@ class CountingStore:
             self.metric_batches += 1
         self._inner.log_batch(run_id, **kwargs)
 
+    def finish_run(self, run_id: str, metrics: Any, *args: Any, **kwargs: Any) -> None:
+        """A run's last points, written with its status in one transaction."""
+        if metrics:
+            self.metric_batches += 1
+        self._inner.finish_run(run_id, metrics, *args, **kwargs)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
