@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import time
 
@@ -156,6 +157,24 @@ def test_ks_and_chi2_verdicts_are_scipys_on_the_same_samples(rows):
                 assert feature.p_value == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-300)
                 assert feature.drifted == (expected.pvalue < 0.05)
                 assert feature.n_current == len(new)
+
+
+def test_a_large_window_gets_the_same_report_on_threads_as_on_one(monkeypatch):
+    # The package exports the function compare, which hides its module's name.
+    compare_module = importlib.import_module("segue.monitoring.drift.compare")
+    data = _with_ties_and_nans(20_000, 2, 0.0).assign(plan=training(20_000)["plan"])
+    labels = (data["smooth"].fillna(0) > 0).to_numpy()
+    reference = ReferenceData.from_frame(data, predictions=labels[:5000])
+    current = _with_ties_and_nans(300_000, 3, 0.05).assign(plan=training(300_000)["plan"])
+    logged = np.empty(len(current), dtype=object)
+    logged[:] = (current["smooth"].fillna(0) > 1.0).tolist()
+    config = DriftConfig(methods={"rounded": "ks", "counts": "chi2"})
+    threaded = compare(reference, current, logged, config)
+    monkeypatch.setattr(compare_module, "_THREADED_VALUES", 10**18)
+    assert compare(reference, current, logged, config) == threaded
+    features, prediction = threaded
+    assert [f.feature for f in features] == ["smooth", "rounded", "counts", "plan"]
+    assert prediction is not None and prediction.drifted
 
 
 def test_methods_and_thresholds_are_configurable(reference):

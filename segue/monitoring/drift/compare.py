@@ -118,8 +118,7 @@ def compare(
         if reference.sample is not None and name in reference.sample.columns:
             sample = reference.sample[name]
         tasks.append((name, profile, sample, series, config))
-    features = _run_all(tasks, n_rows)
-    prediction = None
+    n_features = len(tasks)
     predicted = reference.predictions
     if predicted is not None and predictions is not None and len(predictions):
         label = predicted["kind"] == "categorical"
@@ -127,8 +126,9 @@ def compare(
         sample = pd.Series(predicted.get("sample") or [], dtype=object)
         if not label:
             sample = pd.to_numeric(sample, errors="coerce").astype(np.float64)
-        prediction = _feature_drift("prediction", predicted, sample, series, config)
-    return features, prediction
+        tasks.append(("prediction", predicted, sample, series, config))
+    results = _run_all(tasks, n_rows)
+    return results[:n_features], results[n_features] if len(results) > n_features else None
 
 
 def _run_all(tasks: list[tuple], n_rows: int) -> list[FeatureDrift]:
