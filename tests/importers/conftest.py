@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -127,3 +128,38 @@ def mlflow_server(tmp_path_factory) -> Iterator[tuple[str, dict[str, Any]]]:
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+
+
+@pytest.fixture(scope="session")
+def mlflow_postgres(tmp_path_factory) -> Iterator[tuple[str, dict[str, Any]]]:
+    """An MLflow store in a PostgreSQL database of its own (MLflow's client there needs
+    ``psycopg`` in MLflow's environment: SQLAlchemy 2.1's default PostgreSQL driver): its
+    URI, as MLflow takes it, and the ids."""
+    import sqlalchemy as sa
+
+    python = mlflow_python()
+    check = subprocess.run([str(python), "-c", "import psycopg"], capture_output=True)
+    if check.returncode != 0:
+        message = f"MLflow's environment ({python}) lacks psycopg: pip install 'psycopg[binary]'"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = os.environ.get("SEGUE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+    admin = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    name = f"mlflow_src_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sa.exc.OperationalError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL is not reachable at {server}: {exc.orig}")
+    root = tmp_path_factory.mktemp("mlflow-postgres")
+    uri = sa.engine.make_url(f"{server}/{name}").set(drivername="postgresql")
+    plain = uri.render_as_string(hide_password=False)
+    try:
+        yield plain, build(plain, str(root / "art"), cwd=root)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()

@@ -160,3 +160,12 @@ def test_server_imported_over_http(mlflow_server, segue_env) -> None:
     _check_store(ids)
     again = _import(url)
     assert (again.runs_new, again.runs_present, again.versions_present) == (0, 7, 2)
+
+
+def test_postgres_store_imported_whole(mlflow_postgres, segue_env) -> None:
+    uri, ids = mlflow_postgres
+    summary = _import(uri)
+    assert (summary.runs_new, summary.metric_points, summary.artifacts) == (7, 10, 3)
+    assert (summary.versions_new, summary.aliases_new, summary.datasets) == (2, 2, 1)
+    _check_store(ids)
+    assert _import(uri).runs_present == 7

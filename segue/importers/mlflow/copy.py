@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping
@@ -85,9 +86,11 @@ def import_store(
         120
     """
     copier = _Copier(source, registry, progress or (lambda phase, done, total: None), batch)
-    copier.copy_runs()
-    if models:
-        copier.copy_models()
+    with tempfile.TemporaryDirectory(prefix="segue-import-") as scratch:
+        copier.scratch = scratch
+        copier.copy_runs()
+        if models:
+            copier.copy_models()
     return copier.summary
 
 
@@ -97,6 +100,8 @@ class _Copier:
     ) -> None:
         self.source = source
         self.batch = batch
+        #: A folder for files downloaded from the source, removed when the import ends.
+        self.scratch = ""
         self.registry = registry
         self.tracking: TrackingClient = registry.tracking
         self.store = self.tracking.store
@@ -326,9 +331,11 @@ class _Copier:
                 )
 
     def _artifacts(self, record: MlflowRunRecord, run_id: str) -> None:
-        with tempfile.TemporaryDirectory(prefix="segue-import-") as scratch:
+        # Sources download into the scratch folder only what is not a local file already.
+        scratch = Path(self.scratch) / record.id
+        try:
             try:
-                files = self.source.artifacts(record, Path(scratch))
+                files = self.source.artifacts(record, scratch)
             except Unreadable as exc:
                 self.summary.skip("artifact", f"artifacts of run {record.id}", str(exc))
                 return
@@ -337,10 +344,14 @@ class _Copier:
                 try:
                     named.append((validation.artifact_path(name), file))
                 except SegueError as exc:
-                    self.summary.skip("artifact", f"artifact {name!r} of run {record.id}", str(exc))
+                    what = f"artifact {name!r} of run {record.id}"
+                    self.summary.skip("artifact", what, str(exc))
             if not named:
                 return
             stored = self.tracking.artifacts.put_files([file for _, file in named])
+        finally:
+            if scratch.exists():
+                shutil.rmtree(scratch, ignore_errors=True)
         entries = [
             ArtifactEntry(name, digest, size)
             for (name, _), (digest, size) in zip(named, stored, strict=True)
