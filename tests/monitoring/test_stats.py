@@ -84,6 +84,20 @@ def test_ks_sorted_with_one_sample_inside_a_gap_of_the_other():
         assert stats.ks_sorted(b, a).statistic == expected.statistic
 
 
+tied = st.lists(st.sampled_from([-2.0, -0.5, 0.0, 0.25, 1.0, 3.0]) | st.floats(-5, 5), min_size=1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(tied, tied)
+def test_the_large_sample_ks_statistic_is_scipys_on_any_small_one_too(a, b):
+    # The statistic of large samples, checked on small ones where SciPy is cheap (its exact
+    # method rounds the statistic to a multiple of 1 / lcm(n1, n2); the asymptotic one not).
+    a_sorted, b_sorted = np.sort(np.array(a)), np.sort(np.array(b))
+    with np.errstate(divide="ignore"):  # its p-value of a 1-by-1 sample divides by zero
+        expected = sstats.ks_2samp(a, b, method="asymp").statistic
+    assert stats._ks_statistic(a_sorted, b_sorted) == expected
+
+
 @pytest.mark.parametrize("bins", [1, 2, 10, 40])
 def test_sorted_bin_counts_follow_the_profile_rule(bins):
     rng = _rng(12 + bins)
