@@ -7,7 +7,8 @@ sample, built once at log time and timed separately); Evidently gets both full f
 told to use, per column, the test Evidently picked, and the per-feature verdicts are compared.
 Then every feature by each test: KS and chi-square also run through SciPy (``ks_2samp``,
 ``chi2_contingency``) on the same samples, whose verdicts Segue must give; the floor is one
-NumPy sort of every current column.
+NumPy sort of every current column. Last, the step before a report of a model's traffic:
+reading the window back from the prediction log's JSON (timed once; --skip-window skips it).
 
 Run in the bench environment (Evidently 0.7 needs pandas<3):
     pip install evidently "pandas<3" && python benchmarks/monitoring.py
@@ -124,6 +125,26 @@ def run_scipy(reference, current: pd.DataFrame, test: str) -> tuple[float, dict]
     return time.perf_counter() - start, results
 
 
+def window_read(current: pd.DataFrame, rows_per_request: int = 100) -> tuple[float, float]:
+    """(wall, CPU) seconds to turn the current rows, logged as the prediction log holds them
+    (one JSON text of rows per request), back into the frame and predictions a report tests:
+    the step before the report when it reads a model's traffic."""
+    import orjson
+
+    from segue.monitoring.drift import window_frame
+
+    records = current.to_dict(orient="records")
+    inputs, outputs = [], []
+    for i in range(0, len(records), rows_per_request):
+        chunk = records[i : i + rows_per_request]
+        inputs.append(orjson.dumps(chunk).decode())
+        outputs.append(orjson.dumps([0] * len(chunk)).decode())
+    del records
+    start, cpu = time.perf_counter(), time.process_time()
+    window_frame(inputs, outputs)
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
 def sort_floor(current: pd.DataFrame) -> float:
     """One sort of every current column: what an exact KS costs at the least."""
     columns = [current[name].to_numpy() for name in current.columns]
@@ -137,6 +158,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="Segue runs (best is reported)")
+    parser.add_argument(
+        "--skip-window", action="store_true", help="do not time reading the logged window"
+    )
     args = parser.parse_args()
 
     from segue.monitoring.drift import ReferenceData
@@ -206,6 +230,9 @@ def main() -> None:
             )
         print(line)
     print(f"{'floor: one np.sort of every current column':{width}} {floor_s:7.3f}")
+    if not args.skip_window:
+        seconds = window_read(current)
+        print(f"{'reading the window from logged JSON (once)':{width}} {_times(seconds)}")
     if evidently:
         print(f"{'Evidently DataDriftPreset':{width}} {evidently_s:7.2f}")
         print(f"ratio: Segue is {evidently_s / segue_s[0]:.1f}x faster than Evidently")
