@@ -158,7 +158,7 @@ class _LightningLogging:
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         if self._run is None:
             return
-        if self.log_models and core.settings.log_models:
+        if self.log_models:
             with core.safely("logging the trained module"):
                 module, example = _traced(pl_module)
                 self._run.log_model(module, "model", input_example=example)

@@ -8,11 +8,13 @@ import pytest
 
 import segue
 from segue import autologging
+from segue.autologging import core
 
 
 @pytest.fixture(autouse=True)
 def _clean_autolog() -> Iterator[None]:
     autologging.autolog(disable=True)
+    vars(core.settings).update(vars(core.Settings()))  # what autolog() defaults to
     yield
     autologging.autolog(disable=True)
     while (run := segue.active_run()) is not None:

@@ -230,6 +230,13 @@ def test_start_run_autolog_lasts_as_long_as_the_run(segue_env, iris):
     assert len(runs()) == 1
 
 
+def test_start_run_autolog_leaves_autolog_on_when_it_was_on(segue_env):
+    autolog(["sklearn"], log_models=False)
+    with segue.start_run(autolog=True):
+        pass
+    assert enabled() == ["sklearn"]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

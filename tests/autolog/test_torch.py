@@ -43,6 +43,11 @@ def train_loop(X: torch.Tensor, y: torch.Tensor, **extra: object) -> torch.nn.Mo
     return model
 
 
+def test_segue_torch_is_reachable_from_the_package():
+    assert segue.torch.log_epoch is segue.torch.__dict__["log_epoch"]
+    assert issubclass(segue.torch.LightningCallback, lightning.pytorch.Callback)
+
+
 def test_log_epoch_logs_each_epoch_as_a_step_with_the_learning_rate(segue_env, iris):
     with segue.start_run() as run:
         train_loop(*iris)
