@@ -134,11 +134,18 @@ def compare(
 def _run_all(tasks: list[tuple], n_rows: int) -> list[FeatureDrift]:
     """Every column's test, in order; on several threads for large windows, because the
     tests spend their time in NumPy sorts and counts that release the GIL."""
-    workers = min(len(tasks), _MAX_THREADS, len(os.sched_getaffinity(0)))
+    workers = min(len(tasks), _MAX_THREADS, _cpus())
     if workers < 2 or n_rows * len(tasks) < _THREADED_VALUES:
         return [_feature_drift(*task) for task in tasks]
     with ThreadPoolExecutor(workers, thread_name_prefix="segue-drift") as pool:
         return list(pool.map(lambda task: _feature_drift(*task), tasks))
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (all of the machine's where that is not known)."""
+    if hasattr(os, "sched_getaffinity"):  # Linux
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _feature_drift(
