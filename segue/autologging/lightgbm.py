@@ -5,8 +5,10 @@ Patched: ``lightgbm.train`` (the native API) and ``LGBMModel.fit`` (``LGBMClassi
 
 - params: the ``params`` dict and ``num_boost_round`` (native), or ``get_params()`` plus the
   scikit-learn training metrics of :mod:`segue.autologging.sklearn` (wrapper);
+- params before training starts (a training that fails still has them);
 - every validation set's metrics per boosting round, as ``<valid name>-<metric>`` at step =
-  round (``valid_0-binary_logloss``; the wrapper names its ``eval_set`` ``valid_0``, ...);
+  round (``valid_0-binary_logloss``; the wrapper names its ``eval_set`` ``valid_0``, ...),
+  logged as each round ends with the native API and when ``fit`` returns with the wrapper;
   ``best_iteration`` when early stopping kept a best round;
 - ``feature_importance_split`` and ``feature_importance_gain`` as PNG bar charts and JSON;
 - the model as a Segue package: the wrapper as itself (the ``sklearn`` flavor), a native
@@ -37,35 +39,61 @@ def disable() -> None:
     core.unpatch(FRAMEWORK)
 
 
+#: Where ``callbacks`` sits among ``lightgbm.train``'s arguments after ``params, train_set``.
+_CALLBACKS_AT = 6
+
+
 def _wrap_train(original: Any) -> Any:
     def train(params: dict[str, Any], train_set: Any, *args: Any, **kwargs: Any) -> Any:
-        import lightgbm
-
         with core._outermost() as first:
             if not first:
                 return original(params, train_set, *args, **kwargs)
             with core.training_run(FRAMEWORK) as run:
-                results: dict[str, Any] = {}
                 example = None
                 if run is not None:
-                    with core.safely("adding the eval-recording callback"):
-                        callbacks = list(kwargs.get("callbacks") or [])
-                        kwargs["callbacks"] = [*callbacks, lightgbm.record_evaluation(results)]
+                    rounds = args[0] if args else kwargs.get("num_boost_round", 100)
+                    with core.safely("logging the lightgbm params"):
+                        run.log_params(
+                            core.param_values({**dict(params or {}), "num_boost_round": rounds})
+                        )
+                    with core.safely("adding the eval-logging callback"):
+                        args, kwargs = _with_callback(args, kwargs, _live_eval(run))
                     # Read before training: LightGBM frees the raw data once it is binned.
                     example = core.input_example(getattr(train_set, "data", None))
                 booster = original(params, train_set, *args, **kwargs)
                 if run is not None:
                     with core.safely("logging the lightgbm training"):
-                        rounds = args[0] if args else kwargs.get("num_boost_round", 100)
-                        with core.safely("logging the lightgbm params"):
-                            run.log_params(
-                                core.param_values({**dict(params or {}), "num_boost_round": rounds})
-                            )
-                        _log_training(run, results, booster)
+                        _log_training(run, {}, booster)
                         core.log_model(run, booster, example)
                 return booster
 
     return train
+
+
+def _with_callback(
+    args: tuple[Any, ...], kwargs: dict[str, Any], callback: Any
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``train``'s arguments with ``callback`` added, wherever the caller put ``callbacks``."""
+    if len(args) > _CALLBACKS_AT:
+        given = list(args)
+        given[_CALLBACKS_AT] = [*(given[_CALLBACKS_AT] or []), callback]
+        return tuple(given), kwargs
+    return args, {**kwargs, "callbacks": [*(kwargs.get("callbacks") or []), callback]}
+
+
+def _live_eval(run: ActiveRun) -> Any:
+    """A LightGBM callback that logs each round's eval metrics as the round ends."""
+
+    def log_round(env: Any) -> None:
+        step = env.iteration - env.begin_iteration
+        with core.safely(f"logging round {step}'s eval metrics"):
+            # Items are (data, metric, value, higher_better) or, from lightgbm.cv, with a std.
+            latest = {f"{item[0]}-{item[1]}": float(item[2]) for item in env.evaluation_result_list}
+            if latest:
+                run.log_metrics(latest, step=step)
+
+    log_round.order = 25  # type: ignore[attr-defined]  # after record_evaluation (20)
+    return log_round
 
 
 def _record_wrapper(

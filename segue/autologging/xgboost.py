@@ -5,8 +5,10 @@ Patched: ``xgboost.train`` (the native API) and ``XGBModel.fit`` (``XGBClassifie
 
 - params: the ``params`` dict and ``num_boost_round`` (native), or ``get_params()`` plus the
   scikit-learn training metrics of :mod:`segue.autologging.sklearn` (wrapper);
+- params before training starts (a training that fails still has them);
 - every eval set's metrics per boosting round, as ``<eval name>-<metric>`` at step = round
-  (``validation_0-logloss`` for the wrapper's ``eval_set``); ``best_iteration`` and
+  (``validation_0-logloss`` for the wrapper's ``eval_set``), logged as each round ends with
+  the native API and when ``fit`` returns with the wrapper; ``best_iteration`` and
   ``best_score`` when early stopping kept a best round;
 - ``feature_importance_weight`` and ``feature_importance_gain`` as PNG bar charts and JSON;
 - the model as a Segue package: the wrapper as itself (the ``sklearn`` flavor), a native
@@ -58,28 +60,50 @@ def _wrap_train(original: Any) -> Any:
             if not first:
                 return original(params, dtrain, *args, **kwargs)
             with core.training_run(FRAMEWORK) as run:
-                results = kwargs.get("evals_result")
-                if results is None and run is not None:
-                    results = kwargs["evals_result"] = {}
+                if run is not None:
+                    rounds = args[0] if args else kwargs.get("num_boost_round", 10)
+                    with core.safely("logging the xgboost params"):
+                        run.log_params(
+                            core.param_values({**dict(params or {}), "num_boost_round": rounds})
+                        )
+                    with core.safely("adding the eval-logging callback"):
+                        callbacks = list(kwargs.get("callbacks") or [])
+                        kwargs["callbacks"] = [*callbacks, _live_eval(run)]
                 booster = original(params, dtrain, *args, **kwargs)
                 if run is not None:
                     with core.safely("logging the xgboost training"):
-                        rounds = args[0] if args else kwargs.get("num_boost_round", 10)
-                        _record_native(run, params, rounds, results, booster, dtrain)
+                        _log_training(run, {}, booster)
+                        with core.safely("reading the input example from the training DMatrix"):
+                            example = _dmatrix_rows(dtrain)
+                        core.log_model(run, BoosterModel(booster), example)
                 return booster
 
     return train
 
 
-def _record_native(
-    run: ActiveRun, params: Any, rounds: int, results: Any, booster: Any, dtrain: Any
-) -> None:
-    with core.safely("logging the xgboost params"):
-        run.log_params(core.param_values({**dict(params or {}), "num_boost_round": rounds}))
-    _log_training(run, results or {}, booster)
-    with core.safely("reading the input example from the training DMatrix"):
-        example = _dmatrix_rows(dtrain)
-    core.log_model(run, BoosterModel(booster), example)
+def _live_eval(run: ActiveRun) -> Any:
+    """A callback that logs each round's eval metrics as the round ends."""
+    import xgboost.callback
+
+    class LiveEval(xgboost.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            with core.safely(f"logging round {epoch}'s eval metrics"):
+                latest = {
+                    f"{data}-{metric}": _mean(values[-1])
+                    for data, metrics in evals_log.items()
+                    for metric, values in metrics.items()
+                    if values
+                }
+                if latest:
+                    run.log_metrics(latest, step=epoch)
+            return False  # never asks training to stop
+
+    return LiveEval()
+
+
+def _mean(value: Any) -> float:
+    """A metric value; ``(mean, std)`` pairs (``xgboost.cv``) give their mean."""
+    return float(value[0] if isinstance(value, (tuple, list)) else value)
 
 
 def _record_wrapper(
@@ -127,8 +151,7 @@ def log_eval_history(run: ActiveRun, results: dict[str, dict[str, list[Any]]]) -
         for metric_name, values in metrics.items():
             key = f"{data_name}-{metric_name}"
             for step, value in enumerate(values):
-                number = value[0] if isinstance(value, (tuple, list)) else value
-                run.log_metric(key, float(number), step=step)
+                run.log_metric(key, _mean(value), step=step)
 
 
 def _dmatrix_rows(dtrain: Any) -> Any:

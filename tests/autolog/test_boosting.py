@@ -114,6 +114,16 @@ def test_xgboost_classifier_logs_eval_set_and_training_metrics(segue_env, cancer
     assert columns_of(run_id) == list(X.columns)
 
 
+def test_a_failing_xgboost_training_keeps_its_params_and_fails_its_run(segue_env, cancer):
+    X, y = cancer
+    autolog(["xgboost"])
+    with pytest.raises(xgboost.core.XGBoostError):
+        xgboost.train({"objective": "no:such", "max_depth": 3}, xgboost.DMatrix(X, label=y), 2)
+    run = segue.get_run(only_run())
+    assert run.info.status == "FAILED"
+    assert run.data.params["max_depth"] == "3"
+
+
 # -- LightGBM ----------------------------------------------------------------------------------
 
 
@@ -123,14 +133,25 @@ def test_lightgbm_train_logs_params_eval_steps_importance_and_model(segue_env, c
     train = lightgbm.Dataset(X.iloc[:400], label=y.iloc[:400])
     valid = lightgbm.Dataset(X.iloc[400:], label=y.iloc[400:], reference=train)
     params = {"objective": "binary", "num_leaves": 7, "verbose": -1, "metric": ["binary_logloss"]}
-    booster = lightgbm.train(params, train, ROUNDS, valid_sets=[valid], valid_names=["valid"])
+    mine: dict = {}
+    booster = lightgbm.train(
+        params,
+        train,
+        ROUNDS,
+        [valid],
+        ["valid"],
+        None,
+        None,
+        False,
+        [lightgbm.record_evaluation(mine)],  # callbacks given by position: ours joins them
+    )
     run_id = only_run()
+    assert len(mine["valid"]["binary_logloss"]) == ROUNDS
     stored = segue.get_run(run_id)
     assert stored.data.tags["autolog"] == "lightgbm"
     assert stored.data.params["num_leaves"] == "7"
     losses = [v for _, v in history(run_id, "valid-binary_logloss")]
-    assert len(losses) == ROUNDS
-    assert losses == sorted(losses, reverse=True)  # boosting lowers the loss round by round
+    assert losses == pytest.approx(mine["valid"]["binary_logloss"])
     assert_importance(run_id, ("split", "gain"), list(X.columns))
     loaded = segue.load_model(f"runs:/{run_id}/model", trust=True)  # cloudpickle
     np.testing.assert_allclose(loaded.predict(X.iloc[:10]), booster.predict(X.iloc[:10]))
