@@ -16,6 +16,7 @@ Registered model versions become Segue versions through :mod:`segue.models.mlflo
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import shutil
@@ -26,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from segue.errors import NotFound, SegueError
+from segue.errors import InvalidArgument, NotFound, SegueError
 from segue.importers.mlflow.records import (
     Columns,
     MlflowDatasetInput,
@@ -40,7 +41,7 @@ from segue.importers.mlflow.records import (
 from segue.importers.mlflow.summary import ImportSummary
 from segue.models.package import MANIFEST
 from segue.registry.service import Registry
-from segue.store.entities import RUN_STATUSES, ArtifactEntry, Dataset, Metric, Run, RunInfo
+from segue.store.entities import RUN_STATUSES, ArtifactEntry, Dataset, Run, RunInfo
 from segue.store.tracking import SqlTrackingStore
 from segue.tracking import validation
 from segue.tracking.client import MAX_RESULTS, TrackingClient
@@ -104,7 +105,15 @@ class _Copier:
         self.scratch = ""
         self.registry = registry
         self.tracking: TrackingClient = registry.tracking
-        self.store = self.tracking.store
+        store = self.tracking.store
+        if not isinstance(store, SqlTrackingStore):
+            # Runs are created whole (ids, times, status) and metrics written in columns:
+            # what only the metadata database takes, not a server's API.
+            raise InvalidArgument(
+                "segue import writes to the metadata database itself: run it where "
+                "SEGUE_STORE_URI reaches the database, not through SEGUE_TRACKING_URI"
+            )
+        self.store = store
         self.progress = progress
         self.summary = ImportSummary(source.location)
         #: MLflow run id -> Segue run id, for parents and model versions.
@@ -167,6 +176,17 @@ class _Copier:
         groups = [runs[i : i + self.batch] for i in range(0, len(runs), self.batch)]
         if not groups:
             return
+        # Millions of points make millions of tuples: the cyclic collector would walk them
+        # again and again (about 15% of the time) and finds no cycles among them.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            self._fill_groups(groups, done, total)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _fill_groups(self, groups: list[list[MlflowRunRecord]], done: int, total: int) -> None:
         with ThreadPoolExecutor(1, thread_name_prefix="mlflow-metrics") as reader:
             pending = reader.submit(self.source.metrics, groups[0])
             for i, group in enumerate(groups):
@@ -208,17 +228,14 @@ class _Copier:
         found: dict[str, Run] = {}
         offset = 0
         while True:
-            if isinstance(self.store, SqlTrackingStore):
-                page = self.store.search_runs(
-                    [experiment_id], None, [], MAX_RESULTS, include_deleted=True, offset=offset
-                )
-            else:
-                page = self.store.search_runs([experiment_id], None, [], MAX_RESULTS, True)
+            page = self.store.search_runs(
+                [experiment_id], None, [], MAX_RESULTS, include_deleted=True, offset=offset
+            )
             for run in page:
                 mlflow_id = run.data.tags.get(RUN_ID_TAG)
                 if mlflow_id and STATE_TAG in run.data.tags:
                     found[mlflow_id] = run
-            if len(page) < MAX_RESULTS or not isinstance(self.store, SqlTrackingStore):
+            if len(page) < MAX_RESULTS:
                 return found
             offset += len(page)
 
@@ -275,13 +292,7 @@ class _Copier:
         return uuid.uuid4().hex
 
     def _create(self, runs: list[tuple[RunInfo, dict[str, str], dict[str, str]]]) -> None:
-        if isinstance(self.store, SqlTrackingStore):
-            self.store.create_runs(runs)
-            return
-        for info, tags, params in runs:
-            self.store.create_run(info, tags)
-            if params:
-                self.store.log_batch(info.id, params=params)
+        self.store.create_runs(runs)
 
     def _clean(
         self, kind: str, what: str, values: Mapping[str, str], check: Callable[[str, Any], str]
@@ -308,15 +319,7 @@ class _Copier:
             clean[key] = cols
             self.summary.metric_points += len(cols[0])
         state = {STATE_TAG: "done"}
-        if isinstance(self.store, SqlTrackingStore):
-            self.store.log_metric_columns(run_id, clean, tags=state)
-            return
-        points = [
-            Metric(key, v, s, t)
-            for key, (values, steps, stamps) in clean.items()
-            for v, s, t in zip(values, steps, stamps, strict=True)
-        ]
-        self.store.log_batch(run_id, metrics=points, tags=state)
+        self.store.log_metric_columns(run_id, clean, tags=state)
 
     def _datasets(self, record: MlflowRunRecord, run_id: str) -> None:
         for found in self.source.datasets(record):
