@@ -115,13 +115,16 @@ def _outermost() -> Iterator[bool]:
             _depth -= 1
 
 
-def wrap_fit(
-    framework: str, record: Callable[[ActiveRun, Any, tuple[Any, ...], dict[str, Any], Any], None]
-) -> Callable[[Any], Any]:
+Record = Callable[[ActiveRun, Any, tuple[Any, ...], dict[str, Any], Any], None]
+Before = Callable[[ActiveRun, Any], None]
+
+
+def wrap_fit(framework: str, record: Record, before: Before | None = None) -> Callable[[Any], Any]:
     """A ``make`` for :func:`patch`: the outermost call trains, then ``record`` logs it.
 
-    ``record(run, self, args, kwargs, result)`` runs after a successful fit; a fit that raises
-    ends an autolog-started run FAILED, and the exception reaches the caller unchanged.
+    ``before(run, self)`` runs before the fit (to log what is known already: a fit that fails
+    keeps it); ``record(run, self, args, kwargs, result)`` after a successful fit. A fit that
+    raises ends an autolog-started run FAILED, and the exception reaches the caller unchanged.
     """
 
     def make(original: Any) -> Any:
@@ -130,6 +133,9 @@ def wrap_fit(
                 if not first:
                     return original(self, *args, **kwargs)
                 with training_run(framework) as run:
+                    if run is not None and before is not None:
+                        with safely(f"logging the {framework} params"):
+                            before(run, self)
                     result = original(self, *args, **kwargs)
                     if run is not None:
                         with safely(f"logging the {framework} training"):
@@ -141,11 +147,7 @@ def wrap_fit(
     return make
 
 
-def patch_fits(
-    framework: str,
-    base: type,
-    record: Callable[[ActiveRun, Any, tuple[Any, ...], dict[str, Any], Any], None],
-) -> None:
+def patch_fits(framework: str, base: type, record: Record, before: Before | None = None) -> None:
     """Patch ``fit`` on ``base`` and on each of its subclasses that defines its own."""
     seen: set[type] = set()
     todo = [base]
@@ -156,7 +158,7 @@ def patch_fits(
         seen.add(cls)
         todo.extend(cls.__subclasses__())
         if "fit" in cls.__dict__:
-            patch(framework, cls, "fit", wrap_fit(framework, record))
+            patch(framework, cls, "fit", wrap_fit(framework, record, before))
 
 
 @contextlib.contextmanager

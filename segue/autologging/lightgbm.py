@@ -32,7 +32,7 @@ def enable() -> None:
     import lightgbm.sklearn
 
     core.patch(FRAMEWORK, lightgbm, "train", _wrap_train)
-    core.patch_fits(FRAMEWORK, lightgbm.sklearn.LGBMModel, _record_wrapper)
+    core.patch_fits(FRAMEWORK, lightgbm.sklearn.LGBMModel, _record_wrapper, _log_wrapper_params)
 
 
 def disable() -> None:
@@ -96,6 +96,10 @@ def _live_eval(run: ActiveRun) -> Any:
     return log_round
 
 
+def _log_wrapper_params(run: ActiveRun, model: Any) -> None:
+    run.log_params(core.param_values(model.get_params()))
+
+
 def _record_wrapper(
     run: ActiveRun, model: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any
 ) -> None:
@@ -103,8 +107,6 @@ def _record_wrapper(
 
     X = args[0] if args else kwargs.get("X")
     y = args[1] if len(args) > 1 else kwargs.get("y")
-    with core.safely("logging the lightgbm params"):
-        run.log_params(core.param_values(model.get_params()))
     with core.safely("computing training metrics"):
         run.log_metrics(sklearn.training_metrics(model, X, y, kwargs.get("sample_weight")))
     _log_training(run, dict(getattr(model, "evals_result_", {}) or {}), model.booster_)

@@ -6,7 +6,8 @@ outermost fit logs, so a pipeline's steps and a search's candidates are one trai
 
 For each fit, into the active run (or a run started and ended around the fit):
 
-- params: ``get_params(deep=True)``; tags ``estimator_name`` and ``estimator_class``;
+- before the fit (so a fit that fails keeps them): params, ``get_params(deep=True)``, and
+  tags ``estimator_name`` and ``estimator_class``;
 - training metrics on the data it was fitted on: ``training_score`` (the estimator's own
   ``score``), for a classifier ``training_accuracy_score``, ``training_precision_score``,
   ``training_recall_score``, ``training_f1_score`` (weighted), ``training_log_loss`` and
@@ -48,7 +49,7 @@ def enable() -> None:
             if owner is None or (owner, method) in done or owner is object:
                 continue
             done.add((owner, method))
-            core.patch(FRAMEWORK, owner, method, core.wrap_fit(FRAMEWORK, _record_fit))
+            core.patch(FRAMEWORK, owner, method, core.wrap_fit(FRAMEWORK, _record_fit, log_params))
     original = _validation.cross_validate
     core.patch(FRAMEWORK, _validation, "cross_validate", _wrap_cross_validate)
     if sklearn.model_selection.cross_validate is original:
@@ -71,15 +72,17 @@ def _record_fit(
     log_estimator(run, estimator, X, y, weight)
 
 
+def log_params(run: ActiveRun, estimator: Any) -> None:
+    """The estimator's params and its class as tags (logged before it is fitted)."""
+    cls = type(estimator)
+    run.set_tags(
+        {"estimator_name": cls.__name__, "estimator_class": f"{cls.__module__}.{cls.__name__}"}
+    )
+    run.log_params(core.param_values(estimator.get_params(deep=True)))
+
+
 def log_estimator(run: ActiveRun, estimator: Any, X: Any, y: Any, weight: Any = None) -> None:
-    """Params, tags, training metrics, search results and the model of a fitted estimator."""
-    with core.safely("logging the estimator's params"):
-        run.log_params(core.param_values(estimator.get_params(deep=True)))
-    with core.safely("tagging the estimator"):
-        cls = type(estimator)
-        run.set_tags(
-            {"estimator_name": cls.__name__, "estimator_class": f"{cls.__module__}.{cls.__name__}"}
-        )
+    """Training metrics, search results and the model of a fitted estimator."""
     if y is not None:
         with core.safely("computing training metrics"):
             run.log_metrics(training_metrics(estimator, X, y, weight))

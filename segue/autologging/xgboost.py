@@ -47,7 +47,7 @@ def enable() -> None:
     import xgboost.sklearn
 
     core.patch(FRAMEWORK, xgboost, "train", _wrap_train)
-    core.patch_fits(FRAMEWORK, xgboost.sklearn.XGBModel, _record_wrapper)
+    core.patch_fits(FRAMEWORK, xgboost.sklearn.XGBModel, _record_wrapper, _log_wrapper_params)
 
 
 def disable() -> None:
@@ -106,6 +106,10 @@ def _mean(value: Any) -> float:
     return float(value[0] if isinstance(value, (tuple, list)) else value)
 
 
+def _log_wrapper_params(run: ActiveRun, model: Any) -> None:
+    run.log_params(core.param_values(model.get_params()))
+
+
 def _record_wrapper(
     run: ActiveRun, model: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any
 ) -> None:
@@ -113,8 +117,6 @@ def _record_wrapper(
 
     X = args[0] if args else kwargs.get("X")
     y = args[1] if len(args) > 1 else kwargs.get("y")
-    with core.safely("logging the xgboost params"):
-        run.log_params(core.param_values(model.get_params()))
     with core.safely("computing training metrics"):
         run.log_metrics(sklearn.training_metrics(model, X, y, kwargs.get("sample_weight")))
     # Set by fit only when it had an eval_set (evals_result() raises otherwise).

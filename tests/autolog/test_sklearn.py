@@ -201,6 +201,7 @@ def test_a_failing_fit_fails_its_run_and_raises_unchanged(segue_env, iris):
         LogisticRegression().fit(X.assign(petal=np.nan), y)
     [row] = runs().to_dict("records")
     assert row["status"] == "FAILED"
+    assert row["params.C"] == "1.0"  # logged before the fit
     assert "ValueError" in segue.get_run(row["run_id"]).info.error
     assert segue.active_run() is None
 
