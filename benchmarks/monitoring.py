@@ -145,13 +145,17 @@ def window_read(current: pd.DataFrame, rows_per_request: int = 100) -> tuple[flo
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def sort_floor(current: pd.DataFrame) -> float:
-    """One sort of every current column: what an exact KS costs at the least."""
+def sort_floor(current: pd.DataFrame, repeat: int) -> float:
+    """Best time of ``repeat`` single-threaded sorts of every current column: what an exact
+    KS costs at the least on one core."""
     columns = [current[name].to_numpy() for name in current.columns]
-    start = time.perf_counter()
-    for values in columns:
-        np.sort(values)
-    return time.perf_counter() - start
+    best = math.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for values in columns:
+            np.sort(values)
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def main() -> None:
@@ -202,7 +206,7 @@ def main() -> None:
             )
         print(f"verdicts agree with Evidently on {agree}/{FEATURES} features")
 
-    floor_s = sort_floor(current)
+    floor_s = sort_floor(current, args.repeat)
     width = 44
     title = f"Segue drift report, end to end (best of {args.repeat})"
     print(f"\n{title:{width}} wall s (CPU s)")
@@ -229,7 +233,7 @@ def main() -> None:
                 f"{exact}/{FEATURES}"
             )
         print(line)
-    print(f"{'floor: one np.sort of every current column':{width}} {floor_s:7.3f}")
+    print(f"{'floor: np.sort of every column, one thread':{width}} {floor_s:7.3f}")
     if not args.skip_window:
         seconds = window_read(current)
         print(f"{'reading the window from logged JSON (once)':{width}} {_times(seconds)}")
