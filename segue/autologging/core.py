@@ -11,6 +11,7 @@ import contextlib
 import functools
 import logging
 import threading
+import types
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -82,11 +83,22 @@ _depth_lock = threading.Lock()
 
 
 def patch(framework: str, owner: Any, name: str, make: Callable[[Any], Any]) -> None:
-    """Replace ``owner.name`` by ``make(original)`` until :func:`unpatch` (``framework``)."""
+    """Replace ``owner.name`` by ``make(original)`` until :func:`unpatch` (``framework``).
+
+    ``original`` is a function; on a class it may also be one of scikit-learn's
+    ``available_if`` descriptors (``Pipeline.fit_transform``), whose function is wrapped in a
+    new descriptor with the same check, so the method stays available exactly when it was.
+    Anything else (a property, say) is left alone.
+    """
     original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
-    replacement = make(original)
-    functools.update_wrapper(replacement, original)
-    replacement.__segue_autolog_original__ = original
+    if isinstance(original, types.FunctionType):
+        replacement = functools.update_wrapper(make(original), original)
+    elif type(original).__name__ == "_AvailableIfDescriptor":
+        function = functools.update_wrapper(make(original.fn), original.fn)
+        replacement = type(original)(function, original.check, original.attribute_name)
+    else:
+        log.debug("%r.%s is a %s; not patched", owner, name, type(original).__name__)
+        return
     setattr(owner, name, replacement)
     _patches.setdefault(framework, []).append(_Patch(owner, name, original))
 

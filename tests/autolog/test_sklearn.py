@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_diabetes, load_iris
+from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, cross_val_score
+from sklearn.neighbors import LocalOutlierFactor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -88,6 +90,19 @@ def test_a_fit_inside_a_run_logs_into_it(segue_env, iris):
     assert stored.data.tags["estimator_name"] == "Pipeline"
     assert "training_accuracy_score" in stored.data.metrics
     assert not any(path.startswith("model/") for path in artifacts(run.id))
+
+
+def test_methods_scikit_learn_makes_available_only_sometimes_stay_so(segue_env, iris):
+    X, _ = iris
+    autolog(["sklearn"], log_models=False)
+    transformer = make_pipeline(StandardScaler(), PCA(n_components=2))
+    assert transformer.fit_transform(X).shape == (150, 2)
+    assert len(runs()) == 1  # the pipeline's run, none for its steps
+    assert segue.get_run(runs().run_id[0]).data.tags["estimator_name"] == "Pipeline"
+    assert not hasattr(make_pipeline(LogisticRegression()), "fit_transform")
+    labels = LocalOutlierFactor(n_neighbors=5).fit_predict(X)
+    assert set(labels) <= {-1, 1}
+    assert len(runs()) == 2
 
 
 def test_a_regressor_logs_regression_metrics(segue_env):
