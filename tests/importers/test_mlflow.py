@@ -21,6 +21,10 @@ from .conftest import build, copy_sqlite
 
 pytestmark = pytest.mark.slow  # the stores are built by MLflow in a subprocess
 
+#: The parent run's three files, and the files of the three models MLflow 3 logged (two
+#: scikit-learn models of seven files, a custom PythonModel of five).
+ARTIFACTS = 3 + 7 + 7 + 5
+
 FRAME = pd.DataFrame({"x1": [0.0, 5.0], "x2": [1.0, 0.0]})
 
 
@@ -59,6 +63,9 @@ def _check_store(ids: dict[str, Any]) -> None:
     assert client.read_artifact(ids["parent"], "notes.txt") == b"hello from mlflow\n"
     assert client.read_artifact(ids["parent"], "plots/deep/b.bin") == bytes(range(256))
     assert client.read_artifact(ids["parent"], "plots/a.csv") == b"a,b\n1,2\n"
+    # MLflow 3 keeps a run's logged models apart from its artifacts: they come along too.
+    mlmodel = client.read_artifact(ids["parent"], f"mlflow-models/{ids['model_id']}/MLmodel")
+    assert f"model_id: {ids['model_id']}" in mlmodel.decode()
     [data] = client.list_datasets(ids["parent"])
     assert (data.name, data.context) == ("train-set", "training")
     assert (data.dataset.n_rows, data.dataset.n_columns) == (6, 2)
@@ -85,7 +92,7 @@ def test_sqlite_store_imported_whole_then_nothing_new(mlflow_sqlite, segue_env) 
     first = _import(f"sqlite:///{root / 'mlflow.db'}")
     assert (first.experiments_new, first.runs_new, first.runs_present) == (3, 7, 0)
     assert first.metric_points == 10
-    assert (first.artifacts, first.datasets) == (3, 1)
+    assert (first.artifacts, first.datasets) == (ARTIFACTS, 1)
     assert (first.versions_new, first.aliases_new) == (2, 2)
     [skipped] = first.skipped
     assert skipped.what == "echo version 1"
@@ -104,7 +111,7 @@ def test_sqlite_store_imported_whole_then_nothing_new(mlflow_sqlite, segue_env) 
 def test_file_store_imported_whole(mlflow_files, segue_env) -> None:
     root, ids = mlflow_files
     summary = _import(str(root / "mlruns"))
-    assert (summary.runs_new, summary.metric_points, summary.artifacts) == (7, 10, 3)
+    assert (summary.runs_new, summary.metric_points, summary.artifacts) == (7, 10, ARTIFACTS)
     assert (summary.versions_new, summary.aliases_new) == (2, 2)
     _check_store(ids)
     assert _import((root / "mlruns").as_uri()).runs_present == 7
@@ -155,7 +162,7 @@ def test_second_import_adds_new_runs(mlflow_sqlite, segue_env, tmp_path: Path) -
 def test_server_imported_over_http(mlflow_server, segue_env) -> None:
     url, ids = mlflow_server
     summary = _import(url)
-    assert (summary.runs_new, summary.metric_points, summary.artifacts) == (7, 10, 3)
+    assert (summary.runs_new, summary.metric_points, summary.artifacts) == (7, 10, ARTIFACTS)
     assert (summary.versions_new, summary.aliases_new) == (2, 2)
     _check_store(ids)
     again = _import(url)
@@ -165,7 +172,7 @@ def test_server_imported_over_http(mlflow_server, segue_env) -> None:
 def test_postgres_store_imported_whole(mlflow_postgres, segue_env) -> None:
     uri, ids = mlflow_postgres
     summary = _import(uri)
-    assert (summary.runs_new, summary.metric_points, summary.artifacts) == (7, 10, 3)
+    assert (summary.runs_new, summary.metric_points, summary.artifacts) == (7, 10, ARTIFACTS)
     assert (summary.versions_new, summary.aliases_new, summary.datasets) == (2, 2, 1)
     _check_store(ids)
     assert _import(uri).runs_present == 7

@@ -19,6 +19,7 @@ import yaml
 from segue.errors import InvalidArgument
 from segue.importers.mlflow import locations
 from segue.importers.mlflow.records import (
+    LOGGED_MODELS,
     Columns,
     MlflowDatasetInput,
     MlflowExperiment,
@@ -139,7 +140,16 @@ class FileSource:
         return out
 
     def artifacts(self, run: MlflowRunRecord, scratch: Path) -> list[tuple[str, Path]]:
-        return locations.list_files(run.artifact_uri or "", scratch, self.root)
+        files = locations.list_files(run.artifact_uri or "", scratch, self.root)
+        experiment = self._runs[run.id].parent
+        for model in sorted((experiment / "models").glob("m-*")):
+            meta = _meta(model / "meta.yaml") or {}
+            if meta.get("source_run_id") != run.id or not meta.get("artifact_location"):
+                continue
+            where = str(meta["artifact_location"])
+            found = locations.list_files(where, scratch / model.name, self.root)
+            files += [(f"{LOGGED_MODELS}/{model.name}/{name}", f) for name, f in found]
+        return files
 
     def models(self) -> list[MlflowModel]:
         registry = self.root / "models"

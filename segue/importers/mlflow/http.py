@@ -16,6 +16,7 @@ import httpx
 from segue.errors import InvalidArgument
 from segue.importers.mlflow import locations
 from segue.importers.mlflow.records import (
+    LOGGED_MODELS,
     Columns,
     MlflowDatasetInput,
     MlflowExperiment,
@@ -53,6 +54,7 @@ class HttpSource:
         #: Per run, read with it: the metric keys (histories are read by key) and data sets.
         self._latest: dict[str, list[str]] = {}
         self._inputs: dict[str, list[dict[str, Any]]] = {}
+        self._outputs: dict[str, list[str]] = {}
         self._http = httpx.Client(
             base_url=url.rstrip("/"), headers=headers, auth=auth, timeout=timeout
         )
@@ -124,6 +126,8 @@ class HttpSource:
             tags = _pairs(data.get("tags"))
             self._latest[run_id] = sorted({m["key"] for m in data.get("metrics") or []})
             self._inputs[run_id] = (run.get("inputs") or {}).get("dataset_inputs") or []
+            outputs = (run.get("outputs") or {}).get("model_outputs") or []
+            self._outputs[run_id] = sorted({str(o["model_id"]) for o in outputs})
             records.append(
                 MlflowRunRecord(
                     id=run_id,
@@ -189,6 +193,14 @@ class HttpSource:
             target = scratch / path
             self._download("/get-artifact", target, params={"run_id": run.id, "path": path})
             out.append((path, target))
+        for model_id in self._outputs.get(run.id, []):
+            found = self._call("GET", f"{_API}/logged-models/{quote(model_id)}")
+            uri = str(((found.get("model") or {}).get("info") or {}).get("artifact_uri") or "")
+            folder = self._fetch_folder(uri, scratch / LOGGED_MODELS / model_id)
+            files = sorted(p for p in folder.rglob("*") if p.is_file())
+            out += [
+                (f"{LOGGED_MODELS}/{model_id}/{p.relative_to(folder).as_posix()}", p) for p in files
+            ]
         return out
 
     def _run_files(self, run_id: str, folder: str) -> Iterator[str]:
@@ -251,10 +263,14 @@ class HttpSource:
             f"{_API}/model-versions/get-download-uri",
             params={"name": version.model, "version": str(version.version)},
         )
-        uri = str(found.get("artifact_uri") or "")
+        return self._fetch_folder(str(found.get("artifact_uri") or ""), scratch)
+
+    def _fetch_folder(self, uri: str, scratch: Path) -> Path:
+        """The folder at ``uri`` as a local folder: downloaded through the server's artifact
+        proxy (``mlflow-artifacts:``), or read where it is when the server's store is a
+        folder this machine sees too."""
         parsed = urlparse(uri)
         if parsed.scheme != "mlflow-artifacts":
-            # The server's own store: readable here only when it is on this machine.
             return locations.local_folder(uri, scratch)
         root = parsed.path.lstrip("/")
         for relative in self._proxied_files(root):

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+#: Where a run's MLflow 3 logged models (kept apart from its artifacts by MLflow) land among
+#: its Segue artifacts: ``mlflow-models/<model id>/MLmodel``, …
+LOGGED_MODELS = "mlflow-models"
+
 #: One metric's points as columns: values (NaN as float nan), steps, timestamps.
 Columns = tuple[list[float], list[int], list[int]]
 
@@ -94,7 +98,8 @@ class MlflowSource(Protocol):
     def datasets(self, run: MlflowRunRecord) -> list[MlflowDatasetInput]: ...
 
     def artifacts(self, run: MlflowRunRecord, scratch: Path) -> list[tuple[str, Path]]:
-        """The run's artifact files as ``(path in the run, local file)``; files a server
+        """The run's artifact files as ``(path in the run, local file)``, with the files of
+        the models it logged (MLflow 3) under ``mlflow-models/<model id>/``; files a server
         holds are downloaded into ``scratch``.
 
         Raises:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from segue.errors import InvalidArgument
 from segue.importers.mlflow import locations
 from segue.importers.mlflow.records import (
+    LOGGED_MODELS,
     Columns,
     MlflowDatasetInput,
     MlflowExperiment,
@@ -107,6 +108,13 @@ _input_tags = sa.Table(
     sa.Column("name", sa.String),
     sa.Column("value", sa.String),
 )
+_logged_models = sa.Table(  # MLflow 3
+    "logged_models",
+    _meta,
+    sa.Column("model_id", sa.String),
+    sa.Column("artifact_location", sa.String),
+    sa.Column("source_run_id", sa.String),
+)
 _registered_models = sa.Table(
     "registered_models",
     _meta,
@@ -142,6 +150,7 @@ class SqlSource:
         self._engine: sa.engine.Engine | None = None
         #: Relative artifact locations are resolved against the database's folder.
         self._base = _sqlite_folder(uri)
+        self._logged: bool | None = None
 
     @property
     def engine(self) -> sa.engine.Engine:
@@ -272,9 +281,22 @@ class SqlSource:
         ]
 
     def artifacts(self, run: MlflowRunRecord, scratch: Path) -> list[tuple[str, Path]]:
-        if not run.artifact_uri:
-            return []
-        return locations.list_files(run.artifact_uri, scratch, self._base)
+        files = []
+        if run.artifact_uri:
+            files = locations.list_files(run.artifact_uri, scratch, self._base)
+        if self._has_logged_models():
+            m = _logged_models
+            stmt = sa.select(m.c.model_id, m.c.artifact_location).where(m.c.source_run_id == run.id)
+            for model_id, location in self._rows(stmt.order_by(m.c.model_id)):
+                if location:
+                    found = locations.list_files(location, scratch / model_id, self._base)
+                    files += [(f"{LOGGED_MODELS}/{model_id}/{name}", f) for name, f in found]
+        return files
+
+    def _has_logged_models(self) -> bool:
+        if self._logged is None:
+            self._logged = sa.inspect(self.engine).has_table("logged_models")
+        return self._logged
 
     def models(self) -> list[MlflowModel]:
         v = _model_versions
