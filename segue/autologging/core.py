@@ -192,8 +192,16 @@ def training_run(framework: str) -> Iterator[ActiveRun | None]:
     if run is None:
         yield None
         return
-    with run:
+    try:
         yield run
+    except BaseException as exc:
+        # FAILED (KILLED on Ctrl-C) with the traceback, as a run's own ``with`` block does.
+        run.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    # Not ``with run``: a run that cannot be ended cleanly must not turn a fit that worked
+    # into an exception.
+    with safely(f"ending the {framework} training's run"):
+        run.end("FINISHED")
 
 
 # -- helpers the frameworks share -------------------------------------------------------------
