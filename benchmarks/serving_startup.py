@@ -85,6 +85,9 @@ class Sample:
     ready_s: float
     rss_mib: float
     pss_mib: float
+    #: CPU seconds the server's processes used until ready: what the load of the machine
+    #: hardly changes, unlike ``ready_s``.
+    cpu_s: float = 0.0
 
 
 def _free_port() -> int:
@@ -111,6 +114,18 @@ def _children(pid: int) -> list[int]:
         found.append(current)
         todo.extend(parents.get(current, []))
     return found
+
+
+def _cpu_s(pid: int) -> float:
+    """User and system CPU seconds of ``pid`` and its children (those alive and reaped)."""
+    ticks = 0
+    for proc in _children(pid):
+        try:
+            fields = Path(f"/proc/{proc}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _memory_mib(pid: int) -> tuple[float, float]:
@@ -166,11 +181,12 @@ def measure(server: Server, idle_s: float) -> Sample:
                 raise SystemExit(f"{server.name} was not ready after {READY_TIMEOUT_S:g} s")
             time.sleep(POLL_S)
         ready_s = time.monotonic() - started
+        cpu_s = _cpu_s(process.pid)
         time.sleep(idle_s)
         rss, pss = _memory_mib(process.pid)
     finally:
         _stop(process)
-    return Sample(ready_s, rss, pss)
+    return Sample(ready_s, rss, pss, cpu_s)
 
 
 def _package(root: Path, mlflow_python: str | None) -> tuple[dict[str, str], Path | None]:
@@ -281,7 +297,8 @@ def main() -> None:
                 samples[server.name].append(sample)
                 print(
                     f"round {round_ + 1} {server.name:7s} ready {sample.ready_s:6.2f} s  "
-                    f"RSS {sample.rss_mib:6.1f} MiB  PSS {sample.pss_mib:6.1f} MiB",
+                    f"(CPU {sample.cpu_s:5.2f} s)  RSS {sample.rss_mib:6.1f} MiB  "
+                    f"PSS {sample.pss_mib:6.1f} MiB  load {os.getloadavg()[0]:.2f}",
                     flush=True,
                 )
         print(f"load average after: {os.getloadavg()}")
@@ -294,23 +311,24 @@ def _report(samples: dict[str, list[Sample]], workers: int) -> None:
             statistics.median(s.ready_s for s in runs),
             statistics.median(s.rss_mib for s in runs),
             statistics.median(s.pss_mib for s in runs),
+            statistics.median(s.cpu_s for s in runs),
         )
         for name, runs in samples.items()
     }
     print(f"\nmedian of {len(samples['segue'])} starts, {workers} worker(s):")
-    print(f"{'server':8s} {'ready s':>8s} {'RSS MiB':>8s} {'PSS MiB':>8s}")
+    print(f"{'server':8s} {'ready s':>8s} {'CPU s':>8s} {'RSS MiB':>8s} {'PSS MiB':>8s}")
     for name, m in med.items():
-        print(f"{name:8s} {m.ready_s:8.2f} {m.rss_mib:8.1f} {m.pss_mib:8.1f}")
+        print(f"{name:8s} {m.ready_s:8.2f} {m.cpu_s:8.2f} {m.rss_mib:8.1f} {m.pss_mib:8.1f}")
     segue, floor = med["segue"], med["floor"]
     print(
         f"segue / floor: ready {segue.ready_s / floor.ready_s:.2f}x, "
-        f"RSS {segue.rss_mib / floor.rss_mib:.2f}x"
+        f"CPU {segue.cpu_s / floor.cpu_s:.2f}x, RSS {segue.rss_mib / floor.rss_mib:.2f}x"
     )
     if "mlflow" in med:
         mlflow = med["mlflow"]
         print(
             f"mlflow / segue: ready {mlflow.ready_s / segue.ready_s:.2f}x, "
-            f"RSS {mlflow.rss_mib / segue.rss_mib:.2f}x"
+            f"CPU {mlflow.cpu_s / segue.cpu_s:.2f}x, RSS {mlflow.rss_mib / segue.rss_mib:.2f}x"
         )
     if workers == 1:
         ok_ready = "met" if segue.ready_s <= MAX_READY_S else "MISSED"

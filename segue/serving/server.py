@@ -41,7 +41,15 @@ def app_from_env() -> FastAPI:
     from segue.serving.options import ServeOptions
 
     _log_to_stderr()
+    _lean_imports()
     return build_app(ServeOptions.from_env(os.environ))
+
+
+def _lean_imports() -> None:
+    """This process only loads and serves models: skip what only other uses import."""
+    from segue.models.flavors.sklearn import import_lean
+
+    import_lean()
 
 
 def describe(served: ServedModel) -> str:
@@ -123,6 +131,7 @@ def run(options: ServeOptions) -> None:
     from segue.serving.deployment import ServedModel
 
     _log_to_stderr()
+    _lean_imports()
     sock = bind(options.host, options.port)
     server: Any = None
     try:

@@ -9,21 +9,25 @@ servers that still run an older Segue would break them: ``segue db upgrade`` (wh
 
 from __future__ import annotations
 
+import functools
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from segue.errors import InvalidArgument, SegueError
 from segue.store.sessions import READ_ONLY, begin_sqlite
 
+# Alembic (0.1 s to import) is needed only to migrate or when the schema is not at
+# HEAD_REVISION, so opening an up-to-date store (every start of a server) goes without it.
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
+#: The newest migration under ``migrations/`` (a test holds it to Alembic's own answer).
+HEAD_REVISION = "0008"
 _ADVISORY_LOCK_KEY = 0x5E6E  # serialises concurrent migrations on PostgreSQL
 _checked: set[str] = set()
 _lock = threading.Lock()
@@ -73,6 +77,8 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     return cfg
@@ -80,6 +86,8 @@ def _alembic_config() -> Config:
 
 def head_revision() -> str:
     """The newest migration shipped with this version of Segue."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     assert head is not None, "segue/store/migrations has no revision"
     return head
@@ -87,12 +95,17 @@ def head_revision() -> str:
 
 def current_revision(engine: Engine) -> str | None:
     """The migration the database is at, or None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.execution_options(**{READ_ONLY: True}).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Apply migrations up to ``revision``; return (before, after) revisions."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     cfg = _alembic_config()
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
@@ -119,6 +132,9 @@ def ensure_schema(engine: Engine) -> None:
     with _lock:
         if key in _checked:
             return
+        if _at_head(engine):
+            _checked.add(key)
+            return
         current = current_revision(engine)
         head = head_revision()
         if current != head:
@@ -136,10 +152,31 @@ def ensure_schema(engine: Engine) -> None:
         _checked.add(key)
 
 
+def _at_head(engine: Engine) -> bool:
+    """Whether the database is at :data:`HEAD_REVISION`, asked without Alembic; False when
+    a newer migration file ships than the constant names (then Alembic decides)."""
+    if _newest_migration_file() != HEAD_REVISION:
+        return False
+    try:
+        with engine.execution_options(**{READ_ONLY: True}).connect() as conn:
+            found = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    except sa.exc.DBAPIError:  # no such table yet: an empty database
+        return False
+    return [row[0] for row in found] == [HEAD_REVISION]
+
+
+@functools.cache
+def _newest_migration_file() -> str | None:
+    names = (path.name for path in (_MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+    return max((name[:4] for name in names), default=None)
+
+
 def _check_known(engine: Engine, revision: str | None) -> None:
     """Refuse a database migrated by a newer Segue instead of failing inside Alembic."""
     if revision is None:
         return
+    from alembic.script import ScriptDirectory
+
     scripts = ScriptDirectory.from_config(_alembic_config())
     if revision not in {s.revision for s in scripts.walk_revisions()}:
         url = engine.url.render_as_string(hide_password=True)

@@ -59,3 +59,87 @@ def test_skops_trusts_the_same_estimators_without_importing_tests_or_torch() -> 
 )
 def test_walk_only_modules(name: str, refused: bool) -> None:
     assert _walk_only_modules(name) is refused
+
+
+_LEAN_LOAD = """
+import json, sys
+from pathlib import Path
+from segue.models.flavors import FLAVORS
+from segue.models.flavors.sklearn import import_lean
+import_lean()
+details = json.loads(sys.argv[2])
+try:
+    model = FLAVORS["sklearn"].load(Path(sys.argv[1]), details)
+    outcome = {"predict": model.predict([[0.0, 1.0], [3.0, 2.0]]).tolist()}
+except Exception as exc:
+    outcome = {"error": f"{type(exc).__name__}: {exc}"}
+import skops.io._trusted_types as trusted
+outcome["listed"] = len(trusted.SKLEARN_ESTIMATOR_TYPE_NAMES)
+outcome["walked"] = "sklearn.gaussian_process" in sys.modules
+print(json.dumps(outcome))
+"""
+
+
+def _lean_load(path, details: dict) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", _LEAN_LOAD, str(path), json.dumps(details)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def _saved(tmp_path, model):
+    from segue.models.flavors import FLAVORS
+
+    return FLAVORS["sklearn"].save(
+        model.fit([[0, 1], [1, 0], [2, 3], [3, 2]], [0, 0, 1, 1]), tmp_path
+    )
+
+
+@pytest.mark.slow
+def test_a_lean_server_loads_a_pipeline_without_listing_every_estimator(tmp_path) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    saved = _saved(tmp_path, make_pipeline(StandardScaler(), LogisticRegression()))
+    outcome = _lean_load(tmp_path, saved.details)
+    assert outcome == {"predict": [0, 1], "listed": 0, "walked": False}
+
+
+@pytest.mark.slow
+def test_a_lean_server_still_refuses_a_type_not_recorded(tmp_path) -> None:
+    from sklearn.tree import DecisionTreeClassifier
+
+    saved = _saved(tmp_path, DecisionTreeClassifier())
+    assert saved.details["trusted"] == ["sklearn.tree._tree.Tree"]
+    assert "predict" in _lean_load(tmp_path, saved.details)
+    refused = _lean_load(tmp_path, {**saved.details, "trusted": []})
+    assert "Untrusted types" in refused["error"] and "sklearn.tree._tree.Tree" in refused["error"]
+
+
+@pytest.mark.slow
+def test_the_lean_rule_trusts_exactly_the_estimators_skops_lists() -> None:
+    code = """
+import inspect, json, sys
+import skops.io._trusted_types as trusted
+from sklearn.base import BaseEstimator
+from segue.models.flavors.sklearn import _skops_default_estimator
+names = set()
+for name, module in list(sys.modules.items()):
+    if name.startswith("sklearn") and module is not None:
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, BaseEstimator) and cls.__module__.startswith("sklearn"):
+                names.add(f"{cls.__module__}.{cls.__name__}")
+names.update(["sklearn.tree._tree.Tree", "os.system", "sklearn.nothing.Here"])
+print(json.dumps({
+    "listed": sorted(trusted.SKLEARN_ESTIMATOR_TYPE_NAMES),
+    "ours": sorted(n for n in names if _skops_default_estimator(n)),
+}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    found = json.loads(out.stdout.splitlines()[-1])
+    assert found["ours"] == found["listed"]
+    assert len(found["listed"]) > 100
