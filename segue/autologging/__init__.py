@@ -36,6 +36,7 @@ def autolog(
     disable: bool = False,
     log_models: bool = True,
     log_input_examples: bool = True,
+    log_datasets: bool = True,
     max_tuning_runs: int | None = None,
     silent: bool = False,
 ) -> list[str]:
@@ -48,6 +49,8 @@ def autolog(
         log_models: log each fitted model as a Segue package (``runs:/<run>/model``).
         log_input_examples: give that package the first training rows as input example, from
             which its signature is inferred.
+        log_datasets: record the training data (content hash, schema, profile; not its
+            rows) as the run's ``training`` data set, which the logged model names as lineage.
         max_tuning_runs: at most this many child runs for a hyper-parameter search, best
             first (default: one per candidate).
         silent: do not emit :class:`AutologWarning` when something cannot be logged (it is
@@ -90,6 +93,7 @@ def autolog(
         )
     settings.log_models = log_models
     settings.log_input_examples = log_input_examples
+    settings.log_datasets = log_datasets
     settings.max_tuning_runs = max_tuning_runs
     settings.silent = silent
     for name in chosen:

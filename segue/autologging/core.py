@@ -37,6 +37,7 @@ class Settings:
 
     log_models: bool = True
     log_input_examples: bool = True
+    log_datasets: bool = True
     max_tuning_runs: int | None = None
     silent: bool = False
 
@@ -232,6 +233,15 @@ def input_example(data: Any) -> Any:
     if isinstance(data, list) and data:
         return data[:EXAMPLE_ROWS]
     return None  # sparse matrices, tensors, iterators: a model is still logged, unsigned
+
+
+def log_training_data(run: ActiveRun, data: Any) -> None:
+    """Record the training data (hash, schema, profile; not its rows) as the ``training``
+    data set of the run, so the model logged next names it in its lineage."""
+    if not settings.log_datasets or input_example(data) is None:
+        return  # None: data that is not a table (sparse, tensors, iterators)
+    with safely("logging the training data set"):
+        run.log_dataset(data, "training", context="train")
 
 
 def log_model(run: ActiveRun, model: Any, example: Any, name: str = "model") -> None:

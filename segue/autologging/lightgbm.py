@@ -11,6 +11,8 @@ Patched: ``lightgbm.train`` (the native API) and ``LGBMModel.fit`` (``LGBMClassi
   logged as each round ends with the native API and when ``fit`` returns with the wrapper;
   ``best_iteration`` when early stopping kept a best round;
 - ``feature_importance_split`` and ``feature_importance_gain`` as PNG bar charts and JSON;
+- the training data (the wrapper's ``X``, the native ``Dataset``'s raw data) as the run's
+  ``training`` data set (hash, schema, profile);
 - the model as a Segue package: the wrapper as itself (the ``sklearn`` flavor), a native
   ``Booster`` as itself (the ``python`` flavor: its ``predict`` takes DataFrames and arrays);
   with the first training rows as input example, hence a signature.
@@ -59,7 +61,9 @@ def _wrap_train(original: Any) -> Any:
                     with core.safely("adding the eval-logging callback"):
                         args, kwargs = _with_callback(args, kwargs, _live_eval(run))
                     # Read before training: LightGBM frees the raw data once it is binned.
-                    example = core.input_example(getattr(train_set, "data", None))
+                    data = getattr(train_set, "data", None)
+                    core.log_training_data(run, data)
+                    example = core.input_example(data)
                 booster = original(params, train_set, *args, **kwargs)
                 if run is not None:
                     with core.safely("logging the lightgbm training"):
@@ -110,6 +114,7 @@ def _record_wrapper(
     with core.safely("computing training metrics"):
         run.log_metrics(sklearn.training_metrics(model, X, y, kwargs.get("sample_weight")))
     _log_training(run, dict(getattr(model, "evals_result_", {}) or {}), model.booster_)
+    core.log_training_data(run, X)
     core.log_model(run, model, core.input_example(X))
 
 

@@ -14,6 +14,7 @@ For each fit, into the active run (or a run started and ended around the fit):
   ``training_roc_auc`` (with ``predict_proba``); for a regressor
   ``training_mean_squared_error``, ``training_root_mean_squared_error``,
   ``training_mean_absolute_error`` and ``training_r2_score``;
+- the training data ``X`` as the run's ``training`` data set (hash, schema and profile);
 - the fitted model as a Segue package at ``model`` with its first training rows as input
   example, hence a signature;
 - for ``GridSearchCV`` / ``RandomizedSearchCV`` (any search with ``cv_results_``): ``best_*``
@@ -90,6 +91,7 @@ def log_estimator(run: ActiveRun, estimator: Any, X: Any, y: Any, weight: Any = 
     if hasattr(estimator, "cv_results_"):
         _log_search(run, estimator)
         model = getattr(estimator, "best_estimator_", None)
+    core.log_training_data(run, X)
     if model is not None and hasattr(model, "predict"):
         core.log_model(run, model, core.input_example(X))
 

@@ -11,6 +11,8 @@ Patched: ``xgboost.train`` (the native API) and ``XGBModel.fit`` (``XGBClassifie
   the native API and when ``fit`` returns with the wrapper; ``best_iteration`` and
   ``best_score`` when early stopping kept a best round;
 - ``feature_importance_weight`` and ``feature_importance_gain`` as PNG bar charts and JSON;
+- the wrapper's training data ``X`` as the run's ``training`` data set (hash, schema,
+  profile);
 - the model as a Segue package: the wrapper as itself (the ``sklearn`` flavor), a native
   ``Booster`` as a :class:`BoosterModel` (the ``python`` flavor) whose ``predict`` takes
   DataFrames or arrays; with the first training rows as input example, hence a signature.
@@ -122,6 +124,7 @@ def _record_wrapper(
     # Set by fit only when it had an eval_set (evals_result() raises otherwise).
     results = dict(getattr(model, "evals_result_", None) or {})
     _log_training(run, results, model.get_booster())
+    core.log_training_data(run, X)
     core.log_model(run, model, core.input_example(X))
 
 

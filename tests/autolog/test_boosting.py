@@ -153,6 +153,8 @@ def test_lightgbm_train_logs_params_eval_steps_importance_and_model(segue_env, c
     losses = [v for _, v in history(run_id, "valid-binary_logloss")]
     assert losses == pytest.approx(mine["valid"]["binary_logloss"])
     assert_importance(run_id, ("split", "gain"), list(X.columns))
+    [training] = get_client().list_datasets(run_id)
+    assert (training.dataset.n_rows, training.dataset.n_columns) == (400, X.shape[1])
     loaded = segue.load_model(f"runs:/{run_id}/model", trust=True)  # cloudpickle
     np.testing.assert_allclose(loaded.predict(X.iloc[:10]), booster.predict(X.iloc[:10]))
     assert columns_of(run_id) == list(X.columns)

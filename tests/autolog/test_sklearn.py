@@ -76,6 +76,13 @@ def test_a_fit_outside_a_run_gets_a_run_with_params_metrics_and_a_signed_model(s
     assert signature.column_names == list(X.columns)
     assert list(signature.classes) == [0, 1, 2]
     assert "model/input_example.json" in artifacts(run.info.id)
+    [training] = get_client().list_datasets(run.info.id)
+    assert (training.name, training.context) == ("training", "train")
+    assert (training.dataset.n_rows, training.dataset.n_columns) == X.shape
+    manifest = get_client().read_artifact(run.info.id, "model/segue-model.json")
+    assert Manifest.from_json(manifest, "model").datasets == [
+        {"name": "training", "context": "train", "digest": training.dataset.digest}
+    ]
 
 
 def test_a_fit_inside_a_run_logs_into_it(segue_env, iris):
@@ -90,6 +97,7 @@ def test_a_fit_inside_a_run_logs_into_it(segue_env, iris):
     assert stored.data.tags["estimator_name"] == "Pipeline"
     assert "training_accuracy_score" in stored.data.metrics
     assert not any(path.startswith("model/") for path in artifacts(run.id))
+    assert [d.name for d in get_client().list_datasets(run.id)] == ["training"]
 
 
 def test_methods_scikit_learn_makes_available_only_sometimes_stay_so(segue_env, iris):
