@@ -98,7 +98,7 @@ def autolog(
     settings.silent = silent
     for name in chosen:
         if name not in missing and name not in enabled():
-            _module(name).enable()
+            _enable(name)
     return enabled()
 
 
@@ -114,9 +114,21 @@ def autolog_during_run(run: ActiveRun) -> None:
     the settings :func:`autolog` was last given), and stop autologging them when ``run`` ends."""
     added = [n for n in FRAMEWORKS if n not in enabled() and _installed(n)]
     for name in added:
-        _module(name).enable()
+        _enable(name)
     if added:
         run.add_closer(functools.partial(_disable, added))
+
+
+def _enable(framework: str) -> None:
+    """Patch ``framework``; one that cannot be patched (a broken install, an API that moved)
+    is left as it was, with an :class:`AutologWarning`, and the others go on."""
+    from segue.autologging import core
+
+    try:
+        _module(framework).enable()
+    except Exception as exc:
+        core.unpatch(framework)
+        core.warn(f"turning on {framework} autologging", exc)
 
 
 def _disable(frameworks: list[str]) -> None:

@@ -17,6 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import segue
+from segue import autologging
 from segue.autologging import AutologWarning, autolog, enabled
 from segue.errors import InvalidArgument
 from segue.models.package import Manifest
@@ -259,6 +260,13 @@ def test_start_run_autolog_leaves_autolog_on_when_it_was_on(segue_env):
     with segue.start_run(autolog=True):
         pass
     assert enabled() == ["sklearn"]
+
+
+def test_a_framework_that_cannot_be_patched_is_a_warning_and_the_others_go_on(monkeypatch):
+    # As if autologging's module for XGBoost did not match the installed XGBoost.
+    monkeypatch.setitem(autologging.FRAMEWORKS, "xgboost", "segue.autologging.gone")
+    with pytest.warns(AutologWarning, match="turning on xgboost autologging failed"):
+        assert autolog(["sklearn", "xgboost"], log_models=False) == ["sklearn"]
 
 
 @pytest.mark.parametrize(
