@@ -3,9 +3,10 @@
 ``python mlflow_store.py TRACKING_URI [ARTIFACT_LOCATION] [--more]``: logs two experiments,
 runs (nested, failed, deleted) with params, metric histories (steps, timestamps, a NaN),
 tags, artifacts (a file and a folder), a data set input, and registered models: two
-scikit-learn versions with an alias and a custom ``PythonModel`` version (a flavor Segue
-cannot load without MLflow). ``--more`` adds one run to an existing store (what a second
-import must pick up). Prints a JSON summary of the ids it made.
+scikit-learn versions with aliases, one of them in the stage Staging, and a custom
+``PythonModel`` version (a flavor Segue cannot load without MLflow). ``--more`` adds a run
+to an existing store, and a point and a tag to its run ``parent`` (what a second import must
+pick up). Prints a JSON summary of the ids it made.
 """
 
 import json
@@ -48,6 +49,10 @@ if "--more" in sys.argv:
             mlflow.log_metric(
                 "loss", 1.0 / (step + 1), step=step, timestamp=1_700_000_000_000 + step
             )
+    # The parent run goes on after it was imported: one more point, one more tag.
+    [parent] = client.search_runs([experiment("churn")], "attributes.run_name = 'parent'")
+    client.log_metric(parent.info.run_id, "loss", 0.1, step=5, timestamp=1_700_000_000_005)
+    client.set_tag(parent.info.run_id, "reviewed", "yes")
     print(json.dumps({"late": run.info.run_id}))
     sys.exit(0)
 
@@ -97,6 +102,8 @@ with mlflow.start_run(run_name="second") as second:
     )
 client.set_registered_model_alias("churn-model", "champion", "1")
 client.set_registered_model_alias("churn-model", "challenger", "2")
+# MLflow 2's stages (deprecated in MLflow 3, still in stores): Segue makes them aliases.
+client.transition_model_version_stage("churn-model", "2", "Staging")
 
 
 class Echo(mlflow.pyfunc.PythonModel):

@@ -79,7 +79,7 @@ def _check_store(ids: dict[str, Any]) -> None:
     # Registered models: scikit-learn versions as Segue packages, aliases moved along.
     registry = get_registry()
     model = registry.get_model("churn-model")
-    assert model.aliases == {"champion": 1, "challenger": 2}
+    assert model.aliases == {"champion": 1, "challenger": 2, "staging": 2}
     versions = {v.version: v for v in registry.list_versions("churn-model")}
     assert versions[1].run_id == ids["parent"] and versions[2].run_id == ids["second"]
     assert versions[1].flavor == "sklearn"
@@ -93,7 +93,7 @@ def test_sqlite_store_imported_whole_then_nothing_new(mlflow_sqlite, segue_env) 
     assert (first.experiments_new, first.runs_new, first.runs_present) == (3, 7, 0)
     assert first.metric_points == 10
     assert (first.artifacts, first.datasets) == (ARTIFACTS, 1)
-    assert (first.versions_new, first.aliases_new) == (2, 2)
+    assert (first.versions_new, first.aliases_new) == (2, 3)
     [skipped] = first.skipped
     assert skipped.what == "echo version 1"
     assert "PythonModel" in skipped.reason and "needs MLflow" in skipped.reason
@@ -103,7 +103,7 @@ def test_sqlite_store_imported_whole_then_nothing_new(mlflow_sqlite, segue_env) 
     assert (again.experiments_new, again.runs_new, again.runs_resumed) == (0, 0, 0)
     assert (again.runs_present, again.metric_points, again.artifacts) == (7, 0, 0)
     assert (again.versions_new, again.versions_present) == (0, 2)
-    assert (again.aliases_new, again.aliases_present) == (0, 2)
+    assert (again.aliases_new, again.aliases_present) == (0, 3)
     _check_store(ids)
     assert len(get_client().metric_history(ids["parent"], "loss")) == 5  # not written twice
 
@@ -112,7 +112,7 @@ def test_file_store_imported_whole(mlflow_files, segue_env) -> None:
     root, ids = mlflow_files
     summary = _import(str(root / "mlruns"))
     assert (summary.runs_new, summary.metric_points, summary.artifacts) == (7, 10, ARTIFACTS)
-    assert (summary.versions_new, summary.aliases_new) == (2, 2)
+    assert (summary.versions_new, summary.aliases_new) == (2, 3)
     _check_store(ids)
     assert _import((root / "mlruns").as_uri()).runs_present == 7
 
@@ -148,22 +148,31 @@ def test_interrupted_import_resumes(mlflow_sqlite, segue_env, tmp_path: Path) ->
     assert len(loss) == 5  # each point once, however often the import was started
 
 
-def test_second_import_adds_new_runs(mlflow_sqlite, segue_env, tmp_path: Path) -> None:
+def test_second_import_adds_what_is_new(mlflow_sqlite, segue_env, tmp_path: Path) -> None:
+    ids = mlflow_sqlite[1]
     uri = copy_sqlite(mlflow_sqlite, tmp_path)
     assert _import(uri, models=False).runs_new == 7
     late = build(uri, str(mlflow_sqlite[0] / "art"), "--more", cwd=tmp_path)["late"]
     again = _import(uri, models=False)
-    assert (again.runs_new, again.runs_present, again.metric_points) == (1, 7, 3)
-    run = get_client().get_run(late)
+    # The new run, and the point and tag logged to an imported run since.
+    assert (again.runs_new, again.runs_updated, again.runs_present) == (1, 1, 6)
+    assert again.metric_points == 3 + 1
+    client = get_client()
+    run = client.get_run(late)
     assert run.data.params == {"lr": "0.5"}
     assert run.data.tags["mlflow.run_id"] == late
+    parent = client.get_run(ids["parent"])
+    assert parent.data.tags["reviewed"] == "yes"
+    loss = client.metric_history(ids["parent"], "loss")
+    assert [(m.step, m.value) for m in loss] == [(s, 1.0 / (s + 1)) for s in range(5)] + [(5, 0.1)]
+    assert _import(uri, models=False).runs_present == 8  # and then nothing more
 
 
 def test_server_imported_over_http(mlflow_server, segue_env) -> None:
     url, ids = mlflow_server
     summary = _import(url)
     assert (summary.runs_new, summary.metric_points, summary.artifacts) == (7, 10, ARTIFACTS)
-    assert (summary.versions_new, summary.aliases_new) == (2, 2)
+    assert (summary.versions_new, summary.aliases_new) == (2, 3)
     _check_store(ids)
     again = _import(url)
     assert (again.runs_new, again.runs_present, again.versions_present) == (0, 7, 2)
@@ -173,6 +182,6 @@ def test_postgres_store_imported_whole(mlflow_postgres, segue_env) -> None:
     uri, ids = mlflow_postgres
     summary = _import(uri)
     assert (summary.runs_new, summary.metric_points, summary.artifacts) == (7, 10, ARTIFACTS)
-    assert (summary.versions_new, summary.aliases_new, summary.datasets) == (2, 2, 1)
+    assert (summary.versions_new, summary.aliases_new, summary.datasets) == (2, 3, 1)
     _check_store(ids)
     assert _import(uri).runs_present == 7

@@ -22,6 +22,7 @@ import re
 import shutil
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,17 +42,25 @@ from segue.importers.mlflow.records import (
 from segue.importers.mlflow.summary import ImportSummary
 from segue.models.package import MANIFEST
 from segue.registry.service import Registry
-from segue.store.entities import RUN_STATUSES, ArtifactEntry, Dataset, Run, RunInfo
+from segue.store.entities import (
+    RUN_STATUSES,
+    ArtifactEntry,
+    Dataset,
+    MetricHistory,
+    Run,
+    RunInfo,
+)
 from segue.store.tracking import SqlTrackingStore
 from segue.tracking import validation
 from segue.tracking.client import MAX_RESULTS, TrackingClient
 
-__all__ = ["STATE_TAG", "ImportSummary", "import_store"]
+__all__ = ["FINGERPRINT_TAG", "STATE_TAG", "ImportSummary", "import_store"]
 
 RUN_ID_TAG = "mlflow.run_id"
 EXPERIMENT_ID_TAG = "mlflow.experiment_id"
 SOURCE_TAG = "mlflow.import.source"
 STATE_TAG = "mlflow.import.state"
+FINGERPRINT_TAG = "mlflow.import.fingerprint"
 #: Runs created in one transaction, and whose metrics are read in one query.
 BATCH = 50
 _HEX_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -118,6 +127,8 @@ class _Copier:
         self.summary = ImportSummary(source.location)
         #: MLflow run id -> Segue run id, for parents and model versions.
         self.ids: dict[str, str] = {}
+        #: MLflow ids of imported runs that changed in MLflow since.
+        self._changed: set[str] = set()
 
     # -- runs ----------------------------------------------------------------------------
 
@@ -158,10 +169,14 @@ class _Copier:
                 unfinished.append(record)
                 continue
             self.ids[record.id] = existing.id
-            if existing.data.tags[STATE_TAG] == "done":
-                self.summary.runs_present += 1
-            else:
+            if existing.data.tags[STATE_TAG] != "done":
                 self.summary.runs_resumed += 1
+                unfinished.append(record)
+            elif existing.data.tags.get(FINGERPRINT_TAG) == record.fingerprint:
+                self.summary.runs_present += 1
+            else:  # changed in MLflow since it was imported: brought up to date
+                self._changed.add(record.id)
+                self.summary.runs_updated += 1
                 unfinished.append(record)
         if new:
             self._create(new)
@@ -204,7 +219,32 @@ class _Copier:
         # transaction: written once, however often the import is started.
         self._datasets(record, run_id)
         self._artifacts(record, run_id)
-        self._metrics(record, run_id, columns)
+        if record.id in self._changed:
+            self._update(record, run_id, columns)
+        else:
+            self._metrics(record, run_id, columns)
+
+    def _update(self, record: MlflowRunRecord, run_id: str, columns: dict[str, Columns]) -> None:
+        """Bring an imported run up to what MLflow holds now: status, end time, lifecycle,
+        tags, params it lacks and the metric points it lacks (MLflow's points are appended to,
+        never changed)."""
+        run = self.store.get_run(run_id)
+        status, reason = _status(record)
+        if (status, record.end_time) != (run.info.status, run.info.end_time):
+            self.store.set_run_status(run_id, status, record.end_time, reason=reason)
+        stage = "deleted" if record.lifecycle_stage == "deleted" else "active"
+        if stage != run.info.lifecycle_stage:
+            self.store.set_run_lifecycle(run_id, stage)
+        what = f"run {record.id}"
+        tags = self._clean("tag", what, record.tags, _tag)
+        params = self._clean("param", what, record.params, validation.param_value)
+        new_params = {k: v for k, v in params.items() if k not in run.data.params}
+        missing = {
+            key: _missing(self.store.get_metric_columns(run_id, key), points)
+            for key, points in columns.items()
+        }
+        extra = {**tags, FINGERPRINT_TAG: record.fingerprint}
+        self._metrics(record, run_id, missing, params=new_params, tags=extra)
 
     def _experiment(self, experiment: MlflowExperiment) -> int | None:
         try:
@@ -251,12 +291,10 @@ class _Copier:
                 EXPERIMENT_ID_TAG: record.experiment_id,
                 SOURCE_TAG: self.source.location,
                 STATE_TAG: "created",
+                FINGERPRINT_TAG: record.fingerprint,
             }
         )
-        status, reason = record.status, None
-        if status not in RUN_STATUSES or status == "RUNNING":
-            # A run still RUNNING in MLflow has no process here to send heartbeats.
-            status, reason = "KILLED", f"was {record.status} in MLflow when imported"
+        status, reason = _status(record)
         start = record.start_time or experiment.creation_time or 0
         parent = self.ids.get(record.parent_id or "")
         info = RunInfo(
@@ -308,7 +346,15 @@ class _Copier:
                 self.summary.skip(kind, f"{kind} {key!r} of {what}", str(exc))
         return out
 
-    def _metrics(self, record: MlflowRunRecord, run_id: str, columns: dict[str, Columns]) -> None:
+    def _metrics(
+        self,
+        record: MlflowRunRecord,
+        run_id: str,
+        columns: dict[str, Columns],
+        *,
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
         clean: dict[str, Columns] = {}
         for key, cols in columns.items():
             try:
@@ -316,10 +362,11 @@ class _Copier:
             except SegueError as exc:
                 self.summary.skip("metric", f"metric {key!r} of run {record.id}", str(exc))
                 continue
-            clean[key] = cols
-            self.summary.metric_points += len(cols[0])
-        state = {STATE_TAG: "done"}
-        self.store.log_metric_columns(run_id, clean, tags=state)
+            if cols[0]:
+                clean[key] = cols
+                self.summary.metric_points += len(cols[0])
+        state = {**(tags or {}), STATE_TAG: "done"}
+        self.store.log_metric_columns(run_id, clean, params=params, tags=state)
 
     def _datasets(self, record: MlflowRunRecord, run_id: str) -> None:
         for found in self.source.datasets(record):
@@ -451,6 +498,32 @@ class _Copier:
                     self.summary.skip("alias", what, str(exc))
                     continue
                 self.summary.aliases_new += 1
+
+
+def _status(record: MlflowRunRecord) -> tuple[str, str | None]:
+    """Segue's status for the run and, when it differs from MLflow's, why."""
+    if record.status in RUN_STATUSES and record.status != "RUNNING":
+        return record.status, None
+    # A run still RUNNING in MLflow has no process here to send heartbeats.
+    return "KILLED", f"was {record.status} in MLflow when imported"
+
+
+def _missing(have: MetricHistory, columns: Columns) -> Columns:
+    """The points of ``columns`` not among ``have`` (as a multiset: a point logged twice in
+    MLflow and once here is missing once)."""
+    stored = Counter(
+        zip(have.steps, have.timestamps, have.values, strict=True)  # NaN stored as None
+    )
+    out: Columns = ([], [], [])
+    for value, step, stamp in zip(*columns, strict=True):
+        point = (step, stamp, None if value != value else value)
+        if stored[point] > 0:
+            stored[point] -= 1
+            continue
+        out[0].append(value)
+        out[1].append(step)
+        out[2].append(stamp)
+    return out
 
 
 def _tag(key: str, value: Any) -> str:

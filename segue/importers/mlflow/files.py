@@ -95,6 +95,10 @@ class FileSource:
                     artifact_uri=meta.get("artifact_uri") or str(run / "artifacts"),
                     params=_values(run / "params"),
                     tags=tags,
+                    # Metric files only grow: their sizes say whether points were added.
+                    metrics_seen=tuple(
+                        (key, str(file.stat().st_size)) for key, file in _files(run / "metrics")
+                    ),
                 )
             )
         records.sort(key=lambda r: (r.start_time or 0, r.id))

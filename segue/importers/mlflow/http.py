@@ -141,6 +141,15 @@ class HttpSource:
                     artifact_uri=info.get("artifact_uri"),
                     params=_pairs(data.get("params")),
                     tags=tags,
+                    metrics_seen=tuple(
+                        (
+                            str(m["key"]),
+                            str(m.get("step")),
+                            str(m.get("timestamp")),
+                            str(m.get("value")),
+                        )
+                        for m in data.get("metrics") or []
+                    ),
                 )
             )
         return parents_first(records)

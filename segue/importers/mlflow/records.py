@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,10 +40,27 @@ class MlflowRunRecord:
     artifact_uri: str | None
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    #: What the source knows of the run's metrics without reading their histories (the
+    #: latest point of each key, or the size of its file), for :attr:`fingerprint`.
+    metrics_seen: tuple[tuple[str, ...], ...] = ()
 
     @property
     def parent_id(self) -> str | None:
         return self.tags.get("mlflow.parentRunId") or None
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest that changes when the run does (status, times, tags, params, metrics):
+        kept on the imported run, so a later import knows which runs to bring up to date."""
+        seen = (
+            self.status,
+            self.end_time,
+            self.lifecycle_stage,
+            sorted(self.tags.items()),
+            sorted(self.params.items()),
+            sorted(self.metrics_seen),
+        )
+        return hashlib.sha256(json.dumps(seen, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,15 @@ _metrics = sa.Table(
     sa.Column("is_nan", sa.Boolean),
     sa.Column("run_uuid", sa.String),
 )
+_latest_metrics = sa.Table(
+    "latest_metrics",
+    _meta,
+    sa.Column("key", sa.String),
+    sa.Column("value", sa.Float),
+    sa.Column("timestamp", sa.BigInteger),
+    sa.Column("step", sa.BigInteger),
+    sa.Column("run_uuid", sa.String),
+)
 _datasets = sa.Table(
     "datasets",
     _meta,
@@ -199,6 +208,11 @@ class SqlSource:
         tags: dict[str, dict[str, str]] = {}
         for key, value, run_id in self._rows(sa.select(_tags).where(_tags.c.run_uuid.in_(mine))):
             tags.setdefault(run_id, {})[key] = value or ""
+        latest: dict[str, list[tuple[str, ...]]] = {}
+        lm = _latest_metrics
+        stmt = sa.select(lm.c.run_uuid, lm.c.key, lm.c.step, lm.c.timestamp, lm.c.value)
+        for run_id, *point in self._rows(stmt.where(lm.c.run_uuid.in_(mine))):
+            latest.setdefault(run_id, []).append(tuple(str(p) for p in point))
         records = [
             MlflowRunRecord(
                 id=row.run_uuid,
@@ -212,6 +226,7 @@ class SqlSource:
                 artifact_uri=row.artifact_uri,
                 params=params.get(row.run_uuid, {}),
                 tags=tags.get(row.run_uuid, {}),
+                metrics_seen=tuple(latest.get(row.run_uuid, ())),
             )
             for row in rows
         ]

@@ -27,6 +27,8 @@ class ImportSummary:
     #: Runs an earlier, interrupted import had started: finished now.
     runs_resumed: int = 0
     runs_present: int = 0
+    #: Runs imported before that changed in MLflow since: brought up to date.
+    runs_updated: int = 0
     metric_points: int = 0
     artifacts: int = 0
     artifact_bytes: int = 0
@@ -52,7 +54,12 @@ class ImportSummary:
                 self.experiments_present,
                 skipped.get("experiment", 0),
             ),
-            ("runs", self.runs_new + self.runs_resumed, self.runs_present, skipped.get("run", 0)),
+            (
+                "runs",
+                self.runs_new + self.runs_resumed + self.runs_updated,
+                self.runs_present,
+                skipped.get("run", 0),
+            ),
             ("metric points", self.metric_points, 0, skipped.get("metric", 0)),
             ("artifacts", self.artifacts, 0, skipped.get("artifact", 0)),
             ("data sets", self.datasets, 0, skipped.get("dataset", 0)),
