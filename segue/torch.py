@@ -185,7 +185,16 @@ def _traced(pl_module: Any) -> tuple[Any, Any]:
     example: Any = getattr(pl_module, "example_input_array", None)
     if not hasattr(example, "detach"):
         return pl_module, None
-    traced = pl_module.to_torchscript(method="trace", example_inputs=example)
+    import torch
+
+    # torch.jit.trace itself, not LightningModule.to_torchscript (deprecated in Lightning 2.7).
+    was_training = pl_module.training
+    pl_module.eval()
+    try:
+        with torch.no_grad():
+            traced = torch.jit.trace(pl_module, example)
+    finally:
+        pl_module.train(was_training)
     return traced, example.detach().cpu().numpy()
 
 

@@ -132,7 +132,7 @@ def fit(module: lightning.LightningModule, iris, **callback: object) -> lightnin
     return trainer
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # to_torchscript, in Lightning 2.7+
+@pytest.mark.filterwarnings("ignore:.*torch.jit:DeprecationWarning")  # the torch flavor's format
 @pytest.mark.filterwarnings("ignore::UserWarning:lightning")  # few workers, small batches
 def test_the_lightning_callback_logs_params_epochs_and_a_loadable_model(segue_env, iris):
     torch.manual_seed(0)
