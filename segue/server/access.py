@@ -121,6 +121,33 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/tokens"): _A,
     ("POST", "/api/v1/token-introspection"): _V,
     ("DELETE", "/api/v1/tokens/{public_id}"): _A,
+    # -- MLflow's REST API (segue.server.mlflow): the same roles as the /api/v1 routes ------
+    ("POST", "/api/2.0/mlflow/experiments/create"): _E,
+    ("GET", "/api/2.0/mlflow/experiments/get"): _V,
+    ("GET", "/api/2.0/mlflow/experiments/get-by-name"): _V,
+    ("POST", "/api/2.0/mlflow/experiments/search"): _V,
+    ("POST", "/api/2.0/mlflow/runs/create"): _E,
+    ("GET", "/api/2.0/mlflow/runs/get"): _V,
+    ("POST", "/api/2.0/mlflow/runs/update"): _E,
+    ("POST", "/api/2.0/mlflow/runs/delete"): _M,
+    ("POST", "/api/2.0/mlflow/runs/restore"): _M,
+    ("POST", "/api/2.0/mlflow/runs/log-parameter"): _E,
+    ("POST", "/api/2.0/mlflow/runs/set-tag"): _E,
+    ("POST", "/api/2.0/mlflow/runs/log-metric"): _E,
+    ("POST", "/api/2.0/mlflow/runs/log-batch"): _E,
+    ("GET", "/api/2.0/mlflow/metrics/get-history"): _V,
+    ("POST", "/api/2.0/mlflow/runs/search"): _V,
+    ("POST", "/api/2.0/mlflow/logged-models/search"): _V,
+    ("GET", "/api/2.0/mlflow-artifacts/artifacts"): _V,
+    ("GET", "/api/2.0/mlflow-artifacts/artifacts/{path:path}"): _V,
+    ("PUT", "/api/2.0/mlflow-artifacts/artifacts/{path:path}"): _E,
+    ("DELETE", "/api/2.0/mlflow-artifacts/artifacts/{path:path}"): _M,
+    # Every other MLflow call: refused (NOT_IMPLEMENTED, naming it) to any authenticated caller.
+    **{
+        (method, f"/api/{version}/mlflow/{{rest:path}}"): _V
+        for method in ("GET", "POST", "PATCH", "DELETE", "PUT")
+        for version in ("2.0", "3.0")
+    },
     # == web UI pages (the session cookie; forms and htmx requests carry the CSRF token) ==
     ("GET", "/login"): Rule(PUBLIC),
     ("POST", "/login"): Rule(PUBLIC),

@@ -80,6 +80,9 @@ def create_app(state: ServerState) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router, prefix=API, responses=ERROR_RESPONSES)
+    from segue.server.mlflow import ROUTER as MLFLOW  # MLflow's REST API
+
+    app.include_router(MLFLOW)
     app.add_api_route(f"{API}/health", _health, methods=["GET"], tags=["server"])
     app.add_api_route(
         f"{API}/whoami", _whoami, methods=["GET"], tags=["server"], responses=ERROR_RESPONSES

@@ -1,0 +1,195 @@
+"""The real MLflow client (3.17.2) against ``segue server``'s MLflow REST API.
+
+MLflow needs ``pandas<3`` and Segue's environment has pandas 3, so the client runs in its own
+environment: the interpreter at ``$SEGUE_MLFLOW_PYTHON`` (default ``.venv-mlflow/bin/python``
+in the repository; ``.ci/run`` builds it with ``mlflow==3.17.2``). Without it the tests are
+skipped locally and fail under CI.
+
+One server per database kind, with authentication on, serves one script of MLflow calls
+(``mlflow_script.py``); the tests compare what the calls answered with what Segue stored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import segue
+from segue.auth.service import AuthService
+from segue.store.auth import SqlAuthStore
+from segue.store.engine import open_engine
+from segue.store.tracking import SqlTrackingStore
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(segue.__file__).resolve().parents[1]
+SCRIPT = Path(__file__).with_name("mlflow_script.py")
+
+
+def mlflow_python() -> Path:
+    path = Path(os.environ.get("SEGUE_MLFLOW_PYTHON") or ROOT / ".venv-mlflow" / "bin" / "python")
+    if not path.is_file():
+        message = f"no MLflow environment at {path} (set SEGUE_MLFLOW_PYTHON)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+class Session:
+    """What the script's MLflow calls answered, and the store the server wrote to."""
+
+    def __init__(self, out: dict[str, Any], store: SqlTrackingStore) -> None:
+        self.out = out
+        self.store = store
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def session(request, tmp_path_factory, live_server) -> Iterator[Session]:
+    python = mlflow_python()
+    root = tmp_path_factory.mktemp(f"mlflow-{request.param}")
+    if request.param == "sqlite":
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), root / "segue.db")
+        uri = f"sqlite:///{root / 'segue.db'}"
+    else:
+        uri = request.getfixturevalue("pg_uri")
+        from tests.conftest import _truncate
+
+        _truncate(uri)
+    from segue.config import settings
+    from segue.server.state import ServerState
+
+    engine = open_engine(uri)
+    auth = AuthService(SqlAuthStore(engine))
+    auth.add_user("ada", "maintainer", "local:ops")
+    auth.add_user("vic", "viewer", "local:ops")
+    token, _ = auth.create_token("ada", "mlflow", "local:ops")
+    viewer, _ = auth.create_token("vic", "mlflow", "local:ops")
+    env = {
+        "SEGUE_HOME": str(root / "home"),
+        "SEGUE_STORE_URI": uri,
+        "SEGUE_ARTIFACT_URI": str(root / "artifacts"),
+    }
+    server = live_server(ServerState(settings(env), engine))
+    try:
+        work = root / "work"
+        work.mkdir()
+        done = subprocess.run(
+            [str(python), str(SCRIPT), str(work)],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={
+                **os.environ,
+                "MLFLOW_TRACKING_URI": server.url,
+                "MLFLOW_TRACKING_TOKEN": token,
+                "VIEWER_TOKEN": viewer,
+                "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+                "GIT_PYTHON_REFRESH": "quiet",
+            },
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"the MLflow client failed:\n{done.stderr[-6000:]}")
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+        yield Session(out, SqlTrackingStore(engine))
+    finally:
+        server.stop()
+
+
+def test_experiments_created_and_found_by_id_and_name(session):
+    out, store = session.out, session.store
+    experiment = store.get_experiment("mlflow-exp")
+    assert out["experiment_id"] == str(experiment.id)
+    assert out["by_id"] == "mlflow-exp"
+    assert out["by_name"] == str(experiment.id)
+    assert out["missing_by_name"] is True
+    assert store.get_experiment("mlflow-other").description == "notes"
+    assert out["duplicate"]["code"] == "RESOURCE_ALREADY_EXISTS"
+    assert out["search_experiments"] == ["mlflow-exp", "mlflow-other"]
+
+
+def test_runs_params_metrics_and_tags_are_segue_runs(session):
+    out, store = session.out, session.store
+    run = store.get_run(out["parent"])
+    assert run.info.name == "parent"
+    assert run.info.status == "FINISHED"
+    assert run.info.end_time is not None
+    assert run.data.params == {"lr": "0.1", "depth": "3", "model": "rf", "batch": "64"}
+    assert run.data.tags["team"] == "fraud"
+    assert run.data.tags["stage"] == "dev"
+    assert run.data.tags["segue.created_by"] == "user:ada"
+    assert run.data.metrics["acc"].value == 0.8
+    loss = store.get_metric_history(out["parent"], "loss")
+    assert [(p.value, p.step) for p in loss] == [(0.9, 0), (0.5, 1), (0.25, 2)]
+    assert loss[1].timestamp == 1_700_000_000_123
+    f1 = store.get_metric_history(out["parent"], "f1")
+    assert [(p.step, p.timestamp) for p in f1] == [(i, 1_700_000_000_000 + i) for i in range(5)]
+    assert all(math.isclose(p.value, 0.1 * p.step) for p in f1)
+    # What the client read back is what it sent.
+    assert out["run"]["params"] == run.data.params
+    assert out["run"]["metrics"] == {"loss": 0.25, "acc": 0.8, "f1": 0.4}
+    assert out["run"]["tags"]["mlflow.runName"] == "parent"
+    assert out["run"]["status"] == "FINISHED"
+    expected = f"mlflow-artifacts:/{run.info.experiment_id}/{run.info.id}/artifacts"
+    assert out["run"]["artifact_uri"] == expected
+    assert out["history"] == [[p.value, p.step, p.timestamp] for p in loss]
+    assert out["changed_param"]["code"] == "INVALID_PARAMETER_VALUE"
+    assert "lr" in out["changed_param"]["message"]
+
+
+def test_nested_run_is_a_child_run(session):
+    out, store = session.out, session.store
+    child = store.get_run(out["child"])
+    assert child.info.parent_run_id == out["parent"]
+    assert child.info.name == "child"
+    assert out["child_parent_tag"] == out["parent"]
+
+
+def test_failed_run_deleted_and_restored(session):
+    out, store = session.out, session.store
+    assert out["failing_status"] == "FAILED"
+    assert out["deleted_stage"] == "deleted"
+    assert "failing" not in out["after_delete"]
+    assert "failing" in out["after_restore"]
+    assert store.get_run(out["failing"]).info.lifecycle_stage == "active"
+
+
+def test_search_runs_with_filters_order_and_pages(session):
+    out = session.out
+    assert out["search_loss"] == ["parent", "child"]
+    assert out["search_param"] == ["parent"]
+    assert out["search_tag"] == ["child"]
+    assert out["search_status"] == ["failing"]
+    assert out["pages"] == [["child"], ["failing"], ["parent"]]
+    assert out["frame"] == {"rows": 1, "lr": ["0.1"]}
+    assert out["bad_filter"]["code"] == "INVALID_PARAMETER_VALUE"
+    assert "filter" in out["bad_filter"]["message"]
+
+
+def test_artifacts_uploaded_listed_and_downloaded(session):
+    out, store = session.out, session.store
+    paths = {e.path: e.size for e in store.list_artifacts(out["parent"])}
+    assert paths == {"notes.txt": 5, "data/a.txt": 1, "data/sub/b.bin": 2560}
+    assert out["listed"] == [["data", True], ["notes.txt", False]]
+    assert out["listed_data"] == [["data/a.txt", False, 1], ["data/sub", True, None]]
+    assert out["downloaded"] == ["data/a.txt", "data/sub/b.bin", "notes.txt"]
+    assert out["downloaded_b"] is True
+
+
+def test_refusals_in_mlflow_terms(session):
+    out = session.out
+    assert out["missing_run"]["code"] == "RESOURCE_DOES_NOT_EXIST"
+    assert out["registry"]["code"] == "NOT_IMPLEMENTED"
+    assert "registered-models/create" in out["registry"]["message"]
+    assert out["viewer_reads"] == "mlflow-exp"
+    assert out["viewer_writes"]["code"] == "PERMISSION_DENIED"
+    assert out["bad_token"]["code"] == "UNAUTHENTICATED"
