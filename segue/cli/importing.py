@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 
 import typer
@@ -42,12 +43,20 @@ def import_mlflow(
     point, params, tags, artifacts, data sets, registered models, versions and aliases.
 
     Run it again to copy only what is new; after an interruption it takes up where it
-    stopped. Each run keeps its MLflow id as the tag mlflow.run_id.
+    stopped. Each run keeps its MLflow id as the tag mlflow.run_id. A server asking for
+    credentials gets MLflow's: MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and
+    MLFLOW_TRACKING_PASSWORD.
     """
     from segue.importers.mlflow import import_store, open_source
     from segue.registry.service import get_registry
 
-    opened = open_source(source)
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    opened = open_source(
+        source,
+        token=os.environ.get("MLFLOW_TRACKING_TOKEN") or None,
+        auth=(user, password) if user and password else None,
+    )
     try:
         with _progress() as advance:
             summary = import_store(opened, get_registry(), progress=advance, models=models)

@@ -11,10 +11,13 @@ from segue.importers.mlflow.records import MlflowSource
 _DATABASES = ("sqlite", "postgresql", "mysql", "mssql")
 
 
-def open_source(uri: str) -> MlflowSource:
+def open_source(
+    uri: str, *, token: str | None = None, auth: tuple[str, str] | None = None
+) -> MlflowSource:
     """The MLflow store at ``uri``: ``sqlite:///mlflow.db``, ``postgresql://…`` (any
     SQLAlchemy URL MLflow takes), an ``mlruns`` folder (a path or ``file:`` URI), or a
-    running MLflow server (``http(s)://host:port``).
+    running MLflow server (``http(s)://host:port``), to which ``token`` is sent as a bearer
+    token or ``auth`` as basic auth (user, password).
 
     Raises:
         InvalidArgument: ``uri`` is none of those, or names nothing there.
@@ -32,7 +35,7 @@ def open_source(uri: str) -> MlflowSource:
     if scheme in ("http", "https"):
         from segue.importers.mlflow.http import HttpSource
 
-        return HttpSource(uri)
+        return HttpSource(uri, token=token, auth=auth)
     if scheme in ("", "file") or (len(scheme) == 1 and Path(uri).exists()):
         from segue.importers.mlflow.files import FileSource
 
