@@ -22,7 +22,6 @@ import fsspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from segue.errors import InvalidArgument
 from segue.monitoring import segments
@@ -65,6 +64,8 @@ def read_predictions(
     Example:
         >>> read_predictions(uri, "churn", start=time.time() - 3600, role="canary")
     """
+    import pyarrow.dataset as ds  # only readers need it, not the server that writes the log
+
     segments.check_model(model)
     where = segments.time_window(start, end)
     if version is not None:
@@ -130,6 +131,8 @@ def find_requests(
         >>> find_requests(uri, "churn", ["9f2c…"], start=time.time() - 30 * 86400)
         {'9f2c…': (5, 200, '3')}
     """
+    import pyarrow.dataset as ds
+
     segments.check_model(model)
     wanted = sorted(set(request_ids))
     if not wanted:

@@ -42,8 +42,6 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
@@ -303,6 +301,10 @@ def read_segments(
 ) -> pa.Table:
     """The rows of ``files`` matching the pyarrow expression ``where`` (None: all); only
     ``columns`` if given (``"__filename"``: the segment each row came from)."""
+    # Imported here: an inference server writes segments and seldom reads them (7 MB).
+    import pyarrow.dataset as ds
+    import pyarrow.fs as pafs
+
     if not files:
         if columns is None:
             return schema.empty_table()
@@ -320,6 +322,8 @@ def read_segments(
 
 def time_window(start: float | None, end: float | None) -> Any:
     """A pyarrow filter for ``start <= time < end`` (None: no bound; no bounds: None)."""
+    import pyarrow.dataset as ds
+
     where = None
     if start is not None:
         where = ds.field("time") >= float(start)
