@@ -239,7 +239,9 @@ class SqlSource:
         stmt = (
             sa.select(m.c.key, m.c.value, m.c.step, m.c.timestamp, m.c.is_nan)
             .where(m.c.run_uuid == sa.bindparam("run"))
-            .order_by(m.c.key, m.c.step, m.c.timestamp)  # MLflow's (run, key, step) index
+            # Along MLflow's (run_uuid, key, step) index, no sort: ties in step stay in the
+            # order they were logged, and Segue orders its history by step, then time.
+            .order_by(m.c.key, m.c.step)
         )
         out: dict[str, dict[str, Columns]] = {}
         try:
