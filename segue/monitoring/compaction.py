@@ -12,8 +12,10 @@ them all. :func:`compact` merges the segments of each finished day into one day 
 
 Readers never return a segment a day file lists (:func:`segments.list_day`), so at any
 moment, a crash included, every record is read exactly once. Segments published while a
-compaction runs are not in its list and stay until the next one. Run one compaction of a
-model at a time.
+compaction runs are not in its list and stay until the next one. Two compactions of one
+model must not run at once (both would publish the same records): on a local artifact
+folder a lock refuses the second (:class:`~segue.errors.Conflict`); on an object store,
+run one at a time.
 
 Example::
 
@@ -24,12 +26,14 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import re
 import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from segue.artifacts.backend import FsspecBackend
-from segue.errors import InvalidArgument, NotFound
+from segue.errors import Conflict, InvalidArgument, NotFound
 from segue.monitoring import segments
 
 __all__ = ["KINDS", "DayCompaction", "compact"]
@@ -110,15 +114,38 @@ def compact(
     bases = {kind: f"{root}/{kind}/{model}" for kind in KINDS}
     if not any(fs.exists(base) for base in bases.values()):
         raise NotFound(f"model {model!r} has no prediction or feedback log in {artifact_uri}")
-    _clear_stale_staging(FsspecBackend(artifact_uri).staging_dir(), time.time())
+    backend = FsspecBackend(artifact_uri)
     today = segments.day_of(clock())
     done = []
-    for kind, base in bases.items():
-        for name, path in segments.list_days(fs, base):
-            if (day is None and name < today) or name == day:
-                key = f"{kind}/{model}/date={name}"
-                done.append(_compact_day(fs, artifact_uri, key, path, kind, delete))
+    with _locked(backend, model):
+        _clear_stale_staging(backend.staging_dir(), time.time())
+        for kind, base in bases.items():
+            for name, path in segments.list_days(fs, base):
+                if (day is None and name < today) or name == day:
+                    key = f"{kind}/{model}/date={name}"
+                    done.append(_compact_day(fs, artifact_uri, key, path, kind, delete))
     return done
+
+
+@contextmanager
+def _locked(backend: FsspecBackend, model: str) -> Iterator[None]:
+    """Hold the model's compaction lock (local artifact folders; released if we die)."""
+    staging = backend.staging_dir()
+    if staging is None:
+        yield
+        return
+    path = staging / f"compact-{model}.lock"
+    with open(path, "a+b") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Conflict(
+                f"another compaction of {model!r} is running (it holds {path}); wait for it"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _clear_stale_staging(staging: Path | None, now: float) -> None:

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from segue.artifacts.backend import FsspecBackend
-from segue.errors import InvalidArgument, NotFound
+from segue.errors import Conflict, InvalidArgument, NotFound
 from segue.monitoring import readers, segments
 from segue.monitoring.compaction import compact
 
@@ -206,3 +206,16 @@ def test_a_read_lists_again_when_a_segment_vanished() -> None:
         return "read"
 
     assert readers._relisting(read) == "read"
+
+
+def test_a_second_compaction_of_the_model_at_once_is_refused(root):
+    import fcntl
+
+    staging = FsspecBackend(root).staging_dir()
+    assert staging is not None
+    with open(staging / "compact-churn.lock", "a+b") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a compaction in another process
+        with pytest.raises(Conflict, match="another compaction of 'churn' is running"):
+            compact(root, "churn", clock=lambda: TOMORROW + 60)
+    assert len(_files(root, "predictions", "2025-06-14")) == 40
+    assert compact(root, "churn", clock=lambda: TOMORROW + 60)[0].segments == 40
