@@ -8,6 +8,11 @@ patched when it is installed. PyTorch loops log through :mod:`segue.torch` inste
 A training logs into the active run; with none, a run is started for it (tagged
 ``autolog=<framework>``) and ended when the training returns. Autologging never breaks the
 training: whatever fails inside it becomes an :class:`AutologWarning` and the training goes on.
+
+Only the outermost fit of the process is logged: the fits it makes (a pipeline's steps, a
+search's candidates, also on joblib's threads) belong to it. So two trainings run at the same
+time in two threads of one process are not both logged: the second one is taken for part of the
+first. Fits in joblib's worker processes (``n_jobs`` with the default backend) are not patched.
 """
 
 from __future__ import annotations

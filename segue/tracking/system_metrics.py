@@ -14,7 +14,8 @@ run ends:
   the kernel reports disk I/O, which containers often do not)
 - ``system/network_receive_megabytes``, ``system/network_transmit_megabytes`` (since the run
   started)
-- per NVIDIA GPU ``i``, when ``nvidia-ml-py`` is installed and a driver answers:
+- per NVIDIA GPU ``i``, when ``nvidia-ml-py`` is installed (``pip install segue[gpu]``) and a
+  driver answers:
   ``system/gpu_<i>_utilization_percentage``, ``system/gpu_<i>_memory_usage_megabytes``,
   ``system/gpu_<i>_memory_usage_percentage``. Without a GPU (or without ``nvidia-ml-py``) these
   are simply not logged.
