@@ -146,7 +146,7 @@ class ActiveRun:
         if step > last:
             self._steps[key] = step
         self._keys.add(key)
-        self._client.log_metrics(self.id, (point,))
+        self._client.writer.add_one(self.info.id, point)
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         now = self._client._now()

@@ -34,6 +34,19 @@ log = logging.getLogger(__name__)
 _EAGER_FLUSH = 5_000
 WHEN_FULL = ("block", "drop")
 
+#: How many times this process is a forked child of the one that imported this module: a
+#: writer started before a fork has no thread in the child (cheaper than os.getpid a point).
+_forks = 0
+
+
+def _forked() -> None:
+    global _forks
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
+
 
 class MetricsLost(SegueError):
     """Metric points could not be written for a permanent reason and were dropped."""
@@ -86,7 +99,8 @@ class MetricWriter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._running = False
-        self._pid = 0
+        self._forks = -1
+        self._eager = min(_EAGER_FLUSH, max_backlog)
         self._last_heartbeat = 0.0
         #: Points dropped because the backlog was full, per run.
         self.dropped: dict[str, int] = defaultdict(int)
@@ -137,6 +151,24 @@ class MetricWriter:
             self._size += len(points)
             full = self._size >= min(_EAGER_FLUSH, self._max_backlog)
         if full and not self._wake.is_set():  # set() takes a lock: once per wake, not a point
+            self._wake.set()
+
+    def add_one(self, run_id: str, point: Metric) -> None:
+        """:meth:`add` for one point: what ``log_metric`` calls, once a point, so it does the
+        least it can while the backlog has room."""
+        if not self._running or self._forks != _forks:
+            self._ensure_thread()
+        with self._lock:
+            room = self._size < self._max_backlog
+            if room:
+                self._full_warned = False
+                self._buffer[run_id].append(point)
+                self._size += 1
+                if self._size < self._eager:
+                    return
+        if not room:  # full: wait or drop, as add does
+            self.add(run_id, (point,))
+        elif not self._wake.is_set():
             self._wake.set()
 
     def _drop(self, run_id: str, count: int) -> None:
@@ -258,9 +290,10 @@ class MetricWriter:
         self.flush()
 
     def _ensure_thread(self) -> None:
-        # Called for every logged point: a flag the loop clears on its way out (and the pid,
-        # as a forked child has no thread) spare the costly is_alive() of the common case.
-        if self._running and self._pid == os.getpid():
+        # Called for every logged point: a flag the loop clears on its way out (and the count
+        # of forks, as a forked child has no thread) spare the costly is_alive() of the
+        # common case.
+        if self._running and self._forks == _forks:
             return
         if self._thread is None or not self._thread.is_alive():
             with self._lock:
@@ -269,7 +302,7 @@ class MetricWriter:
                     self._thread = threading.Thread(
                         target=self._loop, name="segue-metric-writer", daemon=True
                     )
-                    self._pid = os.getpid()
+                    self._forks = _forks
                     self._running = True  # before start: the loop clears it when it ends
                     self._thread.start()
 

@@ -470,6 +470,32 @@ def test_starting_a_run_reaps_dead_ones(store, content_store, tmp_path):
         alive.writer.close()
 
 
+def test_starting_runs_reaps_at_most_once_per_heartbeat_interval(store, content_store, tmp_path):
+    now = [1_000.0]
+    config = Settings(
+        home=tmp_path,
+        store_uri="unused",
+        artifact_uri=str(tmp_path / "a"),
+        heartbeat_interval=5.0,
+        heartbeat_timeout=30.0,
+    )
+    dead = TrackingClient(store, content_store, config, clock=lambda: now[0])
+    info = dead.create_run("reap")
+    dead.writer.close()
+    alive = TrackingClient(store, content_store, config, clock=lambda: now[0])
+    try:
+        now[0] = 1_027.0
+        alive.create_run("reap")  # reaps: the dead run's heartbeat is only 27 s old
+        now[0] = 1_031.0  # 31 s old, but the last reap was 4 s ago
+        alive.create_run("reap")
+        assert store.get_run(info.id).info.status == "RUNNING"
+        now[0] = 1_032.0  # 5 s since the last reap
+        alive.create_run("reap")
+        assert store.get_run(info.id).info.status == "KILLED"
+    finally:
+        alive.writer.close()
+
+
 def test_reading_runs_writes_nothing(client, store):
     """get_run and search_runs only read: on SQLite they must not take the write lock."""
     info = client.create_run("quiet")

@@ -421,3 +421,25 @@ def test_a_live_run_keeps_its_heartbeat_fresh(store, content_store, tmp_path):
         assert store.get_run(info.id).info.heartbeat_at == 1_100_000  # ended: not watched
     finally:
         client.writer.close()
+
+
+@pytest.mark.parametrize("when_full", ["block", "drop"])
+def test_one_point_at_a_time_follows_the_backlog_policy(writers, when_full):
+    """add_one (what log_metric calls) waits or drops on a full backlog as add does."""
+    store = GatedStore()
+    writer = writers(store, flush_interval=3600, max_backlog=10, when_full=when_full)
+    _fill(writer, store)
+    extra = points(2, start=20)
+    adding = threading.Thread(target=lambda: [writer.add_one("r1", p) for p in extra])
+    adding.start()
+    if when_full == "block":
+        wait_for(lambda: writer.waiting == 1)
+        assert writer.backlog == 10
+    else:
+        adding.join(30)
+        assert writer.dropped == {"r1": 2}
+    store.gate.set()
+    adding.join(30)
+    assert not adding.is_alive()
+    writer.flush()
+    assert store.points("r1") == points(22 if when_full == "block" else 20)
