@@ -12,8 +12,10 @@ Lightning users add the callback (when ``lightning`` or ``pytorch_lightning`` is
 
 It logs the trainer's settings, the optimizer and ``hparams`` as params, every metric the
 module logs with ``self.log`` (its ``callback_metrics``) once an epoch at step = epoch, and the
-trained module as a Segue package (``model``), with ``example_input_array`` as its input
-example when the module sets one.
+trained module as a Segue package (``model``): traced into TorchScript with
+``example_input_array`` as its input example when the module sets one, else as it is (which
+needs a module TorchScript compiles or whose class can be imported). In distributed training
+only the first process (``trainer.is_global_zero``) logs.
 
 Both log into the active run, or start one (tagged ``autolog=torch``) when none is active: the
 callback ends the run it started when fitting ends; a run started by :func:`log_epoch` stays
@@ -128,6 +130,9 @@ class _LightningLogging:
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         from segue.tracking import fluent
+
+        if not getattr(trainer, "is_global_zero", True):
+            return  # in distributed training, only the first process logs
 
         with core.safely("starting the run for the Lightning training"):
             active = fluent.active_run()
