@@ -63,6 +63,7 @@ labels = [0, 0, 0, 1, 1, 1]
 with mlflow.start_run(run_name="parent", description="the sweep") as parent:
     mlflow.log_params({"C": "0.5", "penalty": "l2"})
     mlflow.set_tag("owner", "ana")
+    mlflow.set_tag("notes", "long notes " * 700)  # 7,700 characters: more than an index row
     for step in range(5):
         mlflow.log_metric("loss", 1.0 / (step + 1), step=step, timestamp=1_700_000_000_000 + step)
     mlflow.log_metric("auc", 0.9, step=0, timestamp=1_700_000_000_100)

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow  # the stores are built by MLflow in a subprocess
 
 #: The parent run's three files, and the files of the three models MLflow 3 logged (two
 #: scikit-learn models of seven files, a custom PythonModel of five).
-ARTIFACTS = 3 + 7 + 7 + 5
+ARTIFACTS = 3 + 7 + 7 + 5 + 1  # and one long tag's whole value
 
 FRAME = pd.DataFrame({"x1": [0.0, 5.0], "x2": [1.0, 0.0]})
 
@@ -49,6 +49,10 @@ def _check_store(ids: dict[str, Any]) -> None:
     assert parent.data.params == {"C": "0.5", "penalty": "l2"}
     tags = parent.data.tags
     assert tags["owner"] == "ana"
+    # Too long for the tag index (on PostgreSQL): cut short, and kept whole as an artifact.
+    assert tags["notes"].startswith("long notes long notes")
+    assert tags["notes"].endswith("(whole value: artifact mlflow-tags/notes)")
+    assert client.read_artifact(ids["parent"], "mlflow-tags/notes") == b"long notes " * 700
     assert tags["mlflow.note.content"] == "the sweep"
     assert tags["mlflow.run_id"] == ids["parent"]
     assert tags["mlflow.experiment_id"] == str(ids["churn"])
@@ -94,9 +98,10 @@ def test_sqlite_store_imported_whole_then_nothing_new(mlflow_sqlite, segue_env) 
     assert first.metric_points == 10
     assert (first.artifacts, first.datasets) == (ARTIFACTS, 1)
     assert (first.versions_new, first.aliases_new) == (2, 3)
-    [skipped] = first.skipped
-    assert skipped.what == "echo version 1"
-    assert "PythonModel" in skipped.reason and "needs MLflow" in skipped.reason
+    notes, echo = first.skipped
+    assert notes.what == f"tag 'notes' of run {ids['parent']}"
+    assert echo.what == "echo version 1"
+    assert "PythonModel" in echo.reason and "needs MLflow" in echo.reason
     _check_store(ids)
 
     again = _import(f"sqlite:///{root / 'mlflow.db'}")

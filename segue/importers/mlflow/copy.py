@@ -64,6 +64,11 @@ FINGERPRINT_TAG = "mlflow.import.fingerprint"
 #: Runs created in one transaction, and whose metrics are read in one query.
 BATCH = 50
 _HEX_ID = re.compile(r"^[0-9a-f]{32}$")
+#: Where tag values too long for Segue's tag index are kept whole, as artifacts of the run.
+LONG_TAGS = "mlflow-tags"
+#: PostgreSQL's btree holds index rows up to 2,704 bytes: (key, value) of a tag must fit.
+_TAG_BYTES = 2_400
+_TAG_CUT = 2_000
 
 #: ``progress(phase, done, total)``: ``created`` as batches of runs are created (before their
 #: data), ``runs`` as runs are filled, ``versions`` as model versions are copied.
@@ -236,7 +241,7 @@ class _Copier:
         if stage != run.info.lifecycle_stage:
             self.store.set_run_lifecycle(run_id, stage)
         what = f"run {record.id}"
-        tags = self._clean("tag", what, record.tags, _tag)
+        tags = self._tags(record, report=False)
         params = self._clean("param", what, record.params, validation.param_value)
         new_params = {k: v for k, v in params.items() if k not in run.data.params}
         missing = {
@@ -283,7 +288,7 @@ class _Copier:
         self, experiment: MlflowExperiment, segue_experiment: int, record: MlflowRunRecord
     ) -> tuple[RunInfo, dict[str, str], dict[str, str]]:
         what = f"run {record.id}"
-        tags = self._clean("tag", what, record.tags, _tag)
+        tags = self._tags(record, report=True)
         params = self._clean("param", what, record.params, validation.param_value)
         tags.update(
             {
@@ -331,6 +336,23 @@ class _Copier:
 
     def _create(self, runs: list[tuple[RunInfo, dict[str, str], dict[str, str]]]) -> None:
         self.store.create_runs(runs)
+
+    def _tags(self, record: MlflowRunRecord, *, report: bool) -> dict[str, str]:
+        """The run's tags as Segue keeps them. A value too long for the tag index (MLflow
+        takes 8,000 characters, PostgreSQL indexes about 2,700 bytes) is cut short; the
+        whole value is kept as the artifact ``mlflow-tags/<key>`` (see :meth:`_artifacts`)."""
+        tags = self._clean("tag", f"run {record.id}", record.tags, _tag)
+        for key, value in tags.items():
+            if _too_long(key, value):
+                whole = f"{LONG_TAGS}/{key}"
+                tags[key] = _cut(value) + f" … (whole value: artifact {whole})"
+                if report:
+                    self.summary.skip(
+                        "tag",
+                        f"tag {key!r} of run {record.id}",
+                        f"{len(value):,} characters: cut short, kept whole as artifact {whole}",
+                    )
+        return tags
 
     def _clean(
         self, kind: str, what: str, values: Mapping[str, str], check: Callable[[str, Any], str]
@@ -388,7 +410,7 @@ class _Copier:
                 files = self.source.artifacts(record, scratch)
             except Unreadable as exc:
                 self.summary.skip("artifact", f"artifacts of run {record.id}", str(exc))
-                return
+                files = []
             named: list[tuple[str, Path]] = []
             for name, file in files:
                 try:
@@ -396,9 +418,7 @@ class _Copier:
                 except SegueError as exc:
                     what = f"artifact {name!r} of run {record.id}"
                     self.summary.skip("artifact", what, str(exc))
-            if not named:
-                return
-            stored = self.tracking.artifacts.put_files([file for _, file in named])
+            stored = self.tracking.artifacts.put_files([file for _, file in named]) if named else []
         finally:
             if scratch.exists():
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -406,6 +426,16 @@ class _Copier:
             ArtifactEntry(name, digest, size)
             for (name, _), (digest, size) in zip(named, stored, strict=True)
         ]
+        for key, value in record.tags.items():
+            if _too_long(key, value):
+                try:
+                    name = validation.artifact_path(f"{LONG_TAGS}/{key}")
+                except SegueError:
+                    continue  # a key Segue refuses is skipped as a tag already
+                digest, size = self.tracking.artifacts.put_bytes(value.encode())
+                entries.append(ArtifactEntry(name, digest, size))
+        if not entries:
+            return
         self.store.record_artifacts(run_id, entries)
         self.summary.artifacts += len(entries)
         self.summary.artifact_bytes += sum(e.size for e in entries)
@@ -524,6 +554,14 @@ def _missing(have: MetricHistory, columns: Columns) -> Columns:
         out[1].append(step)
         out[2].append(stamp)
     return out
+
+
+def _too_long(key: str, value: str) -> bool:
+    return len(key.encode()) + len(value.encode()) > _TAG_BYTES
+
+
+def _cut(value: str) -> str:
+    return value.encode()[:_TAG_CUT].decode(errors="ignore")
 
 
 def _tag(key: str, value: Any) -> str:
