@@ -128,13 +128,59 @@ def main(work: Path) -> dict[str, Any]:
     out["deleted_stage"] = client.get_run(failing.info.run_id).info.lifecycle_stage
     client.restore_run(failing.info.run_id)
     out["after_restore"] = sorted(r.info.run_name for r in client.search_runs(ids))
+    out.update(models(client, work))
     out["missing_run"] = refused(lambda: client.get_run("0" * 32))
-    out["registry"] = refused(lambda: client.create_registered_model("churn"))
+    out["unmapped"] = refused(lambda: client.search_registered_models())
     os.environ["MLFLOW_TRACKING_TOKEN"] = os.environ["VIEWER_TOKEN"]
     out["viewer_reads"] = client.get_experiment(experiment.experiment_id).name
     out["viewer_writes"] = refused(lambda: client.create_experiment("viewer-made"))
     os.environ["MLFLOW_TRACKING_TOKEN"] = "not-a-token"
     out["bad_token"] = refused(lambda: client.get_experiment(experiment.experiment_id))
+    return out
+
+
+def models(client: MlflowClient, work: Path) -> dict[str, Any]:
+    """log_model with registered_model_name, aliases, and pyfunc loading by alias."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    rows = np.random.default_rng(0).random((40, 3))
+    frame = pd.DataFrame(rows, columns=["a", "b", "c"])
+    model = LogisticRegression().fit(frame, (frame["a"] > 0.5).astype(int))
+    out: dict[str, Any] = {"rows": rows.tolist()}
+    mlflow.set_experiment("mlflow-models")
+    with mlflow.start_run(run_name="train") as run:
+        mlflow.log_metric("acc", 0.93)
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            input_example=frame[:3],
+            registered_model_name="churn",
+        )  # MLflow 3.17 saves scikit-learn models with skops by default
+        out["pickled"] = refused(
+            lambda: mlflow.sklearn.log_model(
+                model,
+                name="pickled",
+                registered_model_name="churn",
+                serialization_format="cloudpickle",
+            )
+        )
+    out["model_run"] = run.info.run_id
+    out["model_id"] = info.model_id
+    out["registered_version"] = info.registered_model_version
+    out["logged_status"] = str(client.get_logged_model(info.model_id).status)
+    out["registered_name"] = client.get_registered_model("churn").name
+    client.set_registered_model_alias("churn", "champion", "1")
+    version = client.get_model_version_by_alias("churn", "champion")
+    out["by_alias"] = {"version": version.version, "run_id": version.run_id}
+    loaded = mlflow.pyfunc.load_model("models:/churn@champion")
+    out["mlflow_predictions"] = [int(p) for p in loaded.predict(frame)]
+    out["alias_after_set"] = client.get_registered_model("churn").aliases
+    client.delete_registered_model_alias("churn", "champion")
+    out["alias_after_delete"] = refused(
+        lambda: client.get_model_version_by_alias("churn", "champion")
+    )
     return out
 
 

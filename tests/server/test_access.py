@@ -45,6 +45,7 @@ PARAMS = {
     "public_id": "0123abcd",
     "key": "loss",
     "rest": "unmapped/call",
+    "model_id": "m-0123abcd",
 }
 PASSWORD = "walk the table"
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")

@@ -47,9 +47,10 @@ def mlflow_python() -> Path:
 class Session:
     """What the script's MLflow calls answered, and the store the server wrote to."""
 
-    def __init__(self, out: dict[str, Any], store: SqlTrackingStore) -> None:
+    def __init__(self, out: dict[str, Any], store: SqlTrackingStore, state: Any) -> None:
         self.out = out
         self.store = store
+        self.state = state
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -100,7 +101,7 @@ def session(request, tmp_path_factory, live_server) -> Iterator[Session]:
         if done.returncode != 0:
             raise AssertionError(f"the MLflow client failed:\n{done.stderr[-6000:]}")
         out = json.loads(done.stdout.strip().splitlines()[-1])
-        yield Session(out, SqlTrackingStore(engine))
+        yield Session(out, SqlTrackingStore(engine), server.state)
     finally:
         server.stop()
 
@@ -188,8 +189,42 @@ def test_artifacts_uploaded_listed_and_downloaded(session):
 def test_refusals_in_mlflow_terms(session):
     out = session.out
     assert out["missing_run"]["code"] == "RESOURCE_DOES_NOT_EXIST"
-    assert out["registry"]["code"] == "NOT_IMPLEMENTED"
-    assert "registered-models/create" in out["registry"]["message"]
+    assert out["unmapped"]["code"] == "NOT_IMPLEMENTED"
+    assert "registered-models/search" in out["unmapped"]["message"]
     assert out["viewer_reads"] == "mlflow-exp"
     assert out["viewer_writes"]["code"] == "PERMISSION_DENIED"
     assert out["bad_token"]["code"] == "UNAUTHENTICATED"
+
+
+def test_log_model_registers_a_segue_version_that_mlflow_and_segue_load(session):
+    import numpy as np
+    import pandas as pd
+
+    from segue.auth.principal import Principal
+
+    out, store = session.out, session.store
+    assert str(out["registered_version"]) == "1"
+    assert out["logged_status"] == "READY"
+    assert out["registered_name"] == "churn"
+    assert out["by_alias"] == {"version": "1", "run_id": out["model_run"]}
+    assert out["alias_after_set"] == {"champion": "1"}
+    assert out["alias_after_delete"]["code"] == "RESOURCE_DOES_NOT_EXIST"
+    # The pickled model was refused with its reason, and registered nothing.
+    assert out["pickled"]["code"] == "NOT_IMPLEMENTED"
+    assert "serialization_format='skops'" in out["pickled"]["message"]
+    registry = session.state.registry(Principal("ada", "maintainer"))
+    versions = registry.list_versions("churn")
+    assert [v.version for v in versions] == [1]
+    version = versions[0]
+    assert version.run_id == out["model_run"]
+    assert version.artifact_path == f"segue-package/{out['model_id']}"
+    assert version.flavor == "sklearn"
+    manifest = registry.read_manifest(version)
+    assert manifest.signature is not None
+    assert [c["name"] for c in manifest.signature["inputs"]["columns"]] == ["a", "b", "c"]
+    # Gates read the run's metrics: MLflow's copy of them for the model was not logged twice.
+    assert [p.value for p in store.get_metric_history(out["model_run"], "acc")] == [0.93]
+    # Segue loads the version it made; it predicts what MLflow's load of the same model does.
+    loaded = registry.load_model("models:/churn/1")
+    frame = pd.DataFrame(np.array(out["rows"]), columns=["a", "b", "c"])
+    assert [int(p) for p in loaded.predict(frame)] == out["mlflow_predictions"]

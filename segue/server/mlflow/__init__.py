@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from segue.server.mlflow import artifacts, tracking
+from segue.server.mlflow import artifacts, models, tracking
 from segue.server.mlflow.errors import MlflowRoute, unsupported
 
 __all__ = ["ROUTER"]
@@ -27,5 +27,5 @@ def not_mapped(request: Request, rest: str) -> Response:
 
 
 ROUTER = APIRouter()
-for _router in (tracking.router, artifacts.router, _rest):
+for _router in (tracking.router, models.router, artifacts.router, _rest):
     ROUTER.include_router(_router)

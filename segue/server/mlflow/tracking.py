@@ -197,15 +197,14 @@ def set_tag(request: Request, body: Json) -> Response:
 
 @router.post("/runs/log-metric")
 def log_metric(request: Request, body: Json) -> Response:
-    metric = _metric(body, "", _now_ms(request))
-    _log(request, _run_id(body), metrics=[metric])
+    _log(request, _run_id(body), metrics=_run_metrics([body], _now_ms(request)))
     return _json({})
 
 
 @router.post("/runs/log-batch")
 def log_batch(request: Request, body: Json) -> Response:
     now = _now_ms(request)
-    metrics = [_metric(item, f"metrics.{i}.", now) for i, item in enumerate(_list(body, "metrics"))]
+    metrics = _run_metrics(_list(body, "metrics"), now)
     params: dict[str, str] = {}
     for i, item in enumerate(_list(body, "params")):
         params[_key(item, "key", f"params.{i}.")] = _text(
@@ -258,19 +257,6 @@ def search_runs(request: Request, body: Json) -> Response:
     if len(runs) > max_results:
         answer["next_page_token"] = _token(offset + max_results)
     return _json(answer)
-
-
-# -- logged models (MLflow 3) --------------------------------------------------------------
-
-
-@router.post("/logged-models/search")
-def search_logged_models(request: Request, body: Json) -> Response:
-    """No logged models: this API does not create them yet (``logged-models/create`` is
-    refused), so MLflow's client, which looks for a run's models when it lists or downloads
-    the run's artifacts, finds none."""
-    for i, value in enumerate(_list(body, "experiment_ids")):
-        _experiment_by_id(_store(request), str(value), f"experiment_ids.{i}")
-    return _json({"models": []})
 
 
 # -- turning entities into MLflow's JSON ---------------------------------------------------
@@ -445,11 +431,21 @@ def _pairs(body: Mapping[str, Any], name: str) -> dict[str, str]:
     return pairs
 
 
+def _run_metrics(items: list[Any], now: int) -> list[Metric]:
+    """The points of ``items`` that are the run's own: a point naming a ``model_id`` is
+    MLflow's copy of a run metric for the model it logs (``log_model`` sends the run's metrics
+    again that way), which Segue links through the run already, so it is not logged twice. A
+    point's ``dataset_name``/``dataset_digest`` link is not kept."""
+    return [
+        _metric(item, f"metrics.{i}.", now)
+        for i, item in enumerate(items)
+        if not (isinstance(item, dict) and item.get("model_id"))
+    ]
+
+
 def _metric(item: Any, prefix: str, now: int) -> Metric:
     if not isinstance(item, dict):
         raise invalid(prefix.rstrip("."), "must be an object with key, value, timestamp, step")
-    if item.get("model_id") or item.get("dataset_name") or item.get("dataset_digest"):
-        raise unsupported("metrics linked to a logged model or a dataset")
     return Metric(
         _key(item, "key", prefix),
         _float(item, "value", prefix),

@@ -1,0 +1,383 @@
+"""MLflow 3's logged models and the model registry, over Segue's runs and registry.
+
+A logged model belongs to the run that logs it (MLflow's ``source_run_id``; a model logged
+outside a run is refused): its record is the run's tag ``mlflow.loggedModel.<model_id>`` (JSON:
+name, type, status, params, tags, times) and its files are the run's artifacts under
+``mlflow-models/<model_id>/``, reached by MLflow's client at
+``mlflow-artifacts:/<experiment>/models/<model_id>/artifacts``.
+
+Registering a logged model (``model-versions/create``, which ``registered_model_name=`` ends in)
+turns its MLflow folder into a Segue package, as ``segue import-mlflow`` does, logged into the
+same run at ``segue-package/<model_id>``, and registers that package as the next Segue
+version: ``segue serve`` serves it and gates judge the run's metrics. MLflow's own files stay
+as they were uploaded, so ``mlflow.pyfunc.load_model("models:/name@alias")`` loads them.
+
+Security: the server builds the package by loading the model. Only a scikit-learn model saved
+with ``serialization_format="skops"`` (whose types are checked against scikit-learn, NumPy and
+SciPy before anything is built) is loaded here; a pickle would run whatever code its uploader
+put in it on the server, so registering one is refused with that reason (``segue
+import-mlflow`` loads it on the user's own machine instead).
+
+MLflow's stages do not exist in Segue: aliases replace them (``set_registered_model_alias``),
+and moving an alias passes the alias's gates and the model's approval policy as on
+``/api/v1``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from segue.errors import InvalidArgument
+from segue.server import app
+from segue.server.mlflow.errors import MlflowError, MlflowRoute, invalid, unsupported
+from segue.server.mlflow.tracking import Json, _int, _json, _pairs, _query, _store, _text
+from segue.store.entities import ModelVersion, RegisteredModel, Run
+from segue.store.filters import Comparison
+
+router = APIRouter(
+    prefix="/api/2.0/mlflow", route_class=MlflowRoute, tags=["mlflow"], include_in_schema=False
+)
+
+#: The run tag holding a logged model's record, and where its files and package live.
+RECORD = "mlflow.loggedModel."
+FILES = "mlflow-models"
+PACKAGE = "segue-package"
+READY = "LOGGED_MODEL_READY"
+_STATUSES = ("LOGGED_MODEL_PENDING", READY, "LOGGED_MODEL_UPLOAD_FAILED")
+
+
+# -- logged models -------------------------------------------------------------------------
+
+
+@router.post("/logged-models")
+def create_logged_model(request: Request, body: Json) -> Response:
+    run_id = _text(body, "source_run_id")
+    if not run_id:
+        raise unsupported("a model logged outside a run (no source_run_id)")
+    run = _store(request).get_run(run_id)
+    experiment = _text(body, "experiment_id")
+    if experiment and experiment != str(run.info.experiment_id):
+        raise invalid("experiment_id", f"run {run_id} is in experiment {run.info.experiment_id}")
+    model_id = f"m-{uuid.uuid4().hex}"
+    now = _now(request)
+    record = {
+        "name": _text(body, "name") or "model",
+        "model_type": _text(body, "model_type"),
+        "status": "LOGGED_MODEL_PENDING",
+        "created": now,
+        "updated": now,
+        "params": _pairs(body, "params"),
+        "tags": _pairs(body, "tags"),
+    }
+    _write(request, run, model_id, record)
+    return _json({"model": _logged_json(run, model_id, record)})
+
+
+@router.get("/logged-models/{model_id}")
+def get_logged_model(request: Request, model_id: str) -> Response:
+    run, record = find_logged_model(request, model_id)
+    return _json({"model": _logged_json(run, model_id, record)})
+
+
+@router.patch("/logged-models/{model_id}")
+def finalize_logged_model(request: Request, model_id: str, body: Json) -> Response:
+    run, record = find_logged_model(request, model_id)
+    status = _text(body, "status", required=True)
+    if status not in _STATUSES:
+        raise invalid("status", f"{status!r} is not one of {', '.join(_STATUSES)}")
+    record.update(status=status, updated=_now(request))
+    _write(request, run, model_id, record)
+    return _json({"model": _logged_json(run, model_id, record)})
+
+
+@router.patch("/logged-models/{model_id}/tags")
+def set_logged_model_tags(request: Request, model_id: str, body: Json) -> Response:
+    run, record = find_logged_model(request, model_id)
+    record["tags"].update(_pairs(body, "tags"))
+    record["updated"] = _now(request)
+    _write(request, run, model_id, record)
+    return _json({})
+
+
+@router.post("/logged-models/{model_id}/params")
+def log_logged_model_params(request: Request, model_id: str, body: Json) -> Response:
+    run, record = find_logged_model(request, model_id)
+    record["params"].update(_pairs(body, "params"))
+    _write(request, run, model_id, record)
+    return _json({})
+
+
+@router.post("/runs/outputs")
+def log_outputs(request: Request, body: Json) -> Response:
+    """The run's output models: each must be one of the run's logged models (the record on
+    the run already links them)."""
+    run_id = _text(body, "run_id", required=True)
+    run = _store(request).get_run(run_id)
+    models = body.get("models") or []
+    for i, model in enumerate(models if isinstance(models, list) else []):
+        model_id = str(model.get("model_id", "")) if isinstance(model, dict) else ""
+        if RECORD + model_id not in run.data.tags:
+            raise invalid(f"models.{i}.model_id", f"{model_id!r} is not a model of run {run_id}")
+    return _json({})
+
+
+@router.post("/logged-models/search")
+def search_logged_models(request: Request, body: Json) -> Response:
+    """Always empty: MLflow's client asks for a run's logged models when it lists or
+    downloads the run's artifacts; they are not listed there (a logged model's files are at
+    its own ``models:/<model_id>`` URI)."""
+    return _json({"models": []})
+
+
+# -- registered models and versions --------------------------------------------------------
+
+
+@router.post("/registered-models/create")
+def create_registered_model(request: Request, body: Json) -> Response:
+    name = _text(body, "name", required=True)
+    tags = _pairs(body, "tags")
+    principal = app.caller(request)
+    store = app.server_state(request).registry_store
+    model = store.create_model(name, str(principal.actor), _text(body, "description") or None, tags)
+    return _json({"registered_model": _registered_json(model)})
+
+
+@router.get("/registered-models/get")
+def get_registered_model(request: Request) -> Response:
+    model = app.server_state(request).registry_store.get_model(_query(request, "name"))
+    return _json({"registered_model": _registered_json(model)})
+
+
+@router.post("/model-versions/create")
+def create_model_version(request: Request, body: Json) -> Response:
+    name = _text(body, "name", required=True)
+    source = _text(body, "source", required=True)
+    model_id = _text(body, "model_id") or source.removeprefix("models:/")
+    if not model_id.startswith("m-"):
+        raise unsupported(
+            f"registering {source!r}: this server registers models logged through it "
+            "(models:/<model_id>); for another model use 'segue import-mlflow'"
+        )
+    if _text(body, "description"):
+        raise unsupported("a description on a model version")
+    run, record = find_logged_model(request, model_id)
+    if record["status"] != READY:
+        raise invalid("source", f"logged model {model_id} is {record['status']}, not ready")
+    version = _package_and_register(request, run, model_id, name)
+    return _json({"model_version": _version_json(version)})
+
+
+@router.get("/model-versions/get")
+def get_model_version(request: Request) -> Response:
+    return _json({"model_version": _version_json(_version(request))})
+
+
+@router.get("/model-versions/get-download-uri")
+def get_download_uri(request: Request) -> Response:
+    version = _version(request)
+    return _json({"artifact_uri": _mlflow_files_uri(request, version)})
+
+
+@router.post("/registered-models/alias")
+def set_alias(request: Request, body: Json) -> Response:
+    from segue.server.routes.registry import _check_policy
+
+    state = app.server_state(request)
+    name = _text(body, "name", required=True)
+    alias = _text(body, "alias", required=True)
+    number = _int(body, "version", 0, low=1)
+    if not number:
+        raise invalid("version", "missing; it is required")
+    _check_policy(state, name, alias, number)
+    state.registry(app.caller(request)).set_alias(name, alias, number)
+    state.events.publish(name, alias)
+    return _json({})
+
+
+@router.delete("/registered-models/alias")
+async def delete_alias(request: Request) -> Response:
+    body: dict[str, Any] = dict(request.query_params)
+    if await request.body():
+        loaded = orjson.loads(await request.body())
+        body.update(loaded if isinstance(loaded, dict) else {})
+    from starlette.concurrency import run_in_threadpool
+
+    await run_in_threadpool(_delete_alias, request, body)
+    return _json({})
+
+
+@router.get("/registered-models/alias")
+def get_by_alias(request: Request) -> Response:
+    name, alias = _query(request, "name"), _query(request, "alias")
+    store = app.server_state(request).registry_store
+    number = store.get_alias(name, alias)
+    if number is None:
+        raise MlflowError("RESOURCE_DOES_NOT_EXIST", f"model {name!r} has no alias {alias!r}")
+    return _json({"model_version": _version_json(store.get_version(name, number))})
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def find_logged_model(request: Request, model_id: str) -> tuple[Run, dict[str, Any]]:
+    """The run holding logged model ``model_id``, and the model's record."""
+    if not model_id.startswith("m-") or not model_id[2:].isalnum():
+        raise invalid("model_id", f"{model_id[:80]!r} is not a logged model id (m-...)")
+    tag = RECORD + model_id
+    where = Comparison("tag", tag, "IS NOT NULL", None)
+    runs = _store(request).search_runs(None, where, [], 1, include_deleted=True)
+    if not runs:
+        raise MlflowError("RESOURCE_DOES_NOT_EXIST", f"logged model {model_id} does not exist")
+    return runs[0], orjson.loads(runs[0].data.tags[tag])
+
+
+def _write(request: Request, run: Run, model_id: str, record: dict[str, Any]) -> None:
+    value = orjson.dumps(record).decode()
+    _store(request).log_batch(run.id, tags={RECORD + model_id: value})
+    run.data.tags[RECORD + model_id] = value
+
+
+def _logged_json(run: Run, model_id: str, record: dict[str, Any]) -> dict[str, Any]:
+    experiment = str(run.info.experiment_id)
+    return {
+        "info": {
+            "model_id": model_id,
+            "experiment_id": experiment,
+            "name": record["name"],
+            "artifact_uri": f"mlflow-artifacts:/{experiment}/models/{model_id}/artifacts",
+            "creation_timestamp_ms": record["created"],
+            "last_updated_timestamp_ms": record["updated"],
+            "model_type": record["model_type"],
+            "source_run_id": run.id,
+            "status": record["status"],
+            "tags": [{"key": k, "value": v} for k, v in record["tags"].items()],
+        },
+        "data": {
+            "params": [{"key": k, "value": v} for k, v in record["params"].items()],
+            "metrics": [],
+        },
+    }
+
+
+def _package_and_register(request: Request, run: Run, model_id: str, name: str) -> ModelVersion:
+    from segue.models.mlflow_import import read_mlflow_model
+
+    state = app.server_state(request)
+    prefix = f"{FILES}/{model_id}/"
+    entries = state.tracking.list_artifacts(run.id, prefix)
+    with tempfile.TemporaryDirectory(prefix="segue-mlflow-") as tmp:
+        folder = Path(tmp)
+        mlmodel = next((e for e in entries if e.path == prefix + "MLmodel"), None)
+        if mlmodel is None:
+            raise invalid("source", f"logged model {model_id} has no MLmodel file")
+        _check_safe(state.content.read_bytes(mlmodel.digest, mlmodel.size, name=mlmodel.path))
+        for entry in entries:
+            dest = folder / entry.path[len(prefix) :]
+            state.content.copy_to(entry.digest, entry.size, dest, name=entry.path)
+        try:
+            model = read_mlflow_model(folder)
+        except InvalidArgument as exc:
+            raise invalid("source", str(exc)) from None
+        registry = state.registry(app.caller(request))
+        info = registry.log_model(
+            run.id,
+            model.model,
+            f"{PACKAGE}/{model_id}",
+            input_example=model.input_example,
+            register_as=name,
+        )
+    assert info.version is not None
+    return info.version
+
+
+def _check_safe(mlmodel: bytes) -> None:
+    import yaml
+
+    try:
+        flavors = (yaml.safe_load(mlmodel) or {}).get("flavors") or {}
+    except yaml.YAMLError as exc:
+        raise invalid("source", f"the MLmodel file is not YAML: {exc}") from None
+    sklearn = flavors.get("sklearn") if isinstance(flavors, dict) else None
+    if not isinstance(sklearn, dict):
+        found = ", ".join(sorted(map(str, flavors))) if isinstance(flavors, dict) else "none"
+        raise unsupported(
+            f"registering a model of flavor {found or 'none'} through the server (only "
+            "scikit-learn models saved with serialization_format='skops' are built into a "
+            "Segue package here; use 'segue import-mlflow' for others)"
+        )
+    if sklearn.get("serialization_format") != "skops":
+        raise unsupported(
+            "registering a pickled model through the server: loading it would run its "
+            "uploader's code on the server; log it with serialization_format='skops', or "
+            "use 'segue import-mlflow' on your own machine"
+        )
+
+
+def _version(request: Request) -> ModelVersion:
+    name = _query(request, "name")
+    text = _query(request, "version")
+    if not text.isdigit():
+        raise invalid("version", f"a version is a number, got {text!r}")
+    return app.server_state(request).registry_store.get_version(name, int(text))
+
+
+def _mlflow_files_uri(request: Request, version: ModelVersion) -> str:
+    prefix = f"{PACKAGE}/"
+    if not version.artifact_path.startswith(prefix):
+        raise unsupported(
+            f"downloading {version.model_name} version {version.version} as an MLflow model "
+            "(it was not logged through MLflow's API); load it with segue.load_model"
+        )
+    model_id = version.artifact_path[len(prefix) :]
+    experiment = _store(request).get_run(version.run_id).info.experiment_id
+    return f"mlflow-artifacts:/{experiment}/models/{model_id}/artifacts"
+
+
+def _registered_json(model: RegisteredModel) -> dict[str, Any]:
+    return {
+        "name": model.name,
+        "creation_timestamp": model.created_at,
+        "last_updated_timestamp": model.updated_at,
+        "description": model.description or "",
+        "tags": [{"key": k, "value": v} for k, v in model.tags.items()],
+        "aliases": [{"alias": a, "version": str(v)} for a, v in model.aliases.items()],
+    }
+
+
+def _version_json(version: ModelVersion) -> dict[str, Any]:
+    model_id = version.artifact_path.removeprefix(f"{PACKAGE}/")
+    return {
+        "name": version.model_name,
+        "version": str(version.version),
+        "creation_timestamp": version.created_at,
+        "last_updated_timestamp": version.created_at,
+        "current_stage": "None",
+        "description": version.description or "",
+        "source": f"models:/{model_id}",
+        "run_id": version.run_id,
+        "status": "READY",
+        "aliases": list(version.aliases),
+        "model_id": model_id,
+    }
+
+
+def _delete_alias(request: Request, body: dict[str, Any]) -> None:
+    from segue.server.routes.registry import _check_policy
+
+    state = app.server_state(request)
+    name = _text(body, "name", required=True)
+    alias = _text(body, "alias", required=True)
+    _check_policy(state, name, alias, None)
+    state.registry(app.caller(request)).delete_alias(name, alias)
+    state.events.publish(name, alias)
+
+
+def _now(request: Request) -> int:
+    return int(app.server_state(request).clock() * 1000)
