@@ -143,9 +143,14 @@ def test_interrupted_import_resumes(mlflow_sqlite, segue_env, tmp_path: Path) ->
     client = get_client()
     started = client.find_runs("churn", max_results=100, include_deleted=True)
     assert started and {r.data.tags[STATE_TAG] for r in started} == {"created"}
-    # Stopped again after the second batch was done.
+    # Stopped again when four runs were done (groups of 1 and 3), three still to fill.
     with pytest.raises(Interrupt):
-        _import(uri, batch=3, progress=_stop_at("runs", 6))
+        _import(uri, batch=3, progress=_stop_at("runs", 4))
+    states = [
+        r.data.tags[STATE_TAG]
+        for r in client.find_runs(["churn", "other"], max_results=100, include_deleted=True)
+    ]
+    assert sorted(states) == ["created"] * 3 + ["done"] * 4
     resumed = _import(uri, batch=3)
     assert resumed.runs_present + resumed.runs_resumed + resumed.runs_new == 7
     _check_store(ids)

@@ -142,6 +142,9 @@ class _Copier:
         for experiment in self.source.experiments():
             segue_id = self._experiment(experiment)
             if segue_id is None:
+                for run in self.source.runs(experiment):
+                    what = f"run {run.id}"
+                    self.summary.skip("run", what, f"experiment {experiment.name!r} not imported")
                 continue
             plan.append(
                 (experiment, segue_id, self.source.runs(experiment), self._imported(segue_id))
@@ -193,9 +196,12 @@ class _Copier:
         (in a thread) while this group's are written."""
         done = total - len(runs)
         self.progress("runs", done, total)
-        groups = [runs[i : i + self.batch] for i in range(0, len(runs), self.batch)]
-        if not groups:
+        if not runs:
             return
+        # A small first group, so that writing starts while the next group is read.
+        first = max(1, self.batch // 10)
+        groups = [runs[:first]]
+        groups += [runs[i : i + self.batch] for i in range(first, len(runs), self.batch)]
         # Millions of points make millions of tuples: the cyclic collector would walk them
         # again and again (about 15% of the time) and finds no cycles among them.
         paused = gc.isenabled()
