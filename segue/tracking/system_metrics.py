@@ -150,8 +150,16 @@ class GpuSampler:
 
 
 def default_samplers() -> list[Sampler]:
-    """psutil's host sampler, plus the GPU sampler when an NVIDIA GPU can be read."""
-    samplers: list[Sampler] = [HostSampler()]
+    """psutil's host sampler, plus the GPU sampler when an NVIDIA GPU can be read.
+
+    A sampler that cannot start is left out with a warning in the log: asking for system
+    metrics never keeps a run from starting.
+    """
+    samplers: list[Sampler] = []
+    try:
+        samplers.append(HostSampler())
+    except Exception as exc:  # no psutil, or a host whose counters cannot be read
+        log.warning("system metrics: CPU, memory, disk and network cannot be sampled: %s", exc)
     gpu = GpuSampler.detect()
     if gpu is not None:
         samplers.append(gpu)

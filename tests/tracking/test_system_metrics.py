@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import queue
 import threading
 from collections.abc import Iterator
@@ -122,6 +123,22 @@ def test_a_bad_interval_is_refused_before_the_run_starts(given, segue_env):
     with pytest.raises(InvalidArgument, match="system_metrics"):
         segue.start_run(system_metrics=given)
     assert segue.active_run() is None
+
+
+def test_a_host_that_cannot_be_sampled_still_starts_its_run(segue_env, caplog, tmp_path):
+    # A working directory that has gone away: psutil cannot tell which disk it is on.
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    before = os.getcwd()
+    os.chdir(gone)
+    gone.rmdir()
+    try:
+        with segue.start_run(system_metrics=True) as run:
+            pass
+    finally:
+        os.chdir(before)
+    assert segue.get_run(run.id).info.status == "FINISHED"
+    assert "CPU, memory, disk and network cannot be sampled" in caplog.text
 
 
 class Broken:
