@@ -1,11 +1,14 @@
 """Hot swap: keep each alias route on the version its alias points at, without dropping a request.
 
-An :class:`AliasWatcher` looks at the registry every ``poll_s`` seconds (and at once when woken
-by a PostgreSQL notification, see :mod:`segue.store.notify`). When the alias has moved, it
-loads the new version on its own thread (every hash verified, one warm-up prediction), then
-hands the new :class:`~segue.serving.deployment.Deployment` to the event loop, which assigns
-it to the route in one step (:meth:`~segue.serving.deployment.Route.replace`) and, in a task of
-its own, retires the old one once the requests it took are answered
+An :class:`AliasWatcher` looks at the registry every ``poll_s`` seconds, and at once when the
+move is heard: a PostgreSQL notification, on SQLite the registry's audit log read every 0.2 s
+(see :mod:`segue.store.notify`), a team server's push in remote mode. Every worker of
+``--workers N`` hears the same move itself, so they all swap within moments of each other.
+When the alias has moved, the watcher loads the new version on its own thread (every hash
+verified, one warm-up prediction), then hands the new
+:class:`~segue.serving.deployment.Deployment` to the event loop, which assigns it to the
+route in one step (:meth:`~segue.serving.deployment.Route.replace`) and, in a task of its
+own, retires the old one once the requests it took are answered
 (:meth:`~segue.serving.deployment.Deployment.retire`). A version that fails to load is logged
 once, counted in ``segue_swap_failures_total``, shown as the route's ``wanted`` version (with
 the error) in ``/v2/models/{name}``, and tried again with exponential backoff
