@@ -112,10 +112,15 @@ def training_metrics(estimator: Any, X: Any, y: Any, weight: Any = None) -> dict
         if math.isfinite(value):
             values[name] = value
 
-    add("training_score", lambda: estimator.score(X, y, sample_weight=weight))
+    # Not every score() takes sample_weight: pass it only when there is one.
+    weighted = {} if weight is None else {"sample_weight": weight}
+    add("training_score", lambda: estimator.score(X, y, **weighted))
     if is_classifier(estimator):
         predicted = estimator.predict(X)
-        add("training_accuracy_score", lambda: metrics.accuracy_score(y, predicted))
+        add(
+            "training_accuracy_score",
+            lambda: metrics.accuracy_score(y, predicted, sample_weight=weight),
+        )
         for name, fn in (
             ("precision", metrics.precision_score),
             ("recall", metrics.recall_score),
