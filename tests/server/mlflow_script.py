@@ -172,6 +172,7 @@ def models(client: MlflowClient, work: Path) -> dict[str, Any]:
     out["logged_status"] = str(client.get_logged_model(info.model_id).status)
     out["registered_name"] = client.get_registered_model("churn").name
     client.set_registered_model_alias("churn", "champion", "1")
+    out["strict"] = refused(lambda: client.set_registered_model_alias("churn", "strict", "1"))
     version = client.get_model_version_by_alias("churn", "champion")
     out["by_alias"] = {"version": version.version, "run_id": version.run_id}
     loaded = mlflow.pyfunc.load_model("models:/churn@champion")

@@ -79,7 +79,15 @@ def session(request, tmp_path_factory, live_server) -> Iterator[Session]:
         "SEGUE_STORE_URI": uri,
         "SEGUE_ARTIFACT_URI": str(root / "artifacts"),
     }
-    server = live_server(ServerState(settings(env), engine))
+    # The model MLflow registers into exists already, with gates on two aliases.
+    from segue.auth.principal import Principal
+
+    state = ServerState(settings(env), engine)
+    registry = state.registry(Principal("ops", "admin"))
+    state.registry_store.create_model("churn", "user:ops")
+    registry.add_gate("churn", "champion", "metrics.acc >= 0.9")
+    registry.add_gate("churn", "strict", "metrics.acc >= 0.99")
+    server = live_server(state)
     try:
         work = root / "work"
         work.mkdir()
@@ -209,6 +217,10 @@ def test_log_model_registers_a_segue_version_that_mlflow_and_segue_load(session)
     assert out["by_alias"] == {"version": "1", "run_id": out["model_run"]}
     assert out["alias_after_set"] == {"champion": "1"}
     assert out["alias_after_delete"]["code"] == "RESOURCE_DOES_NOT_EXIST"
+    # A gate refuses a move MLflow's client asks for, in MLflow's terms, naming the gate.
+    assert out["strict"]["code"] == "INVALID_PARAMETER_VALUE"
+    assert "metrics.acc >= 0.99" in out["strict"]["message"]
+    assert session.state.registry_store.get_alias("churn", "strict") is None
     # The pickled model was refused with its reason, and registered nothing.
     assert out["pickled"]["code"] == "NOT_IMPLEMENTED"
     assert "serialization_format='skops'" in out["pickled"]["message"]

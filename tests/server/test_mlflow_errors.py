@@ -1,0 +1,132 @@
+"""The MLflow routes refuse bad input in MLflow's own error shape, naming the field, over real
+HTTP (no MLflow needed): ``{"error_code": ..., "message": ...}`` with MLflow's status."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from segue.auth.service import AuthService
+from segue.store.auth import SqlAuthStore
+from segue.store.engine import open_engine
+
+API = "/api/2.0/mlflow"
+
+
+@pytest.fixture
+def api(start_server, store_uri: str) -> Iterator[httpx.Client]:
+    server = start_server(store_uri, no_auth=True)
+    with httpx.Client(base_url=server.url) as client:
+        yield client
+
+
+@pytest.fixture
+def run(api: httpx.Client) -> dict[str, str]:
+    made = api.post(f"{API}/experiments/create", json={"name": "errors"})
+    assert made.status_code == 200, made.text
+    experiment = made.json()["experiment_id"]
+    answer = api.post(f"{API}/runs/create", json={"experiment_id": experiment, "start_time": 1})
+    assert answer.status_code == 200, answer.text
+    return {"experiment": experiment, "run": answer.json()["run"]["info"]["run_id"]}
+
+
+def _refused(answer: httpx.Response, status: int, code: str, *words: str) -> None:
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert set(body) == {"error_code", "message"}
+    assert body["error_code"] == code
+    for word in words:
+        assert word in body["message"], body
+
+
+BAD = [
+    ("/runs/log-metric", {"key": "m", "value": "x", "step": 0}, "value"),
+    ("/runs/log-metric", {"key": "m", "value": 1, "step": "one"}, "step"),
+    ("/runs/log-metric", {"key": "", "value": 1}, "key"),
+    ("/runs/log-parameter", {"key": "p"}, "value"),
+    ("/runs/log-batch", {"metrics": [{"key": "m", "value": None}]}, "metrics.0.value"),
+    ("/runs/log-batch", {"params": [{"key": "a/../b", "value": "1"}]}, "params.0.key"),
+    ("/runs/set-tag", {"key": "segue.step", "value": "x"}, "tags.segue.step"),
+    ("/runs/update", {"status": "DONE"}, "status"),
+    ("/runs/search", {"filter": "metrics.acc >"}, "filter"),
+    ("/runs/search", {"order_by": ["metrics.acc DOWN"]}, "order_by"),
+    ("/runs/search", {"max_results": 0}, "max_results"),
+    ("/runs/search", {"page_token": "%%%"}, "page_token"),
+    ("/runs/search", {"experiment_ids": ["x"]}, "experiment_ids.0"),
+]
+
+
+def test_bad_input_is_invalid_parameter_value_naming_the_field(api, run):
+    for path, body, field in BAD:
+        answer = api.post(f"{API}{path}", json={"run_id": run["run"], **body})
+        _refused(answer, 400, "INVALID_PARAMETER_VALUE", f"{field}:")
+
+
+def test_what_the_store_refuses_keeps_its_meaning(api, run):
+    _refused(
+        api.get(f"{API}/runs/get", params={"run_id": "0" * 32}), 404, "RESOURCE_DOES_NOT_EXIST"
+    )
+    experiment = {"experiment_id": "999"}
+    _refused(api.get(f"{API}/experiments/get", params=experiment), 404, "RESOURCE_DOES_NOT_EXIST")
+    duplicate = api.post(f"{API}/experiments/create", json={"name": "errors"})
+    _refused(duplicate, 400, "RESOURCE_ALREADY_EXISTS", "errors")
+    log = {"run_id": run["run"], "key": "lr", "value": "0.1"}
+    assert api.post(f"{API}/runs/log-parameter", json=log).status_code == 200
+    changed = api.post(f"{API}/runs/log-parameter", json={**log, "value": "0.2"})
+    _refused(changed, 400, "INVALID_PARAMETER_VALUE", "lr")
+
+
+def test_unmapped_features_are_named(api, run):
+    _refused(
+        api.post(f"{API}/runs/log-inputs", json={"run_id": run["run"]}),
+        501,
+        "NOT_IMPLEMENTED",
+        "POST /api/2.0/mlflow/runs/log-inputs",
+    )
+    _refused(
+        api.post(f"{API}/experiments/create", json={"name": "x", "artifact_location": "s3://b"}),
+        501,
+        "NOT_IMPLEMENTED",
+        "artifact_location",
+    )
+    rename = {"run_id": run["run"], "run_name": "other"}
+    _refused(api.post(f"{API}/runs/update", json=rename), 501, "NOT_IMPLEMENTED", "renaming")
+    outside = api.post(f"{API}/logged-models", json={"experiment_id": run["experiment"]})
+    _refused(outside, 501, "NOT_IMPLEMENTED", "outside a run")
+    deleted = api.delete(f"/api/2.0/mlflow-artifacts/artifacts/{run['experiment']}/x/artifacts/a")
+    _refused(deleted, 501, "NOT_IMPLEMENTED", "deleting artifacts")
+
+
+def test_artifact_paths_are_checked(api, run):
+    base = f"/api/2.0/mlflow-artifacts/artifacts/{run['experiment']}/{run['run']}/artifacts"
+    _refused(api.put(f"{base}/a%5Cb", content=b"x"), 400, "INVALID_PARAMETER_VALUE", "path")
+    other = f"/api/2.0/mlflow-artifacts/artifacts/{int(run['experiment']) + 1}/{run['run']}"
+    _refused(api.get(f"{other}/artifacts/a"), 404, "RESOURCE_DOES_NOT_EXIST", "not in experiment")
+    _refused(api.get(f"{base}/missing.txt"), 404, "RESOURCE_DOES_NOT_EXIST", "missing.txt")
+    _refused(
+        api.get("/api/2.0/mlflow-artifacts/artifacts", params={"path": "x"}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "path",
+    )
+    assert api.put(f"{base}/dir/a.txt", content=b"abc").status_code == 200
+    assert api.get(f"{base}/dir/a.txt").content == b"abc"
+
+
+def test_authentication_failures_in_mlflow_terms(start_server, store_uri):
+    engine = open_engine(store_uri)
+    auth = AuthService(SqlAuthStore(engine))
+    auth.add_user("vic", "viewer", "local:ops")
+    token, _ = auth.create_token("vic", "t", "local:ops")
+    server = start_server(store_uri)
+    with httpx.Client(base_url=server.url) as client:
+        missing = client.post(f"{API}/experiments/search", json={})
+        _refused(missing, 401, "UNAUTHENTICATED", "Bearer")
+        assert missing.headers["www-authenticate"] == "Bearer"
+        headers = {"authorization": f"Bearer {token}"}
+        weak = client.post(f"{API}/experiments/create", json={"name": "x"}, headers=headers)
+        _refused(weak, 403, "PERMISSION_DENIED", "editor")
+        found = client.post(f"{API}/experiments/search", json={}, headers=headers)
+        assert found.status_code == 200 and found.json() == {"experiments": []}
