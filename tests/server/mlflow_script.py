@@ -167,6 +167,11 @@ def models(client: MlflowClient, work: Path) -> dict[str, Any]:
             )
         )
     out["model_run"] = run.info.run_id
+    found = client.search_logged_models([run.info.experiment_id], filter_string="name = 'model'")
+    out["logged_found"] = [(m.model_id, m.source_run_id) for m in found]
+    copy = mlflow.register_model(f"runs:/{run.info.run_id}/model", "churn-copy")
+    out["copy_version"] = copy.version
+    out["run_listing"] = sorted(f.path for f in client.list_artifacts(run.info.run_id))
     out["model_id"] = info.model_id
     out["registered_version"] = info.registered_model_version
     out["logged_status"] = str(client.get_logged_model(info.model_id).status)

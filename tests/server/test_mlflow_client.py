@@ -236,6 +236,18 @@ def test_log_model_registers_a_segue_version_that_mlflow_and_segue_load(session)
     assert [c["name"] for c in manifest.signature["inputs"]["columns"]] == ["a", "b", "c"]
     # Gates read the run's metrics: MLflow's copy of them for the model was not logged twice.
     assert [p.value for p in store.get_metric_history(out["model_run"], "acc")] == [0.93]
+    # The model is found by its run and name, and registered again under another name from
+    # MLflow 2's runs:/ URI: the same package, no second copy of it.
+    assert out["logged_found"] == [[out["model_id"], out["model_run"]]]
+    assert str(out["copy_version"]) == "1"
+    copy = registry.get_version("churn-copy", 1)
+    assert (copy.artifact_path, copy.manifest_digest) == (
+        version.artifact_path,
+        version.manifest_digest,
+    )
+    # MLflow sees the run's own artifacts: the Segue package (the model's files are at its
+    # models:/ URI, not listed among the run's).
+    assert out["run_listing"] == ["segue-package"]
     # Segue loads the version it made; it predicts what MLflow's load of the same model does.
     loaded = registry.load_model("models:/churn/1")
     frame = pd.DataFrame(np.array(out["rows"]), columns=["a", "b", "c"])

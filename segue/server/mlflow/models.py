@@ -2,7 +2,8 @@
 
 A logged model belongs to the run that logs it (MLflow's ``source_run_id``; a model logged
 outside a run is refused): its record is the run's tag ``mlflow.loggedModel.<model_id>`` (JSON:
-name, type, status, params, tags, times) and its files are the run's artifacts under
+name, type, status, params, tags, times), the run's tag ``mlflow.loggedModels`` lists the
+run's models, and a model's files are the run's artifacts under
 ``mlflow-models/<model_id>/``, reached by MLflow's client at
 ``mlflow-artifacts:/<experiment>/models/<model_id>/artifacts``.
 
@@ -35,18 +36,34 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from segue.errors import InvalidArgument
+from segue.models.package import MANIFEST
 from segue.server import app
 from segue.server.mlflow.errors import MlflowError, MlflowRoute, invalid, unsupported
-from segue.server.mlflow.tracking import Json, _int, _json, _pairs, _query, _store, _text
+from segue.server.mlflow.tracking import (
+    MAX_SEARCH,
+    Json,
+    _experiment_by_id,
+    _int,
+    _json,
+    _list,
+    _pairs,
+    _parse,
+    _query,
+    _store,
+    _text,
+    name_matches,
+)
 from segue.store.entities import ModelVersion, RegisteredModel, Run
-from segue.store.filters import Comparison
+from segue.store.filters import Comparison, OrderKey, parse_filter
 
 router = APIRouter(
     prefix="/api/2.0/mlflow", route_class=MlflowRoute, tags=["mlflow"], include_in_schema=False
 )
 
-#: The run tag holding a logged model's record, and where its files and package live.
+#: The run tags holding a logged model's record and the ids of the run's logged models, and
+#: where a model's files and package live.
 RECORD = "mlflow.loggedModel."
+MODELS = "mlflow.loggedModels"
 FILES = "mlflow-models"
 PACKAGE = "segue-package"
 READY = "LOGGED_MODEL_READY"
@@ -76,7 +93,8 @@ def create_logged_model(request: Request, body: Json) -> Response:
         "params": _pairs(body, "params"),
         "tags": _pairs(body, "tags"),
     }
-    _write(request, run, model_id, record)
+    listed = orjson.loads(run.data.tags.get(MODELS, "[]"))
+    _write(request, run, model_id, record, listed=[*listed, model_id])
     return _json({"model": _logged_json(run, model_id, record)})
 
 
@@ -130,10 +148,25 @@ def log_outputs(request: Request, body: Json) -> Response:
 
 @router.post("/logged-models/search")
 def search_logged_models(request: Request, body: Json) -> Response:
-    """Always empty: MLflow's client asks for a run's logged models when it lists or
-    downloads the run's artifacts; they are not listed there (a logged model's files are at
-    its own ``models:/<model_id>`` URI)."""
-    return _json({"models": []})
+    """The logged models of runs in ``experiment_ids`` whose name passes ``filter`` (MLflow's
+    client looks a run's models up this way, by ``name = '...'``), oldest first, in one page."""
+    store = _store(request)
+    ids = [
+        _experiment_by_id(store, str(value), f"experiment_ids.{i}").id
+        for i, value in enumerate(_list(body, "experiment_ids"))
+    ]
+    text = _text(body, "filter")
+    where = _parse("filter", parse_filter, text) if text else None
+    holding = Comparison("tag", MODELS, "IS NOT NULL", None)
+    order = [OrderKey("attribute", "start_time", False)]
+    found = []
+    for run in store.search_runs(ids or None, holding, order, MAX_SEARCH):
+        for model_id in orjson.loads(run.data.tags[MODELS]):
+            record = orjson.loads(run.data.tags[RECORD + model_id])
+            if where is None or name_matches(record["name"], where, "logged model"):
+                found.append((record["created"], _logged_json(run, model_id, record)))
+    found.sort(key=lambda pair: pair[0])
+    return _json({"models": [model for _, model in found]})
 
 
 # -- registered models and versions --------------------------------------------------------
@@ -238,10 +271,19 @@ def find_logged_model(request: Request, model_id: str) -> tuple[Run, dict[str, A
     return runs[0], orjson.loads(runs[0].data.tags[tag])
 
 
-def _write(request: Request, run: Run, model_id: str, record: dict[str, Any]) -> None:
-    value = orjson.dumps(record).decode()
-    _store(request).log_batch(run.id, tags={RECORD + model_id: value})
-    run.data.tags[RECORD + model_id] = value
+def _write(
+    request: Request,
+    run: Run,
+    model_id: str,
+    record: dict[str, Any],
+    listed: list[str] | None = None,
+) -> None:
+    """Store the model's record on its run (and, for a new model, the run's list of them)."""
+    tags = {RECORD + model_id: orjson.dumps(record).decode()}
+    if listed is not None:
+        tags[MODELS] = orjson.dumps(listed).decode()
+    _store(request).log_batch(run.id, tags=tags)
+    run.data.tags.update(tags)
 
 
 def _logged_json(run: Run, model_id: str, record: dict[str, Any]) -> dict[str, Any]:
@@ -270,6 +312,11 @@ def _package_and_register(request: Request, run: Run, model_id: str, name: str) 
     from segue.models.mlflow_import import read_mlflow_model
 
     state = app.server_state(request)
+    registry = state.registry(app.caller(request))
+    package = f"{PACKAGE}/{model_id}"
+    if state.tracking.list_artifacts(run.id, f"{package}/{MANIFEST}"):
+        # Registered before (under this name or another): the same package, a new version.
+        return registry.register(f"runs:/{run.id}/{package}", name)
     prefix = f"{FILES}/{model_id}/"
     entries = state.tracking.list_artifacts(run.id, prefix)
     with tempfile.TemporaryDirectory(prefix="segue-mlflow-") as tmp:
@@ -285,11 +332,10 @@ def _package_and_register(request: Request, run: Run, model_id: str, name: str) 
             model = read_mlflow_model(folder)
         except InvalidArgument as exc:
             raise invalid("source", str(exc)) from None
-        registry = state.registry(app.caller(request))
         info = registry.log_model(
             run.id,
             model.model,
-            f"{PACKAGE}/{model_id}",
+            package,
             input_example=model.input_example,
             register_as=name,
         )

@@ -514,26 +514,33 @@ def _token(offset: int) -> str:
 
 
 def _experiment_matches(e: Experiment, expr: Any) -> bool:
+    return name_matches(e.name, expr, "experiment")
+
+
+def name_matches(name: str, expr: Any, what: str) -> bool:
+    """Whether ``name`` passes a filter on ``name`` alone (``=``, ``!=``, ``IN``, ``LIKE``,
+    ``ILIKE``, with ``and``/``or``): the filters MLflow's searches of experiments, logged
+    models and registered models send."""
     if isinstance(expr, BoolOp):
-        results = (_experiment_matches(e, x) for x in expr.operands)
+        results = (name_matches(name, x, what) for x in expr.operands)
         return all(results) if expr.op == "and" else any(results)
     assert isinstance(expr, Comparison)
     if expr.kind != "attribute" or expr.key != "name":
-        raise unsupported("experiment filters on anything but the name")
+        raise unsupported(f"{what} filters on anything but the name")
     value = expr.value
     if expr.op in ("IN", "NOT IN"):
-        inside = isinstance(value, tuple) and e.name in value
+        inside = isinstance(value, tuple) and name in value
         return inside if expr.op == "IN" else not inside
     if not isinstance(value, str):
-        raise invalid("filter", "an experiment name compares with a string")
+        raise invalid("filter", f"a {what} name compares with a string")
     if expr.op in ("=", "!="):
-        return (e.name == value) == (expr.op == "=")
+        return (name == value) == (expr.op == "=")
     if "LIKE" in expr.op:
         flags = re.IGNORECASE if "ILIKE" in expr.op else 0
         pattern = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in value)
-        found = re.fullmatch(pattern, e.name, flags | re.DOTALL) is not None
+        found = re.fullmatch(pattern, name, flags | re.DOTALL) is not None
         return found != expr.op.startswith("NOT")
-    raise invalid("filter", f"an experiment name does not compare with {expr.op}")
+    raise invalid("filter", f"a {what} name does not compare with {expr.op}")
 
 
 _EXPERIMENT_KEYS = {
