@@ -105,6 +105,8 @@ client.set_registered_model_alias("churn-model", "champion", "1")
 client.set_registered_model_alias("churn-model", "challenger", "2")
 # MLflow 2's stages (deprecated in MLflow 3, still in stores): Segue makes them aliases.
 client.transition_model_version_stage("churn-model", "2", "Staging")
+client.update_registered_model("churn-model", description="who will leave")
+client.set_registered_model_tag("churn-model", "team", "growth")
 
 
 class Echo(mlflow.pyfunc.PythonModel):

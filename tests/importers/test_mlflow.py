@@ -84,6 +84,9 @@ def _check_store(ids: dict[str, Any]) -> None:
     registry = get_registry()
     model = registry.get_model("churn-model")
     assert model.aliases == {"champion": 1, "challenger": 2, "staging": 2}
+    assert (model.description, model.tags) == ("who will leave", {"team": "growth"})
+    # A model none of whose versions Segue can load is recorded, its versions skipped.
+    assert registry.get_model("echo").latest_version is None
     versions = {v.version: v for v in registry.list_versions("churn-model")}
     assert versions[1].run_id == ids["parent"] and versions[2].run_id == ids["second"]
     assert versions[1].flavor == "sklearn"

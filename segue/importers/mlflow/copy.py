@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from segue.errors import InvalidArgument, NotFound, SegueError
+from segue.errors import AlreadyExists, InvalidArgument, NotFound, SegueError
 from segue.importers.mlflow.records import (
     Columns,
     MlflowDatasetInput,
@@ -453,6 +453,7 @@ class _Copier:
         total = sum(len(m.versions) for m in models)
         done = 0
         for model in models:
+            self._model(model)
             numbers: dict[int, int] = {}
             for version in model.versions:
                 number = self._version(model, version)
@@ -461,6 +462,30 @@ class _Copier:
                 done += 1
                 self.progress("versions", done, total)
             self._aliases(model, numbers)
+
+    def _model(self, model: MlflowModel) -> None:
+        """The registered model, with MLflow's description and tags, even when none of its
+        versions can be imported (they are recorded as skipped)."""
+        try:
+            self.registry.get_model(model.name)
+            self.summary.models_present += 1
+            return
+        except NotFound:
+            pass
+        except SegueError as exc:
+            self.summary.skip("model", f"model {model.name!r}", str(exc))
+            return
+        tags = self._clean("tag", f"model {model.name!r}", model.tags, _tag)
+        try:
+            self.registry.store.create_model(
+                model.name, str(self.registry.actor), model.description, tags
+            )
+        except AlreadyExists:  # created meanwhile by someone else: theirs stays
+            self.summary.models_present += 1
+        except SegueError as exc:
+            self.summary.skip("model", f"model {model.name!r}", str(exc))
+        else:
+            self.summary.models_new += 1
 
     def _version(self, model: MlflowModel, version: MlflowVersion) -> int | None:
         what = f"{model.name} version {version.version}"

@@ -181,7 +181,11 @@ class FileSource:
             aliases = {str(k): int(n) for k, n in (meta.get("aliases") or {}).items()}
             out.append(
                 MlflowModel(
-                    str(meta.get("name", folder.name)), meta.get("description"), versions, aliases
+                    str(meta.get("name", folder.name)),
+                    meta.get("description"),
+                    versions,
+                    aliases,
+                    _values(folder / "tags"),
                 )
             )
         return out

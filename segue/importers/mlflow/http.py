@@ -263,7 +263,9 @@ class HttpSource:
             ]
             versions.sort(key=lambda v: v.version)
             aliases = {str(a["alias"]): int(a["version"]) for a in model.get("aliases") or []}
-            out.append(MlflowModel(name, model.get("description") or None, versions, aliases))
+            tags = _pairs(model.get("tags"))
+            description = model.get("description") or None
+            out.append(MlflowModel(name, description, versions, aliases, tags))
         return out
 
     def model_folder(self, version: MlflowVersion, scratch: Path) -> Path:

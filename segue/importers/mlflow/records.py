@@ -96,6 +96,7 @@ class MlflowModel:
     versions: list[MlflowVersion]
     #: alias -> version number.
     aliases: dict[str, int] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class MlflowSource(Protocol):

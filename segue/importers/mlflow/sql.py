@@ -130,6 +130,13 @@ _registered_models = sa.Table(
     sa.Column("name", sa.String),
     sa.Column("description", sa.String),
 )
+_registered_model_tags = sa.Table(
+    "registered_model_tags",
+    _meta,
+    sa.Column("name", sa.String),
+    sa.Column("key", sa.String),
+    sa.Column("value", sa.String),
+)
 _model_versions = sa.Table(
     "model_versions",
     _meta,
@@ -333,10 +340,17 @@ class SqlSource:
         aliases: dict[str, dict[str, int]] = {}
         for name, alias, version in self._rows(sa.select(_aliases)):
             aliases.setdefault(name, {})[alias] = int(version)
+        tags: dict[str, dict[str, str]] = {}
+        for name, key, value in self._rows(sa.select(_registered_model_tags)):
+            tags.setdefault(name, {})[key] = value or ""
         rm = _registered_models
         return [
             MlflowModel(
-                row.name, row.description, versions.get(row.name, []), aliases.get(row.name, {})
+                row.name,
+                row.description,
+                versions.get(row.name, []),
+                aliases.get(row.name, {}),
+                tags.get(row.name, {}),
             )
             for row in self._rows(sa.select(rm).order_by(rm.c.name))
         ]

@@ -33,6 +33,8 @@ class ImportSummary:
     artifacts: int = 0
     artifact_bytes: int = 0
     datasets: int = 0
+    models_new: int = 0
+    models_present: int = 0
     versions_new: int = 0
     versions_present: int = 0
     aliases_new: int = 0
@@ -63,6 +65,7 @@ class ImportSummary:
             ("metric points", self.metric_points, 0, skipped.get("metric", 0)),
             ("artifacts", self.artifacts, 0, skipped.get("artifact", 0)),
             ("data sets", self.datasets, 0, skipped.get("dataset", 0)),
+            ("registered models", self.models_new, self.models_present, skipped.get("model", 0)),
             ("model versions", self.versions_new, self.versions_present, skipped.get("version", 0)),
             ("aliases", self.aliases_new, self.aliases_present, skipped.get("alias", 0)),
         ]
