@@ -16,6 +16,8 @@ What maps to what:
   logged under ``mlflow-models/<model id>/``; tagged ``mlflow.run_id``,
   ``mlflow.experiment_id``, ``mlflow.import.source``, ``mlflow.import.state`` and
   ``mlflow.import.fingerprint``;
+- a registered model -> the Segue model of the same name, with its description and tags
+  (created even when none of its versions can be loaded);
 - a registered model version -> the next version of the Segue model of the same name, a
   Segue package logged into the imported run at ``mlflow-models/v<N>`` (the flavors
   :mod:`segue.models.mlflow_import` loads: scikit-learn, and ``python_function`` models
@@ -23,9 +25,10 @@ What maps to what:
 - an alias -> the same alias (gates apply: a failing gate skips it with the report); an
   MLflow 2 stage (Staging, Production) -> an alias of that name in lower case.
 
-Not copied (yet): experiment tags other than the description; registered models' and
-versions' descriptions beyond the version's (kept in its description) and their tags;
-traces, evaluation results, prompts and logged models' own params and metrics; tags deleted
+Not copied (yet): experiment tags other than the description (Segue experiments have no
+tags); model versions' tags (a version's description keeps MLflow's, after its MLflow
+version number); a registered model's description or tags changed in MLflow after the
+model was imported; traces, evaluation results, prompts and logged models' own params and metrics; tags deleted
 in MLflow after an import stay on the imported run; MLflow 3 workspaces are not told apart
 (experiments of the same name in two workspaces share one Segue experiment).
 """
