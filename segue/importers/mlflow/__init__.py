@@ -28,9 +28,10 @@ What maps to what:
 Not copied (yet): experiment tags other than the description (Segue experiments have no
 tags); model versions' tags (a version's description keeps MLflow's, after its MLflow
 version number); a registered model's description or tags changed in MLflow after the
-model was imported; traces, evaluation results, prompts and logged models' own params and metrics; tags deleted
-in MLflow after an import stay on the imported run; MLflow 3 workspaces are not told apart
-(experiments of the same name in two workspaces share one Segue experiment).
+model was imported; traces, evaluation results, prompts, and logged models' own params and
+metrics; tags deleted in MLflow after an import stay on the imported run; MLflow 3
+workspaces are not told apart (experiments of the same name in two workspaces share one
+Segue experiment).
 """
 
 from segue.importers.mlflow.copy import ImportSummary, import_store
