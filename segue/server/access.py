@@ -148,6 +148,8 @@ ACCESS: dict[tuple[str, str], Rule] = {
     # (the model's grants do not apply: the name travels in the body, not the path)
     ("POST", "/api/2.0/mlflow/registered-models/create"): _E,
     ("GET", "/api/2.0/mlflow/registered-models/get"): _V,
+    ("GET", "/api/2.0/mlflow/registered-models/search"): _V,
+    ("GET", "/api/2.0/mlflow/model-versions/search"): _V,
     ("POST", "/api/2.0/mlflow/model-versions/create"): _E,
     ("GET", "/api/2.0/mlflow/model-versions/get"): _V,
     ("GET", "/api/2.0/mlflow/model-versions/get-download-uri"): _V,

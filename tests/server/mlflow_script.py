@@ -130,7 +130,7 @@ def main(work: Path) -> dict[str, Any]:
     out["after_restore"] = sorted(r.info.run_name for r in client.search_runs(ids))
     out.update(models(client, work))
     out["missing_run"] = refused(lambda: client.get_run("0" * 32))
-    out["unmapped"] = refused(lambda: client.search_registered_models())
+    out["unmapped"] = refused(lambda: client.get_latest_versions("churn", stages=["Production"]))
     os.environ["MLFLOW_TRACKING_TOKEN"] = os.environ["VIEWER_TOKEN"]
     out["viewer_reads"] = client.get_experiment(experiment.experiment_id).name
     out["viewer_writes"] = refused(lambda: client.create_experiment("viewer-made"))
@@ -172,6 +172,12 @@ def models(client: MlflowClient, work: Path) -> dict[str, Any]:
     copy = mlflow.register_model(f"runs:/{run.info.run_id}/model", "churn-copy")
     out["copy_version"] = copy.version
     out["run_listing"] = sorted(f.path for f in client.list_artifacts(run.info.run_id))
+    out["registered_search"] = [
+        m.name for m in client.search_registered_models("name LIKE 'churn%'")
+    ]
+    out["versions_search"] = [
+        (v.name, v.version) for v in client.search_model_versions(f"run_id = '{run.info.run_id}'")
+    ]
     out["model_id"] = info.model_id
     out["registered_version"] = info.registered_model_version
     out["logged_status"] = str(client.get_logged_model(info.model_id).status)

@@ -198,7 +198,7 @@ def test_refusals_in_mlflow_terms(session):
     out = session.out
     assert out["missing_run"]["code"] == "RESOURCE_DOES_NOT_EXIST"
     assert out["unmapped"]["code"] == "NOT_IMPLEMENTED"
-    assert "registered-models/search" in out["unmapped"]["message"]
+    assert "get-latest-versions" in out["unmapped"]["message"]
     assert out["viewer_reads"] == "mlflow-exp"
     assert out["viewer_writes"]["code"] == "PERMISSION_DENIED"
     assert out["bad_token"]["code"] == "UNAUTHENTICATED"
@@ -248,6 +248,8 @@ def test_log_model_registers_a_segue_version_that_mlflow_and_segue_load(session)
     # MLflow sees the run's own artifacts: the Segue package (the model's files are at its
     # models:/ URI, not listed among the run's).
     assert out["run_listing"] == ["segue-package"]
+    assert out["registered_search"] == ["churn", "churn-copy"]
+    assert out["versions_search"] == [["churn", "1"], ["churn-copy", "1"]]
     # Segue loads the version it made; it predicts what MLflow's load of the same model does.
     loaded = registry.load_model("models:/churn/1")
     frame = pd.DataFrame(np.array(out["rows"]), columns=["a", "b", "c"])

@@ -46,15 +46,17 @@ from segue.server.mlflow.tracking import (
     _int,
     _json,
     _list,
+    _offset,
     _pairs,
     _parse,
     _query,
     _store,
     _text,
+    _token,
     name_matches,
 )
 from segue.store.entities import ModelVersion, RegisteredModel, Run
-from segue.store.filters import Comparison, OrderKey, parse_filter
+from segue.store.filters import BoolOp, Comparison, OrderKey, parse_filter
 
 router = APIRouter(
     prefix="/api/2.0/mlflow", route_class=MlflowRoute, tags=["mlflow"], include_in_schema=False
@@ -186,6 +188,51 @@ def create_registered_model(request: Request, body: Json) -> Response:
 def get_registered_model(request: Request) -> Response:
     model = app.server_state(request).registry_store.get_model(_query(request, "name"))
     return _json({"registered_model": _registered_json(model)})
+
+
+@router.get("/registered-models/search")
+def search_registered_models(request: Request) -> Response:
+    """Registered models whose name passes ``filter``, by name, a page at a time."""
+    query = request.query_params
+    where = _parse("filter", parse_filter, query.get("filter") or None)
+    order = query.getlist("order_by")
+    if any(o.split()[0] not in ("name", "attributes.name") for o in order if o.split()):
+        raise unsupported("ordering registered models by anything but the name")
+    descending = any(o.upper().endswith(" DESC") for o in order)
+    models = [
+        m
+        for m in app.server_state(request).registry_store.list_models()
+        if where is None or name_matches(m.name, where, "registered model", m.tags)
+    ]
+    models.sort(key=lambda m: m.name, reverse=descending)
+    page, token = _page(models, dict(query))
+    answer: dict[str, Any] = {"registered_models": [_registered_json(m) for m in page]}
+    if token:
+        answer["next_page_token"] = token
+    return _json(answer)
+
+
+@router.get("/model-versions/search")
+def search_model_versions(request: Request) -> Response:
+    """The versions of one registered model (``name = '...'``) or of a run
+    (``run_id = '...'``), newest first, a page at a time."""
+    query = request.query_params
+    where = _parse("filter", parse_filter, query.get("filter") or None)
+    store = app.server_state(request).registry_store
+    wanted = _equalities(where)
+    if "name" in wanted:
+        versions = store.list_versions(wanted["name"])
+    elif "run_id" in wanted:
+        versions = [v for m in store.list_models() for v in store.list_versions(m.name)]
+    else:
+        raise unsupported("searching model versions without name = '...' or run_id = '...'")
+    versions = [v for v in versions if wanted.get("run_id", v.run_id) == v.run_id]
+    versions.sort(key=lambda v: (v.model_name, -v.version))
+    page, token = _page(versions, dict(query))
+    answer: dict[str, Any] = {"model_versions": [_version_json(v) for v in page]}
+    if token:
+        answer["next_page_token"] = token
+    return _json(answer)
 
 
 @router.post("/model-versions/create")
@@ -341,6 +388,32 @@ def _package_and_register(request: Request, run: Run, model_id: str, name: str) 
         )
     assert info.version is not None
     return info.version
+
+
+def _equalities(where: Any) -> dict[str, str]:
+    """``{"name": ..., "run_id": ...}`` from a filter of ``=`` tests joined by ``and``."""
+    parts = [] if where is None else where.operands if isinstance(where, BoolOp) else [where]
+    if isinstance(where, BoolOp) and where.op != "and":
+        raise unsupported("'or' in a model version search")
+    found: dict[str, str] = {}
+    for part in parts:
+        if (
+            not isinstance(part, Comparison)
+            or part.kind != "attribute"
+            or part.key not in ("name", "run_id")
+            or part.op != "="
+            or not isinstance(part.value, str)
+        ):
+            raise unsupported("model version filters other than name = '...' and run_id = '...'")
+        found[part.key] = part.value
+    return found
+
+
+def _page(items: list[Any], query: dict[str, Any]) -> tuple[list[Any], str | None]:
+    max_results = _int(query, "max_results", 1000, low=1, high=MAX_SEARCH)
+    offset = _offset(query.get("page_token"))
+    more = offset + max_results < len(items)
+    return items[offset : offset + max_results], _token(offset + max_results) if more else None
 
 
 def _check_safe(mlmodel: bytes) -> None:

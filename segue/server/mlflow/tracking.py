@@ -19,6 +19,7 @@ import math
 import re
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
@@ -517,14 +518,21 @@ def _experiment_matches(e: Experiment, expr: Any) -> bool:
     return name_matches(e.name, expr, "experiment")
 
 
-def name_matches(name: str, expr: Any, what: str) -> bool:
-    """Whether ``name`` passes a filter on ``name`` alone (``=``, ``!=``, ``IN``, ``LIKE``,
-    ``ILIKE``, with ``and``/``or``): the filters MLflow's searches of experiments, logged
-    models and registered models send."""
+def name_matches(name: str, expr: Any, what: str, tags: Mapping[str, str] | None = None) -> bool:
+    """Whether ``name`` passes a filter on the name (``=``, ``!=``, ``IN``, ``LIKE``,
+    ``ILIKE``, with ``and``/``or``), and, when ``tags`` are given, on tags too (a missing tag
+    equals nothing): the filters MLflow's searches of experiments, logged models and
+    registered models send (the last adds ``tags.`mlflow.prompt.is_prompt` != 'true'``)."""
     if isinstance(expr, BoolOp):
-        results = (name_matches(name, x, what) for x in expr.operands)
+        results = (name_matches(name, x, what, tags) for x in expr.operands)
         return all(results) if expr.op == "and" else any(results)
     assert isinstance(expr, Comparison)
+    if expr.kind == "tag" and tags is not None:
+        if expr.key not in tags:
+            return expr.op in ("!=", "NOT IN", "NOT LIKE", "NOT ILIKE", "IS NULL")
+        if expr.op in ("IS NULL", "IS NOT NULL"):
+            return expr.op == "IS NOT NULL"
+        return name_matches(tags[expr.key], replace(expr, kind="attribute", key="name"), what)
     if expr.kind != "attribute" or expr.key != "name":
         raise unsupported(f"{what} filters on anything but the name")
     value = expr.value
