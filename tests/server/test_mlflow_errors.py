@@ -130,3 +130,26 @@ def test_authentication_failures_in_mlflow_terms(start_server, store_uri):
         _refused(weak, 403, "PERMISSION_DENIED", "editor")
         found = client.post(f"{API}/experiments/search", json={}, headers=headers)
         assert found.status_code == 200 and found.json() == {"experiments": []}
+
+
+def test_writes_keep_an_mlflow_run_alive(start_server, store_uri):
+    """MLflow's client sends no heartbeats: each write counts as one (time is injected)."""
+    now = [1_700_000_000.0]
+    server = start_server(store_uri, no_auth=True, clock=lambda: now[0])
+    store = server.state.tracking
+    with httpx.Client(base_url=server.url) as api:
+        experiment = api.post(f"{API}/experiments/create", json={"name": "alive"}).json()
+        start = {"experiment_id": experiment["experiment_id"], "start_time": 1_700_000_000_000}
+        busy, quiet = (
+            api.post(f"{API}/runs/create", json=start).json()["run"]["info"]["run_id"]
+            for _ in range(2)
+        )
+        now[0] += 60
+        metric = {"run_id": busy, "key": "loss", "value": 0.5, "step": 1}
+        assert api.post(f"{API}/runs/log-metric", json=metric).status_code == 200
+        assert store.reap_stale_runs(int(now[0] * 1000), 30_000) == [quiet]
+        # The quiet run's client ends it as it says.
+        end = {"run_id": quiet, "status": "FINISHED", "end_time": int(now[0] * 1000)}
+        assert api.post(f"{API}/runs/update", json=end).status_code == 200
+    assert store.get_run(quiet).info.status == "FINISHED"
+    assert store.get_run(busy).info.status == "RUNNING"

@@ -8,6 +8,10 @@ an authenticated caller are tagged ``segue.created_by`` as the ``/api/v1`` route
 artifacts live at ``mlflow-artifacts:/<experiment>/<run>/artifacts``, which MLflow's client
 reaches through :mod:`segue.server.mlflow.artifacts`.
 
+MLflow's client sends no heartbeats, so each write to a RUNNING run (a param, metric, tag or
+batch) marks it alive; a run silent for longer than ``SEGUE_HEARTBEAT_TIMEOUT`` is reported
+KILLED by Segue's reaper until its client ends it (``runs/update`` sets the status it sends).
+
 Paging tokens are the offset of the next page, base64-encoded; searches read one more row
 than asked to know whether a next page exists.
 """
@@ -478,6 +482,8 @@ def _log(
 ) -> None:
     store = _store(request)
     store.log_batch(run_id, metrics=metrics or (), params=params, tags=tags)
+    # MLflow's client sends no heartbeats: each write is the run's sign of life.
+    store.heartbeat([run_id], _now_ms(request))
 
 
 def _view_type(value: Any) -> str:
