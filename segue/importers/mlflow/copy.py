@@ -17,36 +17,28 @@ Registered model versions become Segue versions through :mod:`segue.models.mlflo
 from __future__ import annotations
 
 import gc
-import json
 import re
 import shutil
 import tempfile
 import uuid
-from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-from segue.errors import AlreadyExists, InvalidArgument, NotFound, SegueError
+from segue.errors import InvalidArgument, NotFound, SegueError
+from segue.importers.mlflow import convert
 from segue.importers.mlflow.records import (
     Columns,
-    MlflowDatasetInput,
     MlflowExperiment,
-    MlflowModel,
     MlflowRunRecord,
     MlflowSource,
-    MlflowVersion,
     Unreadable,
 )
 from segue.importers.mlflow.summary import ImportSummary
-from segue.models.package import MANIFEST
+from segue.importers.mlflow.versions import ModelCopier
 from segue.registry.service import Registry
 from segue.store.entities import (
-    RUN_STATUSES,
     ArtifactEntry,
-    Dataset,
-    MetricHistory,
     Run,
     RunInfo,
 )
@@ -66,9 +58,6 @@ BATCH = 50
 _HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 #: Where tag values too long for Segue's tag index are kept whole, as artifacts of the run.
 LONG_TAGS = "mlflow-tags"
-#: PostgreSQL's btree holds index rows up to 2,704 bytes: (key, value) of a tag must fit.
-_TAG_BYTES = 2_400
-_TAG_CUT = 2_000
 
 #: ``progress(phase, done, total)``: ``created`` as batches of runs are created (before their
 #: data), ``runs`` as runs are filled, ``versions`` as model versions are copied.
@@ -104,8 +93,9 @@ def import_store(
     with tempfile.TemporaryDirectory(prefix="segue-import-") as scratch:
         copier.scratch = scratch
         copier.copy_runs()
-        if models:
-            copier.copy_models()
+    if models:
+        report = progress or (lambda phase, done, total: None)
+        ModelCopier(source, registry, copier.summary, copier.ids, report).copy_models()
     return copier.summary
 
 
@@ -240,7 +230,7 @@ class _Copier:
         tags, params it lacks and the metric points it lacks (MLflow's points are appended to,
         never changed)."""
         run = self.store.get_run(run_id)
-        status, reason = _status(record)
+        status, reason = convert.status(record)
         if (status, record.end_time) != (run.info.status, run.info.end_time):
             self.store.set_run_status(run_id, status, record.end_time, reason=reason)
         stage = "deleted" if record.lifecycle_stage == "deleted" else "active"
@@ -248,10 +238,10 @@ class _Copier:
             self.store.set_run_lifecycle(run_id, stage)
         what = f"run {record.id}"
         tags = self._tags(record, report=False)
-        params = self._clean("param", what, record.params, validation.param_value)
+        params = convert.clean(self.summary, "param", what, record.params, validation.param_value)
         new_params = {k: v for k, v in params.items() if k not in run.data.params}
         missing = {
-            key: _missing(self.store.get_metric_columns(run_id, key), points)
+            key: convert.missing_points(self.store.get_metric_columns(run_id, key), points)
             for key, points in columns.items()
         }
         extra = {**tags, FINGERPRINT_TAG: record.fingerprint}
@@ -295,7 +285,7 @@ class _Copier:
     ) -> tuple[RunInfo, dict[str, str], dict[str, str]]:
         what = f"run {record.id}"
         tags = self._tags(record, report=True)
-        params = self._clean("param", what, record.params, validation.param_value)
+        params = convert.clean(self.summary, "param", what, record.params, validation.param_value)
         tags.update(
             {
                 RUN_ID_TAG: record.id,
@@ -305,7 +295,7 @@ class _Copier:
                 FINGERPRINT_TAG: record.fingerprint,
             }
         )
-        status, reason = _status(record)
+        status, reason = convert.status(record)
         start = record.start_time or experiment.creation_time or 0
         parent = self.ids.get(record.parent_id or "")
         info = RunInfo(
@@ -347,11 +337,11 @@ class _Copier:
         """The run's tags as Segue keeps them. A value too long for the tag index (MLflow
         takes 8,000 characters, PostgreSQL indexes about 2,700 bytes) is cut short; the
         whole value is kept as the artifact ``mlflow-tags/<key>`` (see :meth:`_artifacts`)."""
-        tags = self._clean("tag", f"run {record.id}", record.tags, _tag)
+        tags = convert.clean(self.summary, "tag", f"run {record.id}", record.tags, convert.tag)
         for key, value in tags.items():
-            if _too_long(key, value):
+            if convert.too_long(key, value):
                 whole = f"{LONG_TAGS}/{key}"
-                tags[key] = _cut(value) + f" … (whole value: artifact {whole})"
+                tags[key] = convert.cut(value) + f" … (whole value: artifact {whole})"
                 if report:
                     self.summary.skip(
                         "tag",
@@ -359,20 +349,6 @@ class _Copier:
                         f"{len(value):,} characters: cut short, kept whole as artifact {whole}",
                     )
         return tags
-
-    def _clean(
-        self, kind: str, what: str, values: Mapping[str, str], check: Callable[[str, Any], str]
-    ) -> dict[str, str]:
-        out = {}
-        for key, value in values.items():
-            try:
-                validation.check_key(kind, key)
-                if validation.is_reserved(key):
-                    raise SegueError(f"{kind} {key!r} is in Segue's reserved namespace")
-                out[key] = check(key, value)
-            except SegueError as exc:
-                self.summary.skip(kind, f"{kind} {key!r} of {what}", str(exc))
-        return out
 
     def _metrics(
         self,
@@ -401,7 +377,7 @@ class _Copier:
             try:
                 validation.check_key("dataset", found.name)
                 validation.check_key("dataset context", found.context)
-                self.store.log_dataset(run_id, found.name, found.context, _dataset(found))
+                self.store.log_dataset(run_id, found.name, found.context, convert.dataset(found))
                 self.summary.datasets += 1
             except SegueError as exc:
                 self.summary.skip(
@@ -433,7 +409,7 @@ class _Copier:
             for (name, _), (digest, size) in zip(named, stored, strict=True)
         ]
         for key, value in record.tags.items():
-            if _too_long(key, value):
+            if convert.too_long(key, value):
                 try:
                     name = validation.artifact_path(f"{LONG_TAGS}/{key}")
                 except SegueError:
@@ -445,195 +421,3 @@ class _Copier:
         self.store.record_artifacts(run_id, entries)
         self.summary.artifacts += len(entries)
         self.summary.artifact_bytes += sum(e.size for e in entries)
-
-    # -- registered models ---------------------------------------------------------------
-
-    def copy_models(self) -> None:
-        models = self.source.models()
-        total = sum(len(m.versions) for m in models)
-        done = 0
-        for model in models:
-            self._model(model)
-            numbers: dict[int, int] = {}
-            for version in model.versions:
-                number = self._version(model, version)
-                if number is not None:
-                    numbers[version.version] = number
-                done += 1
-                self.progress("versions", done, total)
-            self._aliases(model, numbers)
-
-    def _model(self, model: MlflowModel) -> None:
-        """The registered model, with MLflow's description and tags, even when none of its
-        versions can be imported (they are recorded as skipped)."""
-        try:
-            self.registry.get_model(model.name)
-            self.summary.models_present += 1
-            return
-        except NotFound:
-            pass
-        except SegueError as exc:
-            self.summary.skip("model", f"model {model.name!r}", str(exc))
-            return
-        tags = self._clean("tag", f"model {model.name!r}", model.tags, _tag)
-        try:
-            self.registry.store.create_model(
-                model.name, str(self.registry.actor), model.description, tags
-            )
-        except AlreadyExists:  # created meanwhile by someone else: theirs stays
-            self.summary.models_present += 1
-        except SegueError as exc:
-            self.summary.skip("model", f"model {model.name!r}", str(exc))
-        else:
-            self.summary.models_new += 1
-
-    def _version(self, model: MlflowModel, version: MlflowVersion) -> int | None:
-        what = f"{model.name} version {version.version}"
-        path = f"mlflow-models/v{version.version}"
-        try:
-            existing = {
-                (v.run_id, v.artifact_path): v for v in self.registry.list_versions(model.name)
-            }
-        except NotFound:
-            existing = {}
-        except SegueError as exc:
-            self.summary.skip("version", what, str(exc))
-            return None
-        run_id = self.ids.get(version.run_id or "")
-        if run_id is None:
-            self.summary.skip("version", what, f"its run {version.run_id} was not imported")
-            return None
-        found = existing.get((run_id, path))
-        if found is not None:
-            self.summary.versions_present += 1
-            return found.version
-        description = f"MLflow {model.name} version {version.version}" + (
-            f": {version.description}" if version.description else ""
-        )
-        try:
-            if not self.store.list_artifacts(run_id, f"{path}/{MANIFEST}"):
-                self._log_model(version, run_id, path)
-            created = self.registry.register(f"runs:/{run_id}/{path}", model.name, description)
-        except (SegueError, Unreadable) as exc:
-            self.summary.skip("version", what, str(exc))
-            return None
-        self.summary.versions_new += 1
-        return created.version
-
-    def _log_model(self, version: MlflowVersion, run_id: str, path: str) -> None:
-        from segue.models.mlflow_import import read_mlflow_model
-
-        with tempfile.TemporaryDirectory(prefix="segue-import-") as scratch:
-            folder = self.source.model_folder(version, Path(scratch))
-            loaded = read_mlflow_model(folder)
-            self.registry.log_model(run_id, loaded.model, path, input_example=loaded.input_example)
-
-    def _aliases(self, model: MlflowModel, numbers: dict[int, int]) -> None:
-        wanted = dict(model.aliases)
-        for version in model.versions:  # MLflow 2's stages become aliases of the same name
-            if version.stage and version.stage.lower() not in ("none", "archived"):
-                wanted.setdefault(version.stage.lower(), version.version)
-        if not wanted:
-            return
-        try:
-            current = self.registry.get_model(model.name).aliases
-        except SegueError:
-            current = {}
-        for alias, mlflow_version in sorted(wanted.items()):
-            what = f"alias {model.name}@{alias}"
-            number = numbers.get(mlflow_version)
-            if number is None:
-                self.summary.skip("alias", what, f"version {mlflow_version} was not imported")
-            elif current.get(alias) == number:
-                self.summary.aliases_present += 1
-            elif alias in current:
-                self.summary.skip(
-                    "alias",
-                    what,
-                    f"already points at version {current[alias]} in Segue; left as is",
-                )
-            else:
-                try:
-                    self.registry.set_alias(model.name, alias, number, expected=None)
-                except SegueError as exc:
-                    self.summary.skip("alias", what, str(exc))
-                    continue
-                self.summary.aliases_new += 1
-
-
-def _status(record: MlflowRunRecord) -> tuple[str, str | None]:
-    """Segue's status for the run and, when it differs from MLflow's, why."""
-    if record.status in RUN_STATUSES and record.status != "RUNNING":
-        return record.status, None
-    # A run still RUNNING in MLflow has no process here to send heartbeats.
-    return "KILLED", f"was {record.status} in MLflow when imported"
-
-
-def _missing(have: MetricHistory, columns: Columns) -> Columns:
-    """The points of ``columns`` not among ``have`` (as a multiset: a point logged twice in
-    MLflow and once here is missing once)."""
-    stored = Counter(
-        zip(have.steps, have.timestamps, have.values, strict=True)  # NaN stored as None
-    )
-    out: Columns = ([], [], [])
-    for value, step, stamp in zip(*columns, strict=True):
-        point = (step, stamp, None if value != value else value)
-        if stored[point] > 0:
-            stored[point] -= 1
-            continue
-        out[0].append(value)
-        out[1].append(step)
-        out[2].append(stamp)
-    return out
-
-
-def _too_long(key: str, value: str) -> bool:
-    return len(key.encode()) + len(value.encode()) > _TAG_BYTES
-
-
-def _cut(value: str) -> str:
-    return value.encode()[:_TAG_CUT].decode(errors="ignore")
-
-
-def _tag(key: str, value: Any) -> str:
-    return validation.tag_value(key, value)
-
-
-def _dataset(found: MlflowDatasetInput) -> Dataset:
-    """MLflow's record of a data set as Segue's: its digest, size and columns (MLflow keeps no
-    per-column statistics; its profile, source and schema are kept under ``mlflow``)."""
-    schema = _json(found.schema)
-    profile = _json(found.profile)
-    specs = schema.get("mlflow_colspec") if isinstance(schema, dict) else None
-    columns = [
-        {"name": str(c.get("name", i)), "dtype": str(c.get("type", ""))}
-        for i, c in enumerate(specs if isinstance(specs, list) else [])
-        if isinstance(c, dict)
-    ]
-    n_rows = profile.get("num_rows") if isinstance(profile, dict) else None
-    return Dataset(
-        digest=found.digest,
-        n_rows=int(n_rows) if isinstance(n_rows, int) else 0,
-        n_columns=len(columns),
-        schema=columns,
-        profile={
-            "n_rows": n_rows,
-            "n_columns": len(columns),
-            "columns": {c["name"]: {"dtype": c["dtype"]} for c in columns},
-            "mlflow": {
-                "profile": profile,
-                "schema": schema,
-                "source_type": found.source_type,
-                "source": _json(found.source),
-            },
-        },
-    )
-
-
-def _json(text: str | None) -> Any:
-    if not text:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
