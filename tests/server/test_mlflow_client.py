@@ -47,10 +47,13 @@ def mlflow_python() -> Path:
 class Session:
     """What the script's MLflow calls answered, and the store the server wrote to."""
 
-    def __init__(self, out: dict[str, Any], store: SqlTrackingStore, state: Any) -> None:
+    def __init__(
+        self, out: dict[str, Any], store: SqlTrackingStore, state: Any, env: dict[str, str]
+    ) -> None:
         self.out = out
         self.store = store
         self.state = state
+        self.env = env
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -109,7 +112,7 @@ def session(request, tmp_path_factory, live_server) -> Iterator[Session]:
         if done.returncode != 0:
             raise AssertionError(f"the MLflow client failed:\n{done.stderr[-6000:]}")
         out = json.loads(done.stdout.strip().splitlines()[-1])
-        yield Session(out, SqlTrackingStore(engine), server.state)
+        yield Session(out, SqlTrackingStore(engine), server.state, env)
     finally:
         server.stop()
 
@@ -153,6 +156,21 @@ def test_runs_params_metrics_and_tags_are_segue_runs(session):
     assert out["history"] == [[p.value, p.step, p.timestamp] for p in loss]
     assert out["changed_param"]["code"] == "INVALID_PARAMETER_VALUE"
     assert "lr" in out["changed_param"]["message"]
+
+
+def test_segue_runs_list_shows_what_mlflow_logged(session):
+    import sys
+
+    command = [sys.executable, "-c", "from segue.cli import main; main()"]
+    command += ["runs", "list", "--experiment", "mlflow-exp", "--json"]
+    done = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, **session.env}, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    listed = {run["info"]["name"]: run for run in json.loads(done.stdout)}
+    assert sorted(listed) == ["child", "failing", "parent"]
+    assert listed["parent"]["params"]["lr"] == "0.1"
+    assert listed["child"]["info"]["parent_run_id"] == session.out["parent"]
 
 
 def test_nested_run_is_a_child_run(session):
