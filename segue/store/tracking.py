@@ -501,12 +501,18 @@ class SqlTrackingStore:
         """The matching runs, sorted; ``offset`` skips that many first (a page of a table)."""
         if offset < 0 or max_results < 0:
             raise InvalidArgument(f"offset {offset} and max_results {max_results} must be >= 0")
-        dialect = self._db.engine.dialect.name
-        stmt = search.build_query(
-            experiment_ids, where, order_by, max_results, include_deleted, dialect, offset
+        sql, params = _compiled_search(
+            self._db.engine.dialect,
+            None if experiment_ids is None else tuple(experiment_ids),
+            where,
+            tuple(order_by),
+            max_results,
+            include_deleted,
+            offset,
         )
         with self._db.read() as s:
-            return run_data.load_runs(s, list(s.scalars(stmt)))
+            ids = [row[0] for row in s.connection().exec_driver_sql(sql, params)]
+            return run_data.load_runs(s, ids)
 
     # -- what the web UI's tables show (SQL stores only) ---------------------------------
 
@@ -574,6 +580,29 @@ class SqlTrackingStore:
         """Every experiment with its run count and last activity, in one query."""
         with self._db.read() as s:
             return overview.experiment_activity(s)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled_search(
+    dialect: sa.Dialect,
+    experiment_ids: tuple[int, ...] | None,
+    where: Expr | None,
+    order_by: tuple[OrderKey, ...],
+    max_results: int,
+    include_deleted: bool,
+    offset: int,
+) -> tuple[str, Any]:
+    """The SQL and parameters of a search, compiled once per distinct search: a table page
+    or a script repeating a search skips building and compiling the statement (several
+    milliseconds for a filtered, sorted one)."""
+    stmt = search.build_query(
+        experiment_ids, where, order_by, max_results, include_deleted, dialect.name, offset
+    )
+    compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    params: Any = compiled.params
+    if compiled.positional and compiled.positiontup is not None:
+        params = tuple(params[name] for name in compiled.positiontup)
+    return compiled.string, params
 
 
 #: Characters of a run id (a uuid4's hex).
