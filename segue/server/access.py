@@ -135,6 +135,7 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("POST", "/api/2.0/mlflow/runs/set-tag"): _E,
     ("POST", "/api/2.0/mlflow/runs/log-metric"): _E,
     ("POST", "/api/2.0/mlflow/runs/log-batch"): _E,
+    ("POST", "/api/2.0/mlflow/runs/log-inputs"): _E,
     ("GET", "/api/2.0/mlflow/metrics/get-history"): _V,
     ("POST", "/api/2.0/mlflow/runs/search"): _V,
     ("POST", "/api/2.0/mlflow/logged-models/search"): _V,

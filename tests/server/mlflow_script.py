@@ -54,6 +54,12 @@ def main(work: Path) -> dict[str, Any]:
             params=[Param("batch", "64")],
             tags=[RunTag("stage", "dev")],
         )
+        import pandas as pd
+
+        table = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": ["x", "y", "z"]})
+        train = mlflow.data.from_pandas(table, source="s3://bucket/train.csv", name="train")
+        mlflow.log_input(train, context="training")
+        out["input_digest"] = train.digest
         with mlflow.start_run(run_name="child", nested=True) as child:
             mlflow.log_metric("loss", 0.3)
         (work / "notes.txt").write_text("hello")

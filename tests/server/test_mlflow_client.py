@@ -173,6 +173,17 @@ def test_segue_runs_list_shows_what_mlflow_logged(session):
     assert listed["child"]["info"]["parent_run_id"] == session.out["parent"]
 
 
+def test_dataset_inputs_are_the_runs_data_sets(session):
+    out, store = session.out, session.store
+    [found] = store.list_datasets(out["parent"])
+    assert (found.name, found.context) == ("train", "training")
+    dataset = found.dataset
+    assert dataset.digest == f"mlflow-{out['input_digest']}"
+    assert (dataset.n_rows, dataset.n_columns) == (3, 2)
+    assert [c["name"] for c in dataset.schema] == ["a", "b"]
+    assert dataset.profile["mlflow"]["source"] == '{"uri": "s3://bucket/train.csv"}'
+
+
 def test_nested_run_is_a_child_run(session):
     out, store = session.out, session.store
     child = store.get_run(out["child"])

@@ -80,10 +80,10 @@ def test_what_the_store_refuses_keeps_its_meaning(api, run):
 
 def test_unmapped_features_are_named(api, run):
     _refused(
-        api.post(f"{API}/runs/log-inputs", json={"run_id": run["run"]}),
+        api.post(f"{API}/runs/delete-tag", json={"run_id": run["run"], "key": "k"}),
         501,
         "NOT_IMPLEMENTED",
-        "POST /api/2.0/mlflow/runs/log-inputs",
+        "POST /api/2.0/mlflow/runs/delete-tag",
     )
     _refused(
         api.post(f"{API}/experiments/create", json={"name": "x", "artifact_location": "s3://b"}),

@@ -26,13 +26,14 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Body, Request
 from starlette.responses import Response
 
 from segue.errors import InvalidArgument
 from segue.server import app
 from segue.server.mlflow.errors import MlflowError, MlflowRoute, invalid, unsupported
-from segue.store.entities import Experiment, Metric, Run, RunInfo
+from segue.store.entities import Dataset, Experiment, Metric, Run, RunInfo
 from segue.store.filters import BoolOp, Comparison, OrderKey, parse_filter, parse_order_by
 from segue.store.tracking import SqlTrackingStore
 from segue.tracking import validation
@@ -222,6 +223,63 @@ def log_batch(request: Request, body: Json) -> Response:
         raise unsupported(f"renaming a run (setting the tag {RUN_NAME})")
     _log(request, run_id, metrics=metrics, params=params, tags=tags)
     return _json({})
+
+
+@router.post("/runs/log-inputs")
+def log_inputs(request: Request, body: Json) -> Response:
+    """MLflow data set inputs (``mlflow.log_input``) as the run's Segue data sets: MLflow's
+    digest (prefixed ``mlflow-``), the columns of its schema, its row count, and the context
+    tag (``mlflow.data.context``; ``input`` without one). MLflow's source and profile are kept
+    in the profile under ``mlflow``; Segue's per-column statistics are not computed (the data
+    stays with the client)."""
+    run_id = _run_id(body)
+    if body.get("models"):
+        raise unsupported("logged models as run inputs")
+    store = _store(request)
+    store.get_run(run_id)
+    for i, item in enumerate(_list(body, "datasets")):
+        where = f"datasets.{i}"
+        if not isinstance(item, dict) or not isinstance(item.get("dataset"), dict):
+            raise invalid(where, "must be an object with a dataset")
+        dataset = item["dataset"]
+        name = _text(dataset, "name", f"{where}.dataset.", required=True)
+        digest = _text(dataset, "digest", f"{where}.dataset.", required=True)
+        if not re.fullmatch(r"[0-9A-Za-z_-]{1,57}", digest):
+            raise invalid(f"{where}.dataset.digest", f"{digest[:80]!r} is not a digest")
+        columns = _json_field(dataset, "schema", f"{where}.dataset.").get("mlflow_colspec")
+        schema = [
+            {"name": str(c.get("name", "")), "dtype": str(c.get("type", ""))}
+            for c in (columns if isinstance(columns, list) else [])
+            if isinstance(c, dict)
+        ]
+        mlflow_profile = _json_field(dataset, "profile", f"{where}.dataset.")
+        rows = mlflow_profile.get("num_rows")
+        n_rows = rows if isinstance(rows, int) and rows >= 0 else 0
+        profile = {
+            "n_rows": n_rows,
+            "n_columns": len(schema),
+            "columns": {},
+            "mlflow": {
+                "source_type": _text(dataset, "source_type", f"{where}.dataset."),
+                "source": _text(dataset, "source", f"{where}.dataset."),
+                "profile": mlflow_profile,
+            },
+        }
+        context = _pairs(item, "tags").get("mlflow.data.context") or "input"
+        entry = Dataset(f"mlflow-{digest}", n_rows, len(schema), schema, profile)
+        store.log_dataset(run_id, name, context, entry)
+    return _json({})
+
+
+def _json_field(body: Mapping[str, Any], name: str, prefix: str) -> dict[str, Any]:
+    text = _text(body, name, prefix)
+    if not text:
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise invalid(prefix + name, f"is not JSON: {exc}") from None
+    return value if isinstance(value, dict) else {}
 
 
 @router.get("/metrics/get-history")
