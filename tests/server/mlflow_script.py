@@ -94,6 +94,9 @@ def main(work: Path) -> dict[str, Any]:
         "artifact_uri": run.info.artifact_uri,
         "end_time": run.info.end_time,
     }
+    out["inputs"] = [
+        (i.dataset.name, i.dataset.digest, i.tags[0].value) for i in run.inputs.dataset_inputs
+    ]
     child_run = client.get_run(child.info.run_id)
     out["child_parent_tag"] = child_run.data.tags.get("mlflow.parentRunId")
 

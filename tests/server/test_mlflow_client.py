@@ -182,6 +182,7 @@ def test_dataset_inputs_are_the_runs_data_sets(session):
     assert (dataset.n_rows, dataset.n_columns) == (3, 2)
     assert [c["name"] for c in dataset.schema] == ["a", "b"]
     assert dataset.profile["mlflow"]["source"] == '{"uri": "s3://bucket/train.csv"}'
+    assert out["inputs"] == [["train", out["input_digest"], "training"]]
 
 
 def test_nested_run_is_a_child_run(session):

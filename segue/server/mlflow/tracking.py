@@ -33,7 +33,7 @@ from starlette.responses import Response
 from segue.errors import InvalidArgument
 from segue.server import app
 from segue.server.mlflow.errors import MlflowError, MlflowRoute, invalid, unsupported
-from segue.store.entities import Dataset, Experiment, Metric, Run, RunInfo
+from segue.store.entities import Dataset, DatasetInput, Experiment, Metric, Run, RunInfo
 from segue.store.filters import BoolOp, Comparison, OrderKey, parse_filter, parse_order_by
 from segue.store.tracking import SqlTrackingStore
 from segue.tracking import validation
@@ -148,7 +148,29 @@ def create_run(request: Request, body: Json) -> Response:
 @router.get("/runs/get")
 def get_run(request: Request) -> Response:
     run_id = _query(request, "run_id", alias="run_uuid")
-    return _json({"run": _run_json(_store(request).get_run(run_id))})
+    store = _store(request)
+    answer = _run_json(store.get_run(run_id))
+    answer["inputs"] = {"dataset_inputs": [_input_json(d) for d in store.list_datasets(run_id)]}
+    return _json({"run": answer})
+
+
+def _input_json(linked: DatasetInput) -> dict[str, Any]:
+    """A run's data set as MLflow's ``DatasetInput`` (its MLflow fields when it came from
+    MLflow, else Segue's digest and columns)."""
+    d = linked.dataset
+    found = d.profile.get("mlflow")
+    mlflow: dict[str, Any] = found if isinstance(found, dict) else {}
+    columns = [{"name": c.get("name"), "type": c.get("dtype")} for c in d.schema]
+    dataset = {
+        "name": linked.name,
+        "digest": d.digest.removeprefix("mlflow-"),
+        "source_type": mlflow.get("source_type") or "segue",
+        "source": mlflow.get("source") or "{}",
+        "schema": orjson.dumps({"mlflow_colspec": columns}).decode(),
+        "profile": orjson.dumps(mlflow.get("profile") or {"num_rows": d.n_rows}).decode(),
+    }
+    tags = [{"key": "mlflow.data.context", "value": linked.context}]
+    return {"tags": tags, "dataset": dataset}
 
 
 @router.post("/runs/update")
