@@ -167,6 +167,10 @@ ACCESS: dict[tuple[str, str], Rule] = {
         for method in ("GET", "POST", "PATCH", "DELETE", "PUT")
         for version in ("2.0", "3.0")
     },
+    **{
+        (method, "/api/2.0/mlflow-artifacts/{rest:path}"): _V
+        for method in ("GET", "POST", "PATCH", "DELETE", "PUT")
+    },
     # == web UI pages (the session cookie; forms and htmx requests carry the CSRF token) ==
     ("GET", "/login"): Rule(PUBLIC),
     ("POST", "/login"): Rule(PUBLIC),

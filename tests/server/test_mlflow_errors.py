@@ -97,6 +97,8 @@ def test_unmapped_features_are_named(api, run):
     _refused(outside, 501, "NOT_IMPLEMENTED", "outside a run")
     deleted = api.delete(f"/api/2.0/mlflow-artifacts/artifacts/{run['experiment']}/x/artifacts/a")
     _refused(deleted, 501, "NOT_IMPLEMENTED", "deleting artifacts")
+    multipart = api.post("/api/2.0/mlflow-artifacts/mpu/create/1/x/artifacts/big.bin", json={})
+    _refused(multipart, 501, "NOT_IMPLEMENTED", "POST /api/2.0/mlflow-artifacts/mpu/create")
 
 
 def test_artifact_paths_are_checked(api, run):

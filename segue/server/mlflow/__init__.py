@@ -21,6 +21,7 @@ _METHODS = ["GET", "POST", "PATCH", "DELETE", "PUT"]
 
 @_rest.api_route("/api/2.0/mlflow/{rest:path}", methods=_METHODS, include_in_schema=False)
 @_rest.api_route("/api/3.0/mlflow/{rest:path}", methods=_METHODS, include_in_schema=False)
+@_rest.api_route("/api/2.0/mlflow-artifacts/{rest:path}", methods=_METHODS, include_in_schema=False)
 def not_mapped(request: Request, rest: str) -> Response:
     """Any MLflow call Segue does not map: MLflow's error shape naming it."""
     raise unsupported(f"{request.method} {request.url.path}")
