@@ -102,7 +102,8 @@ class Batcher(Generic[T, R]):
             in order. If it raises on a batch of several items, it is called again for each
             item alone (on the same thread, in order): only the items it still raises on
             fail, with :class:`PredictionFailed`.
-        max_batch_size: most rows per batch; a single larger request goes alone.
+        max_batch_size: most rows per batch; a larger request is split (see ``split``) or,
+            without ``split``, goes alone.
         max_latency_ms: most time a request waits for others to join its batch.
         clock: monotonic seconds (injectable for tests); also times the failure log.
         on_batch: called on the event loop with each batch's row count (metrics).
@@ -110,6 +111,11 @@ class Batcher(Generic[T, R]):
             failed and was predicted request by request (metrics).
         failure_log: logs the failures (default: a traceback once a minute per distinct
             error, timed by ``clock``).
+        split, join: ``split(item, start, stop)`` gives the item's rows ``start:stop`` as an
+            item, and ``join(results)`` one result from its pieces' results, in order. With
+            them, a request of more than ``max_batch_size`` rows is split into pieces of at
+            most that many, which go in batches like any request (sharing them with others);
+            without them, it goes alone.
 
     The collector starts on the first :meth:`submit`, on the running loop. While a batch waits
     for requests still arriving, the collector sleeps on an event (set by each
@@ -135,8 +141,14 @@ class Batcher(Generic[T, R]):
         on_batch: Callable[[int], None] | None = None,
         on_split: Callable[[int], None] | None = None,
         failure_log: FailureLog | None = None,
+        split: Callable[[T, int, int], T] | None = None,
+        join: Callable[[list[R]], R] | None = None,
     ) -> None:
+        if (split is None) != (join is None):
+            raise ValueError("split and join go together")
         self.run = run
+        self.split = split
+        self.join = join
         self.max_batch_size = max_batch_size
         self.max_latency = max_latency_ms / 1000
         self.clock = clock
@@ -186,12 +198,29 @@ class Batcher(Generic[T, R]):
         if self._task is None:
             self._start()
         assert self._wake is not None and self._idle is not None
-        future = asyncio.get_running_loop().create_future()
+        size = self.max_batch_size
+        if rows <= size or self.split is None or self.join is None:
+            return await self._enqueue(item, rows)
+        # Pieces of at most max_batch_size rows, queued together (in order): each goes in a
+        # batch of its own size, with other requests' rows filling the rest.
+        pieces = [
+            self._enqueue(self.split(item, start, min(start + size, rows)), min(size, rows - start))
+            for start in range(0, rows, size)
+        ]
+        results = await asyncio.gather(*pieces, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result  # the first piece that failed: the request fails as a whole
+        return self.join(results)  # type: ignore[arg-type]  # no exceptions left
+
+    def _enqueue(self, item: T, rows: int) -> asyncio.Future[R]:
+        assert self._wake is not None and self._idle is not None
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append(_Waiting(item, rows, future, self.clock()))
         self._rows += rows
         self._idle.clear()
         self._wake.set()
-        return await future
+        return future
 
     def _start(self) -> None:
         # The events outlive a failed collector: drain() may be waiting on them.

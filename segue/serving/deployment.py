@@ -34,7 +34,7 @@ from segue.models.package import LoadedModel
 from segue.serving.batching import Batcher
 from segue.serving.config import ServeConfig
 from segue.serving.inputs import InputSchema, batch_call
-from segue.serving.protocol import OUTPUTS, InferRequest
+from segue.serving.protocol import OUTPUTS, InferRequest, join_answers, split_request
 from segue.serving.routing import Router
 
 __all__ = [
@@ -132,6 +132,9 @@ def deploy(
         max_latency_ms=config.max_latency_ms,
         on_batch=config.metrics.batch_observer(name, version),
         on_split=config.metrics.split_observer(name, version),
+        # A request larger than a batch is split across batches (unless it cannot be).
+        split=split_request if batchable else None,
+        join=join_answers if batchable else None,
     )
     config.metrics.load_seconds.labels(name, version).set(load_seconds)
     has_proba = getattr(model.raw, "predict_proba", None) is not None

@@ -245,6 +245,16 @@ class ModelInput:
     others: tuple[np.ndarray, ...] = ()
     tensor: np.ndarray | None = None
 
+    def rows(self, start: int, stop: int) -> ModelInput:
+        """Rows ``start:stop`` (views of the arrays, no copy)."""
+        return ModelInput(
+            self.schema,
+            len(range(start, min(stop, self.n_rows))),
+            tuple(array[start:stop] for array in self.blocks),
+            tuple(array[start:stop] for array in self.others),
+            None if self.tensor is None else self.tensor[start:stop],
+        )
+
     def columns(self) -> dict[str, np.ndarray]:
         """Column name -> 1-D array, in the signature's order (column signatures only)."""
         found: dict[str, np.ndarray] = {}

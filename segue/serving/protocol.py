@@ -30,10 +30,12 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import orjson
+import pandas as pd
 
 from segue.serving import binary
 from segue.serving.columns import whole
@@ -45,8 +47,10 @@ __all__ = [
     "InferRequest",
     "RequestError",
     "decode_body",
+    "join_answers",
     "parse_infer",
     "parse_predict",
+    "split_request",
 ]
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
@@ -83,6 +87,24 @@ class InferRequest:
     outputs: tuple[str, ...] = ("predict",)
     id: str | None = None
     binary: frozenset[str] = frozenset()
+
+
+def split_request(request: InferRequest, start: int, stop: int) -> InferRequest:
+    """The request's rows ``start:stop`` as a request of their own (a piece of a request
+    larger than one batch; see :class:`~segue.serving.batching.Batcher`)."""
+    return replace(request, input=request.input.rows(start, stop))
+
+
+def join_answers(answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """One request's answer from its pieces' answers, rows in order."""
+    joined = {}
+    for name, first in answers[0].items():
+        parts = [answer[name] for answer in answers]
+        if isinstance(first, pd.DataFrame):
+            joined[name] = pd.concat(parts, ignore_index=True)
+        else:
+            joined[name] = np.concatenate(parts)
+    return joined
 
 
 # --- requests ------------------------------------------------------------------------------

@@ -428,6 +428,23 @@ async def test_on_prediction_gets_each_request(app_serving, served_cancer):
     assert second.request_id == bad.headers["x-request-id"] and "JSON" in second.error
 
 
+async def test_a_request_larger_than_max_batch_size_is_answered_whole_in_order(
+    app_serving, served_cancer
+):
+    seen: list[InferenceRecord] = []
+    app = app_serving(ServeConfig(max_batch_size=4, on_prediction=seen.append))
+    X = served_cancer.X.iloc[:10]
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
+        response = await c.post("/predict", json=split_body(X))
+    await app.state.models.drain()
+
+    assert response.status_code == 200
+    assert response.json()["predictions"] == served_cancer.model.predict(X).tolist()
+    (record,) = seen  # one request, one record of all its rows
+    assert record.inputs == X.to_dict(orient="records") and len(record.outputs) == 10
+
+
 async def test_a_failing_hook_does_not_fail_the_request(app_serving, served_cancer, caplog):
     def hook(record: InferenceRecord) -> None:
         raise RuntimeError("disk full")

@@ -77,6 +77,83 @@ async def test_a_request_larger_than_the_batch_goes_alone():
     assert sizes == [10, 1]
 
 
+def _pieces(item: list, start: int, stop: int) -> list:
+    return item[start:stop]
+
+
+def _joined(results: list[list]) -> list:
+    return [row for result in results for row in result]
+
+
+async def test_a_request_larger_than_the_batch_is_split_across_batches_in_order():
+    sizes: list[int] = []
+    batches: list[list[list[int]]] = []
+
+    def rows_times_ten(items: list[list[int]]) -> list[list[int]]:
+        batches.append(items)
+        return [[x * 10 for x in item] for item in items]
+
+    batcher = Batcher(
+        rows_times_ten, max_batch_size=4, on_batch=sizes.append, split=_pieces, join=_joined
+    )
+    big = list(range(10))
+
+    results = await asyncio.gather(batcher.submit(big, rows=10), batcher.submit([99], rows=1))
+    await batcher.drain()
+
+    assert results == [[x * 10 for x in big], [990]]  # one answer per row, in order
+    assert max(sizes) <= 4 and sum(sizes) == 11
+    assert [x for b in batches for x in b] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9], [99]]
+    assert any(len(batch) > 1 for batch in batches)  # the last piece shared its batch
+
+
+async def test_a_failing_piece_fails_its_whole_request_alone():
+    def refuse_sevens(items: list[list[int]]) -> list[list[int]]:
+        if any(7 in item for item in items):
+            raise ValueError("seven")
+        return items
+
+    batcher = Batcher(refuse_sevens, max_batch_size=4, split=_pieces, join=_joined)
+
+    big, other = batcher.submit(list(range(10)), rows=10), batcher.submit([1], rows=1)
+    results = await asyncio.gather(big, other, return_exceptions=True)
+    await batcher.drain()
+
+    assert isinstance(results[0], PredictionFailed) and "seven" in str(results[0])
+    assert results[1] == [1]
+
+
+async def test_100_row_requests_are_split_and_batched_with_the_unbatched_predictions(
+    served_cancer,
+):
+    X = served_cancer.X.iloc[:300]
+    sizes: list[int] = []
+    deployment = deploy("cancer", served_cancer.model, ServeConfig(max_batch_size=64))
+    deployment.batcher.on_batch = sizes.append
+    bodies = [
+        {
+            "dataframe_split": {
+                "columns": list(X.columns),
+                "data": X.iloc[i : i + 100].to_numpy().tolist(),
+            }
+        }
+        for i in (0, 100, 200)
+    ]
+    requests = [parse_predict(orjson.dumps(body), deployment.schema) for body in bodies]
+    object.__setattr__(requests[1], "outputs", ("predict", "predict_proba"))
+
+    answers = await asyncio.gather(*(deployment.batcher.submit(r, 100) for r in requests))
+    await deployment.batcher.drain()
+
+    assert max(sizes) == 64 and sum(sizes) == 300
+    for i, answer in enumerate(answers):
+        rows = X.iloc[i * 100 : (i + 1) * 100]
+        assert answer["predict"].tolist() == served_cancer.model.predict(rows).tolist()
+    np.testing.assert_allclose(
+        answers[1]["predict_proba"], served_cancer.model.predict_proba(X.iloc[100:200]), rtol=1e-12
+    )
+
+
 async def test_a_model_failing_on_every_input_fails_every_request(caplog):
     def boom(items: list[int]) -> list[int]:
         raise ValueError("bad weights")
