@@ -23,8 +23,14 @@ bodies of 1 row and of 100 rows. Segue gets MLflow's own ``{"dataframe_split": .
 BentoML's request logs stay on, as their users get them). The server is stopped with SIGTERM
 (SIGKILL if it lingers) before the next one starts.
 
-The floor is the estimator's own ``predict`` on a DataFrame of the same 1 and 100 rows, in
-this process, without HTTP.
+The bare predict is the estimator's own ``predict`` on a DataFrame of the same 1 and 100 rows,
+in this process, without HTTP. The floor (``benchmarks/serving_floor.py``) is a raw ASGI app with
+orjson and greedy micro-batching (same --max-batch-size) over a stand-in model that costs what
+this estimator costs per call and per row (measured first, in this run: the cheaper of its
+array and DataFrame paths); Segue is printed as a fraction of it (targets at c=64: >= 60% of its
+req/s and a p99 at most twice its, at both body sizes; at c=1 a p50 at most 0.5 ms over the bare
+predict). MLflow and BentoML are left out, with a note, where they are not installed:
+    python benchmarks/serving.py --servers segue,floor --seconds 5
 
 req/s counts only 2xx responses (hey's own figure counts every answer); "errors" is every
 request that did not get a 2xx: other status codes, timeouts, refused connections. The
@@ -78,7 +84,11 @@ MAX_AUTH_COST_PCT = 5.0
 HERE = Path(__file__).resolve().parent
 ROWS = (1, 100)
 CONCURRENCY = (1, 8, 64)
-SERVERS = ("segue", "mlflow", "bentoml")
+SERVERS = ("segue", "floor", "mlflow", "bentoml")
+#: Segue against the floor (benchmarks/serving_floor.py), c=64, at both body sizes.
+MIN_FLOOR_FRACTION_C64 = 0.60
+MAX_P99_OVER_FLOOR_C64 = 2.0
+MAX_P50_OVER_BARE_MS_C1_FLOOR = 0.5
 READY_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 20.0
 
@@ -96,6 +106,8 @@ class Server:
     port: int = 0
     env: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    #: Whether its answers are the model's (the floor's stand-in only counts the rows).
+    predicts: bool = True
 
 
 @dataclass
@@ -139,19 +151,23 @@ def _train():
     return model.fit(X, y), X
 
 
-def _package(root: Path, model, X) -> tuple[str, Path, str]:
+def _package(root: Path, model, X, chosen: list[str]) -> tuple[str, Path, str]:
     """Save the model for each server: a Segue model URI, an MLflow folder, a BentoML tag."""
-    import bentoml
-    import mlflow.sklearn
-
     import segue
 
     with segue.start_run(experiment="bench") as run:
         info = run.log_model(model, input_example=X[:5], register_as="bench")
     mlflow_dir = root / "mlflow-model"
-    mlflow.sklearn.save_model(model, str(mlflow_dir), input_example=X[:5])
-    bento = bentoml.sklearn.save_model("bench", model)
-    return info.version.uri, mlflow_dir, str(bento.tag)
+    if "mlflow" in chosen:
+        import mlflow.sklearn
+
+        mlflow.sklearn.save_model(model, str(mlflow_dir), input_example=X[:5])
+    tag = ""
+    if "bentoml" in chosen:
+        import bentoml
+
+        tag = str(bentoml.sklearn.save_model("bench", model).tag)
+    return info.version.uri, mlflow_dir, tag
 
 
 def _frames(X) -> dict[int, object]:
@@ -176,6 +192,26 @@ def _write_bodies(root: Path, frames: dict[int, object]) -> dict[str, dict[int, 
 
 
 # --- the bare floor ------------------------------------------------------------------------
+
+
+def _stand_in_cost(model, frames: dict[int, object], reps: int) -> tuple[float, float, str]:
+    """What the floor's stand-in model costs: ms per call and per row, from the estimator's
+    predict on 1 and 100 rows, the cheaper of its DataFrame and its array path (the floor is
+    then never slower than the real model would make it)."""
+    arrays = {n: frame.to_numpy() for n, frame in frames.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fitted with feature names, given an array
+        on_arrays = _bare_predict_ms(model, arrays, reps)
+    on_frames = _bare_predict_ms(model, frames, reps)
+    timed, path = min((on_arrays, "array"), (on_frames, "DataFrame"), key=lambda t: t[0][1])
+    per_row = max(0.0, (timed[100] - timed[1]) / 99)
+    per_call = max(0.0, timed[1] - per_row)
+    note = (
+        f"predict on an array: 1 row {on_arrays[1]:.3f} ms, 100 rows {on_arrays[100]:.3f} ms;"
+        f" on a DataFrame: {on_frames[1]:.3f} / {on_frames[100]:.3f} ms; the floor's stand-in"
+        f" costs the {path} path: {per_call:.3f} ms a call + {per_row * 1000:.2f} us a row"
+    )
+    return per_call, per_row, note
 
 
 def _bare_predict_ms(model, frames: dict[int, object], reps: int) -> dict[int, float]:
@@ -263,6 +299,10 @@ def _check(server: Server, expected: dict[int, np.ndarray]) -> None:
             detail = exc.read()[:300].decode(errors="replace")
             raise RuntimeError(f"{n}-row check request: HTTP {exc.code}: {detail}") from None
         got = answer["predictions"] if isinstance(answer, dict) else answer
+        if not server.predicts:
+            if len(got) != n:
+                raise RuntimeError(f"{n}-row check request: {len(got)} answers")
+            continue
         if not np.array_equal(np.asarray(got).reshape(-1), expected[n]):
             raise RuntimeError(f"{n}-row check request: wrong predictions {str(got)[:200]}")
 
@@ -521,6 +561,41 @@ def _print_targets(loads: list[Load], bare: dict[int, float]) -> None:
         )
 
 
+def _print_floor(loads: list[Load], bare: dict[int, float]) -> None:
+    """Segue as a fraction of the floor (c=64), and its c=1 p50 over the bare predict."""
+    print("\nsegue vs the floor (raw ASGI + orjson + greedy micro-batching, same model cost):")
+    for n in ROWS:
+        seg, floor = _find(loads, "segue", n, 64), _find(loads, "floor", n, 64)
+        if seg is None or floor is None or not floor.rps:
+            print(f"  {n:>3} row(s) c=64: missing run")
+            continue
+        share = seg.rps / floor.rps
+        print(
+            f"  {n:>3} row(s) c=64: {share:6.1%} of the floor's req/s ({seg.rps:.0f} vs "
+            f"{floor.rps:.0f}), target >= {MIN_FLOOR_FRACTION_C64:.0%}  "
+            f"{_verdict(share, share >= MIN_FLOOR_FRACTION_C64)}"
+        )
+        ratio = None
+        if seg.p99_ms is not None and floor.p99_ms:
+            ratio = seg.p99_ms / floor.p99_ms
+        shown = "-" if ratio is None else f"{ratio:.2f}x"
+        print(
+            f"  {n:>3} row(s) c=64: p99 {_ms(seg.p99_ms)} ms vs {_ms(floor.p99_ms)} ms = "
+            f"{shown} the floor's, target <= {MAX_P99_OVER_FLOOR_C64:g}x  "
+            f"{_verdict(ratio, ratio is not None and ratio <= MAX_P99_OVER_FLOOR_C64)}"
+        )
+    for n in ROWS:
+        seg1 = _find(loads, "segue", n, 1)
+        over = None if seg1 is None or seg1.p50_ms is None else seg1.p50_ms - bare[n]
+        shown = "-" if over is None else f"{over:+.2f}"
+        print(
+            f"  {n:>3} row(s) c=1: p50 over the bare predict {shown} ms, target <= "
+            f"{MAX_P50_OVER_BARE_MS_C1_FLOOR:g} ms  "
+            f"{_verdict(over, over is not None and over <= MAX_P50_OVER_BARE_MS_C1_FLOOR)}"
+        )
+    print(f"  {_load_average()}")
+
+
 # --- the cost of --auth --------------------------------------------------------------------
 
 
@@ -624,10 +699,25 @@ def _servers(
     bento_tag: str,
     bodies: dict[str, dict[int, Path]],
     env: dict[str, str],
+    stand_in: tuple[float, float],
 ) -> dict[str, Server]:
     py = sys.executable
     workers = str(args.workers)
     return {
+        "floor": Server(
+            name="floor",
+            argv=[
+                *(py, str(HERE / "serving_floor.py"), "--port", "{port}"),
+                *("--per-call-ms", f"{stand_in[0]:.4f}", "--per-row-ms", f"{stand_in[1]:.6f}"),
+                *("--max-batch-size", str(args.max_batch_size)),
+            ],
+            ready_path="/ready",
+            predict_path="/predict",
+            bodies=bodies["split"],
+            seconds=args.seconds,
+            env=env,
+            predicts=False,
+        ),
         "segue": Server(
             name="segue",
             argv=[
@@ -685,7 +775,13 @@ def main() -> None:
     )
     parser.add_argument("--warmup-seconds", type=float, default=1.0, help="per body size")
     parser.add_argument("--request-timeout", type=int, default=10, help="hey's -t, seconds")
-    parser.add_argument("--max-batch-size", type=int, default=64, help="Segue and BentoML")
+    parser.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=1024,
+        help="Segue, the floor and BentoML: rows per call (large enough for 100-row bodies "
+        "to share a call)",
+    )
     parser.add_argument("--max-latency-ms", type=float, default=5.0, help="Segue's batch wait")
     parser.add_argument(
         "--bento-max-latency-ms",
@@ -720,11 +816,16 @@ def main() -> None:
         parser.error(f"unknown server(s): {', '.join(unknown)}")
     if shutil.which("hey") is None:
         sys.exit("hey is not installed: https://github.com/rakyll/hey")
-    try:
-        import bentoml
-        import mlflow
-    except ImportError as exc:
-        sys.exit(f"{exc.name} is not installed: pip install -e '.[bench]' bentoml")
+    anchors: dict[str, str] = {}
+    for anchor in ("mlflow", "bentoml"):
+        if anchor not in chosen:
+            continue
+        try:
+            module = __import__(anchor)
+            anchors[anchor] = f"{anchor} {module.__version__}"
+        except ImportError:
+            print(f"{anchor} is not installed here: left out (pip install -e '.[bench]' bentoml)")
+            chosen.remove(anchor)
     warnings.filterwarnings("ignore")  # MLflow's pickle and integer-column hints
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -744,11 +845,12 @@ def main() -> None:
         env = dict(os.environ)
 
         model, X = _train()
-        uri, mlflow_dir, bento_tag = _package(root, model, X)
+        uri, mlflow_dir, bento_tag = _package(root, model, X, chosen)
         frames = _frames(X)
         expected = {n: model.predict(frame) for n, frame in frames.items()}
         bodies = _write_bodies(root, frames)
         bare = _bare_predict_ms(model, frames, args.bare_reps)
+        per_call, per_row, stand_in_note = _stand_in_cost(model, frames, args.bare_reps)
 
         import sklearn
         import uvicorn
@@ -764,7 +866,7 @@ def main() -> None:
             f"{X.shape[1]} float64 columns; {os.cpu_count()} CPU(s), hey on the same cores"
         )
         print(
-            f"mlflow {mlflow.__version__}, bentoml {bentoml.__version__}, "
+            f"{', '.join(anchors.values()) or 'no anchors'}, "
             f"uvicorn {uvicorn.__version__} ({loop}); {args.workers} worker(s) per server"
         )
         print(
@@ -781,8 +883,9 @@ def main() -> None:
             f"100 rows {bare[100]:.3f} ms"
         )
 
+        print(stand_in_note)
         print(f"before the servers: {_load_average()}")
-        servers = _servers(args, uri, mlflow_dir, bento_tag, bodies, env)
+        servers = _servers(args, uri, mlflow_dir, bento_tag, bodies, env, (per_call, per_row))
         loads: list[Load] = []
         notes: dict[str, str] = {}
         for name in chosen:
@@ -791,6 +894,7 @@ def main() -> None:
         print(f"after the servers:  {_load_average()}")
         _print_tables(loads, notes, bare)
         _print_targets(loads, bare)
+        _print_floor(loads, bare)
         print("\nservers:")
         for name, note in notes.items():
             print(f"  {name:8s} {note}")
