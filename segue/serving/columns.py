@@ -55,6 +55,10 @@ class Block:
         self.nullable = np.array(nullable) if any(nullable) else None
         self.allowed = _ALLOWED[self.family] | ({_NONE} if any(nullable) else set())
         self.getter = itemgetter(*positions) if len(positions) > 1 else None
+        # Only a narrower float warns when a value overflows it (to inf, refused below);
+        # ints raise OverflowError and float64 takes any JSON number. np.errstate costs
+        # more than the conversion of a small request, so it is entered only when needed.
+        self.quiet_overflow = self.dtype in (np.dtype("float16"), np.dtype("float32"))
 
 
 def block_array(block: Block, rows: list) -> np.ndarray:
@@ -66,7 +70,10 @@ def block_array(block: Block, rows: list) -> np.ndarray:
     if not types <= block.allowed:
         raise _find_bad_value(block, rows)
     try:
-        with np.errstate(over="ignore", invalid="ignore"):
+        if block.quiet_overflow:
+            with np.errstate(over="ignore", invalid="ignore"):
+                array = np.array(rows, dtype=block.dtype)
+        else:
             array = np.array(rows, dtype=block.dtype)
     except (OverflowError, ValueError, TypeError):
         raise _find_bad_value(block, rows) from None
