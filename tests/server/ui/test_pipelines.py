@@ -30,6 +30,7 @@ HOSTILE = "<script>alert(1)</script>"
 
 FLOW = """
 import os
+import time
 
 import segue
 
@@ -49,6 +50,7 @@ def scale(data: dict, factor: int = 2) -> dict:
 @segue.step
 def count(data: dict) -> int:
     while os.path.exists(WAIT_FLAG):  # a test holds the step running
+        open(WAIT_FLAG + ".held", "w").close()  # and knows it is held in here
         time.sleep(0.05)
     return len(data["rows"])
 
@@ -437,6 +439,9 @@ def test_a_running_pipeline_page_follows_the_run_until_it_ends(
     runner.start()
     try:
         held = _until(lambda: _running_step(server.state.tracking, "count"))
+        # The step's run is RUNNING before its worker calls the function: wait until the
+        # function itself is held, or the flag may be gone before the loop is ever entered.
+        _until(Path(f"{flows.wait}.held").exists)
         page.goto(f"{server.url}/pipelines/{held.data.tags['segue.pipeline.run']}")
         page.wait_for_selector('.dnode-running[data-step="count"]')
         assert page.locator("#live[hx-trigger]").count() == 1
