@@ -33,9 +33,10 @@ def test_json_then_table(mlflow_sqlite, segue_env, capsys) -> None:
 
 @pytest.mark.parametrize(
     "source",
-    ["sqlite:////nowhere/mlflow.db", "ftp://host/mlruns", "/nowhere/mlruns"],
+    ["sqlite:////nowhere/mlflow.db", "ftp://host/mlruns", "/nowhere/mlruns", "", " ", "."],
 )
-def test_bad_source_is_one_line(source, segue_env, capsys) -> None:
+def test_bad_source_is_one_line(source, segue_env, capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # "" and "." are a folder, but no MLflow store
     code, _, err = _run(capsys, "import", "mlflow", "--from", source)
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and "--from" in err

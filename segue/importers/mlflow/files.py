@@ -41,8 +41,15 @@ class FileSource:
         parsed = urlparse(root)
         self.root = Path(unquote(parsed.path) if parsed.scheme == "file" else root).resolve()
         self.location = str(self.root)
-        if not self.root.is_dir():
-            raise InvalidArgument(f"--from {root}: not a folder (an MLflow file store, mlruns)")
+        if not root.strip() or not self.root.is_dir():
+            raise InvalidArgument(f"--from {root!r}: not a folder (an MLflow file store, mlruns)")
+        if not ((self.root / ".trash").is_dir() or any(self.root.glob("*/meta.yaml"))):
+            # MLflow writes experiment 0's meta.yaml when it creates a store: a folder without
+            # any is a typo or the wrong folder, not an empty store to import nothing from.
+            raise InvalidArgument(
+                f"--from {root!r}: {self.root} holds no MLflow experiments (<id>/meta.yaml); "
+                "give the mlruns folder itself"
+            )
         #: run id -> its folder, filled as experiments' runs are listed.
         self._runs: dict[str, Path] = {}
         self._experiments: dict[str, Path] = {}
