@@ -104,6 +104,8 @@ def test_unmapped_features_are_named(api, run):
 def test_artifact_paths_are_checked(api, run):
     base = f"/api/2.0/mlflow-artifacts/artifacts/{run['experiment']}/{run['run']}/artifacts"
     _refused(api.put(f"{base}/a%5Cb", content=b"x"), 400, "INVALID_PARAMETER_VALUE", "path")
+    absolute = api.put(f"{base}//etc/passwd", content=b"x")  # not quietly made relative
+    _refused(absolute, 400, "INVALID_PARAMETER_VALUE", "path", "relative")
     other = f"/api/2.0/mlflow-artifacts/artifacts/{int(run['experiment']) + 1}/{run['run']}"
     _refused(api.get(f"{other}/artifacts/a"), 404, "RESOURCE_DOES_NOT_EXIST", "not in experiment")
     _refused(api.get(f"{base}/missing.txt"), 404, "RESOURCE_DOES_NOT_EXIST", "missing.txt")

@@ -119,7 +119,7 @@ def _locate(request: Request, path: str) -> tuple[RunInfo, str, str]:
         raise MlflowError(
             "RESOURCE_DOES_NOT_EXIST", f"run {run.id} is not in experiment {parts[0]}"
         )
-    name = name.strip("/")
+    name = name.rstrip("/")  # a folder's trailing slash; a leading one is refused below
     if name:
         try:
             validation.artifact_path(name)
