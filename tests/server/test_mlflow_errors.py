@@ -64,6 +64,19 @@ def test_bad_input_is_invalid_parameter_value_naming_the_field(api, run):
         _refused(answer, 400, "INVALID_PARAMETER_VALUE", f"{field}:")
 
 
+@pytest.mark.parametrize(
+    "body, headers",
+    [
+        (b"not json", {"content-type": "application/json"}),
+        (b"[1]", {"content-type": "application/json"}),
+        (b'{"name": "x"}', {"content-type": "application/x-www-form-urlencoded"}),  # curl -d
+    ],
+)
+def test_a_body_that_is_not_a_json_object_is_named(api, body, headers):
+    answer = api.post(f"{API}/experiments/create", content=body, headers=headers)
+    _refused(answer, 400, "INVALID_PARAMETER_VALUE", "body: must be a JSON object")
+
+
 def test_what_the_store_refuses_keeps_its_meaning(api, run):
     _refused(
         api.get(f"{API}/runs/get", params={"run_id": "0" * 32}), 404, "RESOURCE_DOES_NOT_EXIST"

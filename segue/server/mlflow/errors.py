@@ -105,7 +105,11 @@ def to_response(request: Request, exc: Exception) -> Response:
         errors = exc.errors()
         first = errors[0] if errors else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return error_body("INVALID_PARAMETER_VALUE", f"{where}: {first.get('msg', 'invalid')}")
+        message = str(first.get("msg", "invalid"))
+        if first.get("type") == "json_invalid" or not where:
+            # The body as a whole: not JSON ("0" would be the position), or not an object.
+            where, message = "body", "must be a JSON object (Content-Type: application/json)"
+        return error_body("INVALID_PARAMETER_VALUE", f"{where}: {message}")
     if isinstance(exc, HTTPException):
         code = {404: "RESOURCE_DOES_NOT_EXIST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED"}
         return error_body(code.get(exc.status_code, "BAD_REQUEST"), str(exc.detail))
