@@ -26,6 +26,7 @@ from segue.importers.mlflow.records import (
     Unreadable,
 )
 from segue.importers.mlflow.sql import parents_first
+from segue.tracking import validation
 
 _API = "/api/2.0/mlflow"
 _PROXY = "/api/2.0/mlflow-artifacts/artifacts"
@@ -45,6 +46,7 @@ class HttpSource:
         token: str | None = None,
         auth: tuple[str, str] | None = None,
         timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         parsed = urlparse(url)
         self.location = parsed._replace(netloc=parsed.hostname or "").geturl()
@@ -56,7 +58,11 @@ class HttpSource:
         self._inputs: dict[str, list[dict[str, Any]]] = {}
         self._outputs: dict[str, list[str]] = {}
         self._http = httpx.Client(
-            base_url=url.rstrip("/"), headers=headers, auth=auth, timeout=timeout
+            base_url=url.rstrip("/"),
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+            transport=transport,
         )
 
     # -- requests ------------------------------------------------------------------------
@@ -200,9 +206,12 @@ class HttpSource:
         out = []
         for path in self._run_files(run.id, ""):
             target = scratch / path
-            self._download("/get-artifact", target, params={"run_id": run.id, "path": path})
+            if _safe(path):  # else not fetched, and reported skipped with the reason
+                self._download("/get-artifact", target, params={"run_id": run.id, "path": path})
             out.append((path, target))
         for model_id in self._outputs.get(run.id, []):
+            if not _safe(model_id):
+                raise Unreadable(f"the server named a logged model {model_id[:80]!r}")
             found = self._call("GET", f"{_API}/logged-models/{quote(model_id)}")
             uri = str(((found.get("model") or {}).get("info") or {}).get("artifact_uri") or "")
             folder = self._fetch_folder(uri, scratch / LOGGED_MODELS / model_id)
@@ -285,6 +294,8 @@ class HttpSource:
             return locations.local_folder(uri, scratch)
         root = parsed.path.lstrip("/")
         for relative in self._proxied_files(root):
+            if not _safe(relative):
+                raise Unreadable(f"the server listed a file {relative[:200]!r} under {uri}")
             self._download(f"{_PROXY}/{quote(f'{root}/{relative}')}", scratch / relative)
         return scratch
 
@@ -322,3 +333,13 @@ def _float(value: Any) -> float:
         return float(value)  # MLflow's JSON writes NaN and infinities as strings
     except (TypeError, ValueError):
         return math.nan
+
+
+def _safe(path: str) -> bool:
+    """Whether a path the server listed stays inside the folder it is downloaded into (a
+    server answering ``../../.bashrc`` or ``/etc/cron.d/x`` must not write there)."""
+    try:
+        validation.artifact_path(path)
+    except InvalidArgument:
+        return False
+    return True
