@@ -3,6 +3,7 @@ HTTP (no MLflow needed): ``{"error_code": ..., "message": ...}`` with MLflow's s
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 
 import httpx
@@ -54,6 +55,7 @@ BAD = [
     ("/runs/search", {"order_by": ["metrics.acc DOWN"]}, "order_by"),
     ("/runs/search", {"max_results": 0}, "max_results"),
     ("/runs/search", {"page_token": "%%%"}, "page_token"),
+    ("/runs/search", {"page_token": base64.urlsafe_b64encode(b"9" * 23).decode()}, "page_token"),
     ("/runs/search", {"experiment_ids": ["x"]}, "experiment_ids.0"),
 ]
 

@@ -591,7 +591,7 @@ def _offset(token: Any) -> int:
     except (ValueError, UnicodeDecodeError):
         shown = str(token)[:40]
         raise invalid("page_token", f"{shown!r} is not a token this server gave") from None
-    if offset < 0:
+    if not 0 <= offset < 2**62:  # a database takes a 64-bit OFFSET, plus the page
         raise invalid("page_token", "is not a token this server gave")
     return offset
 
