@@ -79,6 +79,18 @@ def test_a_body_that_is_not_a_json_object_is_named(api, body, headers):
     _refused(answer, 400, "INVALID_PARAMETER_VALUE", "body: must be a JSON object")
 
 
+@pytest.mark.parametrize(
+    "path, params, field",
+    [
+        ("/experiments/get", {"experiment_id": "\u00b2"}, "experiment_id"),
+        ("/model-versions/get", {"name": "m", "version": "\u00b2"}, "version"),
+        ("/model-versions/get", {"name": "m", "version": "9" * 23}, "version"),
+    ],
+)
+def test_numbers_that_are_not_ascii_digits_or_too_big_are_named(api, path, params, field):
+    _refused(api.get(f"{API}{path}", params=params), 400, "INVALID_PARAMETER_VALUE", field)
+
+
 def test_what_the_store_refuses_keeps_its_meaning(api, run):
     _refused(
         api.get(f"{API}/runs/get", params={"run_id": "0" * 32}), 404, "RESOURCE_DOES_NOT_EXIST"

@@ -442,7 +442,7 @@ def _check_safe(mlmodel: bytes) -> None:
 def _version(request: Request) -> ModelVersion:
     name = _query(request, "name")
     text = _query(request, "version")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()) or int(text) >= 2**63:  # '²' is a digit too
         raise invalid("version", f"a version is a number, got {text!r}")
     return app.server_state(request).registry_store.get_version(name, int(text))
 

@@ -420,7 +420,7 @@ def _now_ms(request: Request) -> int:
 def _experiment_by_id(store: SqlTrackingStore, text: str, field: str = "experiment_id") -> Any:
     if text == DEFAULT_ID:
         return store.get_or_create_experiment(DEFAULT_NAME)
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # str.isdigit takes '²', int() does not
         raise invalid(field, f"an experiment id is a number, got {text!r}")
     for experiment in store.list_experiments():
         if experiment.id == int(text):
