@@ -116,6 +116,12 @@ class Batcher(Generic[T, R]):
             them, a request of more than ``max_batch_size`` rows is split into pieces of at
             most that many, which go in batches like any request (sharing them with others);
             without them, it goes alone.
+        inline_ms: run a batch on the event loop's own thread, not the worker thread, while
+            the batch function costs at most this many milliseconds of CPU a call (a moving
+            average of the calls so far, measured on whichever thread ran them; the first
+            call always goes to the thread). Handing a cheap call to a thread costs more than
+            the call (the two threads pass the GIL to and fro); a call this short delays the
+            loop's other requests less than that does. 0 (the default): always the thread.
 
     The collector starts on the first :meth:`submit`, on the running loop. While a batch waits
     for requests still arriving, the collector sleeps on an event (set by each
@@ -143,6 +149,7 @@ class Batcher(Generic[T, R]):
         failure_log: FailureLog | None = None,
         split: Callable[[T, int, int], T] | None = None,
         join: Callable[[list[R]], R] | None = None,
+        inline_ms: float = 0.0,
     ) -> None:
         if (split is None) != (join is None):
             raise ValueError("split and join go together")
@@ -165,6 +172,9 @@ class Batcher(Generic[T, R]):
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._closed = False
+        self.inline_budget = inline_ms / 1000
+        #: Moving average of the batch function's CPU seconds a call (None: not run yet).
+        self.cost: float | None = None
 
     @property
     def waiting_rows(self) -> int:
@@ -311,8 +321,12 @@ class Batcher(Generic[T, R]):
         if self.on_batch is not None:
             self.on_batch(sum(waiting.rows for waiting in batch))
         outcomes: Sequence[R | _Failure]
+        inline = self.cost is not None and self.cost <= self.inline_budget
         try:
-            outcomes = await loop.run_in_executor(self._executor, self._checked, items)
+            if inline:
+                outcomes = self._checked(items)
+            else:
+                outcomes = await loop.run_in_executor(self._executor, self._checked, items)
         except Exception as exc:  # the model's own code: anything can come out of it
             if len(batch) == 1:
                 outcomes = [_Failure(exc)]
@@ -320,7 +334,10 @@ class Batcher(Generic[T, R]):
                 # Only the requests that fail on their own must fail: predict each alone.
                 if self.on_split is not None:
                     self.on_split(len(batch))
-                outcomes = await loop.run_in_executor(self._executor, self._one_by_one, items)
+                if inline:
+                    outcomes = self._one_by_one(items)
+                else:
+                    outcomes = await loop.run_in_executor(self._executor, self._one_by_one, items)
                 if not any(isinstance(outcome, _Failure) for outcome in outcomes):
                     what = f"a batch of {len(batch)} requests failed where each alone did not"
                     self.failure_log.failed(exc, what)
@@ -337,7 +354,12 @@ class Batcher(Generic[T, R]):
             self.failure_log.failed(errors[0], f"prediction failed for {len(errors)} request(s)")
 
     def _checked(self, items: list[T]) -> Sequence[R]:
-        results = self.run(items)
+        started = time.thread_time()
+        try:
+            results = self.run(items)
+        finally:
+            spent = time.thread_time() - started
+            self.cost = spent if self.cost is None else 0.8 * self.cost + 0.2 * spent
         if len(results) != len(items):
             raise RuntimeError(f"batch function gave {len(results)} results for {len(items)}")
         return results

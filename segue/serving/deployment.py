@@ -108,6 +108,11 @@ class Deployment:
         await self.batcher.drain()
 
 
+#: The most CPU milliseconds a batch may cost to be predicted on the event loop's thread (a
+#: cheap model's batch then costs no GIL hand-off; a slower one goes to the predict thread).
+INLINE_MS = 1.0
+
+
 def deploy(
     name: str,
     model: LoadedModel,
@@ -135,6 +140,8 @@ def deploy(
         # A request larger than a batch is split across batches (unless it cannot be).
         split=split_request if batchable else None,
         join=join_answers if batchable else None,
+        # A batch costing at most this much CPU runs on the loop: see Batcher.
+        inline_ms=INLINE_MS,
     )
     config.metrics.load_seconds.labels(name, version).set(load_seconds)
     has_proba = getattr(model.raw, "predict_proba", None) is not None

@@ -427,3 +427,52 @@ async def test_64_concurrent_requests_give_exactly_the_unbatched_predictions(ser
             )
         else:
             assert "predict_proba" not in answer
+
+
+async def test_a_cheap_batch_function_runs_on_the_loop_after_its_first_call():
+    threads: list[str] = []
+
+    def double(items: list[int]) -> list[int]:
+        threads.append(threading.current_thread().name)
+        return [x * 2 for x in items]
+
+    batcher = Batcher(double, max_batch_size=8, inline_ms=1000.0)
+    first = await batcher.submit(1)
+    rest = [await batcher.submit(i) for i in range(2, 5)]
+    await batcher.drain()
+
+    assert [first, *rest] == [2, 4, 6, 8]
+    assert threads[0].startswith("segue-predict")  # its cost is unknown until it has run
+    assert threads[1:] == [threading.current_thread().name] * 3
+    assert batcher.cost is not None
+
+
+async def test_a_batch_function_costing_more_than_the_budget_stays_on_the_thread():
+    threads: list[str] = []
+
+    def costly(items: list[int]) -> list[int]:
+        threads.append(threading.current_thread().name)
+        return items
+
+    batcher = Batcher(costly, max_batch_size=8, inline_ms=1.0)
+    batcher.cost = 0.5  # as if its calls had cost half a second of CPU each
+    results = [await batcher.submit(i) for i in range(3)]
+    await batcher.drain()
+
+    assert results == [0, 1, 2]
+    assert threads and all(name.startswith("segue-predict") for name in threads)
+
+
+async def test_an_inline_batch_that_fails_is_predicted_request_by_request_on_the_loop():
+    calls: list[list[int]] = []
+    threads: set[str] = set()
+    batcher = Batcher(_poisoned_by(13, calls, threads), max_batch_size=64, inline_ms=1000.0)
+    batcher.cost = 0.0
+
+    items = [1, 13, 3]
+    results = await asyncio.gather(*(batcher.submit(i) for i in items), return_exceptions=True)
+    await batcher.drain()
+
+    assert calls == [items, [1], [13], [3]]
+    assert threads == {threading.current_thread().name}
+    assert results[0] == 2 and results[2] == 6 and isinstance(results[1], PredictionFailed)
