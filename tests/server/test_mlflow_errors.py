@@ -91,6 +91,11 @@ def test_numbers_that_are_not_ascii_digits_or_too_big_are_named(api, path, param
     _refused(api.get(f"{API}{path}", params=params), 400, "INVALID_PARAMETER_VALUE", field)
 
 
+def test_a_model_the_server_does_not_register_names_the_command_that_does(api):
+    answer = api.post(f"{API}/model-versions/create", json={"name": "m", "source": "s3://b/m"})
+    _refused(answer, 501, "NOT_IMPLEMENTED", "'segue models import-mlflow'")
+
+
 def test_what_the_store_refuses_keeps_its_meaning(api, run):
     _refused(
         api.get(f"{API}/runs/get", params={"run_id": "0" * 32}), 404, "RESOURCE_DOES_NOT_EXIST"

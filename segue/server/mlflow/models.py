@@ -8,8 +8,8 @@ run's models, and a model's files are the run's artifacts under
 ``mlflow-artifacts:/<experiment>/models/<model_id>/artifacts``.
 
 Registering a logged model (``model-versions/create``, which ``registered_model_name=`` ends in)
-turns its MLflow folder into a Segue package, as ``segue import-mlflow`` does, logged into the
-same run at ``segue-package/<model_id>``, and registers that package as the next Segue
+turns its MLflow folder into a Segue package, as ``segue models import-mlflow`` does, logged
+into the same run at ``segue-package/<model_id>``, and registers that package as the next Segue
 version: ``segue serve`` serves it and gates judge the run's metrics. MLflow's own files stay
 as they were uploaded, so ``mlflow.pyfunc.load_model("models:/name@alias")`` loads them.
 
@@ -17,7 +17,7 @@ Security: the server builds the package by loading the model. Only a scikit-lear
 with ``serialization_format="skops"`` (whose types are checked against scikit-learn, NumPy and
 SciPy before anything is built) is loaded here; a pickle would run whatever code its uploader
 put in it on the server, so registering one is refused with that reason (``segue
-import-mlflow`` loads it on the user's own machine instead).
+models import-mlflow`` loads it on the user's own machine instead).
 
 MLflow's stages do not exist in Segue: aliases replace them (``set_registered_model_alias``),
 and moving an alias passes the alias's gates and the model's approval policy as on
@@ -243,7 +243,7 @@ def create_model_version(request: Request, body: Json) -> Response:
     if not model_id.startswith("m-"):
         raise unsupported(
             f"registering {source!r}: this server registers models logged through it "
-            "(models:/<model_id>); for another model use 'segue import-mlflow'"
+            "(models:/<model_id>); for another model use 'segue models import-mlflow'"
         )
     if _text(body, "description"):
         raise unsupported("a description on a model version")
@@ -429,13 +429,13 @@ def _check_safe(mlmodel: bytes) -> None:
         raise unsupported(
             f"registering a model of flavor {found or 'none'} through the server (only "
             "scikit-learn models saved with serialization_format='skops' are built into a "
-            "Segue package here; use 'segue import-mlflow' for others)"
+            "Segue package here; use 'segue models import-mlflow' for others)"
         )
     if sklearn.get("serialization_format") != "skops":
         raise unsupported(
             "registering a pickled model through the server: loading it would run its "
             "uploader's code on the server; log it with serialization_format='skops', or "
-            "use 'segue import-mlflow' on your own machine"
+            "use 'segue models import-mlflow' on your own machine"
         )
 
 
