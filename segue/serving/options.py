@@ -11,18 +11,25 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import orjson
 
 from segue.errors import InvalidArgument
 from segue.models.uri import parse_model_uri
-from segue.serving.config import MIB, ServeConfig
 from segue.serving.routing import RouteSpec, model_uri, parse_routes, route_label
-from segue.serving.watcher import POLL_SECONDS
 
-__all__ = ["ServeOptions", "served_name"]
+# The serving config (NumPy, pandas) is imported only by config(): the parent of
+# `segue serve --workers N` checks the options and the models without importing them.
+if TYPE_CHECKING:
+    from segue.serving.config import ServeConfig
+
+__all__ = ["POLL_SECONDS", "ServeOptions", "served_name"]
 
 _ENV = "SEGUE_SERVE_"
+
+#: ``--poll-s``: :data:`segue.serving.watcher.POLL_SECONDS`, which imports the serving stack.
+POLL_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,8 @@ class ServeOptions:
         return self.name or served_name(self.route_specs()[0].uri)
 
     def config(self) -> ServeConfig:
+        from segue.serving.config import MIB, ServeConfig
+
         return ServeConfig(
             max_batch_size=self.max_batch_size,
             max_latency_ms=self.max_latency_ms,

@@ -2,9 +2,11 @@
 
 ``segue serve`` calls :func:`run`. The port is bound first, so a busy port fails at once with
 one line. With one worker the app is built (:func:`segue.serving.assembly.build_app`) in this
-process and handed to uvicorn; with several, uvicorn starts :func:`app_from_env` in each worker
-(the options travel in ``SEGUE_SERVE_*`` variables, :mod:`segue.serving.options`) and each
-worker loads the models itself. Either way the port opens, and ``/v2/health/ready`` says yes,
+process and handed to uvicorn; with several, this process only checks the models, loading none
+(:mod:`segue.serving.preflight`: a bad URI fails here, once), then uvicorn starts
+:func:`app_from_env` in each worker (the options travel in ``SEGUE_SERVE_*`` variables,
+:mod:`segue.serving.options`) and each worker loads the models itself; a worker that cannot
+stops the server (exit code 3). Either way the port opens, and ``/v2/health/ready`` says yes,
 only once every route's model is loaded (hashes verified) and has answered one warm-up
 prediction.
 """
@@ -17,19 +19,21 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
-
-from segue.errors import InvalidArgument
+from segue.errors import InvalidArgument, SegueError
 
 # The app, its models and options (pandas, NumPy) are imported where they are used, so
-# `segue server`, which only borrows bind(), does not import them.
+# `segue server`, which only borrows bind(), and the parent of `segue serve --workers N`,
+# which loads no model, do not import them.
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from segue.serving.deployment import Route, ServedModel
     from segue.serving.options import ServeOptions
 
-__all__ = ["app_from_env", "bind", "describe", "run"]
+__all__ = ["app_from_env", "bind", "describe", "describe_routes", "run"]
 
 #: Seconds uvicorn gives in-flight requests to finish after SIGTERM.
 GRACEFUL_SHUTDOWN_SECONDS = 30
@@ -37,12 +41,22 @@ GRACEFUL_SHUTDOWN_SECONDS = 30
 
 def app_from_env() -> FastAPI:
     """uvicorn's app factory for ``--workers > 1``: options from ``SEGUE_SERVE_*``."""
+    from uvicorn.config import STARTUP_FAILURE
+
     from segue.serving.assembly import build_app
     from segue.serving.options import ServeOptions
 
     _log_to_stderr()
     _lean_imports()
-    return build_app(ServeOptions.from_env(os.environ))
+    try:
+        return build_app(ServeOptions.from_env(os.environ))
+    except SegueError as exc:  # what the parent's check cannot see: the warm-up, say
+        print(f"error: worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
+    except Exception:  # the model's own code, when loaded
+        logging.getLogger(__name__).exception("worker %d could not load the models", os.getpid())
+    # Exit code 3 tells uvicorn the worker failed to start: it stops the server rather than
+    # restarting workers that would fail the same way.
+    sys.exit(STARTUP_FAILURE)
 
 
 def _lean_imports() -> None:
@@ -54,16 +68,30 @@ def _lean_imports() -> None:
 
 def describe(served: ServedModel) -> str:
     """What is served, for the start-up line: ``models:/churn/3 as 'churn' version 3``."""
-    routes = served.routes
 
     def version(route: Route) -> str:
         return "none" if route.current is None else route.current.version
 
-    if len(routes) == 1 and not served.shadows:
-        return f"{routes[0].uri} as {served.name!r} version {version(routes[0])}"
-    parts = [f"{r.label}={r.weight:g} (version {version(r)})" for r in routes]
-    parts += [f"shadow {r.label} (version {version(r)})" for r in served.shadows]
-    return f"{', '.join(parts)} as {served.name!r}"
+    return describe_routes(
+        served.name,
+        [(str(r.uri), r.label, r.weight, version(r)) for r in served.routes],
+        [(r.label, version(r)) for r in served.shadows],
+    )
+
+
+def describe_routes(
+    name: str,
+    routes: Sequence[tuple[str, str, float, str]],
+    shadows: Sequence[tuple[str, str]] = (),
+) -> str:
+    """:func:`describe` from ``(uri, label, weight, version)`` of each route and ``(label,
+    version)`` of each shadow (what the parent of ``--workers N`` knows, loading no model)."""
+    if len(routes) == 1 and not shadows:
+        uri, _, _, version = routes[0]
+        return f"{uri} as {name!r} version {version}"
+    parts = [f"{label}={weight:g} (version {version})" for _, label, weight, version in routes]
+    parts += [f"shadow {label} (version {version})" for label, version in shadows]
+    return f"{', '.join(parts)} as {name!r}"
 
 
 def _log_to_stderr() -> None:
@@ -127,23 +155,24 @@ def run(options: ServeOptions) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from segue.serving.assembly import build_app, load_routes
-    from segue.serving.deployment import ServedModel
-
     _log_to_stderr()
-    _lean_imports()
     sock = bind(options.host, options.port)
     server: Any = None
+    supervisor: Multiprocess | None = None
     try:
         if options.workers == 1:
+            from segue.serving.assembly import build_app
+
+            _lean_imports()
             app: Any = build_app(options)
             what = describe(app.state.models.default)
         else:
-            # Fail here, with one clear line, rather than in N workers that uvicorn would
-            # restart; this also fills the local package cache the workers load from.
-            name = options.served_name()
-            routes, shadows = load_routes(options, name, options.config())
-            what = describe(ServedModel(name, routes=routes, shadows=shadows))
+            from segue.serving.preflight import check_routes
+
+            # Fail here, with one clear line, rather than in N workers; this also fills the
+            # local package cache the workers load from. Only checked: each worker loads the
+            # models itself, so this process imports no framework and holds no model.
+            what = check_routes(options)
             os.environ.update(options.to_env())
             app = "segue.serving.server:app_from_env"
         config = uvicorn.Config(
@@ -161,7 +190,8 @@ def run(options: ServeOptions) -> None:
         )
         server = uvicorn.Server(config)
         if options.workers > 1:
-            Multiprocess(config, sockets=[sock]).run()
+            supervisor = Multiprocess(config, sockets=[sock])
+            supervisor.run()
         else:
             server.run(sockets=[sock])
     except KeyboardInterrupt:  # a second Ctrl+C: uvicorn has stopped already
@@ -170,3 +200,12 @@ def run(options: ServeOptions) -> None:
         sock.close()
     if options.workers == 1 and server is not None and not server.started:
         sys.exit(3)  # the app's startup failed; uvicorn has logged why
+    if supervisor is not None and _worker_failed_to_start(supervisor):
+        sys.exit(3)  # a worker could not load a model; uvicorn stopped them and logged why
+
+
+def _worker_failed_to_start(supervisor: Any) -> bool:
+    """Whether uvicorn stopped because a worker failed before serving (its exit code 3)."""
+    from uvicorn.config import STARTUP_FAILURE
+
+    return any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes)

@@ -360,3 +360,19 @@ async def test_a_request_the_model_cannot_handle_fails_alone_not_the_others_in_i
     assert 'segue_batch_splits_total{model="cancer",version="1"} 1.0' in metrics
     tracebacks = [r for r in caplog.records if r.exc_info is not None]
     assert len(tracebacks) == 1 and "prediction failed for 1 request(s)" in tracebacks[0].message
+
+
+@pytest.mark.parametrize("uri", ["models:/nope/1", "runs:/0badc0de/model", "no/such/folder/"])
+def test_a_bad_model_with_workers_fails_once_in_the_parent_with_one_line(
+    served_cancer, monkeypatch, capsys, uri
+):
+    for key, value in served_cancer.env.items():
+        monkeypatch.setenv(key, value)
+
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", uri, "--port", "0", "--workers", "2"])
+
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert err.startswith("error: ") and len(err.splitlines()) == 1, err
+    assert "serving" not in err
