@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from segue.errors import InvalidArgument
+from segue.models import skops_policy
 
 __all__ = ["MlflowModel", "PythonModelAdapter", "read_mlflow_model"]
 
 _MLMODEL = "MLmodel"
-#: Where a skops file's types may come from for us to build them.
-_SKOPS_TRUSTED_ROOTS = frozenset({"sklearn", "numpy", "scipy"})
 #: MLflow column types -> (NumPy dtype, pandas dtype for a column with missing values).
 _COLUMN_TYPES = {
     "double": ("float64", "float64"),
@@ -214,11 +213,11 @@ def _load_skops(file: Path) -> Any:
     import skops.io
 
     untrusted = sorted(skops.io.get_untrusted_types(file=file))
-    refused = [t for t in untrusted if t.partition(".")[0] not in _SKOPS_TRUSTED_ROOTS]
+    refused = skops_policy.refused(untrusted)
     if refused:
         raise InvalidArgument(
-            f"MLflow model: {file.name} holds types outside scikit-learn, NumPy and SciPy "
-            f"({', '.join(refused)}); Segue will not build them from a skops file"
+            f"MLflow model: {file.name} names {', '.join(refused)}, which Segue does not build "
+            "from a skops file (only classes and pure functions of scikit-learn, NumPy and SciPy)"
         )
     return skops.io.load(file, trusted=untrusted)
 

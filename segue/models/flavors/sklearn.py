@@ -21,16 +21,13 @@ from types import ModuleType
 from typing import Any
 
 from segue.errors import InvalidArgument
+from segue.models import skops_policy
 from segue.models.flavors import Saved, _check_empty_dir, _detail, _pin, _version
 
 _SKOPS_FILE = "model.skops"
 _JOBLIB_FILE = "model.joblib"
-#: Top-level modules whose types a skops file may hold and still load without pickle.
-_TRUSTED_ROOTS = frozenset({"sklearn", "numpy", "scipy", "builtins", "collections", "skops"})
-#: Builtins that turn data into code or files; a model holding one is not "just data".
-_UNSAFE_BUILTINS = frozenset(
-    {"eval", "exec", "compile", "__import__", "open", "breakpoint", "getattr", "setattr"}
-)
+#: Top-level modules whose classes a skops file may hold (see :mod:`segue.models.skops_policy`).
+_TRUSTED_ROOTS = frozenset({"sklearn", "numpy", "scipy", "collections", "skops"})
 
 
 class SklearnFlavor:
@@ -66,6 +63,13 @@ class SklearnFlavor:
         if fmt == "skops":
             skops_io = _import_skops_io()
             trusted = list(_detail(details, "trusted", self.name))
+            unsafe = skops_policy.refused(trusted, _TRUSTED_ROOTS)
+            if unsafe:  # a package's details are its uploader's: checked again here
+                raise InvalidArgument(
+                    f"model.skops: names {', '.join(unsafe)}, which Segue does not build from "
+                    "a skops file (only classes and pure functions of scikit-learn, NumPy and "
+                    "SciPy)"
+                )
             file = path / _SKOPS_FILE
             if _lean:  # skops lists no estimator: trust those of the file it would have
                 held = skops_io.get_untrusted_types(file=file)
@@ -213,10 +217,7 @@ class _Refuse(importlib.abc.MetaPathFinder):
 
 
 def _is_trusted(type_name: str) -> bool:
-    root, _, rest = type_name.partition(".")
-    if root == "builtins":
-        return rest not in _UNSAFE_BUILTINS
-    return root in _TRUSTED_ROOTS
+    return skops_policy.safe(type_name, _TRUSTED_ROOTS)
 
 
 def _saved(file: str, pickle_based: bool, serializer: str, details: dict[str, Any]) -> Saved:
