@@ -22,6 +22,7 @@ the floor and MLflow as a multiple of Segue, and the load average before and aft
 machine is shared: other work shows up in every figure).
 
     python benchmarks/serving_startup.py --rounds 3
+    python benchmarks/serving_startup.py --rounds 3 --workers 2   # the parent RSS apart
     python -X importtime -m segue.cli serve ... 2> imports.txt   # where the time goes
 """
 
@@ -88,6 +89,8 @@ class Sample:
     #: CPU seconds the server's processes used until ready: what the load of the machine
     #: hardly changes, unlike ``ready_s``.
     cpu_s: float = 0.0
+    #: RSS of the first process alone (with ``--workers N``, the parent that spawns them).
+    parent_rss_mib: float = 0.0
 
 
 def _free_port() -> int:
@@ -128,10 +131,10 @@ def _cpu_s(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def _memory_mib(pid: int) -> tuple[float, float]:
-    """RSS and PSS in MiB, summed over ``pid`` and its children."""
+def _memory_mib(pid: int, *, alone: bool = False) -> tuple[float, float]:
+    """RSS and PSS in MiB, summed over ``pid`` and its children (``alone``: ``pid`` only)."""
     rss = pss = 0
-    for proc in _children(pid):
+    for proc in [pid] if alone else _children(pid):
         try:
             for line in Path(f"/proc/{proc}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Rss:"):
@@ -184,9 +187,10 @@ def measure(server: Server, idle_s: float) -> Sample:
         cpu_s = _cpu_s(process.pid)
         time.sleep(idle_s)
         rss, pss = _memory_mib(process.pid)
+        parent_rss, _ = _memory_mib(process.pid, alone=True)
     finally:
         _stop(process)
-    return Sample(ready_s, rss, pss, cpu_s)
+    return Sample(ready_s, rss, pss, cpu_s, parent_rss)
 
 
 def _package(root: Path, mlflow_python: str | None) -> tuple[dict[str, str], Path | None]:
@@ -298,7 +302,8 @@ def main() -> None:
                 print(
                     f"round {round_ + 1} {server.name:7s} ready {sample.ready_s:6.2f} s  "
                     f"(CPU {sample.cpu_s:5.2f} s)  RSS {sample.rss_mib:6.1f} MiB  "
-                    f"PSS {sample.pss_mib:6.1f} MiB  load {os.getloadavg()[0]:.2f}",
+                    f"PSS {sample.pss_mib:6.1f} MiB  (parent {sample.parent_rss_mib:5.1f} MiB)  "
+                    f"load {os.getloadavg()[0]:.2f}",
                     flush=True,
                 )
         print(f"load average after: {os.getloadavg()}")
@@ -312,13 +317,18 @@ def _report(samples: dict[str, list[Sample]], workers: int) -> None:
             statistics.median(s.rss_mib for s in runs),
             statistics.median(s.pss_mib for s in runs),
             statistics.median(s.cpu_s for s in runs),
+            statistics.median(s.parent_rss_mib for s in runs),
         )
         for name, runs in samples.items()
     }
     print(f"\nmedian of {len(samples['segue'])} starts, {workers} worker(s):")
-    print(f"{'server':8s} {'ready s':>8s} {'CPU s':>8s} {'RSS MiB':>8s} {'PSS MiB':>8s}")
+    head = f"{'server':8s} {'ready s':>8s} {'CPU s':>8s} {'RSS MiB':>8s} {'PSS MiB':>8s}"
+    print(f"{head} {'parent RSS':>10s}")
     for name, m in med.items():
-        print(f"{name:8s} {m.ready_s:8.2f} {m.cpu_s:8.2f} {m.rss_mib:8.1f} {m.pss_mib:8.1f}")
+        print(
+            f"{name:8s} {m.ready_s:8.2f} {m.cpu_s:8.2f} {m.rss_mib:8.1f} {m.pss_mib:8.1f} "
+            f"{m.parent_rss_mib:10.1f}"
+        )
     segue, floor = med["segue"], med["floor"]
     print(
         f"segue / floor: ready {segue.ready_s / floor.ready_s:.2f}x, "
