@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration under ``migrations/`` (a test holds it to Alembic's own answer).
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 _ADVISORY_LOCK_KEY = 0x5E6E  # serialises concurrent migrations on PostgreSQL
 _checked: set[str] = set()
 _lock = threading.Lock()

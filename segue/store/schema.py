@@ -133,6 +133,8 @@ class TagRow(Base):
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
 
+    # On PostgreSQL, migration 0009 replaces this index by one on key and a hash index on
+    # value: a btree entry there holds at most ~2,700 bytes, and tag values may be longer.
     __table_args__ = (Index(None, "key", "value"),)
 
 
