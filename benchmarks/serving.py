@@ -496,7 +496,7 @@ def _print_tables(loads: list[Load], notes: dict[str, str], bare: dict[int, floa
         print(f"\n{n}-row bodies (bare predict on {n} row(s): {bare[n]:.3f} ms median)")
         print(
             f"  {'server':10s} {'clients':>7s} {'req/s':>10s} {'p50 ms':>9s} {'p99 ms':>9s}"
-            f" {'errors':>7s}"
+            f" {'errors':>7s} {'cpu us/req':>10s}"
         )
         for name in SERVERS:
             runs = [load for load in loads if load.server == name and load.rows == n]
@@ -506,10 +506,15 @@ def _print_tables(loads: list[Load], notes: dict[str, str], bare: dict[int, floa
             for load in runs:
                 print(
                     f"  {name:10s} {load.concurrency:7d} {load.rps:10.1f} {_ms(load.p50_ms):>9s}"
-                    f" {_ms(load.p99_ms):>9s} {load.errors:7d}"
+                    f" {_ms(load.p99_ms):>9s} {load.errors:7d} {_us(load.cpu_us_per_request):>10s}"
                 )
                 for problem in load.problems[:3]:
                     print(f"  {'':10s}   ! {problem}")
+
+
+def _us(value: float | None) -> str:
+    """The server's CPU a request (all its processes and threads), or '-' where unknown."""
+    return "-" if value is None else f"{value:.0f}"
 
 
 def _find(loads: list[Load], server: str, rows: int, concurrency: int) -> Load | None:

@@ -62,9 +62,10 @@ class InputSchema:
         self.tensor: TensorSpec | None = None
         self.specs: tuple[ColumnSpec, ...] = ()
         self.names: list[str] = []
-        #: A row's JSON object as a %-format of its values, when rows can be written to JSON
-        #: straight from the one block's array (see :func:`records_json`), else None.
-        self.row_json_template: str | None = None
+        #: The JSON text before each value of a request's first row, and of its later rows,
+        #: when rows can be written to JSON straight from the one block's array (see
+        #: :func:`records_json`), else None.
+        self.row_json_keys: tuple[list[str], list[str]] | None = None
         #: (loaded model, its estimator when it takes the block array directly, else None).
         self.direct: tuple[Any, Any] | None = None
         if isinstance(inputs, TensorSpec):
@@ -92,8 +93,9 @@ class InputSchema:
         self.single_block = len(self.blocks) == 1 and not self.others
         self.row_getter = itemgetter(*self.names) if len(self.names) > 1 else None
         if self.single_block and self.blocks[0].dtype in EXACT_JSON:
-            keys = [orjson.dumps(name).decode().replace("%", "%%") for name in self.names]
-            self.row_json_template = "{" + ",".join(f"{key}:%s" for key in keys) + "}"
+            keys = [orjson.dumps(name).decode() + ":" for name in self.names]
+            first = ["{" + keys[0], *("," + key for key in keys[1:])]
+            self.row_json_keys = (first, ["},{" + keys[0], *first[1:]])
 
     # -- building inputs -----------------------------------------------------------------
 
@@ -292,7 +294,7 @@ def records_json(inputs: Sequence[ModelInput]) -> list[str]:
             array = np.ascontiguousarray(given.tensor)
             texts[i] = orjson.dumps(array, option=_NUMPY_JSON).decode()
             continue
-        if given.tensor is not None or given.schema.row_json_template is None:
+        if given.tensor is not None or given.schema.row_json_keys is None:
             texts[i] = orjson.dumps(given.records(), option=_NUMPY_JSON).decode()
             continue
         if pending and (given.schema is not schema or rows + given.n_rows > JSON_CHUNK_ROWS):
@@ -308,17 +310,23 @@ def records_json(inputs: Sequence[ModelInput]) -> list[str]:
 
 def _block_json(inputs: Sequence[ModelInput], chosen: list[int], texts: list[str | None]) -> None:
     """Fill ``texts`` for the ``chosen`` inputs, all of one single-block schema."""
-    row = inputs[chosen[0]].schema.row_json_template
-    assert row is not None
+    keys = inputs[chosen[0]].schema.row_json_keys
+    assert keys is not None
+    first, later = keys
     array = _stack([inputs[i].blocks[0] for i in chosen])
     text = orjson.dumps(np.ascontiguousarray(array), option=_NUMPY_JSON).decode()
-    # "[[a,b],[c,d]]": no value of these dtypes holds a comma, a bracket or a newline, and
-    # the names are escaped JSON strings, so one %-format fills every request's rows at once.
-    values = tuple(text[2:-2].replace("],[", ",").split(","))
-    requests = {n: "[" + ",".join([row] * n) + "]" for n in {inputs[i].n_rows for i in chosen}}
-    filled = "\n".join([requests[inputs[i].n_rows] for i in chosen]) % values
-    for i, filled_text in zip(chosen, filled.split("\n"), strict=True):
-        texts[i] = filled_text
+    # "[[a,b],[c,d]]": no value of these dtypes holds a comma or a bracket, and the names are
+    # escaped JSON strings, so each value's text goes after its column's key, one join a request.
+    values = text[2:-2].replace("],[", ",").split(",")
+    width = len(first)
+    start = 0
+    for i in chosen:
+        stop = start + inputs[i].n_rows * width
+        parts: list[str] = [""] * (2 * (stop - start))
+        parts[0::2] = first + later * (inputs[i].n_rows - 1)
+        parts[1::2] = values[start:stop]
+        texts[i] = "[" + "".join(parts) + "}]"
+        start = stop
 
 
 #: What scikit-learn says when an estimator fitted on a DataFrame is given an array; on the

@@ -266,6 +266,30 @@ def test_the_logs_json_of_the_inputs_is_the_text_of_their_records():
     assert json.loads(texts[1])[1] == {"a": None, 'b "x" 5%': -0.0}
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    dtype=st.sampled_from(["float64", "int64", "int8", "uint16", "bool"]),
+    width=st.integers(1, 4),
+    sizes=st.lists(st.integers(1, 9), min_size=1, max_size=6),
+    seed=st.integers(0, 2**16),
+)
+def test_the_logs_json_of_many_requests_of_one_block_is_each_ones_records(
+    dtype, width, sizes, seed
+):
+    # Requests of several sizes in one chunk: each gets its own rows, keys before each value.
+    names = ["x", '"q"', "%s", "é"][:width]
+    schema = InputSchema(Signature(tuple(ColumnSpec(name, dtype) for name in names)))
+    rng = np.random.default_rng(seed)
+    inputs = [
+        schema.from_rows((rng.normal(size=(n, width)) * 1e4).astype(dtype).tolist()) for n in sizes
+    ]
+
+    texts = records_json(inputs)
+
+    for one, text in zip(inputs, texts, strict=True):
+        assert text == orjson.dumps(one.records(), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
 # --- errors ---------------------------------------------------------------------------------
 
 
