@@ -46,6 +46,10 @@ def import_mlflow(
     stopped. Each run keeps its MLflow id as the tag mlflow.run_id. A server asking for
     credentials gets MLflow's: MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and
     MLFLOW_TRACKING_PASSWORD.
+
+    Registered versions are loaded here to build their Segue packages, and a pickled model
+    runs its author's code when loaded: import models only from a store you trust, or pass
+    --no-models.
     """
     from segue.importers.mlflow import import_store, open_source
     from segue.registry.service import get_registry

@@ -56,3 +56,18 @@ def test_a_logged_models_files_leaving_the_scratch_folder_are_unreadable(
     with pytest.raises(Unreadable, match="listed a file"):
         source.artifacts(_run(), tmp_path / "scratch")
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("form", ["file://{folder}", "{folder}"])
+def test_a_remote_server_cannot_name_a_folder_of_this_machine(tmp_path: Path, form: str) -> None:
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "credentials").write_text("key")
+    uri = form.format(folder=secret)
+    remote = HttpSource("http://mlflow.example.com", transport=_server([]))
+    with pytest.raises(Unreadable, match="names a folder of this machine"):
+        remote._fetch_folder(uri, tmp_path / "scratch")
+    assert not (tmp_path / "scratch").exists()
+    # A server on this machine shares its folders with the importing user: read in place.
+    local = HttpSource("http://127.0.0.1:5000", transport=_server([]))
+    assert local._fetch_folder(uri, tmp_path / "scratch") == secret

@@ -34,6 +34,10 @@ _PAGE = 1000
 _HISTORY_PAGE = 25_000
 
 
+#: Host names of this machine: a server there may name local folders as artifact locations.
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
 class HttpSource:
     """The MLflow server at ``url``; ``token`` is sent as a bearer token (MLflow's
     ``MLFLOW_TRACKING_TOKEN``), ``auth`` as basic auth (``MLFLOW_TRACKING_USERNAME`` and
@@ -49,6 +53,8 @@ class HttpSource:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         parsed = urlparse(url)
+        #: Only a server on this machine may name this machine's folders as artifact locations.
+        self._local = (parsed.hostname or "") in _LOOPBACK
         self.location = parsed._replace(netloc=parsed.hostname or "").geturl()
         if parsed.port:
             self.location = parsed._replace(netloc=f"{parsed.hostname}:{parsed.port}").geturl()
@@ -291,6 +297,11 @@ class HttpSource:
         folder this machine sees too."""
         parsed = urlparse(uri)
         if parsed.scheme != "mlflow-artifacts":
+            if not self._local and locations.local_path(uri, None) is not None:
+                raise Unreadable(
+                    f"the server names a folder of this machine ({uri[:200]}); only a server "
+                    "on this machine (localhost) may, or one serving its artifacts"
+                )
             return locations.local_folder(uri, scratch)
         root = parsed.path.lstrip("/")
         for relative in self._proxied_files(root):
