@@ -476,3 +476,16 @@ async def test_an_inline_batch_that_fails_is_predicted_request_by_request_on_the
     assert calls == [items, [1], [13], [3]]
     assert threads == {threading.current_thread().name}
     assert results[0] == 2 and results[2] == 6 and isinstance(results[1], PredictionFailed)
+
+
+async def test_a_request_leaving_incoming_is_no_longer_waited_for_even_when_it_failed():
+    batcher = Batcher(lambda items: items, max_batch_size=8)
+
+    with batcher.incoming(), batcher.incoming():
+        assert batcher._incoming == 2
+    with pytest.raises(ValueError), batcher.incoming():
+        raise ValueError("a bad body")
+
+    assert batcher._incoming == 0
+    assert await batcher.submit(7) == 7
+    await batcher.drain()
