@@ -236,6 +236,33 @@ def segue_serve() -> Serve:
     return _serving
 
 
+# -- MLflow's own environment --------------------------------------------------------------
+
+
+def mlflow_python() -> Path:
+    """The interpreter of an environment with MLflow installed (also a fixture).
+
+    MLflow needs ``pandas<3`` and Segue's environment has pandas 3, so MLflow runs in its own
+    environment: ``$SEGUE_MLFLOW_PYTHON``, by default ``.venv-mlflow/bin/python`` in the
+    repository (``.ci/run`` builds it). Without it the test is skipped locally and fails under
+    CI (``CI`` set), so that CI cannot pass by running none of the MLflow tests.
+    """
+    default = Path(SEGUE_PATH, ".venv-mlflow", "bin", "python")
+    path = Path(os.environ.get("SEGUE_MLFLOW_PYTHON") or default)
+    if not path.is_file():
+        message = f"no MLflow environment at {path} (set SEGUE_MLFLOW_PYTHON)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(name="mlflow_python", scope="session")
+def _mlflow_python_fixture() -> Path:
+    """The interpreter of an environment with MLflow installed: see :func:`mlflow_python`."""
+    return mlflow_python()
+
+
 class LiveServer:
     """A ``segue server`` app served by uvicorn in a thread of this process, over real HTTP.
 

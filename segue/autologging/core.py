@@ -130,6 +130,9 @@ def _outermost() -> Iterator[bool]:
 
 Record = Callable[[ActiveRun, Any, tuple[Any, ...], dict[str, Any], Any], None]
 Before = Callable[[ActiveRun, Any], None]
+#: ``log_training(run, eval results, booster)``: a boosting library's eval history, best
+#: iteration and feature importance.
+LogTraining = Callable[[ActiveRun, dict[str, Any], Any], None]
 
 
 def wrap_fit(framework: str, record: Record, before: Before | None = None) -> Callable[[Any], Any]:
@@ -272,3 +275,36 @@ def log_feature_importance(
         axes.set_title(f"{framework} feature importance ({kind})")
         figure.tight_layout()
         run.log_figure(figure, f"feature_importance_{kind}.png")
+
+
+# -- boosting libraries' scikit-learn wrappers (XGBModel, LGBMModel) --------------------------
+
+
+def log_wrapper_params(run: ActiveRun, model: Any) -> None:
+    """A :data:`Before` for a scikit-learn wrapper: its ``get_params()``."""
+    run.log_params(param_values(model.get_params()))
+
+
+def boosting_wrapper_record(booster_of: Callable[[Any], Any], log_training: LogTraining) -> Record:
+    """A :data:`Record` for a boosting library's scikit-learn wrapper.
+
+    It logs the scikit-learn training metrics, then ``log_training(run, model.evals_result_,
+    booster_of(model))``, the training data ``X`` and the model with its first rows as example.
+    """
+
+    def record(
+        run: ActiveRun, model: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any
+    ) -> None:
+        from segue.autologging import sklearn
+
+        X = args[0] if args else kwargs.get("X")
+        y = args[1] if len(args) > 1 else kwargs.get("y")
+        with safely("computing training metrics"):
+            run.log_metrics(sklearn.training_metrics(model, X, y, kwargs.get("sample_weight")))
+        # Set by fit only when it had an eval_set (XGBoost's evals_result() raises otherwise).
+        results = dict(getattr(model, "evals_result_", None) or {})
+        log_training(run, results, booster_of(model))
+        log_training_data(run, X)
+        log_model(run, model, input_example(X))
+
+    return record

@@ -34,7 +34,8 @@ def enable() -> None:
     import lightgbm.sklearn
 
     core.patch(FRAMEWORK, lightgbm, "train", _wrap_train)
-    core.patch_fits(FRAMEWORK, lightgbm.sklearn.LGBMModel, _record_wrapper, _log_wrapper_params)
+    record = core.boosting_wrapper_record(lambda model: model.booster_, _log_training)
+    core.patch_fits(FRAMEWORK, lightgbm.sklearn.LGBMModel, record, core.log_wrapper_params)
 
 
 def disable() -> None:
@@ -98,24 +99,6 @@ def _live_eval(run: ActiveRun) -> Any:
 
     log_round.order = 25  # type: ignore[attr-defined]  # after record_evaluation (20)
     return log_round
-
-
-def _log_wrapper_params(run: ActiveRun, model: Any) -> None:
-    run.log_params(core.param_values(model.get_params()))
-
-
-def _record_wrapper(
-    run: ActiveRun, model: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any
-) -> None:
-    from segue.autologging import sklearn
-
-    X = args[0] if args else kwargs.get("X")
-    y = args[1] if len(args) > 1 else kwargs.get("y")
-    with core.safely("computing training metrics"):
-        run.log_metrics(sklearn.training_metrics(model, X, y, kwargs.get("sample_weight")))
-    _log_training(run, dict(getattr(model, "evals_result_", {}) or {}), model.booster_)
-    core.log_training_data(run, X)
-    core.log_model(run, model, core.input_example(X))
 
 
 def _log_training(run: ActiveRun, results: dict[str, Any], booster: Any) -> None:

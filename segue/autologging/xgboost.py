@@ -49,7 +49,8 @@ def enable() -> None:
     import xgboost.sklearn
 
     core.patch(FRAMEWORK, xgboost, "train", _wrap_train)
-    core.patch_fits(FRAMEWORK, xgboost.sklearn.XGBModel, _record_wrapper, _log_wrapper_params)
+    record = core.boosting_wrapper_record(lambda model: model.get_booster(), _log_training)
+    core.patch_fits(FRAMEWORK, xgboost.sklearn.XGBModel, record, core.log_wrapper_params)
 
 
 def disable() -> None:
@@ -106,26 +107,6 @@ def _live_eval(run: ActiveRun) -> Any:
 def _mean(value: Any) -> float:
     """A metric value; ``(mean, std)`` pairs (``xgboost.cv``) give their mean."""
     return float(value[0] if isinstance(value, (tuple, list)) else value)
-
-
-def _log_wrapper_params(run: ActiveRun, model: Any) -> None:
-    run.log_params(core.param_values(model.get_params()))
-
-
-def _record_wrapper(
-    run: ActiveRun, model: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any
-) -> None:
-    from segue.autologging import sklearn
-
-    X = args[0] if args else kwargs.get("X")
-    y = args[1] if len(args) > 1 else kwargs.get("y")
-    with core.safely("computing training metrics"):
-        run.log_metrics(sklearn.training_metrics(model, X, y, kwargs.get("sample_weight")))
-    # Set by fit only when it had an eval_set (evals_result() raises otherwise).
-    results = dict(getattr(model, "evals_result_", None) or {})
-    _log_training(run, results, model.get_booster())
-    core.log_training_data(run, X)
-    core.log_model(run, model, core.input_example(X))
 
 
 def _log_training(run: ActiveRun, results: dict[str, Any], booster: Any) -> None:

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from segue.cli.output import console, print_json, print_table
+from segue.cli.output import console, paragraphs, print_json, print_table
 
 app = typer.Typer(
     help="Import another tool's tracking history into Segue.",
@@ -21,13 +21,6 @@ app = typer.Typer(
 )
 
 
-@app.command(
-    "mlflow",
-    epilog="""Example: segue import mlflow --from sqlite:///mlflow.db
-
-Also: --from ./mlruns (a file store), --from postgresql://user@db/mlflow,
---from http://mlflow-host:5000 (a running MLflow server).""",
-)
 def import_mlflow(
     source: str = typer.Option(
         ...,
@@ -83,6 +76,18 @@ def import_mlflow(
             skipped_table.add_row(escape(item.what), escape(item.reason))
         parts.append(skipped_table)
     print_table(*parts)
+
+
+app.command(
+    "mlflow",
+    help=paragraphs(import_mlflow.__doc__ or ""),
+    epilog=paragraphs(
+        """Example: segue import mlflow --from sqlite:///mlflow.db
+
+        Also: --from ./mlruns (a file store), --from postgresql://user@db/mlflow, --from
+        http://mlflow-host:5000 (a running MLflow server)."""
+    ),
+)(import_mlflow)
 
 
 @contextlib.contextmanager

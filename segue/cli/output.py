@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import inspect
 import math
 import re
 from typing import Any, Literal
@@ -34,6 +35,16 @@ def use_environment() -> None:
     """
     console.__init__()  # type: ignore[misc]
     console.soft_wrap = not console.is_terminal
+
+
+def paragraphs(text: str) -> str:
+    """``text`` (a docstring) with each paragraph on one line, for a command's ``help=``.
+
+    Typer's Rich help joins the lines of a help text's first paragraph only; the later ones
+    keep the source's line breaks, so at any other width they break mid-sentence. Rich wraps
+    the joined paragraphs to the terminal's width instead.
+    """
+    return "\n\n".join(" ".join(part.split()) for part in inspect.cleandoc(text).split("\n\n"))
 
 
 def room() -> int | None:

@@ -1,9 +1,8 @@
 """MLflow stores built by the real MLflow client, for the import tests.
 
 MLflow needs ``pandas<3`` and Segue's environment has pandas 3, so MLflow runs in its own
-environment: the interpreter at ``$SEGUE_MLFLOW_PYTHON`` (default ``.venv-mlflow/bin/python``
-in the repository; ``.ci/run`` builds it with ``mlflow==3.17.2``). Without it the tests are
-skipped locally and fail under CI.
+environment: the interpreter :func:`tests.conftest.mlflow_python` finds. Without it the tests
+are skipped locally and fail under CI.
 """
 
 from __future__ import annotations
@@ -23,20 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
-import segue
+from tests.conftest import mlflow_python
 
-ROOT = Path(segue.__file__).resolve().parents[1]
 BUILDER = Path(__file__).with_name("mlflow_store.py")
-
-
-def mlflow_python() -> Path:
-    path = Path(os.environ.get("SEGUE_MLFLOW_PYTHON") or ROOT / ".venv-mlflow" / "bin" / "python")
-    if not path.is_file():
-        message = f"no MLflow environment at {path} (set SEGUE_MLFLOW_PYTHON)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 def build(uri: str, *args: str, cwd: Path) -> dict[str, Any]:

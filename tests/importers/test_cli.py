@@ -3,6 +3,7 @@ source that is not an MLflow store refused with one line and exit code 2."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -45,3 +46,20 @@ def test_bad_source_is_one_line(source, segue_env, capsys, tmp_path, monkeypatch
 def test_help_has_an_example(capsys) -> None:
     code, out, _ = _run(capsys, "import", "mlflow", "--help")
     assert code == 0 and "segue import mlflow --from sqlite:///mlflow.db" in out
+
+
+@pytest.mark.parametrize("columns", [60, 200])
+def test_help_wraps_whole_paragraphs(columns, capsys, monkeypatch) -> None:
+    # The docstring's own line breaks would break sentences at any width but the source's.
+    monkeypatch.setenv("COLUMNS", str(columns))
+    code, out, _ = _run(capsys, "import", "mlflow", "--help")
+    assert code == 0
+    lines = [line.strip() for line in out.splitlines()]
+    assert max(len(line) for line in lines) <= columns
+    # A line of prose followed by more of its paragraph is full up to the word that did not fit.
+    prose = [line if not line.startswith(("│", "╭", "╰", "Usage")) else "" for line in lines]
+    for line, following in itertools.pairwise(prose):
+        if line and following:
+            assert len(line) + 1 + len(following.split()[0]) > columns - 2, (line, following)
+    if columns == 200:
+        assert "where it stopped. Each run keeps its MLflow id as the tag mlflow.run_id." in out

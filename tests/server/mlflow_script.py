@@ -157,7 +157,8 @@ def models(client: MlflowClient, work: Path) -> dict[str, Any]:
     rows = np.random.default_rng(0).random((40, 3))
     frame = pd.DataFrame(rows, columns=["a", "b", "c"])
     model = LogisticRegression().fit(frame, (frame["a"] > 0.5).astype(int))
-    out: dict[str, Any] = {"rows": rows.tolist()}
+    # What the trained model itself predicts for its training rows, to compare serving with.
+    out: dict[str, Any] = {"rows": rows.tolist(), "predictions": model.predict(frame).tolist()}
     mlflow.set_experiment("mlflow-models")
     with mlflow.start_run(run_name="train") as run:
         mlflow.log_metric("acc", 0.93)
@@ -202,6 +203,8 @@ def models(client: MlflowClient, work: Path) -> dict[str, Any]:
     out["alias_after_delete"] = refused(
         lambda: client.get_model_version_by_alias("churn", "champion")
     )
+    # An alias MLflow leaves in place: the test serves models:/churn@live with segue serve.
+    client.set_registered_model_alias("churn", "live", "1")
     return out
 
 

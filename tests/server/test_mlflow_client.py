@@ -1,9 +1,8 @@
 """The real MLflow client (3.17.2) against ``segue server``'s MLflow REST API.
 
 MLflow needs ``pandas<3`` and Segue's environment has pandas 3, so the client runs in its own
-environment: the interpreter at ``$SEGUE_MLFLOW_PYTHON`` (default ``.venv-mlflow/bin/python``
-in the repository; ``.ci/run`` builds it with ``mlflow==3.17.2``). Without it the tests are
-skipped locally and fail under CI.
+environment: the interpreter the ``mlflow_python`` fixture finds (``tests/conftest.py``).
+Without it the tests are skipped locally and fail under CI.
 
 One server per database kind, with authentication on, serves one script of MLflow calls
 (``mlflow_script.py``); the tests compare what the calls answered with what Segue stored.
@@ -22,7 +21,6 @@ from typing import Any
 
 import pytest
 
-import segue
 from segue.auth.service import AuthService
 from segue.store.auth import SqlAuthStore
 from segue.store.engine import open_engine
@@ -30,18 +28,7 @@ from segue.store.tracking import SqlTrackingStore
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(segue.__file__).resolve().parents[1]
 SCRIPT = Path(__file__).with_name("mlflow_script.py")
-
-
-def mlflow_python() -> Path:
-    path = Path(os.environ.get("SEGUE_MLFLOW_PYTHON") or ROOT / ".venv-mlflow" / "bin" / "python")
-    if not path.is_file():
-        message = f"no MLflow environment at {path} (set SEGUE_MLFLOW_PYTHON)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 class Session:
@@ -57,8 +44,8 @@ class Session:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def session(request, tmp_path_factory, live_server) -> Iterator[Session]:
-    python = mlflow_python()
+def session(request, tmp_path_factory, live_server, mlflow_python) -> Iterator[Session]:
+    python = mlflow_python
     root = tmp_path_factory.mktemp(f"mlflow-{request.param}")
     if request.param == "sqlite":
         shutil.copyfile(request.getfixturevalue("sqlite_template"), root / "segue.db")
@@ -284,3 +271,27 @@ def test_log_model_registers_a_segue_version_that_mlflow_and_segue_load(session)
     loaded = registry.load_model("models:/churn/1")
     frame = pd.DataFrame(np.array(out["rows"]), columns=["a", "b", "c"])
     assert [int(p) for p in loaded.predict(frame)] == out["mlflow_predictions"]
+
+
+def test_registered_model_served_by_segue_serve(session, segue_serve, tmp_path):
+    """A real ``segue serve`` process on the same store serves the alias MLflow set, and its
+    answers over HTTP are what the model the MLflow script trained predicts."""
+    import httpx
+
+    rows = session.out["rows"]
+    columns = list(zip(*rows, strict=True))
+    body = {
+        "inputs": [
+            {"name": name, "shape": [len(rows)], "datatype": "FP64", "data": list(column)}
+            for name, column in zip(["a", "b", "c"], columns, strict=True)
+        ]
+    }
+    with segue_serve(session.env, tmp_path, "models:/churn@live") as (base, _):
+        answer = httpx.post(f"{base}/v2/models/churn/infer", json=body, timeout=60)
+    assert answer.status_code == 200, answer.text
+    served = answer.json()
+    assert (served["model_name"], served["model_version"]) == ("churn", "1")
+    [output] = served["outputs"]
+    assert [int(p) for p in output["data"]] == session.out["predictions"]
+    assert session.out["predictions"] == session.out["mlflow_predictions"]
+    assert 0 < sum(session.out["predictions"]) < len(rows)  # both classes: a real comparison

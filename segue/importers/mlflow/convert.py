@@ -14,10 +14,6 @@ from segue.importers.mlflow.summary import ImportSummary
 from segue.store.entities import RUN_STATUSES, Dataset, MetricHistory
 from segue.tracking import validation
 
-#: PostgreSQL's btree holds index rows up to 2,704 bytes: (key, value) of a tag must fit.
-_TAG_BYTES = 2_400
-_TAG_CUT = 2_000
-
 
 def clean(
     summary: ImportSummary,
@@ -64,14 +60,6 @@ def missing_points(have: MetricHistory, columns: Columns) -> Columns:
         out[1].append(step)
         out[2].append(stamp)
     return out
-
-
-def too_long(key: str, value: str) -> bool:
-    return len(key.encode()) + len(value.encode()) > _TAG_BYTES
-
-
-def cut(value: str) -> str:
-    return value.encode()[:_TAG_CUT].decode(errors="ignore")
 
 
 def tag(key: str, value: Any) -> str:

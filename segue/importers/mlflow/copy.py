@@ -56,8 +56,6 @@ FINGERPRINT_TAG = "mlflow.import.fingerprint"
 #: Runs created in one transaction, and whose metrics are read in one query.
 BATCH = 50
 _HEX_ID = re.compile(r"^[0-9a-f]{32}$")
-#: Where tag values too long for Segue's tag index are kept whole, as artifacts of the run.
-LONG_TAGS = "mlflow-tags"
 
 #: ``progress(phase, done, total)``: ``created`` as batches of runs are created (before their
 #: data), ``runs`` as runs are filled, ``versions`` as model versions are copied.
@@ -237,7 +235,7 @@ class _Copier:
         if stage != run.info.lifecycle_stage:
             self.store.set_run_lifecycle(run_id, stage)
         what = f"run {record.id}"
-        tags = self._tags(record, report=False)
+        tags = self._tags(record)
         params = convert.clean(self.summary, "param", what, record.params, validation.param_value)
         new_params = {k: v for k, v in params.items() if k not in run.data.params}
         missing = {
@@ -284,7 +282,7 @@ class _Copier:
         self, experiment: MlflowExperiment, segue_experiment: int, record: MlflowRunRecord
     ) -> tuple[RunInfo, dict[str, str], dict[str, str]]:
         what = f"run {record.id}"
-        tags = self._tags(record, report=True)
+        tags = self._tags(record)
         params = convert.clean(self.summary, "param", what, record.params, validation.param_value)
         tags.update(
             {
@@ -333,22 +331,10 @@ class _Copier:
     def _create(self, runs: list[tuple[RunInfo, dict[str, str], dict[str, str]]]) -> None:
         self.store.create_runs(runs)
 
-    def _tags(self, record: MlflowRunRecord, *, report: bool) -> dict[str, str]:
-        """The run's tags as Segue keeps them. A value too long for the tag index (MLflow
-        takes 8,000 characters, PostgreSQL indexes about 2,700 bytes) is cut short; the
-        whole value is kept as the artifact ``mlflow-tags/<key>`` (see :meth:`_artifacts`)."""
-        tags = convert.clean(self.summary, "tag", f"run {record.id}", record.tags, convert.tag)
-        for key, value in tags.items():
-            if convert.too_long(key, value):
-                whole = f"{LONG_TAGS}/{key}"
-                tags[key] = convert.cut(value) + f" … (whole value: artifact {whole})"
-                if report:
-                    self.summary.skip(
-                        "tag",
-                        f"tag {key!r} of run {record.id}",
-                        f"{len(value):,} characters: cut short, kept whole as artifact {whole}",
-                    )
-        return tags
+    def _tags(self, record: MlflowRunRecord) -> dict[str, str]:
+        """The run's tags as Segue keeps them: whole, however long (MLflow takes 8,000
+        characters; Segue's stores take any length, PostgreSQL's too since migration 0009)."""
+        return convert.clean(self.summary, "tag", f"run {record.id}", record.tags, convert.tag)
 
     def _metrics(
         self,
@@ -408,14 +394,6 @@ class _Copier:
             ArtifactEntry(name, digest, size)
             for (name, _), (digest, size) in zip(named, stored, strict=True)
         ]
-        for key, value in record.tags.items():
-            if convert.too_long(key, value):
-                try:
-                    name = validation.artifact_path(f"{LONG_TAGS}/{key}")
-                except SegueError:
-                    continue  # a key Segue refuses is skipped as a tag already
-                digest, size = self.tracking.artifacts.put_bytes(value.encode())
-                entries.append(ArtifactEntry(name, digest, size))
         if not entries:
             return
         self.store.record_artifacts(run_id, entries)

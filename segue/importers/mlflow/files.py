@@ -19,7 +19,6 @@ import yaml
 from segue.errors import InvalidArgument
 from segue.importers.mlflow import locations
 from segue.importers.mlflow.records import (
-    LOGGED_MODELS,
     Columns,
     MlflowDatasetInput,
     MlflowExperiment,
@@ -152,15 +151,15 @@ class FileSource:
 
     def artifacts(self, run: MlflowRunRecord, scratch: Path) -> list[tuple[str, Path]]:
         files = locations.list_files(run.artifact_uri or "", scratch, self.root)
-        experiment = self._runs[run.id].parent
-        for model in sorted((experiment / "models").glob("m-*")):
+        models = []
+        for model in sorted((self._runs[run.id].parent / "models").glob("m-*")):
             meta = _meta(model / "meta.yaml") or {}
-            if meta.get("source_run_id") != run.id or not meta.get("artifact_location"):
-                continue
-            where = str(meta["artifact_location"])
-            found = locations.list_files(where, scratch / model.name, self.root)
-            files += [(f"{LOGGED_MODELS}/{model.name}/{name}", f) for name, f in found]
-        return files
+            if meta.get("source_run_id") == run.id and meta.get("artifact_location"):
+                models.append((model.name, str(meta["artifact_location"])))
+        return files + locations.logged_model_files(models, scratch, self._list_files)
+
+    def _list_files(self, location: str, scratch: Path) -> list[tuple[str, Path]]:
+        return locations.list_files(location, scratch, self.root)
 
     def models(self) -> list[MlflowModel]:
         registry = self.root / "models"

@@ -16,7 +16,6 @@ import httpx
 from segue.errors import InvalidArgument
 from segue.importers.mlflow import locations
 from segue.importers.mlflow.records import (
-    LOGGED_MODELS,
     Columns,
     MlflowDatasetInput,
     MlflowExperiment,
@@ -215,17 +214,22 @@ class HttpSource:
             if _safe(path):  # else not fetched, and reported skipped with the reason
                 self._download("/get-artifact", target, params={"run_id": run.id, "path": path})
             out.append((path, target))
-        for model_id in self._outputs.get(run.id, []):
+        models = self._logged_models(run.id)
+        return out + locations.logged_model_files(models, scratch, self._folder_files)
+
+    def _logged_models(self, run_id: str) -> Iterator[tuple[str, str]]:
+        """``(model id, artifact URI)`` of each model the run logged."""
+        for model_id in self._outputs.get(run_id, []):
             if not _safe(model_id):
                 raise Unreadable(f"the server named a logged model {model_id[:80]!r}")
             found = self._call("GET", f"{_API}/logged-models/{quote(model_id)}")
-            uri = str(((found.get("model") or {}).get("info") or {}).get("artifact_uri") or "")
-            folder = self._fetch_folder(uri, scratch / LOGGED_MODELS / model_id)
-            files = sorted(p for p in folder.rglob("*") if p.is_file())
-            out += [
-                (f"{LOGGED_MODELS}/{model_id}/{p.relative_to(folder).as_posix()}", p) for p in files
-            ]
-        return out
+            info = (found.get("model") or {}).get("info") or {}
+            yield model_id, str(info.get("artifact_uri") or "")
+
+    def _folder_files(self, uri: str, scratch: Path) -> list[tuple[str, Path]]:
+        folder = self._fetch_folder(uri, scratch)
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        return [(p.relative_to(folder).as_posix(), p) for p in files]
 
     def _run_files(self, run_id: str, folder: str) -> Iterator[str]:
         params = {"run_id": run_id, **({"path": folder} if folder else {})}

@@ -4,10 +4,15 @@ resolve: import over HTTP from that server instead."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from segue.importers.mlflow.records import Unreadable
+from segue.importers.mlflow.records import LOGGED_MODELS, Unreadable
+
+#: ``files(location, scratch)``: every file below an artifact location as ``(relative path,
+#: local file)``, downloaded into ``scratch`` if it is not a local file already.
+ListFiles = Callable[[str, Path], list[tuple[str, Path]]]
 
 
 def list_files(uri: str, scratch: Path, base: Path | None = None) -> list[tuple[str, Path]]:
@@ -23,6 +28,19 @@ def list_files(uri: str, scratch: Path, base: Path | None = None) -> list[tuple[
         files = sorted(p for p in local.rglob("*") if p.is_file() and not p.is_symlink())
         return [(p.relative_to(local).as_posix(), p) for p in files]
     return _fetch(uri, scratch)
+
+
+def logged_model_files(
+    models: Iterable[tuple[str, str]], scratch: Path, files: ListFiles
+) -> list[tuple[str, Path]]:
+    """The files of a run's MLflow 3 logged models, given as ``(model id, artifact location)``,
+    as ``(mlflow-models/<model id>/<relative path>, local file)``: the run's artifacts they
+    become. ``files`` lists each location (downloads go to ``scratch/mlflow-models/<id>``)."""
+    out = []
+    for model_id, location in models:
+        found = files(location, scratch / LOGGED_MODELS / model_id)
+        out += [(f"{LOGGED_MODELS}/{model_id}/{name}", file) for name, file in found]
+    return out
 
 
 def local_folder(uri: str, scratch: Path, base: Path | None = None) -> Path:

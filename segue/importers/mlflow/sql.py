@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from segue.errors import InvalidArgument
 from segue.importers.mlflow import locations
 from segue.importers.mlflow.records import (
-    LOGGED_MODELS,
     Columns,
     MlflowDatasetInput,
     MlflowExperiment,
@@ -308,14 +307,15 @@ class SqlSource:
         files = []
         if run.artifact_uri:
             files = locations.list_files(run.artifact_uri, scratch, self._base)
-        if self._has_logged_models():
-            m = _logged_models
-            stmt = sa.select(m.c.model_id, m.c.artifact_location).where(m.c.source_run_id == run.id)
-            for model_id, location in self._rows(stmt.order_by(m.c.model_id)):
-                if location:
-                    found = locations.list_files(location, scratch / model_id, self._base)
-                    files += [(f"{LOGGED_MODELS}/{model_id}/{name}", f) for name, f in found]
-        return files
+        if not self._has_logged_models():
+            return files
+        m = _logged_models
+        stmt = sa.select(m.c.model_id, m.c.artifact_location).where(m.c.source_run_id == run.id)
+        models = [(i, where) for i, where in self._rows(stmt.order_by(m.c.model_id)) if where]
+        return files + locations.logged_model_files(models, scratch, self._list_files)
+
+    def _list_files(self, location: str, scratch: Path) -> list[tuple[str, Path]]:
+        return locations.list_files(location, scratch, self._base)
 
     def _has_logged_models(self) -> bool:
         if self._logged is None:
