@@ -8,7 +8,8 @@ told to use, per column, the test Evidently picked, and the per-feature verdicts
 Then every feature by each test: KS and chi-square also run through SciPy (``ks_2samp``,
 ``chi2_contingency``) on the same samples, whose verdicts Segue must give; the floor is one
 NumPy sort of every current column. Last, the step before a report of a model's traffic:
-reading the window back from the prediction log's JSON (timed once; --skip-window skips it).
+reading the window back from the prediction log's JSON, as the server logs it (columns and
+rows) and as records (timed once each; --skip-window skips it).
 
 Run in the bench environment (Evidently 0.7 needs pandas<3):
     pip install evidently "pandas<3" && python benchmarks/monitoring.py
@@ -125,21 +126,31 @@ def run_scipy(reference, current: pd.DataFrame, test: str) -> tuple[float, dict]
     return time.perf_counter() - start, results
 
 
-def window_read(current: pd.DataFrame, rows_per_request: int = 100) -> tuple[float, float]:
+def window_read(
+    current: pd.DataFrame, shape: str, rows_per_request: int = 100
+) -> tuple[float, float]:
     """(wall, CPU) seconds to turn the current rows, logged as the prediction log holds them
-    (one JSON text of rows per request), back into the frame and predictions a report tests:
-    the step before the report when it reads a model's traffic."""
+    (one JSON text per request), back into the frame and predictions a report tests: the step
+    before the report when it reads a model's traffic. ``shape``: ``"split"``, what the server
+    logs for one numeric block (``{"columns", "data"}``), or ``"records"`` (one object a row,
+    what it logged before and what other writers may log)."""
     import orjson
 
     from segue.monitoring.drift import window_frame
 
-    records = current.to_dict(orient="records")
     inputs, outputs = [], []
-    for i in range(0, len(records), rows_per_request):
-        chunk = records[i : i + rows_per_request]
-        inputs.append(orjson.dumps(chunk).decode())
-        outputs.append(orjson.dumps([0] * len(chunk)).decode())
-    del records
+    columns = list(current.columns)
+    values = np.ascontiguousarray(current.to_numpy())
+    for i in range(0, len(current), rows_per_request):
+        if shape == "split":
+            rows = values[i : i + rows_per_request]
+            text = orjson.dumps(
+                {"columns": columns, "data": rows}, option=orjson.OPT_SERIALIZE_NUMPY
+            )
+        else:
+            text = orjson.dumps(current.iloc[i : i + rows_per_request].to_dict(orient="records"))
+        inputs.append(text.decode())
+        outputs.append(orjson.dumps([0] * min(rows_per_request, len(current) - i)).decode())
     start, cpu = time.perf_counter(), time.process_time()
     window_frame(inputs, outputs)
     return time.perf_counter() - start, time.process_time() - cpu
@@ -207,7 +218,7 @@ def main() -> None:
         print(f"verdicts agree with Evidently on {agree}/{FEATURES} features")
 
     floor_s = sort_floor(current, args.repeat)
-    width = 44
+    width = 56
     title = f"Segue drift report, end to end (best of {args.repeat})"
     print(f"\n{title:{width}} wall s (CPU s)")
     label = "  tests as Evidently picks them" if evidently else "  default tests"
@@ -235,8 +246,10 @@ def main() -> None:
         print(line)
     print(f"{'floor: np.sort of every column, one thread':{width}} {floor_s:7.3f}")
     if not args.skip_window:
-        seconds = window_read(current)
-        print(f"{'reading the window from logged JSON (once)':{width}} {_times(seconds)}")
+        for shape in ("split", "records"):
+            seconds = window_read(current, shape)
+            label = f"reading the window from logged JSON, {shape} (once)"
+            print(f"{label:{width}} {_times(seconds)}")
     if evidently:
         print(f"{'Evidently DataDriftPreset':{width}} {evidently_s:7.2f}")
         print(f"ratio: Segue is {evidently_s / segue_s[0]:.1f}x faster than Evidently")

@@ -162,6 +162,9 @@ def find_requests(
         segments.decode_json(table.column("inputs").to_pylist()),
         strict=True,
     ):
+        split = segments.split_inputs(inputs)
+        if split is not None:
+            inputs = split[1]
         rows = len(inputs) if isinstance(inputs, list) else 1
         found[request_id] = (rows, int(status), str(version or ""))
     return found
@@ -278,13 +281,12 @@ def _relisting(read: Callable[[], T]) -> T:
 def _predictions_frame(table: pa.Table, decode: bool) -> pd.DataFrame:
     table = segments.by_time(table)
     frame = table.drop_columns(["inputs", "outputs"]).to_pandas()
-    for position, name in ((5, "inputs"), (6, "outputs")):
+    for position, name, decoder in (
+        (5, "inputs", segments.decode_inputs),
+        (6, "outputs", segments.decode_json),
+    ):
         values = table.column(name).to_pylist()
-        frame.insert(
-            position,
-            name,
-            segments.decode_json(values) if decode else pd.Series(values, dtype=object),
-        )
+        frame.insert(position, name, decoder(values) if decode else pd.Series(values, dtype=object))
     return frame
 
 

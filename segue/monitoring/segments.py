@@ -177,6 +177,35 @@ def decode_json(texts: list[str | None]) -> pd.Series:
     return pd.Series([None if text is None else loads(text) for text in texts], dtype=object)
 
 
+def split_inputs(value: Any) -> tuple[list[Any], list[Any]] | None:
+    """The ``(columns, rows)`` of inputs logged in the ``dataframe_split`` shape
+    (``{"columns": [...], "data": [[...], ...]}``, how the server logs a request of one
+    numeric block), else None."""
+    if type(value) is dict and len(value) == 2:
+        columns, data = value.get("columns"), value.get("data")
+        if type(columns) is list and type(data) is list:
+            return columns, data
+    return None
+
+
+def input_records(value: Any) -> Any:
+    """Logged inputs as records: the ``dataframe_split`` shape becomes one object per row
+    (see :func:`split_inputs`); any other value is returned as it is."""
+    split = split_inputs(value)
+    if split is None:
+        return value
+    columns, data = split
+    return [dict(zip(columns, row, strict=False)) for row in data]
+
+
+def decode_inputs(texts: list[str | None]) -> pd.Series:
+    """:func:`decode_json` for the ``inputs`` column: each request's rows as records."""
+    loads = orjson.loads
+    return pd.Series(
+        [None if text is None else input_records(loads(text)) for text in texts], dtype=object
+    )
+
+
 # --- listing and reading ------------------------------------------------------------------
 
 

@@ -39,7 +39,7 @@ import pyarrow as pa
 from segue.errors import InvalidArgument
 from segue.monitoring import segments
 from segue.monitoring.segments import ROLES
-from segue.serving.inputs import EXACT_JSON, ModelInput, records_json
+from segue.serving.inputs import EXACT_JSON, ModelInput, log_json
 from segue.serving.segment_log import SegmentLog
 
 
@@ -147,7 +147,7 @@ def _inputs_json(items: list[PredictionRecord]) -> list[str]:
             where.append(i)
         else:
             texts[i] = segments.to_json(record.inputs)
-    for i, text in zip(where, records_json(arrays), strict=True):
+    for i, text in zip(where, log_json(arrays), strict=True):
         texts[i] = text
     return texts
 

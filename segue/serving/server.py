@@ -49,7 +49,9 @@ def app_from_env() -> FastAPI:
     _log_to_stderr()
     _lean_imports()
     try:
-        return build_app(ServeOptions.from_env(os.environ))
+        app = build_app(ServeOptions.from_env(os.environ))
+        settle_process()
+        return app
     except SegueError as exc:  # what the parent's check cannot see: the warm-up, say
         print(f"error: worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
     except Exception:  # the model's own code, when loaded
@@ -64,6 +66,30 @@ def _lean_imports() -> None:
     from segue.models.flavors.sklearn import import_lean
 
     import_lean()
+
+
+#: How long a thread holding the GIL keeps it while another waits (Python's default is 5 ms).
+#: The event loop waits for the GIL after each wake-up while the prediction log's writer or a
+#: predict thread runs: at 5 ms a second's log flush held every request that arrived during
+#: it for several such waits (100-row bodies at c=64: p99 236 ms, at 0.5 ms 113 ms).
+SWITCH_INTERVAL_S = 0.0005
+
+
+def settle_process() -> None:
+    """Set a server process up for serving, once its models are loaded.
+
+    Shortens the GIL's switch interval (:data:`SWITCH_INTERVAL_S`) and moves everything
+    loaded so far (frameworks, models) out of the garbage collector's sight (``gc.freeze``):
+    a full collection then walks only what requests create, not the hundreds of thousands of
+    objects of scikit-learn, pandas and the model; such collections held the event loop for
+    up to 137 ms each under load before. Objects freed by reference counting are freed as
+    ever; only cycles among what is frozen stay until exit.
+    """
+    import gc
+
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    gc.collect()
+    gc.freeze()
 
 
 def describe(served: ServedModel) -> str:
@@ -166,6 +192,7 @@ def run(options: ServeOptions) -> None:
             _lean_imports()
             app: Any = build_app(options)
             what = describe(app.state.models.default)
+            settle_process()
         else:
             from segue.serving.preflight import check_routes
 

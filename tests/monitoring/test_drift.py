@@ -392,3 +392,41 @@ def test_an_alias_move_during_a_report_cannot_mix_versions(served, alias_moves_a
     assert report.version == "1" and report.n_rows == 1500  # version 1's reference and traffic
     assert [f.feature for f in report.features] == ["age", "income", "plan"]
     assert not report.drifted
+
+
+# --- the logged window's frame --------------------------------------------------------------
+
+
+def test_window_frame_reads_split_and_record_inputs_in_order():
+    from segue.monitoring.drift import window_frame
+
+    inputs = [
+        '{"columns":["a","b"],"data":[[1.0,2.0],[3.0,null]]}',
+        '{"columns":["a","b"],"data":[[5.0,6.0]]}',
+        '[{"a":7.0,"b":8.0}]',
+        '{"columns":["b","a"],"data":[[10.0,9.0]]}',
+        '{"columns":["a","b"],"data":[[11.0,12.0]]}',  # outputs do not line up: left out
+        '{"columns":["a","b"],"data":[[13.0]]}',  # a row narrower than its columns
+    ]
+    outputs = ["[0,1]", "[1]", "[0]", "[1]", "[0,1]", "[0]"]
+
+    frame, predictions = window_frame(inputs, outputs)
+
+    assert list(frame.columns) == ["a", "b"]
+    assert frame["a"].tolist() == [1.0, 3.0, 5.0, 7.0, 9.0, 13.0]
+    np.testing.assert_array_equal(frame["b"], [2.0, np.nan, 6.0, 8.0, 10.0, np.nan])
+    assert frame["a"].dtype == np.float64
+    assert predictions.tolist() == [0, 1, 1, 0, 1, 0]
+
+
+def test_logged_inputs_read_back_as_records():
+    from segue.monitoring.segments import decode_inputs
+
+    texts = ['{"columns":["a","b"],"data":[[1,2],[3,4]]}', '[{"a":5}]', None, '{"columns":1}']
+
+    assert decode_inputs(texts).tolist() == [
+        [{"a": 1, "b": 2}, {"a": 3, "b": 4}],
+        [{"a": 5}],
+        None,
+        {"columns": 1},
+    ]

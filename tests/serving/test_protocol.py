@@ -21,8 +21,9 @@ from segue.models.signature import (
     infer_signature,
     validate_input,
 )
+from segue.monitoring.segments import input_records, split_inputs
 from segue.serving import binary
-from segue.serving.inputs import JSON_CHUNK_ROWS, InputSchema, combine, records_json
+from segue.serving.inputs import InputSchema, combine, log_json
 from segue.serving.protocol import (
     RequestError,
     parse_infer,
@@ -226,7 +227,7 @@ def test_records_give_back_the_rows_for_the_prediction_log():
 
 
 def _inputs_for_the_log() -> list:
-    """Requests of several schemas, in an interleaved order, across chunk bounds."""
+    """Requests of several schemas and sizes, in an interleaved order."""
     floats = InputSchema(
         Signature((ColumnSpec("a", "float64", nullable=True), ColumnSpec('b "x" 5%', "float64")))
     )
@@ -235,7 +236,7 @@ def _inputs_for_the_log() -> list:
     singles = InputSchema(Signature((ColumnSpec("s", "float32"), ColumnSpec("t", "float32"))))
     tensor64 = InputSchema(Signature(TensorSpec("float64", (-1, 2))))
     rng = np.random.default_rng(3)
-    big = rng.normal(size=(JSON_CHUNK_ROWS + 7, 2)).tolist()
+    big = rng.normal(size=(1031, 2)).tolist()
     return [
         parse_predict(body({"instances": ROWS}), SCHEMA).input,
         parse_predict(
@@ -256,14 +257,26 @@ def _inputs_for_the_log() -> list:
     ]
 
 
-def test_the_logs_json_of_the_inputs_is_the_text_of_their_records():
+def _records_text(one) -> list:
+    return orjson.loads(orjson.dumps(one.records(), option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+def test_the_logs_json_of_the_inputs_reads_back_as_their_records():
     inputs = _inputs_for_the_log()
 
-    texts = records_json(inputs)
+    texts = log_json(inputs)
 
     for one, text in zip(inputs, texts, strict=True):
-        assert text == orjson.dumps(one.records(), option=orjson.OPT_SERIALIZE_NUMPY).decode()
-    assert json.loads(texts[1])[1] == {"a": None, 'b "x" 5%': -0.0}
+        assert input_records(orjson.loads(text)) == _records_text(one)
+    assert json.loads(texts[1]) == {
+        "columns": ["a", 'b "x" 5%'],
+        "data": [[0.1, 1.0], [None, -0.0], [1e300, 5e-324]],
+    }
+    assert input_records(json.loads(texts[1]))[1] == {"a": None, 'b "x" 5%': -0.0}
+    # float32 columns are written as records (orjson writes float32 arrays shorter), tensors as
+    # their nested lists.
+    assert json.loads(texts[6]) == _records_text(inputs[6])
+    assert json.loads(texts[7]) == [[0.1, 2.0], [1e-7, -1.0]]
 
 
 @settings(max_examples=60, deadline=None)
@@ -273,10 +286,8 @@ def test_the_logs_json_of_the_inputs_is_the_text_of_their_records():
     sizes=st.lists(st.integers(1, 9), min_size=1, max_size=6),
     seed=st.integers(0, 2**16),
 )
-def test_the_logs_json_of_many_requests_of_one_block_is_each_ones_records(
-    dtype, width, sizes, seed
-):
-    # Requests of several sizes in one chunk: each gets its own rows, keys before each value.
+def test_the_logs_json_of_one_block_requests_is_their_split_rows(dtype, width, sizes, seed):
+    # Each request keeps its own rows, under the signature's column names, values exact.
     names = ["x", '"q"', "%s", "é"][:width]
     schema = InputSchema(Signature(tuple(ColumnSpec(name, dtype) for name in names)))
     rng = np.random.default_rng(seed)
@@ -284,10 +295,12 @@ def test_the_logs_json_of_many_requests_of_one_block_is_each_ones_records(
         schema.from_rows((rng.normal(size=(n, width)) * 1e4).astype(dtype).tolist()) for n in sizes
     ]
 
-    texts = records_json(inputs)
+    texts = log_json(inputs)
 
     for one, text in zip(inputs, texts, strict=True):
-        assert text == orjson.dumps(one.records(), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        split = split_inputs(orjson.loads(text))
+        assert split is not None and split[0] == names
+        assert input_records(orjson.loads(text)) == _records_text(one)
 
 
 # --- errors ---------------------------------------------------------------------------------

@@ -7,13 +7,14 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
-import itertools
+from typing import Any
 
 import numpy as np
 import orjson
 import pandas as pd
 
 from segue.errors import InvalidArgument
+from segue.monitoring import segments
 from segue.monitoring.readers import read_predictions
 
 
@@ -50,22 +51,50 @@ def window_frame(inputs: list[str], outputs: list[str]) -> tuple[pd.DataFrame, n
     from segue.monitoring.logs import split_output
 
     # One orjson call for the whole window instead of one per request.
-    rows_of = orjson.loads("[" + ",".join(inputs) + "]")
+    logged = orjson.loads("[" + ",".join(inputs) + "]")
     outputs_of = orjson.loads("[" + ",".join(outputs) + "]")
-    aligned = [
-        (rows, out)
-        for rows, out in zip(rows_of, outputs_of, strict=True)
-        if isinstance(rows, list) and isinstance(out, list) and len(rows) == len(out)
-    ]
-    rows = list(itertools.chain.from_iterable(rows for rows, _ in aligned))
-    predictions = list(itertools.chain.from_iterable(out for _, out in aligned))
-    frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
+    pieces: list[pd.DataFrame] = []
+    predictions: list[Any] = []
+    # Consecutive requests in one shape are framed together: rows logged in the
+    # dataframe_split shape (the server's, for one numeric block) as lists under shared
+    # columns, with no dict per row; records as records.
+    columns: list[Any] | None = None
+    rows: list[Any] = []
+    for given, out in zip(logged, outputs_of, strict=True):
+        split = segments.split_inputs(given)
+        these = split[1] if split is not None else given
+        if not (isinstance(these, list) and isinstance(out, list) and len(these) == len(out)):
+            continue
+        shape = None if split is None else split[0]
+        if rows and shape != columns:
+            pieces.append(_frame(rows, columns))
+            rows = []
+        columns = shape
+        rows.extend(these)
+        predictions.extend(out)
+    if rows:
+        pieces.append(_frame(rows, columns))
+    if not pieces:
+        frame = pd.DataFrame()
+    elif len(pieces) == 1:
+        frame = pieces[0]
+    else:
+        frame = pd.concat(pieces, ignore_index=True)
     frame.columns = [str(c) for c in frame.columns]
     if predictions and isinstance(predictions[0], (dict, list)):
         predictions = [split_output(p)[0] for p in predictions]
     array = np.empty(len(predictions), dtype=object)
     array[:] = predictions
     return frame, array
+
+
+def _frame(rows: list[Any], columns: list[Any] | None) -> pd.DataFrame:
+    if columns is not None:
+        try:
+            return pd.DataFrame(rows, columns=columns)
+        except ValueError:  # rows of another width than the columns: written by hand
+            rows = [dict(zip(columns, row, strict=False)) for row in rows]
+    return pd.DataFrame.from_records(rows)
 
 
 def _when(epoch: float | None, default: str) -> str:
