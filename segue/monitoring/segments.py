@@ -33,7 +33,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import fsspec
@@ -145,6 +145,37 @@ def parquet_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue().to_pybytes()
+
+
+#: Most bytes of text in one piece of :func:`string_column` (each piece holds the GIL).
+STRING_CHUNK_BYTES = 4 << 20
+
+
+def string_column(texts: Sequence[bytes]) -> pa.ChunkedArray:
+    """UTF-8 texts (such as orjson's output) as an Arrow string column, built from one buffer
+    and offsets per piece of at most :data:`STRING_CHUNK_BYTES` (and a text always whole)."""
+    chunks = []
+    start = size = 0
+    for i, text in enumerate(texts):
+        size += len(text)
+        if size >= STRING_CHUNK_BYTES:
+            chunks.append(_strings(texts[start : i + 1]))
+            start, size = i + 1, 0
+    if start < len(texts) or not chunks:
+        chunks.append(_strings(texts[start:]))
+    return pa.chunked_array(chunks, type=pa.string())
+
+
+def _strings(texts: Sequence[bytes]) -> pa.Array:
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    if offsets[-1] >= 2**31:
+        raise ValueError(f"a text of {offsets[-1]:,} bytes is past Arrow's 2 GiB string limit")
+    data = pa.py_buffer(b"".join(texts))
+    array = pa.StringArray.from_buffers(len(texts), pa.py_buffer(offsets.astype(np.int32)), data)
+    array.validate(full=True)  # UTF-8 checked in Arrow, without the GIL's Python per text
+    return array
 
 
 def to_json(value: Any) -> str:

@@ -270,8 +270,8 @@ class ModelInput:
         return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
-def log_json(inputs: Sequence[ModelInput]) -> list[str]:
-    """The JSON text the prediction log keeps of each input.
+def log_json(inputs: Sequence[ModelInput]) -> list[bytes]:
+    """The JSON text (UTF-8) the prediction log keeps of each input.
 
     Inputs of one numeric block (the usual scikit-learn signature) are written in MLflow's
     ``dataframe_split`` shape, ``{"columns": [...], "data": [[...], ...]}``, by one orjson call
@@ -280,19 +280,18 @@ def log_json(inputs: Sequence[ModelInput]) -> list[str]:
     them back as records (:func:`segue.monitoring.segments.input_records`). Tensors are
     written as their array; anything else as :meth:`ModelInput.records`.
     """
-    texts: list[str] = []
+    texts: list[bytes] = []
     for given in inputs:
         tensor = given.tensor
         if tensor is not None and tensor.dtype in EXACT_JSON:
-            array = np.ascontiguousarray(tensor)
-            texts.append(orjson.dumps(array, option=_NUMPY_JSON).decode())
+            texts.append(orjson.dumps(np.ascontiguousarray(tensor), option=_NUMPY_JSON))
             continue
         prefix = given.schema.split_json
         if tensor is not None or prefix is None:
-            texts.append(orjson.dumps(given.records(), option=_NUMPY_JSON).decode())
+            texts.append(orjson.dumps(given.records(), option=_NUMPY_JSON))
             continue
         block = np.ascontiguousarray(given.blocks[0])
-        texts.append((prefix + orjson.dumps(block, option=_NUMPY_JSON) + b"}").decode())
+        texts.append(prefix + orjson.dumps(block, option=_NUMPY_JSON) + b"}")
     return texts
 
 
