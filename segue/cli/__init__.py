@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _plain_flags(command: Any, help_names: list[str] | None = None) -> None:
-    """Show boolean flags as flags in ``--help`` (``--json``), not as ``--json <bool>``.
+    """Show boolean flags as flags in ``--help`` (``--json``), not as ``--json <bool>``, and
+    each paragraph of a command's help as one line (:func:`~segue.cli.output.paragraphs`).
 
     Typer's Rich help prints a type beside every option, flags included; an empty metavar is
     what it prints instead. ``--help`` itself is made (and kept) by click on first use, so it
@@ -71,6 +72,10 @@ def _plain_flags(command: Any, help_names: list[str] | None = None) -> None:
 
     if help_names is None:
         help_names = command.context_settings.get("help_option_names", ["--help"])
+    from segue.cli.output import paragraphs
+
+    if getattr(command, "help", None):  # every command's later paragraphs wrap whole too
+        command.help = paragraphs(command.help)
     help_option = command.get_help_option(click.Context(command, help_option_names=help_names))
     for param in [*getattr(command, "params", []), help_option]:
         if getattr(param, "is_flag", False):

@@ -42,9 +42,18 @@ def paragraphs(text: str) -> str:
 
     Typer's Rich help joins the lines of a help text's first paragraph only; the later ones
     keep the source's line breaks, so at any other width they break mid-sentence. Rich wraps
-    the joined paragraphs to the terminal's width instead.
+    the joined paragraphs to the terminal's width instead. A laid-out paragraph (indented
+    lines, a list) is kept as it is.
     """
-    return "\n\n".join(" ".join(part.split()) for part in inspect.cleandoc(text).split("\n\n"))
+    return "\n\n".join(_one_line(part) for part in inspect.cleandoc(text).split("\n\n"))
+
+
+def _one_line(paragraph: str) -> str:
+    """A paragraph's lines joined, unless it is laid out (indented lines, a list)."""
+    lines = paragraph.splitlines()
+    if any(line.startswith((" ", "- ", "* ", "$ ")) for line in lines):
+        return paragraph
+    return " ".join(paragraph.split())
 
 
 def room() -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -45,6 +46,23 @@ def test_every_command_has_help_with_an_example(cli, path):
     assert f"Usage: {' '.join(('segue', *path))}" in result.out
     assert re.search(r"Examples?: (segue|SEGUE_)", result.out)
     assert "<bool>" not in result.out  # flags show as flags: --json, not --json <bool>
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(("segue", *p)))
+def test_help_prose_wraps_whole_paragraphs(cli, path):
+    # At 200 columns a paragraph of the description fits on a line or fills it: a short line
+    # followed by more of its paragraph is a source line break showing through. Laid-out
+    # paragraphs (indented lines, lists, YAML) keep their lines.
+    text = cli(*path, "--help").out
+    description = text[text.index("Usage:") : text.index("╭")] if "╭" in text else text
+    lines = [line[1:].rstrip() for line in description.splitlines()[1:]]
+    paragraphs = "\n".join(lines).split("\n\n")
+    for paragraph in paragraphs:
+        rows = [row for row in paragraph.splitlines() if row]
+        if any(row.startswith((" ", "-", "*", "$")) for row in rows):
+            continue
+        for line, following in itertools.pairwise(rows):
+            assert len(line) + 1 + len(following.split()[0]) > 196, (line, following)
 
 
 def test_short_help_option(cli):
