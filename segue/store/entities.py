@@ -86,6 +86,21 @@ class Run:
 
 
 @dataclass(frozen=True)
+class RunTable:
+    """Runs as columns, a value per run in every list, in the runs' order: what a table of
+    runs (a DataFrame) is built from, with no object per run.
+
+    ``info`` holds a column per :class:`RunInfo` field; ``params``, ``metrics`` (the latest
+    values) and ``tags`` a column per key, None where a run lacks the key.
+    """
+
+    info: dict[str, list[Any]]
+    params: dict[str, list[Any]]
+    metrics: dict[str, list[Any]]
+    tags: dict[str, list[Any]]
+
+
+@dataclass(frozen=True)
 class ArtifactEntry:
     """One line of a run's manifest: a logical path and the blob holding its bytes."""
 

@@ -29,6 +29,7 @@ from segue.store.entities import (
     MetricHistory,
     Run,
     RunInfo,
+    RunTable,
 )
 from segue.store.filters import Expr, OrderKey
 from segue.store.schema import (
@@ -259,14 +260,15 @@ class SqlTrackingStore:
     def finish_run(
         self,
         run_id: str,
-        metrics: Sequence[Metric],
+        metrics: Sequence[Metric] | Mapping[str, run_data.MetricColumns],
         status: str,
         end_time: int,
         *,
         error: str | None = None,
     ) -> None:
-        """Write the run's last metric ``metrics`` and its final status in one transaction:
-        how a run ends. Not part of :class:`TrackingStore` (see :meth:`open_run`)."""
+        """Write the run's last metric ``metrics`` (points, or columns per key as
+        :meth:`log_metric_columns` takes them) and its final status in one transaction: how a
+        run ends. Not part of :class:`TrackingStore` (see :meth:`open_run`)."""
         # A connection, not a session: no unit of work to set up for a handful of statements.
         with self._db.engine.connect() as s, s.begin():
             cursor = DriverCursor(s)
@@ -278,7 +280,9 @@ class SqlTrackingStore:
             if ended == 0:
                 raise NotFound(f"run {run_id!r} does not exist")
             if metrics:
-                columns = run_data.metric_columns(metrics)
+                columns = (
+                    metrics if isinstance(metrics, Mapping) else run_data.metric_columns(metrics)
+                )
                 run_data.write_metric_columns(s, self._db, run_id, columns)
 
     def get_run(self, run_id: str) -> Run:
@@ -499,6 +503,37 @@ class SqlTrackingStore:
         offset: int = 0,
     ) -> list[Run]:
         """The matching runs, sorted; ``offset`` skips that many first (a page of a table)."""
+        with self._db.read() as s:
+            ids = self._search_ids(
+                s, experiment_ids, where, order_by, max_results, include_deleted, offset
+            )
+            return run_data.load_runs(s, ids)
+
+    def search_table(
+        self,
+        experiment_ids: Sequence[int] | None,
+        where: Expr | None,
+        order_by: Sequence[OrderKey],
+        max_results: int,
+        include_deleted: bool = False,
+    ) -> RunTable:
+        """:meth:`search_runs` as columns: what ``segue.search_runs`` makes its DataFrame of,
+        with no record per run. Not part of :class:`TrackingStore`: a store without it gets
+        the records turned into columns."""
+        with self._db.read() as s:
+            ids = self._search_ids(s, experiment_ids, where, order_by, max_results, include_deleted)
+            return run_data.load_table(s, ids)
+
+    def _search_ids(
+        self,
+        s: Session,
+        experiment_ids: Sequence[int] | None,
+        where: Expr | None,
+        order_by: Sequence[OrderKey],
+        max_results: int,
+        include_deleted: bool,
+        offset: int = 0,
+    ) -> list[str]:
         if offset < 0 or max_results < 0:
             raise InvalidArgument(f"offset {offset} and max_results {max_results} must be >= 0")
         sql, params = _compiled_search(
@@ -510,9 +545,7 @@ class SqlTrackingStore:
             include_deleted,
             offset,
         )
-        with self._db.read() as s:
-            ids = [row[0] for row in s.connection().exec_driver_sql(sql, params)]
-            return run_data.load_runs(s, ids)
+        return [row[0] for row in s.connection().exec_driver_sql(sql, params)]
 
     # -- what the web UI's tables show (SQL stores only) ---------------------------------
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from segue.artifacts import ContentStore, FsspecBackend
 from segue.config import Settings, settings
 from segue.errors import InvalidArgument
+from segue.store import collector
 from segue.store.engine import open_engine
 from segue.store.entities import (
     RUN_STATUSES,
@@ -32,7 +33,7 @@ from segue.store.entities import (
     Run,
     RunInfo,
 )
-from segue.store.filters import parse_filter, parse_order_by
+from segue.store.filters import Expr, OrderKey, parse_filter, parse_order_by
 from segue.store.sessions import is_transient
 from segue.store.tracking import SqlTrackingStore, TrackingStore
 from segue.tracking import environment, validation
@@ -335,6 +336,36 @@ class TrackingClient:
         include_deleted: bool = False,
     ) -> list[Run]:
         """Runs matching ``filter`` (see :func:`segue.search_runs`), as stored records."""
+        search = self._search(experiment, filter, order_by, max_results)
+        return self.store.search_runs(*search, include_deleted)
+
+    def search_runs(
+        self,
+        experiment: str | Sequence[str] | None = None,
+        filter: str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        max_results: int = 1000,
+        include_deleted: bool = False,
+    ) -> pd.DataFrame:
+        """:meth:`find_runs` as a DataFrame (see :func:`segue.search_runs`)."""
+        from segue.tracking.frames import runs_frame, table_frame
+
+        search = self._search(experiment, filter, order_by, max_results)
+        # A SQL store reads the runs as columns, with no record per run to make and free.
+        search_table = getattr(self.store, "search_table", None)
+        with collector.paused():  # the rows and the frame's lists: see its docstring
+            if search_table is None:
+                return runs_frame(self.store.search_runs(*search, include_deleted))
+            return table_frame(search_table(*search, include_deleted))
+
+    def _search(
+        self,
+        experiment: str | Sequence[str] | None,
+        filter: str | None,
+        order_by: Sequence[str] | str | None,
+        max_results: int,
+    ) -> tuple[list[int] | None, Expr | None, list[OrderKey], int]:
+        """The store's arguments of a search: experiment ids, the parsed filter and order."""
         if isinstance(max_results, bool) or not isinstance(max_results, int):
             raise InvalidArgument(f"max_results must be an integer, got {max_results!r}")
         if not 1 <= max_results <= MAX_RESULTS:
@@ -345,12 +376,7 @@ class TrackingClient:
         if experiment is not None:
             names = [experiment] if isinstance(experiment, str) else list(experiment)
             ids = [self.store.get_experiment(n).id for n in names]
-        return self.store.search_runs(ids, where, order, max_results, include_deleted)
-
-    def search_runs(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
-        from segue.tracking.frames import runs_frame
-
-        return runs_frame(self.find_runs(*args, **kwargs))
+        return ids, where, order, max_results
 
 
 # Word lists read best as one line each.

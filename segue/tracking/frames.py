@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
 
-from segue.store.entities import Run
+from segue.store.entities import Run, RunInfo, RunTable
 
 _BASE_COLUMNS = [
     "run_id",
@@ -19,33 +20,72 @@ _BASE_COLUMNS = [
     "user",
     "parent_run_id",
 ]
+#: The run field each base column holds.
+_BASE_FIELDS = {
+    "run_id": "id",
+    "experiment": "experiment_name",
+    "name": "name",
+    "status": "status",
+    "start_time": "start_time",
+    "end_time": "end_time",
+    "user": "user",
+    "parent_run_id": "parent_run_id",
+}
 
 
 def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
     """One row per run: attributes, then params.*, metrics.* (latest value) and tags.*."""
-    rows = []
-    for run in runs:
-        i = run.info
-        row: dict[str, Any] = {
-            "run_id": i.id,
-            "experiment": i.experiment_name,
-            "name": i.name,
-            "status": i.status,
-            "start_time": i.start_time,
-            "end_time": i.end_time,
-            "user": i.user,
-            "parent_run_id": i.parent_run_id,
-        }
-        row.update({f"params.{k}": v for k, v in run.data.params.items()})
-        row.update({f"metrics.{k}": m.value for k, m in run.data.metrics.items()})
-        row.update({f"tags.{k}": v for k, v in run.data.tags.items()})
-        rows.append(row)
-    frame = pd.DataFrame(rows, columns=None if rows else _BASE_COLUMNS)
-    extra = sorted(c for c in frame.columns if c not in _BASE_COLUMNS)
-    order = sorted(
-        extra, key=lambda c: ("params.", "metrics.", "tags.").index(c.split(".")[0] + ".")
-    )
-    frame = frame[_BASE_COLUMNS + order]
+    return table_frame(runs_table(runs))
+
+
+def table_frame(table: RunTable) -> pd.DataFrame:
+    """:func:`runs_frame` of runs given as columns (what ``SqlTrackingStore.search_table``
+    reads): the columns are handed to pandas as they are, with no dict per run to line up.
+
+    A missing param, metric or tag is NaN, as when pandas fills the keys a record lacks.
+    """
+    if not table.info["id"]:
+        # No runs: the base columns, as pandas types them with no rows to infer from.
+        frame = pd.DataFrame([], columns=_BASE_COLUMNS)
+    else:
+        columns: dict[str, Any] = {name: table.info[f] for name, f in _BASE_FIELDS.items()}
+        for prefix, found in (
+            ("params.", table.params),
+            ("metrics.", table.metrics),
+            ("tags.", table.tags),
+        ):
+            for key in sorted(found):
+                columns[prefix + key] = found[key]
+        frame = pd.DataFrame(columns, columns=list(columns))
     for column in ("start_time", "end_time"):
         frame[column] = pd.to_datetime(frame[column], unit="ms", utc=True)
     return frame
+
+
+def runs_table(runs: Iterable[Run]) -> RunTable:
+    """Records as columns (see :class:`~segue.store.entities.RunTable`)."""
+    runs = list(runs)
+    count = len(runs)
+    infos = [run.info for run in runs]
+    info = {f.name: [getattr(i, f.name) for i in infos] for f in dataclasses.fields(RunInfo)}
+    params: dict[str, list[Any]] = {}
+    metrics: dict[str, list[Any]] = {}
+    tags: dict[str, list[Any]] = {}
+    for row, run in enumerate(runs):
+        data = run.data
+        for key, value in data.params.items():
+            column = params.get(key)
+            if column is None:
+                column = params[key] = [None] * count
+            column[row] = value
+        for key, point in data.metrics.items():
+            column = metrics.get(key)
+            if column is None:
+                column = metrics[key] = [None] * count
+            column[row] = point.value
+        for key, value in data.tags.items():
+            column = tags.get(key)
+            if column is None:
+                column = tags[key] = [None] * count
+            column[row] = value
+    return RunTable(info, params, metrics, tags)

@@ -136,17 +136,20 @@ class ActiveRun:
 
     def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
         """Record one point; without ``step`` the key's previous step + 1 is used (from 0)."""
-        # log_metrics for one point, without its dict and loops: this runs once a point.
+        # log_metrics for one point, without its dict, loops or a Metric: this runs once a
+        # point, so the common types skip the validation calls.
         if key not in self._keys:
             validation.check_key("metric", key)
-        number = validation.metric_value(key, value)
+            self._keys.add(key)
+        number = value if type(value) is float else validation.metric_value(key, value)
         last = self._steps.get(key, -1)
-        step = last + 1 if step is None else validation.metric_step(key, step)
-        point = Metric(key, number, step, self._client._now())
+        if step is None:
+            step = last + 1
+        elif type(step) is not int:
+            step = validation.metric_step(key, step)
         if step > last:
             self._steps[key] = step
-        self._keys.add(key)
-        self._client.writer.add_one(self.info.id, point)
+        self._client.writer.add_one(self.info.id, key, number, step, self._client._now())
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         now = self._client._now()

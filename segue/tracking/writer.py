@@ -20,11 +20,12 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 from segue.errors import InvalidArgument, NotFound, SegueError
 from segue.store.entities import Metric
+from segue.store.run_data import MetricColumns
 from segue.store.sessions import describe, is_transient
 from segue.store.tracking import TrackingStore
 
@@ -33,6 +34,11 @@ log = logging.getLogger(__name__)
 #: Points held before the writer is woken early.
 _EAGER_FLUSH = 5_000
 WHEN_FULL = ("block", "drop")
+
+#: A run's buffered points: per key, the columns values, steps and timestamps, in the order
+#: logged (what the store writes, with no object a point).
+_Columns = tuple[list[float], list[int], list[int]]
+_RunPoints = dict[str, _Columns]
 
 #: How many times this process is a forked child of the one that imported this module: a
 #: writer started before a fork has no thread in the child (cheaper than os.getpid a point).
@@ -88,7 +94,7 @@ class MetricWriter:
         self._max_backlog = max_backlog
         self._when_full = when_full
         self._clock = clock
-        self._buffer: dict[str, list[Metric]] = defaultdict(list)
+        self._buffer: dict[str, _RunPoints] = {}
         self._size = 0
         self._waiting = 0
         self._live: set[str] = set()
@@ -147,27 +153,46 @@ class MetricWriter:
                 finally:
                     self._waiting -= 1
             self._full_warned = False
-            self._buffer[run_id].extend(points)
+            run = self._buffer.get(run_id)
+            if run is None:
+                run = self._buffer[run_id] = {}
+            for point in points:
+                columns = run.get(point.key)
+                if columns is None:
+                    columns = run[point.key] = ([], [], [])
+                columns[0].append(point.value)
+                columns[1].append(point.step)
+                columns[2].append(point.timestamp)
             self._size += len(points)
             full = self._size >= min(_EAGER_FLUSH, self._max_backlog)
         if full and not self._wake.is_set():  # set() takes a lock: once per wake, not a point
             self._wake.set()
 
-    def add_one(self, run_id: str, point: Metric) -> None:
-        """:meth:`add` for one point: what ``log_metric`` calls, once a point, so it does the
-        least it can while the backlog has room."""
+    def add_one(self, run_id: str, key: str, value: float, step: int, timestamp: int) -> None:
+        """:meth:`add` for one point, given as plain values: what ``log_metric`` calls, once
+        a point, so it does the least it can while the backlog has room (no object made, the
+        lock held for a few appends)."""
         if not self._running or self._forks != _forks:
             self._ensure_thread()
         with self._lock:
             room = self._size < self._max_backlog
             if room:
-                self._full_warned = False
-                self._buffer[run_id].append(point)
+                run = self._buffer.get(run_id)
+                if run is None:
+                    run = self._buffer[run_id] = {}
+                columns = run.get(key)
+                if columns is None:
+                    columns = run[key] = ([], [], [])
+                columns[0].append(value)
+                columns[1].append(step)
+                columns[2].append(timestamp)
                 self._size += 1
+                if self._full_warned:
+                    self._full_warned = False
                 if self._size < self._eager:
                     return
         if not room:  # full: wait or drop, as add does
-            self.add(run_id, (point,))
+            self.add(run_id, (Metric(key, value, step, timestamp),))
         elif not self._wake.is_set():
             self._wake.set()
 
@@ -204,19 +229,19 @@ class MetricWriter:
         with self._flush_lock:
             with self._lock:
                 if run_id is None:
-                    batches, self._buffer = dict(self._buffer), defaultdict(list)
+                    batches, self._buffer = self._buffer, {}
                 else:
-                    batches = {run_id: self._buffer.pop(run_id, [])}
-                self._size -= sum(len(points) for points in batches.values())
+                    batches = {run_id: self._buffer.pop(run_id, {})}
+                self._size -= sum(_count(points) for points in batches.values())
                 self._room.notify_all()
             failure: Exception | None = None
             for rid, points in batches.items():
                 if not points:
                     continue
                 try:
-                    self._store.log_batch(rid, metrics=points)
+                    self._write(rid, points)
                 except NotFound as exc:
-                    log.warning("dropping %d metric points: %s", len(points), exc)
+                    log.warning("dropping %d metric points: %s", _count(points), exc)
                     failure = failure or exc
                 except Exception as exc:
                     if is_transient(exc):
@@ -224,16 +249,24 @@ class MetricWriter:
                         log.warning("could not write metrics of run %s; will retry: %s", rid, exc)
                         failure = failure or exc
                     else:
-                        failure = failure or self._lose(rid, len(points), exc)
+                        failure = failure or self._lose(rid, _count(points), exc)
             if not background:
                 reported = self._take_lost(run_id)
                 failure = failure or reported
                 if failure is not None:
                     raise failure
 
-    def finish(self, run_id: str, write: Callable[[list[Metric]], None]) -> bool:
-        """Hand the run's buffered points to ``write``, which stores them together with
-        whatever ends the run (one transaction instead of two).
+    def _write(self, run_id: str, points: _RunPoints) -> None:
+        # A store that takes columns gets them as buffered; another gets a point an object.
+        log_columns = getattr(self._store, "log_metric_columns", None)
+        if log_columns is not None:
+            log_columns(run_id, points)
+        else:
+            self._store.log_batch(run_id, metrics=as_metrics(points))
+
+    def finish(self, run_id: str, write: Callable[[Mapping[str, MetricColumns]], None]) -> bool:
+        """Hand the run's buffered points, as columns per key, to ``write``, which stores
+        them together with whatever ends the run (one transaction instead of two).
 
         Returns False, having written nothing, when an earlier background write of the run
         failed for good (:meth:`flush` reports that). When ``write`` raises, the points go
@@ -243,8 +276,8 @@ class MetricWriter:
             with self._lock:
                 if run_id in self._lost:
                     return False
-                points = self._buffer.pop(run_id, [])
-                self._size -= len(points)
+                points = self._buffer.pop(run_id, {})
+                self._size -= _count(points)
                 if points:
                     self._room.notify_all()
             try:
@@ -276,10 +309,18 @@ class MetricWriter:
             self._lost.clear()
         return lost[0] if lost else None
 
-    def _requeue(self, run_id: str, points: list[Metric]) -> None:
+    def _requeue(self, run_id: str, points: _RunPoints) -> None:
+        """Put ``points`` back in front of the run's points logged since they were taken."""
         with self._lock:
-            self._buffer[run_id][:0] = points
-            self._size += len(points)
+            run = self._buffer.setdefault(run_id, {})
+            for key, (values, steps, stamps) in points.items():
+                later = run.get(key)
+                if later is not None:
+                    values.extend(later[0])
+                    steps.extend(later[1])
+                    stamps.extend(later[2])
+                run[key] = (values, steps, stamps)
+            self._size += _count(points)
 
     def close(self) -> None:
         """Stop the thread after a last flush."""
@@ -333,3 +374,16 @@ class MetricWriter:
             self._last_heartbeat = now
         except Exception:
             log.warning("could not send run heartbeat; will retry", exc_info=True)
+
+
+def _count(points: _RunPoints) -> int:
+    return sum(len(values) for values, _, _ in points.values())
+
+
+def as_metrics(points: Mapping[str, MetricColumns]) -> list[Metric]:
+    """Columns per key as points, key after key, each key's in the order logged."""
+    return [
+        Metric(key, value, step, stamp)
+        for key, (values, steps, stamps) in points.items()
+        for value, step, stamp in zip(values, steps, stamps, strict=True)
+    ]

@@ -134,6 +134,24 @@ def test_metric_columns_are_stored_as_logged_with_the_latest_point_per_key(
     assert store.get_run(run_id).data.metrics["loss"].value == 1.0
 
 
+@pytest.mark.parametrize("count", [1, 99, 100, 101, 250, 1_000])
+def test_a_long_history_is_stored_in_logging_order_and_its_latest_point_found(
+    store: SqlTrackingStore, run_id: str, count: int
+) -> None:
+    """SQLite writes blocks of rows a statement, then the rest a row at a time: every
+    point lands once, in order (the ids follow it), whatever the count."""
+    nan = float("nan")
+    values = [nan if i % 7 == 3 else i / 2 for i in range(count)]
+    steps = [i // 2 for i in range(count)]  # equal steps: the logging order decides
+    store.log_metric_columns(run_id, {"loss": (values, steps, [T0] * count)})
+    history = store.get_metric_columns(run_id, "loss")
+    assert history.steps == steps
+    assert history.values == [None if v != v else v for v in values]
+    latest = store.get_run(run_id).data.metrics["loss"]
+    assert latest.step == steps[-1]
+    assert latest.value == values[-1] or (latest.value != latest.value and values[-1] != values[-1])
+
+
 def test_a_history_read_as_columns_matches_the_history(
     store: SqlTrackingStore, run_id: str
 ) -> None:

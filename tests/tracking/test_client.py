@@ -17,6 +17,7 @@ from segue.config import Settings
 from segue.errors import IntegrityError, InvalidArgument, NotFound
 from segue.store.entities import DatasetInput
 from segue.tracking.client import TrackingClient, get_client
+from segue.tracking.frames import runs_frame
 from segue.tracking.runs import ActiveRun
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -382,6 +383,28 @@ def test_search_runs_filter_and_order(client, runs):
         "child",
         "lr",
     ]
+
+
+@pytest.mark.parametrize(
+    ("experiment", "text"),
+    [
+        (None, None),
+        ("churn", None),
+        ("churn", "metrics.acc > 0.6"),
+        (None, "metrics.acc > 2"),  # no run
+        ("fraud", None),
+    ],
+)
+def test_search_runs_read_as_columns_is_the_frame_of_the_records(client, runs, experiment, text):
+    """The store's columns (search_table) make the same DataFrame as its records."""
+    nan_run = ActiveRun(client, client.create_run("churn", "nan", params={"model": "gb"}))
+    nan_run.log_metric("acc", float("nan"))
+    nan_run.set_tag("team", "")
+    nan_run.end()
+    client.store.set_run_status(nan_run.id, "KILLED", None)
+    frame = client.search_runs(experiment, text, order_by="name")
+    records = runs_frame(client.find_runs(experiment, text, order_by="name"))
+    pd.testing.assert_frame_equal(frame, records, check_exact=True)
 
 
 def test_search_runs_with_no_match_has_the_base_columns(client, runs):

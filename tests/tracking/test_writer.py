@@ -60,7 +60,7 @@ class FakeStore:
 
 
 class CountingStore:
-    """A real store whose ``log_batch`` calls with metrics are counted."""
+    """A real store whose writes of metric points are counted."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
@@ -70,6 +70,11 @@ class CountingStore:
         if kwargs.get("metrics"):
             self.metric_batches += 1
         self._inner.log_batch(run_id, **kwargs)
+
+    def log_metric_columns(self, run_id: str, metrics: Any, **kwargs: Any) -> None:
+        if metrics:
+            self.metric_batches += 1
+        self._inner.log_metric_columns(run_id, metrics, **kwargs)
 
     def finish_run(self, run_id: str, metrics: Any, *args: Any, **kwargs: Any) -> None:
         """A run's last points, written with its status in one transaction."""
@@ -236,6 +241,48 @@ def test_a_transient_failure_requeues_the_points(writers):
     writer.add("r1", points(2, start=3))
     writer.flush()
     assert fake.batches == [("r1", points(5))]  # the old points first, none lost or doubled
+
+
+class ColumnStore(FakeStore):
+    """A store that takes points as columns per key, as the SQL store does."""
+
+    def __init__(self, failures: Sequence[Exception] = ()) -> None:
+        super().__init__(failures)
+        self.column_batches: list[tuple[str, dict[str, Any]]] = []
+
+    def log_batch(self, run_id: str, **_: Any) -> None:
+        raise AssertionError("a store taking columns gets columns")
+
+    def log_metric_columns(self, run_id: str, metrics: Any, **_: Any) -> None:
+        with self._lock:
+            if self.failures:
+                raise self.failures.pop(0)
+            copied = {k: tuple(list(c) for c in cols) for k, cols in metrics.items()}
+            self.column_batches.append((run_id, copied))
+
+
+def test_a_store_taking_columns_gets_each_keys_points_as_logged_after_a_retry(writers):
+    store = ColumnStore(failures=[locked()])
+    writer = writers(store, flush_interval=3600)
+    writer.add_one("r1", "loss", 0.5, 0, 10)
+    writer.add("r1", [Metric("acc", 0.1, 0, 10), Metric("loss", 0.4, 1, 11)])
+    with pytest.raises(sa.exc.OperationalError, match="locked"):
+        writer.flush()
+    assert writer.backlog == 3
+    writer.add_one("r1", "loss", 0.3, 2, 12)  # logged after the failed write: after its points
+    writer.add_one("r1", "f1", 0.9, 0, 12)
+    writer.flush()
+    assert store.column_batches == [
+        (
+            "r1",
+            {
+                "loss": ([0.5, 0.4, 0.3], [0, 1, 2], [10, 11, 12]),
+                "acc": ([0.1], [0], [10]),
+                "f1": ([0.9], [0], [12]),
+            },
+        )
+    ]
+    assert writer.backlog == 0
 
 
 def test_the_background_thread_retries_transient_failures(writers):
@@ -430,7 +477,9 @@ def test_one_point_at_a_time_follows_the_backlog_policy(writers, when_full):
     writer = writers(store, flush_interval=3600, max_backlog=10, when_full=when_full)
     _fill(writer, store)
     extra = points(2, start=20)
-    adding = threading.Thread(target=lambda: [writer.add_one("r1", p) for p in extra])
+    adding = threading.Thread(
+        target=lambda: [writer.add_one("r1", p.key, p.value, p.step, p.timestamp) for p in extra]
+    )
     adding.start()
     if when_full == "block":
         wait_for(lambda: writer.waiting == 1)

@@ -15,12 +15,9 @@ the authenticated actor (``user:bob``), which the client cannot choose.
 
 from __future__ import annotations
 
-import gc
 import json
 import math
-import threading
-from collections.abc import Callable, Coroutine, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -33,6 +30,7 @@ from segue.errors import InvalidArgument
 
 # The module, not its names: segue.server.app imports the routers while it loads.
 from segue.server import app
+from segue.store import collector
 from segue.store.entities import ArtifactEntry, Dataset, RunInfo
 from segue.store.filters import parse_filter, parse_order_by
 from segue.store.tracking import SqlTrackingStore
@@ -309,7 +307,8 @@ def log_batch(request: Request, run_id: RunIdPath, body: BatchBody) -> Response:
     count = sum(len(group.points) for group in body.metrics)
     if count > MAX_POINTS:
         raise _invalid("metrics", f"a batch holds at most {MAX_POINTS} points, got {count}")
-    with _collection_paused():
+    # No cyclic collection while the batch's objects live (see segue.store.collector).
+    with collector.paused():
         # Straight from the parsed triples to columns per key: no object per point.
         columns: dict[str, tuple[list[float], list[int], list[int]]] = {}
         for group in body.metrics:
@@ -453,35 +452,6 @@ def record_environment(request: Request, digest: DigestPath, body: EnvironmentBo
 
 def _store(request: Request) -> SqlTrackingStore:
     return app.server_state(request).tracking
-
-
-_pauses = 0
-_pauses_lock = threading.Lock()
-_collecting = True
-
-
-@contextmanager
-def _collection_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a batch is turned into rows and written.
-
-    A batch of 50,000 points makes several hundred thousand objects that all live until it is
-    written, and the collector would walk them again and again for nothing (it doubled the
-    time of a batch). The batch frees them itself; collection resumes when the last batch in
-    progress ends.
-    """
-    global _pauses, _collecting
-    with _pauses_lock:
-        if _pauses == 0:
-            _collecting = gc.isenabled()
-            gc.disable()
-        _pauses += 1
-    try:
-        yield
-    finally:
-        with _pauses_lock:
-            _pauses -= 1
-            if _pauses == 0 and _collecting:
-                gc.enable()
 
 
 def _invalid(field: str, message: str) -> InvalidArgument:
