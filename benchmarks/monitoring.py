@@ -145,7 +145,8 @@ def window_read(
         if shape == "split":
             rows = values[i : i + rows_per_request]
             text = orjson.dumps(
-                {"columns": columns, "data": rows}, option=orjson.OPT_SERIALIZE_NUMPY
+                {"dataframe_split": {"columns": columns, "data": rows}},
+                option=orjson.OPT_SERIALIZE_NUMPY,
             )
         else:
             text = orjson.dumps(current.iloc[i : i + rows_per_request].to_dict(orient="records"))

@@ -80,7 +80,6 @@ def import_mlflow(
 
 app.command(
     "mlflow",
-    help=paragraphs(import_mlflow.__doc__ or ""),
     epilog=paragraphs(
         """Example: segue import mlflow --from sqlite:///mlflow.db
 

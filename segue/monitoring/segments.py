@@ -209,13 +209,15 @@ def decode_json(texts: list[str | None]) -> pd.Series:
 
 
 def split_inputs(value: Any) -> tuple[list[Any], list[Any]] | None:
-    """The ``(columns, rows)`` of inputs logged in the ``dataframe_split`` shape
-    (``{"columns": [...], "data": [[...], ...]}``, how the server logs a request of one
-    numeric block), else None."""
-    if type(value) is dict and len(value) == 2:
-        columns, data = value.get("columns"), value.get("data")
-        if type(columns) is list and type(data) is list:
-            return columns, data
+    """The ``(columns, rows)`` of inputs logged as MLflow's ``dataframe_split`` body,
+    ``{"dataframe_split": {"columns": [...], "data": [[...], ...]}}`` (how the server logs a
+    request of one numeric block), else None."""
+    if type(value) is dict and len(value) == 1:
+        split = value.get("dataframe_split")
+        if type(split) is dict and len(split) == 2:
+            columns, data = split.get("columns"), split.get("data")
+            if type(columns) is list and type(data) is list:
+                return columns, data
     return None
 
 

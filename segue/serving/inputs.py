@@ -89,7 +89,8 @@ class InputSchema:
         self.single_block = len(self.blocks) == 1 and not self.others
         self.row_getter = itemgetter(*self.names) if len(self.names) > 1 else None
         if self.single_block and self.blocks[0].dtype in EXACT_JSON:
-            self.split_json = b'{"columns":' + orjson.dumps(self.names) + b',"data":'
+            self.split_json = b'{"dataframe_split":{"columns":' + orjson.dumps(self.names)
+            self.split_json += b',"data":'
 
     # -- building inputs -----------------------------------------------------------------
 
@@ -273,8 +274,8 @@ class ModelInput:
 def log_json(inputs: Sequence[ModelInput]) -> list[bytes]:
     """The JSON text (UTF-8) the prediction log keeps of each input.
 
-    Inputs of one numeric block (the usual scikit-learn signature) are written in MLflow's
-    ``dataframe_split`` shape, ``{"columns": [...], "data": [[...], ...]}``, by one orjson call
+    Inputs of one numeric block (the usual scikit-learn signature) are written as MLflow's
+    ``{"dataframe_split": {"columns": [...], "data": [[...], ...]}}``, by one orjson call
     on the request's array: no Python work per row or value, so a 100-row request costs the
     log writer (and the GIL it shares with the event loop) tens of microseconds. Readers give
     them back as records (:func:`segue.monitoring.segments.input_records`). Tensors are
@@ -291,7 +292,7 @@ def log_json(inputs: Sequence[ModelInput]) -> list[bytes]:
             texts.append(orjson.dumps(given.records(), option=_NUMPY_JSON))
             continue
         block = np.ascontiguousarray(given.blocks[0])
-        texts.append(prefix + orjson.dumps(block, option=_NUMPY_JSON) + b"}")
+        texts.append(prefix + orjson.dumps(block, option=_NUMPY_JSON) + b"}}")
     return texts
 
 

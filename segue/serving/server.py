@@ -83,7 +83,8 @@ def settle_process() -> None:
     a full collection then walks only what requests create, not the hundreds of thousands of
     objects of scikit-learn, pandas and the model; such collections held the event loop for
     up to 137 ms each under load before. Objects freed by reference counting are freed as
-    ever; only cycles among what is frozen stay until exit.
+    ever; only cycles among what is frozen stay until exit (a model swapped out later leaves
+    its own cycles, if it has any, once; later models are not frozen).
     """
     import gc
 

@@ -4,12 +4,15 @@ Reading a page of runs or parsing a batch of points makes tens of thousands of a
 (tuples, dicts, frozen records) that all live until the burst ends; the collector would walk
 them again and again for nothing (a full collection walks every object of the process, pandas
 and SQLAlchemy included). They are freed by reference counting; collection resumes when the
-last burst in progress ends.
+last burst in progress ends. Keep pauses short and rare in a server: overlapping pauses keep
+the collector off while any lasts, so it pauses only around parsing one metric batch, not
+around its reads (a script's search pauses it: ``TrackingClient.find_runs``).
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,3 +39,16 @@ def paused() -> Iterator[None]:
             _pauses -= 1
             if _pauses == 0 and _collecting:
                 gc.enable()
+
+
+def _after_fork() -> None:
+    """A child forked inside a pause has no pause of its own: collect as before the pause."""
+    global _pauses, _lock
+    if _pauses and _collecting:
+        gc.enable()
+    _pauses = 0
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

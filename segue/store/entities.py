@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +99,18 @@ class RunTable:
     params: dict[str, list[Any]]
     metrics: dict[str, list[Any]]
     tags: dict[str, list[Any]]
+
+
+def spread_cells(cells: Iterable[tuple[int, str, Any]], count: int) -> dict[str, list[Any]]:
+    """``(row, key, value)`` cells as a column per key of ``count`` rows, None where a row
+    has no value for the key (the columns of a :class:`RunTable`), keys in order of arrival."""
+    columns: dict[str, list[Any]] = {}
+    for row, key, value in cells:
+        column = columns.get(key)
+        if column is None:
+            column = columns[key] = [None] * count
+        column[row] = value
+    return columns
 
 
 @dataclass(frozen=True)

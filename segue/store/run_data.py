@@ -18,8 +18,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from segue.errors import Conflict, InvalidArgument
-from segue.store import collector
-from segue.store.entities import Metric, MetricHistory, Run, RunData, RunInfo, RunTable
+from segue.store.entities import (
+    Metric,
+    MetricHistory,
+    Run,
+    RunData,
+    RunInfo,
+    RunTable,
+    spread_cells,
+)
 from segue.store.schema import ExperimentRow, LatestMetricRow, MetricRow, ParamRow, RunRow, TagRow
 from segue.store.sessions import Database, DriverCursor
 
@@ -255,11 +262,33 @@ def load_runs(s: Session, ids: Sequence[str]) -> list[Run]:
     1,000 runs holds some 6,000 rows: no ORM object, no per-statement compilation).
 
     The records are filled in directly (see :func:`_record`): their frozen ``__init__``
-    took a third of a 1,000-run search's Python time; and with the collector paused while
-    they are made (their garbage collections cost as much again).
+    took a third of a 1,000-run search's Python time. In-process callers pause the collector
+    around a search (:meth:`TrackingClient.find_runs`); a server, whose searches overlap,
+    does not, so that its cyclic garbage is still collected.
     """
-    with collector.paused():
-        return _load_runs(s, ids)
+    return _load_runs(s, ids)
+
+
+_Fetched = list[tuple[list[Any], list[Any], list[Any], list[Any]]]
+
+
+def _fetch(s: Session, ids: Sequence[str]) -> _Fetched:
+    """The rows of the runs ``ids``, their params, latest metrics and tags: one
+    ``(runs, params, metrics, tags)`` of row lists a chunk of ids."""
+    found: _Fetched = []
+    cursor = DriverCursor(s)
+    try:
+        sql = _load_sql(cursor.mark, cursor.quote)
+        for chunk in _chunks(ids):
+            marks = ", ".join([cursor.mark] * len(chunk))
+            runs, params, metrics, tags = (
+                cursor.execute(query.format(marks), chunk).fetchall()
+                for query in (sql.runs, sql.params, sql.metrics, sql.tags)
+            )
+            found.append((runs, params, metrics, tags))
+    finally:
+        cursor.close()
+    return found
 
 
 def _load_runs(s: Session, ids: Sequence[str]) -> list[Run]:
@@ -269,33 +298,26 @@ def _load_runs(s: Session, ids: Sequence[str]) -> list[Run]:
     tags: dict[str, dict[str, str]] = {i: {} for i in ids}
     nan = math.nan
     record = _record
-    cursor = DriverCursor(s)
-    try:
-        sql = _load_sql(cursor.mark, cursor.quote)
-        for chunk in _chunks(ids):
-            marks = ", ".join([cursor.mark] * len(chunk))
-            for row in cursor.execute(sql.runs.format(marks), chunk).fetchall():
-                fields = dict(zip(_LOADED_FIELDS, row, strict=True))
-                if fields["source_dirty"] is not None:  # SQLite gives 0 or 1
-                    fields["source_dirty"] = bool(fields["source_dirty"])
-                infos[row[0]] = record(RunInfo, fields)
-            for run_id, key, value in cursor.execute(sql.params.format(marks), chunk).fetchall():
-                params[run_id][key] = value
-            latest = cursor.execute(sql.metrics.format(marks), chunk).fetchall()
-            for run_id, key, number, step, stamp in latest:
-                metrics[run_id][key] = record(
-                    Metric,
-                    {
-                        "key": key,
-                        "value": nan if number is None else number,
-                        "step": step,
-                        "timestamp": stamp,
-                    },
-                )
-            for run_id, key, value in cursor.execute(sql.tags.format(marks), chunk).fetchall():
-                tags[run_id][key] = value
-    finally:
-        cursor.close()
+    for run_rows, param_rows, metric_rows, tag_rows in _fetch(s, ids):
+        for row in run_rows:
+            fields = dict(zip(_LOADED_FIELDS, row, strict=True))
+            if fields["source_dirty"] is not None:  # SQLite gives 0 or 1
+                fields["source_dirty"] = bool(fields["source_dirty"])
+            infos[row[0]] = record(RunInfo, fields)
+        for run_id, key, value in param_rows:
+            params[run_id][key] = value
+        for run_id, key, number, step, stamp in metric_rows:
+            metrics[run_id][key] = record(
+                Metric,
+                {
+                    "key": key,
+                    "value": nan if number is None else number,
+                    "step": step,
+                    "timestamp": stamp,
+                },
+            )
+        for run_id, key, value in tag_rows:
+            tags[run_id][key] = value
     return [
         record(
             Run,
@@ -314,29 +336,8 @@ def _load_runs(s: Session, ids: Sequence[str]) -> list[Run]:
 def load_table(s: Session, ids: Sequence[str]) -> RunTable:
     """:func:`load_runs` as columns (see :class:`RunTable`): the same runs in the same order,
     from the same queries, with no record per run, param or metric."""
-    with collector.paused():
-        return _load_table(s, ids)
-
-
-def _load_table(s: Session, ids: Sequence[str]) -> RunTable:
-    rows: dict[str, tuple[Any, ...]] = {}
-    found: list[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]] = []
-    cursor = DriverCursor(s)
-    try:
-        sql = _load_sql(cursor.mark, cursor.quote)
-        for chunk in _chunks(ids):
-            marks = ", ".join([cursor.mark] * len(chunk))
-            for row in cursor.execute(sql.runs.format(marks), chunk).fetchall():
-                rows[row[0]] = row
-            found.append(
-                (
-                    cursor.execute(sql.params.format(marks), chunk).fetchall(),
-                    cursor.execute(sql.metrics.format(marks), chunk).fetchall(),
-                    cursor.execute(sql.tags.format(marks), chunk).fetchall(),
-                )
-            )
-    finally:
-        cursor.close()
+    fetched = _fetch(s, ids)
+    rows = {row[0]: row for run_rows, _, _, _ in fetched for row in run_rows}
     ordered = [rows[i] for i in ids if i in rows]
     count = len(ordered)
     where = {row[0]: n for n, row in enumerate(ordered)}
@@ -348,26 +349,23 @@ def _load_table(s: Session, ids: Sequence[str]) -> RunTable:
     else:
         info = {name: [] for name in _LOADED_FIELDS}
     info["source_dirty"] = [None if v is None else bool(v) for v in info["source_dirty"]]
-    params: dict[str, list[Any]] = {}
-    metrics: dict[str, list[Any]] = {}
-    tags: dict[str, list[Any]] = {}
     nan = math.nan
-    for param_rows, metric_rows, tag_rows in found:
-        for run_id, key, value in param_rows:
-            column = params.get(key)
-            if column is None:
-                column = params[key] = [None] * count
-            column[where[run_id]] = value
-        for run_id, key, number, _, _ in metric_rows:
-            column = metrics.get(key)
-            if column is None:
-                column = metrics[key] = [None] * count
-            column[where[run_id]] = nan if number is None else number
-        for run_id, key, value in tag_rows:
-            column = tags.get(key)
-            if column is None:
-                column = tags[key] = [None] * count
-            column[where[run_id]] = value
+    params = spread_cells(
+        ((where[run_id], key, value) for _, found, _, _ in fetched for run_id, key, value in found),
+        count,
+    )
+    metrics = spread_cells(
+        (
+            (where[run_id], key, nan if number is None else number)
+            for _, _, found, _ in fetched
+            for run_id, key, number, _, _ in found
+        ),
+        count,
+    )
+    tags = spread_cells(
+        ((where[run_id], key, value) for _, _, _, found in fetched for run_id, key, value in found),
+        count,
+    )
     return RunTable(info, params, metrics, tags)
 
 

@@ -337,7 +337,8 @@ class TrackingClient:
     ) -> list[Run]:
         """Runs matching ``filter`` (see :func:`segue.search_runs`), as stored records."""
         search = self._search(experiment, filter, order_by, max_results)
-        return self.store.search_runs(*search, include_deleted)
+        with collector.paused():  # the records made and freed: see collector's docstring
+            return self.store.search_runs(*search, include_deleted)
 
     def search_runs(
         self,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from segue.store.entities import Run, RunInfo, RunTable
+from segue.store.entities import Run, RunInfo, RunTable, spread_cells
 
 _BASE_COLUMNS = [
     "run_id",
@@ -68,24 +68,21 @@ def runs_table(runs: Iterable[Run]) -> RunTable:
     count = len(runs)
     infos = [run.info for run in runs]
     info = {f.name: [getattr(i, f.name) for i in infos] for f in dataclasses.fields(RunInfo)}
-    params: dict[str, list[Any]] = {}
-    metrics: dict[str, list[Any]] = {}
-    tags: dict[str, list[Any]] = {}
-    for row, run in enumerate(runs):
-        data = run.data
-        for key, value in data.params.items():
-            column = params.get(key)
-            if column is None:
-                column = params[key] = [None] * count
-            column[row] = value
-        for key, point in data.metrics.items():
-            column = metrics.get(key)
-            if column is None:
-                column = metrics[key] = [None] * count
-            column[row] = point.value
-        for key, value in data.tags.items():
-            column = tags.get(key)
-            if column is None:
-                column = tags[key] = [None] * count
-            column[row] = value
+    datas = [run.data for run in runs]
+    params = spread_cells(
+        ((row, key, value) for row, data in enumerate(datas) for key, value in data.params.items()),
+        count,
+    )
+    metrics = spread_cells(
+        (
+            (row, key, point.value)
+            for row, data in enumerate(datas)
+            for key, point in data.metrics.items()
+        ),
+        count,
+    )
+    tags = spread_cells(
+        ((row, key, value) for row, data in enumerate(datas) for key, value in data.tags.items()),
+        count,
+    )
     return RunTable(info, params, metrics, tags)

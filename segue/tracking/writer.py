@@ -153,13 +153,8 @@ class MetricWriter:
                 finally:
                     self._waiting -= 1
             self._full_warned = False
-            run = self._buffer.get(run_id)
-            if run is None:
-                run = self._buffer[run_id] = {}
             for point in points:
-                columns = run.get(point.key)
-                if columns is None:
-                    columns = run[point.key] = ([], [], [])
+                columns = self._columns(run_id, point.key)
                 columns[0].append(point.value)
                 columns[1].append(point.step)
                 columns[2].append(point.timestamp)
@@ -177,12 +172,7 @@ class MetricWriter:
         with self._lock:
             room = self._size < self._max_backlog
             if room:
-                run = self._buffer.get(run_id)
-                if run is None:
-                    run = self._buffer[run_id] = {}
-                columns = run.get(key)
-                if columns is None:
-                    columns = run[key] = ([], [], [])
+                columns = self._columns(run_id, key)
                 columns[0].append(value)
                 columns[1].append(step)
                 columns[2].append(timestamp)
@@ -195,6 +185,16 @@ class MetricWriter:
             self.add(run_id, (Metric(key, value, step, timestamp),))
         elif not self._wake.is_set():
             self._wake.set()
+
+    def _columns(self, run_id: str, key: str) -> _Columns:
+        """The buffered columns of ``run_id``'s ``key``, made empty if new (lock held)."""
+        run = self._buffer.get(run_id)
+        if run is None:
+            run = self._buffer[run_id] = {}
+        columns = run.get(key)
+        if columns is None:
+            columns = run[key] = ([], [], [])
+        return columns
 
     def _drop(self, run_id: str, count: int) -> None:
         self.dropped[run_id] += count
@@ -312,6 +312,7 @@ class MetricWriter:
     def _requeue(self, run_id: str, points: _RunPoints) -> None:
         """Put ``points`` back in front of the run's points logged since they were taken."""
         with self._lock:
+            self._size += _count(points)  # before the later points join them: counted already
             run = self._buffer.setdefault(run_id, {})
             for key, (values, steps, stamps) in points.items():
                 later = run.get(key)
@@ -320,7 +321,6 @@ class MetricWriter:
                     steps.extend(later[1])
                     stamps.extend(later[2])
                 run[key] = (values, steps, stamps)
-            self._size += _count(points)
 
     def close(self) -> None:
         """Stop the thread after a last flush."""

@@ -401,12 +401,14 @@ def test_window_frame_reads_split_and_record_inputs_in_order():
     from segue.monitoring.drift import window_frame
 
     inputs = [
-        '{"columns":["a","b"],"data":[[1.0,2.0],[3.0,null]]}',
-        '{"columns":["a","b"],"data":[[5.0,6.0]]}',
+        '{"dataframe_split":{"columns":["a","b"],"data":[[1.0,2.0],[3.0,null]]}}',
+        '{"dataframe_split":{"columns":["a","b"],"data":[[5.0,6.0]]}}',
         '[{"a":7.0,"b":8.0}]',
-        '{"columns":["b","a"],"data":[[10.0,9.0]]}',
-        '{"columns":["a","b"],"data":[[11.0,12.0]]}',  # outputs do not line up: left out
-        '{"columns":["a","b"],"data":[[13.0]]}',  # a row narrower than its columns
+        '{"dataframe_split":{"columns":["b","a"],"data":[[10.0,9.0]]}}',
+        # outputs do not line up: left out
+        '{"dataframe_split":{"columns":["a","b"],"data":[[11.0,12.0]]}}',
+        # a row narrower than its columns
+        '{"dataframe_split":{"columns":["a","b"],"data":[[13.0]]}}',
     ]
     outputs = ["[0,1]", "[1]", "[0]", "[1]", "[0,1]", "[0]"]
 
@@ -422,11 +424,15 @@ def test_window_frame_reads_split_and_record_inputs_in_order():
 def test_logged_inputs_read_back_as_records():
     from segue.monitoring.segments import decode_inputs
 
-    texts = ['{"columns":["a","b"],"data":[[1,2],[3,4]]}', '[{"a":5}]', None, '{"columns":1}']
+    split = '{"dataframe_split":{"columns":["a","b"],"data":[[1,2],[3,4]]}}'
+    # A record of someone else's that only looks like the split shape stays as it was.
+    alike = '{"columns":["a","b"],"data":[[1,2]]}'
+    texts = [split, '[{"a":5}]', None, '{"columns":1}', alike]
 
     assert decode_inputs(texts).tolist() == [
         [{"a": 1, "b": 2}, {"a": 3, "b": 4}],
         [{"a": 5}],
         None,
         {"columns": 1},
+        {"columns": ["a", "b"], "data": [[1, 2]]},
     ]

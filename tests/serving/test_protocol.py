@@ -269,8 +269,10 @@ def test_the_logs_json_of_the_inputs_reads_back_as_their_records():
     for one, text in zip(inputs, texts, strict=True):
         assert input_records(orjson.loads(text)) == _records_text(one)
     assert json.loads(texts[1]) == {
-        "columns": ["a", 'b "x" 5%'],
-        "data": [[0.1, 1.0], [None, -0.0], [1e300, 5e-324]],
+        "dataframe_split": {
+            "columns": ["a", 'b "x" 5%'],
+            "data": [[0.1, 1.0], [None, -0.0], [1e300, 5e-324]],
+        }
     }
     assert input_records(json.loads(texts[1]))[1] == {"a": None, 'b "x" 5%': -0.0}
     # float32 columns are written as records (orjson writes float32 arrays shorter), tensors as

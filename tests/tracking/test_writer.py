@@ -285,6 +285,47 @@ def test_a_store_taking_columns_gets_each_keys_points_as_logged_after_a_retry(wr
     assert writer.backlog == 0
 
 
+class LoggingWhileFailing(ColumnStore):
+    """A store whose failing writes take long enough for the run to log more points."""
+
+    def __init__(self, failures: Sequence[Exception], during: Any) -> None:
+        super().__init__(failures)
+        self.during = during
+
+    def log_metric_columns(self, run_id: str, metrics: Any, **kwargs: Any) -> None:
+        if self.failures:
+            self.during()
+        super().log_metric_columns(run_id, metrics, **kwargs)
+
+
+def test_points_logged_during_a_failed_write_are_counted_once(writers):
+    # The backlog counts each point once after a retry merges the taken points with the ones
+    # logged meanwhile: a count too high would fill the backlog with phantoms and block.
+    holder: list[Any] = []
+    logged = iter(range(2, 100))
+
+    def log_two_more() -> None:
+        for _ in range(2):
+            step = next(logged)
+            holder[0].add_one("r1", "loss", float(step), step, step)
+
+    store = LoggingWhileFailing([locked(), locked(), locked()], log_two_more)
+    writer = writers(store, flush_interval=3600, max_backlog=10)
+    holder.append(writer)
+    writer.add_one("r1", "loss", 0.0, 0, 0)
+    writer.add_one("r1", "loss", 1.0, 1, 1)
+    for round_ in range(3):
+        with pytest.raises(sa.exc.OperationalError, match="locked"):
+            writer.flush()
+        assert writer.backlog == 2 + 2 * (round_ + 1)
+    writer.add_one("r1", "loss", 8.0, 8, 8)  # room left: the count is not inflated
+    writer.flush()
+    assert writer.backlog == 0
+    assert store.column_batches[0][0] == "r1"
+    columns = store.column_batches[0][1]
+    assert columns["loss"][1] == list(range(9))  # in the order logged, none lost or doubled
+
+
 def test_the_background_thread_retries_transient_failures(writers):
     fake = FakeStore(failures=[locked(), locked()])
     writer = writers(fake, flush_interval=0.02)
