@@ -61,8 +61,26 @@ class Block:
         self.quiet_overflow = self.dtype in (np.dtype("float16"), np.dtype("float32"))
 
 
-def block_array(block: Block, rows: list) -> np.ndarray:
-    """``rows`` (one list of values per row, in the block's column order) as one 2-D array."""
+_FLOAT64 = np.dtype("float64")
+
+
+def block_array(block: Block, rows: list, *, no_bools: bool = False) -> np.ndarray:
+    """``rows`` (one list of values per row, in the block's column order) as one 2-D array.
+
+    ``no_bools``: no value is a bool (the caller read the body). A float64 block then skips
+    the type scan of every value (as costly as the conversion itself): NumPy infers the rows'
+    type, and an array of numbers is all it takes; anything else (None, a string, a number
+    past 64 bits) takes the checked path below, which names the value.
+    """
+    if no_bools and block.dtype == _FLOAT64:
+        try:
+            inferred = np.array(rows)
+        except (ValueError, TypeError, OverflowError):
+            inferred = None
+        if inferred is not None and inferred.ndim == 2 and inferred.dtype.kind in "fiu":
+            array = inferred.astype(_FLOAT64, copy=False)
+            if np.isfinite(array).all():  # 1e400 parses as inf: the checked path refuses it
+                return array
     types = set(map(type, itertools.chain.from_iterable(rows)))
     if float in types and block.family == "int":
         rows = [[whole(v) for v in row] for row in rows]

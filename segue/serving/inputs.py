@@ -94,8 +94,9 @@ class InputSchema:
 
     # -- building inputs -----------------------------------------------------------------
 
-    def from_records(self, records: Any, field: str) -> ModelInput:
-        """Rows given as JSON objects keyed by column name."""
+    def from_records(self, records: Any, field: str, *, no_bools: bool = False) -> ModelInput:
+        """Rows given as JSON objects keyed by column name. ``no_bools``: see
+        :meth:`from_rows`."""
         if type(records) is not list:
             raise RequestError(400, f"{field}: expected an array of objects", field)
         rows = []
@@ -108,15 +109,19 @@ class InputSchema:
             if record.keys() != keys:
                 record = self._complete(record, f"{field}[{i}]")
             rows.append(getter(record) if getter is not None else (record[names[0]],))
-        return self.from_rows(rows)
+        return self.from_rows(rows, no_bools=no_bools)
 
     def _complete(self, record: dict, where: str) -> dict:
         self._check_names(record, where)
         return {**dict.fromkeys(self.names), **record}
 
-    def from_rows(self, rows: list) -> ModelInput:
+    def from_rows(self, rows: list, *, no_bools: bool = False) -> ModelInput:
         """Rows as sequences of values in the signature's column order, each already as wide
-        as the signature (callers check)."""
+        as the signature (callers check).
+
+        ``no_bools``: the caller knows no value is a JSON ``true`` or ``false`` (the body has
+        neither word), so a float64 block's values need no type check of their own (see
+        :func:`~segue.serving.columns.block_array`)."""
         if not rows:
             raise RequestError(422, "input: no rows; send at least one", None)
         blocks = []
@@ -127,12 +132,13 @@ class InputSchema:
                 values = [block.getter(row) for row in rows]
             else:
                 values = [(row[block.positions[0]],) for row in rows]
-            blocks.append(block_array(block, values))
+            blocks.append(block_array(block, values, no_bools=no_bools))
         others = tuple(other_column(spec, [row[i] for row in rows]) for i, spec in self.others)
         return ModelInput(self, len(rows), tuple(blocks), others)
 
-    def from_split(self, split: Any, field: str) -> ModelInput:
-        """MLflow's ``dataframe_split``: ``{"columns": [...], "data": [[...], ...]}``."""
+    def from_split(self, split: Any, field: str, *, no_bools: bool = False) -> ModelInput:
+        """MLflow's ``dataframe_split``: ``{"columns": [...], "data": [[...], ...]}``.
+        ``no_bools``: see :meth:`from_rows`."""
         if type(split) is not dict:
             raise RequestError(400, f"{field}: expected an object with columns and data", field)
         extra = split.keys() - {"columns", "data", "index"}
@@ -160,7 +166,7 @@ class InputSchema:
             where = {name: k for k, name in enumerate(columns)}
             order = [where.get(name) for name in self.names]
             data = [tuple(None if k is None else row[k] for k in order) for row in data]
-        return self.from_rows(data)
+        return self.from_rows(data, no_bools=no_bools)
 
     def _check_names(self, names: Any, where: str) -> None:
         # The column policy load_model(...).predict applies too: extra columns are ignored

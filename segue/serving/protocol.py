@@ -147,6 +147,9 @@ def parse_predict(
         )
     key = given[0]
     value = data[key]
+    # Neither word in the body: no value is a bool, which a float column's fast path needs
+    # to know (a column name holding one only costs that request the fast path).
+    no_bools = b"true" not in body and b"false" not in body
     if schema.tensor is not None:
         if key not in ("inputs", "instances"):
             raise RequestError(
@@ -157,10 +160,10 @@ def parse_predict(
             )
         return InferRequest(schema.from_tensor(value, key, one_row=True))
     if key == "dataframe_split":
-        return InferRequest(schema.from_split(value, key))
+        return InferRequest(schema.from_split(value, key, no_bools=no_bools))
     if key == "inputs" and type(value) is dict:
         return InferRequest(schema.from_columns(value, key))
-    return InferRequest(schema.from_records(value, key))
+    return InferRequest(schema.from_records(value, key, no_bools=no_bools))
 
 
 def parse_infer(

@@ -305,6 +305,59 @@ def test_the_logs_json_of_one_block_requests_is_their_split_rows(dtype, width, s
         assert input_records(orjson.loads(text)) == _records_text(one)
 
 
+_CELLS = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(-(2**70), 2**70),
+    st.none(),
+    st.booleans(),
+    st.text(max_size=3),
+    st.just([1.0]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(st.lists(_CELLS, min_size=2, max_size=2), min_size=1, max_size=4),
+    nullable=st.booleans(),
+    split=st.booleans(),
+)
+def test_a_float_blocks_fast_path_answers_as_the_checked_one(rows, nullable, split):
+    # A body without true/false skips the per-value type scan of a float64 block: the array,
+    # or the error naming the field, must be what the checked path gives.
+    schema = InputSchema(
+        Signature((ColumnSpec("a", "float64", nullable=nullable), ColumnSpec("b", "float64")))
+    )
+    if split:
+        value: Any = {"columns": ["a", "b"], "data": rows}
+        payload = {"dataframe_split": value}
+        checked = lambda: schema.from_split(value, "dataframe_split")  # noqa: E731
+    else:
+        value = [{"a": a, "b": b} for a, b in rows]
+        payload = {"instances": value}
+        checked = lambda: schema.from_records(value, "instances")  # noqa: E731
+    raw = json.dumps(payload).encode()  # orjson writes no integer past 64 bits
+    try:
+        expected = checked().blocks[0]
+    except RequestError as exc:
+        expected = (exc.status, str(exc))
+    try:
+        got = parse_predict(raw, schema).input.blocks[0]
+    except RequestError as exc:
+        got = (exc.status, str(exc))
+    if isinstance(expected, np.ndarray):
+        assert isinstance(got, np.ndarray) and got.dtype == np.float64
+        np.testing.assert_array_equal(got, expected)
+    else:
+        assert got == expected
+
+
+def test_a_float_beyond_float64_is_refused_on_the_fast_path_too():
+    schema = InputSchema(Signature((ColumnSpec("a", "float64"), ColumnSpec("b", "float64"))))
+
+    with pytest.raises(RequestError, match="b"):
+        parse_predict(b'{"dataframe_split":{"columns":["a","b"],"data":[[1.0,1e400]]}}', schema)
+
+
 # --- errors ---------------------------------------------------------------------------------
 
 
