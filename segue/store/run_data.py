@@ -256,19 +256,6 @@ def history_columns(s: Session, run_id: str, key: str) -> MetricHistory:
     return MetricHistory(list(steps), list(values), list(stamps))
 
 
-def load_runs(s: Session, ids: Sequence[str]) -> list[Run]:
-    """Runs with their data, in the order of ``ids`` (unknown ids left out): four queries
-    per chunk of ids, sent to the driver as plain SQL and read as plain rows (a page of
-    1,000 runs holds some 6,000 rows: no ORM object, no per-statement compilation).
-
-    The records are filled in directly (see :func:`_record`): their frozen ``__init__``
-    took a third of a 1,000-run search's Python time. In-process callers pause the collector
-    around a search (:meth:`TrackingClient.find_runs`); a server, whose searches overlap,
-    does not, so that its cyclic garbage is still collected.
-    """
-    return _load_runs(s, ids)
-
-
 _Fetched = list[tuple[list[Any], list[Any], list[Any], list[Any]]]
 
 
@@ -291,7 +278,16 @@ def _fetch(s: Session, ids: Sequence[str]) -> _Fetched:
     return found
 
 
-def _load_runs(s: Session, ids: Sequence[str]) -> list[Run]:
+def load_runs(s: Session, ids: Sequence[str]) -> list[Run]:
+    """Runs with their data, in the order of ``ids`` (unknown ids left out): four queries
+    per chunk of ids, sent to the driver as plain SQL and read as plain rows (a page of
+    1,000 runs holds some 6,000 rows: no ORM object, no per-statement compilation).
+
+    The records are filled in directly (see :func:`_record`): their frozen ``__init__``
+    took a third of a 1,000-run search's Python time. In-process callers pause the collector
+    around a search (:meth:`TrackingClient.find_runs`); a server, whose searches overlap,
+    does not, so that its cyclic garbage is still collected.
+    """
     infos: dict[str, RunInfo] = {}
     params: dict[str, dict[str, str]] = {i: {} for i in ids}
     metrics: dict[str, dict[str, Metric]] = {i: {} for i in ids}
