@@ -239,22 +239,28 @@ def segue_serve() -> Serve:
 # -- MLflow's own environment --------------------------------------------------------------
 
 
-def mlflow_python() -> Path:
-    """The interpreter of an environment with MLflow installed (also a fixture).
-
-    MLflow needs ``pandas<3`` and Segue's environment has pandas 3, so MLflow runs in its own
-    environment: ``$SEGUE_MLFLOW_PYTHON``, by default ``.venv-mlflow/bin/python`` in the
-    repository (``.ci/run`` builds it). Without it the test is skipped locally and fails under
-    CI (``CI`` set), so that CI cannot pass by running none of the MLflow tests.
-    """
-    default = Path(SEGUE_PATH, ".venv-mlflow", "bin", "python")
-    path = Path(os.environ.get("SEGUE_MLFLOW_PYTHON") or default)
+def environment_python(variable: str, folder: str, what: str) -> Path:
+    """The interpreter of a separate environment a test drives: ``$variable``, by default
+    ``folder/bin/python`` in the repository (``.ci/run`` builds it). Without it the test is
+    skipped locally and fails under CI (``CI`` set), so that CI cannot pass by running none
+    of the tests that need it."""
+    path = Path(os.environ.get(variable) or Path(SEGUE_PATH, folder, "bin", "python"))
     if not path.is_file():
-        message = f"no MLflow environment at {path} (set SEGUE_MLFLOW_PYTHON)"
+        message = f"no {what} environment at {path} (set {variable})"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def mlflow_python() -> Path:
+    """The interpreter of an environment with MLflow installed (also a fixture).
+
+    MLflow needs ``pandas<3`` and Segue's environment has pandas 3, so MLflow runs in its own
+    environment: ``$SEGUE_MLFLOW_PYTHON``, by default ``.venv-mlflow/bin/python`` (see
+    :func:`environment_python`).
+    """
+    return environment_python("SEGUE_MLFLOW_PYTHON", ".venv-mlflow", "MLflow")
 
 
 @pytest.fixture(name="mlflow_python", scope="session")

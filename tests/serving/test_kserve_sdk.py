@@ -9,7 +9,6 @@ skipped locally and fails under CI.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-import segue
+from tests.conftest import environment_python
 
 from .conftest import every_dtype_frame
-
-ROOT = Path(segue.__file__).resolve().parents[1]
 
 # Runs in the SDK's environment: argv[1] the base URL, argv[2] the columns to send as
 # {name: [datatype, values]}; prints what came back as one JSON object.
@@ -98,13 +95,7 @@ asyncio.run(main(sys.argv[1], json.loads(sys.argv[2])))
 
 
 def _kserve_python() -> Path:
-    path = Path(os.environ.get("SEGUE_KSERVE_PYTHON") or ROOT / ".venv-kserve" / "bin" / "python")
-    if not path.exists():
-        message = f"no KServe SDK environment at {path} (set SEGUE_KSERVE_PYTHON)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return environment_python("SEGUE_KSERVE_PYTHON", ".venv-kserve", "KServe SDK")
 
 
 def _columns() -> dict[str, list[Any]]:
