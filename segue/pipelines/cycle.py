@@ -161,8 +161,25 @@ def retrain(
     return result
 
 
-def candidate(policy: LoopPolicy, loop: Registry, result: Any, steps: Steps) -> int | None:
-    """The candidate version (None if there is none), with the ``register`` step."""
+def origin(run_id: str, cause: Mapping[str, Any]) -> str:
+    """What a cycle's audit entries say caused them: ``pipeline run R, started by alert
+    firing F of rule X``."""
+    return (
+        f"pipeline run {run_id}, started by alert firing {cause.get('alert')} of rule "
+        f"{cause.get('rule')}"
+    )
+
+
+def candidate(
+    policy: LoopPolicy,
+    loop: Registry,
+    result: Any,
+    steps: Steps,
+    cause: Mapping[str, Any] | None = None,
+) -> int | None:
+    """The candidate version (None if there is none), with the ``register`` step; its audit
+    entry carries ``cause`` (the loop's, see :func:`origin`)."""
+    why = {"cause": {**(cause or {}), "run": result.run_id}}
     runs = [result.run_id, *(s.run_id for s in result.steps if s.run_id)]
     registered = [
         v
@@ -173,6 +190,14 @@ def candidate(policy: LoopPolicy, loop: Registry, result: Any, steps: Steps) -> 
     if registered:
         newest = max(registered, key=lambda v: v.version)
         detail = {"model": policy.model, "version": newest.version, "run_id": newest.run_id}
+        # The pipeline's own register entry knows nothing of the loop: say why it is taken.
+        loop.record_event(
+            policy.model,
+            "loop_candidate",
+            f"version {newest.version}",
+            reason=f"candidate for {policy.promote_to} from {origin(result.run_id, why['cause'])}",
+            details=why,
+        )
         steps.record("register", "ok", {**detail, "registered_by": "the pipeline"})
         return int(newest.version)
     uri = result.model_uri()
@@ -193,7 +218,12 @@ def candidate(policy: LoopPolicy, loop: Registry, result: Any, steps: Steps) -> 
         steps.record("register", "failed", {"model": policy.model, "uri": uri, "error": error})
         return None
     try:
-        version = loop.register(uri, policy.model)
+        version = loop.register(
+            uri,
+            policy.model,
+            reason=f"registered by {origin(result.run_id, why['cause'])}",
+            details=why,
+        )
     except Exception as exc:  # a package that fails verification: say so in the cycle
         steps.record(
             "register", "failed", {"model": policy.model, "uri": uri, "error": error_text(exc)}
@@ -259,6 +289,7 @@ class Blocked:
     version: int
     report: list[Any]
     cause: Mapping[str, Any]
+    run_id: str
 
 
 def block(
@@ -270,7 +301,8 @@ def block(
     sinks: list[Sink] | None,
     clock: Callable[[], float],
 ) -> None:
-    """Record the refused ``step`` and fire ``loop.blocked``."""
+    """Record the refused ``step``, fire ``loop.blocked`` and note it in the model's audit
+    log (``loop_blocked``, with the gate report, the cause and the alert it fired)."""
     from segue.monitoring.alerts import Firing as AlertFiring
     from segue.monitoring.alerts import deliver
     from segue.monitoring.sinks import LogSink
@@ -295,6 +327,13 @@ def block(
     )
     detail = gate_detail(policy, version, report)
     detail.update({"message": message, "alert": recorded.id, "cause": dict(blocked.cause)})
+    loop.record_event(
+        policy.model,
+        "loop_blocked",
+        f"alias {policy.promote_to}",
+        reason=f"{message} (in {origin(blocked.run_id, blocked.cause)})",
+        details={**detail, "cause": {**blocked.cause, "run": blocked.run_id}},
+    )
     steps.record(step, "blocked", detail)
 
 

@@ -48,6 +48,7 @@ from segue.pipelines.cycle import (
     gate_detail,
     loop_registry,
     move_detail,
+    origin,
     pipeline_params,
     retrain,
 )
@@ -240,13 +241,10 @@ def run_cycle(
         run_id = None if result is None else result.run_id
         return steps.end("failed", run_id, steps.done[-1]["detail"].get("error"))
     store.start(firing.id, result.run_id)
-    version = candidate(policy, loop, result, steps)
+    version = candidate(policy, loop, result, steps, cause)
     if version is None:
         return steps.end("failed", result.run_id, steps.done[-1]["detail"]["error"])
-    reason = (
-        f"moved by pipeline run {result.run_id}, started by alert firing "
-        f"{cause['alert']} of rule {cause['rule']}"
-    )
+    reason = f"moved by {origin(result.run_id, cause)}"
     report = loop.gate_report(policy.model, policy.promote_to, version)
     if all(r.passed for r in report):
         steps.record("gate", "ok", gate_detail(policy, version, report))
@@ -269,6 +267,6 @@ def run_cycle(
             return steps.end("succeeded", result.run_id)
     else:
         step = "gate"
-    blocked = Blocked(policy, version, report, cause)
+    blocked = Blocked(policy, version, report, cause, result.run_id)
     block(blocked, step, steps, loop, alerts, sinks, clock)
     return steps.end("blocked", result.run_id, steps.done[-1]["detail"]["message"])

@@ -144,8 +144,20 @@ class Registry:
         version = self.register(uri, register_as) if register_as else None
         return ModelInfo(uri, run_id, path, digest, manifest.flavor, manifest.signature, version)
 
-    def register(self, model_uri: str, name: str, description: str | None = None) -> ModelVersion:
-        """Create the next version of ``name`` (created if new) from a ``runs:/`` URI."""
+    def register(
+        self,
+        model_uri: str,
+        name: str,
+        description: str | None = None,
+        *,
+        reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Create the next version of ``name`` (created if new) from a ``runs:/`` URI.
+
+        ``reason`` and ``details`` are recorded in the ``register`` audit entry (e.g. what
+        caused an automated registration).
+        """
         check_model_name(name)
         parsed = parse_model_uri(model_uri)
         if parsed.kind != "runs":
@@ -162,7 +174,15 @@ class Registry:
         )
         self._ensure_model(name)
         return self.store.create_version(
-            name, run_id, path, entry.digest, manifest.flavor, self._audit_actor, description
+            name,
+            run_id,
+            path,
+            entry.digest,
+            manifest.flavor,
+            self._audit_actor,
+            description,
+            reason=reason,
+            details=details,
         )
 
     def _ensure_model(self, name: str) -> None:
@@ -205,6 +225,30 @@ class Registry:
 
     def history(self, name: str) -> list[AuditEntry]:
         return self.store.history(name)
+
+    def record_event(
+        self,
+        name: str,
+        action: str,
+        target: str | None,
+        *,
+        reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Note in ``name``'s audit log, as this registry's actor, something that changed
+        nothing (e.g. ``loop_blocked``: a loop the gates stopped).
+
+        Raises:
+            InvalidArgument: the store keeps no such entries (a REST store: the server
+                records only the changes it makes).
+            NotFound: the model is not registered.
+        """
+        record = getattr(self.store, "record_event", None)
+        if record is None:
+            raise InvalidArgument(
+                f"{action}: only the metadata database itself records events (SEGUE_STORE_URI)"
+            )
+        record(name, action, target, self._audit_actor, reason=reason, details=details)
 
     def alias_listener(self) -> Callable[..., None] | None:
         """A blocking ``listen(on_change, stop, on_connect=None)`` that calls

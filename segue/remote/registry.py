@@ -94,14 +94,21 @@ class RestRegistryStore:
         flavor: str,
         actor: str,
         description: str | None = None,
+        *,
+        reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
-        body = {
+        """Register the next version of ``name``; the server's audit entry records
+        ``reason`` (``details`` stay here, as with :meth:`set_alias`)."""
+        body: dict[str, Any] = {
             "run_id": run_id,
             "artifact_path": artifact_path,
             "manifest_digest": manifest_digest,
             "flavor": flavor,
             "description": description,
         }
+        if reason is not None:  # a server without the field still takes the others
+            body["reason"] = reason
         found = self.session.call("POST", f"{self._model(name)}/versions", json=body)
         return codec.load(ModelVersion, found)
 

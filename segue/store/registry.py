@@ -68,6 +68,9 @@ class RegistryStore(Protocol):
         flavor: str,
         actor: str,
         description: str | None = None,
+        *,
+        reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> ModelVersion: ...
     def get_version(self, name: str, version: int) -> ModelVersion: ...
     def list_versions(self, name: str) -> list[ModelVersion]: ...
@@ -196,7 +199,13 @@ class SqlRegistryStore:
         flavor: str,
         actor: str,
         description: str | None = None,
+        *,
+        reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
+        """Register the package at ``run_id``/``artifact_path`` as the next version of
+        ``name``; ``reason`` and ``details`` (e.g. what caused an automated registration) go
+        into its audit entry."""
         now = _now()
         with self._db.write() as s, s.begin():
             if s.get(RunRow, run_id) is None:
@@ -229,12 +238,14 @@ class SqlRegistryStore:
                 f"version {number}",
                 None,
                 {
+                    **dict(details or {}),
                     "version": number,
                     "run_id": run_id,
                     "artifact_path": artifact_path,
                     "manifest_digest": manifest_digest,
                     "flavor": flavor,
                 },
+                reason,
             )
         return self.get_version(name, number)
 
@@ -362,6 +373,26 @@ class SqlRegistryStore:
         with self._db.read() as s:
             self._model_row(s, name)
             return audit.history(s, name, limit)
+
+    def record_event(
+        self,
+        name: str,
+        action: str,
+        target: str | None,
+        actor: str,
+        *,
+        reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Add an audit entry to ``name``'s log for something that changed nothing, such as
+        a loop the gates stopped (``loop_blocked``): the log then tells the whole story.
+
+        Raises:
+            NotFound: the model is not registered.
+        """
+        with self._db.write() as s, s.begin():
+            self._model_row(s, name)
+            audit.record(s, actor, name, action, target, None, details, reason)
 
     def versions_for_dataset(self, digest: str) -> list[ModelVersion]:
         """Every version whose run logged the data set ``digest`` (or a prefix of 8+ chars)."""

@@ -261,13 +261,18 @@ def test_an_alert_retrains_gates_promotes_and_the_served_alias_swaps_without_a_f
     assert moved.after["cause"] == {**cause, "run": run_id}
     registered = loop.registry.history("churn")[-2]
     assert (registered.action, registered.actor) == ("register", "loop:churn")
+    assert registered.reason == (
+        f"registered by pipeline run {run_id}, started by alert firing {alert.id} of rule "
+        "churn-drift"
+    )
+    assert registered.after["cause"] == {**cause, "run": run_id}
     assert loop.registry.resolve("models:/churn@champion").version == 2
 
 
 def test_a_failing_gate_blocks_the_loop_and_fires_loop_blocked(loop, caplog):
     caplog.set_level(logging.WARNING, "segue.alerts")
     loop.add(auc=0.7)  # worse than the champion's 0.8
-    loop.fire()
+    alert = loop.fire()
 
     firing = loop.cycle()
 
@@ -306,6 +311,39 @@ def test_a_failing_gate_blocks_the_loop_and_fires_loop_blocked(loop, caplog):
     assert f"alert on churn: {blocked.message}" in caplog.text
     assert drift.rule == "churn-drift"
 
+    # Each step is in the audit log with its cause: the registration and the refusal.
+    run_id = firing.run_id
+    cause = {
+        "kind": "loop",
+        "loop": "churn",
+        "rule": "churn-drift",
+        "alert": alert.id,
+        "schedule": "churn",
+        "firing": firing.id,
+        "run": run_id,
+    }
+    registered, refused = loop.registry.history("churn")[-2:]
+    assert (registered.action, registered.actor, registered.after["version"]) == (
+        "register",
+        "loop:churn",
+        2,
+    )
+    started = f"pipeline run {run_id}, started by alert firing {alert.id} of rule churn-drift"
+    assert registered.reason == f"registered by {started}"
+    assert registered.after["cause"] == cause
+    assert (refused.action, refused.actor, refused.target) == (
+        "loop_blocked",
+        "loop:churn",
+        "alias champion",
+    )
+    assert refused.reason == f"{blocked.message} (in {started})"
+    assert refused.after["cause"] == cause
+    assert refused.after["alert"] == blocked.id  # the loop.blocked alert it fired
+    assert (refused.after["version"], refused.after["passed"]) == (2, False)
+    assert [(g["requirement"], g["passed"]) for g in refused.after["gates"]] == [
+        ("metrics.auc >= champion", False)
+    ]
+
 
 def test_a_failed_pipeline_fails_the_cycle_and_moves_nothing(loop):
     loop.add("fails")
@@ -335,6 +373,11 @@ def test_a_version_the_pipeline_registered_is_the_candidate(loop):
     register = next(s["detail"] for s in firing.steps if s["step"] == "register")
     assert register["registered_by"] == "the pipeline" and register["version"] == 2
     assert [v.version for v in loop.registry.list_versions("churn")] == [1, 2]  # none added
+    # The pipeline's own register entry knows nothing of the loop; the loop says why it took it.
+    taken = next(e for e in loop.registry.history("churn") if e.action == "loop_candidate")
+    assert (taken.actor, taken.target) == ("loop:churn", "version 2")
+    assert taken.reason.startswith(f"candidate for champion from pipeline run {firing.run_id}, ")
+    assert taken.after["cause"]["firing"] == firing.id
     assert loop.registry.resolve("models:/churn@champion").version == 2
 
 

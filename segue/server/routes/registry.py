@@ -92,13 +92,15 @@ class NewModel(_Body):
 
 
 class NewVersion(_Body):
-    """The next version of a model: the package logged in a run (``POST .../versions``)."""
+    """The next version of a model: the package logged in a run (``POST .../versions``), and
+    why (``reason``, e.g. what caused an automated registration), which the audit log records."""
 
     run_id: Annotated[str, StringConstraints(max_length=64, pattern=_NO_NUL)]
     artifact_path: Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=_NO_NUL)]
     manifest_digest: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
     flavor: Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=_NO_NUL)]
     description: LongText | None = None
+    reason: Said | None = None
 
 
 class AliasMoveBody(_Body):
@@ -198,6 +200,7 @@ def create_version(request: Request, name: ModelName, body: NewVersion) -> Respo
         body.flavor,
         str(app.caller(request).actor),
         body.description,
+        reason=body.reason,
     )
     return app.json_response(created, 201)
 

@@ -187,6 +187,20 @@ def test_a_version_records_where_it_came_from(store, run_id, actor):
     assert got.uri == "models:/churn/1"
 
 
+def test_a_registration_records_its_reason_in_the_audit_log(store, run_id, backend):
+    store.create_model("churn", "ada")
+    why = "registered by pipeline run r1, started by alert firing 7 of rule churn-drift"
+    store.create_version(
+        "churn", run_id, "model", "a" * 64, "onnx", "ada", reason=why, details={"cause": {"a": 7}}
+    )
+    register(store, "churn", run_id)
+    first, second = [e for e in store.history("churn") if e.action == "register"]
+    assert (first.reason, first.after["version"]) == (why, 1)
+    # The cause's details stay with an SQL store; a server records its own caller instead.
+    assert first.after.get("cause") == (None if backend.kind == "rest" else {"a": 7})
+    assert (second.reason, "cause" in second.after) == (None, False)
+
+
 def test_version_numbers_are_never_reused(store, run_id):
     store.create_model("churn", "ada")
     for _ in range(3):
