@@ -59,7 +59,9 @@ app.command(
     "server",
     epilog="Example: SEGUE_STORE_URI=postgresql+psycopg://db/segue segue server --host 0.0.0.0",
 )(server.server)
-app.command("scheduler", epilog="Example: segue scheduler --interval 10")(schedule.scheduler)
+app.command("scheduler", epilog="Example: segue scheduler --interval 10 --rules rules.yaml")(
+    schedule.scheduler
+)
 app.command("ui", epilog="Example: SEGUE_HOME=/tmp/demo segue ui --port 5000")(server.ui)
 app.command("serve", epilog="Example: segue serve models:/churn@champion --port 8000 --workers 2")(
     serve.serve

@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -353,6 +354,13 @@ def scheduler(
         help="The Ray cluster of the schedules whose executor is ray (ray://HOST:10001, auto; "
         "default: a local Ray). Its workers get this process's SEGUE_* variables.",
     ),
+    rules: Path | None = typer.Option(
+        None,
+        "--rules",
+        "-r",
+        help="The alert rules file segue monitor watch reads: a loop's loop.blocked alert "
+        "goes to its sinks (webhook, command, log), as the drift alert did. Default: the log.",
+    ),
 ) -> None:
     """Run the schedules: start each due firing once, even with several schedulers running.
 
@@ -361,18 +369,26 @@ def scheduler(
 
     The Ray cluster is this process's choice (--ray-address), never a schedule's: the Ray
     workers receive its SEGUE_* variables (the database's password, a token).
+
+    When a loop's gates refuse its candidate, the loop.blocked alert is delivered to the
+    sinks of the --rules file (only its 'sinks' are used here), so whoever hears of the drift
+    hears that the loop stopped; without --rules it is logged.
     """
+    from segue.monitoring.rules import load_rules
+    from segue.monitoring.sinks import build_sinks
     from segue.pipelines.scheduler import PipelineLauncher, Scheduler, loop_launcher
     from segue.store.alerts import SqlAlertStore
     from segue.store.registry import SqlRegistryStore
     from segue.store.schedules import SqlScheduleStore
 
+    # A malformed file stops here, before anything is claimed: 'rules.yaml:LINE: reason'.
+    sinks = None if rules is None else build_sinks(load_rules(rules).sinks)
     engine = _engine()
     store, alerts = SqlScheduleStore(engine), SqlAlertStore(engine)
     runner = Scheduler(
         store,
         launch=PipelineLauncher(ray_address=ray_address),
-        launchers={"loop": loop_launcher(store, alerts, ray_address=ray_address)},
+        launchers={"loop": loop_launcher(store, alerts, ray_address=ray_address, sinks=sinks)},
         alerts=alerts,
         versions=SqlRegistryStore(engine),
         workers=workers,

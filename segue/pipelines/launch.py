@@ -22,6 +22,7 @@ from segue.pipelines.triggers import accepted_params, trigger_params
 from segue.store.entities import Firing, Schedule
 
 if TYPE_CHECKING:
+    from segue.monitoring.sinks import Sink
     from segue.pipelines.spec import PipelineSpec
     from segue.store.alerts import AlertStore
     from segue.store.schedules import ScheduleStore
@@ -121,15 +122,23 @@ def loop_launcher(
     alerts: AlertStore,
     clock: Callable[[], float] = time.time,
     ray_address: str | None = None,
+    sinks: list[Sink] | None = None,
 ) -> Launch:
     """The launch of a loop's firing: one cycle of :func:`segue.pipelines.loop.run_cycle`
-    (on the Ray cluster ``ray_address`` for a loop whose executor is ``ray``)."""
+    (on the Ray cluster ``ray_address`` for a loop whose executor is ``ray``), delivering a
+    ``loop.blocked`` alert to ``sinks`` (default: the log)."""
 
     def launch(schedule: Schedule, firing: Firing) -> LaunchOutcome:
         from segue.pipelines.loop import run_cycle
 
         outcome = run_cycle(
-            schedule, firing, store=store, alerts=alerts, clock=clock, ray_address=ray_address
+            schedule,
+            firing,
+            store=store,
+            alerts=alerts,
+            sinks=sinks,
+            clock=clock,
+            ray_address=ray_address,
         )
         return LaunchOutcome(outcome.status, outcome.run_id, outcome.error, outcome.steps)
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
@@ -172,6 +176,69 @@ def test_status_of_a_blocked_cycle_names_the_failing_gate(cli, churn):
     assert "blocked" in shown.out
     assert "loop.blocked: loop churn did not promote churn v2 to champion" in shown.out
     assert "fail" in shown.out
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict]]]:
+    """A real webhook receiver on localhost: its URL and the JSON bodies posted to it."""
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(204)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
+
+
+def test_the_scheduler_delivers_loop_blocked_to_the_rules_files_sinks(
+    cli, churn, webhook, tmp_path
+):
+    url, received = webhook
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - {name: churn-drift, when: drift_share > 0.3}\n"
+        f"sinks:\n  - type: log\n  - {{type: webhook, url: '{url}'}}\n"
+    )
+    assert _add(cli, churn, "--param", "auc=0.5").code == 0  # worse than the champion
+    engine = segue.get_registry().store.engine  # type: ignore[attr-defined]
+    alerts = SqlAlertStore(engine)
+    alerts.record("churn", "churn-drift", "drift_share", 0.5, 0.3, "drift_share 0.5 > 0.3", [])
+
+    ran = cli("scheduler", "--once", "--rules", str(rules))
+
+    assert ran.code == 0, ran.err
+    [body] = received  # delivered once the cycle ended, before --once returned
+    assert (body["model"], body["rule"], body["signal"]) == (
+        "churn",
+        "loop.blocked",
+        "gates_failed",
+    )
+    assert body["message"].startswith("loop.blocked: loop churn did not promote churn v2")
+    [blocked] = [a for a in alerts.list("churn") if a.rule == "loop.blocked"]
+    assert [d["sink"] for d in blocked.delivered if d["ok"]] == ["log", "webhook"]
+
+
+def test_the_scheduler_refuses_a_malformed_rules_file_in_one_line(cli, segue_env, tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - {name: churn-drift, when: drift_share > 0.3}\nsinks: [{type: pager}]\n"
+    )
+
+    line = cli("scheduler", "--once", "--rules", str(rules)).error_line()
+
+    assert line.startswith(f"error: {rules}:3: "), line
 
 
 @pytest.mark.parametrize(
