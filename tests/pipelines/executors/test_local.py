@@ -36,6 +36,47 @@ def flow():
     return join(left(), right())
 """
 
+OVERLAP = """
+import os
+import time
+from pathlib import Path
+
+import segue
+
+
+def _meet(folder: str, me: str, other: str) -> list:
+    # Say this branch started, then wait for the other to start: run one after the other,
+    # the first would wait for good, so the guard turns that into a failed step.
+    started = time.time()
+    Path(folder, me).touch()
+    guard = time.monotonic() + 60
+    while not Path(folder, other).exists():
+        if time.monotonic() > guard:
+            raise RuntimeError(f"{other} never started while {me} ran")
+        time.sleep(0.01)
+    return [os.getpid(), started, time.time()]
+
+
+@segue.step
+def left(folder: str) -> list:
+    return _meet(folder, "left", "right")
+
+
+@segue.step
+def right(folder: str) -> list:
+    return _meet(folder, "right", "left")
+
+
+@segue.step
+def join(a: list, b: list) -> list:
+    return [a, b]
+
+
+@segue.pipeline
+def flow(folder: str):
+    return join(left(folder), right(folder))
+"""
+
 DIES = """
 import os
 import segue
@@ -65,6 +106,18 @@ def test_independent_branches_run_in_separate_worker_processes(segue_env, write_
     assert os.getpid() not in (left, right)
     # The join is alone when it is ready: it runs here, with no process hop.
     assert join == os.getpid()
+
+
+def test_independent_branches_run_at_the_same_time(segue_env, write_module, tmp_path):
+    """Each branch waits for the other to start: only branches running together finish."""
+    target = write_module(OVERLAP, name="overlap") + ":flow"
+
+    result = run_pipeline(target, {"folder": str(tmp_path)}, workers=2)
+
+    assert result.status == "FINISHED", result.error
+    (left_pid, left_start, left_end), (right_pid, right_start, right_end) = result.output()
+    assert left_pid != right_pid
+    assert left_start < right_end and right_start < left_end  # the two intervals overlap
 
 
 def test_a_linear_chain_runs_in_this_process(segue_env, write_module):
