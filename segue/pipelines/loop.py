@@ -120,7 +120,7 @@ class LoopPolicy:
         policy = schedule.options.get("loop")
         if schedule.loop is None or not isinstance(policy, Mapping):
             raise InvalidArgument(
-                f"schedule {schedule.name!r} is not a loop; see `segue schedule show`"
+                f"schedule {schedule.name!r} is not a loop; see `segue loop list`"
             )
         return cls(
             schedule.loop,

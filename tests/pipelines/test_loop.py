@@ -448,6 +448,23 @@ def test_a_cycle_whose_lease_ran_out_moves_nothing(loop):
 # --- declaring a loop --------------------------------------------------------------------
 
 
+def test_a_schedule_that_is_no_loop_is_refused_naming_a_command_that_exists(loop, capsys):
+    from segue.cli import main
+    from segue.store.entities import NewSchedule
+
+    plain = loop.store.add(
+        NewSchedule("nightly", f"{loop.flows}:retrain", "cron", "0 3 * * *"), "ada"
+    )
+
+    with pytest.raises(InvalidArgument, match="is not a loop; see `segue ") as refused:
+        LoopPolicy.of(plain)
+
+    command = re.search(r"`segue ([^`]+)`", str(refused.value)).group(1).split()
+    with pytest.raises(SystemExit) as ran:
+        main([*command, "--help"])
+    assert ran.value.code == 0, capsys.readouterr().err
+
+
 def test_a_loop_is_an_alert_schedule_holding_its_policy(loop):
     schedule = loop.add(factor=3.0)
 
