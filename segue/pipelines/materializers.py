@@ -244,7 +244,15 @@ def save_output(
         Unmaterializable: no materializer stores the value and ``pickle`` is false.
     """
     if kind is None or (kind == "json" and not json_able(value)):
-        kind = kind_for_value(value, pickle=pickle)
+        try:
+            kind = kind_for_value(value, pickle=pickle)
+        except Unmaterializable as exc:
+            # Known only now (no annotation said): say how to store it and how to learn earlier.
+            raise Unmaterializable(
+                f"output {name!r}: {exc}; return a DataFrame, an array, a model or JSON-able "
+                "data, or mark the step @segue.step(pickle=True) (annotate its return type to "
+                "have an unstorable one refused before any step runs)"
+            ) from None
     if kind == "model":
         return _save_model(client, run_id, name, value)
     data = encode(value, kind)

@@ -160,6 +160,11 @@ def step(
     the materializer: ``pd.DataFrame``/``pa.Table`` -> Parquet, ``np.ndarray`` -> .npy,
     :class:`Model` or an estimator -> a model package, JSON-able types -> JSON.
 
+    An annotated type no materializer stores is refused before anything runs. Without a
+    return annotation (or with ``Any``) the type is known only once the step returns: an
+    unstorable value then fails this step, after the steps before it ran (they stay cached,
+    so a rerun starts here). Annotate the return type to be told up front.
+
     Example:
         >>> @segue.step(retries=2, backoff=0.5)
         ... def load(since: str = "7d") -> pd.DataFrame: ...

@@ -455,20 +455,30 @@ def test_an_output_that_does_not_fit_fails_the_step(segue_env, write_module):
         import segue
 
         @segue.step
-        def make():
+        def first() -> int:
+            return 1
+
+        @segue.step
+        def make(n):
             return object()
 
         @segue.pipeline
         def flow():
-            return make()
+            return make(first())
         """
         )
         + ":flow"
     )
     result = run_pipeline(target)
 
+    # Unannotated, the output's type is known only when the step returns: the step before
+    # it ran, and the error says how to store the value and how to be told before running.
     assert result.status == "FAILED"
-    assert "no materializer stores a builtins.object" in (result.steps[0].error or "")
+    assert result.step("first").status == "FINISHED"
+    error = result.step("make").error or ""
+    assert "output 'output': no materializer stores a builtins.object" in error
+    assert "@segue.step(pickle=True)" in error
+    assert "annotate its return type" in error
 
 
 MODEL_FLOW = """
