@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -97,3 +101,50 @@ def test_an_alias_is_pinned_to_the_version_loaded_here(cancer, tmp_path):
 
     scored = pd.concat([read(p) for p in sorted((tmp_path / "out").iterdir())], ignore_index=True)
     np.testing.assert_array_equal(scored["prediction"], model.predict(cancer.X))
+
+
+def _held_after_the_first_chunk(gate: str) -> Callable[[pd.DataFrame], Any]:
+    """``x * 2``; a chunk past the first 100 rows (``x`` is the row number) waits (bounded)
+    for the file ``gate``, which the driver writes once the progress it is given shows the
+    first chunk. Nested: pickled by value."""
+
+    def model(frame: pd.DataFrame) -> Any:
+        guard = time.monotonic() + 60
+        while frame["x"].iloc[0] >= 100 and not Path(gate).exists():
+            if time.monotonic() > guard:
+                raise RuntimeError("the driver never saw the first chunk's progress")
+            time.sleep(0.01)
+        return frame["x"].to_numpy() * 2
+
+    return model
+
+
+def test_progress_comes_from_the_workers_as_they_score_and_ends_at_the_total(segue_env, tmp_path):
+    gate = tmp_path / "seen-partial"
+    example = pd.DataFrame({"x": [1.0, 2.0]})
+    with segue.start_run(experiment="progress") as run:
+        run.log_model(
+            _held_after_the_first_chunk(str(gate)), input_example=example, register_as="held"
+        )
+    (tmp_path / "in").mkdir()
+    pd.DataFrame({"x": np.arange(300.0)}).to_parquet(tmp_path / "in" / "part-0.parquet")
+    calls: list[tuple[int, int | None]] = []
+
+    def on_progress(done: int, total: int | None) -> None:
+        calls.append((done, total))
+        if 0 < done < 300:  # a worker's report of its first chunk reached the driver
+            gate.touch()
+
+    result = score_files_on_ray(
+        segue.load_model("models:/held/1"),
+        plan_batch(tmp_path / "in", tmp_path / "out"),
+        chunk_size=100,
+        on_progress=on_progress,
+        workers=1,
+    )
+
+    assert result.rows == 300
+    assert calls[-1] == (300, 300)
+    assert (100, 300) in calls  # reported while the worker was held, not only at the end
+    assert all(total == 300 for _, total in calls)
+    assert all(a[0] <= b[0] for a, b in itertools.pairwise(calls))
