@@ -220,7 +220,6 @@ def test_quickstart_loop_closes_the_loop(cli, segue_env, monkeypatch):
     assert (loop["before"], loop["after"]) == ("1", "2")
     assert loop["failed"] == 0
     assert loop["answered_by"]["2"] >= 20 and loop["answered_by"]["1"] > 0
-    assert loop["seconds"] < 60
     (firing,) = loop["check"]["firings"]
     assert (firing["rule"], firing["signal"]) == ("breast-cancer-drift", "drift_share")
     cycle = loop["cycle"]
