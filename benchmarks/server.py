@@ -10,10 +10,12 @@ is its own.
 
 Measures
   1. logging metric points one ``log_metric`` call at a time, from the start of the run until
-     ``end_run`` returns (the last point durable on the server); the points are then read
-     back through the server and counted. MLflow's client sends each point as its own
-     request, so its loop is bounded in time (``--mlflow-seconds``).
-  2. run creation: a run started and ended (``with start_run(): pass``) in a loop, then counted
+     the last point is durable on the server (``end_run`` and, for Segue, ``segue.flush()``:
+     a run's end is sent in the background); the points are then read back through the
+     server and counted. MLflow's client sends each point as its own request, so its loop is
+     bounded in time (``--mlflow-seconds``).
+  2. run creation: a run started and ended (``with start_run(): pass``) in a loop, until every
+     run is stored (Segue: ``segue.flush()`` at the end, inside the timing), then counted
      through the server.
   3. a filtered, sorted search over ``--search-runs`` runs over HTTP (a metric and a param
      filter, sorted by the metric, 100 results, as a DataFrame): the median of

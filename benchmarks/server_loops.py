@@ -80,6 +80,7 @@ def segue_log(points: int, seconds: float) -> dict[str, Any]:
             for i in _until(points, seconds):
                 segue.log_metric("loss", 1.0 / (i + 1), step=i)
                 done += 1
+        segue.flush()  # timed until the last point is stored on the server
         return run.id, done
 
     took, (run_id, done) = _timed(work)
@@ -100,6 +101,7 @@ def segue_runs(runs: int, seconds: float) -> dict[str, Any]:
             with segue.start_run(experiment="runs"):
                 pass
             done += 1
+        segue.flush()  # timed until every run is stored on the server
         return done
 
     took, done = _timed(work)

@@ -32,6 +32,7 @@ _EXPORTS = {
     "segue.tracking.fluent": [
         "active_run",
         "end_run",
+        "flush",
         "get_run",
         "log_artifact",
         "log_artifacts",
@@ -65,6 +66,7 @@ __all__ = [
     "active_run",
     "autolog",
     "end_run",
+    "flush",
     "get_registry",
     "get_run",
     "load_model",
@@ -125,6 +127,7 @@ if TYPE_CHECKING:
     from segue.tracking.fluent import (
         active_run,
         end_run,
+        flush,
         get_run,
         log_artifact,
         log_artifacts,

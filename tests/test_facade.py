@@ -27,6 +27,7 @@ FUNCTIONS = {
     "active_run",
     "autolog",
     "end_run",
+    "flush",
     "get_registry",
     "get_run",
     "load_model",

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import socket
 import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import orjson
@@ -20,7 +21,7 @@ import orjson
 from segue import errors
 from segue.errors import SegueError, ServerError
 
-__all__ = ["API", "RemoteSession", "raise_for_error"]
+__all__ = ["API", "Queued", "RemoteSession", "hold_calls_for", "raise_for_error", "sending"]
 
 API = "/api/v1"
 
@@ -38,6 +39,47 @@ _ERRORS: dict[str, type[SegueError]] = {
         errors.TooManyRequests,
     )
 }
+
+
+class Queued(Protocol):
+    """What a client queued to send later (see :func:`hold_calls_for`)."""
+
+    def drain(self) -> None:
+        """Send everything queued now; raise if the server cannot be reached."""
+
+
+#: Queues whose work every later call to a server waits for (read-your-writes).
+_queues: weakref.WeakSet[Queued] = weakref.WeakSet()
+_local = threading.local()
+
+
+def hold_calls_for(queue: Queued) -> None:
+    """Make every call of this process to a Segue server first send what ``queue`` holds.
+
+    A run started in the background is then on the server before any request that could
+    name it (its artifacts, a model version registered from it, a search), whichever
+    :class:`RemoteSession` sends that request.
+    """
+    _queues.add(queue)
+
+
+@contextmanager
+def sending() -> Iterator[None]:
+    """Calls made inside go out at once: what a queue's own sending uses."""
+    inside = getattr(_local, "sending", False)
+    _local.sending = True
+    try:
+        yield
+    finally:
+        _local.sending = inside
+
+
+def _wait_for_queues() -> None:
+    if not _queues or getattr(_local, "sending", False):
+        return
+    with sending():
+        for queue in list(_queues):
+            queue.drain()
 
 
 class RemoteSession:
@@ -112,6 +154,7 @@ class RemoteSession:
 
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """The raw response to ``method path`` (errors raised as :meth:`call` does)."""
+        _wait_for_queues()
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -122,6 +165,7 @@ class RemoteSession:
     @contextmanager
     def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
         """A streamed response (for downloads); errors raised before the body is read."""
+        _wait_for_queues()
         try:
             with self.http.stream(method, path, **kwargs) as response:
                 if response.status_code >= 400:

@@ -5,7 +5,9 @@ It implements :class:`~segue.store.tracking.TrackingStore` method by method over
 against a remote server as against a database.
 
 What cannot change once stored is kept client-side: an experiment by name once seen, and the
-environments already recorded (by digest), so starting a run is one request. Reaping dead runs
+environments already recorded (by digest). The first run is started with one request; later
+starts and ends are queued for a background sender (:mod:`segue.remote.run_sender`), which
+carries many in one request, so a sweep of short runs is not bound by round trips. Reaping dead runs
 (which the tracking client asks for at every run start) is sent at most once per
 ``reap_interval`` seconds of the caller's clock. Metric points travel grouped by key, up to
 :data:`POINTS_PER_REQUEST` points a request.
@@ -18,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections.abc import Mapping, Sequence
@@ -26,6 +29,7 @@ from urllib.parse import quote
 
 from segue.errors import InvalidArgument
 from segue.remote.http import RemoteSession
+from segue.remote.run_sender import RunSender, json_value
 from segue.store import codec
 from segue.store.entities import (
     ArtifactEntry,
@@ -37,6 +41,7 @@ from segue.store.entities import (
     RunInfo,
 )
 from segue.store.filters import Expr, OrderKey, format_filter, format_order
+from segue.store.run_data import MetricColumns
 
 __all__ = ["POINTS_PER_REQUEST", "RestTrackingStore"]
 
@@ -53,18 +58,26 @@ class RestTrackingStore:
         reap_interval: seconds between two reaps of dead runs actually sent; calls in between
             answer ``[]`` at once (the heartbeat interval is the natural value: a run cannot be
             found dead more often than heartbeats are due).
+        background: queued run starts and ends are sent by a thread at once (else only when
+            something is flushed or read; see :class:`~segue.remote.run_sender.RunSender`).
 
     Errors are the server's, raised as the same classes (``NotFound``, ``Conflict``, …);
     :class:`~segue.errors.ServerError` when the server fails or cannot be reached.
     """
 
-    def __init__(self, session: RemoteSession, *, reap_interval: float = 5.0) -> None:
+    def __init__(
+        self, session: RemoteSession, *, reap_interval: float = 5.0, background: bool = True
+    ) -> None:
         self.session = session
         self._reap_interval_ms = int(reap_interval * 1000)
         self._lock = threading.Lock()
         self._experiments: dict[str, Experiment] = {}
         self._environments: set[str] = set()
         self._last_reap: int | None = None
+        #: Sends the run starts and ends :meth:`open_run` and :meth:`finish_run` queue.
+        self.sender = RunSender(session, background=background)
+        #: Whether a run was started through the server: later starts can then be queued.
+        self._sent_one = False
 
     # -- experiments ---------------------------------------------------------------------
 
@@ -111,6 +124,53 @@ class RestTrackingStore:
     def create_run(self, info: RunInfo, tags: Mapping[str, str] | None = None) -> RunInfo:
         body = {"info": codec.dump(info), "tags": dict(tags or {}), **_system(tags)}
         return codec.load(RunInfo, self.session.call("POST", "/runs", json=body))
+
+    def open_run(
+        self,
+        experiment: str,
+        info: RunInfo,
+        tags: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        packages: Mapping[str, str] | None = None,
+    ) -> RunInfo:
+        """Start a run in ``experiment`` (created if new) with its tags and params; return
+        ``info`` with the experiment's id and name.
+
+        The first run waits for the server, so a token too weak or a server that cannot be
+        reached fails here. Later ones are queued for the background sender and this returns
+        at once; a refusal of one is raised by a later ``open_run`` or :meth:`flush`.
+        """
+        self.sender.raise_refused()
+        exp = self.get_or_create_experiment(experiment)
+        if info.environment_digest and packages is not None:
+            self.record_environment(info.environment_digest, packages)
+        info = dataclasses.replace(info, experiment_id=exp.id, experiment_name=exp.name)
+        if self._sent_one:
+            self.sender.open(info, tags or {}, params or {}, bool(_system(tags)))
+            return info
+        created = self.create_run(info, tags)
+        if params:
+            self.log_batch(info.id, params=params)
+        self._sent_one = True
+        return created
+
+    def finish_run(
+        self,
+        run_id: str,
+        metrics: Mapping[str, MetricColumns],
+        status: str,
+        end_time: int,
+        *,
+        error: str | None = None,
+    ) -> None:
+        """End a run with its last metric points (columns per key): queued for the
+        background sender, like a start (see :meth:`create_run`)."""
+        self.sender.end(run_id, metrics, status, end_time, error)
+
+    def flush(self) -> None:
+        """Send the queued run starts and ends now; raise what the server refused."""
+        self.sender.drain()
+        self.sender.raise_refused()
 
     def get_run(self, run_id: str) -> Run:
         return codec.load(Run, self.session.call("GET", _run(run_id)))
@@ -251,7 +311,9 @@ class RestTrackingStore:
     # -- the store itself ----------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the connections to the server (a later call opens new ones)."""
+        """Send the queued run starts and ends, then close the connections to the server (a
+        later call opens new ones)."""
+        self.sender.close()
         self.session.close()
 
     def claim_artifact_root(self, uri: str) -> str:
@@ -278,12 +340,8 @@ def _points(metrics: Sequence[Metric]) -> list[dict[str, Any]]:
         if points is None:
             points = by_key[m.key] = []
         value = m.value
-        points.append((value if isfinite(value) else _non_finite(value), m.step, m.timestamp))
+        points.append((value if isfinite(value) else json_value(value), m.step, m.timestamp))
     return [{"key": key, "points": points} for key, points in by_key.items()]
-
-
-def _non_finite(value: float) -> str:
-    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
 def _system(tags: Mapping[str, str] | None) -> dict[str, bool]:

@@ -43,6 +43,7 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/experiments"): _E,
     ("GET", "/api/v1/experiments/{name}"): _V,
     ("POST", "/api/v1/runs"): _E,
+    ("POST", "/api/v1/run-batches"): _E,
     ("POST", "/api/v1/runs/search"): _V,
     ("POST", "/api/v1/runs/heartbeat"): _E,
     ("POST", "/api/v1/runs/reap"): _E,

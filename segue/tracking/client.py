@@ -264,7 +264,12 @@ class TrackingClient:
         return self.store.get_metric_history(run_id, key)
 
     def flush(self) -> None:
+        """Write every buffered metric point, and send the run starts and ends a remote
+        store holds back; raise what could not be written."""
         self.writer.flush()
+        send_queued = getattr(self.store, "flush", None)  # a remote store's queued runs
+        if send_queued is not None:
+            send_queued()
 
     # -- artifacts -----------------------------------------------------------------------
 

@@ -125,6 +125,25 @@ def end_run(status: str = "FINISHED") -> None:
     _require().end(status)
 
 
+def flush() -> None:
+    """Wait until every metric point logged and every run started or ended is stored.
+
+    Locally, metric points are written in the background; through a ``segue server`` (remote
+    mode) the starts and ends of runs after the first are sent in the background too. Exiting
+    the process flushes as well; call this where another process must see the runs at once.
+
+    Raises what could not be stored: :class:`~segue.tracking.writer.MetricsLost`, or the
+    server's refusal of a run started or ended in the background.
+
+    Example:
+        >>> for c in (0.1, 1.0, 10.0):
+        ...     with segue.start_run(experiment="sweep", params={"C": c}):
+        ...         pass
+        >>> segue.flush()
+    """
+    get_client().flush()
+
+
 def get_run(run_id: str) -> Run:
     """The stored run with its params, latest metrics and tags."""
     return get_client().get_run(run_id)

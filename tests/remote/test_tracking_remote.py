@@ -3,8 +3,11 @@ and every tracking call goes through it, with no database of the client's own.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +15,14 @@ from pathlib import Path
 import pytest
 
 import segue
+from segue.artifacts import ContentStore, FsspecBackend
+from segue.config import settings
+from segue.remote.http import RemoteSession
+from segue.remote.run_sender import RunsNotRecorded
+from segue.remote.tracking import RestTrackingStore
+from segue.store.entities import Metric
 from segue.store.tracking import SqlTrackingStore
-from segue.tracking.client import get_client
+from segue.tracking.client import TrackingClient, get_client
 
 
 @dataclass
@@ -39,6 +48,7 @@ def test_a_run_is_logged_through_the_server(remote: Remote) -> None:
         run.log_metrics({"acc": 0.9, "odd": math.inf})
         segue.set_tag("note", "through the server")
 
+    segue.flush()  # the run's end goes in the background; flush waits for it
     stored = remote.store.get_run(run.id)
     assert stored.info.status == "FINISHED"
     assert stored.info.end_time == run.info.end_time
@@ -106,3 +116,132 @@ def test_runs_list_and_show_go_through_the_server(remote: Remote, cli, monkeypat
     code, out, err = cli("runs", "list", "-f", "metrics.acc >")
     assert code == 2
     assert err.startswith("error: invalid filter") and len(err.splitlines()) == 1
+
+
+# -- runs started and ended in the background ------------------------------------------------
+
+
+def _client(url: str, *, background: bool = False) -> TrackingClient:
+    """A client of the server whose queued run starts and ends go only when something is
+    flushed or read (so a test sees them queued)."""
+    import segue.remote.fs  # noqa: F401  # registers segue+http:// with fsspec
+
+    store = RestTrackingStore(RemoteSession(url, os.environ["SEGUE_TOKEN"]), background=background)
+    artifacts = ContentStore(FsspecBackend(store.claim_artifact_root("")))
+    return TrackingClient(store, artifacts, settings())
+
+
+def test_a_sweep_s_runs_are_queued_and_read_back_at_once(remote: Remote) -> None:
+    client = _client(remote.url)
+    store = client.store
+    assert isinstance(store, RestTrackingStore)
+    try:
+        first = client.create_run("sweep", params={"i": -1})
+        assert store.sender.queued == 0  # the first run waits: it proves token and experiment
+        client.end_run(first.id)
+
+        ids = []
+        for i in range(40):
+            info = client.create_run("sweep", params={"i": i}, tags={"kind": "grid"})
+            client.log_metrics(info.id, [Metric("loss", 1 / (i + 1), 0, info.start_time)])
+            client.log_metrics(info.id, [Metric("odd", math.nan, 0, info.start_time)])
+            assert client.end_run(info.id)[0] == "FINISHED"
+            ids.append(info.id)
+        assert store.sender.queued == 1 + 2 * 40  # no request of its own for any of them
+
+        # Any call to the server first sends what is queued: the client reads what it wrote.
+        read = client.get_run(ids[-1])
+        assert store.sender.queued == 0
+        assert (read.info.status, read.data.params) == ("FINISHED", {"i": "39"})
+    finally:
+        client.writer.close()
+        store.close()
+
+    stored = {r.info.id: r for r in remote.store.search_runs(None, None, [], 1000)}
+    for i, run_id in enumerate(ids):
+        run = stored[run_id]
+        assert run.info.experiment_name == "sweep"
+        assert (run.info.status, run.data.params["i"]) == ("FINISHED", str(i))
+        assert run.data.tags == {"kind": "grid", "segue.created_by": "user:ana"}
+        assert run.data.metrics["loss"].value == 1 / (i + 1)
+        assert math.isnan(run.data.metrics["odd"].value)
+
+
+def test_the_sdk_s_runs_are_on_the_server_once_flushed(remote: Remote) -> None:
+    for i in range(30):
+        with segue.start_run(experiment="fluent", params={"i": i}) as run:
+            run.log_metric("acc", i / 30)
+    segue.flush()
+    stored = remote.store.search_runs(None, None, [], 100)
+    assert sorted(int(r.data.params["i"]) for r in stored) == list(range(30))
+    assert {r.info.status for r in stored} == {"FINISHED"}
+    assert remote.store.get_run(run.id).data.metrics["acc"].value == 29 / 30
+
+
+def test_queued_runs_are_on_the_server_before_any_other_session_s_call(remote: Remote) -> None:
+    client = _client(remote.url)
+    store = client.store
+    assert isinstance(store, RestTrackingStore)
+    other = RemoteSession(remote.url, os.environ["SEGUE_TOKEN"])
+    try:
+        client.end_run(client.create_run("order").id)
+        queued = client.create_run("order")
+        client.end_run(queued.id)
+        assert store.sender.queued > 0
+
+        # Another connection (the registry's, an artifact upload's) waits for the queue too.
+        found = other.call("GET", f"/runs/{queued.id}")
+        assert found["info"]["status"] == "FINISHED"
+        assert store.sender.queued == 0
+    finally:
+        other.close()
+        client.writer.close()
+        store.close()
+
+
+def test_a_run_the_server_refuses_is_raised_by_the_next_start_and_by_flush(
+    remote: Remote,
+) -> None:
+    client = _client(remote.url)
+    store = client.store
+    assert isinstance(store, RestTrackingStore)
+    try:
+        first = client.create_run("refused")
+        ghost = dataclasses.replace(first, id=uuid.uuid4().hex, parent_run_id=uuid.uuid4().hex)
+        store.open_run("refused", ghost)  # queued: a parent that does not exist, no error yet
+
+        with pytest.raises(RunsNotRecorded, match=f"start of run {ghost.id}: parent run"):
+            client.flush()
+        client.flush()  # said once
+
+        store.open_run("refused", dataclasses.replace(ghost, id=uuid.uuid4().hex))
+        store.sender.drain()
+        with pytest.raises(RunsNotRecorded, match="parent run"):
+            client.create_run("refused")
+        assert [r.info.id for r in remote.store.search_runs(None, None, [], 10)] == [first.id]
+    finally:
+        client.writer.close()
+        store.close()
+
+
+def test_every_queued_run_is_refused_when_the_token_stops_working(remote_mode) -> None:
+    server = remote_mode("bo", "editor")
+    client = _client(server.url)
+    store = client.store
+    assert isinstance(store, RestTrackingStore)
+    try:
+        client.end_run(client.create_run("revoked").id)
+        client.flush()
+        (token,) = server.state.auth.list_tokens("bo")
+        server.state.auth.revoke_token(token.public_id, actor="local:test")
+        one = client.create_run("revoked")
+        client.end_run(one.id)
+        client.end_run(client.create_run("revoked").id)
+
+        with pytest.raises(RunsNotRecorded, match=f"start of run {one.id}: .*and 3 more"):
+            client.flush()
+        stored = server.state.tracking.search_runs(None, None, [], 10)
+        assert one.id not in {r.info.id for r in stored} and len(stored) == 1
+    finally:
+        client.writer.close()
+        store.close()

@@ -94,6 +94,14 @@ def _points(key: str, n: int, value: Any = 0.5, step: Any = None) -> dict[str, A
             },
             "dataset",
         ),
+        ("POST", "/run-batches", {"ops": []}, "ops"),
+        ("POST", "/run-batches", {"ops": [{"op": "close", "run_id": "a"}]}, "ops.0"),
+        (
+            "POST",
+            "/run-batches",
+            {"ops": [{"op": "end", "run_id": "a", "status": "RUNNING", "end_time": 1}]},
+            "ops.0.end.status",
+        ),
         ("PUT", "/environments/abc", {"packages": {"numpy": 2}}, "packages.numpy"),
         ("PUT", "/environments/a-b", {"packages": {}}, "path.digest"),
     ],
@@ -213,3 +221,50 @@ def test_the_pipeline_runtime_writes_its_tags_with_the_system_flag(
     answer = api.post(f"/runs/{run_id}/batch", json={"tags": tags, "system": True})
     assert answer.status_code == 204, answer.text
     assert api.get(f"/runs/{run_id}").json()["data"]["tags"].items() >= tags.items()
+
+
+def test_a_run_batch_applies_each_operation_and_answers_each_refusal(
+    api: httpx.Client, run_id: str
+) -> None:
+    new, orphan = uuid.uuid4().hex, uuid.uuid4().hex
+    info = {**RUN, "experiment_id": 0, "experiment_name": "batched"}
+    ops = [
+        {"op": "open", "info": {**info, "id": new}, "params": {"lr": "0.1"}, "tags": {"t": "v"}},
+        {"op": "open", "info": {**info, "id": orphan, "parent_run_id": "f" * 32}},
+        {"op": "open", "info": {**info, "id": run_id}},  # taken
+        {
+            "op": "end",
+            "run_id": new,
+            "metrics": [{"key": "loss", "points": [[0.5, 0, 2], ["NaN", 1, 3]]}],
+            "status": "FAILED",
+            "end_time": 9,
+            "error": "boom",
+        },
+        {"op": "end", "run_id": orphan, "status": "FINISHED", "end_time": 9},
+    ]
+    answer = api.post("/run-batches", json={"ops": ops})
+
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert results[0] is None and results[3] is None
+    assert results[1]["type"] == "NotFound" and "parent run" in results[1]["error"]
+    assert results[2]["type"] == "AlreadyExists"
+    assert results[4]["type"] == "NotFound"
+    run = api.get(f"/runs/{new}").json()
+    assert (run["info"]["status"], run["info"]["end_time"], run["info"]["error"]) == (
+        "FAILED",
+        9,
+        "boom",
+    )
+    assert run["info"]["experiment_name"] == "batched"
+    assert (run["data"]["params"], run["data"]["tags"]) == ({"lr": "0.1"}, {"t": "v"})
+    history = api.get(f"/runs/{new}/metric-history", params={"key": "loss"}).json()
+    assert history["value"] == [0.5, "NaN"]
+    assert api.get(f"/runs/{orphan}").status_code == 404
+
+
+def test_a_run_batch_keeps_segue_tags_for_the_runtime(api: httpx.Client) -> None:
+    op = {"op": "open", "info": {**RUN, "experiment_id": 0, "id": uuid.uuid4().hex}}
+    refused = api.post("/run-batches", json={"ops": [{**op, "tags": {"segue.x": "1"}}]})
+    (result,) = refused.json()["results"]
+    assert result["type"] == "InvalidArgument" and result["field"] == "ops.0.tags.segue.x"

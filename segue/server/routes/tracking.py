@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -26,7 +26,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from starlette.responses import Response
 
-from segue.errors import InvalidArgument
+from segue.errors import InvalidArgument, SegueError
 
 # The module, not its names: segue.server.app imports the routers while it loads.
 from segue.server import app
@@ -47,6 +47,8 @@ MAX_POINTS = 200_000
 #: Params or tags one request may carry.
 MAX_ENTRIES = 10_000
 MAX_RESULTS = 50_000
+#: Operations one ``POST /run-batches`` may carry (the client sends 500 at most).
+MAX_OPS = 5_000
 MAX_TAG_VALUE = 1_000_000
 
 _INT64 = 2**63 - 1
@@ -166,6 +168,34 @@ class BatchBody(_Body):
     system: StrictBool = False
 
 
+class OpenRunOp(_Body):
+    """Start a run: its info, first tags and params (``segue.start_run``)."""
+
+    op: Literal["open"]
+    info: RunInfoBody
+    tags: Tags = {}
+    params: Params = {}
+    system: StrictBool = False
+
+
+class EndRunOp(_Body):
+    """End a run: its last metric points and its final status (``ActiveRun.end``)."""
+
+    op: Literal["end"]
+    run_id: RunId
+    metrics: Annotated[list[MetricPoints], Field(max_length=MAX_ENTRIES)] = []
+    status: Literal["FINISHED", "FAILED", "KILLED"]
+    end_time: Millis
+    error: Text | None = None
+
+
+class RunBatchBody(_Body):
+    ops: Annotated[
+        list[Annotated[OpenRunOp | EndRunOp, Field(discriminator="op")]],
+        Field(min_length=1, max_length=MAX_OPS),
+    ]
+
+
 class ArtifactBody(_Body):
     path: Annotated[str, Field(min_length=1, max_length=1024, pattern=PLAIN)]
     digest: Annotated[str, Field(min_length=1, max_length=64, pattern=PLAIN)]
@@ -238,15 +268,60 @@ def get_experiment(request: Request, name: NamePath) -> Response:
 @router.post("/runs", status_code=201)
 def create_run(request: Request, body: CreateRunBody) -> Response:
     """Create a run from its info (id, experiment, times, user, source) and first tags."""
-    tags = dict(body.tags)
+    tags = _creation_tags(request, body.tags, body.system)
+    info = RunInfo(**body.info.model_dump())
+    return app.json_response(_store(request).create_run(info, tags), 201)
+
+
+def _creation_tags(request: Request, tags: Mapping[str, str], system: bool) -> dict[str, str]:
+    """A new run's tags as stored: the caller's (checked), and who created it."""
+    tags = dict(tags)
     if CREATED_BY in tags:
         raise _invalid(f"tags.{CREATED_BY}", _SERVER_TAG)
-    _reserved(tags, body.system)
+    _reserved(tags, system)
     principal = app.caller(request)
     if principal.kind != "anonymous":
         tags[CREATED_BY] = str(principal.actor)
-    info = RunInfo(**body.info.model_dump())
-    return app.json_response(_store(request).create_run(info, tags), 201)
+    return tags
+
+
+def run_batch(request: Request, body: RunBatchBody) -> Response:
+    """Start and end many runs in one request, in order: what a client's background sender
+    carries (``with segue.start_run(): ...`` in a sweep costs no round trip of its own).
+
+    Each operation is applied on its own, in one transaction: ``open`` starts a run with its
+    tags and params (its experiment is created if new), ``end`` writes its last metric points
+    and its final status. One refused operation does not stop the others: the answer holds a
+    result per operation, ``null`` when it was applied, else the error (``error``, ``type``,
+    ``field``) it would have answered alone.
+    """
+    store = _store(request)
+    results: list[dict[str, Any] | None] = []
+    for index, op in enumerate(body.ops):
+        try:
+            if isinstance(op, OpenRunOp):
+                info = RunInfo(**op.info.model_dump())
+                tags = _creation_tags(request, op.tags, op.system)
+                store.open_run(info.experiment_name, info, tags, op.params)
+            else:
+                store.finish_run(
+                    op.run_id,
+                    _columns(op.metrics, f"ops.{index}.metrics"),
+                    op.status,
+                    op.end_time,
+                    error=op.error,
+                )
+            results.append(None)
+        except SegueError as exc:
+            field = getattr(exc, "field", None)
+            results.append(
+                {
+                    "error": str(exc),
+                    "type": type(exc).__name__,
+                    "field": field and f"ops.{index}.{field}",
+                }
+            )
+    return app.json_response({"results": results})
 
 
 @router.post("/runs/search")
@@ -304,23 +379,31 @@ def log_batch(request: Request, run_id: RunIdPath, body: BatchBody) -> Response:
     if CREATED_BY in body.tags:
         raise _invalid(f"tags.{CREATED_BY}", _SERVER_TAG)
     _reserved(body.tags, body.system)
-    count = sum(len(group.points) for group in body.metrics)
-    if count > MAX_POINTS:
-        raise _invalid("metrics", f"a batch holds at most {MAX_POINTS} points, got {count}")
     # No cyclic collection while the batch's objects live (see segue.store.collector).
     with collector.paused():
-        # Straight from the parsed triples to columns per key: no object per point.
-        columns: dict[str, tuple[list[float], list[int], list[int]]] = {}
-        for group in body.metrics:
-            if not group.points:
-                continue
-            values, steps, stamps = zip(*group.points, strict=True)
-            found = columns.setdefault(group.key, ([], [], []))
-            found[0].extend(values)
-            found[1].extend(steps)
-            found[2].extend(stamps)
+        columns = _columns(body.metrics, "metrics")
         _store(request).log_metric_columns(run_id, columns, params=body.params, tags=body.tags)
     return Response(status_code=204)
+
+
+def _columns(
+    metrics: Sequence[MetricPoints], field: str
+) -> dict[str, tuple[list[float], list[int], list[int]]]:
+    """Parsed ``[value, step, timestamp]`` triples as columns per key (no object a point);
+    more than :data:`MAX_POINTS` points are refused."""
+    count = sum(len(group.points) for group in metrics)
+    if count > MAX_POINTS:
+        raise _invalid(field, f"a batch holds at most {MAX_POINTS} points, got {count}")
+    columns: dict[str, tuple[list[float], list[int], list[int]]] = {}
+    for group in metrics:
+        if not group.points:
+            continue
+        values, steps, stamps = zip(*group.points, strict=True)
+        found = columns.setdefault(group.key, ([], [], []))
+        found[0].extend(values)
+        found[1].extend(steps)
+        found[2].extend(stamps)
+    return columns
 
 
 def _reserved(tags: Mapping[str, str], system: bool) -> None:
@@ -376,6 +459,9 @@ router.add_api_route(
     methods=["POST"],
     status_code=204,
     route_class_override=_FastJsonRoute,
+)
+router.add_api_route(
+    "/run-batches", run_batch, methods=["POST"], route_class_override=_FastJsonRoute
 )
 
 
