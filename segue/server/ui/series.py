@@ -18,10 +18,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAX_POINTS", "Series", "chart_spec", "decimate", "finite", "labels"]
+__all__ = ["FIRST_POINTS", "MAX_POINTS", "Series", "chart_spec", "decimate", "finite", "labels"]
 
 #: Points a chart gets per series; longer series are decimated on the server.
 MAX_POINTS = 100_000
+#: Points per series of a long series' first paint: a lowest and a highest point for each of
+#: 1,000 buckets, at least one bucket a pixel on charts up to 1,000 px wide (the run page's
+#: are about 600 px at 1366x768), so it draws what the whole series draws; the whole follows.
+FIRST_POINTS = 2_000
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,8 @@ def chart_spec(
     key: str, series: Sequence[Series] | None = None, *, src: str | None = None
 ) -> dict[str, Any]:
     """The spec of one metric's ``lines`` chart (``segue.js``): the series inline, or, for
-    long ones, the URL ``src`` its points are fetched from (``run.js``)."""
+    long ones, the URL ``src`` its points are fetched from (``run.js``) and ``first``, the
+    same with :data:`FIRST_POINTS`, drawn first (the page preloads it)."""
     spec: dict[str, Any] = {
         "x": {"label": "step"},
         "y": {"label": key},
@@ -137,6 +142,7 @@ def chart_spec(
     }
     if src is not None:
         spec["src"] = src
+        spec["first"] = f"{src}{'&' if '?' in src else '?'}points={FIRST_POINTS}"
     else:
         spec["series"] = [s.as_json() for s in series or ()]
     return spec

@@ -100,6 +100,14 @@ def test_a_chart_spec_carries_points_or_where_to_fetch_them():
     assert inline["controls"] is True
     fetched = series.chart_spec("loss", src="/runs/x/metrics/loss.json")
     assert fetched["src"] == "/runs/x/metrics/loss.json" and "series" not in fetched
+    # What the chart draws first (the page preloads it): the same, thinned to FIRST_POINTS.
+    assert (
+        fetched["first"]
+        == "/runs/x/metrics/loss.json?points=2000"
+        == (f"/runs/x/metrics/loss.json?points={series.FIRST_POINTS}")
+    )
+    overlaid = series.chart_spec("loss", src="/runs/x/metrics/loss.json?compare=y")
+    assert overlaid["first"] == "/runs/x/metrics/loss.json?compare=y&points=2000"
 
 
 def _run(run_id: str, metrics: dict[str, Metric]) -> Run:

@@ -72,14 +72,24 @@ def run_page(request: Request, run_id: str, compare: Compare = []) -> Response: 
     return render(request, "run.html", context, title=f"Run {run.info.name}", crumbs=crumbs(run))
 
 
+Points = Annotated[int, Query(ge=4, le=series.MAX_POINTS)]
+
+
 @router.get("/runs/{run_id}/metrics/{key:path}.json")
-def metric_points(request: Request, run_id: str, key: str, compare: Compare = []) -> Response:  # noqa: B006
+def metric_points(
+    request: Request,
+    run_id: str,
+    key: str,
+    compare: Compare = [],  # noqa: B006
+    points: Points = series.MAX_POINTS,
+) -> Response:
     """``{"series": [{"label", "x", "y"}], "total", "drawn"}``: the metric's points of the run
-    and of each overlaid run that has it, each decimated past the chart's limit."""
+    and of each overlaid run that has it, each decimated past ``points`` (the chart's limit by
+    default; the page asks first for what its width shows, then for the rest)."""
     store = server_state(request).tracking
     run = store.get_run(resolve(store, run_id))
     others, _ = overlays(store, run.id, compare)
-    lines = [line for line in _series(store, [run, *others], key) if line.total]
+    lines = [line for line in _series(store, [run, *others], key, points) if line.total]
     body = {
         "series": [line.as_json() for line in lines],
         "total": sum(line.total for line in lines),
@@ -154,7 +164,9 @@ def charts(store: SqlTrackingStore, runs: list[Run]) -> list[dict[str, Any]]:
     return shown
 
 
-def _series(store: SqlTrackingStore, runs: list[Run], key: str) -> list[series.Series]:
+def _series(
+    store: SqlTrackingStore, runs: list[Run], key: str, limit: int = series.MAX_POINTS
+) -> list[series.Series]:
     names = series.labels([(r.id, r.info.name) for r in runs])
     lines = []
     for run, label in zip(runs, names, strict=True):
@@ -164,7 +176,7 @@ def _series(store: SqlTrackingStore, runs: list[Run], key: str) -> list[series.S
         history = store.get_metric_columns(run.id, key)
         xs, ys = history.steps, series.finite(history.values)
         total = len(xs)
-        xs, ys = series.decimate(xs, ys)
+        xs, ys = series.decimate(xs, ys, limit)
         lines.append(series.Series(label, xs, ys, total))
     return lines
 
