@@ -14,7 +14,9 @@ Two forms of the same query:
 PostgreSQL picks between them with its own statistics. SQLite keeps none, so on SQLite a
 search within experiments is one statement holding both forms that runs only one of them:
 the index-driven one when the searched experiments hold at least half of all runs, the
-run-driven one otherwise (at worst about as slow as it was before, when few runs match).
+run-driven one otherwise (at worst about as slow as it was before, when few runs match). Its
+index-driven form tests the runs' experiment and lifecycle with expressions no index serves,
+or SQLite would start from the runs' own index and sort them all.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def build_query(
     use_index = searched.scalar_subquery() * 2 >= total.scalar_subquery()
     by_runs = _run_driven(experiment_ids, where, order_by, include_deleted, labelled=True)
     by_index = _index_driven(
-        experiment_ids, where, order_by, include_deleted, driving, labelled=True
+        experiment_ids, where, order_by, include_deleted, driving, labelled=True, lead=True
     )
     wanted = offset + max_results
     limited = (
@@ -155,12 +157,19 @@ def _index_driven(
     include_deleted: bool,
     driving: OrderKey,
     labelled: bool = False,
+    lead: bool = False,
 ) -> sa.Select[Any]:
     """The runs joined to the required first sort metric (or param), its tests applied to the
-    joined row."""
+    joined row.
+
+    ``lead``: the index must lead (SQLite): the runs' experiment and lifecycle tests are
+    written so that no index of runs can serve them (``experiment_id + 0``, ``stage || ''``).
+    Without statistics SQLite otherwise starts from the runs of the experiment, through their
+    index, and sorts every one of them (290 ms for the first page of 100,000 runs, 1 ms read
+    along the index)."""
     param = driving.kind == "param"
     joined: Any = aliased(ParamRow if param else LatestMetricRow)
-    stmt = _runs(experiment_ids, include_deleted).join(
+    stmt = _runs(experiment_ids, include_deleted, unindexed=lead).join(
         joined, sa.and_(joined.run_id == RunRow.id, joined.key == driving.key)
     )
     tests = _conjuncts(where)
@@ -196,12 +205,18 @@ def _index_driven(
     return _sorted(stmt, sort, nulls_last, labelled)
 
 
-def _runs(experiment_ids: Sequence[int] | None, include_deleted: bool) -> sa.Select[Any]:
+def _runs(
+    experiment_ids: Sequence[int] | None, include_deleted: bool, unindexed: bool = False
+) -> sa.Select[Any]:
+    """The runs of ``experiment_ids`` (all if None), deleted ones too if asked; ``unindexed``:
+    tested by expressions no index of runs serves (see :func:`_index_driven`)."""
+    experiment: Any = RunRow.experiment_id + 0 if unindexed else RunRow.experiment_id
+    stage: Any = RunRow.lifecycle_stage.concat("") if unindexed else RunRow.lifecycle_stage
     stmt = sa.select(RunRow.id)
     if experiment_ids is not None:
-        stmt = stmt.where(RunRow.experiment_id.in_(list(experiment_ids)))
+        stmt = stmt.where(experiment.in_(list(experiment_ids)))
     if not include_deleted:
-        stmt = stmt.where(RunRow.lifecycle_stage == "active")
+        stmt = stmt.where(stage == "active")
     return stmt
 
 

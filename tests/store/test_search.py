@@ -168,3 +168,38 @@ def test_sort_by_a_required_metric_keeps_ties_and_nan_in_order(
         for limit in (1000, 5):
             found = store.search_runs(scope, parse_filter(text), order, limit)
             assert [r.id for r in found] == expected[:limit], (experiments, limit)
+
+
+@pytest.mark.parametrize("sort", ["metrics.acc DESC", "params.lr"])
+def test_sqlite_reads_a_required_sort_key_along_its_index(
+    sqlite_store, tmp_path, sort: str
+) -> None:
+    """Without statistics SQLite would start from the experiment's runs (through their index)
+    and sort them all; the index-driven form gives it no index of runs to start from, so it
+    reads the sort key's index in order and stops at the page (1 ms instead of 290 ms for the
+    first page of 100,000 runs)."""
+    from segue.store import search
+
+    with sqlite_store(tmp_path) as env:
+        engine = open_engine(env["SEGUE_STORE_URI"])
+        store = SqlTrackingStore(engine)
+        _store_runs(store, 30)
+        exp = store.get_experiment("search-a")  # two runs in three: the index-driven form
+        key = sort.split(".")[1].split()[0]
+        text = f"{sort.split()[0]} IS NOT NULL"
+        query = search.build_query(
+            [exp.id], parse_filter(text), parse_order_by([sort]), 50, dialect="sqlite"
+        )
+        compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
+        with engine.connect() as conn:
+            plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")]
+            found = [
+                r.id
+                for r in store.search_runs([exp.id], parse_filter(text), parse_order_by([sort]), 50)
+            ]
+        engine.dispose()
+    index = (
+        "ix_latest_metrics_key_value_run_id" if key == "acc" else "ix_params_key_value_num_run_id"
+    )
+    assert any(index in step and "(key=?)" in step for step in plan), plan
+    assert len(found) == 20
