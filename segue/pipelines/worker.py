@@ -138,7 +138,11 @@ def _split(task: StepTask, result: Any) -> dict[str, Any]:
 
 
 def _apply_env(env: Mapping[str, str]) -> None:
-    """A worker on another machine opens the stores the launching process used."""
+    """A worker opens the stores the launching process used: ``env`` holds every ``SEGUE_*``
+    variable of that process, so one it lacks goes too (a worker forked from a fork server
+    started earlier, or another machine's, may hold a ``SEGUE_TRACKING_URI`` of its own)."""
+    for key in [k for k in os.environ if k.startswith("SEGUE_") and k not in env]:
+        del os.environ[key]
     for key, value in env.items():
         if os.environ.get(key) != value:
             os.environ[key] = value

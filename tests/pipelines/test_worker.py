@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -116,3 +117,17 @@ def test_a_step_that_exits_fails_without_retries(segue_env, write_module, raise_
     if pipeline == "flow":
         assert status["ok"].status == "FINISHED"
         assert status["join"].status == "KILLED"
+
+
+def test_a_worker_takes_exactly_the_launching_process_s_segue_variables(monkeypatch):
+    """A worker forked from a fork server started under other settings (say, while the
+    launching process pointed at a team server) must not keep them."""
+    from segue.pipelines.worker import _apply_env
+
+    monkeypatch.setenv("SEGUE_TRACKING_URI", "http://127.0.0.1:9")  # the fork server's
+    monkeypatch.setenv("SEGUE_HOME", "/old")
+    monkeypatch.setenv("OTHER", "kept")
+    _apply_env({"SEGUE_HOME": "/new", "SEGUE_STORE_URI": "sqlite:////new/segue.db"})
+    assert "SEGUE_TRACKING_URI" not in os.environ
+    assert os.environ["SEGUE_HOME"] == "/new" and os.environ["OTHER"] == "kept"
+    assert os.environ["SEGUE_STORE_URI"] == "sqlite:////new/segue.db"
