@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import weakref
@@ -111,10 +112,17 @@ class RemoteSession:
         self._local = threading.local()
         self._clients: list[httpx.Client] = []  # every thread's, for close()
         self._clients_lock = threading.Lock()
+        self._pid = os.getpid()
 
     @property
     def http(self) -> httpx.Client:
-        """This thread's client (httpx clients are not shared across threads here)."""
+        """This thread's client (httpx clients are not shared across threads here, nor with a
+        forked child: its requests on the parent's connection would mix with the parent's)."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._local = threading.local()
+            self._clients = []  # the parent's: left to it, open
+            self._clients_lock = threading.Lock()
         client: httpx.Client | None = getattr(self._local, "client", None)
         if client is None:
             transport = self._transport or httpx.HTTPTransport(

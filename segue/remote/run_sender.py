@@ -4,23 +4,31 @@ no round trip of its own.
 A client that has started one run through the server (which proved its token may, and made
 the experiment) queues later starts and ends here, with the ids and times it made itself. One
 daemon thread sends what is queued as ``POST /run-batches`` requests, at once and in order:
-what piles up while a request is out goes in the next, up to :data:`OPS_PER_REQUEST`. The
-queue holds :data:`MAX_QUEUED` operations; past that the caller sends them itself (no run is
-dropped).
+what piles up while a request is out goes in the next, up to :data:`OPS_PER_REQUEST`
+operations or :data:`POINTS_PER_REQUEST` metric points. The queue holds :data:`MAX_QUEUED`
+operations; past that a start or end waits for room (no run is dropped). Exiting the process
+sends what is queued (an ``atexit`` hook); in a child process (a ``multiprocessing`` worker,
+whose exit skips such hooks) every operation is sent at once, and a fork first sends what the
+parent has queued.
 
 Every other call of the process to a Segue server first sends what is queued
 (:func:`segue.remote.http.hold_calls_for`), so a run is on the server before anything can name
 it. A server that cannot be reached or answers 502-504 is retried, with backoff, and keeps
-the operations queued; an operation the server refuses (a revoked token, a param that
-changed) is dropped, logged, and raised by the client's next ``start_run`` or ``flush``.
+the operations queued; a retried request says so, and the server then takes a start or
+end it already applied as done instead of refusing or repeating it. An operation the server
+refuses (a revoked token, a param that changed) is dropped, logged, and raised by the
+client's next ``start_run`` or ``flush``.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
+import multiprocessing
 import os
 import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,12 +40,22 @@ from segue.store.entities import RunInfo
 from segue.store.run_data import MetricColumns
 from segue.store.sessions import is_transient
 
-__all__ = ["MAX_QUEUED", "OPS_PER_REQUEST", "RunSender", "RunsNotRecorded", "json_value"]
+__all__ = [
+    "MAX_QUEUED",
+    "OPS_PER_REQUEST",
+    "POINTS_PER_REQUEST",
+    "RunSender",
+    "RunsNotRecorded",
+    "json_value",
+]
 
 log = logging.getLogger(__name__)
 
 #: Operations one request carries at most.
 OPS_PER_REQUEST = 500
+#: Metric points one request carries at most (about 1.5 MB of JSON): a run's batch of points,
+#: or the ends in one request of queued operations.
+POINTS_PER_REQUEST = 50_000
 #: Operations held before the caller sends them itself.
 MAX_QUEUED = 10_000
 #: Seconds between two tries to reach a server that is down, at most.
@@ -62,6 +80,7 @@ class RunSender:
         self._background = background
         self._lock = threading.Lock()
         self._queued = threading.Condition(self._lock)
+        self._room = threading.Condition(self._lock)
         #: One batch out at a time, so operations reach the server in the order queued.
         self._send_lock = threading.Lock()
         self._ops: list[dict[str, Any]] = []
@@ -69,7 +88,10 @@ class RunSender:
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
+        #: A multiprocessing worker (its exit skips atexit hooks): nothing waits in a queue.
+        self._at_once = multiprocessing.parent_process() is not None
         http.hold_calls_for(self)
+        _senders.add(self)
 
     # -- queueing --------------------------------------------------------------------------
 
@@ -104,14 +126,22 @@ class RunSender:
 
     def _put(self, op: dict[str, Any]) -> None:
         self._check_fork()
+        if self._background and not self._at_once:
+            self._ensure_thread()
+            with self._lock:
+                # Full: wait for the thread to make room (it keeps trying while the server
+                # cannot be reached), as a full metric backlog makes log_metric wait.
+                self._room.wait_for(lambda: len(self._ops) < MAX_QUEUED)
+                self._ops.append(op)
+                self._queued.notify()
+            return
         with self._lock:
             self._ops.append(op)
             full = len(self._ops) >= MAX_QUEUED
-            self._queued.notify()
-        if full:
+        if self._at_once or full:  # no thread of its own: the caller sends
             self.drain()
-        elif self._background:
-            self._ensure_thread()
+            if self._at_once:
+                self.raise_refused()
 
     @property
     def queued(self) -> int:
@@ -131,24 +161,45 @@ class RunSender:
         with self._send_lock, http.sending():
             while True:
                 with self._lock:
-                    batch = self._ops[:OPS_PER_REQUEST]
+                    batch = _take(self._ops)
                     if not batch:
                         return
-                    del self._ops[:OPS_PER_REQUEST]
+                    self._room.notify_all()
                 self._send(batch)
 
     def _send(self, batch: list[dict[str, Any]]) -> None:
+        body: dict[str, Any] = {"ops": [_sent(op) for op in batch]}
+        if any("_tried" in op for op in batch):
+            body["retry"] = True  # some may have been applied: the server checks each
         results: list[str | None]
         try:
-            answer = self._session.call("POST", "/run-batches", json={"ops": batch})
+            answer = self._session.call("POST", "/run-batches", json=body)
         except Exception as exc:
             if is_transient(exc):
-                with self._lock:  # back in front, in order, for the next try
-                    self._ops[:0] = batch
+                self._requeue(batch)
                 raise
             results = [str(exc)] * len(batch)
         else:
-            results = [None if r is None else str(r.get("error") or r) for r in answer["results"]]
+            # What the server could not apply for now (its database locked, say) goes back,
+            # in order, with whatever follows it in the batch.
+            answers = answer["results"]
+            later = [i for i, r in enumerate(answers) if r is not None and r.get("retry")]
+            if later:
+                self._requeue(batch[later[0] :])
+                batch, answers = batch[: later[0]], answers[: later[0]]
+            results = [None if r is None else str(r.get("error") or r) for r in answers]
+            if later:
+                self._note_refused(batch, results)
+                raise ServerError("the Segue server could not apply some runs yet; will retry")
+        self._note_refused(batch, results)
+
+    def _requeue(self, batch: list[dict[str, Any]]) -> None:
+        for op in batch:
+            op["_tried"] = True  # kept out of the body (see _sent)
+        with self._lock:  # back in front, in order, for the next try
+            self._ops[:0] = batch
+
+    def _note_refused(self, batch: list[dict[str, Any]], results: list[str | None]) -> None:
         refused = [
             f"{_describe(op)}: {reason}"
             for op, reason in zip(batch, results, strict=True)
@@ -199,14 +250,18 @@ class RunSender:
                 self._thread.start()
 
     def _check_fork(self) -> None:
-        # A forked child inherits the parent's queue, which the parent sends: forget it.
+        # A forked child inherits the parent's queue, which the parent sends: forget it, and
+        # send its own operations at once (its exit may skip atexit hooks).
         if self._pid != os.getpid():
             self._pid = os.getpid()
             self._lock = threading.Lock()
             self._queued = threading.Condition(self._lock)
+            self._room = threading.Condition(self._lock)
             self._send_lock = threading.Lock()
             self._ops, self._refused = [], []
+            self._closed = threading.Event()
             self._thread = None
+            self._at_once = True
 
     def close(self) -> None:
         """Send what is queued and stop the thread; refusals and a server that cannot be
@@ -227,6 +282,54 @@ class RunSender:
             self.raise_refused()
         except RunsNotRecorded as exc:
             log.error("%s", exc)
+
+
+_senders: weakref.WeakSet[RunSender] = weakref.WeakSet()
+
+
+def _close_all() -> None:
+    """At exit: every sender sends what it holds (a script that never used segue.start_run
+    has no other hook that would)."""
+    for sender in list(_senders):
+        sender.close()
+
+
+def _send_before_fork() -> None:
+    """Before a fork: what the parent queued reaches the server, so that a child can name the
+    runs (log metrics to a run whose start the parent queued)."""
+    for sender in list(_senders):
+        try:
+            sender.drain()
+        except Exception as exc:  # the fork goes on; the parent keeps the operations
+            log.warning("could not send queued runs before a fork: %s", exc)
+
+
+atexit.register(_close_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_send_before_fork)
+
+
+def _take(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first operations of ``ops`` one request carries, taken out of it: up to
+    :data:`OPS_PER_REQUEST`, and up to :data:`POINTS_PER_REQUEST` metric points (the first
+    always, however many it holds)."""
+    count = points = 0
+    for op in ops[:OPS_PER_REQUEST]:
+        held = sum(len(group["points"]) for group in op.get("metrics", ()))
+        if count and points + held > POINTS_PER_REQUEST:
+            break
+        count += 1
+        points += held
+    batch = ops[:count]
+    del ops[:count]
+    return batch
+
+
+def _sent(op: dict[str, Any]) -> dict[str, Any]:
+    """``op`` as the server reads it (without the sender's own marks)."""
+    if "_tried" not in op:
+        return op
+    return {k: v for k, v in op.items() if k != "_tried"}
 
 
 def _describe(op: dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from segue.errors import InvalidArgument
 from segue.remote.http import RemoteSession
-from segue.remote.run_sender import RunSender, json_value
+from segue.remote.run_sender import POINTS_PER_REQUEST, RunSender, json_value
 from segue.store import codec
 from segue.store.entities import (
     ArtifactEntry,
@@ -44,10 +44,6 @@ from segue.store.filters import Expr, OrderKey, format_filter, format_order
 from segue.store.run_data import MetricColumns
 
 __all__ = ["POINTS_PER_REQUEST", "RestTrackingStore"]
-
-#: Metric points one ``log_batch`` request carries at most (about 1.5 MB of JSON); a bigger
-#: batch is sent as several requests, params and tags with the first.
-POINTS_PER_REQUEST = 50_000
 
 
 class RestTrackingStore:
@@ -164,7 +160,16 @@ class RestTrackingStore:
         error: str | None = None,
     ) -> None:
         """End a run with its last metric points (columns per key): queued for the
-        background sender, like a start (see :meth:`create_run`)."""
+        background sender, like a start (see :meth:`open_run`). More points than one request
+        carries are sent first, in requests of their own."""
+        if sum(len(values) for values, _, _ in metrics.values()) > POINTS_PER_REQUEST:
+            points = [
+                Metric(key, value, step, stamp)
+                for key, (values, steps, stamps) in metrics.items()
+                for value, step, stamp in zip(values, steps, stamps, strict=True)
+            ]
+            self.log_batch(run_id, metrics=points)
+            metrics = {}
         self.sender.end(run_id, metrics, status, end_time, error)
 
     def flush(self) -> None:

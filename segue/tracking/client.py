@@ -266,10 +266,12 @@ class TrackingClient:
     def flush(self) -> None:
         """Write every buffered metric point, and send the run starts and ends a remote
         store holds back; raise what could not be written."""
-        self.writer.flush()
         send_queued = getattr(self.store, "flush", None)  # a remote store's queued runs
-        if send_queued is not None:
-            send_queued()
+        try:
+            self.writer.flush()
+        finally:
+            if send_queued is not None:
+                send_queued()
 
     # -- artifacts -----------------------------------------------------------------------
 

@@ -7,6 +7,8 @@ import dataclasses
 import json
 import math
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -245,3 +247,46 @@ def test_every_queued_run_is_refused_when_the_token_stops_working(remote_mode) -
     finally:
         client.writer.close()
         store.close()
+
+
+_SCRIPT_ENDS_WITHOUT_THE_SDK_S_HOOK = """
+from segue.tracking.client import get_client
+client = get_client()
+for i in range(3):
+    client.end_run(client.create_run("exit", params={"i": i}).id)
+"""
+
+_POOL_OF_FORKED_WORKERS = """
+import multiprocessing, segue
+
+def work(i):
+    with segue.start_run(experiment="pool", params={"i": i}):
+        pass
+    return i
+
+if __name__ == "__main__":
+    with segue.start_run(experiment="pool"):
+        pass
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        assert sorted(pool.map(work, range(6))) == list(range(6))
+"""
+
+
+@pytest.mark.parametrize(
+    ("script", "experiment", "count"),
+    [(_SCRIPT_ENDS_WITHOUT_THE_SDK_S_HOOK, "exit", 3), (_POOL_OF_FORKED_WORKERS, "pool", 7)],
+    ids=["exit-without-start-run", "forked-pool-workers"],
+)
+def test_queued_runs_are_sent_when_a_process_ends(
+    remote: Remote, tmp_path: Path, script: str, experiment: str, count: int
+) -> None:
+    """Exiting sends what is queued, also when segue.start_run (whose hook ends open runs) was
+    never called; a multiprocessing worker, whose exit skips such hooks, sends at once."""
+    path = tmp_path / "script.py"
+    path.write_text(script)
+    done = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    exp = remote.store.get_experiment(experiment)
+    stored = remote.store.search_runs([exp.id], None, [], 100)
+    assert len(stored) == count
+    assert {r.info.status for r in stored} == {"FINISHED"}

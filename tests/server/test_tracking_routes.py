@@ -264,7 +264,55 @@ def test_a_run_batch_applies_each_operation_and_answers_each_refusal(
 
 
 def test_a_run_batch_keeps_segue_tags_for_the_runtime(api: httpx.Client) -> None:
-    op = {"op": "open", "info": {**RUN, "experiment_id": 0, "id": uuid.uuid4().hex}}
-    refused = api.post("/run-batches", json={"ops": [{**op, "tags": {"segue.x": "1"}}]})
-    (result,) = refused.json()["results"]
-    assert result["type"] == "InvalidArgument" and result["field"] == "ops.0.tags.segue.x"
+    def op(tags: dict[str, str], system: bool = False) -> dict[str, Any]:
+        info = {**RUN, "experiment_id": 0, "id": uuid.uuid4().hex}
+        return {"op": "open", "info": info, "tags": tags, "system": system}
+
+    ops = [
+        op({"segue.x": "1"}),
+        op({"segue.created_by": "user:someone-else"}, system=True),
+        op({"segue.kind": "step"}),
+        op({"segue.kind": "step"}, system=True),  # what the pipeline runtime writes
+    ]
+    results = api.post("/run-batches", json={"ops": ops}).json()["results"]
+    assert results[0]["type"] == "InvalidArgument" and results[0]["field"] == "ops.0.tags.segue.x"
+    assert results[1]["field"] == "ops.1.tags.segue.created_by"  # the server's to write
+    assert results[2]["field"] == "ops.2.tags.segue.kind"
+    assert results[3] is None
+    stored = api.get(f"/runs/{ops[3]['info']['id']}").json()
+    assert stored["data"]["tags"] == {"segue.kind": "step"}
+
+
+def test_a_retried_run_batch_takes_what_was_applied_as_done(api: httpx.Client) -> None:
+    run = uuid.uuid4().hex
+    ops = [
+        {"op": "open", "info": {**RUN, "experiment_id": 0, "id": run}, "params": {"a": "1"}},
+        {
+            "op": "end",
+            "run_id": run,
+            "metrics": [{"key": "loss", "points": [[0.5, 0, 2]]}],
+            "status": "FINISHED",
+            "end_time": 9,
+        },
+    ]
+    assert api.post("/run-batches", json={"ops": ops}).json()["results"] == [None, None]
+
+    again = api.post("/run-batches", json={"ops": ops, "retry": True}).json()["results"]
+    assert again == [None, None]  # applied before the failure the client saw: done
+    history = api.get(f"/runs/{run}/metric-history", params={"key": "loss"}).json()
+    assert history["value"] == [0.5]  # not written twice
+    # Not marked as a retry, a start of a run that exists is refused.
+    (first, _) = api.post("/run-batches", json={"ops": ops}).json()["results"]
+    assert first["type"] == "AlreadyExists"
+    # A retried start of another run with that id (another start time) is still refused.
+    other = {**ops[0], "info": {**ops[0]["info"], "start_time": 5}}
+    (refused,) = api.post("/run-batches", json={"ops": [other], "retry": True}).json()["results"]
+    assert refused["type"] == "AlreadyExists"
+
+
+def test_a_run_batch_holds_at_most_max_points(api: httpx.Client, run_id: str) -> None:
+    end = {"op": "end", "run_id": run_id, "status": "FINISHED", "end_time": 9}
+    many = [{**end, "metrics": [_points("m", 150_000)]}, {**end, "metrics": [_points("n", 60_000)]}]
+    answer = api.post("/run-batches", json={"ops": many})
+    assert answer.status_code == 422 and answer.json()["field"] == "ops"
+    assert api.get(f"/runs/{run_id}").json()["info"]["status"] == "RUNNING"  # none applied

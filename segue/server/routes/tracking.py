@@ -16,6 +16,7 @@ the authenticated actor (``user:bob``), which the client cannot choose.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Annotated, Any, Literal
@@ -26,18 +27,20 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from starlette.responses import Response
 
-from segue.errors import InvalidArgument, SegueError
+from segue.errors import InvalidArgument, NotFound, SegueError
 
 # The module, not its names: segue.server.app imports the routers while it loads.
 from segue.server import app
 from segue.store import collector
 from segue.store.entities import ArtifactEntry, Dataset, RunInfo
 from segue.store.filters import parse_filter, parse_order_by
+from segue.store.sessions import is_transient
 from segue.store.tracking import SqlTrackingStore
 from segue.tracking import validation
 from segue.tracking.validation import MAX_KEY, MAX_PARAM_VALUE
 
 router = APIRouter(tags=["tracking"])
+_log = logging.getLogger(__name__)
 
 #: The tag naming who created a run through an authenticating server.
 CREATED_BY = "segue.created_by"
@@ -194,6 +197,10 @@ class RunBatchBody(_Body):
         list[Annotated[OpenRunOp | EndRunOp, Field(discriminator="op")]],
         Field(min_length=1, max_length=MAX_OPS),
     ]
+    #: Sent again after a failure that may have come after some were applied: a start of a
+    #: run that exists with the same start time, or an end already recorded with the same
+    #: status and end time, is taken as done (not refused, nor its points written twice).
+    retry: StrictBool = False
 
 
 class ArtifactBody(_Body):
@@ -273,6 +280,23 @@ def create_run(request: Request, body: CreateRunBody) -> Response:
     return app.json_response(_store(request).create_run(info, tags), 201)
 
 
+def _opened(store: SqlTrackingStore, info: RunInfo) -> bool:
+    """Whether a retried start was applied already: the run exists, started then."""
+    try:
+        return store.get_run(info.id).info.start_time == info.start_time
+    except NotFound:
+        return False
+
+
+def _ended(store: SqlTrackingStore, op: EndRunOp) -> bool:
+    """Whether a retried end was applied already: the run ended so, then."""
+    try:
+        ended = store.get_run(op.run_id).info
+    except NotFound:
+        return False
+    return (ended.status, ended.end_time) == (op.status, op.end_time)
+
+
 def _creation_tags(request: Request, tags: Mapping[str, str], system: bool) -> dict[str, str]:
     """A new run's tags as stored: the caller's (checked), and who created it."""
     tags = dict(tags)
@@ -296,21 +320,20 @@ def run_batch(request: Request, body: RunBatchBody) -> Response:
     ``field``) it would have answered alone.
     """
     store = _store(request)
+    points = sum(len(g.points) for op in body.ops if isinstance(op, EndRunOp) for g in op.metrics)
+    if points > MAX_POINTS:
+        raise _invalid("ops", f"a batch holds at most {MAX_POINTS} points, got {points}")
     results: list[dict[str, Any] | None] = []
     for index, op in enumerate(body.ops):
         try:
             if isinstance(op, OpenRunOp):
                 info = RunInfo(**op.info.model_dump())
-                tags = _creation_tags(request, op.tags, op.system)
-                store.open_run(info.experiment_name, info, tags, op.params)
-            else:
-                store.finish_run(
-                    op.run_id,
-                    _columns(op.metrics, f"ops.{index}.metrics"),
-                    op.status,
-                    op.end_time,
-                    error=op.error,
-                )
+                if not (body.retry and _opened(store, info)):
+                    tags = _creation_tags(request, op.tags, op.system)
+                    store.open_run(info.experiment_name, info, tags, op.params)
+            elif not (body.retry and _ended(store, op)):
+                columns = _columns(op.metrics, f"ops.{index}.metrics")
+                store.finish_run(op.run_id, columns, op.status, op.end_time, error=op.error)
             results.append(None)
         except SegueError as exc:
             field = getattr(exc, "field", None)
@@ -321,6 +344,19 @@ def run_batch(request: Request, body: RunBatchBody) -> Response:
                     "field": field and f"ops.{index}.{field}",
                 }
             )
+        except Exception as exc:
+            if not is_transient(exc):  # a fault of the server's: this one fails, not the rest
+                _log.exception("run batch: operation %d failed", index)
+                results.append({"error": f"the server failed: {exc}", "type": "ServerError"})
+                continue
+            # The database is busy or away: this one and those after it are not applied;
+            # the client sends them again, in order.
+            _log.warning(
+                "run batch: %d operations left for a retry: %s", len(body.ops) - index, exc
+            )
+            retry = {"error": f"not applied yet: {exc}", "type": "ServerError", "retry": True}
+            results.extend([retry] * (len(body.ops) - index))
+            break
     return app.json_response({"results": results})
 
 

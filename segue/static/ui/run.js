@@ -32,6 +32,7 @@
 
   function show(element, spec, body, more) {
     spec.series = body.series;
+    if (element._plot) element._plot.destroy();  // the first paint's, replaced
     Segue.kinds.lines(element, spec);
     if (body.drawn < body.total) {
       var note = document.createElement("p");
@@ -51,6 +52,14 @@
         if (!more) return null;
         return load(spec.src).then(function (whole) {
           if (whole.drawn > first.drawn) show(element, spec, whole, false);
+        }, function (error) {
+          // The first paint stays; its note says the rest did not come.
+          var hint = element.querySelector(".hint");
+          if (hint) hint.textContent = hint.textContent.replace(/; loading the rest.*$/, "");
+          var note = document.createElement("p");
+          note.className = "error";
+          note.textContent = "Could not load the rest of the points: " + error.message;
+          element.appendChild(note);
         });
       })
       .catch(function (error) {
