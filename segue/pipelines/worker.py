@@ -137,12 +137,24 @@ def _split(task: StepTask, result: Any) -> dict[str, Any]:
     return dict(zip(task.outputs, result, strict=True))
 
 
+#: The variables that say which stores a process uses and as whom.
+_STORES = (
+    "SEGUE_HOME",
+    "SEGUE_STORE_URI",
+    "SEGUE_ARTIFACT_URI",
+    "SEGUE_TRACKING_URI",
+    "SEGUE_TOKEN",
+)
+
+
 def _apply_env(env: Mapping[str, str]) -> None:
     """A worker opens the stores the launching process used: ``env`` holds every ``SEGUE_*``
-    variable of that process, so one it lacks goes too (a worker forked from a fork server
-    started earlier, or another machine's, may hold a ``SEGUE_TRACKING_URI`` of its own)."""
-    for key in [k for k in os.environ if k.startswith("SEGUE_") and k not in env]:
-        del os.environ[key]
+    variable of that process, so a store variable it lacks goes too (a worker forked from a
+    fork server started earlier, or another machine's, may hold a ``SEGUE_TRACKING_URI`` of
+    its own). Other variables stay."""
+    for key in _STORES:
+        if key not in env:
+            os.environ.pop(key, None)
     for key, value in env.items():
         if os.environ.get(key) != value:
             os.environ[key] = value

@@ -124,10 +124,15 @@ def test_a_worker_takes_exactly_the_launching_process_s_segue_variables(monkeypa
     launching process pointed at a team server) must not keep them."""
     from segue.pipelines.worker import _apply_env
 
+    # Every variable it may touch is monkeypatched, so this process gets them back after.
+    for key in ("SEGUE_STORE_URI", "SEGUE_ARTIFACT_URI", "SEGUE_TOKEN"):
+        monkeypatch.setenv(key, "old")
     monkeypatch.setenv("SEGUE_TRACKING_URI", "http://127.0.0.1:9")  # the fork server's
     monkeypatch.setenv("SEGUE_HOME", "/old")
-    monkeypatch.setenv("OTHER", "kept")
+    monkeypatch.setenv("SEGUE_MLFLOW_PYTHON", "/opt/mlflow/bin/python")  # not a store's
     _apply_env({"SEGUE_HOME": "/new", "SEGUE_STORE_URI": "sqlite:////new/segue.db"})
     assert "SEGUE_TRACKING_URI" not in os.environ
-    assert os.environ["SEGUE_HOME"] == "/new" and os.environ["OTHER"] == "kept"
+    assert os.environ["SEGUE_HOME"] == "/new"
+    assert os.environ["SEGUE_MLFLOW_PYTHON"] == "/opt/mlflow/bin/python"
     assert os.environ["SEGUE_STORE_URI"] == "sqlite:////new/segue.db"
+    assert "SEGUE_ARTIFACT_URI" not in os.environ and "SEGUE_TOKEN" not in os.environ
