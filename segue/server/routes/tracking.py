@@ -347,14 +347,19 @@ def run_batch(request: Request, body: RunBatchBody) -> Response:
         except Exception as exc:
             if not is_transient(exc):  # a fault of the server's: this one fails, not the rest
                 _log.exception("run batch: operation %d failed", index)
-                results.append({"error": f"the server failed: {exc}", "type": "ServerError"})
+                failed = f"the server failed on this operation ({type(exc).__name__}; see its log)"
+                results.append({"error": failed, "type": "ServerError"})
                 continue
             # The database is busy or away: this one and those after it are not applied;
             # the client sends them again, in order.
             _log.warning(
                 "run batch: %d operations left for a retry: %s", len(body.ops) - index, exc
             )
-            retry = {"error": f"not applied yet: {exc}", "type": "ServerError", "retry": True}
+            retry = {
+                "error": "not applied yet: the database is busy",
+                "type": "ServerError",
+                "retry": True,
+            }
             results.extend([retry] * (len(body.ops) - index))
             break
     return app.json_response({"results": results})
