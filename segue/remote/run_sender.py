@@ -46,7 +46,7 @@ __all__ = [
     "POINTS_PER_REQUEST",
     "RunSender",
     "RunsNotRecorded",
-    "json_value",
+    "metric_points",
 ]
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class RunSender:
         op = {
             "op": "end",
             "run_id": run_id,
-            "metrics": _points(metrics),
+            "metrics": metric_points(metrics),
             "status": status,
             "end_time": end_time,
             "error": error,
@@ -338,20 +338,21 @@ def _describe(op: dict[str, Any]) -> str:
     return f"the end of run {op['run_id']}"
 
 
-def _points(metrics: Mapping[str, MetricColumns]) -> list[dict[str, Any]]:
-    """Columns per key as the server's ``{"key", "points": [[value, step, timestamp]]}``;
-    values that are not finite as ``"NaN"``/``"Infinity"``/``"-Infinity"``."""
+def metric_points(metrics: Mapping[str, MetricColumns]) -> list[dict[str, Any]]:
+    """Columns per key as the server reads them: one ``{"key", "points": [[value, step,
+    timestamp], ...]}`` object per key, in the order logged; values that are not finite as
+    ``"NaN"``/``"Infinity"``/``"-Infinity"``."""
     out = []
     for key, (values, steps, stamps) in metrics.items():
         if all(map(math.isfinite, values)):
             points: list[Any] = list(zip(values, steps, stamps, strict=True))
         else:
-            points = [(json_value(v), s, t) for v, s, t in zip(values, steps, stamps, strict=True)]
+            points = [(_json_value(v), s, t) for v, s, t in zip(values, steps, stamps, strict=True)]
         out.append({"key": key, "points": points})
     return out
 
 
-def json_value(value: float) -> float | str:
+def _json_value(value: float) -> float | str:
     """A metric value as the server reads it: a finite float as is, else ``"NaN"``,
     ``"Infinity"`` or ``"-Infinity"``."""
     if math.isfinite(value):

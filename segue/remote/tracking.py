@@ -21,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import math
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -29,7 +28,7 @@ from urllib.parse import quote
 
 from segue.errors import InvalidArgument
 from segue.remote.http import RemoteSession
-from segue.remote.run_sender import POINTS_PER_REQUEST, RunSender, json_value
+from segue.remote.run_sender import POINTS_PER_REQUEST, RunSender, metric_points
 from segue.store import codec
 from segue.store.entities import (
     ArtifactEntry,
@@ -41,7 +40,7 @@ from segue.store.entities import (
     RunInfo,
 )
 from segue.store.filters import Expr, OrderKey, format_filter, format_order
-from segue.store.run_data import MetricColumns
+from segue.store.run_data import MetricColumns, metric_columns
 
 __all__ = ["POINTS_PER_REQUEST", "RestTrackingStore"]
 
@@ -243,10 +242,12 @@ class RestTrackingStore:
             **_system(tags),
         }
         if len(metrics) <= POINTS_PER_REQUEST:
-            self.session.call("POST", path, json={**first, "metrics": _points(metrics)})
+            self.session.call(
+                "POST", path, json={**first, "metrics": metric_points(metric_columns(metrics))}
+            )
             return
         for start in range(0, len(metrics), POINTS_PER_REQUEST):
-            chunk = _points(metrics[start : start + POINTS_PER_REQUEST])
+            chunk = metric_points(metric_columns(metrics[start : start + POINTS_PER_REQUEST]))
             self.session.call("POST", path, json={**first, "metrics": chunk})
             first = {}
 
@@ -333,20 +334,6 @@ def _run(run_id: str) -> str:
 
 def _fits_a_path(name: str) -> bool:
     return bool(name) and "/" not in name and name not in (".", "..")
-
-
-def _points(metrics: Sequence[Metric]) -> list[dict[str, Any]]:
-    """Points as one ``{"key", "points": [[value, step, timestamp], ...]}`` object per key, in
-    the order logged; values that are not finite as ``"NaN"``/``"Infinity"``/``"-Infinity"``."""
-    by_key: dict[str, list[tuple[float | str, int, int]]] = {}
-    isfinite = math.isfinite
-    for m in metrics:
-        points = by_key.get(m.key)
-        if points is None:
-            points = by_key[m.key] = []
-        value = m.value
-        points.append((value if isfinite(value) else json_value(value), m.step, m.timestamp))
-    return [{"key": key, "points": points} for key, points in by_key.items()]
 
 
 def _system(tags: Mapping[str, str] | None) -> dict[str, bool]:
