@@ -204,7 +204,7 @@ def test_the_run_page_in_a_browser_draws_every_chart(ui, page):
     page.wait_for_selector("#metrics .chart-box canvas")  # fetched after the page
     # First what the chart's width shows, then the whole series in its place.
     chart = "document.querySelector('.chart[data-chart=metric]')"
-    page.wait_for_function(f"{chart}._plot && {chart}._plot.data[0].length === 20000")
+    page.wait_for_function(f"() => {chart}._plot && {chart}._plot.data[0].length === 20000")
     first, whole = (urllib.parse.urlsplit(url) for url in asked)
     budget = int(urllib.parse.parse_qs(first.query)["points"][0])
     assert 400 <= budget < 20_000 and "points" not in whole.query
