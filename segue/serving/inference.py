@@ -89,7 +89,6 @@ class InferenceHandler:
         self.models = models
         self.config = config
         self.metrics = config.metrics
-        self._in_flight: dict[str, Any] = {}
         self._shadows: set[asyncio.Task] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, target: Target) -> None:
@@ -178,12 +177,12 @@ class InferenceHandler:
             # stalls (408 after the body timeout) must never keep an old version from draining.
             with route.current.batcher.incoming():  # only a hint to the batch about to go
                 body = await read_body()
-            in_flight = self._gauge(name)
+            requests = self.metrics.requests
             # No await between reading `current` and counting in it: a swap cannot retire
             # this deployment before the request is answered.
             deployment = route.current
             deployment.in_flight.enter()
-            in_flight.inc()
+            requests.enter(name)
             served_version = deployment.version
             try:
                 await self._predict(outcome, deployment, body, call)
@@ -192,7 +191,7 @@ class InferenceHandler:
                     outcome.answer, outcome.parsed, name, served_version, label, oip, request_id
                 )
             finally:
-                in_flight.dec()
+                requests.leave(name)
                 deployment.in_flight.leave()
         except _FAILURES as exc:
             self._refuse(outcome, exc, model, served_version)
@@ -337,12 +336,6 @@ class InferenceHandler:
                 header_length=call.header_length,
             )
         return protocol.parse_predict(body, deployment.schema, max_bytes=limit)
-
-    def _gauge(self, name: str) -> Any:
-        gauge = self._in_flight.get(name)
-        if gauge is None:
-            gauge = self._in_flight[name] = self.metrics.in_flight.labels(name)
-        return gauge
 
 
 def _format(

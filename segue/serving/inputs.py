@@ -88,6 +88,9 @@ class InputSchema:
         #: The usual case: one dtype for every column, so rows need no regrouping.
         self.single_block = len(self.blocks) == 1 and not self.others
         self.row_getter = itemgetter(*self.names) if len(self.names) > 1 else None
+        #: One float64 block: a dataframe_split in the signature's column order, with no
+        #: bools in the body, is one ``np.array`` call (see :meth:`from_split`).
+        self.all_float64 = self.single_block and self.blocks[0].dtype == _FLOAT64
         if self.single_block and self.blocks[0].dtype in EXACT_JSON:
             self.split_json = b'{"dataframe_split":{"columns":' + orjson.dumps(self.names)
             self.split_json += b',"data":'
@@ -139,6 +142,15 @@ class InputSchema:
     def from_split(self, split: Any, field: str, *, no_bools: bool = False) -> ModelInput:
         """MLflow's ``dataframe_split``: ``{"columns": [...], "data": [[...], ...]}``.
         ``no_bools``: see :meth:`from_rows`."""
+        if no_bools and self.all_float64 and type(split) is dict and len(split) == 2:
+            # The usual request, checked by its result: the signature's columns in its order,
+            # and rows that NumPy makes into an array of finite numbers as wide as those.
+            # Anything else goes the checked way below, which names what is wrong.
+            data = split.get("data")
+            if split.get("columns") == self.names and type(data) is list:
+                array = _finite_rows(data, len(self.names))
+                if array is not None:
+                    return ModelInput(self, len(data), (array,))
         if type(split) is not dict:
             raise RequestError(400, f"{field}: expected an object with columns and data", field)
         extra = split.keys() - {"columns", "data", "index"}
@@ -234,6 +246,27 @@ class InputSchema:
         if array.shape[0] == 0:
             raise RequestError(422, "input: no rows; send at least one", field)
         return ModelInput(self, array.shape[0], tensor=cast_tensor(array, spec, field))
+
+
+def _finite_rows(rows: list, width: int) -> np.ndarray | None:
+    """``rows`` as a float64 array of ``width`` columns when they are all finite numbers
+    (JSON has no bools here: the caller checked), else None."""
+    try:
+        array = np.array(rows)
+    except (ValueError, TypeError, OverflowError):  # ragged rows, or numbers past 64 bits
+        return None
+    if array.ndim != 2 or array.shape[1] != width or array.dtype.kind not in "fiu":
+        return None
+    if array.dtype != _FLOAT64:
+        array = array.astype(_FLOAT64)
+    if not _ALL(_ISFINITE(array), axis=None):  # the ufuncs themselves: no Python wrapper
+        return None
+    return array
+
+
+_FLOAT64 = np.dtype("float64")
+_ALL = np.logical_and.reduce
+_ISFINITE = np.isfinite
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,10 @@ limit and the body timeout (:func:`read_body`), refusing it with a :class:`Reque
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 from segue.serving.config import ServeConfig
@@ -88,9 +88,9 @@ async def read_body(receive: Callable, declared: bytes | None, config: ServeConf
             413, f"request body of {int(declared)} bytes is over the limit of {limit}", None
         )
     try:
-        with config.body_reads.reading():
-            async with asyncio.timeout(config.body_timeout_s):
-                return await _receive(receive, limit)
+        return await config.body_reads.read(
+            partial(_receive, receive, limit), config.body_timeout_s
+        )
     except TimeoutError:
         raise RequestError(
             408,

@@ -36,3 +36,33 @@ async def test_bad_input_to_the_server_is_a_client_error_only(client) -> None:
 
     assert 'segue_client_errors_total{model="cancer",version="1"} 2.0' in text
     assert 'segue_server_errors_total{model="cancer"' not in text
+
+
+def test_latency_buckets_are_cumulative_with_a_bound_counted_in_its_own_bucket() -> None:
+    metrics = ServingMetrics()
+    for seconds in (0.0004, 0.001, 0.003, 20.0):
+        metrics.observe_request("churn", "3", 200, seconds)
+
+    text = metrics.exposition().decode()
+
+    series = 'segue_request_duration_seconds_{}{{{}model="churn",status="200",version="3"}} {}'
+    assert series.format("bucket", 'le="0.0005",', "1.0") in text
+    assert series.format("bucket", 'le="0.001",', "2.0") in text  # 0.001 is <= its bound
+    assert series.format("bucket", 'le="0.005",', "3.0") in text
+    assert series.format("bucket", 'le="10.0",', "3.0") in text
+    assert series.format("bucket", 'le="+Inf",', "4.0") in text
+    assert series.format("count", "", "4.0") in text
+    assert series.format("sum", "", "20.0044") in text
+
+
+def test_requests_in_flight_count_up_and_down_per_model() -> None:
+    metrics = ServingMetrics()
+    metrics.requests.enter("churn")
+    metrics.requests.enter("churn")
+    metrics.requests.enter("fraud")
+    metrics.requests.leave("churn")
+
+    text = metrics.exposition().decode()
+
+    assert 'segue_requests_in_flight{model="churn"} 1.0' in text
+    assert 'segue_requests_in_flight{model="fraud"} 1.0' in text

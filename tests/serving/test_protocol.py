@@ -320,14 +320,17 @@ _CELLS = st.one_of(
     rows=st.lists(st.lists(_CELLS, min_size=2, max_size=2), min_size=1, max_size=4),
     nullable=st.booleans(),
     split=st.booleans(),
+    ragged=st.booleans(),
 )
-def test_a_float_blocks_fast_path_answers_as_the_checked_one(rows, nullable, split):
+def test_a_float_blocks_fast_path_answers_as_the_checked_one(rows, nullable, split, ragged):
     # A body without true/false skips the per-value type scan of a float64 block: the array,
     # or the error naming the field, must be what the checked path gives.
     schema = InputSchema(
         Signature((ColumnSpec("a", "float64", nullable=nullable), ColumnSpec("b", "float64")))
     )
     if split:
+        if ragged:  # a row too short or too long must be named as the checked path names it
+            rows = [rows[0][:1], *rows[1:]] if len(rows) % 2 else [[*rows[0], 1.0], *rows[1:]]
         value: Any = {"columns": ["a", "b"], "data": rows}
         payload = {"dataframe_split": value}
         checked = lambda: schema.from_split(value, "dataframe_split")  # noqa: E731
@@ -887,3 +890,12 @@ def test_a_shape_past_numpys_limits_is_400(shape):
         parse_infer(payload, TENSOR)
 
     assert caught.value.status == 400 and "larger than an array can be" in caught.value.message
+
+
+def test_finite_rows_whose_sum_overflows_are_taken_whole():
+    schema = InputSchema(Signature((ColumnSpec("a", "float64"), ColumnSpec("b", "float64"))))
+    body = b'{"dataframe_split":{"columns":["a","b"],"data":[[1e308,1e308],[1,2]]}}'
+
+    parsed = parse_predict(body, schema).input.blocks[0]
+
+    np.testing.assert_array_equal(parsed, [[1e308, 1e308], [1.0, 2.0]])
