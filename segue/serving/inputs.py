@@ -139,9 +139,13 @@ class InputSchema:
         others = tuple(other_column(spec, [row[i] for row in rows]) for i, spec in self.others)
         return ModelInput(self, len(rows), tuple(blocks), others)
 
-    def from_split(self, split: Any, field: str, *, no_bools: bool = False) -> ModelInput:
+    def from_split(
+        self, split: Any, field: str, *, no_bools: bool = False, body: bytes | None = None
+    ) -> ModelInput:
         """MLflow's ``dataframe_split``: ``{"columns": [...], "data": [[...], ...]}``.
-        ``no_bools``: see :meth:`from_rows`."""
+        ``no_bools``: see :meth:`from_rows`. ``body``: the request's whole body, when it is
+        ``{"dataframe_split": split}`` alone; kept as the input's ``raw`` when it is what the
+        prediction log would write (the signature's columns, in order, and nothing else)."""
         if no_bools and self.all_float64 and type(split) is dict and len(split) == 2:
             # The usual request, checked by its result: the signature's columns in its order,
             # and rows that NumPy makes into an array of finite numbers as wide as those.
@@ -150,7 +154,7 @@ class InputSchema:
             if split.get("columns") == self.names and type(data) is list:
                 array = _finite_rows(data, len(self.names))
                 if array is not None:
-                    return ModelInput(self, len(data), (array,))
+                    return ModelInput(self, len(data), (array,), raw=body)
         if type(split) is not dict:
             raise RequestError(400, f"{field}: expected an object with columns and data", field)
         extra = split.keys() - {"columns", "data", "index"}
@@ -280,6 +284,9 @@ class ModelInput:
     #: One 1-D object array per :attr:`InputSchema.others` entry.
     others: tuple[np.ndarray, ...] = ()
     tensor: np.ndarray | None = None
+    #: The request's own body when it is, as it came, the text the prediction log keeps
+    #: (see :func:`log_json`): a dataframe_split of exactly the signature's columns, in order.
+    raw: bytes | None = None
 
     def rows(self, start: int, stop: int) -> ModelInput:
         """Rows ``start:stop`` (views of the arrays, no copy)."""
@@ -316,12 +323,17 @@ def log_json(inputs: Sequence[ModelInput]) -> list[bytes]:
     Inputs of one numeric block (the usual scikit-learn signature) are written as MLflow's
     ``{"dataframe_split": {"columns": [...], "data": [[...], ...]}}``, by one orjson call
     on the request's array: no Python work per row or value, so a 100-row request costs the
-    log writer (and the GIL it shares with the event loop) tens of microseconds. Readers give
+    log writer (and the GIL it shares with the event loop) tens of microseconds. A request
+    that came in that very form is kept as its body's bytes (``raw``), costing nothing: its
+    numbers as the client wrote them (``1`` where the array holds ``1.0``). Readers give
     them back as records (:func:`segue.monitoring.segments.input_records`). Tensors are
     written as their array; anything else as :meth:`ModelInput.records`.
     """
     texts: list[bytes] = []
     for given in inputs:
+        if given.raw is not None:  # the body as it came: the same JSON, not written again
+            texts.append(given.raw)
+            continue
         tensor = given.tensor
         if tensor is not None and tensor.dtype in EXACT_JSON:
             texts.append(orjson.dumps(np.ascontiguousarray(tensor), option=_NUMPY_JSON))

@@ -160,7 +160,7 @@ def parse_predict(
             )
         return InferRequest(schema.from_tensor(value, key, one_row=True))
     if key == "dataframe_split":
-        return InferRequest(schema.from_split(value, key, no_bools=no_bools))
+        return InferRequest(schema.from_split(value, key, no_bools=no_bools, body=body))
     if key == "inputs" and type(value) is dict:
         return InferRequest(schema.from_columns(value, key))
     return InferRequest(schema.from_records(value, key, no_bools=no_bools))

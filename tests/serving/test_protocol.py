@@ -899,3 +899,18 @@ def test_finite_rows_whose_sum_overflows_are_taken_whole():
     parsed = parse_predict(body, schema).input.blocks[0]
 
     np.testing.assert_array_equal(parsed, [[1e308, 1e308], [1.0, 2.0]])
+
+
+def test_a_split_body_in_the_signatures_order_is_logged_as_it_came():
+    schema = InputSchema(Signature((ColumnSpec("a", "float64"), ColumnSpec("b", "float64"))))
+    body = b'{ "dataframe_split": {"columns": ["a", "b"], "data": [[1, 2.5], [3e0, -0.0]]} }'
+    reordered = b'{"dataframe_split": {"columns": ["b", "a"], "data": [[2.5, 1]]}}'
+
+    kept, written = (parse_predict(b, schema).input for b in (body, reordered))
+
+    assert log_json([kept, written]) == [
+        body,  # the client's own text: nothing written again
+        b'{"dataframe_split":{"columns":["a","b"],"data":[[1.0,2.5]]}}',
+    ]
+    assert input_records(orjson.loads(body)) == [{"a": 1, "b": 2.5}, {"a": 3.0, "b": -0.0}]
+    assert kept.rows(0, 1).raw is None  # a piece of a request is not its body
