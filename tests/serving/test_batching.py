@@ -133,7 +133,9 @@ async def test_batches_are_filled_by_splitting_the_request_that_does_not_fit():
     batcher = Batcher(record, max_batch_size=4, split=_pieces, join=_joined)
     first, second, third = [1, 2, 3], [4, 5, 6], [7, 8]
 
-    results = await asyncio.gather(*(batcher.submit(r, rows=len(r)) for r in (first, second, third)))
+    results = await asyncio.gather(
+        *(batcher.submit(r, rows=len(r)) for r in (first, second, third))
+    )
     await batcher.drain()
 
     assert results == [first, second, third]
