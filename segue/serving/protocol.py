@@ -131,6 +131,20 @@ def load_body(body: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]
     return data
 
 
+#: The bytes of JSON numbers and structure, but for the exponent's e: deleting them leaves a
+#: body's strings and its true, false and null whole (each is a run of letters no deleted
+#: byte splits), in a few hundred bytes to search instead of the whole body.
+_NUMBERS_AND_STRUCTURE = b"0123456789.,-+[]{}: \t\r\n"
+
+
+def _no_bools(body: bytes) -> bool:
+    """Whether no value in ``body`` can be a bool: neither ``true`` nor ``false`` is in it,
+    which a float column's fast path needs to know (a string holding one of the words only
+    costs that request the fast path)."""
+    text = body if len(body) < 4096 else body.translate(None, _NUMBERS_AND_STRUCTURE)
+    return b"true" not in text and b"false" not in text
+
+
 def parse_predict(
     body: bytes, schema: InputSchema, *, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> InferRequest:
@@ -147,9 +161,7 @@ def parse_predict(
         )
     key = given[0]
     value = data[key]
-    # Neither word in the body: no value is a bool, which a float column's fast path needs
-    # to know (a column name holding one only costs that request the fast path).
-    no_bools = b"true" not in body and b"false" not in body
+    no_bools = _no_bools(body)
     if schema.tensor is not None:
         if key not in ("inputs", "instances"):
             raise RequestError(

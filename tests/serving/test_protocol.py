@@ -914,3 +914,19 @@ def test_a_split_body_in_the_signatures_order_is_logged_as_it_came():
     ]
     assert input_records(orjson.loads(body)) == [{"a": 1, "b": 2.5}, {"a": 3.0, "b": -0.0}]
     assert kept.rows(0, 1).raw is None  # a piece of a request is not its body
+
+
+@pytest.mark.parametrize("literal", ["true", "false", "true ", " false"])
+def test_a_bool_among_the_numbers_of_a_large_body_is_refused_naming_its_column(literal):
+    schema = InputSchema(Signature((ColumnSpec("a", "float64"), ColumnSpec("b", "float64"))))
+    rows = [f"[{i}.5, 1e-3]" for i in range(400)]
+    rows[321] = f"[1.5,{literal}]"
+    body = '{"dataframe_split": {"columns": ["a", "b"], "data": [' + ",".join(rows) + "]}}"
+    assert len(body) > 4096  # the long way of looking for the words
+
+    with pytest.raises(RequestError, match="column 'b', row 321") as refused:
+        parse_predict(body.encode(), schema)
+    assert refused.value.status == 422
+
+    fine = parse_predict(body.replace(literal, "2").encode(), schema).input
+    assert fine.raw is not None and fine.blocks[0][321].tolist() == [1.5, 2.0]
