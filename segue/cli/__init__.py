@@ -17,13 +17,8 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     import typer
 
-    from segue.cli.app import app
-    from segue.cli.output import use_environment
-
-    use_environment()
     try:
-        command = typer.main.get_command(app)
-        _plain_flags(command)
+        command = _command(sys.argv[1:] if argv is None else argv)
         code = command.main(args=argv, prog_name="segue", standalone_mode=False)
     except typer.Exit as exc:
         code = exc.exit_code
@@ -60,9 +55,33 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
+def _command(argv: list[str]) -> Any:
+    """The command tree to parse ``argv`` with.
+
+    ``segue serve …`` needs only its own command (:func:`segue.cli.root.serve_app`): an
+    inference server is spared the import of every other command and of the Rich tables
+    they print with (0.1 s of CPU and 60 modules before it starts loading its model). It
+    prints no table, so it needs no fresh console either; anything else gets the whole tree.
+    """
+    import typer
+
+    if argv[:1] == ["serve"]:
+        from segue.cli.root import serve_app
+
+        app = serve_app()
+    else:
+        from segue.cli.app import app
+        from segue.cli.output import use_environment
+
+        use_environment()
+    command = typer.main.get_command(app)
+    _plain_flags(command)
+    return command
+
+
 def _plain_flags(command: Any, help_names: list[str] | None = None) -> None:
     """Show boolean flags as flags in ``--help`` (``--json``), not as ``--json <bool>``, and
-    each paragraph of a command's help as one line (:func:`~segue.cli.output.paragraphs`).
+    each paragraph of a command's help as one line (:func:`~segue.cli.helptext.paragraphs`).
 
     Typer's Rich help prints a type beside every option, flags included; an empty metavar is
     what it prints instead. ``--help`` itself is made (and kept) by click on first use, so it
@@ -72,7 +91,7 @@ def _plain_flags(command: Any, help_names: list[str] | None = None) -> None:
 
     if help_names is None:
         help_names = command.context_settings.get("help_option_names", ["--help"])
-    from segue.cli.output import paragraphs
+    from segue.cli.helptext import paragraphs
 
     if getattr(command, "help", None):  # every command's later paragraphs wrap whole too
         command.help = paragraphs(command.help)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import typer
-
 from segue.cli import (
     artifacts,
     db,
@@ -18,22 +16,13 @@ from segue.cli import (
     quickstart,
     runs,
     schedule,
-    serve,
     server,
     tokens,
     users,
 )
-from segue.version import __version__
+from segue.cli.root import add_serve, new_app
 
-app = typer.Typer(
-    name="segue",
-    help="Segue: track experiments, register models, serve and monitor them.",
-    epilog="Example: segue quickstart",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+app = new_app()
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(artifacts.app, name="artifacts")
@@ -63,21 +52,4 @@ app.command("scheduler", epilog="Example: segue scheduler --interval 10 --rules 
     schedule.scheduler
 )
 app.command("ui", epilog="Example: SEGUE_HOME=/tmp/demo segue ui --port 5000")(server.ui)
-app.command("serve", epilog="Example: segue serve models:/churn@champion --port 8000 --workers 2")(
-    serve.serve
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        print(f"segue {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-) -> None:
-    """Segue: track experiments, register models, serve and monitor them."""
+add_serve(app)

@@ -12,7 +12,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from segue.cli.output import console, paragraphs, print_json, print_table
+from segue.cli.helptext import paragraphs
+from segue.cli.output import console, print_json, print_table
 
 app = typer.Typer(
     help="Import another tool's tracking history into Segue.",

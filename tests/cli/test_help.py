@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import itertools
 import re
+import subprocess
+import sys
 
 import pytest
+import typer
 from typer.main import get_command
 
 import segue
+from segue.cli import _plain_flags
 from segue.cli.app import app
 
 
@@ -120,3 +124,31 @@ def test_usage_errors_are_one_line(cli, args, expected):
     assert expected in line
     if "requires an argument" not in line:  # click's parser raises that one without a context
         assert "--help`" in line  # the hint where to look
+
+
+@pytest.mark.parametrize("args", [["serve", "--help"], ["serve", "--port", "-1"]])
+def test_serve_alone_answers_as_the_whole_tree(cli, capsys, args):
+    # `segue serve …` parses with the serve command alone (an inference server imports no
+    # other command): its help and usage errors are the whole tree's, word for word.
+    whole = get_command(app)
+    _plain_flags(whole)
+    try:
+        whole.main(args=args, prog_name="segue", standalone_mode=False)
+        expected = capsys.readouterr().out
+    except typer.TyperException as exc:  # click's usage error, as main() words it
+        expected = f"error: {exc.format_message()} (see `{exc.ctx.command_path} --help`)"
+
+    result = cli(*args)
+
+    assert (result.out if result.code == 0 else result.error_line()) == expected
+
+
+def test_serve_imports_no_other_command():
+    code = (
+        "import sys\nfrom segue.cli import main\ntry:\n    main(['serve', '--port', '-1'])\n"
+        "except SystemExit:\n    pass\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('segue.cli.'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+    assert done.stdout.split() == ["segue.cli.helptext", "segue.cli.root", "segue.cli.serve"]
