@@ -23,7 +23,7 @@ machine is shared: other work shows up in every figure).
 
     python benchmarks/serving_startup.py --rounds 3
     python benchmarks/serving_startup.py --rounds 3 --workers 2   # the parent RSS apart
-    python -X importtime -m segue.cli serve ... 2> imports.txt   # where the time goes
+    python -X importtime .venv/bin/segue serve NAME@ALIAS 2> imports.txt   # where the time goes
 """
 
 from __future__ import annotations
