@@ -62,10 +62,10 @@ class BodyReads:
         Raises:
             RequestError: 408 after ``timeout``; 503 when :meth:`stop` cut the read short.
         """
-        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
         if task is None:  # not in a task: nothing to cancel
             return await read()
-        loop = asyncio.get_running_loop()
         self._reading[task] = (loop.time() + timeout, timeout)
         if self._sweep is None:
             self._sweep = loop.call_later(_sweep_every(timeout), self._sweep_reads, loop)

@@ -257,6 +257,18 @@ def test_the_recent_map_forgets_the_oldest_first():
     assert recent.get("c") == Answered("churn", 1, 200, "3")
 
 
+def test_the_recent_map_keeps_a_repeated_id_in_its_place_with_its_newest_answer():
+    recent = RecentRequests(3)
+    for request_id in ("a", "b", "a", "c", "d"):
+        recent.add(request_id, Answered("churn", len(request_id), 200, request_id))
+    recent.add("a", Answered("churn", 9, 200, "newest"))  # forgotten by now: added afresh
+    recent.add("e", Answered("churn", 1, 200, "e"))
+
+    assert recent.get("b") is None and recent.get("c") is None and len(recent) == 3
+    assert recent.get("a") == Answered("churn", 9, 200, "newest")
+    assert [recent.get(k) is not None for k in "ade"] == [True, True, True]
+
+
 # --- POST /feedback: label values against the signature of the version that answered -------
 
 
