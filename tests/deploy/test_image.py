@@ -101,7 +101,7 @@ def test_the_entrypoint_serves_with_the_configmaps_settings(store, free_port):
     process = entrypoint(env, "--name", "doubler", background=True)
     try:
         until_ready(base, process)
-        with httpx.Client(base_url=base) as client:
+        with httpx.Client(timeout=60, base_url=base) as client:
             live = client.get("/v2/health/live")
             predicted = client.post("/predict", json={"instances": [{"x": 1.5}]})
             metadata = client.get("/v2/models/doubler").json()

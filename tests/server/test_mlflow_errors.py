@@ -19,7 +19,7 @@ API = "/api/2.0/mlflow"
 @pytest.fixture
 def api(start_server, store_uri: str) -> Iterator[httpx.Client]:
     server = start_server(store_uri, no_auth=True)
-    with httpx.Client(base_url=server.url) as client:
+    with httpx.Client(timeout=60, base_url=server.url) as client:
         yield client
 
 
@@ -157,7 +157,7 @@ def test_authentication_failures_in_mlflow_terms(start_server, store_uri):
     auth.add_user("vic", "viewer", "local:ops")
     token, _ = auth.create_token("vic", "t", "local:ops")
     server = start_server(store_uri)
-    with httpx.Client(base_url=server.url) as client:
+    with httpx.Client(timeout=60, base_url=server.url) as client:
         missing = client.post(f"{API}/experiments/search", json={})
         _refused(missing, 401, "UNAUTHENTICATED", "Bearer")
         assert missing.headers["www-authenticate"] == "Bearer"
@@ -173,7 +173,7 @@ def test_writes_keep_an_mlflow_run_alive(start_server, store_uri):
     now = [1_700_000_000.0]
     server = start_server(store_uri, no_auth=True, clock=lambda: now[0])
     store = server.state.tracking
-    with httpx.Client(base_url=server.url) as api:
+    with httpx.Client(timeout=60, base_url=server.url) as api:
         experiment = api.post(f"{API}/experiments/create", json={"name": "alive"}).json()
         start = {"experiment_id": experiment["experiment_id"], "start_time": 1_700_000_000_000}
         busy, quiet = (

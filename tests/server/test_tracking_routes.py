@@ -32,7 +32,7 @@ def api(start_server, sqlite_template: Path, tmp_path: Path) -> Iterator[httpx.C
     db = tmp_path / "segue.db"
     shutil.copyfile(sqlite_template, db)
     server = start_server(f"sqlite:///{db}", no_auth=True)
-    with httpx.Client(base_url=f"{server.url}/api/v1") as client:
+    with httpx.Client(timeout=60, base_url=f"{server.url}/api/v1") as client:
         yield client
 
 

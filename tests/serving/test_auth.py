@@ -116,7 +116,7 @@ def test_an_unclassified_route_stops_the_app_from_being_built(app_serving) -> No
 
 def test_walk_with_an_api_key_file(app_serving, served_cancer, key_file: Path) -> None:
     app = _serve(app_serving, Guard(keys=KeyFile(key_file), limiter=FailureLimiter(1_000)))
-    with _served(app) as base, httpx.Client(base_url=base) as http:
+    with _served(app) as base, httpx.Client(timeout=60, base_url=base) as http:
         for method, template, url in _walk(app):
             body = _body(template, served_cancer.example) if method == "POST" else None
             what = f"{method} {template}"
@@ -184,7 +184,7 @@ def test_ten_failures_in_a_minute_get_429_until_the_minute_has_passed(
     clock = Clock()
     guard = Guard(keys=KeyFile(key_file), limiter=FailureLimiter(clock=clock))
     app = _serve(app_serving, guard)
-    with _served(app) as base, httpx.Client(base_url=base) as http:
+    with _served(app) as base, httpx.Client(timeout=60, base_url=base) as http:
         for _ in range(10):
             assert http.post("/predict", json={}, headers=_bearer(OTHER_KEY)).status_code == 401
         refused = http.post("/predict", json=served_cancer.example, headers=_bearer(KEY))
@@ -269,7 +269,7 @@ def test_walk_with_store_tokens(app_serving, served_cancer, auth_service) -> Non
     token, _ = auth_service.create_token("scorer", "predict", actor="user:admin", scope="predict")
     guard = Guard(tokens=TokenCache(auth_service.authenticate), limiter=FailureLimiter(1_000))
     app = _serve(app_serving, guard)
-    with _served(app) as base, httpx.Client(base_url=base) as http:
+    with _served(app) as base, httpx.Client(timeout=60, base_url=base) as http:
         for method, template, url in _walk(app):
             body = _body(template, served_cancer.example) if method == "POST" else None
             what = f"{method} {template}"
@@ -291,7 +291,7 @@ def test_a_revoked_token_is_refused_once_the_cache_forgets_it(
     clock = Clock()
     guard = Guard(tokens=TokenCache(auth_service.authenticate, clock=clock))
     app = _serve(app_serving, guard)
-    with _served(app) as base, httpx.Client(base_url=base) as http:
+    with _served(app) as base, httpx.Client(timeout=60, base_url=base) as http:
 
         def status() -> int:
             return http.post(

@@ -416,7 +416,7 @@ def test_sigterm_writes_every_answered_request_and_feedback(echo_store, tmp_path
             answers = [client.predict(_row(k)) for k in range(40)]
             client.feedback(answers[0].request_id, label=1)
             client.feedback(answers[1].request_id, label=2.5)  # echo is a regressor
-        with httpx.Client(base_url=base) as http:
+        with httpx.Client(timeout=60, base_url=base) as http:
             refused = http.post("/predict", json={"instances": [{"y": 1}]})
             many = http.post(
                 "/feedback", json=[{"request_id": a.request_id, "label": 0} for a in answers[2:5]]
@@ -449,7 +449,7 @@ def test_sigkill_loses_nothing_the_flush_interval_has_written(echo_store, tmp_pa
 
     serve = segue_serve(echo_store, tmp_path, "models:/echo/1", "--log-flush-s", "0.2")
     with serve as (base, server):
-        with httpx.Client(base_url=base) as http:
+        with httpx.Client(timeout=60, base_url=base) as http:
 
             def answer() -> str:
                 response = http.post("/predict", json={"instances": _row(1)})

@@ -34,7 +34,7 @@ def test_segue_serve_answers_then_stops_cleanly_on_sigterm(served_cancer, tmp_pa
     serve = segue_serve(served_cancer.env, tmp_path, "models:/cancer/1", "--workers", "1")
     with serve as (base, process):
         X = served_cancer.X.iloc[:3]
-        with httpx.Client(base_url=base) as client:
+        with httpx.Client(timeout=60, base_url=base) as client:
             split = {"columns": list(X.columns), "data": X.to_numpy().tolist()}
             predicted = client.post("/predict", json={"dataframe_split": split})
             meta = client.get("/v2/models/cancer")

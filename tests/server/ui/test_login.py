@@ -8,7 +8,7 @@ from tests.server.ui.conftest import PASSWORD, csrf_of
 
 
 def test_a_page_sends_a_stranger_to_the_login_and_back(ui):
-    with httpx.Client(base_url=ui.url) as client:
+    with httpx.Client(timeout=60, base_url=ui.url) as client:
         answer = client.get("/?filter=x")
         assert answer.status_code == 303
         assert answer.headers["location"] == "/login?next=%2F%3Ffilter%3Dx"
@@ -57,7 +57,7 @@ def test_logout_revokes_the_session(ui):
     out = client.post("/logout", data={"csrf_token": client.csrf})
     assert out.status_code == 303 and out.headers["location"] == "/login"
     # The old cookie no longer opens a page, even if a browser kept it.
-    with httpx.Client(base_url=ui.url, cookies={"segue_session": session}) as stale:
+    with httpx.Client(timeout=60, base_url=ui.url, cookies={"segue_session": session}) as stale:
         again = stale.get("/")
         assert again.status_code == 303 and again.headers["location"].startswith("/login")
     listed = [t for t in ui.state.auth.list_tokens("vic") if t.name == "web session"]
@@ -71,7 +71,7 @@ def test_a_session_is_not_an_api_token_and_a_bearer_is_not_a_session(ui):
     assert api.status_code == 401
     assert "web session is not an API token" in api.json()["error"]
     token, _ = ui.state.auth.create_token("ada", "laptop", "local:test")
-    with httpx.Client(base_url=ui.url, cookies={"segue_session": token}) as client:
+    with httpx.Client(timeout=60, base_url=ui.url, cookies={"segue_session": token}) as client:
         assert client.get("/").headers["location"].startswith("/login")
 
 
@@ -93,7 +93,7 @@ def test_next_never_leaves_the_server(ui):
 
 
 def test_the_local_ui_needs_no_login(local_ui):
-    with httpx.Client(base_url=local_ui.url) as client:
+    with httpx.Client(timeout=60, base_url=local_ui.url) as client:
         assert client.get("/").headers["location"] == "/experiments"
         assert client.get("/login").headers["location"] == "/"
         assert client.get("/", headers={"host": "localhost:5000"}).status_code == 303
@@ -101,7 +101,7 @@ def test_the_local_ui_needs_no_login(local_ui):
 
 def test_the_local_ui_answers_only_to_loopback_names(local_ui):
     # A page elsewhere that points its own name at 127.0.0.1 (DNS rebinding) reaches nothing.
-    with httpx.Client(base_url=local_ui.url) as client:
+    with httpx.Client(timeout=60, base_url=local_ui.url) as client:
         page = client.get("/", headers={"host": "evil.example:5000"})
         assert page.status_code == 403
         assert "answers only at 127.0.0.1" in page.text
@@ -128,7 +128,7 @@ def test_the_local_ui_acts_as_the_person_at_this_machine(local_ui, monkeypatch):
     from segue.identity import local_actor
 
     me = local_actor().name
-    with httpx.Client(base_url=local_ui.url) as client:
+    with httpx.Client(timeout=60, base_url=local_ui.url) as client:
         page = client.get("/experiments")
         assert f"{me} (no login)" in page.text
         assert "Log out" not in page.text

@@ -302,7 +302,7 @@ def test_charts_draw_user_strings_as_text_in_a_browser(ui, page, login):
 
 
 def test_an_htmx_request_without_a_session_logs_in_back_to_its_page(ui):
-    with httpx.Client(base_url=ui.url) as client:
+    with httpx.Client(timeout=60, base_url=ui.url) as client:
         answer = client.get(
             "/models/breast-cancer/gate-report?alias=champion&version=1",
             headers={"hx-request": "true", "hx-current-url": f"{ui.url}/models/breast-cancer"},
