@@ -153,7 +153,8 @@ def _inputs_json(items: list[PredictionRecord]) -> pa.ChunkedArray:
             texts[i] = segments.to_json(record.inputs).encode()
     for i, text in zip(where, log_json(arrays), strict=True):
         texts[i] = text
-    return segments.string_column(texts)
+    # Every text is orjson's output or a request body orjson parsed: UTF-8 already.
+    return segments.string_column(texts, utf8_checked=True)
 
 
 def _outputs_json(record: PredictionRecord) -> str:
