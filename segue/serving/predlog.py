@@ -126,7 +126,7 @@ class PredictionLog(SegmentLog[PredictionRecord]):
             "version": [str(r.version) for r in items],
             "role": [r.role for r in items],
             "inputs": _inputs_json(items),
-            "outputs": [_outputs_json(r) for r in items],
+            "outputs": segments.string_column([_outputs_json(r) for r in items], utf8_checked=True),
             "latency_ms": [float(r.latency_ms) for r in items],
             "status": [int(r.status) for r in items],
             "error": [None if r.error is None else str(r.error) for r in items],
@@ -157,14 +157,14 @@ def _inputs_json(items: list[PredictionRecord]) -> pa.ChunkedArray:
     return segments.string_column(texts, utf8_checked=True)
 
 
-def _outputs_json(record: PredictionRecord) -> str:
-    """A record's ``outputs`` as JSON text; an array of predictions is written as it is."""
+def _outputs_json(record: PredictionRecord) -> bytes:
+    """A record's ``outputs`` as JSON text (UTF-8); an array of predictions is written as it
+    is. Bytes, for :func:`segments.string_column`: Arrow's conversion of Python strings cost
+    more than writing them."""
     output = getattr(record, "output", None)
     if isinstance(output, np.ndarray) and output.ndim and output.dtype in EXACT_JSON:
-        return orjson.dumps(
-            np.ascontiguousarray(output), option=orjson.OPT_SERIALIZE_NUMPY
-        ).decode()
-    return segments.to_json(record.outputs)
+        return orjson.dumps(np.ascontiguousarray(output), option=orjson.OPT_SERIALIZE_NUMPY)
+    return segments.to_json(record.outputs).encode()
 
 
 class FeedbackLog(SegmentLog[tuple[str, Any, float]]):
