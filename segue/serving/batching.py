@@ -96,7 +96,7 @@ class _Waiting:
         self.future = future
         self.since = since
         self.taken = 0
-        self.parts: list[Any] = []
+        self.parts: list[Any] | None = None  # made for the first piece: most never split
 
 
 #: One request's share of a batch: the request, and its rows start:stop in the batch.
@@ -373,6 +373,8 @@ class Batcher(Generic[T, R]):
             elif start == 0 and stop == waiting.rows:
                 future.set_result(outcome)  # the whole request in this batch
             else:
+                if waiting.parts is None:
+                    waiting.parts = []
                 waiting.parts.append(outcome)
                 if stop == waiting.rows:  # its last piece
                     assert self.join is not None  # split is never set without join
