@@ -178,7 +178,7 @@ def _strings(texts: Sequence[bytes], utf8_checked: bool) -> pa.Array:
         raise ValueError(f"a text of {offsets[-1]:,} bytes is past Arrow's 2 GiB string limit")
     data = pa.py_buffer(b"".join(texts))
     array = pa.StringArray.from_buffers(len(texts), pa.py_buffer(offsets.astype(np.int32)), data)
-    # The offsets always; the UTF-8 in Arrow (not Python per text) unless already known.
+    # The offsets are a checked cumulative sum; the UTF-8 is read by Arrow unless known.
     array.validate(full=not utf8_checked)
     return array
 

@@ -278,7 +278,8 @@ class Batcher(Generic[T, R]):
                 continue
             await self._gather()
             self._batch = self._take()
-            await self._run(loop, self._batch)
+            if self._batch:  # empty when every request waiting was cancelled or had failed
+                await self._run(loop, self._batch)
             self._batch = []
 
     async def _gather(self) -> None:

@@ -154,7 +154,10 @@ class InputSchema:
             if split.get("columns") == self.names and type(data) is list:
                 array = _finite_rows(data, len(self.names))
                 if array is not None:
-                    return ModelInput(self, len(data), (array,), raw=body)
+                    kept = (
+                        body if body is not None and len(body) <= self._raw_limit(array) else None
+                    )
+                    return ModelInput(self, len(data), (array,), raw=kept)
         if type(split) is not dict:
             raise RequestError(400, f"{field}: expected an object with columns and data", field)
         extra = split.keys() - {"columns", "data", "index"}
@@ -183,6 +186,14 @@ class InputSchema:
             order = [where.get(name) for name in self.names]
             data = [tuple(None if k is None else row[k] for k in order) for row in data]
         return self.from_rows(data, no_bools=no_bools)
+
+    def _raw_limit(self, array: np.ndarray) -> int:
+        """The most bytes a body of these rows may have to be kept as the log's text: what
+        ``json.dumps`` writes for them at most (26 bytes a number, 4 a row, 2 a name), so a
+        body padded with whitespace, or holding more than its rows, is written from the
+        array instead."""
+        rows, width = array.shape
+        return len(self.split_json or b"") + 64 + 2 * width + 4 * rows + 26 * rows * width
 
     def _check_names(self, names: Any, where: str) -> None:
         # The column policy load_model(...).predict applies too: extra columns are ignored

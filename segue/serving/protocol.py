@@ -137,12 +137,30 @@ def load_body(body: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]
 _NUMBERS_AND_STRUCTURE = b"0123456789.,-+[]{}: \t\r\n"
 
 
-def _no_bools(body: bytes) -> bool:
-    """Whether no value in ``body`` can be a bool: neither ``true`` nor ``false`` is in it,
-    which a float column's fast path needs to know (a string holding one of the words only
-    costs that request the fast path)."""
-    text = body if len(body) < 4096 else body.translate(None, _NUMBERS_AND_STRUCTURE)
-    return b"true" not in text and b"false" not in text
+def _words(body: bytes) -> bytes:
+    """What of ``body`` is not numbers or structure: its strings, true, false and null (and
+    exponents' e). A small body is searched as it is."""
+    return body if len(body) < 4096 else body.translate(None, _NUMBERS_AND_STRUCTURE)
+
+
+def _no_bools(words: bytes) -> bool:
+    """Whether no value can be a bool: neither ``true`` nor ``false`` is in the body's
+    :func:`_words`, which a float column's fast path needs to know (a string holding one of
+    the words only costs that request the fast path)."""
+    return b"true" not in words and b"false" not in words
+
+
+def _plain_split(words: bytes) -> bool:
+    """Whether the body's text names each key of ``{"dataframe_split": {"columns": ...,
+    "data": ...}}`` once and escapes nothing, so that the JSON orjson read is the one any
+    reader would (no key given twice, even spelled with escapes): only then is the body
+    kept as the prediction log's text."""
+    return (
+        b"\\" not in words
+        and words.count(b'"data"') == 1
+        and words.count(b'"columns"') == 1
+        and words.count(b'"dataframe_split"') == 1
+    )
 
 
 def parse_predict(
@@ -161,7 +179,8 @@ def parse_predict(
         )
     key = given[0]
     value = data[key]
-    no_bools = _no_bools(body)
+    words = _words(body)
+    no_bools = _no_bools(words)
     if schema.tensor is not None:
         if key not in ("inputs", "instances"):
             raise RequestError(
@@ -172,7 +191,8 @@ def parse_predict(
             )
         return InferRequest(schema.from_tensor(value, key, one_row=True))
     if key == "dataframe_split":
-        return InferRequest(schema.from_split(value, key, no_bools=no_bools, body=body))
+        kept = body if _plain_split(words) else None
+        return InferRequest(schema.from_split(value, key, no_bools=no_bools, body=kept))
     if key == "inputs" and type(value) is dict:
         return InferRequest(schema.from_columns(value, key))
     return InferRequest(schema.from_records(value, key, no_bools=no_bools))

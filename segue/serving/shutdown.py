@@ -54,6 +54,7 @@ class BodyReads:
         # Cancelled by us, not by anyone else: with the answer's status (503 or 408).
         self._cut: dict[asyncio.Task[Any], int] = {}
         self._sweep: asyncio.TimerHandle | None = None
+        self._sweep_loop: asyncio.AbstractEventLoop | None = None  # the loop it runs on
 
     async def read(self, read: Callable[[], Awaitable[bytes]], timeout: float) -> bytes:
         """``await read()`` in the current task, cut short when it takes over ``timeout``
@@ -67,8 +68,9 @@ class BodyReads:
         if task is None:  # not in a task: nothing to cancel
             return await read()
         self._reading[task] = (loop.time() + timeout, timeout)
-        if self._sweep is None:
+        if self._sweep is None or self._sweep_loop is not loop:  # e.g. the last loop closed
             self._sweep = loop.call_later(_sweep_every(timeout), self._sweep_reads, loop)
+            self._sweep_loop = loop
         if self.stopping:
             # Begun after the stop: it may finish if its body is already there (the read
             # then ends before this runs), not wait for one.
@@ -91,6 +93,8 @@ class BodyReads:
 
     def _sweep_reads(self, loop: asyncio.AbstractEventLoop) -> None:
         """Cut short the reads past their deadline; come back while any are under way."""
+        if loop is not self._sweep_loop:  # a sweep of a loop the reads have left
+            return
         self._sweep = None
         if not self._reading:
             return

@@ -528,3 +528,29 @@ async def test_a_request_leaving_incoming_is_no_longer_waited_for_even_when_it_f
     assert batcher._incoming == 0
     assert await batcher.submit(7) == 7
     await batcher.drain()
+
+
+async def test_a_batch_of_requests_all_gone_is_not_run():
+    calls: list[list[list[int]]] = []
+
+    def record(items: list[list[int]]) -> list[list[int]]:
+        calls.append(items)
+        return items
+
+    batcher = Batcher(record, max_batch_size=4, split=_pieces, join=_joined, max_latency_ms=50)
+    with batcher.incoming():  # a request still arriving holds the batch back
+        first = asyncio.ensure_future(batcher.submit([1, 2, 3, 4, 5, 6], rows=6))
+        second = asyncio.ensure_future(batcher.submit([7], rows=1))
+        await asyncio.sleep(0)
+    while not calls:  # the first four rows went; the rest of the first request waits
+        await asyncio.sleep(0)
+    first.cancel()
+    second.cancel()
+    while batcher.waiting_rows:  # the collector takes the gone ones off the queue
+        await asyncio.sleep(0)
+    third = await batcher.submit([8], rows=1)  # and goes on
+    await batcher.drain()
+
+    assert third == [8]
+    assert [] not in calls and all(calls)
+    assert calls[-1] == [[8]] and batcher.waiting_rows == 0

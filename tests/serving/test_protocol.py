@@ -930,3 +930,22 @@ def test_a_bool_among_the_numbers_of_a_large_body_is_refused_naming_its_column(l
 
     fine = parse_predict(body.replace(literal, "2").encode(), schema).input
     assert fine.raw is not None and fine.blocks[0][321].tolist() == [1.5, 2.0]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # padded: more bytes than json.dumps writes for its rows
+        b'{"dataframe_split": {"columns": ["a", "b"], "data": [[1.5, 2.5]]' + b" " * 5000 + b"}}",
+        # a key given twice, once spelled with an escape: readers could take either
+        b'{"dataframe_split": {"columns": ["a", "b"], "d\\u0061ta": [[9.0, 9.0]], '
+        b'"data": [[1.5, 2.5]]}}',
+    ],
+)
+def test_a_body_is_kept_as_the_logs_text_only_when_it_is_plainly_its_rows(body):
+    schema = InputSchema(Signature((ColumnSpec("a", "float64"), ColumnSpec("b", "float64"))))
+
+    parsed = parse_predict(body, schema).input
+
+    assert parsed.raw is None
+    assert log_json([parsed]) == [b'{"dataframe_split":{"columns":["a","b"],"data":[[1.5,2.5]]}}']

@@ -376,3 +376,25 @@ def test_a_bad_model_with_workers_fails_once_in_the_parent_with_one_line(
     assert exited.value.code == 2
     assert err.startswith("error: ") and len(err.splitlines()) == 1, err
     assert "serving" not in err
+
+
+def test_body_reads_time_out_on_a_later_event_loop_too():
+    reads = BodyReads()
+
+    async def at_once() -> bytes:
+        return b"{}"
+
+    async def never() -> bytes:
+        await asyncio.Event().wait()
+        return b""
+
+    async def first() -> None:
+        assert await reads.read(at_once, timeout=30.0) == b"{}"
+
+    async def second() -> None:
+        async with asyncio.timeout(5):  # guards against a hang only
+            with pytest.raises(TimeoutError):
+                await reads.read(never, timeout=0.05)
+
+    asyncio.run(first())  # its loop closes with the sweep still scheduled on it
+    asyncio.run(second())
