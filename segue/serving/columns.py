@@ -20,7 +20,7 @@ from segue.models.signature import ColumnSpec, Signature, validate_input
 from segue.models.specs import dtype_family  # the signature's own dtype families
 from segue.serving.errors import RequestError, json_type
 
-__all__ = ["NUMERIC", "Block", "block_array", "other_column", "whole"]
+__all__ = ["NUMERIC", "Block", "block_array", "finite_float64", "other_column", "whole"]
 
 _NONE = type(None)
 #: The largest integer a float holds exactly (JavaScript's Number.MAX_SAFE_INTEGER + 1).
@@ -73,14 +73,9 @@ def block_array(block: Block, rows: list, *, no_bools: bool = False) -> np.ndarr
     past 64 bits) takes the checked path below, which names the value.
     """
     if no_bools and block.dtype == _FLOAT64:
-        try:
-            inferred = np.array(rows)
-        except (ValueError, TypeError, OverflowError):
-            inferred = None
-        if inferred is not None and inferred.ndim == 2 and inferred.dtype.kind in "fiu":
-            array = inferred.astype(_FLOAT64, copy=False)
-            if np.isfinite(array).all():  # 1e400 parses as inf: the checked path refuses it
-                return array
+        fast = finite_float64(rows, len(block.positions))
+        if fast is not None:
+            return fast
     types = set(map(type, itertools.chain.from_iterable(rows)))
     if float in types and block.family == "int":
         rows = [[whole(v) for v in row] for row in rows]
@@ -106,6 +101,28 @@ def block_array(block: Block, rows: list, *, no_bools: bool = False) -> np.ndarr
                 raise _null(spec, row)
             raise _out_of_range(spec, row, value)
     return array
+
+
+def finite_float64(rows: list, width: int) -> np.ndarray | None:
+    """``rows`` as a float64 array of ``width`` columns when they are all finite numbers,
+    else None (the caller then takes the checked path, which names the bad value). JSON
+    bools must be ruled out first: NumPy would make them 1.0 and 0.0."""
+    try:
+        array = np.array(rows)
+    except (ValueError, TypeError, OverflowError):  # ragged rows, or numbers past 64 bits
+        return None
+    if array.ndim != 2 or array.shape[1] != width or array.dtype.kind not in "fiu":
+        return None
+    if array.dtype != _FLOAT64:
+        array = array.astype(_FLOAT64)
+    # 1e400 parses as inf. The ufuncs themselves: no Python wrapper on the hot path.
+    if not _ALL(_ISFINITE(array), axis=None):
+        return None
+    return array
+
+
+_ALL = np.logical_and.reduce
+_ISFINITE = np.isfinite
 
 
 def _find_bad_value(block: Block, rows: list) -> RequestError:

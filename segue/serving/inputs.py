@@ -26,7 +26,7 @@ from segue.errors import InvalidArgument
 from segue.models.signature import ColumnSpec, Signature, TensorSpec
 from segue.models.specs import dtype_family  # the signature's own dtype families
 from segue.models.validation import ColumnError, match_columns
-from segue.serving.columns import NUMERIC, Block, block_array, other_column
+from segue.serving.columns import NUMERIC, Block, block_array, finite_float64, other_column
 from segue.serving.errors import RequestError
 from segue.serving.tensors import cast_tensor, tensor_array
 
@@ -90,7 +90,7 @@ class InputSchema:
         self.row_getter = itemgetter(*self.names) if len(self.names) > 1 else None
         #: One float64 block: a dataframe_split in the signature's column order, with no
         #: bools in the body, is one ``np.array`` call (see :meth:`from_split`).
-        self.all_float64 = self.single_block and self.blocks[0].dtype == _FLOAT64
+        self.all_float64 = self.single_block and self.blocks[0].dtype == np.float64
         if self.single_block and self.blocks[0].dtype in EXACT_JSON:
             self.split_json = b'{"dataframe_split":{"columns":' + orjson.dumps(self.names)
             self.split_json += b',"data":'
@@ -152,7 +152,7 @@ class InputSchema:
             # Anything else goes the checked way below, which names what is wrong.
             data = split.get("data")
             if split.get("columns") == self.names and type(data) is list:
-                array = _finite_rows(data, len(self.names))
+                array = finite_float64(data, len(self.names))
                 if array is not None:
                     kept = (
                         body if body is not None and len(body) <= self._raw_limit(array) else None
@@ -261,27 +261,6 @@ class InputSchema:
         if array.shape[0] == 0:
             raise RequestError(422, "input: no rows; send at least one", field)
         return ModelInput(self, array.shape[0], tensor=cast_tensor(array, spec, field))
-
-
-def _finite_rows(rows: list, width: int) -> np.ndarray | None:
-    """``rows`` as a float64 array of ``width`` columns when they are all finite numbers
-    (JSON has no bools here: the caller checked), else None."""
-    try:
-        array = np.array(rows)
-    except (ValueError, TypeError, OverflowError):  # ragged rows, or numbers past 64 bits
-        return None
-    if array.ndim != 2 or array.shape[1] != width or array.dtype.kind not in "fiu":
-        return None
-    if array.dtype != _FLOAT64:
-        array = array.astype(_FLOAT64)
-    if not _ALL(_ISFINITE(array), axis=None):  # the ufuncs themselves: no Python wrapper
-        return None
-    return array
-
-
-_FLOAT64 = np.dtype("float64")
-_ALL = np.logical_and.reduce
-_ISFINITE = np.isfinite
 
 
 @dataclass(frozen=True, slots=True)
