@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from segue.models.flavors.sklearn import _walk_only_modules
+from segue.models.flavors.sklearn import _walk_only_modules, _whichmodule
 
 _REPORT = """
 import json, sys
@@ -41,6 +41,71 @@ def test_skops_trusts_the_same_estimators_without_importing_tests_or_torch() -> 
     assert len(ours["estimators"]) > 100
     assert ours["tests"] == []
     assert ours["torch"] is False
+
+
+_TYPE_LISTS = """
+import json, sys
+import fastapi, pandas, sqlalchemy.orm, scipy.special  # a server's modules, before skops
+import segue.serving.server
+{imports}
+import skops.io._trusted_types as trusted
+import skops.io._utils as utils
+print(json.dumps({{
+    name: sorted(value) for name, value in vars(trusted).items()
+    if name.endswith("_TYPE_NAMES") and name != "SKLEARN_ESTIMATOR_TYPE_NAMES"
+}} | {{"whichmodule": utils.whichmodule.__module__}}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lean", [False, True])
+def test_the_quick_module_lookup_gives_skops_the_same_trusted_types(lean: bool) -> None:
+    imports = "from segue.models.flavors import sklearn as flavor\n"
+    imports += "flavor.import_lean()\n" if lean else ""
+    imports += "flavor._import_skops_io()"
+    out = subprocess.run(
+        [sys.executable, "-c", _TYPE_LISTS.format(imports=imports)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    ours = json.loads(out.splitlines()[-1])
+    out = subprocess.run(
+        [sys.executable, "-c", _TYPE_LISTS.format(imports="import skops.io")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    plain = json.loads(out.splitlines()[-1])
+    assert ours == plain
+    assert len(ours["SCIPY_UFUNC_TYPE_NAMES"]) > 200
+    assert ours["whichmodule"] == "skops.io._utils"  # skops' own function once imported
+
+
+def test_the_quick_module_lookup_answers_as_getattr_does(monkeypatch) -> None:
+    import types
+
+    import scipy.special
+    from skops.io._utils import whichmodule as skops_whichmodule
+
+    assert getattr(scipy.special.expit, "__module__", None) is None  # skops' slow case
+
+    hidden = types.ModuleType("segue_test_hidden")  # holds `marker` behind __getattr__
+    marker = object()
+    hidden.__getattr__ = lambda name: marker if name == "marker" else None  # type: ignore
+    plain = types.ModuleType("segue_test_plain")
+    plain.marker = marker  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "segue_test_hidden", hidden)
+    monkeypatch.setitem(sys.modules, "segue_test_plain", plain)
+
+    class Nameless:
+        __module__ = None
+
+    cases = [(marker, "marker"), (scipy.special.expit, "expit"), (Nameless(), "nowhere")]
+    for obj, name in cases:
+        assert _whichmodule(obj, name, skops_whichmodule) == skops_whichmodule(obj, name)
+    assert _whichmodule(marker, "marker", skops_whichmodule) == "segue_test_hidden"
+    assert _whichmodule(Nameless(), "nowhere", skops_whichmodule) == "__main__"
 
 
 @pytest.mark.parametrize(

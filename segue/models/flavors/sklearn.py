@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.abc
+import importlib.machinery
 import inspect
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -155,12 +157,114 @@ def _import_skops_io() -> ModuleType:
     if "skops.io" in sys.modules:
         return sys.modules["skops.io"]
     if _lean:
-        with _no_estimator_list():
+        with _no_estimator_list(), _quick_whichmodule():
             import skops.io
         return skops.io
-    with _refused(_walk_only_modules):
+    with _refused(_walk_only_modules), _quick_whichmodule():
         import skops.io
     return skops.io
+
+
+_SKOPS_UTILS = "skops.io._utils"
+_MISSING = object()
+
+
+@contextmanager
+def _quick_whichmodule() -> Iterator[None]:
+    """While skops imports, its ``whichmodule`` finds the same modules, faster.
+
+    On import, skops names each of SciPy's ~420 ufuncs by the first loaded module that holds
+    it (``whichmodule``): one ``getattr`` per ufunc and loaded module, about 2,000 in a server
+    process, and each miss builds and drops an AttributeError. That was 1.0 s of a 4.7 s start
+    on a slow machine. :func:`_whichmodule` gives the same answer from the modules' own
+    dicts. Restored after the import: the rest of the process sees skops' function.
+    """
+    if _SKOPS_UTILS in sys.modules:  # imported already (a failed skops.io import, say)
+        yield
+        return
+    finder = _AfterImport(_SKOPS_UTILS, _swap_whichmodule)
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+        utils = sys.modules.get(_SKOPS_UTILS)
+        original = getattr(utils, "whichmodule", None)
+        if utils is not None and original is not None:
+            utils.whichmodule = getattr(original, "__wrapped__", original)
+
+
+def _swap_whichmodule(utils: ModuleType) -> None:
+    original = utils.whichmodule
+
+    def quick(obj: Any, name: str) -> str:
+        return _whichmodule(obj, name, original)
+
+    quick.__wrapped__ = original  # type: ignore[attr-defined]
+    utils.whichmodule = quick
+
+
+def _whichmodule(obj: Any, name: str, original: Callable[[Any, str], str]) -> str:
+    """skops' ``whichmodule(obj, name)``, with ``module.__dict__`` read instead of ``getattr``
+    where the two agree: a plain module without a module ``__getattr__``, and a name that is
+    no dunder and holds no dot. Any other module is asked with ``getattr``, as skops does, in
+    the same order; an odd name goes to skops' own function."""
+    module_name = getattr(obj, "__module__", None)
+    if module_name is not None:
+        return str(module_name)
+    if "." in name or name.startswith("__"):
+        return original(obj, name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for module_name, module in sys.modules.copy().items():
+            if module_name in ("__main__", "__mp_main__") or module is None:
+                continue
+            found = _MISSING
+            if type(module) is ModuleType:
+                found = module.__dict__.get(name, _MISSING)
+                if found is _MISSING and "__getattr__" not in module.__dict__:
+                    continue
+            if found is _MISSING:
+                try:
+                    found = getattr(module, name, None)
+                except (AttributeError, ImportError):
+                    continue
+            if found is obj:
+                return str(module_name)
+    return "__main__"
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs ``then(module)`` right after the module ``name`` has run, before its importer
+    goes on."""
+
+    def __init__(self, name: str, then: Callable[[ModuleType], None]) -> None:
+        self.name = name
+        self.then = then
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != self.name:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is None or spec.loader is None:
+            return spec
+        spec.loader = _ThenLoader(spec.loader, self.then)
+        return spec
+
+
+class _ThenLoader(importlib.abc.Loader):
+    def __init__(self, loader: importlib.abc.Loader, then: Callable[[ModuleType], None]) -> None:
+        self.loader = loader
+        self.then = then
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.loader.exec_module(module)
+        self.then(module)
 
 
 @contextmanager
