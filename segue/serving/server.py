@@ -53,7 +53,7 @@ def app_from_env() -> FastAPI:
     try:
         with loading():
             app = build_app(ServeOptions.from_env(os.environ))
-        settle_process()
+            settle_process()
         return app
     except SegueError as exc:  # what the parent's check cannot see: the warm-up, say
         print(f"error: worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
@@ -77,8 +77,11 @@ def loading() -> AbstractContextManager[None]:
 
     Importing the frameworks and building the models makes hundreds of thousands of objects
     that all live on; the collector walked them again and again while they were made (about
-    0.3 s of the CPU time to ready of a scikit-learn model, some 10%). :func:`settle_process`
-    then collects once, so the garbage of loading is freed as before, and freezes the rest.
+    0.3 s of the CPU time to ready of a scikit-learn model, some 10%). Call
+    :func:`settle_process` inside the block: it freezes all that, without a collection (the
+    few cycles loading leaves stay until exit). Frozen, the objects made while paused no
+    longer count towards a young collection; otherwise the first allocation after the pause
+    would start one that walks them all (0.2-0.4 s).
     """
     from segue.store.collector import paused
 
@@ -100,7 +103,8 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def settle_process() -> None:
-    """Set a server process up for serving, once its models are loaded.
+    """Set a server process up for serving, once its models are loaded (inside
+    :func:`loading`).
 
     Shortens the GIL's switch interval (:data:`SWITCH_INTERVAL_S`), collects less often
     (:data:`GC_THRESHOLDS`) and moves everything
@@ -218,8 +222,8 @@ def run(options: ServeOptions) -> None:
 
                 _lean_imports()
                 app: Any = build_app(options)
+                settle_process()
             what = describe(app.state.models.default)
-            settle_process()
         else:
             from segue.serving.preflight import check_routes
 
