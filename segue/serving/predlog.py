@@ -94,6 +94,8 @@ class PredictionLog(SegmentLog[PredictionRecord]):
         max_backlog: most records held while storage is slow or failing (default
             ``max(100_000, 10 * max_rows)``); beyond it the oldest are dropped and counted in
             :attr:`dropped`.
+        pause: how the writer thread waits between pieces of a large flush
+            (:data:`~segue.serving.segment_log.ENCODE_PIECE`); ``time.sleep``.
 
     Example:
         >>> with PredictionLog("s3://bucket/segue") as log:   # start() ... close()

@@ -280,6 +280,34 @@ def test_max_rows_flushes_before_the_interval(tmp_path):
     assert len(read_predictions(str(tmp_path), "churn")) == 10
 
 
+def test_a_large_flush_is_encoded_in_pieces_with_pauses_yet_written_as_one_segment(tmp_path):
+    from segue.serving.segment_log import ENCODE_PIECE, PIECE_PAUSE_S
+
+    pauses: list[float] = []
+    sizes: list[int] = []
+    log = PredictionLog(str(tmp_path), pause=pauses.append)
+    encode = log._table
+    log._table = lambda items: (sizes.append(len(items)), encode(items))[1]  # type: ignore
+    total = 2 * ENCODE_PIECE + 7
+    for i in range(total):
+        log.append(record(i, T0 + i / 1000))
+    log.flush()
+
+    assert sizes == [ENCODE_PIECE, ENCODE_PIECE, 7]
+    assert pauses == [PIECE_PAUSE_S, PIECE_PAUSE_S]  # between pieces, none before or after
+    assert len(segments(tmp_path)) == 1
+    frame = read_predictions(str(tmp_path), "churn")
+    assert frame["request_id"].tolist() == [f"r{i:06d}" for i in range(total)]
+    assert frame["outputs"].tolist() == [[i % 2] for i in range(total)]
+
+    sizes.clear()
+    pauses.clear()
+    for i in range(ENCODE_PIECE):  # a flush of one piece: no pause
+        log.append(record(i, T0))
+    log.flush()
+    assert sizes == [ENCODE_PIECE] and pauses == []
+
+
 def wait_for(condition, timeout: float = 120.0) -> None:  # a hang guard, not a latency bound
     deadline = time.monotonic() + timeout
     while not condition():
