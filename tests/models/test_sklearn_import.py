@@ -53,7 +53,11 @@ import skops.io._utils as utils
 print(json.dumps({{
     name: sorted(value) for name, value in vars(trusted).items()
     if name.endswith("_TYPE_NAMES") and name != "SKLEARN_ESTIMATOR_TYPE_NAMES"
-}} | {{"whichmodule": utils.whichmodule.__module__}}))
+}} | {{
+    "whichmodule": utils.whichmodule.__module__,
+    "loader": type(utils.__loader__).__name__,
+    "spec_loader": type(utils.__spec__.loader).__name__,
+}}))
 """
 
 
@@ -80,6 +84,7 @@ def test_the_quick_module_lookup_gives_skops_the_same_trusted_types(lean: bool) 
     assert ours == plain
     assert len(ours["SCIPY_UFUNC_TYPE_NAMES"]) > 200
     assert ours["whichmodule"] == "skops.io._utils"  # skops' own function once imported
+    assert ours["loader"] == ours["spec_loader"] == "SourceFileLoader"
 
 
 def test_the_quick_module_lookup_answers_as_getattr_does(monkeypatch) -> None:

@@ -191,17 +191,17 @@ def _quick_whichmodule() -> Iterator[None]:
         utils = sys.modules.get(_SKOPS_UTILS)
         original = getattr(utils, "whichmodule", None)
         if utils is not None and original is not None:
-            utils.whichmodule = getattr(original, "__wrapped__", original)
+            vars(utils)["whichmodule"] = getattr(original, "__wrapped__", original)
 
 
 def _swap_whichmodule(utils: ModuleType) -> None:
-    original = utils.whichmodule
+    original = vars(utils)["whichmodule"]
 
     def quick(obj: Any, name: str) -> str:
         return _whichmodule(obj, name, original)
 
     quick.__wrapped__ = original  # type: ignore[attr-defined]
-    utils.whichmodule = quick
+    vars(utils)["whichmodule"] = quick
 
 
 def _whichmodule(obj: Any, name: str, original: Callable[[Any, str], str]) -> str:
@@ -263,6 +263,10 @@ class _ThenLoader(importlib.abc.Loader):
         return self.loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
+        # The module keeps its own loader (tracebacks, inspect and resources ask it).
+        module.__loader__ = self.loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self.loader
         self.loader.exec_module(module)
         self.then(module)
 
