@@ -175,9 +175,10 @@ def _quick_whichmodule() -> Iterator[None]:
 
     On import, skops names each of SciPy's ~420 ufuncs by the first loaded module that holds
     it (``whichmodule``): one ``getattr`` per ufunc and loaded module, about 2,000 in a server
-    process, and each miss builds and drops an AttributeError. That was 1.0 s of a 4.7 s start
-    on a slow machine. :func:`_whichmodule` gives the same answer from the modules' own
-    dicts. Restored after the import: the rest of the process sees skops' function.
+    process, and each miss builds and drops an AttributeError. Under ``-X importtime`` of a
+    ``segue serve`` start, skops' list of trusted types took 0.50 s, and 0.20 s with
+    :func:`_whichmodule`, which gives the same answers from the modules' own dicts. Restored
+    after the import: the rest of the process sees skops' function.
     """
     if _SKOPS_UTILS in sys.modules:  # imported already (a failed skops.io import, say)
         yield
