@@ -23,9 +23,10 @@ print(json.dumps({{
 """
 
 
-def _report(imports: str) -> dict:
+def _report(imports: str, template: str = _REPORT) -> dict:
+    """What ``template`` prints (its last line, JSON) after ``imports``, in a new process."""
     out = subprocess.run(
-        [sys.executable, "-c", _REPORT.format(imports=imports)],
+        [sys.executable, "-c", template.format(imports=imports)],
         capture_output=True,
         text=True,
         check=True,
@@ -67,20 +68,8 @@ def test_the_quick_module_lookup_gives_skops_the_same_trusted_types(lean: bool) 
     imports = "from segue.models.flavors import sklearn as flavor\n"
     imports += "flavor.import_lean()\n" if lean else ""
     imports += "flavor._import_skops_io()"
-    out = subprocess.run(
-        [sys.executable, "-c", _TYPE_LISTS.format(imports=imports)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    ours = json.loads(out.splitlines()[-1])
-    out = subprocess.run(
-        [sys.executable, "-c", _TYPE_LISTS.format(imports="import skops.io")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    plain = json.loads(out.splitlines()[-1])
+    ours = _report(imports, _TYPE_LISTS)
+    plain = _report("import skops.io", _TYPE_LISTS)
     assert ours == plain
     assert len(ours["SCIPY_UFUNC_TYPE_NAMES"]) > 200
     assert ours["whichmodule"] == "skops.io._utils"  # skops' own function once imported
