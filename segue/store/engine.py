@@ -10,7 +10,9 @@ servers that still run an older Segue would break them: ``segue db upgrade`` (wh
 from __future__ import annotations
 
 import functools
+import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,12 +70,40 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # busy_timeout is already set from connect_args' timeout; WAL lets readers skip the lock.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _enter_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     # LIKE in run filters must match case as it does on PostgreSQL (ILIKE is the other one).
     cursor.execute("PRAGMA case_sensitive_like=ON")
     cursor.close()
+
+
+#: How long :func:`_enter_wal` waits between tries (doubling up to the last); a test swaps
+#: ``_pause`` for an event.
+_WAL_RETRY_S = (0.001, 0.05)
+_pause = time.sleep
+
+
+def _enter_wal(cursor: Any) -> None:
+    """Switch the database to WAL, waiting up to the connection's busy timeout.
+
+    Only a fresh file needs the switch (WAL mode is kept in the file). While another
+    connection holds the write lock (one migrating the new file), SQLite refuses the switch at
+    once, without calling the busy handler, so processes opening a new database together
+    failed with "database is locked"; here the switch is tried again until the busy timeout.
+    """
+    timeout_s = cursor.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
+    deadline = time.monotonic() + timeout_s
+    delay, longest = _WAL_RETRY_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        _pause(delay)
+        delay = min(delay * 2, longest)
 
 
 def _alembic_config() -> Config:

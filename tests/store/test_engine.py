@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from segue.errors import InvalidArgument, SegueError
+from segue.store import engine as engine_module
 from segue.store.engine import (
     create_engine,
     current_revision,
@@ -195,6 +197,42 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
         )
     assert (tmp_path / "segue.db-wal").exists()
     engine.dispose()
+
+
+def test_sqlite_enters_wal_while_another_process_holds_the_write_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh file opened while another connection holds its write lock (a process
+    migrating it): SQLite refuses the WAL switch at once, without its busy handler; the
+    connection waits for the lock instead of failing with "database is locked"."""
+    path = tmp_path / "segue.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # the write lock, the file still in rollback mode
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:  # the first retry: the other process commits
+        pauses.append(seconds)
+        if len(pauses) == 1:
+            other.execute("COMMIT")
+
+    monkeypatch.setattr(engine_module, "_pause", pause, raising=False)
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    assert len(pauses) == 1
+    engine.dispose()
+    other.close()
+
+
+def test_sqlite_wal_switch_gives_up_at_the_busy_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "segue.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    engine = create_engine(f"sqlite:///{path}", busy_timeout=0.05)
+    with pytest.raises(sa.exc.OperationalError, match="locked"):
+        engine.connect()
+    engine.dispose()
+    other.close()
 
 
 def test_sqlite_like_is_case_sensitive_like_postgresql(tmp_path: Path) -> None:
