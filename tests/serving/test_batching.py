@@ -502,6 +502,34 @@ async def test_a_batch_function_costing_more_than_the_budget_stays_on_the_thread
     assert threads and all(name.startswith("segue-predict") for name in threads)
 
 
+@pytest.mark.parametrize(("max_latency_ms", "budget_ms"), [(5.0, 5.0), (20.0, 20.0), (0.2, 1.0)])
+async def test_a_deployment_predicts_on_the_loop_within_its_latency_budget(
+    served_cancer, max_latency_ms: float, budget_ms: float
+):
+    """A batch may hold the loop as long as a request already waits for its batch, and at
+    least 1 ms: a scikit-learn batch measured 1.1-1.5 ms on the predict thread under load,
+    and at a 1 ms budget alone never came back to the loop."""
+    config = ServeConfig(max_batch_size=64, max_latency_ms=max_latency_ms)
+    deployment = deploy("cancer", served_cancer.model, config)
+    batcher = deployment.batcher
+    assert batcher.inline_budget == pytest.approx(budget_ms / 1000)
+    threads: list[str] = []
+    run = batcher.run
+
+    def traced(items):
+        threads.append(threading.current_thread().name)
+        return run(items)
+
+    batcher.run = traced
+    body = {"instances": served_cancer.X.iloc[:1].to_dict(orient="records")}
+    batcher.cost = 0.0015  # what such a batch measured on the predict thread
+    await batcher.submit(parse_predict(orjson.dumps(body), deployment.schema), 1)
+    await batcher.drain()
+
+    on_loop = threads == [threading.current_thread().name]
+    assert on_loop == (budget_ms > 1.5), threads
+
+
 async def test_an_inline_batch_that_fails_is_predicted_request_by_request_on_the_loop():
     calls: list[list[int]] = []
     threads: set[str] = set()
