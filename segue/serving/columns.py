@@ -10,6 +10,8 @@ problem raises :class:`RequestError` (422) naming the column and the row.
 from __future__ import annotations
 
 import itertools
+import struct
+from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
@@ -68,9 +70,9 @@ def block_array(block: Block, rows: list, *, no_bools: bool = False) -> np.ndarr
     """``rows`` (one list of values per row, in the block's column order) as one 2-D array.
 
     ``no_bools``: no value is a bool (the caller read the body). A float64 block then skips
-    the type scan of every value (as costly as the conversion itself): NumPy infers the rows'
-    type, and an array of numbers is all it takes; anything else (None, a string, a number
-    past 64 bits) takes the checked path below, which names the value.
+    the type scan of every value (as costly as the conversion itself): the rows are packed
+    as doubles (:func:`finite_float64`), which takes numbers only; anything else (None, a
+    string, a row of another length) takes the checked path below, which names the value.
     """
     if no_bools and block.dtype == _FLOAT64:
         fast = finite_float64(rows, len(block.positions))
@@ -103,41 +105,44 @@ def block_array(block: Block, rows: list, *, no_bools: bool = False) -> np.ndarr
     return array
 
 
-def finite_float64(rows: list, width: int, *, no_strings: bool = False) -> np.ndarray | None:
+def finite_float64(rows: list, width: int) -> np.ndarray | None:
     """``rows`` as a float64 array of ``width`` columns when they are all finite numbers,
     else None (the caller then takes the checked path, which names the bad value). JSON
-    bools must be ruled out first: NumPy would make them 1.0 and 0.0.
+    bools must be ruled out first: they would become 1.0 and 0.0.
 
-    ``no_strings``: no value is a string either (the caller counted the body's quotes). The
-    rows, lists of ``width`` values each, then go through ``np.fromiter`` (60 us for 100
-    rows of 30, where ``np.array`` takes 90); it would turn a string such as "1.5" into a
-    number, and refuses None and lists, as ``np.array`` does here.
+    Each row is packed as ``width`` C doubles by one :class:`struct.Struct` call, which
+    takes ints and floats only (a string, None, a list or a row of another length raise):
+    33 us for 100 rows of 30, where ``np.array`` takes 90 and checks no more.
     """
-    if no_strings and set(map(type, rows)) == _LIST and set(map(len, rows)) == {width}:
-        try:
-            flat = _FROMITER(_CHAIN(rows), _FLOAT64, len(rows) * width)
-        except (ValueError, TypeError, OverflowError):  # None, a list, a number past 64 bits
-            return None
-        return flat.reshape(len(rows), width) if _ALL(_ISFINITE(flat), axis=None) else None
+    if not rows:
+        return None
+    pack = _PACK.get(width) or _row_packer(width)
     try:
-        array = np.array(rows)
-    except (ValueError, TypeError, OverflowError):  # ragged rows, or numbers past 64 bits
+        packed = bytearray().join(_STARMAP(pack, rows))
+    except (struct.error, TypeError, OverflowError):  # not a number, or not `width` of them
         return None
-    if array.ndim != 2 or array.shape[1] != width or array.dtype.kind not in "fiu":
-        return None
-    if array.dtype != _FLOAT64:
-        array = array.astype(_FLOAT64)
+    array = np.frombuffer(packed, dtype=_FLOAT64).reshape(len(rows), width)
     # 1e400 parses as inf. The ufuncs themselves: no Python wrapper on the hot path.
     if not _ALL(_ISFINITE(array), axis=None):
         return None
     return array
 
 
+def _row_packer(width: int) -> Callable[..., bytes]:
+    """Packs ``width`` numbers as native doubles (joined into a bytearray, a writable
+    buffer NumPy reads as float64 without a copy)."""
+    pack = struct.Struct(f"={width}d").pack
+    if len(_PACK) < 64:  # a signature's width: a few per server
+        _PACK[width] = pack
+    return pack
+
+
+_PACK: dict[int, Callable[..., bytes]] = {}
+
+
 _ALL = np.logical_and.reduce
 _ISFINITE = np.isfinite
-_FROMITER = np.fromiter
-_CHAIN = itertools.chain.from_iterable
-_LIST = {list}
+_STARMAP = itertools.starmap
 
 
 def _find_bad_value(block: Block, rows: list) -> RequestError:

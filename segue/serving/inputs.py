@@ -140,30 +140,19 @@ class InputSchema:
         return ModelInput(self, len(rows), tuple(blocks), others)
 
     def from_split(
-        self,
-        split: Any,
-        field: str,
-        *,
-        no_bools: bool = False,
-        body: bytes | None = None,
-        quotes: int | None = None,
+        self, split: Any, field: str, *, no_bools: bool = False, body: bytes | None = None
     ) -> ModelInput:
         """MLflow's ``dataframe_split``: ``{"columns": [...], "data": [[...], ...]}``.
         ``no_bools``: see :meth:`from_rows`. ``body``: the request's whole body, when it is
-        ``{"dataframe_split": split}`` alone, naming each key once and escaping nothing; kept
-        as the input's ``raw`` when it is what the prediction log would write (the
-        signature's columns, in order, and nothing else). ``quotes``: how many ``"`` that
-        body holds."""
+        ``{"dataframe_split": split}`` alone; kept as the input's ``raw`` when it is what the
+        prediction log would write (the signature's columns, in order, and nothing else)."""
         if no_bools and self.all_float64 and type(split) is dict and len(split) == 2:
             # The usual request, checked by its result: the signature's columns in its order,
             # and rows that NumPy makes into an array of finite numbers as wide as those.
             # Anything else goes the checked way below, which names what is wrong.
             data = split.get("data")
             if split.get("columns") == self.names and type(data) is list:
-                # Such a body's only strings are its three keys and the column names (none
-                # holds an escaped quote): one quote more, and a value is a string.
-                no_strings = body is not None and quotes == 2 * (3 + len(self.names))
-                array = finite_float64(data, len(self.names), no_strings=no_strings)
+                array = finite_float64(data, len(self.names))
                 if array is not None:
                     kept = (
                         body if body is not None and len(body) <= self._raw_limit(array) else None

@@ -191,12 +191,8 @@ def parse_predict(
             )
         return InferRequest(schema.from_tensor(value, key, one_row=True))
     if key == "dataframe_split":
-        if _plain_split(words):  # its quotes are all in words, a short text to count in
-            quotes = words.count(b'"')
-            return InferRequest(
-                schema.from_split(value, key, no_bools=no_bools, body=body, quotes=quotes)
-            )
-        return InferRequest(schema.from_split(value, key, no_bools=no_bools))
+        kept = body if _plain_split(words) else None
+        return InferRequest(schema.from_split(value, key, no_bools=no_bools, body=kept))
     if key == "inputs" and type(value) is dict:
         return InferRequest(schema.from_columns(value, key))
     return InferRequest(schema.from_records(value, key, no_bools=no_bools))
