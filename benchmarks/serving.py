@@ -27,9 +27,10 @@ The bare predict is the estimator's own ``predict`` on a DataFrame of the same 1
 in this process, without HTTP. The floor (``benchmarks/serving_floor.py``) is a raw ASGI app with
 orjson and greedy micro-batching (same --max-batch-size) over a stand-in model that costs what
 this estimator costs per call and per row (measured first, in this run, on 1 row and on a full
-batch of --max-batch-size rows: the cheaper of its array and DataFrame paths); Segue is printed as a fraction of it (targets at c=64: >= 60% of its
-req/s and a p99 at most twice its, at both body sizes; at c=1 a p50 at most 0.5 ms over the bare
-predict). MLflow and BentoML are left out, with a note, where they are not installed:
+batch of --max-batch-size rows: the cheaper of its array and DataFrame paths); Segue is
+printed as a fraction of it (targets at c=64: >= 60% of its req/s and a p99 at most twice
+its, at both body sizes; at c=1 a p50 at most 0.5 ms over the bare predict). MLflow and
+BentoML are left out, with a note, where they are not installed:
     python benchmarks/serving.py --servers segue,floor --seconds 5
 
 The machine's speed drifts between runs (a shared host), so one pair of runs can move a share
