@@ -9,6 +9,7 @@ problem raises :class:`RequestError` (422) naming the column and the row.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import struct
 from collections.abc import Callable
@@ -116,9 +117,8 @@ def finite_float64(rows: list, width: int) -> np.ndarray | None:
     """
     if not rows:
         return None
-    pack = _PACK.get(width) or _row_packer(width)
     try:
-        packed = bytearray().join(_STARMAP(pack, rows))
+        packed = bytearray().join(_STARMAP(_row_packer(width), rows))
     except (struct.error, TypeError, OverflowError):  # not a number, or not `width` of them
         return None
     array = np.frombuffer(packed, dtype=_FLOAT64).reshape(len(rows), width)
@@ -128,16 +128,11 @@ def finite_float64(rows: list, width: int) -> np.ndarray | None:
     return array
 
 
+@functools.lru_cache(maxsize=64)  # a signature's width: a few per server
 def _row_packer(width: int) -> Callable[..., bytes]:
     """Packs ``width`` numbers as native doubles (joined into a bytearray, a writable
     buffer NumPy reads as float64 without a copy)."""
-    pack = struct.Struct(f"={width}d").pack
-    if len(_PACK) < 64:  # a signature's width: a few per server
-        _PACK[width] = pack
-    return pack
-
-
-_PACK: dict[int, Callable[..., bytes]] = {}
+    return struct.Struct(f"={width}d").pack
 
 
 _ALL = np.logical_and.reduce
