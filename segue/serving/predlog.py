@@ -82,7 +82,12 @@ class PredictionRecord:
         segments.check_time(self.time)
 
 
-class PredictionLog(SegmentLog[PredictionRecord]):
+#: What the prediction log buffers for one record: a plain tuple of its columns' values
+#: (see :meth:`PredictionLog.append`).
+_Entry = tuple[str, float, str, str, str, Any, Any, float, int, "str | None"]
+
+
+class PredictionLog(SegmentLog[_Entry]):
     """The server's durable prediction log; see the module docs for the layout.
 
     Args:
@@ -111,62 +116,122 @@ class PredictionLog(SegmentLog[PredictionRecord]):
         Any object with the attributes of :class:`PredictionRecord` is accepted, such as the
         server's ``InferenceRecord`` (``on_prediction=log.append``): its ``inputs`` and
         ``outputs`` are then read in the writer thread, off the request path.
+
+        What is buffered is a plain tuple of the record's values, the request's body (when
+        it is the text kept) and its predictions array, not the record: the record, its
+        parsed arrays and their buffers are freed as soon as the request is answered. A
+        tuple of such values leaves the garbage collector's sight at the first collection,
+        where a second of records kept as objects (about six per request) made each young
+        collection walk tens of thousands of them: ~11 ms, every half second, at 1-row
+        bodies and c=64.
         """
-        self._put(record)
+        self._put(
+            (
+                record.request_id,
+                record.time,
+                record.model,
+                record.version,
+                record.role,
+                _inputs_of(record),
+                _outputs_of(record),
+                record.latency_ms,
+                record.status,
+                record.error,
+            )
+        )
 
-    def _model_of(self, item: PredictionRecord) -> str:
-        return item.model
+    def _model_of(self, item: _Entry) -> str:
+        return item[2]
 
-    def _time_of(self, item: PredictionRecord) -> float:
-        return item.time
+    def _time_of(self, item: _Entry) -> float:
+        return item[1]
 
-    def _table(self, items: list[PredictionRecord]) -> pa.Table:
+    def _table(self, items: list[_Entry]) -> pa.Table:
+        ids, times, models, versions, roles, inputs, outputs, latencies, statuses, errors = zip(
+            *items, strict=True
+        )
         columns = {
-            "request_id": [str(r.request_id) for r in items],
-            "time": [float(r.time) for r in items],
-            "model": [r.model for r in items],
-            "version": [str(r.version) for r in items],
-            "role": [r.role for r in items],
-            "inputs": _inputs_json(items),
-            "outputs": segments.string_column([_outputs_json(r) for r in items], utf8_checked=True),
-            "latency_ms": [float(r.latency_ms) for r in items],
-            "status": [int(r.status) for r in items],
-            "error": [None if r.error is None else str(r.error) for r in items],
+            "request_id": ids,
+            "time": times,
+            "model": models,
+            "version": versions,
+            "role": roles,
+            "inputs": _inputs_json(inputs),
+            "outputs": segments.string_column(
+                [_outputs_json(output) for output in outputs], utf8_checked=True
+            ),
+            "latency_ms": latencies,
+            "status": statuses,
+            "error": errors,
         }
+        try:  # the server's records hold these types already
+            return pa.table(columns, schema=segments.PREDICTIONS_SCHEMA)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+        # Other records are taken as any record's values would be (a version of 3 is "3");
+        # what cannot be (a status of "two hundred") fails here, and the caller drops it.
+        columns.update(
+            request_id=[str(x) for x in ids],
+            time=[float(x) for x in times],
+            version=[str(x) for x in versions],
+            latency_ms=[float(x) for x in latencies],
+            status=[int(x) for x in statuses],
+            error=[None if x is None else str(x) for x in errors],
+        )
         return pa.table(columns, schema=segments.PREDICTIONS_SCHEMA)
 
 
-def _inputs_json(items: list[PredictionRecord]) -> pa.ChunkedArray:
-    """Each record's ``inputs`` as JSON text, as an Arrow column. The server's records carry
-    their request's arrays (``input``): those are written from the arrays (:func:`log_json`).
+def _inputs_of(record: Any) -> Any:
+    """What the log keeps of a record's inputs until it writes them: the JSON text when the
+    request's body is it, the request's parsed arrays (:class:`ModelInput`) otherwise, or the
+    record itself when it has no arrays (its ``inputs``, read in the writer thread)."""
+    given = getattr(record, "input", None)
+    if isinstance(given, ModelInput):
+        return given if given.raw is None else given.raw
+    return record
+
+
+def _outputs_of(record: Any) -> Any:
+    """What the log keeps of a record's outputs until it writes them: the predictions array,
+    or the record itself (its ``outputs``, read in the writer thread)."""
+    output = getattr(record, "output", None)
+    return output if isinstance(output, np.ndarray) else record
+
+
+def _inputs_json(kept: tuple[Any, ...]) -> pa.ChunkedArray:
+    """Each record's inputs (as :func:`_inputs_of` kept them) as JSON text, as an Arrow
+    column. The server's records carry their request's arrays: those are written from the
+    arrays (:func:`log_json`).
 
     The column is built from the UTF-8 bytes (:func:`segments.string_column`): Arrow's
     conversion of Python strings held the GIL, and so the event loop, for ~0.5 s a flush of
     a second of 100-row requests; this takes a tenth of it, in pieces."""
-    texts: list[bytes] = [b""] * len(items)
+    texts: list[bytes] = [b""] * len(kept)
     arrays: list[ModelInput] = []
     where: list[int] = []
-    for i, record in enumerate(items):
-        given = getattr(record, "input", None)
-        if isinstance(given, ModelInput):
+    for i, given in enumerate(kept):
+        if isinstance(given, bytes):  # the request's body, as it came
+            texts[i] = given
+        elif isinstance(given, ModelInput):
             arrays.append(given)
             where.append(i)
         else:
-            texts[i] = segments.to_json(record.inputs).encode()
+            texts[i] = segments.to_json(given.inputs).encode()
     for i, text in zip(where, log_json(arrays), strict=True):
         texts[i] = text
     # Every text is orjson's output or a request body orjson parsed: UTF-8 already.
     return segments.string_column(texts, utf8_checked=True)
 
 
-def _outputs_json(record: PredictionRecord) -> bytes:
-    """A record's ``outputs`` as JSON text (UTF-8); an array of predictions is written as it
-    is. Bytes, for :func:`segments.string_column`: Arrow's conversion of Python strings cost
-    more than writing them."""
-    output = getattr(record, "output", None)
-    if isinstance(output, np.ndarray) and output.ndim and output.dtype in EXACT_JSON:
-        return orjson.dumps(np.ascontiguousarray(output), option=orjson.OPT_SERIALIZE_NUMPY)
-    return segments.to_json(record.outputs).encode()
+def _outputs_json(kept: Any) -> bytes:
+    """A record's outputs (as :func:`_outputs_of` kept them) as JSON text (UTF-8); an array
+    of predictions is written as it is. Bytes, for :func:`segments.string_column`: Arrow's
+    conversion of Python strings cost more than writing them."""
+    if isinstance(kept, np.ndarray):
+        if kept.ndim and kept.dtype in EXACT_JSON:
+            return orjson.dumps(np.ascontiguousarray(kept), option=orjson.OPT_SERIALIZE_NUMPY)
+        return segments.to_json(kept.tolist()).encode()
+    return segments.to_json(kept.outputs).encode()
 
 
 class FeedbackLog(SegmentLog[tuple[str, Any, float]]):

@@ -78,33 +78,40 @@ class Answered(NamedTuple):
 class RecentRequests:
     """``request_id -> Answered`` of the last ``capacity`` requests answered; the oldest is
     forgotten first. Thread-safe; :meth:`add` is O(1): a ring of the ids beside the dict (an
-    ``OrderedDict`` cost twice as much a request)."""
+    ``OrderedDict`` cost twice as much a request).
+
+    Each answer is held as a plain tuple, which the garbage collector stops tracking at its
+    first collection (an :class:`Answered` it would walk at every collection until promoted).
+    """
 
     def __init__(self, capacity: int = RECENT_REQUESTS) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"capacity must be a positive integer, got {capacity!r}")
         self.capacity = capacity
-        self._requests: dict[str, Answered] = {}
+        self._requests: dict[str, tuple[str, int, int, str]] = {}
         self._ring: list[str | None] = [None] * capacity  # the ids, oldest at _next once full
         self._next = 0
         self._lock = threading.Lock()
 
-    def add(self, request_id: str, answered: Answered) -> None:
+    def add(self, request_id: str, answered: tuple[str, int, int, str]) -> None:
+        """Remember ``answered`` (an :class:`Answered`, or the same four values as a tuple)."""
+        held = answered if type(answered) is tuple else (*answered,)
         with self._lock:
             requests = self._requests
             if request_id in requests:  # a repeated id: its newest answer, in its old place
-                requests[request_id] = answered
+                requests[request_id] = held
                 return
             oldest = self._ring[self._next]
             if oldest is not None:
                 del requests[oldest]
             self._ring[self._next] = request_id
             self._next = (self._next + 1) % self.capacity
-            requests[request_id] = answered
+            requests[request_id] = held
 
     def get(self, request_id: str) -> Answered | None:
         with self._lock:
-            return self._requests.get(request_id)
+            held = self._requests.get(request_id)
+        return None if held is None else Answered._make(held)
 
     def __len__(self) -> int:
         return len(self._requests)
@@ -166,7 +173,7 @@ class Recorder:
         if record.model in self.feedback:
             self.predictions.append(record)  # type: ignore[arg-type]  # duck-typed record
             if record.role != "shadow":  # the caller saw the primary's (or canary's) answer
-                answered = Answered(record.model, record.n_rows, record.status, record.version)
+                answered = (record.model, record.n_rows, record.status, record.version)
                 self.recent.add(record.request_id, answered)
 
     def check_feedback(self, items: Sequence[Feedback]) -> None:

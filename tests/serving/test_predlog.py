@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import re
@@ -25,6 +26,8 @@ from segue.monitoring.readers import (
     read_predictions,
     tail_predictions,
 )
+from segue.serving.config import InferenceRecord
+from segue.serving.inputs import ModelInput
 from segue.serving.predlog import FeedbackLog, PredictionLog, PredictionRecord
 
 DAY = 86_400.0
@@ -462,6 +465,63 @@ def test_records_shaped_like_the_servers_are_built_in_the_writer_thread(tmp_path
     assert lazy[0].built_in == ["segue-prediction-log"]
     assert log.dropped == 2
     assert "dropping 2 predictions records" in caplog.text
+
+
+def test_a_servers_record_is_buffered_as_values_the_collector_stops_tracking(tmp_path):
+    body = b'{"dataframe_split":{"columns":["x","y"],"data":[[1,2.5]]}}'
+    given = ModelInput(None, 1, (np.array([[1.0, 2.5]]),), raw=body)  # type: ignore[arg-type]
+    served = InferenceRecord("s1", T0, "churn", "3", 1.25, 200, input=given, output=np.array([1]))
+    log = PredictionLog(str(tmp_path))
+    log.append(served)
+    (entry,) = log._buffer
+    gc.collect()
+
+    # Not the record, its parsed arrays or their buffers: the body's bytes and the array.
+    assert not gc.is_tracked(entry)
+    assert entry[5] is body and isinstance(entry[6], np.ndarray)
+    log.close()
+    (row,) = read_predictions(str(tmp_path), "churn").to_dict(orient="records")
+    assert row["inputs"] == [{"x": 1, "y": 2.5}] and row["outputs"] == [1]
+    assert (row["request_id"], row["version"], row["latency_ms"]) == ("s1", "3", 1.25)
+
+
+def test_records_of_any_types_are_taken_as_their_values(tmp_path):
+    log = PredictionLog(str(tmp_path))
+    log.append(LazyRecord(0, T0))
+    odd = LazyRecord(1, int(T0) + 1)  # every value of another type than a server's
+    odd.request_id, odd.version, odd.latency_ms, odd.status, odd.error = 7, 3, 2, "404", 5
+    log.append(odd)
+    log.close()
+
+    frame = read_predictions(str(tmp_path), "churn")
+    assert frame["request_id"].tolist() == ["lazy0", "7"]
+    assert frame["version"].tolist() == ["2", "3"]
+    assert frame["latency_ms"].tolist() == [0.1, 2.0] and frame["status"].tolist() == [200, 404]
+    assert frame["error"].tolist()[1] == "5"
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        [T0, T0 + 1, T0 + 2],  # one day: written as one group without a look at each
+        [T0, T0 + DAY, T0 + 1],  # two days
+        [T0, math.nan, T0 + 1],  # a time that cannot be filed
+        [T0, np.float64(T0 + 1), T0 + 2],  # a float's subclass
+        [T0, int(T0), T0 + 1],  # an int
+    ],
+)
+@pytest.mark.parametrize("models", [["churn"] * 3, ["churn", "fraud", "churn"], ["churn", "", "x"]])
+def test_the_one_group_shortcut_groups_as_the_record_by_record_way(tmp_path, times, models):
+    log = PredictionLog(str(tmp_path))
+    items = [
+        (f"r{i}", t, m, "1", "primary", b"{}", [], 0.1, 200, None)
+        for i, (t, m) in enumerate(zip(times, models, strict=True))
+    ]
+    shortcut = log._one_group(items)
+
+    assert (shortcut or log._groups(items)) == log._groups(items)
+    plain = all(type(t) is float for t in times) and times == [T0, T0 + 1, T0 + 2]
+    assert (shortcut is not None) == (models == ["churn"] * 3 and plain)
 
 
 @pytest.mark.parametrize(

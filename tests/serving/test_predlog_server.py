@@ -3,6 +3,7 @@ stopped with SIGTERM (nothing lost) and SIGKILL (at most one flush interval lost
 
 from __future__ import annotations
 
+import gc
 import signal
 import time
 from typing import Any
@@ -267,6 +268,17 @@ def test_the_recent_map_keeps_a_repeated_id_in_its_place_with_its_newest_answer(
     assert recent.get("b") is None and recent.get("c") is None and len(recent) == 3
     assert recent.get("a") == Answered("churn", 9, 200, "newest")
     assert [recent.get(k) is not None for k in "ade"] == [True, True, True]
+
+
+def test_the_recent_map_holds_answers_the_collector_stops_tracking():
+    recent = RecentRequests(3)
+    recent.add("a", Answered("churn", 2, 200, "3"))  # as the recorder adds: a plain tuple
+    recent.add("b", ("churn", 1, 422, "3"))
+    gc.collect()
+
+    assert not any(gc.is_tracked(held) for held in recent._requests.values())
+    assert recent.get("a") == Answered("churn", 2, 200, "3")
+    assert type(recent.get("b")) is Answered and recent.get("b").status == 422
 
 
 # --- POST /feedback: label values against the signature of the version that answered -------
