@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import struct
 from collections.abc import Callable
 from operator import itemgetter
@@ -121,9 +122,13 @@ def finite_float64(rows: list, width: int) -> np.ndarray | None:
         packed = bytearray().join(_STARMAP(_row_packer(width), rows))
     except (struct.error, TypeError, OverflowError):  # not a number, or not `width` of them
         return None
-    array = np.frombuffer(packed, dtype=_FLOAT64).reshape(len(rows), width)
-    # 1e400 parses as inf. The ufuncs themselves: no Python wrapper on the hot path.
-    if not _ALL(_ISFINITE(array), axis=None):
+    # The array's base is the bytearray itself (frombuffer().reshape() made a memoryview
+    # the collector tracks, and took twice as long).
+    array = np.ndarray((len(rows), width), _FLOAT64, packed)
+    # 1e400 parses as inf. The sum of squares is finite only if every value is (an inf or a
+    # NaN makes it inf or NaN), in one BLAS call: half the time of isfinite().all(). A
+    # finite value past 1e154 overflows it too, and that rare request goes the checked way.
+    if not _ISFINITE_SCALAR(_VDOT(array, array)):
         return None
     return array
 
@@ -135,8 +140,8 @@ def _row_packer(width: int) -> Callable[..., bytes]:
     return struct.Struct(f"={width}d").pack
 
 
-_ALL = np.logical_and.reduce
-_ISFINITE = np.isfinite
+_VDOT = np.vdot
+_ISFINITE_SCALAR = math.isfinite
 _STARMAP = itertools.starmap
 
 
