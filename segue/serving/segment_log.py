@@ -249,14 +249,14 @@ class SegmentLog(ABC, Generic[T]):
         their times are finite floats (what a server's records are), else None. The same
         answer as :meth:`_groups` gives them, by a few C-level passes instead of Python work
         a record."""
-        models = set(map(self._model_of, items))
         times = list(map(self._time_of, items))
-        if len(models) != 1 or set(map(type, times)) != {float}:
-            return None
-        (model,) = models
         try:
+            models = set(map(self._model_of, items))
+            if len(models) != 1 or set(map(type, times)) != {float}:
+                return None
+            (model,) = models
             segments.check_model(model)
-        except InvalidArgument:
+        except (TypeError, InvalidArgument):  # a model that is not a name (unhashable, say)
             return None
         days = np.floor(np.array(times) / segments.DAY_SECONDS)
         first = days[0]

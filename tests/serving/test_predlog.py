@@ -510,7 +510,9 @@ def test_records_of_any_types_are_taken_as_their_values(tmp_path):
         [T0, int(T0), T0 + 1],  # an int
     ],
 )
-@pytest.mark.parametrize("models", [["churn"] * 3, ["churn", "fraud", "churn"], ["churn", "", "x"]])
+@pytest.mark.parametrize(
+    "models", [["churn"] * 3, ["churn", "fraud", "churn"], ["churn", "", "x"], [["churn"]] * 3]
+)
 def test_the_one_group_shortcut_groups_as_the_record_by_record_way(tmp_path, times, models):
     log = PredictionLog(str(tmp_path))
     items = [
