@@ -272,8 +272,8 @@ def test_the_recent_map_keeps_a_repeated_id_in_its_place_with_its_newest_answer(
 
 def test_the_recent_map_holds_answers_the_collector_stops_tracking():
     recent = RecentRequests(3)
-    recent.add("a", Answered("churn", 2, 200, "3"))  # as the recorder adds: a plain tuple
-    recent.add("b", ("churn", 1, 422, "3"))
+    recent.add("a", Answered("churn", 2, 200, "3"))
+    recent.add("b", ("churn", 1, 422, "3"))  # as the recorder adds: a plain tuple
     gc.collect()
 
     assert not any(gc.is_tracked(held) for held in recent._requests.values())
