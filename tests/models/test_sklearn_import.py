@@ -9,7 +9,12 @@ import sys
 
 import pytest
 
-from segue.models.flavors.sklearn import _walk_only_modules, _whichmodule
+from segue.models.flavors.sklearn import (
+    _LEAN_UNLISTED,
+    _Holders,
+    _walk_only_modules,
+    _whichmodule,
+)
 
 _REPORT = """
 import json, sys
@@ -70,13 +75,18 @@ def test_the_quick_module_lookup_gives_skops_the_same_trusted_types(lean: bool) 
     imports += "flavor._import_skops_io()"
     ours = _report(imports, _TYPE_LISTS)
     plain = _report("import skops.io", _TYPE_LISTS)
+    if lean:  # listed by name at load instead (_LEAN_UNLISTED), without sklearn.ensemble
+        internal = plain["SKLEARN_INTERNAL_TYPE_NAMES"]
+        assert set(internal) - set(ours["SKLEARN_INTERNAL_TYPE_NAMES"]) == _LEAN_UNLISTED
+        plain["SKLEARN_INTERNAL_TYPE_NAMES"] = [n for n in internal if n not in _LEAN_UNLISTED]
     assert ours == plain
     assert len(ours["SCIPY_UFUNC_TYPE_NAMES"]) > 200
     assert ours["whichmodule"] == "skops.io._utils"  # skops' own function once imported
     assert ours["loader"] == ours["spec_loader"] == "SourceFileLoader"
 
 
-def test_the_quick_module_lookup_answers_as_getattr_does(monkeypatch) -> None:
+@pytest.mark.parametrize("indexed", [False, True])
+def test_the_quick_module_lookup_answers_as_getattr_does(monkeypatch, indexed: bool) -> None:
     import types
 
     import scipy.special
@@ -84,22 +94,58 @@ def test_the_quick_module_lookup_answers_as_getattr_does(monkeypatch) -> None:
 
     assert getattr(scipy.special.expit, "__module__", None) is None  # skops' slow case
 
+    holders = _Holders() if indexed else None
     hidden = types.ModuleType("segue_test_hidden")  # holds `marker` behind __getattr__
     marker = object()
     hidden.__getattr__ = lambda name: marker if name == "marker" else None  # type: ignore
     plain = types.ModuleType("segue_test_plain")
     plain.marker = marker  # type: ignore[attr-defined]
+    plain.expit = scipy.special.expit  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "segue_test_hidden", hidden)
     monkeypatch.setitem(sys.modules, "segue_test_plain", plain)
 
     class Nameless:
         __module__ = None
 
-    cases = [(marker, "marker"), (scipy.special.expit, "expit"), (Nameless(), "nowhere")]
-    for obj, name in cases:
-        assert _whichmodule(obj, name, skops_whichmodule) == skops_whichmodule(obj, name)
-    assert _whichmodule(marker, "marker", skops_whichmodule) == "segue_test_hidden"
-    assert _whichmodule(Nameless(), "nowhere", skops_whichmodule) == "__main__"
+    def same(obj: object, name: str) -> str:
+        ours = _whichmodule(obj, name, skops_whichmodule, holders)
+        assert ours == skops_whichmodule(obj, name)
+        return ours
+
+    assert same(marker, "marker") == "segue_test_hidden"
+    assert same(scipy.special.expit, "expit") not in ("segue_test_plain", "__main__")
+    assert same(Nameless(), "nowhere") == "__main__"
+
+
+def test_the_module_index_follows_modules_loaded_and_values_moved(monkeypatch) -> None:
+    import types
+
+    from skops.io._utils import whichmodule as skops_whichmodule
+
+    class Nameless:
+        __module__ = None
+
+    value = Nameless()
+    holders = _Holders()
+    first = types.ModuleType("segue_test_first")
+    second = types.ModuleType("segue_test_second")
+    monkeypatch.setitem(sys.modules, "segue_test_first", first)
+
+    def found() -> str:
+        ours = _whichmodule(value, "value", skops_whichmodule, holders)
+        assert ours == skops_whichmodule(value, "value")
+        return ours
+
+    assert found() == "__main__"  # the index is built here
+    first.value = value  # type: ignore[attr-defined]
+    assert found() == "segue_test_first"  # set since, no load: the full scan answers
+    del first.value  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "segue_test_second", second)
+    second.value = value  # type: ignore[attr-defined]
+    assert found() == "segue_test_second"  # a module loaded since: the index is rebuilt
+    first.value = value  # type: ignore[attr-defined]
+    second.value = None  # type: ignore[attr-defined]
+    assert found() == "segue_test_first"  # moved without a load: the full scan answers
 
 
 @pytest.mark.parametrize(
@@ -135,6 +181,7 @@ except Exception as exc:
 import skops.io._trusted_types as trusted
 outcome["listed"] = len(trusted.SKLEARN_ESTIMATOR_TYPE_NAMES)
 outcome["walked"] = "sklearn.gaussian_process" in sys.modules
+outcome["ensemble"] = "sklearn.ensemble" in sys.modules
 print(json.dumps(outcome))
 """
 
@@ -165,7 +212,18 @@ def test_a_lean_server_loads_a_pipeline_without_listing_every_estimator(tmp_path
 
     saved = _saved(tmp_path, make_pipeline(StandardScaler(), LogisticRegression()))
     outcome = _lean_load(tmp_path, saved.details)
-    assert outcome == {"predict": [0, 1], "listed": 0, "walked": False}
+    assert outcome == {"predict": [0, 1], "listed": 0, "walked": False, "ensemble": False}
+
+
+@pytest.mark.slow
+def test_a_lean_server_loads_a_hist_gradient_boosting_model(tmp_path) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    model = HistGradientBoostingClassifier(max_iter=5, min_samples_leaf=1)
+    saved = _saved(tmp_path, model)
+    outcome = _lean_load(tmp_path, saved.details)
+    assert outcome["predict"] == model.predict([[0.0, 1.0], [3.0, 2.0]]).tolist()
+    assert outcome["ensemble"] is True  # imported for the model, not for skops' lists
 
 
 @pytest.mark.slow

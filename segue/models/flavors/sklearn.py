@@ -75,7 +75,7 @@ class SklearnFlavor:
             file = path / _SKOPS_FILE
             if _lean:  # skops lists no estimator: trust those of the file it would have
                 held = skops_io.get_untrusted_types(file=file)
-                trusted += [t for t in held if t not in trusted and _skops_default_estimator(t)]
+                trusted += [t for t in held if t not in trusted and _lean_default(t)]
             return skops_io.load(file, trusted=trusted)
         if fmt == "joblib":
             import joblib
@@ -96,9 +96,9 @@ def import_lean() -> None:
     skops trusts every estimator class of scikit-learn by default, and finds them on import
     by importing all of scikit-learn (``sklearn.utils.all_estimators``): 0.4 s and 25 MB
     that an inference server, loading one pipeline, spends before it can answer. After this
-    call, skops is imported with an empty list, and loading a file trusts, beyond the types
-    recorded at save time, exactly the estimator classes of the file that skops' list would
-    have held (:func:`_skops_default_estimator`), importing only their modules. Only for
+    call, skops is imported with an empty list and without ``sklearn.ensemble``, and loading
+    a file trusts, beyond the types recorded at save time, exactly the types of the file that
+    skops' lists would have held (:func:`_lean_default`), importing only their modules. Only for
     processes that load models and nothing else (``segue serve`` calls it): elsewhere in
     the process, ``skops.io.load`` would no longer trust scikit-learn's estimators by
     default. No effect once skops is imported.
@@ -106,6 +106,23 @@ def import_lean() -> None:
     global _lean
     if "skops.io" not in sys.modules:
         _lean = True
+
+
+#: What skops trusts by default but a lean import does not list: HistGradientBoosting's
+#: binner, whose module would import all of ``sklearn.ensemble`` (30 ms) to name it.
+_LEAN_UNLISTED = frozenset({"sklearn.ensemble._hist_gradient_boosting.binning._BinMapper"})
+
+
+def _lean_default(type_name: str) -> bool:
+    """Whether skops, imported the ordinary way, would trust ``type_name`` by default,
+    where the lean import left it out (the estimators and :data:`_LEAN_UNLISTED`)."""
+    return type_name in _LEAN_UNLISTED or _skops_default_estimator(type_name)
+
+
+def _not_needed_lean(name: str) -> bool:
+    """``sklearn.ensemble``: the lean import of skops needs none of it (its only use there
+    is naming the type in :data:`_LEAN_UNLISTED`, which skops skips when it cannot)."""
+    return name == "sklearn.ensemble" or name.startswith("sklearn.ensemble.")
 
 
 def _skops_default_estimator(type_name: str) -> bool:
@@ -157,7 +174,7 @@ def _import_skops_io() -> ModuleType:
     if "skops.io" in sys.modules:
         return sys.modules["skops.io"]
     if _lean:
-        with _no_estimator_list(), _quick_whichmodule():
+        with _no_estimator_list(), _refused(_not_needed_lean), _quick_whichmodule():
             import skops.io
         return skops.io
     with _refused(_walk_only_modules), _quick_whichmodule():
@@ -197,19 +214,27 @@ def _quick_whichmodule() -> Iterator[None]:
 
 def _swap_whichmodule(utils: ModuleType) -> None:
     original = vars(utils)["whichmodule"]
+    holders = _Holders()
 
     def quick(obj: Any, name: str) -> str:
-        return _whichmodule(obj, name, original)
+        return _whichmodule(obj, name, original, holders)
 
     quick.__wrapped__ = original  # type: ignore[attr-defined]
     vars(utils)["whichmodule"] = quick
 
 
-def _whichmodule(obj: Any, name: str, original: Callable[[Any, str], str]) -> str:
-    """skops' ``whichmodule(obj, name)``, with ``module.__dict__`` read instead of ``getattr``
-    where the two agree: a plain module without a module ``__getattr__``, and a name that is
-    no dunder and holds no dot. Any other module is asked with ``getattr``, as skops does, in
-    the same order; an odd name goes to skops' own function."""
+def _whichmodule(
+    obj: Any,
+    name: str,
+    original: Callable[[Any, str], str],
+    holders: _Holders | None = None,
+) -> str:
+    """skops' ``whichmodule(obj, name)``: the first loaded module, in ``sys.modules`` order,
+    whose ``name`` is ``obj``, with ``module.__dict__`` read instead of ``getattr`` where the
+    two agree: a plain module without a module ``__getattr__``, and a name that is no dunder
+    and holds no dot. Any other module is asked with ``getattr``, as skops does, in the same
+    order; an odd name goes to skops' own function. With ``holders``, the plain modules are
+    looked up in its index instead of one by one."""
     module_name = getattr(obj, "__module__", None)
     if module_name is not None:
         return str(module_name)
@@ -217,22 +242,100 @@ def _whichmodule(obj: Any, name: str, original: Callable[[Any, str], str]) -> st
         return original(obj, name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        for module_name, module in sys.modules.copy().items():
-            if module_name in ("__main__", "__mp_main__") or module is None:
-                continue
-            found = _MISSING
-            if type(module) is ModuleType:
-                found = module.__dict__.get(name, _MISSING)
-                if found is _MISSING and "__getattr__" not in module.__dict__:
-                    continue
-            if found is _MISSING:
-                try:
-                    found = getattr(module, name, None)
-                except (AttributeError, ImportError):
-                    continue
-            if found is obj:
-                return str(module_name)
+        if holders is not None:
+            found = holders.find(obj, name)
+            if found is not None:
+                return found
+        for module_name, module in _loaded():
+            if _holds(module, name, obj):
+                return module_name
     return "__main__"
+
+
+def _loaded() -> list[tuple[str, Any]]:
+    """The loaded modules whose names skops' ``whichmodule`` may answer, in import order."""
+    return [
+        (module_name, module)
+        for module_name, module in sys.modules.copy().items()
+        if module_name not in ("__main__", "__mp_main__") and module is not None
+    ]
+
+
+def _holds(module: Any, name: str, obj: Any) -> bool:
+    """Whether ``module``'s ``name`` is ``obj``, as ``getattr(module, name, None)`` says."""
+    found = _MISSING
+    if type(module) is ModuleType:
+        found = module.__dict__.get(name, _MISSING)
+        if found is _MISSING and "__getattr__" not in module.__dict__:
+            return False
+    if found is _MISSING:
+        try:
+            found = getattr(module, name, None)
+        except (AttributeError, ImportError):
+            return False
+    return found is obj
+
+
+class _Holders:
+    """Which loaded module first holds each value of a type: skops' ``whichmodule`` answered
+    by one pass over the modules' dicts instead of one pass per value.
+
+    skops names SciPy's and NumPy's ufuncs, which have no ``__module__``, by scanning every
+    loaded module for each (about 420 values by 2,200 modules in a server: 0.1 s of its
+    start). Here the plain modules' dicts are read once per type, into ``(name, id(value))
+    -> position``; the modules that only ``getattr`` can answer (a module ``__getattr__``,
+    a module object of another class) are still asked, in order, before that position.
+    The index is rebuilt whenever a module has been loaded since. A value it does not hold,
+    or whose module no longer holds it (an attribute reassigned since), is left to the full
+    scan; only a value also set since on an earlier module would be named otherwise.
+    """
+
+    def __init__(self) -> None:
+        self._count = -1
+        self._modules: list[tuple[str, Any]] = []
+        self._asked: list[int] = []
+        self._first: dict[type, dict[tuple[str, int], int]] = {}
+
+    def find(self, obj: Any, name: str) -> str | None:
+        """The module's name, or None when the index cannot tell (the caller scans)."""
+        if self._count != len(sys.modules):
+            self._index()
+        table = self._first.get(type(obj))
+        if table is None:
+            table = self._first[type(obj)] = self._table(type(obj))
+        end = len(self._modules)
+        first = table.get((name, id(obj)), end)
+        for position in self._asked:
+            if position >= first:
+                break
+            module_name, module = self._modules[position]
+            if _holds(module, name, obj):
+                return module_name
+        if first == end:  # held by no plain module when indexed
+            return None
+        module_name, module = self._modules[first]
+        return module_name if module.__dict__.get(name, _MISSING) is obj else None
+
+    def _index(self) -> None:
+        self._count = len(sys.modules)
+        self._modules = _loaded()
+        self._asked = [
+            position
+            for position, (_, module) in enumerate(self._modules)
+            if type(module) is not ModuleType or "__getattr__" in module.__dict__
+        ]
+        self._first = {}
+
+    def _table(self, kind: type) -> dict[tuple[str, int], int]:
+        asked = set(self._asked)
+        table: dict[tuple[str, int], int] = {}
+        for position, (_, module) in enumerate(self._modules):
+            if position in asked:
+                continue
+            for key, value in module.__dict__.items():
+                if type(value) is kind:
+                    table.setdefault((key, id(value)), position)
+        return table
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
