@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.orm import Session
 
 from segue.errors import ServerError
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql
 
 #: Execution option marking a connection whose transactions only read.
 READ_ONLY = "segue_read_only"
@@ -61,6 +64,9 @@ class Database:
     def insert(self, table: Any) -> sqlite.Insert | postgresql.Insert:
         """An INSERT with ``on_conflict_do_*`` in the engine's dialect."""
         if self.dialect == "postgresql":
+            # Imported here: a SQLite store's process (a server's start) does without it.
+            from sqlalchemy.dialects import postgresql
+
             return postgresql.insert(table)
         return sqlite.insert(table)
 
