@@ -26,7 +26,14 @@ from segue.errors import InvalidArgument
 from segue.models.signature import ColumnSpec, Signature, TensorSpec
 from segue.models.specs import dtype_family  # the signature's own dtype families
 from segue.models.validation import ColumnError, match_columns
-from segue.serving.columns import NUMERIC, Block, block_array, finite_float64, other_column
+from segue.serving.columns import (
+    NUMERIC,
+    Block,
+    block_array,
+    finite_float64,
+    other_column,
+    split_float64,
+)
 from segue.serving.errors import RequestError
 from segue.serving.tensors import cast_tensor, tensor_array
 
@@ -64,6 +71,8 @@ class InputSchema:
         self.split_json: bytes | None = None
         #: (loaded model, its estimator when it takes the block array directly, else None).
         self.direct: tuple[Any, Any] | None = None
+        self.all_float64 = False
+        self._name_brackets = 0
         if isinstance(inputs, TensorSpec):
             self.tensor = inputs
             self.tensor_dtype = None if inputs.dtype == "string" else np.dtype(inputs.dtype)
@@ -94,6 +103,7 @@ class InputSchema:
         if self.single_block and self.blocks[0].dtype in EXACT_JSON:
             self.split_json = b'{"dataframe_split":{"columns":' + orjson.dumps(self.names)
             self.split_json += b',"data":'
+        self._name_brackets = sum(name.count("[") for name in self.names)
 
     # -- building inputs -----------------------------------------------------------------
 
@@ -186,6 +196,19 @@ class InputSchema:
             order = [where.get(name) for name in self.names]
             data = [tuple(None if k is None else row[k] for k in order) for row in data]
         return self.from_rows(data, no_bools=no_bools)
+
+    def split_body(self, body: bytes) -> ModelInput | None:
+        """A body that is ``{"dataframe_split": ...}`` alone, with this signature's float64
+        columns in its order and finite numbers, as its input, read by simdjson
+        (:func:`~segue.serving.columns.split_float64`); None for any other body, which is
+        then read the usual way (:meth:`from_split`, which names what is wrong)."""
+        if not self.all_float64:
+            return None
+        array = split_float64(body, self.names, self._name_brackets)
+        if array is None:
+            return None
+        kept = body if len(body) <= self._raw_limit(array) else None
+        return ModelInput(self, len(array), (array,), raw=kept)
 
     def _raw_limit(self, array: np.ndarray) -> int:
         """The most bytes a body of these rows may have to be kept as the log's text: what
