@@ -159,8 +159,12 @@ _ISFINITE_SCALAR = math.isfinite
 _STARMAP = itertools.starmap
 
 
-#: simdjson's parsers, one per thread: a parser holds one document at a time.
+#: simdjson's parsers, one per thread: a parser holds one document at a time, and keeps the
+#: memory its largest one took.
 _PARSERS = threading.local()
+#: Larger bodies (up to ``--max-body-mb``) get a parser of their own, so that a thread's
+#: parser never holds more than what a body this size takes.
+_KEEP_PARSER_UP_TO = 1 << 20
 #: Bodies this large count their brackets with NumPy (bytes.count took 7 us for 25 KB).
 _COUNT_WITH_NUMPY = 4096
 _ARRAY_OPEN = ord("[")
@@ -191,9 +195,12 @@ def split_float64(body: bytes, names: list[str], brackets: int) -> np.ndarray | 
     """
     if _simdjson is None or b"\\" in body:
         return None
-    parser = getattr(_PARSERS, "parser", None)
-    if parser is None:
-        parser = _PARSERS.parser = _simdjson.Parser()
+    if len(body) > _KEEP_PARSER_UP_TO:  # parsed by a parser of its own, freed with it
+        parser = _simdjson.Parser()
+    else:
+        parser = getattr(_PARSERS, "parser", None)
+        if parser is None:
+            parser = _PARSERS.parser = _simdjson.Parser(max_capacity=_KEEP_PARSER_UP_TO)
     width = len(names)
     try:
         top = parser.parse(body)

@@ -194,3 +194,18 @@ def test_the_packed_rows_array_sits_on_its_bytearray():
 
     assert type(array.base) is bytearray and array.flags.writeable
     assert not gc.is_tracked(array.base)
+
+
+def test_a_body_over_a_mebibyte_is_parsed_by_a_parser_of_its_own():
+    small = _split([[1, 2, 3]])
+    split_float64(small, NAMES, 0)
+    kept = columns._PARSERS.parser
+    rows = [[float(i), 0.5, -1.25] for i in range(60_000)]
+    large = _split(rows)
+    assert len(large) > columns._KEEP_PARSER_UP_TO
+
+    assert split_float64(large, NAMES, 0).tolist() == rows
+    assert columns._PARSERS.parser is kept  # which cannot hold the large one:
+    with pytest.raises(ValueError, match="CAPACITY"):
+        kept.parse(large)
+    assert split_float64(small, NAMES, 0).tolist() == [[1, 2, 3]]
