@@ -195,11 +195,11 @@ def split_float64(body: bytes, names: list[str], brackets: int) -> np.ndarray | 
     """
     if _simdjson is None or b"\\" in body:
         return None
-    if len(body) > _KEEP_PARSER_UP_TO:  # parsed by a parser of its own, freed with it
-        parser = _simdjson.Parser()
-    else:
-        parser = getattr(_PARSERS, "parser", None)
-        if parser is None:
+    parser: Any = None if len(body) > _KEEP_PARSER_UP_TO else getattr(_PARSERS, "parser", None)
+    if parser is None:
+        if len(body) > _KEEP_PARSER_UP_TO:  # parsed by a parser of its own, freed with it
+            parser = _simdjson.Parser()
+        else:
             parser = _PARSERS.parser = _simdjson.Parser(max_capacity=_KEEP_PARSER_UP_TO)
     width = len(names)
     try:
