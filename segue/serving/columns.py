@@ -195,11 +195,12 @@ def split_float64(body: bytes, names: list[str], brackets: int) -> np.ndarray | 
     """
     if _simdjson is None or b"\\" in body:
         return None
-    parser: Any = None if len(body) > _KEEP_PARSER_UP_TO else getattr(_PARSERS, "parser", None)
-    if parser is None:
-        if len(body) > _KEEP_PARSER_UP_TO:  # parsed by a parser of its own, freed with it
-            parser = _simdjson.Parser()
-        else:
+    parser: Any
+    if len(body) > _KEEP_PARSER_UP_TO:  # parsed by a parser of its own, freed with it
+        parser = _simdjson.Parser()
+    else:
+        parser = getattr(_PARSERS, "parser", None)
+        if parser is None:
             parser = _PARSERS.parser = _simdjson.Parser(max_capacity=_KEEP_PARSER_UP_TO)
     width = len(names)
     try:
@@ -228,8 +229,6 @@ def split_float64(body: bytes, names: list[str], brackets: int) -> np.ndarray | 
         return None
     except (ValueError, TypeError, KeyError, IndexError):  # not JSON, or not such a body
         return None
-    finally:
-        top = split = columns = data = None  # the parser may take the next body
     found = (
         body.count(b"[")
         if len(body) < _COUNT_WITH_NUMPY
