@@ -158,20 +158,20 @@ def string_column(texts: Sequence[bytes], *, utf8_checked: bool = False) -> pa.C
     Arrow checks that the texts are UTF-8, unless ``utf8_checked`` says every one of them is
     already known to be: written by orjson, or a body orjson parsed (it refuses bytes that
     are not UTF-8). The check read every byte once more while holding the GIL."""
-    chunks = []
-    start = size = 0
-    for i, text in enumerate(texts):
-        size += len(text)
-        if size >= STRING_CHUNK_BYTES:
-            chunks.append(_strings(texts[start : i + 1], utf8_checked))
-            start, size = i + 1, 0
-    if start < len(texts) or not chunks:
-        chunks.append(_strings(texts[start:], utf8_checked))
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    ends = np.cumsum(lengths)
+    chunks: list[pa.Array] = []
+    start = 0
+    while start < len(texts) or not chunks:
+        # A piece ends with the first text that brings it to STRING_CHUNK_BYTES, or the last.
+        before = int(ends[start - 1]) if start else 0
+        stop = int(np.searchsorted(ends, before + STRING_CHUNK_BYTES)) + 1
+        chunks.append(_strings(texts[start:stop], lengths[start:stop], utf8_checked))
+        start = stop
     return pa.chunked_array(chunks, type=pa.string())
 
 
-def _strings(texts: Sequence[bytes], utf8_checked: bool) -> pa.Array:
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+def _strings(texts: Sequence[bytes], lengths: np.ndarray, utf8_checked: bool) -> pa.Array:
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     if offsets[-1] >= 2**31:

@@ -139,6 +139,7 @@ def build_app(options: ServeOptions, *, rng: random.Random | None = None) -> Fas
         config = dataclasses.replace(
             config,
             on_prediction=recorder.record_prediction,
+            on_answer=recorder.record_answer,
             on_feedback=recorder.record_feedback,
             check_feedback=recorder.check_feedback,
             on_shutdown=(recorder.close,),

@@ -121,6 +121,12 @@ class InferenceRecord:
         )
 
 
+#: ``on_answer(request_id, time, model, version, role, input, output, latency_ms)``: one
+#: request answered with predictions, as the attributes of its :class:`InferenceRecord`
+#: would be (``output`` an array of one prediction per row). It must return at once.
+AnswerHook = Callable[[str, float, str, str, str, ModelInput, np.ndarray, float], None]
+
+
 @dataclass(frozen=True, slots=True)
 class Feedback:
     """The true label of an earlier prediction, as ``POST /feedback`` received it.
@@ -161,6 +167,11 @@ class ServeConfig:
         on_prediction: called on the event loop after each inference request with an
             :class:`InferenceRecord`; it must return at once (append to a buffer). Errors it
             raises are logged and ignored. None: no hook.
+        on_answer: the same hook for the requests answered with predictions (status 200),
+            given their values rather than an :class:`InferenceRecord` (:data:`AnswerHook`):
+            when set, those go to it and only the others to ``on_prediction``. The server's
+            prediction log is wired this way, so an answered request builds no record
+            object on the event loop. None: every request goes to ``on_prediction``.
         on_feedback: called on the event loop with each :class:`Feedback` that ``POST
             /feedback`` accepts; it must return at once. None: the server has no
             ``/feedback`` route.
@@ -193,6 +204,7 @@ class ServeConfig:
     max_body_bytes: int = 8 * MIB
     body_timeout_s: float = 30.0
     on_prediction: Callable[[InferenceRecord], None] | None = None
+    on_answer: AnswerHook | None = None
     on_feedback: Callable[[Feedback], None] | None = None
     check_feedback: Callable[[Sequence[Feedback]], None] | None = None
     background: tuple[Callable[[], AbstractAsyncContextManager[Any]], ...] = ()

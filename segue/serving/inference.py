@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import numpy as np
 from starlette.types import Receive, Scope, Send
 
 from segue.errors import SegueError
@@ -243,7 +244,22 @@ class InferenceHandler:
         role: str,
         route: str,
     ) -> None:
-        """Offer the attempt to the ``on_prediction`` hook, if there is one."""
+        """Offer the attempt to the ``on_answer`` hook (answered with an array of
+        predictions) or else the ``on_prediction`` hook, if there is one."""
+        answer = outcome.answer
+        answered = self.config.on_answer
+        if answered is not None and answer is not None and outcome.status == 200:
+            output = answer.get("predict")
+            if type(output) is np.ndarray:
+                assert outcome.parsed is not None  # answered, so parsed
+                input = outcome.parsed.input
+                try:
+                    answered(
+                        request_id, arrived, model, version, role, input, output, latency * 1000
+                    )
+                except Exception:  # a broken log must not turn an answered request into an error
+                    log.exception("on_answer hook failed for request %s", request_id)
+                return
         hook = self.config.on_prediction
         if hook is None:
             return

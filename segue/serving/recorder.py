@@ -9,9 +9,9 @@ writes what is still buffered. Both logs flush on their own threads every ``flus
 seconds, so a crash loses at most that much; appending is O(1) and never touches storage.
 
 How the server knows a request id, its row count and the version that answered it: this
-process's answers are held in a bounded map of recent requests (:class:`RecentRequests`, the
-last 100,000 by default: a few MB), so a label sent right after its prediction is checked
-without any I/O. An id the map does not
+process's answers are held in a bounded map of recent requests (:class:`RecentRequests`, at
+least the last 100,000 by default: a few MB), so a label sent right after its prediction is
+checked without any I/O. An id the map does not
 hold (answered by another worker or replica, before a restart, or evicted) is looked up in the
 prediction log itself, which every worker writes and which outlives them, as far back as
 ``lookback`` (30 days by default). Labels often arrive days later (a churn label needs a
@@ -30,6 +30,7 @@ Example::
     >>> recorder = Recorder(settings().artifact_uri, ["churn"], flush_interval=1.0,
     ...                     signatures=served_signatures(routes, registry))
     >>> config = ServeConfig(on_prediction=recorder.record_prediction,
+    ...                      on_answer=recorder.record_answer,
     ...                      check_feedback=recorder.check_feedback,
     ...                      on_feedback=recorder.record_feedback,
     ...                      on_shutdown=(recorder.close,))
@@ -38,7 +39,6 @@ Example::
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -52,8 +52,11 @@ from segue.serving.errors import RequestError, json_type
 from segue.serving.predlog import FeedbackLog, PredictionLog
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from segue.models.specs import Signature
     from segue.serving.deployment import Route
+    from segue.serving.inputs import ModelInput
 
 __all__ = ["Answered", "RecentRequests", "Recorder", "served_signatures"]
 
@@ -76,9 +79,15 @@ class Answered(NamedTuple):
 
 
 class RecentRequests:
-    """``request_id -> Answered`` of the last ``capacity`` requests answered; the oldest is
-    forgotten first. Thread-safe; :meth:`add` is O(1): a ring of the ids beside the dict (an
-    ``OrderedDict`` cost twice as much a request).
+    """``request_id -> Answered`` of at least the last ``capacity`` requests answered (at
+    most twice as many): the oldest are forgotten first.
+
+    Held in two generations of ``capacity`` answers each: :meth:`add` puts an answer in the
+    newer one, and a newer generation that is full becomes the older, the older being
+    forgotten. No lock and no ring: one dict assignment a request (the event loop adds, on
+    every answered request), where a ring of the ids beside one dict, under a lock, cost
+    three times as much. :meth:`get` may be called from any thread; an id forgotten at the
+    moment it is looked up is found in the prediction log instead.
 
     Each answer is held as a plain tuple, which the garbage collector stops tracking at its
     first collection (an :class:`Answered` it would walk at every collection until promoted).
@@ -88,33 +97,27 @@ class RecentRequests:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"capacity must be a positive integer, got {capacity!r}")
         self.capacity = capacity
-        self._requests: dict[str, tuple[str, int, int, str]] = {}
-        self._ring: list[str | None] = [None] * capacity  # the ids, oldest at _next once full
-        self._next = 0
-        self._lock = threading.Lock()
+        self._newer: dict[str, tuple[str, int, int, str]] = {}
+        self._older: dict[str, tuple[str, int, int, str]] = {}
 
     def add(self, request_id: str, answered: tuple[str, int, int, str]) -> None:
-        """Remember ``answered`` (an :class:`Answered`, or the same four values as a tuple)."""
-        held = answered if type(answered) is tuple else (*answered,)
-        with self._lock:
-            requests = self._requests
-            if request_id in requests:  # a repeated id: its newest answer, in its old place
-                requests[request_id] = held
-                return
-            oldest = self._ring[self._next]
-            if oldest is not None:
-                del requests[oldest]
-            self._ring[self._next] = request_id
-            self._next = (self._next + 1) % self.capacity
-            requests[request_id] = held
+        """Remember ``answered`` (an :class:`Answered`, or the same four values as a tuple);
+        a repeated id keeps its newest answer."""
+        newer = self._newer
+        newer[request_id] = answered if type(answered) is tuple else (*answered,)
+        if len(newer) >= self.capacity:
+            self._older, self._newer = newer, {}
 
     def get(self, request_id: str) -> Answered | None:
-        with self._lock:
-            held = self._requests.get(request_id)
+        held = self._newer.get(request_id)
+        if held is None:
+            held = self._older.get(request_id)
         return None if held is None else Answered._make(held)
 
     def __len__(self) -> int:
-        return len(self._requests)
+        """How many ids are held (from ``capacity`` to twice as many, once as many came)."""
+        newer = self._newer
+        return len(newer) + sum(1 for request_id in self._older if request_id not in newer)
 
 
 class Recorder:
@@ -175,6 +178,25 @@ class Recorder:
             if record.role != "shadow":  # the caller saw the primary's (or canary's) answer
                 answered = (record.model, record.n_rows, record.status, record.version)
                 self.recent.add(record.request_id, answered)
+
+    def record_answer(
+        self,
+        request_id: str,
+        time: float,
+        model: str,
+        version: str,
+        role: str,
+        input: ModelInput,
+        output: np.ndarray,
+        latency_ms: float,
+    ) -> None:
+        """``on_answer``: buffer one request answered with predictions (status 200)."""
+        if model in self.feedback:
+            self.predictions.append_answer(
+                request_id, time, model, version, role, input, output, latency_ms
+            )
+            if role != "shadow":
+                self.recent.add(request_id, (model, input.n_rows, 200, version))
 
     def check_feedback(self, items: Sequence[Feedback]) -> None:
         """``check_feedback``: refuse the request unless every label fits the prediction it

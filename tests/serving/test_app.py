@@ -428,6 +428,44 @@ async def test_on_prediction_gets_each_request(app_serving, served_cancer):
     assert second.request_id == bad.headers["x-request-id"] and "JSON" in second.error
 
 
+async def test_on_answer_gets_the_answered_requests_and_on_prediction_the_others(
+    app_serving, served_cancer, caplog
+):
+    answered: list[tuple] = []
+    seen: list[InferenceRecord] = []
+    app = app_serving(
+        ServeConfig(on_prediction=seen.append, on_answer=lambda *a: answered.append(a))
+    )
+    X = served_cancer.X.iloc[:3]
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
+        ok = await c.post("/predict", json=split_body(X))
+        bad = await c.post("/predict", content=b"{")
+    await app.state.models.drain()
+
+    ((request_id, arrived, model, version, role, given, output, latency_ms),) = answered
+    assert request_id == ok.headers["x-request-id"] and arrived > 1e9 and latency_ms > 0
+    assert (model, version, role, given.n_rows) == ("cancer", "1", "primary", 3)
+    assert given.records() == X.to_dict(orient="records")
+    assert output.tolist() == ok.json()["predictions"] == served_cancer.model.predict(X).tolist()
+    (refused,) = seen  # the request that failed, as a record
+    assert refused.request_id == bad.headers["x-request-id"] and refused.status == 400
+
+
+async def test_a_failing_answer_hook_does_not_fail_the_request(app_serving, served_cancer, caplog):
+    def hook(*values: object) -> None:
+        raise RuntimeError("disk full")
+
+    app = app_serving(ServeConfig(on_answer=hook))
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
+        response = await c.post("/predict", json=split_body(served_cancer.X.iloc[:1]))
+    await app.state.models.drain()
+
+    assert response.status_code == 200
+    assert "on_answer hook failed" in caplog.text
+
+
 async def test_a_request_larger_than_max_batch_size_is_answered_whole_in_order(
     app_serving, served_cancer
 ):

@@ -16,9 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import segue
 from segue.errors import InvalidArgument
+from segue.models.specs import ColumnSpec, Signature
 from segue.monitoring.readers import (
     PREDICTION_COLUMNS,
     follow_predictions,
@@ -27,8 +30,16 @@ from segue.monitoring.readers import (
     tail_predictions,
 )
 from segue.serving.config import InferenceRecord
-from segue.serving.inputs import ModelInput
-from segue.serving.predlog import FeedbackLog, PredictionLog, PredictionRecord
+from segue.serving.inputs import InputSchema, ModelInput
+from segue.serving.predlog import (
+    FeedbackLog,
+    PredictionLog,
+    PredictionRecord,
+    _joined_outputs,
+    _outputs_column,
+    _outputs_json,
+)
+from segue.serving.protocol import parse_predict
 
 DAY = 86_400.0
 T0 = 1_750_000_000.0  # 2025-06-15 15:06:40 UTC
@@ -485,6 +496,37 @@ def test_a_servers_record_is_buffered_as_values_the_collector_stops_tracking(tmp
     assert (row["request_id"], row["version"], row["latency_ms"]) == ("s1", "3", 1.25)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"dataframe_split":{"columns":["x","y"],"data":[[1,2.5],[3,4]]}}',  # kept as it came
+        b'{"instances":[{"x":1,"y":2.5},{"x":3,"y":4}]}',  # written from the arrays
+    ],
+)
+def test_an_answer_is_logged_as_the_record_of_its_request_would_be(tmp_path, body):
+    signature = Signature((ColumnSpec("x", "float64"), ColumnSpec("y", "float64")))
+    given = parse_predict(body, InputSchema(signature)).input
+    output = np.array([1, 0])
+    by_record, by_answer = PredictionLog(str(tmp_path / "a")), PredictionLog(str(tmp_path / "b"))
+    by_record.append(
+        InferenceRecord(
+            "s1", T0, "churn", "3", 1.25, 200, input=given, output=output, role="canary"
+        )
+    )
+    by_answer.append_answer("s1", T0, "churn", "3", "canary", given, output, 1.25)
+    (entry,) = by_answer._buffer
+    by_record.close()
+    by_answer.close()
+
+    assert entry[5] is (given if given.raw is None else body) and entry[6] is output
+    assert (given.raw is None) == body.startswith(b'{"instances"')
+    rows = [read_predictions(str(tmp_path / d), "churn") for d in "ab"]
+    assert rows[0].to_dict(orient="records") == rows[1].to_dict(orient="records")
+    (row,) = rows[1].to_dict(orient="records")
+    assert row["inputs"] == [{"x": 1, "y": 2.5}, {"x": 3, "y": 4}] and row["outputs"] == [1, 0]
+    assert (row["role"], row["status"]) == ("canary", 200) and rows[1]["error"].isna().all()
+
+
 def test_records_of_any_types_are_taken_as_their_values(tmp_path):
     log = PredictionLog(str(tmp_path))
     log.append(LazyRecord(0, T0))
@@ -709,3 +751,52 @@ def test_follow_yields_the_tail_then_each_new_segment(tmp_path):
     log.flush()
     assert next(batches)["request_id"].tolist() == ["r000007"]
     assert sleeps == [0.5, 0.5]
+
+
+# --- the outputs column, cut from one text of them all ----------------------------------------
+
+_OUTPUT_DTYPES = ["int64", "int8", "uint64", "float64", "bool"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    dtype=st.sampled_from(_OUTPUT_DTYPES),
+    sizes=st.lists(st.integers(1, 4), min_size=1, max_size=30),
+    data=st.data(),
+)
+def test_outputs_cut_from_one_text_are_those_written_one_by_one(dtype, sizes, data):
+    values = {
+        "float64": st.floats(allow_nan=True, allow_infinity=True, width=64),
+        "bool": st.booleans(),
+        "uint64": st.integers(0, 2**64 - 1),
+        "int8": st.integers(-128, 127),
+        "int64": st.integers(-(2**63), 2**63 - 1),
+    }[dtype]
+    kept = tuple(
+        np.array(data.draw(st.lists(values, min_size=n, max_size=n)), dtype=dtype) for n in sizes
+    )
+
+    column = _joined_outputs(kept)
+
+    assert column is not None
+    column.validate(full=True)
+    assert column.to_pylist() == [_outputs_json(output).decode() for output in kept]
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        (np.array([1]), np.array([], dtype=np.int64)),  # an empty answer
+        (np.array([1]), np.array([1.5])),  # two dtypes
+        (np.array([[1, 0]]), np.array([[0, 1]])),  # probabilities: rows of arrays
+        (np.array([1.5], dtype=np.float32),),  # not written exactly by orjson
+        (np.array(["a"]),),
+        (np.array([1]), [1]),  # not an array
+        (),
+    ],
+)
+def test_outputs_that_cannot_be_cut_from_one_text_are_written_one_by_one(tmp_path, kept):
+    assert _joined_outputs(kept) is None
+    expected = [_outputs_json(output) for output in kept if isinstance(output, np.ndarray)]
+    if len(expected) == len(kept):
+        assert _outputs_column(kept).to_pylist() == [text.decode() for text in expected]

@@ -133,10 +133,11 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def recorded(app_serving, served_cancer, tmp_path):
+@pytest.fixture(params=["on_answer", "on_prediction"])
+def recorded(request, app_serving, served_cancer, tmp_path):
     """An app whose Recorder logs predictions and checks labels against the signature of the
-    served version (the cancer classifier, classes 0 and 1); a short memory of 3."""
+    served version (the cancer classifier, classes 0 and 1); a short memory of 3. Answered
+    requests reach it as the server wires it (``on_answer``), or as records."""
     clock = Clock(time.time())
     routes: list[Route] = []  # the app's, once it exists: the recorder is part of its config
     recorder = Recorder(
@@ -148,6 +149,7 @@ def recorded(app_serving, served_cancer, tmp_path):
     )
     config = ServeConfig(
         on_prediction=recorder.record_prediction,
+        on_answer=recorder.record_answer if request.param == "on_answer" else None,
         on_feedback=recorder.record_feedback,
         check_feedback=recorder.check_feedback,
     )
@@ -214,9 +216,10 @@ async def test_unknown_and_failed_request_ids_are_refused(recorded):
 async def test_ids_beyond_the_recent_map_are_found_in_the_prediction_log(recorded):
     app, recorder, rows, clock = recorded
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
-        ids = [await _predict(c, rows[i : i + 2]) for i in range(0, 10, 2)]
+        ids = [await _predict(c, rows[i : i + 2]) for i in range(0, 14, 2)]
         recorder.predictions.flush()  # what another worker, or this one before, logged
-        assert len(recorder.recent) == 3 and recorder.recent.get(ids[0]) is None
+        # 3 a generation: the newer holds the 7th, the older the 4th to the 6th
+        assert len(recorder.recent) == 4 and recorder.recent.get(ids[2]) is None
         old = await c.post("/feedback", json={"request_id": ids[0], "label": [1, 0]})
         old_single = await c.post("/feedback", json={"request_id": ids[0], "label": 1})
         clock.now += 31 * 86_400  # past the 30-day lookback
@@ -250,24 +253,26 @@ async def test_feedback_that_is_not_json_is_refused(feedback_app, content_type):
     assert typed.status_code == 202 and len(received) == 1
 
 
-def test_the_recent_map_forgets_the_oldest_first():
-    recent = RecentRequests(2)
-    for request_id in ("a", "b", "c"):
-        recent.add(request_id, Answered("churn", 1, 200, "3"))
-    assert recent.get("a") is None and len(recent) == 2
-    assert recent.get("c") == Answered("churn", 1, 200, "3")
+def test_the_recent_map_holds_at_least_the_last_capacity_and_forgets_the_oldest_first():
+    recent = RecentRequests(3)
+    ids = [f"r{i}" for i in range(10)]
+    for i, request_id in enumerate(ids):
+        recent.add(request_id, Answered("churn", 1, 200, str(i)))
+        held = [known for known in ids[: i + 1] if recent.get(known) is not None]
+        # never fewer than the last 3, never more than 6, and always the newest ones
+        assert held == ids[i + 1 - len(held) : i + 1] and min(i + 1, 3) <= len(held) <= 6
+        assert len(recent) == len(held)
+    assert recent.get("r9") == Answered("churn", 1, 200, "9") and recent.get("r2") is None
 
 
-def test_the_recent_map_keeps_a_repeated_id_in_its_place_with_its_newest_answer():
+def test_the_recent_map_keeps_a_repeated_id_with_its_newest_answer():
     recent = RecentRequests(3)
     for request_id in ("a", "b", "a", "c", "d"):
         recent.add(request_id, Answered("churn", len(request_id), 200, request_id))
-    recent.add("a", Answered("churn", 9, 200, "newest"))  # forgotten by now: added afresh
-    recent.add("e", Answered("churn", 1, 200, "e"))
+    recent.add("a", Answered("churn", 9, 200, "newest"))
 
-    assert recent.get("b") is None and recent.get("c") is None and len(recent) == 3
     assert recent.get("a") == Answered("churn", 9, 200, "newest")
-    assert [recent.get(k) is not None for k in "ade"] == [True, True, True]
+    assert len(recent) == 4  # a, b, c, d: "a" counted once in both generations
 
 
 def test_the_recent_map_holds_answers_the_collector_stops_tracking():
@@ -276,7 +281,9 @@ def test_the_recent_map_holds_answers_the_collector_stops_tracking():
     recent.add("b", ("churn", 1, 422, "3"))  # as the recorder adds: a plain tuple
     gc.collect()
 
-    assert not any(gc.is_tracked(held) for held in recent._requests.values())
+    assert not any(
+        gc.is_tracked(held) for held in (*recent._newer.values(), *recent._older.values())
+    )
     assert recent.get("a") == Answered("churn", 2, 200, "3")
     assert type(recent.get("b")) is Answered and recent.get("b").status == 422
 
