@@ -170,7 +170,9 @@ _COUNT_WITH_NUMPY = 4096
 _ARRAY_OPEN = ord("[")
 
 
-def split_float64(body: bytes, names: list[str], brackets: int) -> np.ndarray | None:
+def split_float64(
+    body: bytes, names: list[str], brackets: int, names_json: bytes = b""
+) -> np.ndarray | None:
     """The rows of ``{"dataframe_split": {"columns": names, "data": [[...], ...]}}``, the
     whole body, as a float64 array read by simdjson straight into C doubles; None for any
     other body, or when simdjson is not installed: the caller then reads it with orjson
@@ -192,6 +194,10 @@ def split_float64(body: bytes, names: list[str], brackets: int) -> np.ndarray | 
       nested arrays: the body must hold exactly one ``[`` for each row, the data, the
       columns and those within the column names);
     - at least one row, and all values finite.
+
+    ``names_json``: ``names`` as orjson writes them, if known: the columns are then compared
+    as simdjson writes them back, one bytes object (0.7 us faster for 30 columns than a list
+    of 30 strings), and as a list only when that differs (spaces after the commas, say).
     """
     if _simdjson is None or b"\\" in body:
         return None
@@ -214,13 +220,15 @@ def split_float64(body: bytes, names: list[str], brackets: int) -> np.ndarray | 
         if type(data) is not _simdjson.Array or type(columns) is not _simdjson.Array:
             return None
         rows = len(data)
-        if not rows or columns.as_list() != names:
+        if not rows or (columns.mini != names_json and columns.as_list() != names):
             return None
         values = data.as_buffer(of_type="d")  # its own memory, writable
         if memoryview(values).nbytes != 8 * rows * width:
             return None
+        # One row holds all the values, as counted, and is an array, as the count of
+        # brackets below says: only rows of several can be ragged.
         array_type = _simdjson.Array
-        if not all(isinstance(row, array_type) and len(row) == width for row in data):
+        if rows > 1 and not all(isinstance(row, array_type) and len(row) == width for row in data):
             return None
     except RuntimeError:
         # A parser whose last document is still referenced (an exception's traceback, say)

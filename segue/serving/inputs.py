@@ -73,6 +73,7 @@ class InputSchema:
         self.direct: tuple[Any, Any] | None = None
         self.all_float64 = False
         self._name_brackets = 0
+        self._names_json = b"[]"
         if isinstance(inputs, TensorSpec):
             self.tensor = inputs
             self.tensor_dtype = None if inputs.dtype == "string" else np.dtype(inputs.dtype)
@@ -104,6 +105,7 @@ class InputSchema:
             self.split_json = b'{"dataframe_split":{"columns":' + orjson.dumps(self.names)
             self.split_json += b',"data":'
         self._name_brackets = sum(name.count("[") for name in self.names)
+        self._names_json = orjson.dumps(self.names)
 
     # -- building inputs -----------------------------------------------------------------
 
@@ -204,7 +206,7 @@ class InputSchema:
         then read the usual way (:meth:`from_split`, which names what is wrong)."""
         if not self.all_float64:
             return None
-        array = split_float64(body, self.names, self._name_brackets)
+        array = split_float64(body, self.names, self._name_brackets, self._names_json)
         if array is None:
             return None
         kept = body if len(body) <= self._raw_limit(array) else None
@@ -286,9 +288,13 @@ class InputSchema:
         return ModelInput(self, array.shape[0], tensor=cast_tensor(array, spec, field))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ModelInput:
-    """One request's validated rows: typed NumPy arrays, ready to batch with others."""
+    """One request's validated rows: typed NumPy arrays, ready to batch with others.
+
+    Never changed once built, but not a frozen dataclass: its ``__init__`` would set each
+    field through ``object.__setattr__``, 0.6 us more for every request the server parses.
+    """
 
     schema: InputSchema
     n_rows: int

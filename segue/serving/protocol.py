@@ -78,10 +78,11 @@ TENSOR_INPUT = "input"
 _TENSOR_KEYS = frozenset(("name", "shape", "datatype", "data", "parameters"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InferRequest:
     """A parsed, validated request: the rows, which outputs to return, the client's id, and
-    which outputs go back as binary tensor data."""
+    which outputs go back as binary tensor data. Never changed once built (not frozen, for
+    the cost of a frozen ``__init__``: see :class:`~segue.serving.inputs.ModelInput`)."""
 
     input: ModelInput
     outputs: tuple[str, ...] = ("predict",)

@@ -20,6 +20,7 @@ from segue.serving.inputs import InputSchema
 from segue.serving.protocol import RequestError, parse_predict
 
 NAMES = ["a", "b", "c"]
+NAMES_JSON = b'["a","b","c"]'  # as orjson writes them, as InputSchema passes them
 SCHEMA = InputSchema(Signature(tuple(ColumnSpec(name, "float64") for name in NAMES)))
 
 
@@ -67,7 +68,9 @@ def test_simdjson_reads_every_number_as_orjsons_way_does(rows: list[list[str]], 
     ).encode()
 
     expected = _orjsons_way(body)
-    got = split_float64(body, NAMES, 0)
+    got = split_float64(body, NAMES, 0, NAMES_JSON)
+    by_list = split_float64(body, NAMES, 0)  # the columns compared as a list of strings
+    assert (got is None and by_list is None) or got.tobytes() == by_list.tobytes()
 
     if isinstance(expected, tuple):  # 1.798e+308 rounds past the largest double: refused
         assert got is None and _parsed(body) == expected
@@ -88,6 +91,9 @@ def test_simdjson_reads_every_number_as_orjsons_way_does(rows: list[list[str]], 
         _split([[1, [2], 3]]),  # a nested array, which simdjson would flatten
         _split([[1, 2, 3], 4]),  # a row that is a number
         _split([[1, 2, 3], [[4, 5, 6]]]),
+        _split([{"a": 1, "b": 2, "c": 3}]),  # one row that is an object of the right count
+        _split([[1, 2, 3, 4]]),
+        _split([[[1, 2, 3]]]),
         _split([[1, True, 3]]),
         _split([[1, None, 3]]),
         _split([[1, "2", 3]]),
@@ -117,11 +123,23 @@ def test_simdjson_reads_every_number_as_orjsons_way_does(rows: list[list[str]], 
 )
 def test_any_other_body_is_declined_and_answered_as_before(body: bytes):
     assert split_float64(body, NAMES, 0) is None
+    assert split_float64(body, NAMES, 0, NAMES_JSON) is None
     expected, got = _orjsons_way(body), _parsed(body)
     if isinstance(expected, tuple):
         assert got == expected
     else:
         assert got.tobytes() == expected.tobytes()
+
+
+def test_the_columns_written_back_by_simdjson_are_only_a_shortcut():
+    spaced = _split([[1, 2, 3]])  # json.dumps: a space after each comma
+    compact = b'{"dataframe_split":{"columns":["a","b","c"],"data":[[1,2,3]]}}'
+
+    for body in (spaced, compact):
+        assert split_float64(body, NAMES, 0, NAMES_JSON).tolist() == [[1, 2, 3]]
+        assert split_float64(body, NAMES, 0, b'["x"]').tolist() == [[1, 2, 3]]  # by the list
+        assert split_float64(body, ["a", "c", "b"], 0, b'["a","c","b"]') is None
+    assert SCHEMA._names_json == NAMES_JSON
 
 
 def test_brackets_in_column_names_are_counted_as_theirs():
