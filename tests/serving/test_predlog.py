@@ -533,13 +533,16 @@ def test_records_of_any_types_are_taken_as_their_values(tmp_path):
     odd = LazyRecord(1, int(T0) + 1)  # every value of another type than a server's
     odd.request_id, odd.version, odd.latency_ms, odd.status, odd.error = 7, 3, 2, "404", 5
     log.append(odd)
+    listed = LazyRecord(2, int(T0) + 2)
+    listed.version = [4]  # not hashable either
+    log.append(listed)
     log.close()
 
     frame = read_predictions(str(tmp_path), "churn")
-    assert frame["request_id"].tolist() == ["lazy0", "7"]
-    assert frame["version"].tolist() == ["2", "3"]
-    assert frame["latency_ms"].tolist() == [0.1, 2.0] and frame["status"].tolist() == [200, 404]
-    assert frame["error"].tolist()[1] == "5"
+    assert frame["request_id"].tolist() == ["lazy0", "7", "lazy2"]
+    assert frame["version"].tolist() == ["2", "3", "[4]"]
+    assert frame["latency_ms"].tolist() == [0.1, 2.0, 0.1]
+    assert frame["status"].tolist() == [200, 404, 200] and frame["error"].tolist()[1] == "5"
 
 
 @pytest.mark.parametrize(
