@@ -28,7 +28,7 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -40,8 +40,9 @@ import pyarrow as pa
 from segue.errors import InvalidArgument
 from segue.monitoring import segments
 from segue.monitoring.segments import ROLES
+from segue.serving import segment_log
 from segue.serving.inputs import EXACT_JSON, ModelInput, log_json
-from segue.serving.segment_log import SegmentLog
+from segue.serving.segment_log import SegmentLog, one_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,67 @@ class PredictionRecord:
 _Entry = tuple[str, float, str, str, str, Any, Any, float, int, "str | None"]
 
 
-class PredictionLog(SegmentLog[_Entry]):
+class _Answers:
+    """Answered requests (:meth:`PredictionLog.append_answer`), oldest first, as one list
+    per column: what the entries of those requests would hold, without a tuple each."""
+
+    __slots__ = ("ids", "inputs", "latencies", "models", "outputs", "roles", "times", "versions")
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.times: list[float] = []
+        self.models: list[str] = []
+        self.versions: list[str] = []
+        self.roles: list[str] = []
+        self.inputs: list[Any] = []
+        self.outputs: list[Any] = []
+        self.latencies: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def entries(self) -> list[_Entry]:
+        """The same answers as the log's entries (status 200, no error)."""
+        n = len(self.ids)
+        return list(
+            zip(
+                self.ids,
+                self.times,
+                self.models,
+                self.versions,
+                self.roles,
+                self.inputs,
+                self.outputs,
+                self.latencies,
+                [200] * n,
+                [None] * n,
+                strict=True,
+            )
+        )
+
+    def table(self, start: int, stop: int) -> pa.Table:
+        """Rows ``start:stop`` as a segment table."""
+        n = stop - start
+        return _columns_table(
+            self.ids[start:stop],
+            self.times[start:stop],
+            self.models[start:stop],
+            self.versions[start:stop],
+            self.roles[start:stop],
+            self.inputs[start:stop],
+            self.outputs[start:stop],
+            self.latencies[start:stop],
+            [200] * n,
+            [None] * n,
+        )
+
+
+#: An item of the prediction log's flushes: one entry, or answers held as columns (always
+#: the newest of a flush).
+_Item = _Entry | _Answers
+
+
+class PredictionLog(SegmentLog[_Item]):
     """The server's durable prediction log; see the module docs for the layout.
 
     Args:
@@ -110,6 +171,10 @@ class PredictionLog(SegmentLog[_Entry]):
 
     _kind = "predictions"
     _thread_name = "segue-prediction-log"
+
+    def __init__(self, artifact_uri: str, **options: Any) -> None:
+        super().__init__(artifact_uri, **options)
+        self._answers = _Answers()
 
     def append(self, record: PredictionRecord) -> None:
         """Buffer ``record`` (O(1), thread-safe, no I/O).
@@ -154,61 +219,150 @@ class PredictionLog(SegmentLog[_Entry]):
     ) -> None:
         """Buffer a request answered with ``output``, one prediction per row of ``input``
         (the server's ``on_answer`` hook): what :meth:`append` buffers for the record of such
-        a request, status 200, without the record."""
+        a request, status 200, without the record.
+
+        The values go to one list per column (:class:`_Answers`), not into a tuple each: the
+        writer thread then builds the segment's columns from those lists, without taking
+        thousands of tuples apart while it holds the GIL the event loop shares. An
+        :meth:`append` after answers first moves them into the buffer as entries, so a
+        segment holds its records in the order they came.
+        """
         raw = input.raw
-        self._put(
-            (
-                request_id,
-                time,
-                model,
-                version,
-                role,
-                input if raw is None else raw,
-                output,
-                latency_ms,
-                200,
-                None,
-            )
-        )
+        with self._lock:
+            answers = self._answers
+            answers.ids.append(request_id)
+            answers.times.append(time)
+            answers.models.append(model)
+            answers.versions.append(version)
+            answers.roles.append(role)
+            answers.inputs.append(input if raw is None else raw)
+            answers.outputs.append(output)
+            answers.latencies.append(latency_ms)
+            waiting = len(self._buffer) + len(answers.ids)
+            if waiting >= self._buffer.maxlen:  # type: ignore[operator]  # always bounded
+                self._seal_locked()  # the buffer drops (and counts) the oldest records
+            full = waiting >= self._max_rows
+        if full:
+            self._wake.set()
+
+    def _seal_locked(self) -> None:
+        answers = self._answers
+        if not answers.ids:
+            return
+        self._answers = _Answers()
+        entries = answers.entries()
+        limit = self._buffer.maxlen or 0  # always set: the deque is bounded
+        self.dropped += max(0, len(self._buffer) + len(entries) - limit)
+        self._buffer.extend(entries)
+
+    def _waiting_locked(self) -> int:
+        return len(self._buffer) + len(self._answers.ids)
+
+    def _drain_locked(self) -> list[_Item]:
+        items = super()._drain_locked()
+        if self._answers.ids:
+            items.append(self._answers)
+            self._answers = _Answers()
+        return items
+
+    def _groups_of(self, items: list[_Item]) -> dict[tuple[str, int], list[_Item]]:
+        """As :meth:`SegmentLog._groups_of`; answers held as columns stay so when they and
+        the entries before them are all of one model and day (a server's flush), and become
+        entries otherwise."""
+        answers = items[-1] if items and type(items[-1]) is _Answers else None
+        if answers is None:
+            return super()._groups_of(items)
+        entries = items[:-1]
+        key = one_key(answers.models, answers.times)
+        if key is not None and (not entries or key in (self._one_group(entries) or {})):
+            return {key: items}
+        return super()._groups_of([*entries, *answers.entries()])
+
+    def _encode(self, group: list[_Item]) -> pa.Table:
+        answers = group[-1] if group and type(group[-1]) is _Answers else None
+        if answers is None:
+            return super()._encode(group)
+        tables = []
+        if len(group) > 1:
+            tables.append(super()._encode(group[:-1]))
+        piece = segment_log.ENCODE_PIECE
+        for start in range(0, len(answers), piece):
+            if tables:
+                self._pause(segment_log.PIECE_PAUSE_S)
+            stop = min(start + piece, len(answers))
+            tables.append(answers.table(start, stop))
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+    def _count(self, group: list[_Item]) -> int:
+        return sum(len(item) if type(item) is _Answers else 1 for item in group)
+
+    def _newest(self, group: list[_Item]) -> float:
+        answers = group[-1] if group and type(group[-1]) is _Answers else None
+        if answers is None:
+            return super()._newest(group)
+        newest = max(answers.times)
+        return max(newest, super()._newest(group[:-1])) if len(group) > 1 else newest
+
+    def _requeue(self, items: list[_Item]) -> None:
+        entries: list[_Item] = []
+        for item in items:
+            if type(item) is _Answers:
+                entries.extend(item.entries())
+            else:
+                entries.append(item)
+        super()._requeue(entries)
 
     #: An entry's model and time (for grouping), at C speed: called on every record a flush.
     _model_of = staticmethod(itemgetter(2))  # type: ignore[assignment]
     _time_of = staticmethod(itemgetter(1))  # type: ignore[assignment]
 
-    def _table(self, items: list[_Entry]) -> pa.Table:
-        ids, times, models, versions, roles, inputs, outputs, latencies, statuses, errors = zip(
-            *items, strict=True
-        )
-        columns = {
-            "request_id": ids,
-            "time": _floats(times),
-            "model": _repeated(models),
-            "version": _repeated(versions),
-            "role": _repeated(roles),
-            "inputs": _inputs_json(inputs),
-            "outputs": _outputs_column(outputs),
-            "latency_ms": _floats(latencies),
-            "status": statuses,
-            "error": _nulls(errors),
-        }
-        try:  # the server's records hold these types already
-            return pa.table(columns, schema=segments.PREDICTIONS_SCHEMA)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            pass
-        # Other records are taken as any record's values would be (a version of 3 is "3");
-        # what cannot be (a status of "two hundred") fails here, and the caller drops it.
-        columns.update(
-            request_id=[str(x) for x in ids],
-            time=[float(x) for x in times],
-            version=[str(x) for x in versions],
-            latency_ms=[float(x) for x in latencies],
-            status=[int(x) for x in statuses],
-            error=[None if x is None else str(x) for x in errors],
-        )
+    def _table(self, items: list[_Item]) -> pa.Table:
+        return _columns_table(*zip(*items, strict=True))
+
+
+def _columns_table(
+    ids: Sequence[Any],
+    times: Sequence[Any],
+    models: Sequence[Any],
+    versions: Sequence[Any],
+    roles: Sequence[Any],
+    inputs: Sequence[Any],
+    outputs: Sequence[Any],
+    latencies: Sequence[Any],
+    statuses: Sequence[Any],
+    errors: Sequence[Any],
+) -> pa.Table:
+    """The segment table of records whose columns' values these are (entries' or answers')."""
+    columns = {
+        "request_id": ids,
+        "time": _floats(times),
+        "model": _repeated(models),
+        "version": _repeated(versions),
+        "role": _repeated(roles),
+        "inputs": _inputs_json(inputs),
+        "outputs": _outputs_column(outputs),
+        "latency_ms": _floats(latencies),
+        "status": statuses,
+        "error": _nulls(errors),
+    }
+    try:  # the server's records hold these types already
         return pa.table(columns, schema=segments.PREDICTIONS_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    # Other records are taken as any record's values would be (a version of 3 is "3");
+    # what cannot be (a status of "two hundred") fails here, and the caller drops it.
+    columns.update(
+        request_id=[str(x) for x in ids],
+        time=[float(x) for x in times],
+        version=[str(x) for x in versions],
+        latency_ms=[float(x) for x in latencies],
+        status=[int(x) for x in statuses],
+        error=[None if x is None else str(x) for x in errors],
+    )
+    return pa.table(columns, schema=segments.PREDICTIONS_SCHEMA)
 
 
-def _repeated(values: tuple[Any, ...]) -> Any:
+def _repeated(values: Sequence[Any]) -> Any:
     """A column of one string repeated (a server's model, version or role, most flushes) as
     Arrow's own repetition of it, without converting each; other values as they are."""
     try:
@@ -220,14 +374,14 @@ def _repeated(values: tuple[Any, ...]) -> Any:
     return values
 
 
-def _nulls(values: tuple[Any, ...]) -> Any:
+def _nulls(values: Sequence[Any]) -> Any:
     """A column of None only (no error, a server's answered requests) as Arrow's nulls."""
     if values.count(None) == len(values):
         return pa.nulls(len(values), pa.string())
     return values
 
 
-def _floats(values: tuple[Any, ...]) -> Any:
+def _floats(values: Sequence[Any]) -> Any:
     """A column of Python floats (a server's times and latencies) as one NumPy array, built
     in C; other values as they are."""
     if set(map(type, values)) == {float}:
@@ -252,7 +406,7 @@ def _outputs_of(record: Any) -> Any:
     return output if isinstance(output, np.ndarray) else record
 
 
-def _inputs_json(kept: tuple[Any, ...]) -> pa.ChunkedArray:
+def _inputs_json(kept: Sequence[Any]) -> pa.ChunkedArray:
     """Each record's inputs (as :func:`_inputs_of` kept them) as JSON text, as an Arrow
     column. The server's records carry their request's arrays: those are written from the
     arrays (:func:`log_json`).
@@ -279,7 +433,7 @@ def _inputs_json(kept: tuple[Any, ...]) -> pa.ChunkedArray:
     return segments.string_column(texts, utf8_checked=True)
 
 
-def _outputs_column(kept: tuple[Any, ...]) -> pa.ChunkedArray:
+def _outputs_column(kept: Sequence[Any]) -> pa.ChunkedArray:
     """Each record's outputs (as :func:`_outputs_of` kept them) as JSON text, as an Arrow
     column: cut from one text of them all when they allow it (:func:`_joined_outputs`),
     else written one by one (:func:`_outputs_json`)."""
@@ -294,7 +448,7 @@ _OPEN = ord("[")
 _CLOSE = ord("]")
 
 
-def _joined_outputs(kept: tuple[Any, ...]) -> pa.Array | None:
+def _joined_outputs(kept: Sequence[Any]) -> pa.Array | None:
     """The texts :func:`_outputs_json` writes, when every output is a 1-D array of one
     numeric or boolean dtype with at least one value (a server's predictions, one array per
     request), else None.

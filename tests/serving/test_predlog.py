@@ -74,6 +74,22 @@ def segments(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
 
 
+def appended(log: PredictionLog, i: int, t: float, **changes) -> None:
+    """``record(i, t)``, appended as any record is."""
+    log.append(record(i, t, **changes))
+
+
+def answered(log: PredictionLog, i: int, t: float, model: str = "churn") -> None:
+    """A request like ``record(i, t)``'s, answered: what a server's ``on_answer`` appends."""
+    body = b'{"dataframe_split":{"columns":["age"],"data":[[%d]]}}' % (30 + i)
+    given = ModelInput(None, 1, (np.array([[30.0 + i]]),), raw=body)  # type: ignore[arg-type]
+    log.append_answer(f"r{i:06d}", t, model, "1", "primary", given, np.array([i % 2]), 0.5)
+
+
+#: The two ways a record reaches the log: tests of buffering and flushing run with each.
+ADD = pytest.mark.parametrize("add", [appended, answered], ids=["append", "append_answer"])
+
+
 def test_round_trip(tmp_path):
     log = PredictionLog(str(tmp_path), clock=FakeClock())
     log.append(
@@ -124,11 +140,12 @@ def test_round_trip(tmp_path):
     assert second["error"] == "input: column 'age' expected int64, got string"
 
 
-def test_segments_are_named_and_partitioned_by_day(tmp_path):
+@ADD
+def test_segments_are_named_and_partitioned_by_day(tmp_path, add):
     log = PredictionLog(str(tmp_path), clock=FakeClock())
-    log.append(record(0, T0))
-    log.append(record(1, T0 + DAY))
-    log.append(record(2, T0 + 0.0004, model="fraud"))
+    add(log, 0, T0)
+    add(log, 1, T0 + DAY)
+    add(log, 2, T0 + 0.0004, model="fraud")
     log.flush()
 
     files = [p.relative_to(tmp_path).as_posix() for p in segments(tmp_path)]
@@ -165,10 +182,11 @@ def test_records_come_back_sorted_by_time(tmp_path):
     assert sorted(frame["request_id"]) == [f"r{i:06d}" for i in range(200)]
 
 
-def test_equal_times_keep_the_order_of_appends(tmp_path):
+@ADD
+def test_equal_times_keep_the_order_of_appends(tmp_path, add):
     log = PredictionLog(str(tmp_path))
     for i in range(50):
-        log.append(record(i, T0))
+        add(log, i, T0)
     log.close()
 
     assert read_predictions(str(tmp_path), "churn")["request_id"].tolist() == [
@@ -235,8 +253,9 @@ def test_concurrent_appends_from_threads(tmp_path):
     log.start()
 
     def work(thread: int) -> None:
+        add = answered if thread % 2 else appended  # both ways at once
         for i in range(2_000):
-            log.append(record(thread * 10_000 + i, T0 + i))
+            add(log, thread * 10_000 + i, T0 + i)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
     for t in threads:
@@ -252,10 +271,11 @@ def test_concurrent_appends_from_threads(tmp_path):
     assert len(segments(tmp_path)) > 1  # the thread flushed while appends went on
 
 
-def test_a_flush_is_due_after_the_interval_on_the_clock(tmp_path):
+@ADD
+def test_a_flush_is_due_after_the_interval_on_the_clock(tmp_path, add):
     clock = FakeClock()
     log = PredictionLog(str(tmp_path), flush_interval=1.0, clock=clock)
-    log.append(record(0, T0))
+    add(log, 0, T0)
 
     clock.now += 0.99
     assert not log.flush_if_due()
@@ -283,13 +303,14 @@ def test_an_idle_log_restarts_its_interval_instead_of_waking_every_tick(tmp_path
     assert len(read_predictions(str(tmp_path), "churn")) == 1
 
 
-def test_max_rows_flushes_before_the_interval(tmp_path):
+@ADD
+def test_max_rows_flushes_before_the_interval(tmp_path, add):
     clock = FakeClock()
     log = PredictionLog(str(tmp_path), flush_interval=60.0, max_rows=10, clock=clock)
     for i in range(9):
-        log.append(record(i, T0))
+        add(log, i, T0)
     assert not log.flush_if_due()
-    log.append(record(9, T0))
+    add(log, 9, T0)
     assert log.flush_if_due()
     assert len(read_predictions(str(tmp_path), "churn")) == 10
 
@@ -320,6 +341,63 @@ def test_a_large_flush_is_encoded_in_pieces_with_pauses_yet_written_as_one_segme
         log.append(record(i, T0))
     log.flush()
     assert sizes == [ENCODE_PIECE] and pauses == []
+
+
+def test_answers_are_encoded_from_their_columns_in_pieces_with_pauses(tmp_path, monkeypatch):
+    from segue.serving import predlog
+    from segue.serving.segment_log import ENCODE_PIECE, PIECE_PAUSE_S
+
+    pauses: list[float] = []
+    sizes: list[int] = []
+    encode = predlog._columns_table
+    monkeypatch.setattr(
+        predlog,
+        "_columns_table",
+        lambda *columns: (sizes.append(len(columns[0])), encode(*columns))[1],
+    )
+    log = PredictionLog(str(tmp_path), pause=pauses.append)
+    log._table = lambda items: pytest.fail("the answers were taken apart as entries")  # type: ignore
+    total = 2 * ENCODE_PIECE + 7
+    for i in range(total):
+        answered(log, i, T0 + i / 1000)
+    log.flush()
+
+    assert sizes == [ENCODE_PIECE, ENCODE_PIECE, 7]
+    assert pauses == [PIECE_PAUSE_S, PIECE_PAUSE_S]
+    assert len(segments(tmp_path)) == 1
+    frame = read_predictions(str(tmp_path), "churn")
+    assert frame["request_id"].tolist() == [f"r{i:06d}" for i in range(total)]
+    assert frame["outputs"].tolist() == [[i % 2] for i in range(total)]
+    assert frame["inputs"].tolist() == [[{"age": 30 + i}] for i in range(total)]
+    assert (frame["status"] == 200).all() and frame["error"].isna().all()
+
+
+def test_answers_and_other_records_keep_the_order_they_came_in(tmp_path):
+    log = PredictionLog(str(tmp_path))
+    ways = [answered, answered, appended, answered, appended, appended, answered]
+    for i, add in enumerate(ways):
+        add(log, i, T0)  # equal times: only the order of appends orders them
+    log.append(record(len(ways), T0, status=422, outputs=[], error="input: bad"))
+    answered(log, len(ways) + 1, T0)
+    log.flush()
+
+    assert len(segments(tmp_path)) == 1
+    frame = read_predictions(str(tmp_path), "churn")
+    assert frame["request_id"].tolist() == [f"r{i:06d}" for i in range(len(ways) + 2)]
+    assert frame["status"].tolist() == [200] * len(ways) + [422, 200]
+    assert frame["error"].tolist()[len(ways)] == "input: bad"
+
+
+def test_a_bounded_backlog_of_both_kinds_keeps_the_newest(tmp_path, caplog):
+    log = PredictionLog(str(tmp_path), max_rows=2, max_backlog=20)
+    for i in range(45):
+        (answered if i % 7 < 4 else appended)(log, i, T0 + i)
+    log.close()
+
+    frame = read_predictions(str(tmp_path), "churn")
+    assert frame["request_id"].tolist() == [f"r{i:06d}" for i in range(25, 45)]
+    assert log.dropped == 25
+    assert "dropped 25 records" in caplog.text
 
 
 def wait_for(condition, timeout: float = 120.0) -> None:  # a hang guard, not a latency bound
@@ -401,17 +479,19 @@ def test_no_temp_file_is_ever_visible(tmp_path):
     }
 
 
-def test_a_failed_write_keeps_the_records_for_the_next_flush(tmp_path):
+@ADD
+@pytest.mark.parametrize("days", [(0, 1), (0, 0)], ids=["two days", "one day"])
+def test_a_failed_write_keeps_the_records_for_the_next_flush(tmp_path, add, days):
     blocker = tmp_path / "store" / "predictions"
     blocker.parent.mkdir()
     blocker.write_text("a file where the log needs a folder")
     log = PredictionLog(str(tmp_path / "store"))
-    log.append(record(0, T0))
-    log.append(record(1, T0 + DAY))
+    add(log, 0, T0 + days[0] * DAY)
+    add(log, 1, T0 + days[1] * DAY + 1)
 
     with pytest.raises(OSError):
         log.flush()
-    log.append(record(2, T0))
+    add(log, 2, T0)
     blocker.unlink()
     log.flush()
 
@@ -420,10 +500,11 @@ def test_a_failed_write_keeps_the_records_for_the_next_flush(tmp_path):
     assert log.dropped == 0
 
 
-def test_the_backlog_is_bounded(tmp_path, caplog):
+@ADD
+def test_the_backlog_is_bounded(tmp_path, caplog, add):
     log = PredictionLog(str(tmp_path), max_rows=2, max_backlog=20)
     for i in range(25):
-        log.append(record(i, T0 + i))
+        add(log, i, T0 + i)
     log.close()
 
     frame = read_predictions(str(tmp_path), "churn")
@@ -514,7 +595,7 @@ def test_an_answer_is_logged_as_the_record_of_its_request_would_be(tmp_path, bod
         )
     )
     by_answer.append_answer("s1", T0, "churn", "3", "canary", given, output, 1.25)
-    (entry,) = by_answer._buffer
+    (entry,) = by_answer._answers.entries()
     by_record.close()
     by_answer.close()
 
