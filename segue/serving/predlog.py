@@ -172,8 +172,7 @@ class PredictionLog(SegmentLog[_Item]):
     _kind = "predictions"
     _thread_name = "segue-prediction-log"
 
-    def __init__(self, artifact_uri: str, **options: Any) -> None:
-        super().__init__(artifact_uri, **options)
+    def _hold_apart(self) -> None:
         self._answers = _Answers()
 
     def append(self, record: PredictionRecord) -> None:

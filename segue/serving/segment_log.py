@@ -90,6 +90,7 @@ class SegmentLog(ABC, Generic[T]):
         self._given_writer_id = None if writer_id is None else segments.clean_writer_id(writer_id)
         self._default_writer: tuple[int, str] | None = None
         self._buffer: deque[T] = deque(maxlen=backlog)
+        self._hold_apart()
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
@@ -125,6 +126,9 @@ class SegmentLog(ABC, Generic[T]):
             full = len(self._buffer) >= self._max_rows
         if full:
             self._wake.set()
+
+    def _hold_apart(self) -> None:
+        """Set up what a subclass holds apart from the buffer (see :meth:`_seal_locked`)."""
 
     def _seal_locked(self) -> None:
         """Move items held elsewhere than the buffer into it, oldest first, before an item is
