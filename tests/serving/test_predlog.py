@@ -388,6 +388,21 @@ def test_answers_and_other_records_keep_the_order_they_came_in(tmp_path):
     assert frame["error"].tolist()[len(ways)] == "input: bad"
 
 
+def test_answers_after_records_of_another_model_are_filed_apart(tmp_path):
+    log = PredictionLog(str(tmp_path))
+    appended(log, 0, T0, model="fraud")
+    answered(log, 1, T0)
+    answered(log, 2, T0 + 1)
+    log.flush()
+
+    assert len(segments(tmp_path)) == 2
+    assert read_predictions(str(tmp_path), "fraud")["request_id"].tolist() == ["r000000"]
+    assert read_predictions(str(tmp_path), "churn")["request_id"].tolist() == [
+        "r000001",
+        "r000002",
+    ]
+
+
 def test_a_bounded_backlog_of_both_kinds_keeps_the_newest(tmp_path, caplog):
     log = PredictionLog(str(tmp_path), max_rows=2, max_backlog=20)
     for i in range(45):
