@@ -40,7 +40,6 @@ import pyarrow as pa
 from segue.errors import InvalidArgument
 from segue.monitoring import segments
 from segue.monitoring.segments import ROLES
-from segue.serving import segment_log
 from segue.serving.inputs import EXACT_JSON, ModelInput, log_json
 from segue.serving.segment_log import SegmentLog, one_key
 
@@ -110,27 +109,16 @@ class _Answers:
 
     def entries(self) -> list[_Entry]:
         """The same answers as the log's entries (status 200, no error)."""
-        n = len(self.ids)
-        return list(
-            zip(
-                self.ids,
-                self.times,
-                self.models,
-                self.versions,
-                self.roles,
-                self.inputs,
-                self.outputs,
-                self.latencies,
-                [200] * n,
-                [None] * n,
-                strict=True,
-            )
-        )
+        return list(zip(*self.columns(0, len(self.ids)), strict=True))
 
     def table(self, start: int, stop: int) -> pa.Table:
         """Rows ``start:stop`` as a segment table."""
+        return _columns_table(*self.columns(start, stop))
+
+    def columns(self, start: int, stop: int) -> tuple[list[Any], ...]:
+        """Rows ``start:stop``'s values, one list per column of an entry."""
         n = stop - start
-        return _columns_table(
+        return (
             self.ids[start:stop],
             self.times[start:stop],
             self.models[start:stop],
@@ -246,13 +234,9 @@ class PredictionLog(SegmentLog[_Item]):
 
     def _seal_locked(self) -> None:
         answers = self._answers
-        if not answers.ids:
-            return
-        self._answers = _Answers()
-        entries = answers.entries()
-        limit = self._buffer.maxlen or 0  # always set: the deque is bounded
-        self.dropped += max(0, len(self._buffer) + len(entries) - limit)
-        self._buffer.extend(entries)
+        if answers.ids:
+            self._answers = _Answers()
+            self._extend_locked(answers.entries())
 
     def _waiting_locked(self) -> int:
         return len(self._buffer) + len(self._answers.ids)
@@ -268,39 +252,31 @@ class PredictionLog(SegmentLog[_Item]):
         """As :meth:`SegmentLog._groups_of`; answers held as columns stay so when they and
         the entries before them are all of one model and day (a server's flush), and become
         entries otherwise."""
-        answers = items[-1] if items and type(items[-1]) is _Answers else None
+        entries, answers = _held(items)
         if answers is None:
             return super()._groups_of(items)
-        entries = items[:-1]
         key = one_key(answers.models, answers.times)
         if key is not None and (not entries or key in (self._one_group(entries) or {})):
             return {key: items}
         return super()._groups_of([*entries, *answers.entries()])
 
     def _encode(self, group: list[_Item]) -> pa.Table:
-        answers = group[-1] if group and type(group[-1]) is _Answers else None
+        entries, answers = _held(group)
         if answers is None:
             return super()._encode(group)
-        tables = []
-        if len(group) > 1:
-            tables.append(super()._encode(group[:-1]))
-        piece = segment_log.ENCODE_PIECE
-        for start in range(0, len(answers), piece):
-            if tables:
-                self._pause(segment_log.PIECE_PAUSE_S)
-            stop = min(start + piece, len(answers))
-            tables.append(answers.table(start, stop))
+        tables = [super()._encode(entries)] if entries else []
+        tables += self._pieces(len(answers), answers.table, after=bool(tables))
         return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
     def _count(self, group: list[_Item]) -> int:
         return sum(len(item) if type(item) is _Answers else 1 for item in group)
 
     def _newest(self, group: list[_Item]) -> float:
-        answers = group[-1] if group and type(group[-1]) is _Answers else None
+        entries, answers = _held(group)
         if answers is None:
             return super()._newest(group)
         newest = max(answers.times)
-        return max(newest, super()._newest(group[:-1])) if len(group) > 1 else newest
+        return max(newest, super()._newest(entries)) if entries else newest
 
     def _requeue(self, items: list[_Item]) -> None:
         entries: list[_Item] = []
@@ -317,6 +293,13 @@ class PredictionLog(SegmentLog[_Item]):
 
     def _table(self, items: list[_Item]) -> pa.Table:
         return _columns_table(*zip(*items, strict=True))
+
+
+def _held(items: list[_Item]) -> tuple[list[_Item], _Answers | None]:
+    """``items`` as the entries and the answers held as columns that end them, if any."""
+    if items and type(items[-1]) is _Answers:
+        return items[:-1], items[-1]
+    return items, None
 
 
 def _columns_table(
